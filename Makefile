@@ -1,0 +1,29 @@
+# The two commands: `make demo` and `make test`. Both set themselves up through `make setup`.
+PYTHON ?= python3
+VENV := .venv
+STAMP := $(VENV)/.installed
+
+.PHONY: setup system-packages demo test bench lint clean
+
+setup: system-packages $(STAMP)
+
+system-packages:
+	@./scripts/install-system-packages.sh
+
+$(STAMP): pyproject.toml
+	@test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/pip install --quiet --upgrade pip
+	$(VENV)/bin/pip install --quiet -e '.[dev]'
+	@touch $(STAMP)
+
+demo: setup
+	$(VENV)/bin/retail-hub demo
+
+test: setup
+	$(VENV)/bin/pytest -q
+
+lint: setup
+	$(VENV)/bin/ruff check hub beacons vision voice sync tests bench
+
+clean:
+	rm -rf $(VENV) var .pytest_cache

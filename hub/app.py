@@ -1,0 +1,78 @@
+"""Running the hub: services, background work and the web server, stopped cleanly on a signal."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+from collections.abc import Callable
+
+from aiohttp import web
+
+from hub.clock import Clock
+from hub.config import HubConfig
+from hub.expiry import OrderExpiry
+from hub.services import Services, build_services
+from hub.web.app import create_app
+
+log = logging.getLogger(__name__)
+
+
+class RunningHub:
+    """A started hub; ``url`` is where its web app answers."""
+
+    def __init__(self, services: Services, runner: web.AppRunner, url: str) -> None:
+        self.services = services
+        self.runner = runner
+        self.url = url
+
+    async def stop(self) -> None:
+        for part in reversed(self.services.lifecycle):
+            try:
+                await part.stop()
+            except Exception:
+                log.exception("error while stopping %s", type(part).__name__)
+        await self.runner.cleanup()
+        self.services.close()
+
+
+async def start_hub(config: HubConfig, clock: Clock | None = None,
+                    services: Services | None = None) -> RunningHub:
+    """Build the services (unless given), start background work and serve the web app."""
+    services = services or build_services(config, clock)
+    services.bus.bind(asyncio.get_running_loop())
+    services.lifecycle.insert(0, OrderExpiry(services.orders, services.db, services.clock))
+    started = []
+    try:
+        for part in services.lifecycle:
+            await part.start()
+            started.append(part)
+        runner = web.AppRunner(create_app(services), access_log=None, handle_signals=False)
+        await runner.setup()
+        site = web.TCPSite(runner, config.web.host, config.web.port)
+        await site.start()
+    except BaseException:
+        for part in reversed(started):
+            await part.stop()
+        services.close()
+        raise
+    port = runner.addresses[0][1]
+    host = config.web.host if config.web.host not in ("0.0.0.0", "::") else "127.0.0.1"
+    return RunningHub(services, runner, f"http://{host}:{port}")
+
+
+async def serve_until_stopped(config: HubConfig,
+                              on_started: Callable[[RunningHub], None] | None = None) -> None:
+    """Run the hub until SIGINT or SIGTERM, then stop everything in order."""
+    hub = await start_hub(config)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    if on_started is not None:
+        on_started(hub)
+    try:
+        await stop.wait()
+    finally:
+        log.info("stopping")
+        await hub.stop()

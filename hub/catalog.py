@@ -1,0 +1,397 @@
+"""The product catalogue: import from CSV or JSON, validated row by row, and product lookups.
+
+An import never half-applies a bad row and never stops at the first one: every row is checked,
+good rows are written, and the report says which rows were rejected and why. Importing the same
+file twice changes nothing. Product images are copied into the store's images folder under their
+content hash, so re-importing does not duplicate them.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import json
+import re
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from decimal import Decimal, InvalidOperation
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from hub.clock import Clock
+from hub.db import Database, Transaction
+from hub.errors import InvalidInput, NotFound
+from hub.events import Event, EventBus
+from hub.inventory import Inventory, Sku
+
+MAX_CATALOG_BYTES = 20 * 1024 * 1024
+MAX_ROWS = 100_000
+MAX_IMAGE_BYTES = 20 * 1024 * 1024
+LANG_PATTERN = r"^[a-z]{2,3}(-[A-Za-z0-9]{2,8})?$"
+CATALOG_CHANGED = "catalog.changed"
+IMAGE_SIGNATURES = {
+    b"\xff\xd8\xff": ".jpg",
+    b"\x89PNG\r\n\x1a\n": ".png",
+}
+
+
+class ProductIn(BaseModel):
+    """One product row of a catalogue file."""
+
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+    sku: Sku
+    names: dict[str, str] = Field(min_length=1, description="Name per language code.")
+    aliases: dict[str, list[str]] = Field(default_factory=dict, description="Other names.")
+    category: str = Field(default="", max_length=100, description="Aisle or category.")
+    description: str = Field(default="", max_length=4000, description="Shown on the kiosk.")
+    price: Decimal | None = Field(default=None, ge=0, le=1_000_000, decimal_places=2,
+                                  description="Price in the store's currency.")
+    shelf: str = Field(default="", max_length=50, description="Shelf location, e.g. 'A3'.")
+    image: str | None = Field(default=None, max_length=300, description="Image file name, "
+                              "relative to the images folder given to the import.")
+    stock: int | None = Field(default=None, ge=0, le=1_000_000,
+                              description="Starting stock, applied once when the product is new.")
+
+    @field_validator("names")
+    @classmethod
+    def _names(cls, value: dict[str, str]) -> dict[str, str]:
+        return {_lang(k): _text(v, 200, "name") for k, v in value.items()}
+
+    @field_validator("aliases")
+    @classmethod
+    def _aliases(cls, value: dict[str, list[str]]) -> dict[str, list[str]]:
+        out = {}
+        for lang, items in value.items():
+            if len(items) > 20:
+                raise ValueError("at most 20 aliases per language")
+            out[_lang(lang)] = [_text(a, 200, "alias") for a in items]
+        return out
+
+
+def _lang(code: str) -> str:
+    if not re.match(LANG_PATTERN, code):
+        raise ValueError(f"{code!r} is not a language code such as 'en', 'ko' or 'zh'")
+    return code
+
+
+def _text(value: str, limit: int, what: str) -> str:
+    value = value.strip()
+    if not value:
+        raise ValueError(f"empty {what}")
+    if len(value) > limit:
+        raise ValueError(f"{what} longer than {limit} characters")
+    if any(ord(ch) < 32 for ch in value):
+        raise ValueError(f"{what} contains control characters")
+    return value
+
+
+@dataclass
+class RowProblem:
+    """Why one row of a catalogue file was not imported."""
+
+    row: int
+    sku: str | None
+    errors: list[str]
+
+
+@dataclass
+class ImportReport:
+    """What an import did."""
+
+    added: list[str] = field(default_factory=list)
+    updated: list[str] = field(default_factory=list)
+    unchanged: list[str] = field(default_factory=list)
+    rejected: list[RowProblem] = field(default_factory=list)
+    images: list[str] = field(default_factory=list)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "added": len(self.added),
+            "updated": len(self.updated),
+            "unchanged": len(self.unchanged),
+            "rejected": [p.__dict__ for p in self.rejected],
+            "images_added": len(self.images),
+        }
+
+
+@dataclass(frozen=True)
+class Product:
+    """A product as the kiosk and staff see it."""
+
+    sku: str
+    names: dict[str, str]
+    aliases: dict[str, list[str]]
+    category: str
+    description: str
+    price_cents: int | None
+    shelf: str
+    image: str | None
+
+
+ImportListener = Callable[[ImportReport], None]
+
+
+class Catalog:
+    """Reads catalogue files into the products table and answers product lookups."""
+
+    def __init__(self, db: Database, clock: Clock, inventory: Inventory, images_dir: Path,
+                 bus: EventBus | None = None) -> None:
+        self.db = db
+        self.clock = clock
+        self.inventory = inventory
+        self.images_dir = images_dir
+        self.bus = bus
+        self._listeners: list[ImportListener] = []
+
+    def add_listener(self, listener: ImportListener) -> None:
+        """Call ``listener`` after every import that changed something (e.g. to rebuild an index)."""
+        self._listeners.append(listener)
+
+    # --- import -----------------------------------------------------------------------------
+
+    def import_file(self, path: Path, images: Path | None = None) -> ImportReport:
+        """Import a ``.csv`` or ``.json`` catalogue; images are looked up beside it by default."""
+        try:
+            if path.stat().st_size > MAX_CATALOG_BYTES:
+                raise InvalidInput(f"{path} is larger than {MAX_CATALOG_BYTES // 2**20} MiB")
+            raw = path.read_bytes()
+        except FileNotFoundError:
+            raise InvalidInput(f"{path}: file not found") from None
+        try:
+            text = raw.decode("utf-8-sig")
+        except UnicodeDecodeError:
+            raise InvalidInput(f"{path} is not UTF-8 text") from None
+        suffix = path.suffix.lower()
+        if suffix == ".json":
+            rows = list(_json_rows(text, path))
+        elif suffix == ".csv":
+            rows = list(_csv_rows(text, path))
+        else:
+            raise InvalidInput(f"{path}: use a .csv or .json catalogue file")
+        return self.import_rows(rows, images if images is not None else path.parent)
+
+    def import_rows(self, rows: list[tuple[int, Any]], images: Path) -> ImportReport:
+        """Validate and write rows given as (row number, fields)."""
+        if len(rows) > MAX_ROWS:
+            raise InvalidInput(f"a catalogue may have at most {MAX_ROWS} products")
+        report = ImportReport()
+        seen: set[str] = set()
+        for number, fields in rows:
+            if not isinstance(fields, dict):
+                report.rejected.append(RowProblem(number, None, ["row is not a JSON object"]))
+                continue
+            sku = fields.get("sku") if isinstance(fields.get("sku"), str) else None
+            try:
+                product = ProductIn.model_validate(fields)
+            except ValidationError as exc:
+                report.rejected.append(RowProblem(number, sku, _errors(exc)))
+                continue
+            if product.sku in seen:
+                report.rejected.append(RowProblem(number, sku, ["SKU appears twice in the file"]))
+                continue
+            image_file = None
+            if product.image:
+                try:
+                    image_file = _check_image(images, product.image)
+                except InvalidInput as exc:
+                    report.rejected.append(RowProblem(number, sku, [exc.message]))
+                    continue
+            seen.add(product.sku)
+            with self.db.transaction() as tx:
+                self._write(tx, product, image_file, report)
+        changed = report.added or report.updated or report.images
+        if changed:
+            for listener in self._listeners:
+                listener(report)
+            if self.bus is not None:
+                self.bus.publish(Event(CATALOG_CHANGED, {"skus": report.added + report.updated}))
+        return report
+
+    def _write(self, tx: Transaction, product: ProductIn, image_file: Path | None,
+               report: ImportReport) -> None:
+        now = self.clock.now()
+        image = _ImageFile.read(product.sku, image_file) if image_file else None
+        image_rel = image.rel if image else None
+        values = {
+            "names": json.dumps(product.names, ensure_ascii=False, sort_keys=True),
+            "aliases": json.dumps(product.aliases, ensure_ascii=False, sort_keys=True),
+            "category": product.category,
+            "description": product.description,
+            "price_cents": None if product.price is None else int(product.price * 100),
+            "shelf": product.shelf,
+            "image": image_rel,
+        }
+        row = tx.execute(
+            "SELECT names, aliases, category, description, price_cents, shelf, image "
+            "FROM products WHERE sku = ?",
+            (product.sku,),
+        ).fetchone()
+        if row is None:
+            tx.execute(
+                "INSERT INTO products (sku, names, aliases, category, description, price_cents, "
+                "shelf, image, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (product.sku, *values.values(), now),
+            )
+            report.added.append(product.sku)
+        elif tuple(row) != tuple(values.values()):
+            tx.execute(
+                "UPDATE products SET names = ?, aliases = ?, category = ?, description = ?, "
+                "price_cents = ?, shelf = ?, image = ?, updated_at = ? WHERE sku = ?",
+                (*values.values(), now, product.sku),
+            )
+            report.updated.append(product.sku)
+        else:
+            report.unchanged.append(product.sku)
+        if image is not None:
+            self._store_image(tx, product.sku, image, report)
+        if product.stock:
+            ref = f"catalog-initial:{product.sku}"
+            seen = tx.execute("SELECT 1 FROM stock_ledger WHERE ref = ?", (ref,)).fetchone()
+            moved = tx.execute("SELECT 1 FROM stock_ledger WHERE sku = ? LIMIT 1",
+                               (product.sku,)).fetchone()
+            if not seen and not moved:
+                self.inventory.apply(tx, sku=product.sku, qty=product.stock, reserved_qty=0,
+                                     reason="receipt", ref=ref, note="starting stock")
+
+    def _store_image(self, tx: Transaction, sku: str, image: _ImageFile,
+                     report: ImportReport) -> None:
+        target = self.images_dir / image.rel
+        if not target.exists():
+            target.parent.mkdir(parents=True, exist_ok=True)
+            tmp = target.with_suffix(".part")
+            tmp.write_bytes(image.data)
+            tmp.replace(target)
+        if tx.execute("SELECT 1 FROM product_images WHERE sku = ? AND sha256 = ?",
+                      (sku, image.sha256)).fetchone() is None:
+            tx.execute(
+                "INSERT INTO product_images (sku, path, kind, sha256, added_at) "
+                "VALUES (?, ?, 'iconic', ?, ?)",
+                (sku, image.rel, image.sha256, self.clock.now()),
+            )
+            report.images.append(image.rel)
+
+    # --- lookups ----------------------------------------------------------------------------
+
+    def get(self, sku: str) -> Product:
+        row = self.db.query_one("SELECT * FROM products WHERE sku = ?", (sku,))
+        if row is None:
+            raise NotFound(f"no product with SKU {sku!r}")
+        return _product(row)
+
+    def all(self) -> list[Product]:
+        return [_product(r) for r in self.db.query("SELECT * FROM products ORDER BY sku")]
+
+    def images(self, sku: str) -> list[dict[str, Any]]:
+        return self.db.query(
+            "SELECT id, path, kind, sha256, added_at FROM product_images WHERE sku = ? ORDER BY id",
+            (sku,),
+        )
+
+
+@dataclass(frozen=True)
+class _ImageFile:
+    """An image to store under its content hash: ``rel`` is its path in the images folder."""
+
+    data: bytes
+    sha256: str
+    rel: str
+
+    @classmethod
+    def read(cls, sku: str, source: Path) -> _ImageFile:
+        data = source.read_bytes()
+        digest = hashlib.sha256(data).hexdigest()
+        return cls(data, digest, f"{sku}/{digest[:16]}{IMAGE_SIGNATURES[_signature(data)]}")
+
+
+def _product(row: dict[str, Any]) -> Product:
+    return Product(
+        sku=row["sku"],
+        names=json.loads(row["names"]),
+        aliases=json.loads(row["aliases"]),
+        category=row["category"],
+        description=row["description"],
+        price_cents=row["price_cents"],
+        shelf=row["shelf"],
+        image=row["image"],
+    )
+
+
+def _signature(data: bytes) -> bytes:
+    for magic in IMAGE_SIGNATURES:
+        if data.startswith(magic):
+            return magic
+    raise InvalidInput("image is not a JPEG or PNG file")
+
+
+def _check_image(folder: Path, name: str) -> Path:
+    """The image file ``name`` inside ``folder``; refuses paths that climb out of it."""
+    base = folder.resolve()
+    candidate = (base / name).resolve()
+    if not candidate.is_relative_to(base):
+        raise InvalidInput(f"image {name!r} is outside the images folder")
+    if not candidate.is_file():
+        raise InvalidInput(f"image {name!r} not found in {folder}")
+    size = candidate.stat().st_size
+    if size > MAX_IMAGE_BYTES:
+        raise InvalidInput(f"image {name!r} is larger than {MAX_IMAGE_BYTES // 2**20} MiB")
+    with candidate.open("rb") as fh:
+        _signature(fh.read(16))
+    return candidate
+
+
+def _errors(exc: ValidationError) -> list[str]:
+    out = []
+    for err in exc.errors():
+        where = ".".join(str(p) for p in err["loc"])
+        message = str(err["msg"]).removeprefix("Value error, ")
+        if err["type"] == "extra_forbidden":
+            message = "unknown field"
+        out.append(f"{where}: {message}" if where else message)
+    return out
+
+
+def _json_rows(text: str, path: Path) -> Iterator[tuple[int, Any]]:
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise InvalidInput(f"{path}: not valid JSON (line {exc.lineno}: {exc.msg})") from None
+    if isinstance(data, dict) and isinstance(data.get("products"), list):
+        data = data["products"]
+    if not isinstance(data, list):
+        raise InvalidInput(f"{path}: expected a list of products or {{\"products\": [...]}}")
+    for number, item in enumerate(data, start=1):
+        yield number, item
+
+
+def _csv_rows(text: str, path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
+    """CSV columns: sku, name or name_<lang>, aliases_<lang> (';' separated), category,
+    description, price, shelf, image, stock."""
+    reader = csv.DictReader(io.StringIO(text))
+    if not reader.fieldnames or "sku" not in reader.fieldnames:
+        raise InvalidInput(f"{path}: the first line must name the columns and include 'sku'")
+    for record in reader:
+        number = reader.line_num
+        fields: dict[str, Any] = {"names": {}, "aliases": {}}
+        for column, value in record.items():
+            if column is None:
+                fields["__extra_columns__"] = value
+                continue
+            value = (value or "").strip()
+            if column == "name":
+                column = "name_en"
+            if column.startswith("name_"):
+                if value:
+                    fields["names"][column[5:]] = value
+            elif column.startswith("aliases_"):
+                if value:
+                    fields["aliases"][column[8:]] = [a for a in value.split(";") if a.strip()]
+            elif column in ("price", "stock", "image"):
+                if value:
+                    fields[column] = value
+            else:
+                fields[column] = value
+        yield number, fields

@@ -1,0 +1,66 @@
+"""Helpers the CLI commands share: loading config without tracebacks and reporting errors."""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from functools import wraps
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+
+from hub.config import ConfigError, HubConfig, load_config
+from hub.errors import HubError
+from hub.services import Services, build_services
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+config_option = click.option(
+    "--config", "config_path", type=click.Path(path_type=Path), default="hub.toml",
+    envvar="RETAIL_HUB_CONFIG", show_default=True, help="The hub's TOML config file.",
+)
+
+
+def load(config_path: Path) -> HubConfig:
+    """The config, or exit 2 with the file's problems listed."""
+    try:
+        return load_config(config_path)
+    except ConfigError as exc:
+        click.echo(str(exc), err=True)
+        sys.exit(2)
+
+
+def reports_errors(fn: F) -> F:
+    """Turn a :class:`HubError` into its message on stderr and exit status 1."""
+
+    @wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except HubError as exc:
+            click.echo(f"error: {exc.message}", err=True)
+            if exc.details:
+                click.echo(json.dumps(exc.details, indent=2, ensure_ascii=False), err=True)
+            sys.exit(1)
+        except ValueError as exc:
+            click.echo(f"error: {exc}", err=True)
+            sys.exit(1)
+
+    return wrapper  # type: ignore[return-value]
+
+
+@contextmanager
+def open_services(config_path: Path) -> Iterator[Services]:
+    """Services for a one-off command (no background work), closed afterwards."""
+    services = build_services(load(config_path))
+    try:
+        yield services
+    finally:
+        services.close()
+
+
+def print_json(data: Any) -> None:
+    click.echo(json.dumps(data, indent=2, ensure_ascii=False))

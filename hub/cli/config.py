@@ -1,0 +1,35 @@
+"""``retail-hub config``: check a config file before starting the hub with it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from hub.config import ConfigError, load_config
+
+
+@click.group()
+def config() -> None:
+    """Work with the hub's config file."""
+
+
+@config.command("check")
+@click.argument("file", type=click.Path(path_type=Path))
+def check(file: Path) -> None:
+    """Print every problem in FILE with its line, or 'ok'."""
+    try:
+        cfg = load_config(file)
+        token = cfg.web.load_staff_token()
+    except ConfigError as exc:
+        click.echo(str(exc), err=True)
+        raise SystemExit(2) from None
+    except (OSError, ValueError) as exc:
+        click.echo(f"{file}: staff token: {exc}", err=True)
+        raise SystemExit(2) from None
+    click.echo(f"{file}: ok (store {cfg.store.id})")
+    if token is None:
+        click.echo(
+            f"note: no staff token (set {cfg.web.staff_token_env} or web.staff_token_file); "
+            "staff endpoints will refuse every request", err=True,
+        )

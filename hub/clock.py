@@ -1,0 +1,68 @@
+"""The one source of time. Everything that needs the time takes a clock, so tests move time
+instead of sleeping and the ledger, reservations and presence agree on what "now" is."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Protocol
+
+
+class Clock(Protocol):
+    """Unix wall time for records, monotonic time for intervals, and a sleep that honours both."""
+
+    def now(self) -> float:
+        """Unix time in seconds."""
+
+    def monotonic(self) -> float:
+        """Seconds from an arbitrary origin that never goes backwards."""
+
+    async def sleep(self, seconds: float) -> None:
+        """Wait ``seconds`` of this clock's time."""
+
+
+class SystemClock:
+    """The real clock."""
+
+    def now(self) -> float:
+        return time.time()
+
+    def monotonic(self) -> float:
+        return time.monotonic()
+
+    async def sleep(self, seconds: float) -> None:
+        await asyncio.sleep(max(0.0, seconds))
+
+
+class ManualClock:
+    """A clock that only moves when a test moves it; sleepers wake when their deadline passes."""
+
+    def __init__(self, start: float = 1_767_225_600.0) -> None:
+        self._now = start
+        self._origin = start
+        self._sleepers: list[tuple[float, asyncio.Future[None]]] = []
+
+    def now(self) -> float:
+        return self._now
+
+    def monotonic(self) -> float:
+        return self._now - self._origin
+
+    async def sleep(self, seconds: float) -> None:
+        if seconds <= 0:
+            await asyncio.sleep(0)
+            return
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._sleepers.append((self._now + seconds, future))
+        await future
+
+    def advance(self, seconds: float) -> None:
+        """Move time forward and wake every sleeper whose deadline has passed."""
+        if seconds < 0:
+            raise ValueError("a clock cannot move backwards")
+        self._now += seconds
+        due = [(t, f) for t, f in self._sleepers if t <= self._now]
+        self._sleepers = [(t, f) for t, f in self._sleepers if t > self._now]
+        for _, future in sorted(due, key=lambda item: item[0]):
+            if not future.done():
+                future.set_result(None)

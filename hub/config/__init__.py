@@ -1,0 +1,159 @@
+"""The hub's configuration: one TOML file loaded into strict pydantic models.
+
+Every section lives in its own module (Frigate's ``config/`` layout). ``load_config`` turns every
+problem into a :class:`ConfigError` whose lines name the file, the line and the key, so a store
+manager can fix a typo without reading a traceback.
+"""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from pydantic import Field, ValidationError
+
+from hub.config.base import StrictModel
+from hub.config.beacons import BeaconsConfig
+from hub.config.mqtt import MqttConfig
+from hub.config.orders import OrdersConfig
+from hub.config.store import StoreConfig
+from hub.config.vision import VisionConfig
+from hub.config.voice import VoiceConfig
+from hub.config.web import WebConfig
+
+MAX_CONFIG_BYTES = 1024 * 1024
+
+
+class HubConfig(StrictModel):
+    """The whole hub configuration (``hub.toml``)."""
+
+    store: StoreConfig = Field(description="The store's identity, currency and data locations.")
+    web: WebConfig = Field(default_factory=WebConfig, description="Web server and staff login.")
+    orders: OrdersConfig = Field(
+        default_factory=OrdersConfig, description="Click-and-collect order handling."
+    )
+    mqtt: MqttConfig = Field(default_factory=MqttConfig, description="Sync with the online shop.")
+    beacons: BeaconsConfig = Field(
+        default_factory=BeaconsConfig, description="Bluetooth LE arrivals and the beacon fleet."
+    )
+    vision: VisionConfig = Field(default_factory=VisionConfig, description="Photo search.")
+    voice: VoiceConfig = Field(default_factory=VoiceConfig, description="Voice search.")
+
+
+@dataclass(frozen=True)
+class ConfigProblem:
+    """One thing wrong with a config file, located as precisely as the file allows."""
+
+    line: int | None
+    key: str
+    message: str
+
+    def __str__(self) -> str:
+        where = f"line {self.line}: " if self.line else ""
+        key = f"{self.key}: " if self.key else ""
+        return f"{where}{key}{self.message}"
+
+
+class ConfigError(Exception):
+    """A config file that cannot be used; ``problems`` lists every fault found."""
+
+    def __init__(self, path: Path, problems: list[ConfigProblem]) -> None:
+        self.path = path
+        self.problems = problems
+        lines = "\n".join(f"  {path}: {p}" for p in problems)
+        super().__init__(f"{path} has {len(problems)} problem(s):\n{lines}")
+
+
+_TABLE = re.compile(r"^\s*\[\s*([A-Za-z0-9_.\-\" ]+?)\s*\]\s*(#.*)?$")
+_KEY = re.compile(r"^\s*([A-Za-z0-9_\-]+)\s*=")
+
+
+def _key_lines(text: str) -> dict[tuple[str, ...], int]:
+    """Map every dotted key path in a TOML text to the line that defines it (tables included)."""
+    found: dict[tuple[str, ...], int] = {}
+    table: tuple[str, ...] = ()
+    for number, line in enumerate(text.splitlines(), start=1):
+        if m := _TABLE.match(line):
+            table = tuple(part.strip().strip('"') for part in m.group(1).split("."))
+            found.setdefault(table, number)
+        elif m := _KEY.match(line):
+            found.setdefault((*table, m.group(1)), number)
+    return found
+
+
+def _locate(lines: dict[tuple[str, ...], int], loc: tuple[Any, ...]) -> int | None:
+    path = tuple(str(part) for part in loc)
+    while path:
+        if path in lines:
+            return lines[path]
+        path = path[:-1]
+    return None
+
+
+def _resolve_paths(config: HubConfig, base: Path) -> HubConfig:
+    """Make relative file paths relative to the config file's folder, not the working directory."""
+
+    def fix(p: Path | None) -> Path | None:
+        return p if p is None or p.is_absolute() else (base / p).resolve()
+
+    config.store.database = fix(config.store.database)  # type: ignore[assignment]
+    config.store.images_dir = fix(config.store.images_dir)  # type: ignore[assignment]
+    config.web.staff_token_file = fix(config.web.staff_token_file)
+    config.mqtt.password_file = fix(config.mqtt.password_file)
+    config.mqtt.tls_ca_file = fix(config.mqtt.tls_ca_file)
+    return config
+
+
+def parse_config(text: str, path: Path) -> HubConfig:
+    """Validate config ``text`` (the contents of ``path``) into a :class:`HubConfig`."""
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        m = re.search(r"line (\d+)", str(exc))
+        raise ConfigError(
+            path, [ConfigProblem(int(m.group(1)) if m else None, "", f"not valid TOML: {exc}")]
+        ) from None
+    try:
+        config = HubConfig.model_validate(data)
+    except ValidationError as exc:
+        lines = _key_lines(text)
+        problems = [
+            ConfigProblem(
+                _locate(lines, tuple(err["loc"])),
+                ".".join(str(p) for p in err["loc"]),
+                _explain(err),
+            )
+            for err in exc.errors()
+        ]
+        raise ConfigError(path, problems) from None
+    return _resolve_paths(config, path.parent.resolve())
+
+
+def _explain(err: Any) -> str:
+    if err["type"] == "extra_forbidden":
+        return "unknown setting (check the spelling; see hub.example.toml for every setting)"
+    if err["type"] == "missing":
+        return "required setting is missing"
+    return str(err["msg"]).removeprefix("Value error, ")
+
+
+def load_config(path: Path) -> HubConfig:
+    """Read and validate the config file at ``path``."""
+    try:
+        size = path.stat().st_size
+        if size > MAX_CONFIG_BYTES:
+            raise ConfigError(path, [ConfigProblem(None, "", "file is larger than 1 MiB")])
+        text = path.read_bytes().decode("utf-8")
+    except FileNotFoundError:
+        raise ConfigError(path, [ConfigProblem(None, "", "file not found")]) from None
+    except UnicodeDecodeError:
+        raise ConfigError(path, [ConfigProblem(None, "", "file is not UTF-8 text")]) from None
+    except OSError as exc:
+        raise ConfigError(path, [ConfigProblem(None, "", f"cannot read: {exc.strerror}")]) from None
+    return parse_config(text, path)
+
+
+__all__ = ["ConfigError", "ConfigProblem", "HubConfig", "load_config", "parse_config"]

@@ -1,0 +1,62 @@
+"""The store's identity and where its database lives."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import Field, field_validator
+
+from hub.config.base import StrictModel
+
+STORE_ID_PATTERN = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
+
+
+class StoreConfig(StrictModel):
+    """Who this store is. The id names its MQTT topic tree and its client id, so it is restricted to
+    characters that are safe in both."""
+
+    id: str = Field(
+        description="Store id, unique in the chain: lowercase letters, digits, '-' and '_', at most "
+        "64 characters. Used as the MQTT client id and topic segment."
+    )
+    name: str = Field(min_length=1, max_length=200, description="Display name of the store.")
+    timezone: str = Field(
+        default="UTC", description="IANA time zone of the store, e.g. 'Europe/Stockholm'."
+    )
+    currency: str = Field(
+        default="SEK",
+        pattern=r"^[A-Z]{3}$",
+        description="ISO 4217 currency code of the store's prices.",
+    )
+    database: Path = Field(
+        default=Path("var/hub.db"),
+        description="SQLite database file. Relative paths are resolved against the config file.",
+    )
+    images_dir: Path = Field(
+        default=Path("var/images"),
+        description="Folder for product images (catalogue and enrolled photos). Relative paths are "
+        "resolved against the config file.",
+    )
+
+    @field_validator("id")
+    @classmethod
+    def _check_id(cls, value: str) -> str:
+        if not STORE_ID_PATTERN.match(value):
+            raise ValueError(
+                "store id must be 1-64 characters of lowercase letters, digits, '-' or '_', "
+                "starting with a letter or digit"
+            )
+        return value
+
+    @field_validator("timezone")
+    @classmethod
+    def _check_timezone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError) as exc:
+            raise ValueError(
+                f"unknown time zone {value!r}; use an IANA name such as 'Europe/Stockholm'"
+            ) from exc
+        return value

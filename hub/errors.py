@@ -1,0 +1,75 @@
+"""Errors the hub reports to people. Each carries a stable ``code`` for programs and a ``message``
+for a person, and maps to one HTTP status, so the web layer never has to guess."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class HubError(Exception):
+    """Base of every error that is the caller's to fix (bad input, wrong state, missing thing)."""
+
+    status = 400
+    code = "bad_request"
+
+    def __init__(self, message: str, *, details: Any = None, code: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.details = details
+        if code is not None:
+            self.code = code
+
+    def to_json(self) -> dict[str, Any]:
+        body: dict[str, Any] = {"code": self.code, "message": self.message}
+        if self.details is not None:
+            body["details"] = self.details
+        return {"error": body}
+
+
+class InvalidInput(HubError):
+    """The request or file is malformed or breaks a rule on its values."""
+
+    status = 400
+    code = "invalid"
+
+
+class Unauthorized(HubError):
+    """No valid staff token."""
+
+    status = 401
+    code = "unauthorized"
+
+
+class NotFound(HubError):
+    """The named product, order or member does not exist."""
+
+    status = 404
+    code = "not_found"
+
+
+class Conflict(HubError):
+    """The request is well formed but the current state forbids it (e.g. an illegal transition)."""
+
+    status = 409
+    code = "conflict"
+
+
+class TooLarge(HubError):
+    """The body or file is larger than allowed."""
+
+    status = 413
+    code = "too_large"
+
+
+class UnsupportedMedia(HubError):
+    """The body's content type is not one this endpoint reads."""
+
+    status = 415
+    code = "unsupported_media_type"
+
+
+class Unavailable(HubError):
+    """A component the request needs is not loaded (e.g. no speech model installed)."""
+
+    status = 503
+    code = "unavailable"

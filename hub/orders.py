@@ -1,0 +1,371 @@
+"""Click-and-collect orders and the reservations that hold their stock.
+
+An online order is a request: the hub reserves every line or rejects the whole order with the
+reason, so available stock never goes below zero because of an online order. The state machine:
+
+    pending -> accepted | rejected | cancelled
+    accepted -> ready | cancelled | expired
+    ready -> collected | cancelled | expired
+
+Collecting turns the reservation into a sale (``pickup`` movements); cancelling or expiring
+releases it (``release`` movements). Every change is recorded in ``order_history``, published on
+the event bus and written to the outbox for the shop, all in one transaction.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import defaultdict
+from dataclasses import asdict, dataclass, field
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from hub.clock import Clock
+from hub.config.orders import OrdersConfig
+from hub.db import Database, Transaction
+from hub.errors import Conflict, InvalidInput, NotFound
+from hub.events import Event, EventBus
+from hub.inventory import Inventory, Sku
+from hub.outbox import enqueue
+
+OrderState = Literal["pending", "accepted", "rejected", "ready", "collected", "cancelled", "expired"]
+
+TRANSITIONS: dict[str, frozenset[str]] = {
+    "pending": frozenset({"accepted", "rejected", "cancelled"}),
+    "accepted": frozenset({"ready", "cancelled", "expired"}),
+    "ready": frozenset({"collected", "cancelled", "expired"}),
+    "rejected": frozenset(),
+    "collected": frozenset(),
+    "cancelled": frozenset(),
+    "expired": frozenset(),
+}
+
+ORDER_STATUS = "order.status"
+ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,63}$"
+
+
+class OrderLineIn(BaseModel):
+    """One product and quantity of an order."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    sku: Sku
+    qty: int = Field(ge=1, description="Units wanted.")
+
+
+class OrderIn(BaseModel):
+    """An order as the online shop sends it."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    id: str = Field(pattern=ID_PATTERN, description="The shop's order id; placing it twice is "
+                    "harmless.")
+    member: str | None = Field(default=None, pattern=ID_PATTERN, description="Member id.")
+    lines: list[OrderLineIn] = Field(min_length=1, description="What to reserve.")
+
+
+@dataclass(frozen=True)
+class OrderLine:
+    sku: str
+    qty: int
+
+
+@dataclass(frozen=True)
+class Order:
+    """An order as it stands now."""
+
+    id: str
+    member_id: str | None
+    state: str
+    reason: str | None
+    created_at: float
+    updated_at: float
+    pickup_by: float | None
+    lines: list[OrderLine] = field(default_factory=list)
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+class OrderService:
+    """Takes orders in, moves them through their states and keeps their reservations."""
+
+    def __init__(
+        self,
+        db: Database,
+        clock: Clock,
+        inventory: Inventory,
+        config: OrdersConfig,
+        bus: EventBus | None = None,
+    ) -> None:
+        self.db = db
+        self.clock = clock
+        self.inventory = inventory
+        self.config = config
+        self.bus = bus
+
+    # --- intake -----------------------------------------------------------------------------
+
+    def place(self, order: OrderIn, actor: str = "shop") -> tuple[Order, bool]:
+        """Record a new order (and, with auto-accept, reserve it); returns (order, already_known).
+
+        The same order placed twice is applied once; the same id with different lines is refused.
+        """
+        if len(order.lines) > self.config.max_lines:
+            raise InvalidInput(f"an order may have at most {self.config.max_lines} lines")
+        for line in order.lines:
+            if line.qty > self.config.max_line_qty:
+                raise InvalidInput(
+                    f"line for {line.sku}: at most {self.config.max_line_qty} units per line"
+                )
+        with self.db.transaction() as tx:
+            existing = self._load(tx, order.id)
+            if existing is not None:
+                if _lines_key(existing.lines) != _lines_key(order.lines) or (
+                    existing.member_id != order.member
+                ):
+                    raise Conflict(
+                        f"order {order.id} already exists with different contents",
+                        code="order_id_reused",
+                    )
+                return existing, True
+            now = self.clock.now()
+            tx.execute(
+                "INSERT INTO orders (id, member_id, state, created_at, updated_at) "
+                "VALUES (?, ?, 'pending', ?, ?)",
+                (order.id, order.member, now, now),
+            )
+            for number, line in enumerate(order.lines, start=1):
+                tx.execute(
+                    "INSERT INTO order_lines (order_id, line_no, sku, qty) VALUES (?, ?, ?, ?)",
+                    (order.id, number, line.sku, line.qty),
+                )
+            self._history(tx, order.id, None, "pending", actor, None)
+            self._announce(tx, order.id)
+            if self.config.auto_accept:
+                self._accept(tx, order.id, actor="hub")
+            return self._require(tx, order.id), False
+
+    # --- transitions ------------------------------------------------------------------------
+
+    def accept(self, order_id: str, actor: str = "staff") -> Order:
+        """Reserve every line, or reject the order if any line cannot be reserved."""
+        with self.db.transaction() as tx:
+            self._accept(tx, order_id, actor)
+            return self._require(tx, order_id)
+
+    def reject(self, order_id: str, reason: str, actor: str = "staff") -> Order:
+        with self.db.transaction() as tx:
+            self._move(tx, order_id, "rejected", actor, reason)
+            return self._require(tx, order_id)
+
+    def mark_ready(self, order_id: str, actor: str = "staff") -> Order:
+        with self.db.transaction() as tx:
+            self._move(tx, order_id, "ready", actor, None)
+            return self._require(tx, order_id)
+
+    def collect(self, order_id: str, actor: str = "staff") -> Order:
+        """The member took the goods: reservations become sales."""
+        with self.db.transaction() as tx:
+            _check_transition(self._require(tx, order_id), "collected")
+            self._settle(tx, order_id, "collected")
+            self._move(tx, order_id, "collected", actor, None)
+            return self._require(tx, order_id)
+
+    def cancel(self, order_id: str, reason: str | None = None, actor: str = "staff") -> Order:
+        with self.db.transaction() as tx:
+            _check_transition(self._require(tx, order_id), "cancelled")
+            self._settle(tx, order_id, "released")
+            self._move(tx, order_id, "cancelled", actor, reason)
+            return self._require(tx, order_id)
+
+    def transition(self, order_id: str, target: str, reason: str | None = None,
+                   actor: str = "staff") -> Order:
+        """Move an order to ``target`` by name (the API's and CLI's single entry point)."""
+        actions = {
+            "accepted": lambda: self.accept(order_id, actor),
+            "rejected": lambda: self.reject(order_id, reason or "rejected by staff", actor),
+            "ready": lambda: self.mark_ready(order_id, actor),
+            "collected": lambda: self.collect(order_id, actor),
+            "cancelled": lambda: self.cancel(order_id, reason, actor),
+        }
+        if target not in actions:
+            raise InvalidInput(
+                f"cannot set an order to {target!r}; use one of: {', '.join(sorted(actions))}"
+            )
+        return actions[target]()
+
+    def expire_due(self) -> list[Order]:
+        """Expire every held order whose pickup window has passed and release its stock."""
+        now = self.clock.now()
+        expired = []
+        with self.db.transaction() as tx:
+            rows = tx.execute(
+                "SELECT id FROM orders WHERE state IN ('accepted', 'ready') AND pickup_by <= ? "
+                "ORDER BY pickup_by",
+                (now,),
+            ).fetchall()
+            for (order_id,) in rows:
+                self._settle(tx, order_id, "released")
+                self._move(tx, order_id, "expired", "hub", "not collected in the pickup window")
+                expired.append(self._require(tx, order_id))
+        return expired
+
+    # --- queries ----------------------------------------------------------------------------
+
+    def get(self, order_id: str) -> Order:
+        order = self._load_conn(self.db.conn().conn, order_id)
+        if order is None:
+            raise NotFound(f"no order with id {order_id!r}")
+        return order
+
+    def list(self, state: str | None = None, member_id: str | None = None,
+             limit: int = 100) -> list[Order]:
+        where, params = [], []
+        if state is not None:
+            if state not in TRANSITIONS:
+                raise InvalidInput(f"unknown order state {state!r}")
+            where.append("state = ?")
+            params.append(state)
+        if member_id is not None:
+            where.append("member_id = ?")
+            params.append(member_id)
+        clause = f"WHERE {' AND '.join(where)}" if where else ""
+        conn = self.db.conn().conn
+        ids = conn.execute(
+            f"SELECT id FROM orders {clause} ORDER BY created_at DESC, id LIMIT ?",
+            [*params, limit],
+        ).fetchall()
+        return [o for (order_id,) in ids if (o := self._load_conn(conn, order_id)) is not None]
+
+    def history(self, order_id: str) -> list[dict[str, Any]]:
+        self.get(order_id)
+        return self.db.query(
+            "SELECT from_state, to_state, actor, note, ts FROM order_history "
+            "WHERE order_id = ? ORDER BY id",
+            (order_id,),
+        )
+
+    # --- internals --------------------------------------------------------------------------
+
+    def _accept(self, tx: Transaction, order_id: str, actor: str) -> None:
+        order = self._require(tx, order_id)
+        _check_transition(order, "accepted")
+        wanted: dict[str, int] = defaultdict(int)
+        for line in order.lines:
+            wanted[line.sku] += line.qty
+        short = []
+        for sku, qty in sorted(wanted.items()):
+            known = tx.execute("SELECT 1 FROM products WHERE sku = ?", (sku,)).fetchone()
+            available = self.inventory._level(tx, sku).available if known else 0
+            if not known or available < qty:
+                short.append({"sku": sku, "requested": qty, "available": max(available, 0),
+                              "known": bool(known)})
+        if short:
+            reason = "not enough stock: " + ", ".join(
+                f"{s['sku']} (wanted {s['requested']}, available {s['available']})"
+                if s["known"] else f"{s['sku']} (not sold in this store)"
+                for s in short
+            )
+            self._move(tx, order_id, "rejected", actor, reason)
+            return
+        expires = self.clock.now() + self.config.pickup_window_hours * 3600
+        for sku, qty in sorted(wanted.items()):
+            self.inventory.apply(tx, sku=sku, qty=0, reserved_qty=qty, reason="reservation",
+                                 order_id=order_id)
+            tx.execute(
+                "INSERT INTO reservations (order_id, sku, qty, expires_at, state) "
+                "VALUES (?, ?, ?, ?, 'held')",
+                (order_id, sku, qty, expires),
+            )
+        tx.execute("UPDATE orders SET pickup_by = ? WHERE id = ?", (expires, order_id))
+        self._move(tx, order_id, "accepted", actor, None)
+
+    def _settle(self, tx: Transaction, order_id: str, outcome: str) -> None:
+        """Turn held reservations into sales ('collected') or give them back ('released')."""
+        held = tx.execute(
+            "SELECT sku, qty FROM reservations WHERE order_id = ? AND state = 'held' ORDER BY sku",
+            (order_id,),
+        ).fetchall()
+        for sku, qty in held:
+            if outcome == "collected":
+                self.inventory.apply(tx, sku=sku, qty=-qty, reserved_qty=-qty, reason="pickup",
+                                     order_id=order_id)
+            else:
+                self.inventory.apply(tx, sku=sku, qty=0, reserved_qty=-qty, reason="release",
+                                     order_id=order_id)
+        tx.execute(
+            "UPDATE reservations SET state = ? WHERE order_id = ? AND state = 'held'",
+            (outcome, order_id),
+        )
+
+    def _move(self, tx: Transaction, order_id: str, target: str, actor: str,
+              reason: str | None) -> None:
+        order = self._require(tx, order_id)
+        _check_transition(order, target)
+        now = self.clock.now()
+        tx.execute(
+            "UPDATE orders SET state = ?, reason = coalesce(?, reason), updated_at = ? WHERE id = ?",
+            (target, reason, now, order_id),
+        )
+        self._history(tx, order_id, order.state, target, actor, reason)
+        self._announce(tx, order_id)
+
+    def _history(self, tx: Transaction, order_id: str, from_state: str | None, to_state: str,
+                 actor: str, note: str | None) -> None:
+        tx.execute(
+            "INSERT INTO order_history (order_id, from_state, to_state, actor, note, ts) "
+            "VALUES (?, ?, ?, ?, ?, ?)",
+            (order_id, from_state, to_state, actor, note, self.clock.now()),
+        )
+
+    def _announce(self, tx: Transaction, order_id: str) -> None:
+        """Tell the shop and the staff screens the order's new status (after the stock moved)."""
+        order = self._require(tx, order_id)
+        body = order.to_json()
+        enqueue(tx, self.bus, ORDER_STATUS, body, self.clock.now())
+        if self.bus is not None:
+            bus = self.bus
+            tx.after_commit(lambda: bus.publish(Event(ORDER_STATUS, body)))
+
+    def _require(self, tx: Transaction, order_id: str) -> Order:
+        order = self._load(tx, order_id)
+        if order is None:
+            raise NotFound(f"no order with id {order_id!r}")
+        return order
+
+    def _load(self, tx: Transaction, order_id: str) -> Order | None:
+        return self._load_conn(tx.db.conn, order_id)
+
+    @staticmethod
+    def _load_conn(conn: Any, order_id: str) -> Order | None:
+        row = conn.execute(
+            "SELECT id, member_id, state, reason, created_at, updated_at, pickup_by "
+            "FROM orders WHERE id = ?",
+            (order_id,),
+        ).fetchone()
+        if row is None:
+            return None
+        lines = [
+            OrderLine(sku, qty)
+            for sku, qty in conn.execute(
+                "SELECT sku, qty FROM order_lines WHERE order_id = ? ORDER BY line_no", (order_id,)
+            )
+        ]
+        return Order(*row, lines=lines)
+
+
+def _check_transition(order: Order, target: str) -> None:
+    if target not in TRANSITIONS[order.state]:
+        allowed = ", ".join(sorted(TRANSITIONS[order.state])) or "nothing (it is final)"
+        raise Conflict(
+            f"order {order.id} is {order.state}; it cannot become {target} "
+            f"(from {order.state} it can become: {allowed})",
+            code="illegal_transition",
+            details={"state": order.state, "target": target},
+        )
+
+
+def _lines_key(lines: Any) -> str:
+    return json.dumps(sorted((line.sku, line.qty) for line in lines))

@@ -1,0 +1,35 @@
+"""The outbox: messages for the online shop, written in the same transaction as the change they
+describe, so a change is never committed without its message nor announced without its change.
+``sync`` drains it and deletes rows only when the shop acknowledges their sequence number."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from ulid import ULID
+
+from hub.db import Transaction
+from hub.events import Event, EventBus
+
+OUTBOX_WRITTEN = "outbox.written"
+
+
+def enqueue(
+    tx: Transaction,
+    bus: EventBus | None,
+    type_: str,
+    data: dict[str, Any],
+    ts: float,
+    seq: int | None = None,
+) -> int:
+    """Add a message to the outbox and return its sequence number (a fresh one unless given)."""
+    if seq is None:
+        seq = tx.next_seq()
+    tx.execute(
+        "INSERT INTO outbox (seq, msg_id, type, data, ts) VALUES (?, ?, ?, ?, ?)",
+        (seq, str(ULID()), type_, json.dumps(data, separators=(",", ":"), sort_keys=True), ts),
+    )
+    if bus is not None:
+        tx.after_commit(lambda: bus.publish(Event(OUTBOX_WRITTEN, {"seq": seq})))
+    return seq

@@ -1,0 +1,89 @@
+"""The running hub's objects, built once and shared by the web app, the CLI and background tasks.
+
+Core services are built here; each optional feature (photo search, voice search, presence,
+sync) has a ``setup(services)`` function listed in ``FEATURES`` that attaches its own service and
+any background work to ``lifecycle``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from pydantic import SecretStr
+
+from hub.catalog import Catalog
+from hub.clock import Clock, SystemClock
+from hub.config import HubConfig
+from hub.db import Database
+from hub.events import EventBus
+from hub.inventory import Inventory
+from hub.members import MemberDirectory
+from hub.metrics import Metrics
+from hub.orders import OrderService
+from hub.text_search import TextSearch
+
+
+class Lifecycle(Protocol):
+    """Background work that starts with the hub and stops with it."""
+
+    async def start(self) -> None: ...
+
+    async def stop(self) -> None: ...
+
+
+@dataclass
+class Services:
+    """Everything a request handler or command may need."""
+
+    config: HubConfig
+    clock: Clock
+    db: Database
+    bus: EventBus
+    metrics: Metrics
+    inventory: Inventory
+    catalog: Catalog
+    orders: OrderService
+    members: MemberDirectory
+    text_search: TextSearch
+    staff_token: SecretStr | None
+    lifecycle: list[Lifecycle] = field(default_factory=list)
+
+    def close(self) -> None:
+        self.db.close()
+
+
+FeatureSetup = Callable[[Services], None]
+
+#: Feature wiring run by ``build_services`` in this order.
+FEATURES: list[FeatureSetup] = []
+
+
+def build_services(config: HubConfig, clock: Clock | None = None,
+                   with_features: bool = True) -> Services:
+    """Open the database (applying migrations) and build every service for ``config``."""
+    clock = clock or SystemClock()
+    db = Database(config.store.database)
+    db.migrate()
+    bus = EventBus()
+    metrics = Metrics()
+    inventory = Inventory(db, clock, bus, metrics)
+    catalog = Catalog(db, clock, inventory, config.store.images_dir, bus)
+    services = Services(
+        config=config,
+        clock=clock,
+        db=db,
+        bus=bus,
+        metrics=metrics,
+        inventory=inventory,
+        catalog=catalog,
+        orders=OrderService(db, clock, inventory, config.orders, bus),
+        members=MemberDirectory(db, clock, bus),
+        text_search=TextSearch(catalog),
+        staff_token=config.web.load_staff_token(),
+    )
+    if with_features:
+        for setup in FEATURES:
+            setup(services)
+    return services

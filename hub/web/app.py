@@ -1,0 +1,24 @@
+"""Builds the aiohttp application from the hub's services and the route modules."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from hub.services import Services
+from hub.web import members, middleware, ops, orders, products, stock
+from hub.web.common import SERVICES
+
+#: Route modules, each with ``setup(app)``; features add theirs here.
+ROUTE_MODULES = [ops, products, stock, orders, members]
+
+
+def create_app(services: Services) -> web.Application:
+    """The web app for ``services``; body size is capped at the largest upload allowed."""
+    app = web.Application(
+        middlewares=[middleware.metrics, middleware.errors],
+        client_max_size=services.config.web.max_upload_bytes,
+    )
+    app[SERVICES] = services
+    for module in ROUTE_MODULES:
+        module.setup(app)
+    return app

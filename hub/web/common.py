@@ -1,0 +1,92 @@
+"""What every route module shares: reaching the services, reading JSON bodies safely, staff
+authentication and JSON responses."""
+
+from __future__ import annotations
+
+import hmac
+import json
+from typing import Any, TypeVar
+
+from aiohttp import web
+from pydantic import BaseModel, ValidationError
+
+from hub.errors import InvalidInput, TooLarge, Unauthorized, UnsupportedMedia
+from hub.services import Services
+
+SERVICES: web.AppKey[Services] = web.AppKey("services", Services)
+M = TypeVar("M", bound=BaseModel)
+
+
+def services(request: web.Request) -> Services:
+    return request.app[SERVICES]
+
+
+def require_staff(request: web.Request) -> None:
+    """Refuse the request unless it carries the staff bearer token."""
+    token = services(request).staff_token
+    header = request.headers.get("Authorization", "")
+    scheme, _, given = header.partition(" ")
+    if token is None:
+        raise Unauthorized("staff access is disabled: no staff token is configured on this hub")
+    if scheme.lower() != "bearer" or not given:
+        raise Unauthorized("staff endpoint: send 'Authorization: Bearer <staff token>'")
+    if not hmac.compare_digest(given.strip().encode(), token.get_secret_value().encode()):
+        raise Unauthorized("the staff token is not valid")
+
+
+async def read_json(request: web.Request, model: type[M]) -> M:
+    """The request body validated into ``model``, or a 4xx that says what is wrong."""
+    limit = services(request).config.web.max_json_bytes
+    if request.content_type != "application/json":
+        raise UnsupportedMedia("send the body as JSON with 'Content-Type: application/json'")
+    if request.content_length is not None and request.content_length > limit:
+        raise TooLarge(f"the JSON body is larger than {limit} bytes")
+    raw = await request.content.read(limit + 1)
+    if len(raw) > limit:
+        raise TooLarge(f"the JSON body is larger than {limit} bytes")
+    if not raw:
+        raise InvalidInput("the request body is empty; send a JSON object")
+    try:
+        data = json.loads(raw)
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise InvalidInput(f"the body is not valid JSON: {exc}") from None
+    if not isinstance(data, dict):
+        raise InvalidInput("the body must be a JSON object")
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        raise InvalidInput("the body does not match what this endpoint expects",
+                           details=validation_details(exc)) from None
+
+
+def validation_details(exc: ValidationError) -> list[dict[str, str]]:
+    """Pydantic errors as ``[{"field", "message"}]`` without echoing the input back."""
+    details = []
+    for err in exc.errors():
+        message = str(err["msg"]).removeprefix("Value error, ")
+        if err["type"] == "extra_forbidden":
+            message = "unknown field"
+        details.append({"field": ".".join(str(p) for p in err["loc"]), "message": message})
+    return details
+
+
+def json_response(data: Any, status: int = 200) -> web.Response:
+    return web.json_response(data, status=status, dumps=_dumps)
+
+
+def _dumps(data: Any) -> str:
+    return json.dumps(data, ensure_ascii=False, separators=(",", ":"))
+
+
+def int_query(request: web.Request, name: str, default: int, low: int, high: int) -> int:
+    """An integer query parameter within [low, high]."""
+    raw = request.query.get(name)
+    if raw is None:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise InvalidInput(f"query parameter {name!r} must be an integer") from None
+    if not low <= value <= high:
+        raise InvalidInput(f"query parameter {name!r} must be between {low} and {high}")
+    return value

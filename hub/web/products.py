@@ -1,0 +1,81 @@
+"""Public kiosk API: product search by text, product detail, stock of a SKU, product images."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from hub.catalog import Product
+from hub.errors import InvalidInput, NotFound
+from hub.inventory import StockLevel
+from hub.web.common import int_query, json_response, services
+
+MAX_QUERY_CHARS = 200
+
+
+def product_json(product: Product, stock: StockLevel, currency: str) -> dict[str, object]:
+    """A product as the kiosk shows it: names, price, shelf, image and live stock."""
+    return {
+        "sku": product.sku,
+        "names": product.names,
+        "name": product.names.get("en") or next(iter(product.names.values())),
+        "category": product.category,
+        "description": product.description,
+        "price": None if product.price_cents is None else {
+            "amount": f"{product.price_cents / 100:.2f}", "currency": currency},
+        "shelf": product.shelf,
+        "image": f"/images/{product.image}" if product.image else None,
+        "stock": {"on_hand": stock.on_hand, "reserved": stock.reserved,
+                  "available": stock.available},
+    }
+
+
+async def search(request: web.Request) -> web.Response:
+    svc = services(request)
+    query = request.query.get("q", "").strip()
+    if not query:
+        raise InvalidInput("give the text to search for in the 'q' query parameter")
+    if len(query) > MAX_QUERY_CHARS:
+        raise InvalidInput(f"the search text may be at most {MAX_QUERY_CHARS} characters")
+    limit = int_query(request, "limit", 5, 1, 20)
+    lang = request.query.get("lang")
+    hits = await svc.db.read(svc.text_search.search, query, limit, lang)
+    results = []
+    for hit in hits:
+        product = await svc.db.read(svc.catalog.get, hit.sku)
+        stock = await svc.db.read(svc.inventory.stock, hit.sku)
+        item = product_json(product, stock, svc.config.store.currency)
+        item["score"] = hit.score
+        item["matched"] = hit.matched
+        results.append(item)
+    return json_response({"query": query, "results": results})
+
+
+async def detail(request: web.Request) -> web.Response:
+    svc = services(request)
+    sku = request.match_info["sku"]
+    product = await svc.db.read(svc.catalog.get, sku)
+    stock = await svc.db.read(svc.inventory.stock, sku)
+    return json_response(product_json(product, stock, svc.config.store.currency))
+
+
+async def stock(request: web.Request) -> web.Response:
+    svc = services(request)
+    level = await svc.db.read(svc.inventory.stock, request.match_info["sku"])
+    return json_response({"sku": level.sku, "on_hand": level.on_hand, "reserved": level.reserved,
+                          "available": level.available, "seq": level.seq})
+
+
+async def image(request: web.Request) -> web.FileResponse:
+    svc = services(request)
+    base = svc.config.store.images_dir.resolve()
+    target = (base / request.match_info["path"]).resolve()
+    if not target.is_relative_to(base) or not target.is_file():
+        raise NotFound("no such image")
+    return web.FileResponse(target, headers={"Cache-Control": "public, max-age=86400"})
+
+
+def setup(app: web.Application) -> None:
+    app.router.add_get("/api/products", search)
+    app.router.add_get("/api/products/{sku}", detail)
+    app.router.add_get("/api/stock/{sku}", stock)
+    app.router.add_get("/images/{path:.+}", image)

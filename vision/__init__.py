@@ -1,0 +1,2 @@
+"""Photo to ranked products: model loading, preprocessing, embedding and the gallery index.
+Never imports ``hub``."""

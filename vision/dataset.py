@@ -1,0 +1,92 @@
+"""Reads a product photo collection laid out like the Grocery Store dataset: ``classes.csv`` (one
+product per row, with its catalogue image) and split files of ``path, fine_id, coarse_id`` lines.
+
+Why here: the eval command, the bench and the offline training all enrol the same collection, and
+a wrong column or path must fail with a message that names the file and line, not a KeyError.
+"""
+
+from __future__ import annotations
+
+import csv
+from dataclasses import dataclass
+from pathlib import Path
+
+from vision.errors import VisionError
+
+
+class DatasetError(VisionError):
+    """The dataset folder does not have the expected files or a line cannot be read."""
+
+    code = "bad_dataset"
+
+
+@dataclass(frozen=True)
+class ProductClass:
+    """One product of the collection: fine and coarse class, and its catalogue (iconic) image."""
+
+    class_id: int
+    name: str
+    coarse_id: int
+    coarse_name: str
+    iconic: Path
+
+
+@dataclass(frozen=True)
+class LabelledPhoto:
+    """A photo and the fine class it shows."""
+
+    path: Path
+    class_id: int
+    coarse_id: int
+
+
+def read_classes(root: Path) -> list[ProductClass]:
+    """Parse ``classes.csv``; products come back ordered by class id."""
+    path = root / "classes.csv"
+    if not path.is_file():
+        raise DatasetError(f"{path} is missing; a dataset folder needs classes.csv")
+    classes: list[ProductClass] = []
+    with path.open(newline="", encoding="utf-8") as handle:
+        rows = csv.reader(handle)
+        next(rows, None)
+        for line_no, row in enumerate(rows, start=2):
+            if not row:
+                continue
+            if len(row) < 5:
+                raise DatasetError(f"{path}:{line_no}: expected at least 5 columns, got {len(row)}")
+            try:
+                classes.append(
+                    ProductClass(
+                        class_id=int(row[1]),
+                        name=row[0].strip(),
+                        coarse_id=int(row[3]),
+                        coarse_name=row[2].strip(),
+                        iconic=root / row[4].strip().lstrip("/"),
+                    )
+                )
+            except ValueError as exc:
+                raise DatasetError(f"{path}:{line_no}: class ids must be integers ({exc})") from exc
+    if not classes:
+        raise DatasetError(f"{path} lists no products")
+    return sorted(classes, key=lambda c: c.class_id)
+
+
+def read_split(root: Path, split: str) -> list[LabelledPhoto]:
+    """Parse a split file (``path, fine_id, coarse_id`` per line) relative to ``root``."""
+    path = root / split
+    if not path.is_file():
+        raise DatasetError(f"split file {path} is missing")
+    photos: list[LabelledPhoto] = []
+    for line_no, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+        if not line.strip():
+            continue
+        parts = [part.strip() for part in line.split(",")]
+        if len(parts) != 3:
+            raise DatasetError(f"{path}:{line_no}: expected 'path, fine_id, coarse_id'")
+        try:
+            photos.append(LabelledPhoto(root / parts[0], int(parts[1]), int(parts[2])))
+        except ValueError as exc:
+            raise DatasetError(f"{path}:{line_no}: class ids must be integers ({exc})") from exc
+    if not photos:
+        raise DatasetError(f"split file {path} lists no photos")
+    return photos

