@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 STAMP := $(VENV)/.installed
 
-.PHONY: setup system-packages demo test bench lint clean
+.PHONY: setup system-packages demo test lint docs clean
 
 setup: system-packages $(STAMP)
 
@@ -24,6 +24,9 @@ test: setup
 
 lint: setup
 	$(VENV)/bin/ruff check hub beacons vision voice sync tests bench
+
+docs: setup
+	$(VENV)/bin/python -m hub.config.reference README.md
 
 clean:
 	rm -rf $(VENV) var .pytest_cache

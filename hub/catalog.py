@@ -15,7 +15,7 @@ import json
 import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -148,7 +148,7 @@ class Catalog:
         self._listeners: list[ImportListener] = []
 
     def add_listener(self, listener: ImportListener) -> None:
-        """Call ``listener`` after every import that changed something (e.g. to rebuild an index)."""
+        """Call ``listener`` after every import that changed something (to rebuild an index)."""
         self._listeners.append(listener)
 
     # --- import -----------------------------------------------------------------------------
@@ -363,8 +363,7 @@ def _json_rows(text: str, path: Path) -> Iterator[tuple[int, Any]]:
         data = data["products"]
     if not isinstance(data, list):
         raise InvalidInput(f"{path}: expected a list of products or {{\"products\": [...]}}")
-    for number, item in enumerate(data, start=1):
-        yield number, item
+    yield from enumerate(data, start=1)
 
 
 def _csv_rows(text: str, path: Path) -> Iterator[tuple[int, dict[str, Any]]]:

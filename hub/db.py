@@ -2,12 +2,14 @@
 
 One file in WAL mode with ``synchronous=FULL``, so a movement acknowledged to a client survives a
 power cut. Each thread has its own connection. Writes run on one dedicated writer thread so they
-never block the event loop and never contend with each other; reads run on a small reader pool.
+never block the event loop and never contend with each other, and writes that queue up while a
+commit is syncing share the next commit (group commit); reads run on a small reader pool.
 """
 
 from __future__ import annotations
 
 import asyncio
+import queue
 import re
 import sqlite3
 import threading
@@ -25,6 +27,7 @@ T = TypeVar("T")
 
 _MIGRATION_NAME = re.compile(r"^(\d{4})_[a-z0-9_]+\.sql$")
 BUSY_TIMEOUT_MS = 10_000
+MAX_GROUP_COMMIT = 256
 
 
 class Transaction:
@@ -58,7 +61,10 @@ class Database:
         self._local = threading.local()
         self._connections: list[sqlite3.Connection] = []
         self._lock = threading.Lock()
-        self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="db-writer")
+        self._queue: queue.Queue[tuple[Callable[[], Any], asyncio.Future[Any]] | None] = (
+            queue.Queue()
+        )
+        self._writer: threading.Thread | None = None
         self._readers = ThreadPoolExecutor(max_workers=2, thread_name_prefix="db-reader")
 
     def _connect(self) -> sqlite3.Connection:
@@ -92,12 +98,31 @@ class Database:
 
     @contextmanager
     def transaction(self) -> Iterator[Transaction]:
-        """A write transaction (``BEGIN IMMEDIATE``); nested calls join the outer one."""
+        """A write transaction (``BEGIN IMMEDIATE``).
+
+        Inside an open transaction this is a savepoint: if the block fails, only its own changes
+        and its after-commit hooks are dropped and the outer transaction carries on.
+        """
         outer: Transaction | None = getattr(self._local, "tx", None)
-        if outer is not None:
-            yield outer
-            return
         db = self.conn()
+        if outer is not None:
+            self._local.depth = depth = getattr(self._local, "depth", 0) + 1
+            name = f"sp{depth}"
+            hooks = outer._after_commit
+            outer._after_commit = []
+            db.conn.execute(f"SAVEPOINT {name}")
+            try:
+                yield outer
+            except BaseException:
+                db.conn.execute(f"ROLLBACK TO {name}")
+                db.conn.execute(f"RELEASE {name}")
+                outer._after_commit = hooks
+                raise
+            finally:
+                self._local.depth = depth - 1
+            db.conn.execute(f"RELEASE {name}")
+            outer._after_commit = hooks + outer._after_commit
+            return
         tx = Transaction(db)
         db.conn.execute("BEGIN IMMEDIATE")
         self._local.tx = tx
@@ -113,9 +138,55 @@ class Database:
             callback()
 
     async def write(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
-        """Run a writing function on the writer thread."""
-        loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._writer, partial(fn, *args, **kwargs))
+        """Run a writing function on the writer thread and wait until it is durably committed.
+
+        Writes queued while the previous commit was syncing to disk are applied together in one
+        transaction (group commit), each in its own savepoint so one failure does not undo the
+        others. Nothing is answered before the commit that contains it.
+        """
+        future: asyncio.Future[T] = asyncio.get_running_loop().create_future()
+        self._queue.put((partial(fn, *args, **kwargs), future))
+        self._ensure_writer()
+        return await future
+
+    def _ensure_writer(self) -> None:
+        with self._lock:
+            if self._writer is None or not self._writer.is_alive():
+                self._writer = threading.Thread(target=self._write_loop, name="db-writer",
+                                                daemon=True)
+                self._writer.start()
+
+    def _write_loop(self) -> None:
+        while True:
+            job = self._queue.get()
+            if job is None:
+                return
+            batch = [job]
+            while len(batch) < MAX_GROUP_COMMIT:
+                try:
+                    more = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+                if more is None:
+                    self._queue.put(None)
+                    break
+                batch.append(more)
+            self._run_batch(batch)
+
+    def _run_batch(self, batch: list[tuple[Callable[[], Any], asyncio.Future[Any]]]) -> None:
+        outcomes: list[tuple[bool, Any]] = []
+        try:
+            with self.transaction():
+                for fn, _ in batch:
+                    try:
+                        with self.transaction():
+                            outcomes.append((True, fn()))
+                    except Exception as exc:  # noqa: BLE001 - handed to the caller
+                        outcomes.append((False, exc))
+        except Exception as exc:  # noqa: BLE001 - the commit itself failed: nothing was written
+            outcomes = [(False, exc)] * len(batch)
+        for (_, future), (ok, value) in zip(batch, outcomes, strict=True):
+            future.get_loop().call_soon_threadsafe(_settle, future, ok, value)
 
     async def read(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         """Run a reading function on a reader thread."""
@@ -150,13 +221,24 @@ class Database:
 
     def close(self) -> None:
         """Stop the worker threads and close every connection."""
-        self._writer.shutdown(wait=True)
+        if self._writer is not None and self._writer.is_alive():
+            self._queue.put(None)
+            self._writer.join()
         self._readers.shutdown(wait=True)
         with self._lock:
             for conn in self._connections:
                 conn.close()
             self._connections.clear()
         self._local = threading.local()
+
+
+def _settle(future: asyncio.Future[Any], ok: bool, value: Any) -> None:
+    if future.done():
+        return
+    if ok:
+        future.set_result(value)
+    else:
+        future.set_exception(value)
 
 
 def available_migrations() -> list[tuple[int, str, str]]:
@@ -187,4 +269,5 @@ def _split_sql(script: str) -> list[str]:
 
 
 def _has_code(statement: str) -> bool:
-    return any(line.strip() and not line.strip().startswith("--") for line in statement.splitlines())
+    lines = (line.strip() for line in statement.splitlines())
+    return any(line and not line.startswith("--") for line in lines)

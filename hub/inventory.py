@@ -166,7 +166,8 @@ class Inventory:
         tx.execute(
             "INSERT INTO stock_ledger (seq, movement_id, sku, qty, reserved_qty, reason, ref, "
             "order_id, flagged, note, ts) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (seq, movement_id, sku, qty, reserved_qty, reason, ref, order_id, int(flagged), note, now),
+            (seq, movement_id, sku, qty, reserved_qty, reason, ref, order_id, int(flagged), note,
+             now),
         )
         movement = Movement(
             movement_id=movement_id,

@@ -71,7 +71,8 @@ class MemberDirectory:
         key = member.beacon_key.lower() if member.beacon_key else None
         with self.db.transaction() as tx:
             tx.execute(
-                "INSERT INTO members (id, display_name, consent, consent_at, beacon_key, updated_at) "
+                "INSERT INTO members "
+                "(id, display_name, consent, consent_at, beacon_key, updated_at) "
                 "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO UPDATE SET "
                 "display_name = excluded.display_name, consent = excluded.consent, "
                 "consent_at = CASE WHEN excluded.consent = 1 AND members.consent = 0 "

@@ -17,7 +17,7 @@ from __future__ import annotations
 import json
 from collections import defaultdict
 from dataclasses import asdict, dataclass, field
-from typing import Any, Literal
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -28,8 +28,6 @@ from hub.errors import Conflict, InvalidInput, NotFound
 from hub.events import Event, EventBus
 from hub.inventory import Inventory, Sku
 from hub.outbox import enqueue
-
-OrderState = Literal["pending", "accepted", "rejected", "ready", "collected", "cancelled", "expired"]
 
 TRANSITIONS: dict[str, frozenset[str]] = {
     "pending": frozenset({"accepted", "rejected", "cancelled"}),
@@ -306,7 +304,8 @@ class OrderService:
         _check_transition(order, target)
         now = self.clock.now()
         tx.execute(
-            "UPDATE orders SET state = ?, reason = coalesce(?, reason), updated_at = ? WHERE id = ?",
+            "UPDATE orders SET state = ?, reason = coalesce(?, reason), updated_at = ? "
+            "WHERE id = ?",
             (target, reason, now, order_id),
         )
         self._history(tx, order_id, order.state, target, actor, reason)

@@ -6,9 +6,8 @@ from __future__ import annotations
 
 import threading
 
-from voice.matcher import CatalogEntry, Match, ProductMatcher
-
 from hub.catalog import Catalog, ImportReport
+from voice.matcher import CatalogEntry, Match, ProductMatcher
 
 
 class TextSearch:

@@ -33,3 +33,11 @@ def check(file: Path) -> None:
             f"note: no staff token (set {cfg.web.staff_token_env} or web.staff_token_file); "
             "staff endpoints will refuse every request", err=True,
         )
+
+
+@config.command("reference")
+def reference() -> None:
+    """Print every setting of hub.toml as Markdown (the README's configuration section)."""
+    from hub.config.reference import render
+
+    click.echo(render(), nl=False)

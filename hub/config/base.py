@@ -1,4 +1,4 @@
-"""The strict base every configuration model derives from: unknown keys are errors, not surprises."""
+"""The strict base of every configuration model: unknown keys are errors, not surprises."""
 
 from __future__ import annotations
 

@@ -18,7 +18,8 @@ class StoreConfig(StrictModel):
     characters that are safe in both."""
 
     id: str = Field(
-        description="Store id, unique in the chain: lowercase letters, digits, '-' and '_', at most "
+        description="Store id, unique in the chain: lowercase letters, digits, '-' and '_', at "
+        "most "
         "64 characters. Used as the MQTT client id and topic segment."
     )
     name: str = Field(min_length=1, max_length=200, description="Display name of the store.")

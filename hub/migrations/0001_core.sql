@@ -68,13 +68,14 @@ CREATE TABLE stock (
 -- Derived stock moves with the ledger in the same transaction, whoever writes the ledger.
 CREATE TRIGGER stock_ledger_derive AFTER INSERT ON stock_ledger
 BEGIN
-    INSERT INTO stock (sku, on_hand, reserved, last_seq, updated_at)
-    VALUES (NEW.sku, NEW.qty, NEW.reserved_qty, NEW.seq, NEW.ts)
-    ON CONFLICT (sku) DO UPDATE SET
+    INSERT OR IGNORE INTO stock (sku, on_hand, reserved, last_seq, updated_at)
+    VALUES (NEW.sku, 0, 0, 0, NEW.ts);
+    UPDATE stock SET
         on_hand = on_hand + NEW.qty,
         reserved = reserved + NEW.reserved_qty,
         last_seq = NEW.seq,
-        updated_at = NEW.ts;
+        updated_at = NEW.ts
+    WHERE sku = NEW.sku;
 END;
 
 CREATE TABLE members (

@@ -1,0 +1,181 @@
+"""Scores presence events against simulator ground truth.
+
+Truth lines are presence events of the contract shape for members who walk in ("arrived", "zone",
+"left") plus one "passed" record per member who only walked past (``lingered`` for window-shoppers),
+so the same matching works for any detector's output."""
+
+from __future__ import annotations
+
+import bisect
+from collections import defaultdict
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+
+from beacons.presence import PresenceEvent
+
+EARLY_S = 30.0  # an arrival this much before the door crossing counts as early, not false
+ZONE_STEP_S = 1.0
+
+
+@dataclass
+class _Visit:
+    member: str
+    arrived: float
+    left: float
+    zones: list[tuple[float, str]]
+    detected: float | None = None
+    departed: float | None = None
+    flaps: int = 0
+
+
+@dataclass
+class Score:
+    """Counts behind the metrics, so several runs can be pooled before taking ratios."""
+
+    latencies: list[float] = field(default_factory=list)
+    departure_latencies: list[float] = field(default_factory=list)
+    visits: int = 0
+    missed: int = 0
+    passers: int = 0
+    window_shoppers: int = 0
+    false_passers: int = 0
+    false_window_shoppers: int = 0
+    false_other: int = 0
+    flaps: int = 0
+    visit_hours: float = 0.0
+    zone_hits: int = 0
+    zone_samples: int = 0
+
+    def add(self, other: Score) -> None:
+        """Pool another run's counts into this one."""
+        for name, value in vars(other).items():
+            if isinstance(value, list):
+                getattr(self, name).extend(value)
+            else:
+                setattr(self, name, getattr(self, name) + value)
+
+    def metrics(self) -> dict[str, float | int | None]:
+        """The bench/eval figures."""
+        lat = sorted(self.latencies)
+        dep = sorted(self.departure_latencies)
+        all_passers = self.passers + self.window_shoppers
+        false_passing = self.false_passers + self.false_window_shoppers
+        return {
+            "visits": self.visits,
+            "passers_by": all_passers,
+            "window_shoppers": self.window_shoppers,
+            "arrival_latency_p50_s": _pct(lat, 50),
+            "arrival_latency_p95_s": _pct(lat, 95),
+            "missed_arrivals_pct": _ratio(self.missed, self.visits, 100),
+            "false_arrivals_per_100_passers": _ratio(false_passing, all_passers, 100),
+            "false_arrivals_per_100_window_shoppers": _ratio(
+                self.false_window_shoppers, self.window_shoppers, 100
+            ),
+            "false_arrivals_other": self.false_other,
+            "flaps_per_visit_hour": _ratio(self.flaps, self.visit_hours, 1),
+            "departure_latency_p50_s": _pct(dep, 50),
+            "departure_latency_p95_s": _pct(dep, 95),
+            "zone_accuracy": _ratio(self.zone_hits, self.zone_samples, 1),
+        }
+
+
+def _pct(values: Sequence[float], q: float) -> float | None:
+    if not values:
+        return None
+    index = min(len(values) - 1, max(0, round(q / 100 * (len(values) - 1))))
+    return round(values[index], 3)
+
+
+def _ratio(part: float, whole: float, scale: float) -> float | None:
+    return round(part / whole * scale, 4) if whole else None
+
+
+def score(truth: Iterable[Mapping[str, object]], events: Iterable[PresenceEvent]) -> Score:
+    """Match detected events to the truth of one run."""
+    visits: dict[str, list[_Visit]] = defaultdict(list)
+    passers: dict[str, bool] = {}
+    open_visits: dict[str, _Visit] = {}
+    for record in truth:
+        kind, member = record.get("event"), record.get("member")
+        t = float(record["t"])  # type: ignore[arg-type]
+        if not isinstance(member, str):
+            continue
+        if kind == "arrived":
+            visit = _Visit(member, t, float("inf"), [(t, str(record["zone"]))])
+            open_visits[member] = visit
+            visits[member].append(visit)
+        elif kind == "zone" and member in open_visits:
+            open_visits[member].zones.append((t, str(record["zone"])))
+        elif kind == "left" and member in open_visits:
+            open_visits.pop(member).left = t
+        elif kind == "passed":
+            passers[member] = bool(record.get("lingered"))
+
+    result = Score(
+        passers=sum(1 for lingered in passers.values() if not lingered),
+        window_shoppers=sum(1 for lingered in passers.values() if lingered),
+    )
+    detected_zones: dict[str, list[tuple[float, str | None]]] = defaultdict(list)
+    for event in sorted(events, key=lambda e: e.t):
+        detected_zones[event.member].append((event.t, event.zone if event.event != "left" else None))
+        visit = _visit_at(visits.get(event.member, []), event.t)
+        if event.event == "arrived":
+            if visit is None:
+                if event.member in passers:
+                    if passers[event.member]:
+                        result.false_window_shoppers += 1
+                    else:
+                        result.false_passers += 1
+                else:
+                    result.false_other += 1
+            elif visit.detected is None:
+                visit.detected = event.t
+        elif event.event == "left" and visit is not None:
+            if event.t < visit.left:
+                visit.flaps += 1
+            elif visit.departed is None:
+                visit.departed = event.t
+        elif event.event == "left":
+            for candidate in visits.get(event.member, []):
+                if candidate.left <= event.t and candidate.departed is None:
+                    candidate.departed = event.t
+                    break
+
+    for member_visits in visits.values():
+        for visit in member_visits:
+            result.visits += 1
+            result.visit_hours += (visit.left - visit.arrived) / 3600
+            result.flaps += visit.flaps
+            if visit.detected is None:
+                result.missed += 1
+                continue
+            result.latencies.append(visit.detected - visit.arrived)
+            if visit.departed is not None:
+                result.departure_latencies.append(visit.departed - visit.left)
+            hits, samples = _zone_agreement(visit, detected_zones[visit.member])
+            result.zone_hits += hits
+            result.zone_samples += samples
+    return result
+
+
+def _visit_at(visits: list[_Visit], t: float) -> _Visit | None:
+    for visit in visits:
+        if visit.arrived - EARLY_S <= t < visit.left:
+            return visit
+    return None
+
+
+def _zone_agreement(visit: _Visit, detected: list[tuple[float, str | None]]) -> tuple[int, int]:
+    """Seconds (sampled) of the visit after detection where the detected zone equals the truth."""
+    times = [t for t, _ in detected]
+    truth_times = [t for t, _ in visit.zones]
+    hits = samples = 0
+    t = max(visit.arrived, visit.detected or visit.arrived)
+    while t < visit.left:
+        i = bisect.bisect_right(times, t) - 1
+        j = bisect.bisect_right(truth_times, t) - 1
+        if i >= 0 and j >= 0:
+            samples += 1
+            hits += detected[i][1] == visit.zones[j][1]
+        t += ZONE_STEP_S
+    return hits, samples

@@ -1,0 +1,68 @@
+"""The members file the replay and eval commands take:
+``{"chain_prefix": "<16 hex>", "members": [{"id": "...", "key": "<32 hex>"}]}``."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+from beacons.errors import MembersFileError
+from beacons.tokens import parse_key, parse_prefix
+
+
+@dataclass(frozen=True, slots=True)
+class MemberKeys:
+    """The chain prefix and the opted-in members' beacon keys."""
+
+    chain_prefix: bytes
+    keys: dict[str, bytes]
+
+    def to_json(self) -> dict[str, object]:
+        """The file form, for writing a members file next to a simulated trace."""
+        return {
+            "chain_prefix": self.chain_prefix.hex(),
+            "members": [{"id": m, "key": k.hex()} for m, k in self.keys.items()],
+        }
+
+
+def parse_members(doc: object, *, source: str = "members file") -> MemberKeys:
+    """Validate a decoded members document. Raises MembersFileError saying what is wrong."""
+    if not isinstance(doc, dict):
+        raise MembersFileError(f"{source}: expected a JSON object with chain_prefix and members")
+    unknown = set(doc) - {"chain_prefix", "members"}
+    if unknown:
+        raise MembersFileError(f"{source}: unknown keys {sorted(unknown)}")
+    if not isinstance(doc.get("chain_prefix"), str):
+        raise MembersFileError(f"{source}: chain_prefix (16 hex digits) is missing")
+    members = doc.get("members")
+    if not isinstance(members, list):
+        raise MembersFileError(f"{source}: members must be a list of {{id, key}} objects")
+    prefix = parse_prefix(doc["chain_prefix"])
+    keys: dict[str, bytes] = {}
+    for index, entry in enumerate(members):
+        if not isinstance(entry, dict) or set(entry) != {"id", "key"}:
+            raise MembersFileError(f"{source}: members[{index}] must be {{\"id\", \"key\"}}")
+        member, key = entry["id"], entry["key"]
+        if not isinstance(member, str) or not member or not isinstance(key, str):
+            raise MembersFileError(f"{source}: members[{index}] needs a string id and key")
+        if member in keys:
+            raise MembersFileError(f"{source}: member {member!r} appears twice")
+        keys[member] = parse_key(member, key)
+    return MemberKeys(prefix, keys)
+
+
+def load_members(path: Path) -> MemberKeys:
+    """Read and validate a members file."""
+    try:
+        doc = json.loads(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise MembersFileError(f"{path}: cannot read: {exc.strerror}") from exc
+    except json.JSONDecodeError as exc:
+        raise MembersFileError(f"{path}: not valid JSON ({exc})") from exc
+    return parse_members(doc, source=str(path))
+
+
+def save_members(path: Path, members: MemberKeys) -> None:
+    """Write a members file."""
+    path.write_text(json.dumps(members.to_json(), indent=1) + "\n", encoding="utf-8")

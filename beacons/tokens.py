@@ -1,0 +1,121 @@
+"""Private shopper tokens (DESIGN.md): a phone advertises a 128-bit service UUID made of the chain's
+fixed 8-byte prefix and ``HMAC-SHA256(member_key, "rh-token" || u64be(floor(t / 512)))[:8]``.
+
+The resolver turns such a UUID back into a member id with one dict lookup: it precomputes the
+tokens of every opted-in member for the current 512 s window and one either side (phones whose
+clock is off by up to a window still resolve), and recomputes only when the window turns. Tokens it
+cannot resolve are dropped here and never stored or logged, which is what keeps walkers-by and
+non-members anonymous."""
+
+from __future__ import annotations
+
+import hmac
+from collections.abc import Mapping
+from uuid import UUID
+
+from beacons.errors import MembersFileError
+
+WINDOW_S = 512
+TOKEN_LABEL = b"rh-token"
+PREFIX_BYTES = 8
+KEY_BYTES = 16
+
+
+def window_of(t: float) -> int:
+    """The token window containing Unix time ``t``."""
+    return int(t // WINDOW_S)
+
+
+def token(member_key: bytes, window: int) -> bytes:
+    """The 8 token bytes a member's phone advertises during ``window``."""
+    return hmac.digest(member_key, TOKEN_LABEL + window.to_bytes(8, "big"), "sha256")[:8]
+
+
+def token_uuid(chain_prefix: bytes, member_key: bytes, window: int) -> str:
+    """The service UUID string (lowercase, as bleak reports it) for a member in ``window``."""
+    return str(UUID(bytes=chain_prefix + token(member_key, window)))
+
+
+def parse_prefix(text: str) -> bytes:
+    """Decode the chain prefix (16 hex digits). Raises MembersFileError if it is not."""
+    try:
+        prefix = bytes.fromhex(text)
+    except ValueError as exc:
+        raise MembersFileError(f"chain prefix must be 16 hex digits, got {text!r}") from exc
+    if len(prefix) != PREFIX_BYTES:
+        raise MembersFileError(f"chain prefix must be 16 hex digits, got {text!r}")
+    return prefix
+
+
+def parse_key(member: str, text: str) -> bytes:
+    """Decode a member key (32 hex digits). Raises MembersFileError naming the member."""
+    try:
+        key = bytes.fromhex(text)
+    except ValueError as exc:
+        raise MembersFileError(f"member {member!r}: key must be 32 hex digits") from exc
+    if len(key) != KEY_BYTES:
+        raise MembersFileError(f"member {member!r}: key must be 32 hex digits, got {len(key) * 2}")
+    return key
+
+
+class TokenResolver:
+    """Maps advertised service UUIDs to member ids for the windows around the latest time seen.
+
+    The table only moves forward: an advertisement a little older than the newest one (several
+    scanners relaying out of order) is looked up in the same table, which still holds the previous
+    window. A jump back by more than one window (a new recording) rebuilds around the older time."""
+
+    def __init__(self, chain_prefix: bytes, keys: Mapping[str, bytes] | None = None) -> None:
+        if len(chain_prefix) != PREFIX_BYTES:
+            raise MembersFileError(f"chain prefix must be {PREFIX_BYTES} bytes")
+        self._prefix = chain_prefix
+        self._keys: dict[str, bytes] = {}
+        self._center: int | None = None
+        self._by_window: dict[int, dict[str, str]] = {}
+        self._table: dict[str, str] = {}
+        self.set_keys(keys or {})
+
+    @property
+    def prefix_text(self) -> str:
+        """The chain prefix as it appears at the start of a token UUID (``xxxxxxxx-xxxx-xxxx``)."""
+        return str(UUID(bytes=self._prefix + bytes(8)))[:18]
+
+    @property
+    def member_count(self) -> int:
+        """How many opted-in members the resolver can recognise."""
+        return len(self._keys)
+
+    def set_keys(self, keys: Mapping[str, bytes]) -> None:
+        """Replace the opted-in members (id -> 16-byte key), e.g. after the member table changed
+        or sync delivered new keys. Members left out stop resolving immediately."""
+        for member, key in keys.items():
+            if len(key) != KEY_BYTES:
+                raise MembersFileError(f"member {member!r}: key must be {KEY_BYTES} bytes")
+        self._keys = dict(keys)
+        self._by_window.clear()
+        if self._center is not None:
+            self._rebuild(self._center)
+
+    def resolve(self, service_uuid: str, t: float) -> str | None:
+        """The member advertising ``service_uuid`` at time ``t``, or None (then drop it)."""
+        window = int(t // WINDOW_S)
+        center = self._center
+        if center is None or window > center or window < center - 1:
+            self._rebuild(window)
+        return self._table.get(service_uuid)
+
+    def _rebuild(self, center: int) -> None:
+        wanted = (center - 1, center, center + 1)
+        self._by_window = {
+            w: self._by_window.get(w) or self._window_table(w) for w in wanted
+        }
+        table: dict[str, str] = {}
+        for w in wanted:
+            table.update(self._by_window[w])
+        self._table = table
+        self._center = center
+
+    def _window_table(self, window: int) -> dict[str, str]:
+        return {
+            token_uuid(self._prefix, key, window): member for member, key in self._keys.items()
+        }

@@ -1,0 +1,5 @@
+"""``python -m hub.cli`` runs the same command as ``retail-hub``."""
+
+from hub.cli import main
+
+main()

@@ -1,0 +1,115 @@
+"""The envelope every message of protocol v1 travels in, and its strict decoding.
+
+Everything a receiver needs to apply a message exactly once is in the envelope, not in MQTT
+features: ``store`` and ``seq`` identify a store event for good, ``epoch`` tells a restart or a
+restore from backup apart, ``prev`` (events only) chains each event to the one before it so a
+receiver can tell "not yet arrived" from "never existed" even where the store-wide sequence has
+gaps. Decoding never raises anything but :class:`ProtocolError`, whose ``reason`` is a short
+stable code for dead-letter rows and metrics.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, TypeVar
+
+import msgspec
+from ulid import ULID
+
+SCHEMA_VERSION = 1
+MAX_SEQ = 2**63 - 1  # SQLite's INTEGER is signed 64-bit
+ULID_PATTERN = r"^[0-9A-HJKMNP-TV-Z]{26}$"
+STORE_PATTERN = r"^[a-z0-9][a-z0-9_-]{0,63}$"
+TYPE_PATTERN = r"^[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)*$"
+T = TypeVar("T")
+
+Seq = Annotated[int, msgspec.Meta(ge=0, le=MAX_SEQ)]
+MessageId = Annotated[str, msgspec.Meta(pattern=ULID_PATTERN)]
+StoreId = Annotated[str, msgspec.Meta(pattern=STORE_PATTERN)]
+MessageType = Annotated[str, msgspec.Meta(pattern=TYPE_PATTERN, max_length=64)]
+
+
+class Envelope(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
+    """One message. ``data`` stays raw JSON until the type's schema decodes it."""
+
+    id: MessageId
+    store: StoreId
+    epoch: Seq
+    seq: Seq
+    type: MessageType
+    ts: float
+    schema: Annotated[int, msgspec.Meta(ge=1)]
+    data: msgspec.Raw
+    prev: Seq | None = None
+
+
+class ProtocolError(Exception):
+    """A message that cannot be applied; ``reason`` is one of the dead-letter reason codes:
+    ``too_large``, ``malformed_json``, ``invalid_envelope``, ``unsupported_schema``,
+    ``invalid_data``, ``unknown_type``, ``wrong_store``, ``unexpected_topic``."""
+
+    def __init__(self, reason: str, message: str) -> None:
+        super().__init__(f"{reason}: {message}")
+        self.reason = reason
+        self.message = message
+
+
+def new_id() -> str:
+    """A fresh message id (ULID: sortable by creation time, unique without coordination)."""
+    return str(ULID())
+
+
+def build(
+    *,
+    store: str,
+    epoch: int,
+    seq: int,
+    type_: str,
+    ts: float,
+    data: msgspec.Struct | dict[str, Any] | bytes,
+    msg_id: str | None = None,
+    prev: int | None = None,
+) -> bytes:
+    """Encode an envelope; ``data`` given as bytes is already-encoded JSON (outbox rows are)."""
+    raw = data if isinstance(data, bytes) else msgspec.json.encode(data)
+    return msgspec.json.encode(
+        Envelope(
+            id=msg_id or new_id(),
+            store=store,
+            epoch=epoch,
+            seq=seq,
+            type=type_,
+            ts=ts,
+            schema=SCHEMA_VERSION,
+            data=msgspec.Raw(raw),
+            prev=prev,
+        )
+    )
+
+
+_ENVELOPE_DECODER = msgspec.json.Decoder(Envelope)
+
+
+def decode(payload: bytes, max_bytes: int) -> Envelope:
+    """Check size, JSON, envelope schema and schema version, in that order."""
+    if len(payload) > max_bytes:
+        raise ProtocolError("too_large", f"payload of {len(payload)} bytes exceeds {max_bytes}")
+    try:
+        envelope = _ENVELOPE_DECODER.decode(payload)
+    except msgspec.ValidationError as exc:
+        raise ProtocolError("invalid_envelope", str(exc)) from None
+    except msgspec.DecodeError as exc:
+        raise ProtocolError("malformed_json", str(exc)) from None
+    if envelope.schema != SCHEMA_VERSION:
+        raise ProtocolError(
+            "unsupported_schema",
+            f"schema version {envelope.schema}; this receiver reads version {SCHEMA_VERSION}",
+        )
+    return envelope
+
+
+def decode_data(envelope: Envelope, schema: type[T]) -> T:
+    """The envelope's ``data`` decoded into ``schema``."""
+    try:
+        return msgspec.json.decode(envelope.data, type=schema)
+    except msgspec.DecodeError as exc:
+        raise ProtocolError("invalid_data", f"{envelope.type}: {exc}") from None

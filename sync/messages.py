@@ -1,0 +1,164 @@
+"""The ``data`` schemas of protocol v1, one per message type.
+
+Store -> shop events are read leniently (fields a newer hub adds are ignored, missing or mistyped
+fields are errors): the store is the authority and may grow its messages without breaking older
+shops. Shop -> store commands are strict (unknown fields are errors): a command the hub does not
+fully understand must not be half-applied.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+import msgspec
+
+from sync.envelope import MessageId, Seq
+
+ID = Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,63}$")]
+Sku = Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")]
+Text = Annotated[str, msgspec.Meta(max_length=500)]
+OrderState = Literal["pending", "accepted", "rejected", "ready", "collected", "cancelled", "expired"]
+
+# --- store -> shop ---------------------------------------------------------------------------
+
+MOVEMENT = "stock.movement"
+ORDER_STATUS = "order.status"
+COMMAND_RESULT = "command.result"
+REMINDER = "reminder"
+BEACON_HEALTH = "beacon.health"
+SNAPSHOT = "stock.snapshot"
+STATE = "store.state"
+
+
+class Movement(msgspec.Struct, kw_only=True):
+    """A ledger row and the stock it left: the shop's view is rebuilt from these exactly."""
+
+    movement_id: str
+    seq: Seq
+    sku: Sku
+    qty: int
+    reserved_qty: int
+    reason: str
+    order_id: str | None = None
+    ts: float
+    on_hand: int
+    reserved: int
+    available: int
+
+
+class OrderLine(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    sku: Sku
+    qty: Annotated[int, msgspec.Meta(ge=1, le=100_000)]
+
+
+class EventOrderLine(msgspec.Struct, kw_only=True):
+    sku: Sku
+    qty: int
+
+
+class OrderStatus(msgspec.Struct, kw_only=True):
+    """An order's state after a change (the hub sends one per transition)."""
+
+    id: ID
+    member_id: str | None = None
+    state: OrderState
+    reason: str | None = None
+    created_at: float
+    updated_at: float
+    pickup_by: float | None = None
+    lines: list[EventOrderLine]
+
+
+class CommandResult(msgspec.Struct, kw_only=True):
+    """What the hub did with a command, sent once per command id."""
+
+    command_id: MessageId
+    command_type: str
+    status: Literal["applied", "rejected"]
+    reason: str | None = None
+    ref: str | None = None
+
+
+class Reminder(msgspec.Struct, kw_only=True):
+    """An arrival reminder for a member; other fields are kept as sent."""
+
+    member: ID
+
+
+class StockSnapshot(msgspec.Struct, kw_only=True):
+    """One SKU's stock as of ``seq`` (the last ledger row that touched it; 0 if none)."""
+
+    sku: Sku
+    on_hand: int
+    reserved: int
+    available: int
+    seq: Seq
+
+
+class StoreState(msgspec.Struct, kw_only=True):
+    """Birth (online) and will (offline): the epoch and how far the store's sequence has got."""
+
+    state: Literal["online", "offline"]
+    epoch: Seq
+    last_seq: Seq
+    acked_seq: Seq
+
+
+# --- shop -> store ---------------------------------------------------------------------------
+
+ACK = "sync.ack"
+ORDER_PLACE = "order.place"
+ORDER_CANCEL = "order.cancel"
+MEMBER_UPSERT = "member.upsert"
+CATALOG_UPDATE = "catalog.update"
+RESYNC = "sync.resync"
+
+
+class Ack(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    """The shop has applied every event of the store up to and including ``acked_seq``."""
+
+    acked_seq: Seq
+
+
+class OrderPlace(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    id: ID
+    member: ID | None = None
+    lines: Annotated[list[OrderLine], msgspec.Meta(min_length=1, max_length=500)]
+
+
+class OrderCancel(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    id: ID
+    reason: Text | None = None
+
+
+class MemberUpsert(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    id: ID
+    display_name: Annotated[str, msgspec.Meta(max_length=100)] = ""
+    consent: bool
+    beacon_key: Annotated[str, msgspec.Meta(pattern=r"^[0-9a-fA-F]{32}$")] | None = None
+
+
+class CatalogUpdate(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    """Product rows in the hub's catalogue import format (checked row by row by the hub)."""
+
+    products: Annotated[list[dict[str, Any]], msgspec.Meta(min_length=1, max_length=5000)]
+
+
+class Resync(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    """Send again every event after ``after_seq`` (the shop's contiguous watermark), and with
+    ``snapshots`` republish every SKU's snapshot."""
+
+    after_seq: Seq | None = None
+    snapshots: bool = False
+
+
+Command = OrderPlace | OrderCancel | MemberUpsert | CatalogUpdate | Resync
+
+#: Command type -> its data schema; any other type on a command topic is dead-lettered.
+COMMANDS: dict[str, type[Command]] = {
+    ORDER_PLACE: OrderPlace,
+    ORDER_CANCEL: OrderCancel,
+    MEMBER_UPSERT: MemberUpsert,
+    CATALOG_UPDATE: CatalogUpdate,
+    RESYNC: Resync,
+}

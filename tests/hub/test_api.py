@@ -1,0 +1,191 @@
+"""The HTTP API, every exchange checked against docs/openapi.yaml: contract endpoints, staff
+auth, malformed/oversized/unauthenticated requests, concurrency and metrics."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+from aiohttp.test_utils import TestClient
+
+from hub.members import MemberIn
+from hub.services import Services
+from tests.openapi_check import SpecClient
+
+
+@pytest.fixture
+def api(client: TestClient, staff: dict[str, str]) -> SpecClient:
+    return SpecClient(client, staff)
+
+
+@pytest.fixture
+def public(client: TestClient) -> SpecClient:
+    return SpecClient(client)
+
+
+async def test_contract_movement_and_stock(api: SpecClient) -> None:
+    response, body = await api.call("POST", "/api/stock/movements",
+                                    json_body={"sku": "OAT-1", "qty": -2, "reason": "sale",
+                                               "ref": "till-1:77"})
+    assert response.status == 201
+    assert body["seq"] > 0 and body["qty"] == -2 and body["duplicate"] is False
+    response, stock = await api.call("GET", "/api/stock/OAT-1")
+    assert stock == {"sku": "OAT-1", "on_hand": 8, "reserved": 0, "available": 8,
+                     "seq": body["seq"]}
+    response, again = await api.call("POST", "/api/stock/movements",
+                                     json_body={"sku": "OAT-1", "qty": -2, "reason": "sale",
+                                                "ref": "till-1:77"})
+    assert response.status == 200 and again["duplicate"] and again["seq"] == body["seq"]
+    response, err = await api.call("POST", "/api/stock/movements",
+                                   json_body={"sku": "OAT-1", "qty": 5, "reason": "sale",
+                                              "ref": "till-1:77"})
+    assert response.status == 409 and err["error"]["code"] == "ref_reused"
+
+
+async def test_search_and_detail(public: SpecClient) -> None:
+    _, body = await public.call("GET", "/api/products?q=oat%20mlik")
+    assert body["results"][0]["sku"] == "OAT-1"
+    assert body["results"][0]["price"] == {"amount": "19.90", "currency": "SEK"}
+    _, body = await public.call("GET", "/api/products?q=%EB%B0%94%EB%82%98%EB%82%98")  # 바나나
+    assert body["results"][0]["sku"] == "BAN-1"
+    _, detail = await public.call("GET", "/api/products/BAN-1")
+    assert detail["shelf"] == "A1" and detail["stock"]["available"] == 40
+    response, err = await public.call("GET", "/api/products/NOPE")
+    assert response.status == 404 and "NOPE" in err["error"]["message"]
+    response, err = await public.call("GET", "/api/products?q=")
+    assert response.status == 400 and "'q'" in err["error"]["message"]
+    response, _ = await public.call("GET", "/api/products?q=milk&limit=500")
+    assert response.status == 400
+
+
+@pytest.mark.parametrize("headers", [{}, {"Authorization": "Bearer wrong-token-wrong-token"},
+                                     {"Authorization": "Basic dXNlcjpwYXNz"}])
+async def test_staff_endpoints_need_the_token(client: TestClient, headers: dict[str, str]) -> None:
+    api = SpecClient(client, headers)
+    for method, url, body in [("POST", "/api/stock/movements",
+                               {"sku": "OAT-1", "qty": 1, "reason": "sale"}),
+                              ("GET", "/api/orders", None), ("GET", "/api/members", None),
+                              ("GET", "/api/stock/movements", None)]:
+        response, err = await api.call(method, url, json_body=body)
+        assert response.status == 401, url
+        assert err["error"]["code"] == "unauthorized"
+    _, stock = await api.call("GET", "/api/stock/OAT-1")
+    assert stock["on_hand"] == 10, "nothing was recorded"
+
+
+@pytest.mark.parametrize(("data", "content_type", "status", "text"), [
+    (b"{not json", "application/json", 400, "not valid JSON"),
+    (b"[1, 2]", "application/json", 400, "must be a JSON object"),
+    (b"", "application/json", 400, "empty"),
+    (b'{"sku": "OAT-1", "qty": 1, "reason": "sale"}', "text/plain", 415, "application/json"),
+    (b'{"sku": "OAT-1", "qty": "1", "reason": "sale"}', "application/json", 400, "match"),
+    (b'{"sku": "OAT-1", "qty": 1, "reason": "theft"}', "application/json", 400, "match"),
+    (b'{"sku": "OAT-1", "qty": 1, "reason": "sale", "x": 1}', "application/json", 400, "match"),
+    (b'{"sku": "OAT-1", "qty": 1e9, "reason": "sale"}', "application/json", 400, "match"),
+    (b'{"sku": "../etc", "qty": 1, "reason": "sale"}', "application/json", 400, "match"),
+    (b'{"sku": "OAT-1", "qty": 1, "reason": "sale", "ref": "' + b"r" * 200 + b'"}',
+     "application/json", 400, "match"),
+    (b'\xff\xfe{}', "application/json", 400, "not valid JSON"),
+])
+async def test_malformed_movements(client: TestClient, staff: dict[str, str], data: bytes,
+                                   content_type: str, status: int, text: str) -> None:
+    response = await client.post("/api/stock/movements", data=data,
+                                 headers={**staff, "Content-Type": content_type})
+    body = await response.json()
+    assert response.status == status
+    assert text in body["error"]["message"]
+    assert "Traceback" not in await response.text()
+
+
+async def test_validation_details_name_the_field(api: SpecClient) -> None:
+    response, err = await api.call("POST", "/api/stock/movements",
+                                   json_body={"sku": "OAT-1", "qty": 1, "reason": "theft"})
+    assert response.status == 400
+    assert [d["field"] for d in err["error"]["details"]] == ["reason"]
+
+
+async def test_oversized_bodies(client: TestClient, staff: dict[str, str]) -> None:
+    huge = b'{"sku": "OAT-1", "qty": 1, "reason": "sale", "note": "' + b"x" * 70_000 + b'"}'
+    response = await client.post("/api/stock/movements", data=huge,
+                                 headers={**staff, "Content-Type": "application/json"})
+    assert response.status == 413
+    assert "larger than" in (await response.json())["error"]["message"]
+    enormous = b"x" * (13 * 1024 * 1024)
+    response = await client.post("/api/stock/movements", data=enormous,
+                                 headers={**staff, "Content-Type": "application/json"})
+    assert response.status == 413
+    assert (await response.json())["error"]["code"] == "too_large"
+
+
+async def test_unknown_paths_and_methods(client: TestClient) -> None:
+    response = await client.get("/api/nothing-here")
+    assert response.status == 404 and (await response.json())["error"]["code"] == "not_found"
+    response = await client.delete("/api/stock/OAT-1")
+    assert response.status == 405 and (await response.json())["error"]["code"] == \
+        "method_not_allowed"
+
+
+async def test_two_hundred_concurrent_movements_on_one_sku(api: SpecClient,
+                                                           stocked: Services) -> None:
+    async def one(i: int) -> int:
+        response, body = await api.call("POST", "/api/stock/movements",
+                                        json_body={"sku": "BAN-1", "qty": 1 + i % 3,
+                                                   "reason": "receipt", "ref": f"c-{i}"})
+        assert response.status == 201, body
+        return int(body["seq"])
+
+    seqs = await asyncio.gather(*(one(i) for i in range(200)))
+    assert len(set(seqs)) == 200
+    expected = 40 + sum(1 + i % 3 for i in range(200))
+    _, stock = await api.call("GET", "/api/stock/BAN-1")
+    assert stock["on_hand"] == expected
+    total = stocked.db.query_one("SELECT SUM(qty) AS s FROM stock_ledger WHERE sku = 'BAN-1'")
+    assert total["s"] == expected
+
+
+async def test_orders_through_the_api(api: SpecClient) -> None:
+    response, placed = await api.call("POST", "/api/orders",
+                                      json_body={"id": "W-1", "member": "m1",
+                                                 "lines": [{"sku": "OAT-1", "qty": 2}]})
+    assert response.status == 201 and placed["state"] == "accepted"
+    for target in ("ready", "collected"):
+        response, order = await api.call("POST", "/api/orders/W-1/transition",
+                                         json_body={"to": target})
+        assert response.status == 200 and order["state"] == target
+    response, err = await api.call("POST", "/api/orders/W-1/transition",
+                                   json_body={"to": "cancelled"})
+    assert response.status == 409 and "collected" in err["error"]["message"]
+    _, listing = await api.call("GET", "/api/orders?state=collected")
+    assert [o["id"] for o in listing["orders"]] == ["W-1"]
+    _, detail = await api.call("GET", "/api/orders/W-1")
+    assert [h["to_state"] for h in detail["history"]] == ["pending", "accepted", "ready",
+                                                          "collected"]
+    _, stock = await api.call("GET", "/api/stock/OAT-1")
+    assert (stock["on_hand"], stock["reserved"]) == (8, 0)
+    response, _ = await api.call("GET", "/api/orders?state=lost")
+    assert response.status == 400
+    response, _ = await api.call("GET", "/api/orders/NOPE")
+    assert response.status == 404
+
+
+async def test_members_never_show_keys(api: SpecClient, stocked: Services) -> None:
+    stocked.members.upsert(MemberIn(id="m1", display_name="Ann", consent=True,
+                                    beacon_key="00112233445566778899aabbccddeeff"))
+    response, body = await api.call("GET", "/api/members")
+    assert body["members"] == [{"id": "m1", "display_name": "Ann", "consent": True,
+                                "has_key": True, "updated_at": body["members"][0]["updated_at"]}]
+    assert "00112233" not in str(body)
+
+
+async def test_health_metrics_and_images(public: SpecClient, client: TestClient,
+                                         stocked: Services) -> None:
+    response, health = await public.call("GET", "/healthz")
+    assert health == {"status": "ok", "store": "test-store", "database": "ok"}
+    await public.call("GET", "/api/stock/OAT-1")
+    response, text = await public.call("GET", "/metrics")
+    metrics = text.decode()
+    assert 'hub_http_requests_total{method="GET",route="/api/stock/{sku}",status="200"}' in metrics
+    assert "hub_http_request_seconds_bucket" in metrics
+    assert 'hub_ledger_writes_total{reason="receipt"} 2.0' in metrics
+    response = await client.get("/images/../../etc/passwd")
+    assert response.status == 404

@@ -1,0 +1,115 @@
+"""Catalogue import: CSV and JSON, bad rows reported and skipped, idempotent, images, the demo."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from hub.demo.store import CATALOG, IMAGES
+from hub.errors import InvalidInput
+from hub.services import Services
+
+JPEG = b"\xff\xd8\xff\xe0" + b"\x00" * 64
+
+CSV = """sku,name_en,name_ko,aliases_en,category,price,shelf,image,stock
+MILK-1,Whole milk,우유,milk;full fat milk,Dairy,12.50,C1,milk.jpg,20
+BAD ONE,Broken sku,,,Dairy,1.00,C1,,1
+EGG-1,,,,Dairy,3.00,C2,,5
+PRICE-1,Bread,,,Bakery,abc,D1,,
+NEG-1,Butter,,,Dairy,-1,C3,,
+IMG-1,Cheese,,,Dairy,30,C4,../../etc/passwd,
+IMG-2,Yoghurt,,,Dairy,30,C4,missing.jpg,
+MILK-1,Whole milk again,,,Dairy,12.50,C1,,
+"""
+
+
+def write(tmp: Path, name: str, text: str) -> Path:
+    path = tmp / name
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def test_csv_with_bad_rows(services: Services, tmp_path: Path) -> None:
+    (tmp_path / "milk.jpg").write_bytes(JPEG)
+    report = services.catalog.import_file(write(tmp_path, "cat.csv", CSV))
+    assert report.added == ["MILK-1"]
+    problems = {p.row: (p.sku, " | ".join(p.errors)) for p in report.rejected}
+    assert set(problems) == {3, 4, 5, 6, 7, 8, 9}
+    assert "sku" in problems[3][1]
+    assert "names" in problems[4][1]
+    assert "price" in problems[5][1]
+    assert "greater than or equal to 0" in problems[6][1]
+    assert "outside the images folder" in problems[7][1]
+    assert "not found" in problems[8][1]
+    assert "twice" in problems[9][1]
+    product = services.catalog.get("MILK-1")
+    assert product.names == {"en": "Whole milk", "ko": "우유"}
+    assert product.aliases == {"en": ["milk", "full fat milk"]}
+    assert product.price_cents == 1250
+    assert services.inventory.stock("MILK-1").on_hand == 20
+    image = services.catalog.images("MILK-1")
+    assert len(image) == 1 and (services.config.store.images_dir / image[0]["path"]).is_file()
+
+
+def test_reimport_changes_nothing_and_updates_are_applied(services: Services,
+                                                          tmp_path: Path) -> None:
+    rows = [{"sku": "A", "names": {"en": "Apple"}, "price": 1.5, "stock": 10}]
+    path = write(tmp_path, "c.json", json.dumps(rows))
+    first = services.catalog.import_file(path)
+    second = services.catalog.import_file(path)
+    assert (first.added, second.added, second.unchanged) == (["A"], [], ["A"])
+    rows[0]["price"] = 2.0
+    rows[0]["stock"] = 99
+    third = services.catalog.import_file(write(tmp_path, "c.json", json.dumps(rows)))
+    assert third.updated == ["A"]
+    assert services.catalog.get("A").price_cents == 200
+    assert services.inventory.stock("A").on_hand == 10, "starting stock applies only once"
+    assert services.db.query_one("SELECT count(*) AS n FROM stock_ledger")["n"] == 1
+
+
+def test_json_rows_of_the_wrong_shape(services: Services, tmp_path: Path) -> None:
+    rows = [{"sku": "A", "names": {"en": "Apple"}}, "not an object",
+            {"sku": "B", "names": {"EN!": "x"}}, {"sku": "C", "names": {"en": "C"}, "colour": 1},
+            {"sku": "D", "names": {"en": "x" * 201}}, {"sku": "E", "names": {"en": "a\x00b"}}]
+    report = services.catalog.import_file(write(tmp_path, "c.json", json.dumps({"products": rows})))
+    assert report.added == ["A"]
+    errors = {p.row: " ".join(p.errors) for p in report.rejected}
+    assert errors[2] == "row is not a JSON object"
+    assert "language code" in errors[3]
+    assert "unknown field" in errors[4]
+    assert "longer than 200" in errors[5]
+    assert "control characters" in errors[6]
+
+
+@pytest.mark.parametrize(("name", "content", "message"), [
+    ("c.json", "{not json", "not valid JSON (line 1"),
+    ("c.json", '{"items": []}', "expected a list of products"),
+    ("c.csv", "name,price\nx,1\n", "include 'sku'"),
+    ("c.xml", "<x/>", "use a .csv or .json"),
+])
+def test_unusable_files(services: Services, tmp_path: Path, name: str, content: str,
+                        message: str) -> None:
+    with pytest.raises(InvalidInput, match=message.replace("(", r"\(")):
+        services.catalog.import_file(write(tmp_path, name, content))
+
+
+def test_non_utf8_and_fake_images(services: Services, tmp_path: Path) -> None:
+    bad = tmp_path / "c.csv"
+    bad.write_bytes(b"sku,name\n\xff\xfe,x\n")
+    with pytest.raises(InvalidInput, match="not UTF-8"):
+        services.catalog.import_file(bad)
+    (tmp_path / "fake.jpg").write_bytes(b"GIF89a not a jpeg")
+    report = services.catalog.import_rows(
+        [(1, {"sku": "A", "names": {"en": "A"}, "image": "fake.jpg"})], tmp_path)
+    assert report.rejected[0].errors == ["image is not a JPEG or PNG file"]
+
+
+def test_demo_catalogue_imports_cleanly(services: Services) -> None:
+    report = services.catalog.import_file(CATALOG, IMAGES)
+    assert len(report.added) == 81 and not report.rejected
+    assert len(report.images) == 81
+    oat = services.text_search.search("oat milk", limit=1)
+    assert services.catalog.get(oat[0].sku).names["en"] == "Oatly Oat Milk"
+    assert all(level.on_hand > 0 for level in services.inventory.all_stock())

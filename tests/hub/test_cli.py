@@ -1,0 +1,61 @@
+"""The retail-hub CLI on a real database: import, move stock, place and progress orders."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.fixtures.hub_process import write_hub_config
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture
+def cli(tmp_path: Path):
+    config = write_hub_config(tmp_path, 0, store_id="cli-test")
+
+    def run(*args: str, ok: bool = True) -> subprocess.CompletedProcess[str]:
+        result = subprocess.run([sys.executable, "-m", "hub.cli", *args, "--config", str(config)],
+                                capture_output=True, text=True, cwd=ROOT, timeout=120)
+        if ok:
+            assert result.returncode == 0, result.stderr
+        assert "Traceback" not in result.stderr
+        return result
+
+    return run
+
+
+def test_catalog_stock_and_orders(cli, tmp_path: Path) -> None:
+    catalog = tmp_path / "c.csv"
+    catalog.write_text("sku,name,price,shelf,stock\nMILK,Milk,12,C1,10\n,No sku,1,C1,1\n")
+    result = cli("catalog", "import", str(catalog), ok=False)
+    assert result.returncode == 1
+    report = json.loads(result.stdout)
+    assert report["added"] == 1 and report["rejected"][0]["row"] == 3
+
+    moved = json.loads(cli("stock", "move", "MILK", "3", "sale", "--ref", "r-1").stdout)
+    assert moved["stock"]["on_hand"] == 7
+    again = json.loads(cli("stock", "move", "MILK", "3", "sale", "--ref", "r-1").stdout)
+    assert again["duplicate"] is True
+
+    placed = json.loads(cli("orders", "place", "A1", "MILK:2", "--member", "m1").stdout)
+    assert placed["state"] == "accepted"
+    assert json.loads(cli("orders", "set", "A1", "ready").stdout)["state"] == "ready"
+    listing = json.loads(cli("orders", "list", "--state", "ready").stdout)
+    assert [o["id"] for o in listing] == ["A1"]
+    assert json.loads(cli("stock", "show", "MILK").stdout)["available"] == 5
+
+
+def test_cli_errors_are_messages(cli) -> None:
+    result = cli("stock", "move", "NOPE", "1", "receipt", ok=False)
+    assert result.returncode == 1 and "no product with SKU 'NOPE'" in result.stderr
+    result = cli("orders", "set", "A9", "ready", ok=False)
+    assert result.returncode == 1 and "no order" in result.stderr
+    result = cli("orders", "place", "A1", "MILK", ok=False)
+    assert result.returncode == 2 and "SKU:QTY" in result.stderr
+    result = cli("stock", "move", "MILK", "1", "theft", ok=False)
+    assert result.returncode == 2

@@ -1,0 +1,109 @@
+"""Config loading: strict models, line-level errors, described fields, the staff token."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from pydantic import BaseModel
+
+from hub.config import ConfigError, HubConfig, load_config, parse_config
+
+ROOT = Path(__file__).resolve().parents[2]
+CLI = [sys.executable, "-m", "hub.cli"]
+
+
+def models(model: type[BaseModel]) -> list[type[BaseModel]]:
+    found = [model]
+    for field in model.model_fields.values():
+        annotation = field.annotation
+        if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+            found.extend(models(annotation))
+    return found
+
+
+def test_example_config_is_valid(monkeypatch: pytest.MonkeyPatch) -> None:
+    config = load_config(ROOT / "hub.example.toml")
+    assert config.store.id == "stockholm-01"
+    assert config.store.database.is_absolute()
+    assert config.store.database == (ROOT / "var" / "hub.db").resolve()
+
+
+def test_every_field_has_a_description() -> None:
+    missing = [f"{m.__name__}.{name}" for m in models(HubConfig)
+               for name, field in m.model_fields.items() if not field.description]
+    assert missing == []
+
+
+def test_every_section_forbids_unknown_keys() -> None:
+    assert all(m.model_config.get("extra") == "forbid" for m in models(HubConfig))
+
+
+def test_errors_name_line_and_key() -> None:
+    text = ('[store]\nid = "Bad Id"\nname = "x"\ntimezone = "Mars/Base"\n\n'
+            '[web]\nport = 99999\ncolor = 1\n')
+    with pytest.raises(ConfigError) as info:
+        parse_config(text, Path("hub.toml"))
+    problems = {(p.line, p.key) for p in info.value.problems}
+    assert problems == {(2, "store.id"), (4, "store.timezone"), (7, "web.port"), (8, "web.color")}
+    assert "unknown setting" in str(info.value)
+
+
+def test_missing_section_and_bad_toml() -> None:
+    with pytest.raises(ConfigError) as info:
+        parse_config("[web]\nport = 80\n", Path("hub.toml"))
+    assert [p.key for p in info.value.problems] == ["store"]
+    with pytest.raises(ConfigError) as info:
+        parse_config('[store]\nid = "a"\nname = \n', Path("hub.toml"))
+    assert info.value.problems[0].line == 3
+    assert "not valid TOML" in info.value.problems[0].message
+
+
+def test_unreadable_files(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="file not found"):
+        load_config(tmp_path / "nope.toml")
+    binary = tmp_path / "bin.toml"
+    binary.write_bytes(b"\xff\xfe\x00garbage")
+    with pytest.raises(ConfigError, match="not UTF-8"):
+        load_config(binary)
+
+
+def test_staff_token_from_file_and_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    base = '[store]\nid = "s1"\nname = "S"\n'
+    config = parse_config(base, tmp_path / "hub.toml")
+    monkeypatch.setenv("RETAIL_HUB_STAFF_TOKEN", "from-the-environment-123")
+    token = config.web.load_staff_token()
+    assert token is not None and token.get_secret_value() == "from-the-environment-123"
+    assert "from-the-environment" not in repr(config.web) + repr(token)
+    (tmp_path / "token").write_text("short\n")
+    config = parse_config(base + '[web]\nstaff_token_file = "token"\n', tmp_path / "hub.toml")
+    with pytest.raises(ValueError, match="at least 16"):
+        config.web.load_staff_token()
+
+
+def test_config_check_command(tmp_path: Path) -> None:
+    bad = tmp_path / "hub.toml"
+    bad.write_text('[store]\nid = "ok"\nname = "S"\nsurprise = 1\n')
+    result = subprocess.run([*CLI, "config", "check", str(bad)], capture_output=True, text=True,
+                            cwd=ROOT)
+    assert result.returncode == 2
+    assert "line 4: store.surprise: unknown setting" in result.stderr
+    assert "Traceback" not in result.stderr
+    good = tmp_path / "good.toml"
+    good.write_text('[store]\nid = "ok"\nname = "S"\n')
+    result = subprocess.run([*CLI, "config", "check", str(good)], capture_output=True, text=True,
+                            cwd=ROOT)
+    assert result.returncode == 0, result.stderr
+    assert "ok (store ok)" in result.stdout
+
+
+def test_run_with_bad_config_stops_without_traceback(tmp_path: Path) -> None:
+    bad = tmp_path / "hub.toml"
+    bad.write_text('[store]\nid = "UPPER"\nname = "S"\n')
+    result = subprocess.run([*CLI, "run", "--config", str(bad)], capture_output=True, text=True,
+                            cwd=ROOT, timeout=60)
+    assert result.returncode == 2
+    assert "line 2: store.id" in result.stderr
+    assert "Traceback" not in result.stderr

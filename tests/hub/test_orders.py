@@ -1,0 +1,141 @@
+"""Orders: every legal and illegal transition, reservations, collection, release, expiry."""
+
+from __future__ import annotations
+
+import itertools
+import json
+
+import pytest
+
+from hub.clock import ManualClock
+from hub.errors import Conflict, InvalidInput
+from hub.inventory import MovementIn
+from hub.orders import TRANSITIONS, OrderIn, OrderService
+from hub.services import Services
+
+STATES = sorted(TRANSITIONS)
+
+
+def order(order_id: str, *lines: tuple[str, int], member: str | None = "m1") -> OrderIn:
+    return OrderIn(id=order_id, member=member,
+                   lines=[{"sku": s, "qty": q} for s, q in lines])  # type: ignore[misc]
+
+
+def level(svc: Services, sku: str) -> tuple[int, int, int]:
+    s = svc.inventory.stock(sku)
+    return s.on_hand, s.reserved, s.available
+
+
+def drive_to(svc: Services, state: str, order_id: str) -> None:
+    """Put a fresh order into ``state`` through legal transitions only."""
+    svc.orders.config.auto_accept = False
+    svc.orders.place(order(order_id, ("BAN-1", 1)))
+    paths = {
+        "pending": [], "accepted": ["accepted"], "rejected": ["rejected"],
+        "ready": ["accepted", "ready"], "collected": ["accepted", "ready", "collected"],
+        "cancelled": ["cancelled"], "expired": ["accepted", "expired"],
+    }
+    for step in paths[state]:
+        if step == "expired":
+            svc.clock.advance(svc.orders.config.pickup_window_hours * 3600 + 1)  # type: ignore[attr-defined]
+            assert [o.id for o in svc.orders.expire_due()] == [order_id]
+        else:
+            svc.orders.transition(order_id, step, reason="test")
+    assert svc.orders.get(order_id).state == state
+
+
+@pytest.mark.parametrize(("source", "target"), list(itertools.product(STATES, STATES)))
+def test_transition_matrix(stocked: Services, source: str, target: str) -> None:
+    drive_to(stocked, source, "o1")
+    legal = target in TRANSITIONS[source]
+    if target in ("pending", "expired"):
+        # Not requestable by staff: pending is only the start, expiry only by the clock.
+        with pytest.raises(InvalidInput):
+            stocked.orders.transition("o1", target)
+        return
+    if legal:
+        assert stocked.orders.transition("o1", target, reason="r").state == target
+    else:
+        with pytest.raises(Conflict) as info:
+            stocked.orders.transition("o1", target, reason="r")
+        assert info.value.code == "illegal_transition"
+        assert stocked.orders.get("o1").state == source
+
+
+def test_auto_accept_reserves_and_collect_sells(stocked: Services) -> None:
+    placed, known = stocked.orders.place(order("A1", ("OAT-1", 3), ("BAN-1", 2), ("OAT-1", 1)))
+    assert (placed.state, known) == ("accepted", False)
+    assert level(stocked, "OAT-1") == (10, 4, 6)
+    stocked.orders.mark_ready("A1")
+    stocked.orders.collect("A1")
+    assert level(stocked, "OAT-1") == (6, 0, 6)
+    assert level(stocked, "BAN-1") == (38, 0, 38)
+    reasons = [m["reason"] for m in stocked.inventory.movements(sku="OAT-1")]
+    assert reasons[:2] == ["pickup", "reservation"]
+    history = [h["to_state"] for h in stocked.orders.history("A1")]
+    assert history == ["pending", "accepted", "ready", "collected"]
+
+
+def test_reservation_never_makes_available_negative(stocked: Services) -> None:
+    stocked.orders.place(order("A1", ("OAT-1", 8)))
+    rejected, _ = stocked.orders.place(order("A2", ("OAT-1", 3), ("BAN-1", 1)))
+    assert rejected.state == "rejected"
+    assert "OAT-1 (wanted 3, available 2)" in (rejected.reason or "")
+    assert level(stocked, "OAT-1") == (10, 8, 2)
+    assert level(stocked, "BAN-1") == (40, 0, 40), "a rejected order reserves nothing"
+    unknown, _ = stocked.orders.place(order("A3", ("GHOST", 1)))
+    assert unknown.state == "rejected" and "not sold in this store" in (unknown.reason or "")
+
+
+def test_offline_sale_may_oversell_reserved_stock(stocked: Services) -> None:
+    stocked.orders.place(order("A1", ("OAT-1", 8)))
+    movement, _ = stocked.inventory.record(MovementIn(sku="OAT-1", qty=5, reason="sale"))
+    assert movement.flagged
+    assert level(stocked, "OAT-1") == (5, 8, -3)
+
+
+def test_cancel_and_expiry_release_stock(stocked: Services, clock: ManualClock) -> None:
+    stocked.orders.place(order("A1", ("OAT-1", 2)))
+    stocked.orders.place(order("A2", ("OAT-1", 3)))
+    stocked.orders.cancel("A1", "customer called")
+    assert level(stocked, "OAT-1") == (10, 3, 7)
+    clock.advance(47 * 3600)
+    assert stocked.orders.expire_due() == []
+    clock.advance(3600 + 1)
+    expired = stocked.orders.expire_due()
+    assert [o.id for o in expired] == ["A2"] and expired[0].state == "expired"
+    assert level(stocked, "OAT-1") == (10, 0, 10)
+    assert stocked.orders.expire_due() == []
+
+
+def test_placing_twice_is_harmless_but_ids_are_not_reused(stocked: Services) -> None:
+    first, _ = stocked.orders.place(order("A1", ("OAT-1", 2)))
+    again, known = stocked.orders.place(order("A1", ("OAT-1", 2)))
+    assert known and again.state == first.state
+    assert level(stocked, "OAT-1") == (10, 2, 8)
+    with pytest.raises(Conflict, match="different contents"):
+        stocked.orders.place(order("A1", ("OAT-1", 3)))
+
+
+def test_limits_on_lines_and_quantities(stocked: Services) -> None:
+    with pytest.raises(InvalidInput, match="at most 99 units"):
+        stocked.orders.place(order("A1", ("OAT-1", 100)))
+    many = [("OAT-1", 1)] * 51
+    with pytest.raises(InvalidInput, match="at most 50 lines"):
+        stocked.orders.place(order("A2", *many))
+
+
+def test_every_status_change_reaches_the_outbox(stocked: Services) -> None:
+    stocked.orders.place(order("A1", ("OAT-1", 1)))
+    stocked.orders.mark_ready("A1")
+    stocked.orders.collect("A1")
+    rows = stocked.db.query("SELECT data FROM outbox WHERE type = 'order.status' ORDER BY seq")
+    states = [json.loads(r["data"])["state"] for r in rows]
+    assert states == ["pending", "accepted", "ready", "collected"]
+
+
+def test_service_uses_only_injected_clock(stocked: Services, clock: ManualClock) -> None:
+    placed, _ = stocked.orders.place(order("A1", ("OAT-1", 1)))
+    assert placed.created_at == clock.now()
+    assert placed.pickup_by == clock.now() + 48 * 3600
+    assert isinstance(stocked.orders, OrderService)
