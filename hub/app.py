@@ -6,9 +6,11 @@ import asyncio
 import logging
 import signal
 from collections.abc import Callable
+from contextlib import ExitStack
 
 from aiohttp import web
 
+from hub.backup import exclusive_use
 from hub.clock import Clock
 from hub.config import HubConfig
 from hub.expiry import OrderExpiry
@@ -21,10 +23,12 @@ log = logging.getLogger(__name__)
 class RunningHub:
     """A started hub; ``url`` is where its web app answers."""
 
-    def __init__(self, services: Services, runner: web.AppRunner, url: str) -> None:
+    def __init__(self, services: Services, runner: web.AppRunner, url: str,
+                 lock: ExitStack) -> None:
         self.services = services
         self.runner = runner
         self.url = url
+        self._lock = lock
 
     async def stop(self) -> None:
         for part in reversed(self.services.lifecycle):
@@ -34,12 +38,19 @@ class RunningHub:
                 log.exception("error while stopping %s", type(part).__name__)
         await self.runner.cleanup()
         self.services.close()
+        self._lock.close()
 
 
 async def start_hub(config: HubConfig, clock: Clock | None = None,
                     services: Services | None = None) -> RunningHub:
     """Build the services (unless given), start background work and serve the web app."""
-    services = services or build_services(config, clock)
+    lock = ExitStack()
+    lock.enter_context(exclusive_use(config.store.database))
+    try:
+        services = services or build_services(config, clock)
+    except BaseException:
+        lock.close()
+        raise
     services.bus.bind(asyncio.get_running_loop())
     services.lifecycle.insert(0, OrderExpiry(services.orders, services.db, services.clock))
     started = []
@@ -55,10 +66,11 @@ async def start_hub(config: HubConfig, clock: Clock | None = None,
         for part in reversed(started):
             await part.stop()
         services.close()
+        lock.close()
         raise
     port = runner.addresses[0][1]
     host = config.web.host if config.web.host not in ("0.0.0.0", "::") else "127.0.0.1"
-    return RunningHub(services, runner, f"http://{host}:{port}")
+    return RunningHub(services, runner, f"http://{host}:{port}", lock)
 
 
 async def serve_until_stopped(config: HubConfig,

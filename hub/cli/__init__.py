@@ -3,21 +3,17 @@ assembles them."""
 
 from __future__ import annotations
 
-import logging
-
 import click
 
-from hub.cli import catalog, config, demo, orders, run, stock
+from hub import logs
+from hub.cli import backup, catalog, config, demo, doctor, orders, run, stock
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("-v", "--verbose", is_flag=True, help="Log debug messages.")
 def main(verbose: bool) -> None:
     """The in-store retail hub."""
-    logging.basicConfig(
-        level=logging.DEBUG if verbose else logging.INFO,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
+    logs.configure(verbose)
 
 
 main.add_command(run.run)
@@ -26,3 +22,6 @@ main.add_command(config.config)
 main.add_command(catalog.catalog)
 main.add_command(stock.stock)
 main.add_command(orders.orders)
+main.add_command(doctor.doctor)
+main.add_command(backup.backup)
+main.add_command(backup.restore)

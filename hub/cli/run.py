@@ -7,15 +7,18 @@ from pathlib import Path
 
 import click
 
+from hub import logs
 from hub.app import RunningHub, serve_until_stopped
 from hub.cli.common import config_option, load
 
 
 @click.command()
 @config_option
-def run(config_path: Path) -> None:
+@click.pass_context
+def run(ctx: click.Context, config_path: Path) -> None:
     """Run the hub until Ctrl-C."""
     cfg = load(config_path)
+    logs.configure(ctx.find_root().params.get("verbose", False), store_id=cfg.store.id)
     try:
         cfg.web.load_staff_token()
     except (OSError, ValueError) as exc:

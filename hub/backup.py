@@ -1,0 +1,116 @@
+"""Online backup and restore of the hub's database.
+
+A backup uses SQLite's backup API, so the hub keeps serving while it runs and the copy is a
+consistent snapshot. A restore puts a backup back in place (keeping the replaced file), and marks
+the database as restored so the next start begins a new sync epoch: the shop then knows that the
+sequence numbers after the restore are not the ones it saw before.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import sqlite3
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from hub.errors import Conflict, InvalidInput
+
+BACKUP_PREFIX = "hub-"
+PAGES_PER_STEP = 1024
+
+
+@contextmanager
+def exclusive_use(database: Path) -> Iterator[None]:
+    """Hold the database's lock file; refuse if a running hub (or a restore) already holds it."""
+    lock_path = database.with_name(database.name + ".lock")
+    lock_path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise Conflict(
+                f"{database} is in use by a running hub; stop it first "
+                "(sudo systemctl stop retail-hub)", code="database_in_use",
+            ) from None
+        yield
+    finally:
+        os.close(fd)
+
+
+def backup(database: Path, folder: Path, keep: int | None = None, now: float | None = None) -> Path:
+    """Write a consistent copy of ``database`` into ``folder``; keep only the newest ``keep``."""
+    if not database.exists():
+        raise InvalidInput(f"{database} does not exist; nothing to back up")
+    folder.mkdir(parents=True, exist_ok=True)
+    stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime(now if now is not None else time.time()))
+    target = folder / f"{BACKUP_PREFIX}{stamp}.db"
+    partial = target.with_suffix(".part")
+    source = sqlite3.connect(f"file:{database}?mode=ro", uri=True, timeout=30)
+    copy = sqlite3.connect(partial)
+    try:
+        source.backup(copy, pages=PAGES_PER_STEP, sleep=0.005)
+        copy.execute("PRAGMA journal_mode=DELETE")
+        verdict = copy.execute("PRAGMA integrity_check").fetchone()[0]
+    finally:
+        copy.close()
+        source.close()
+    if verdict != "ok":
+        partial.unlink()
+        raise Conflict(f"the backup failed its integrity check: {verdict}")
+    with partial.open("rb") as fh:
+        os.fsync(fh.fileno())
+    partial.replace(target)
+    if keep is not None:
+        for old in sorted(folder.glob(f"{BACKUP_PREFIX}*.db"))[:-keep]:
+            old.unlink()
+    return target
+
+
+def restore(backup_file: Path, database: Path, now: float | None = None) -> Path | None:
+    """Put ``backup_file`` in place of ``database``; returns where the replaced file was kept."""
+    if not backup_file.is_file():
+        raise InvalidInput(f"{backup_file} is not a file")
+    try:
+        conn = sqlite3.connect(f"file:{backup_file}?mode=ro", uri=True)
+        try:
+            verdict = conn.execute("PRAGMA integrity_check").fetchone()[0]
+            conn.execute("SELECT value FROM store_meta WHERE key = 'last_seq'").fetchone()
+        finally:
+            conn.close()
+    except sqlite3.DatabaseError as exc:
+        raise InvalidInput(f"{backup_file} is not a hub database backup: {exc}") from None
+    if verdict != "ok":
+        raise InvalidInput(f"{backup_file} is damaged: {verdict}")
+    stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime(now if now is not None else time.time()))
+    kept = None
+    with exclusive_use(database):
+        staged = database.with_name(database.name + ".restoring")
+        staged.write_bytes(backup_file.read_bytes())
+        conn = sqlite3.connect(staged)
+        try:
+            conn.execute(
+                "INSERT INTO store_meta (key, value) VALUES ('restored_at', ?) "
+                "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                (stamp,),
+            )
+            conn.commit()
+        finally:
+            conn.close()
+        if database.exists():
+            live = sqlite3.connect(database)
+            try:
+                live.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            finally:
+                live.close()
+            kept = database.with_name(f"{database.name}.before-restore-{stamp}")
+            database.replace(kept)
+        for suffix in ("-wal", "-shm"):
+            side = database.with_name(database.name + suffix)
+            if side.exists():
+                side.unlink()
+        staged.replace(database)
+    return kept

@@ -1,0 +1,95 @@
+"""Online backup while the ledger is being written, and restore with its safety checks."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from hub.app import start_hub
+from hub.backup import backup, restore
+from hub.config import HubConfig
+from hub.errors import Conflict, InvalidInput
+from hub.inventory import MovementIn
+from hub.services import Services, build_services
+
+
+def ledger_count(path: Path) -> int:
+    conn = sqlite3.connect(path)
+    try:
+        return int(conn.execute("SELECT count(*) FROM stock_ledger").fetchone()[0])
+    finally:
+        conn.close()
+
+
+async def test_backup_while_writing_is_consistent(stocked: Services, tmp_path: Path) -> None:
+    async def writer() -> None:
+        for i in range(150):
+            await stocked.db.write(stocked.inventory.record,
+                                   MovementIn(sku="BAN-1", qty=1, reason="receipt", ref=f"b{i}"))
+
+    task = asyncio.create_task(writer())
+    await asyncio.sleep(0.05)
+    target = await asyncio.to_thread(backup, stocked.config.store.database, tmp_path / "bk")
+    await task
+    conn = sqlite3.connect(target)
+    derived = dict(conn.execute("SELECT sku, on_hand FROM stock"))
+    summed = dict(conn.execute("SELECT sku, SUM(qty) FROM stock_ledger GROUP BY sku"))
+    assert derived == summed
+    assert conn.execute("PRAGMA integrity_check").fetchone() == ("ok",)
+    conn.close()
+
+
+def test_keep_prunes_old_backups(stocked: Services, tmp_path: Path) -> None:
+    folder = tmp_path / "bk"
+    for day in range(4):
+        backup(stocked.config.store.database, folder, keep=2, now=1_800_000_000 + day * 86400)
+    assert len(list(folder.glob("hub-*.db"))) == 2
+
+
+def test_restore_puts_the_backup_back(make_config, tmp_path: Path) -> None:
+    config: HubConfig = make_config()
+    svc = build_services(config, with_features=False)
+    svc.catalog.import_rows([(1, {"sku": "A", "names": {"en": "A"}, "stock": 5})], tmp_path)
+    target = backup(config.store.database, tmp_path / "bk")
+    svc.inventory.record(MovementIn(sku="A", qty=2, reason="sale"))
+    svc.close()
+    kept = restore(target, config.store.database)
+    assert kept is not None and ledger_count(kept) == 2, "the replaced database is kept whole"
+    assert ledger_count(config.store.database) == 1
+    conn = sqlite3.connect(config.store.database)
+    marker = conn.execute("SELECT value FROM store_meta WHERE key = 'restored_at'").fetchone()
+    conn.close()
+    assert marker is not None
+    svc = build_services(config, with_features=False)
+    assert svc.inventory.stock("A").on_hand == 5
+    svc.close()
+
+
+async def test_restore_refuses_while_the_hub_runs(make_config, tmp_path: Path) -> None:
+    config: HubConfig = make_config()
+    hub = await start_hub(config)
+    try:
+        target = await asyncio.to_thread(backup, config.store.database, tmp_path / "bk")
+        with pytest.raises(Conflict, match="in use by a running hub"):
+            restore(target, config.store.database)
+        with pytest.raises(Conflict, match="in use"):
+            await start_hub(config)
+    finally:
+        await hub.stop()
+
+
+def test_restore_refuses_damaged_or_foreign_files(make_config, tmp_path: Path) -> None:
+    config: HubConfig = make_config()
+    junk = tmp_path / "junk.db"
+    junk.write_bytes(b"SQLite format 3\x00" + b"\x07" * 5000)
+    with pytest.raises(InvalidInput, match="not a hub database backup|damaged"):
+        restore(junk, config.store.database)
+    other = tmp_path / "other.db"
+    sqlite3.connect(other).execute("CREATE TABLE t (x)").connection.close()
+    with pytest.raises(InvalidInput, match="not a hub database backup"):
+        restore(other, config.store.database)
+    with pytest.raises(InvalidInput, match="not a file"):
+        restore(tmp_path / "missing.db", config.store.database)
