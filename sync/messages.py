@@ -14,10 +14,14 @@ import msgspec
 
 from sync.envelope import MessageId, Seq
 
-ID = Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,63}$")]
-Sku = Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")]
+ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,63}$"
+SKU_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"
+ID = Annotated[str, msgspec.Meta(pattern=ID_PATTERN)]
+Sku = Annotated[str, msgspec.Meta(pattern=SKU_PATTERN)]
 Text = Annotated[str, msgspec.Meta(max_length=500)]
-OrderState = Literal["pending", "accepted", "rejected", "ready", "collected", "cancelled", "expired"]
+OrderState = Literal[
+    "pending", "accepted", "rejected", "ready", "collected", "cancelled", "expired"
+]
 
 # --- store -> shop ---------------------------------------------------------------------------
 

@@ -2,11 +2,11 @@
 
 ::
 
-    {prefix}/v1/{store}/state                 retained birth (online) / will (offline)   store -> shop
-    {prefix}/v1/{store}/events/{kind}         outbox events, QoS 1                        store -> shop
-    {prefix}/v1/{store}/snapshot/stock/{sku}  retained per-SKU stock snapshot             store -> shop
-    {prefix}/v1/{store}/cmd                   commands, QoS 1                             shop -> store
-    {prefix}/v1/{store}/ack                   application-level acks, QoS 1               shop -> store
+    {prefix}/v1/{store}/state                 store -> shop  retained birth (online) / will
+    {prefix}/v1/{store}/events/{kind}         store -> shop  outbox events
+    {prefix}/v1/{store}/snapshot/stock/{sku}  store -> shop  retained per-SKU stock snapshot
+    {prefix}/v1/{store}/cmd                   shop -> store  commands
+    {prefix}/v1/{store}/ack                   shop -> store  application-level acks
 
 Everything a receiver needs is in the payload (the envelope); the topic only routes, so the
 protocol works the same on MQTT 3.1.1 and 5 and behind any broker's ACLs.
@@ -81,7 +81,7 @@ class ShopFilters:
 
 @dataclass(frozen=True)
 class ParsedTopic:
-    """A topic of the tree split into its parts; ``channel`` is state, events, snapshot, cmd or ack."""
+    """A topic split into parts; ``channel`` is state, events, snapshot, cmd or ack."""
 
     store: str
     channel: str

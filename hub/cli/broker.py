@@ -1,0 +1,58 @@
+"""``retail-hub broker config``: a mosquitto setup in which each store sees only its own tree."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from sync.broker_setup import BrokerPlan, BrokerSetupError, write_broker_config
+
+
+@click.group()
+def broker() -> None:
+    """The MQTT broker between the stores and the online shop."""
+
+
+@broker.command("config")
+@click.option("--out", "folder", type=click.Path(path_type=Path, file_okay=False),
+              required=True, help="Folder for mosquitto.conf, passwd, acl and credentials/.")
+@click.option("--store", "stores", multiple=True, help="A store id (repeat for each store).")
+@click.option("--stores-file", type=click.Path(path_type=Path, dir_okay=False),
+              help="A file with one store id per line (added to --store).")
+@click.option("--shop-user", "shop_users", multiple=True, default=["shop"], show_default=True,
+              help="User name of the shop service (repeat for several).")
+@click.option("--prefix", default="retail", show_default=True, help="Topic prefix.")
+@click.option("--port", type=click.IntRange(1, 65535), default=8883, show_default=True)
+@click.option("--bind", default="0.0.0.0", show_default=True, help="Address to listen on.")
+@click.option("--tls-cert", type=click.Path(path_type=Path, dir_okay=False),
+              help="Server certificate (PEM).")
+@click.option("--tls-key", type=click.Path(path_type=Path, dir_okay=False),
+              help="Its private key (PEM).")
+@click.option("--no-tls", is_flag=True, help="Listen without TLS (a test bench only).")
+@click.option("--no-persistence", is_flag=True, help="Keep no broker state on disk.")
+@click.option("--user", "run_as", help="System user mosquitto runs as (it must be able to "
+              "read these files).")
+def config(folder: Path, stores: tuple[str, ...], stores_file: Path | None,
+           shop_users: tuple[str, ...], prefix: str, port: int, bind: str,
+           tls_cert: Path | None, tls_key: Path | None, no_tls: bool, no_persistence: bool,
+           run_as: str | None) -> None:
+    """Write a mosquitto configuration with TLS, a password file and a per-store ACL."""
+    names = list(stores)
+    if stores_file is not None:
+        names += [line.strip() for line in stores_file.read_text(encoding="utf-8").splitlines()
+                  if line.strip() and not line.startswith("#")]
+    if not no_tls and (tls_cert is None or tls_key is None):
+        raise click.UsageError("give --tls-cert and --tls-key (or --no-tls for a test bench)")
+    plan = BrokerPlan(folder=folder, stores=names, shop_users=list(shop_users), prefix=prefix,
+                      port=port, bind=bind, tls_cert=None if no_tls else tls_cert,
+                      tls_key=None if no_tls else tls_key, persistence=not no_persistence,
+                      run_as=run_as)
+    try:
+        files = write_broker_config(plan)
+    except BrokerSetupError as exc:
+        raise click.UsageError(str(exc)) from None
+    click.echo(f"wrote {files.config}, {files.password_file} and {files.acl_file}")
+    click.echo(f"credentials for {len(files.credentials)} users in "
+               f"{files.config.parent / 'credentials'} (give each hub its own file as "
+               "[mqtt] password_file)")

@@ -1,0 +1,259 @@
+"""The hub's side of sync: implements ``sync.ports.StoreLink`` on the hub's database and services,
+and runs the sync agent with the hub (registered in ``FEATURES`` when ``[mqtt] enabled``).
+
+Every command from the shop is applied through the same services staff use (orders, members,
+catalogue), inside one transaction that also records the command id in ``sync_inbox`` and writes
+the ``command.result`` event to the outbox: a command delivered twice changes nothing, and the
+shop always learns what happened to it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from typing import TYPE_CHECKING, Any
+
+from pydantic import ValidationError
+
+from hub.catalog import CATALOG_CHANGED
+from hub.db import Database, Transaction
+from hub.errors import HubError
+from hub.events import Subscription
+from hub.members import MemberIn
+from hub.orders import OrderIn
+from hub.outbox import OUTBOX_WRITTEN, enqueue
+from sync import messages
+from sync.agent import AgentSettings, SyncAgent
+from sync.ports import CommandIn, DeadLetter, OutboxRow, Outcome, Position, StockLevel
+from sync.shop.audit import LedgerEntry
+
+if TYPE_CHECKING:  # services.py lists this module's setup in FEATURES, so it imports us first
+    from hub.services import Services
+
+
+class HubStoreLink:
+    """The store as the sync agent sees it."""
+
+    def __init__(self, services: Services) -> None:
+        self.services = services
+        self.db = services.db
+
+    # --- sequence and outbox --------------------------------------------------------------------
+
+    async def begin_epoch(self, now: float) -> int:
+        return await self.db.write(self._begin_epoch, now)
+
+    def _begin_epoch(self, now: float) -> int:
+        # Time-based so that a database restored from a backup (which carries an older epoch)
+        # still starts an epoch above every one the shop has seen.
+        with self.db.transaction() as tx:
+            old = _state(tx, "epoch")
+            epoch = max(old + 1, int(now * 1000))
+            tx.execute("UPDATE sync_state SET value = ? WHERE key = 'epoch'", (epoch,))
+        return epoch
+
+    async def position(self) -> Position:
+        return await self.db.read(self._position)
+
+    def _position(self) -> Position:
+        conn = self.db.conn().conn
+        last = conn.execute("SELECT CAST(value AS INTEGER) FROM store_meta "
+                            "WHERE key = 'last_seq'").fetchone()[0]
+        acked = conn.execute("SELECT value FROM sync_state WHERE key = 'acked_seq'").fetchone()[0]
+        return Position(last_seq=int(last), acked_seq=int(acked))
+
+    async def outbox_after(self, seq: int, limit: int) -> list[OutboxRow]:
+        rows = await self.db.read(self._outbox_after, seq, limit)
+        return [OutboxRow(*row) for row in rows]
+
+    def _outbox_after(self, seq: int, limit: int) -> list[tuple[Any, ...]]:
+        return self.db.conn().conn.execute(
+            "SELECT seq, msg_id, type, data, ts FROM outbox WHERE seq > ? ORDER BY seq LIMIT ?",
+            (seq, limit),
+        ).fetchall()
+
+    async def acknowledge(self, seq: int) -> int:
+        return await self.db.write(self._acknowledge, seq)
+
+    def _acknowledge(self, seq: int) -> int:
+        with self.db.transaction() as tx:
+            last = tx.execute("SELECT CAST(value AS INTEGER) FROM store_meta "
+                              "WHERE key = 'last_seq'").fetchone()[0]
+            acked = max(_state(tx, "acked_seq"), min(seq, int(last)))
+            tx.execute("DELETE FROM outbox WHERE seq <= ?", (acked,))
+            tx.execute("UPDATE sync_state SET value = ? WHERE key = 'acked_seq'", (acked,))
+        return acked
+
+    async def stock_since(self, seq: int | None) -> list[StockLevel]:
+        rows = await self.db.read(self._stock_since, seq)
+        return [StockLevel(sku, on_hand, reserved, on_hand - reserved, last)
+                for sku, on_hand, reserved, last in rows]
+
+    def _stock_since(self, seq: int | None) -> list[tuple[Any, ...]]:
+        conn = self.db.conn().conn
+        if seq is None:
+            return conn.execute(
+                "SELECT p.sku, coalesce(s.on_hand, 0), coalesce(s.reserved, 0), "
+                "coalesce(s.last_seq, 0) FROM products p LEFT JOIN stock s USING (sku) "
+                "ORDER BY p.sku").fetchall()
+        return conn.execute("SELECT sku, on_hand, reserved, last_seq FROM stock "
+                            "WHERE last_seq > ? ORDER BY last_seq", (seq,)).fetchall()
+
+    # --- commands -------------------------------------------------------------------------------
+
+    async def execute(self, command: CommandIn) -> Outcome:
+        return await self.db.write(self._execute, command)
+
+    async def reject(self, command_id: str, command_type: str, reason: str) -> Outcome:
+        return await self.db.write(self._refuse, command_id, command_type, reason)
+
+    def _execute(self, command: CommandIn) -> Outcome:
+        try:
+            with self.db.transaction() as tx:
+                if _seen(tx, command.id):
+                    return Outcome("duplicate")
+                ref, note = self._apply(command)
+                self._record(tx, command.id, command.type, "applied", note, ref)
+                return Outcome("applied", note, ref)
+        except HubError as exc:
+            return self._refuse(command.id, command.type, exc.message)
+        except ValidationError as exc:
+            return self._refuse(command.id, command.type, _validation_reason(exc))
+
+    def _refuse(self, command_id: str, command_type: str, reason: str) -> Outcome:
+        with self.db.transaction() as tx:
+            if _seen(tx, command_id):
+                return Outcome("duplicate")
+            self._record(tx, command_id, command_type, "rejected", reason, None)
+        return Outcome("rejected", reason)
+
+    def _apply(self, command: CommandIn) -> tuple[str | None, str | None]:
+        """Run the command's effect inside the open transaction; returns (ref, note)."""
+        svc, data = self.services, command.data
+        if isinstance(data, messages.OrderPlace):
+            order_in = OrderIn(id=data.id, member=data.member,
+                               lines=[{"sku": line.sku, "qty": line.qty} for line in data.lines])
+            order, _ = svc.orders.place(order_in, actor="shop")
+            return order.id, None
+        if isinstance(data, messages.OrderCancel):
+            svc.orders.cancel(data.id, data.reason or "cancelled by the customer", actor="shop")
+            return data.id, None
+        if isinstance(data, messages.MemberUpsert):
+            svc.members.upsert(MemberIn(id=data.id, display_name=data.display_name,
+                                        consent=data.consent, beacon_key=data.beacon_key))
+            return data.id, None
+        if isinstance(data, messages.CatalogUpdate):
+            report = svc.catalog.import_rows(list(enumerate(data.products, start=1)),
+                                             svc.config.store.images_dir)
+            summary = report.to_json()
+            note = None
+            if summary["rejected"]:
+                note = "; ".join(f"row {p['row']}: {', '.join(p['errors'])}"
+                                 for p in summary["rejected"])[:1000]
+            return f"{summary['added']} added, {summary['updated']} updated", note
+        if isinstance(data, messages.Resync):
+            return None, None
+        raise AssertionError(f"no handler for {type(data).__name__}")
+
+    def _record(self, tx: Transaction, command_id: str, command_type: str, status: str,
+                reason: str | None, ref: str | None) -> None:
+        now = self.services.clock.now()
+        result = messages.CommandResult(command_id=command_id, command_type=command_type,
+                                        status=status, reason=reason, ref=ref)  # type: ignore[arg-type]
+        seq = enqueue(tx, self.services.bus, messages.COMMAND_RESULT,
+                      {f: getattr(result, f) for f in result.__struct_fields__}, now)
+        tx.execute(
+            "INSERT INTO sync_inbox (command_id, type, status, reason, ref, result_seq, "
+            "received_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (command_id, command_type, status, reason, ref, seq, now),
+        )
+
+    # --- dead letters ---------------------------------------------------------------------------
+
+    async def dead_letter(self, letter: DeadLetter) -> None:
+        await self.db.write(self._dead_letter, letter)
+
+    def _dead_letter(self, letter: DeadLetter) -> None:
+        with self.db.transaction() as tx:
+            tx.execute(
+                "INSERT INTO sync_dead_letters (topic, reason, message, size, payload, "
+                "received_at) VALUES (?, ?, ?, ?, ?, ?)",
+                (letter.topic, letter.reason, letter.message, letter.size,
+                 sqlite3.Binary(letter.payload), letter.received_at),
+            )
+
+
+class HubSync:
+    """The running link: the agent, woken by the hub's outbox commits and catalogue changes."""
+
+    def __init__(self, services: Services) -> None:
+        cfg = services.config.mqtt
+        self.services = services
+        self.link = HubStoreLink(services)
+        settings = AgentSettings(
+            store=services.config.store.id,
+            prefix=cfg.topic_prefix,
+            send_window=cfg.send_window,
+            ack_timeout_s=cfg.ack_timeout_s,
+            snapshot_interval_s=cfg.snapshot_interval_s,
+            full_snapshot_interval_s=cfg.full_snapshot_interval_s,
+            poll_interval_s=cfg.poll_interval_s,
+            max_payload_bytes=cfg.max_payload_bytes,
+        )
+        self.agent = SyncAgent(self.link, cfg.broker_settings(services.config.store.id), settings,
+                               clock=services.clock.now, sleep=services.clock.sleep,
+                               registry=services.metrics.registry)
+        self._subscription: Subscription | None = None
+        self._task: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        self._subscription = self.services.bus.subscribe([OUTBOX_WRITTEN, CATALOG_CHANGED])
+        self._task = asyncio.create_task(self._forward(self._subscription), name="sync-wake")
+        await self.agent.start()
+
+    async def stop(self) -> None:
+        await self.agent.stop()
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+        if self._subscription is not None:
+            self._subscription.close()
+
+    async def _forward(self, subscription: Subscription) -> None:
+        while True:
+            event = await subscription.get()
+            if event.type == CATALOG_CHANGED:
+                self.agent.refresh_snapshots()
+            else:
+                self.agent.wake()
+
+
+def setup(services: Services) -> None:
+    """Feature wiring: sync runs only when ``[mqtt] enabled``; otherwise the outbox just waits."""
+    if services.config.mqtt.enabled:
+        services.sync = HubSync(services)
+        services.lifecycle.append(services.sync)
+
+
+def _state(tx: Transaction, key: str) -> int:
+    return int(tx.execute("SELECT value FROM sync_state WHERE key = ?", (key,)).fetchone()[0])
+
+
+def _seen(tx: Transaction, command_id: str) -> bool:
+    return tx.execute("SELECT 1 FROM sync_inbox WHERE command_id = ?",
+                      (command_id,)).fetchone() is not None
+
+
+def _validation_reason(exc: ValidationError) -> str:
+    return "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())[:1000]
+
+
+
+def audit_export(db: Database) -> tuple[list[LedgerEntry], dict[str, tuple[int, int]]]:
+    """The store's whole ledger and current stock, for ``sync.shop.audit.audit_store``."""
+    conn = db.conn().conn
+    ledger = [LedgerEntry(*row) for row in conn.execute(
+        "SELECT seq, movement_id, sku, qty, reserved_qty FROM stock_ledger ORDER BY seq")]
+    stock = {sku: (on_hand, reserved) for sku, on_hand, reserved in conn.execute(
+        "SELECT sku, on_hand, reserved FROM stock")}
+    return ledger, stock

@@ -1,0 +1,330 @@
+"""The hub's end of the link: drains the outbox, applies commands, publishes snapshots and state.
+
+Delivery rules (see docs/sync-protocol.md):
+
+* an outbox row is published only after the transaction that wrote it committed (the drainer
+  reads committed rows), at QoS 1, in sequence order, each carrying ``prev`` (the sequence number
+  of the row before it) so the shop can find gaps;
+* a row is deleted only when the shop's application-level ack covers its ``seq``, never on PUBACK;
+* on every (re)connect, when the shop asks, and when acks stop coming for ``ack_timeout_s``, the
+  drainer goes back to the last acked row and sends everything after it again (the shop applies
+  each ``(store, seq)`` once, so repeats are harmless);
+* at most ``send_window`` rows are sent ahead of the shop's acks, so a slow or absent shop never
+  makes the broker queue more than it keeps.
+
+Commands are applied one at a time in arrival order by the store (``StoreLink.execute``), which
+records the command id in the same transaction as the effect and the result event.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from prometheus_client import CollectorRegistry
+
+from sync import inbound, messages
+from sync.envelope import ProtocolError, build, decode_data
+from sync.metrics import SyncMetrics
+from sync.mqtt_client import BrokerSettings, Incoming, MqttClient, Outgoing, Session
+from sync.ports import CommandIn, StoreLink
+from sync.topics import StoreTopics
+from sync.waiting import Sleep, wait_or_sleep
+
+log = logging.getLogger(__name__)
+
+INBOX_LIMIT = 10_000  # commands waiting to be applied; beyond it the shop's resend covers them
+
+
+@dataclass(frozen=True)
+class AgentSettings:
+    """Behaviour of the hub's sync agent (built from the hub's ``[mqtt]`` config)."""
+
+    store: str
+    prefix: str = "retail"
+    send_window: int = 1000
+    batch: int = 500
+    ack_timeout_s: float = 15.0
+    snapshot_interval_s: float = 1.0
+    full_snapshot_interval_s: float = 300.0
+    poll_interval_s: float = 2.0
+    max_payload_bytes: int = 512 * 1024
+
+
+class SyncAgent:
+    """Owns the MQTT client of one store and everything that flows through it."""
+
+    def __init__(self, link: StoreLink, broker: BrokerSettings, settings: AgentSettings, *,
+                 clock: Callable[[], float], sleep: Sleep,
+                 registry: CollectorRegistry | None = None) -> None:
+        self.link = link
+        self.settings = settings
+        self.topics = StoreTopics(settings.prefix, settings.store)
+        self.clock = clock
+        self.sleep = sleep
+        self.metrics = SyncMetrics(registry or CollectorRegistry(), "hub")
+        self.client = MqttClient(broker, on_message=self._received, sleep=sleep,
+                                 will=lambda: self._state("offline"),
+                                 on_attempt=lambda outcome: self.metrics.connects.labels(
+                                     outcome).inc())
+        self.epoch = 0
+        self.acked = 0
+        self.cursor = 0  # seq of the last row sent in this session (or the acked seq)
+        self._last_seq = 0
+        self._generation = 0  # bumped whenever the cursor moves outside the drainer
+        self._unacked: deque[int] = deque()
+        self._last_progress = 0.0
+        self._ack_target = 0
+        self._ack_wanted = asyncio.Event()
+        self._work = asyncio.Event()
+        self._inbox: asyncio.Queue[tuple[Incoming, ProtocolError | None]] = asyncio.Queue(
+            maxsize=INBOX_LIMIT)
+        self._full_snapshot = True
+        self._snapshot_seq = 0
+        self._tasks: list[asyncio.Task[None]] = []
+
+    # --- lifecycle ------------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Begin a new epoch and start connecting in the background (the hub never waits)."""
+        self.epoch = await self.link.begin_epoch(self.clock())
+        position = await self.link.position()
+        self.acked, self._last_seq = position.acked_seq, position.last_seq
+        self.cursor = self.acked
+        self._tasks = [
+            asyncio.create_task(self.client.run(self._session), name="sync-mqtt"),
+            asyncio.create_task(self._apply_commands(), name="sync-commands"),
+            asyncio.create_task(self._record_acks(), name="sync-acks"),
+        ]
+        log.info("sync agent for store %s started, epoch %s, acked %s of %s", self.settings.store,
+                 self.epoch, self.acked, self._last_seq)
+
+    async def stop(self) -> None:
+        """Say goodbye (retained offline state, then DISCONNECT) and stop every task."""
+        session = self.client.session
+        if session is not None and not session.closed.is_set():
+            with contextlib.suppress(Exception):
+                await session.send_confirmed(self._state("offline"), timeout=2.0)
+                await session.disconnect(timeout=2.0)
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        self._tasks = []
+
+    def wake(self) -> None:
+        """New outbox rows were committed: drain now rather than at the next poll."""
+        self._work.set()
+
+    def refresh_snapshots(self) -> None:
+        """Publish every SKU's snapshot at the next interval (e.g. products were added)."""
+        self._full_snapshot = True
+
+    # --- one connection -------------------------------------------------------------------------
+
+    async def _session(self, session: Session) -> None:
+        codes = await session.subscribe([self.topics.cmd, self.topics.ack])
+        if any(code >= 0x80 for code in codes):
+            log.error("broker refused the store's subscriptions %s (check its ACL)", codes)
+        position = await self.link.position()
+        self.acked = max(self.acked, position.acked_seq)
+        self._last_seq = position.last_seq
+        self._rewind()
+        await session.send(self._state("online"))
+        self._full_snapshot = True
+        self.metrics.connected.set(1)
+        try:
+            await asyncio.gather(self._drain(session), self._publish_snapshots(session))
+        finally:
+            self.metrics.connected.set(0)
+
+    def _state(self, state: str) -> Outgoing:
+        data = messages.StoreState(state=state, epoch=self.epoch,  # type: ignore[arg-type]
+                                   last_seq=self._last_seq, acked_seq=self.acked)
+        payload = build(store=self.settings.store, epoch=self.epoch, seq=self._last_seq,
+                        type_=messages.STATE, ts=self.clock(), data=data)
+        return Outgoing(self.topics.state, payload, retain=True)
+
+    # --- outbox ---------------------------------------------------------------------------------
+
+    def _rewind(self) -> None:
+        """Send everything after the last acked row again."""
+        self.cursor = self.acked
+        self._unacked.clear()
+        self._generation += 1
+        self._last_progress = self.clock()
+
+    async def _drain(self, session: Session) -> None:
+        s = self.settings
+        while True:
+            if self._unacked and self.clock() - self._last_progress > s.ack_timeout_s:
+                log.info("no ack for %.0f s: sending again from seq %s", s.ack_timeout_s,
+                         self.acked)
+                self.metrics.replays.inc()
+                self._rewind()
+            self._work.clear()
+            room = s.send_window - len(self._unacked)
+            # Taken before the read: an ack or rewind while it runs invalidates these rows' prev.
+            generation = self._generation
+            rows = await self.link.outbox_after(self.cursor, min(s.batch, room)) if room else []
+            if not rows:
+                await wait_or_sleep(self._work, self.sleep, s.poll_interval_s)
+                continue
+            for row in rows:
+                if generation != self._generation:
+                    break  # an ack or a rewind moved the cursor: read again from there
+                if row.seq <= self.cursor:
+                    continue
+                payload = build(store=s.store, epoch=self.epoch, seq=row.seq, type_=row.type,
+                                ts=row.ts, data=row.data.encode(), msg_id=row.msg_id,
+                                prev=self.cursor)
+                topic = self.topics.event(row.type)
+                await session.send(Outgoing(topic, payload))
+                if generation != self._generation:
+                    break
+                if not self._unacked:
+                    self._last_progress = self.clock()
+                self._unacked.append(row.seq)
+                self.cursor = row.seq
+                self._last_seq = max(self._last_seq, row.seq)
+                self.metrics.sent.labels(topic.rsplit("/", 1)[1]).inc()
+
+    def _ack_received(self, acked_seq: int, epoch: int) -> None:
+        if epoch != self.epoch:
+            log.debug("ignoring an ack for epoch %s (now %s)", epoch, self.epoch)
+            return
+        if acked_seq > self._ack_target:
+            self._ack_target = acked_seq
+            self._ack_wanted.set()
+
+    async def _record_acks(self) -> None:
+        """Apply the newest ack seen (acks coalesce: only the highest matters)."""
+        while True:
+            await self._ack_wanted.wait()
+            self._ack_wanted.clear()
+            target = self._ack_target
+            if target <= self.acked:
+                continue
+            try:
+                acked = await self.link.acknowledge(target)
+            except Exception:
+                log.exception("could not record the shop's ack of seq %s; will retry", target)
+                await self.sleep(1.0)
+                self._ack_wanted.set()
+                continue
+            if acked <= self.acked:
+                continue
+            self.acked = acked
+            self._last_progress = self.clock()
+            while self._unacked and self._unacked[0] <= acked:
+                self._unacked.popleft()
+            if acked > self.cursor:
+                self.cursor = acked
+                self._generation += 1
+            self._work.set()
+
+    # --- snapshots ------------------------------------------------------------------------------
+
+    async def _publish_snapshots(self, session: Session) -> None:
+        """Retained per-SKU stock, republished for SKUs that moved (coalesced per interval), and
+        for every SKU now and then, so products that never moved appear and the shop can check
+        its whole view for drift."""
+        last_full = self.clock()
+        while True:
+            if self.clock() - last_full >= self.settings.full_snapshot_interval_s:
+                self._full_snapshot = True
+            full = self._full_snapshot
+            self._full_snapshot = False
+            if full:
+                last_full = self.clock()
+            levels = await self.link.stock_since(None if full else self._snapshot_seq)
+            for level in levels:
+                data = messages.StockSnapshot(sku=level.sku, on_hand=level.on_hand,
+                                              reserved=level.reserved, available=level.available,
+                                              seq=level.seq)
+                payload = build(store=self.settings.store, epoch=self.epoch, seq=level.seq,
+                                type_=messages.SNAPSHOT, ts=self.clock(), data=data)
+                await session.send(Outgoing(self.topics.snapshot(level.sku), payload, retain=True))
+                self._snapshot_seq = max(self._snapshot_seq, level.seq)
+            if levels:
+                self.metrics.sent.labels("snapshot").inc(len(levels))
+            await self.sleep(self.settings.snapshot_interval_s)
+
+    # --- incoming -------------------------------------------------------------------------------
+
+    def _received(self, message: Incoming) -> None:
+        """Called by the client for every message; acks are handled here, commands queued."""
+        if message.topic == self.topics.ack:
+            try:
+                received = inbound.check(self.settings.prefix, message,
+                                         self.settings.max_payload_bytes)
+                if received.envelope.type != messages.ACK:
+                    raise ProtocolError("unknown_type", f"{received.envelope.type!r} on ack topic")
+                ack = decode_data(received.envelope, messages.Ack)
+            except ProtocolError as exc:
+                self._queue(message, exc)
+                return
+            self.metrics.received.labels(messages.ACK).inc()
+            self._ack_received(ack.acked_seq, received.envelope.epoch)
+            return
+        self._queue(message)
+
+    def _queue(self, message: Incoming, error: ProtocolError | None = None) -> None:
+        try:
+            self._inbox.put_nowait((message, error))
+        except asyncio.QueueFull:
+            log.warning("command inbox full; dropped a message (the shop sends it again)")
+
+    async def _apply_commands(self) -> None:
+        while True:
+            message, error = await self._inbox.get()
+            try:
+                if error is not None:
+                    raise error
+                await self._apply(message)
+            except ProtocolError as exc:
+                self.metrics.dead_letters.labels(exc.reason).inc()
+                log.warning("dead letter on %s: %s", message.topic, exc)
+                try:
+                    await self.link.dead_letter(inbound.dead_letter(message, exc, self.clock()))
+                except Exception:
+                    log.exception("could not store a dead letter")
+            except Exception:
+                log.exception("applying a command failed; the shop will send it again")
+
+    async def _apply(self, message: Incoming) -> None:
+        received = inbound.check(self.settings.prefix, message, self.settings.max_payload_bytes)
+        env = received.envelope
+        if message.topic != self.topics.cmd:
+            raise ProtocolError("unexpected_topic", f"not a command topic: {message.topic!r}")
+        schema = messages.COMMANDS.get(env.type)
+        if schema is None:
+            await self.link.reject(env.id, env.type, f"unknown command type {env.type!r}")
+            raise ProtocolError("unknown_type", f"unknown command type {env.type!r}")
+        try:
+            data = decode_data(env, schema)
+        except ProtocolError as exc:
+            await self.link.reject(env.id, env.type, exc.message)
+            raise
+        self.metrics.received.labels(env.type).inc()
+        if isinstance(data, messages.Resync):
+            if data.after_seq is not None:
+                self._ack_received(data.after_seq, env.epoch)
+            self._resync(data)
+            session = self.client.session
+            if session is not None and not session.closed.is_set():
+                # The retained birth may be old: tell the shop where the stream stands now.
+                await session.send(self._state("online"))
+        outcome = await self.link.execute(CommandIn(env.id, env.type, data, env.ts))
+        log.debug("command %s %s: %s", env.type, env.id, outcome)
+
+    def _resync(self, request: messages.Resync) -> None:
+        """The shop asks for everything it lacks again (and, optionally, every snapshot)."""
+        self.metrics.replays.inc()
+        self._rewind()
+        if request.snapshots:
+            self._full_snapshot = True
+        self._work.set()

@@ -1,0 +1,105 @@
+"""What the sync agent needs from the store it runs in, as a typed interface.
+
+``sync`` never imports ``hub``: the hub implements :class:`StoreLink` (``hub/sync_link.py``) on
+its database and services, and tests or other hosts can implement it on anything else. Every
+method is a coroutine because every one of them touches the store's database, which must stay
+off the event loop.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal, Protocol
+
+from sync.messages import Command
+
+
+@dataclass(frozen=True)
+class OutboxRow:
+    """A message the store committed for the shop; ``data`` is its JSON text."""
+
+    seq: int
+    msg_id: str
+    type: str
+    data: str
+    ts: float
+
+
+@dataclass(frozen=True)
+class Position:
+    """How far the store's sequence has got and how much of it the shop has acknowledged."""
+
+    last_seq: int
+    acked_seq: int
+
+
+@dataclass(frozen=True)
+class StockLevel:
+    """One SKU's stock as of ``seq`` (the last ledger row that touched it, 0 if none)."""
+
+    sku: str
+    on_hand: int
+    reserved: int
+    available: int
+    seq: int
+
+
+@dataclass(frozen=True)
+class CommandIn:
+    """A validated command from the shop."""
+
+    id: str
+    type: str
+    data: Command
+    sent_at: float
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What applying a command did. ``duplicate``: its id was applied before, nothing changed."""
+
+    status: Literal["applied", "rejected", "duplicate"]
+    reason: str | None = None
+    ref: str | None = None
+
+
+@dataclass(frozen=True)
+class DeadLetter:
+    """An incoming message that could not be applied, kept with why."""
+
+    topic: str
+    reason: str
+    message: str
+    payload: bytes  # the first bytes only, see ``size``
+    size: int
+    received_at: float
+
+
+class StoreLink(Protocol):
+    """The store side of the link: its outbox, its sequence and its services."""
+
+    async def begin_epoch(self, now: float) -> int:
+        """Start a new epoch (every start, and after a restore) and return it; never reused."""
+
+    async def position(self) -> Position:
+        """The store's last sequence number and the last one the shop acknowledged."""
+
+    async def outbox_after(self, seq: int, limit: int) -> list[OutboxRow]:
+        """Up to ``limit`` outbox rows with a sequence number above ``seq``, in order."""
+
+    async def acknowledge(self, seq: int) -> int:
+        """The shop has applied everything up to ``seq``: forget those rows; returns the acked
+        sequence number now recorded (never above the store's last sequence number)."""
+
+    async def stock_since(self, seq: int | None) -> list[StockLevel]:
+        """Stock of every SKU changed after ``seq``; with None, of every product."""
+
+    async def execute(self, command: CommandIn) -> Outcome:
+        """Apply ``command`` once: its effect, the record of its id and its result event for the
+        shop commit together; a command id seen before changes nothing."""
+
+    async def reject(self, command_id: str, command_type: str, reason: str) -> Outcome:
+        """Record (once) that a command cannot be applied and tell the shop why."""
+
+    async def dead_letter(self, letter: DeadLetter) -> None:
+        """Keep a message that could not be applied."""

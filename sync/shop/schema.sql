@@ -1,0 +1,151 @@
+-- The shop service's database: a replica of each store's events, the views derived from them,
+-- and what the shop asks of the stores. Every event is recorded in `applied` in the same
+-- transaction as its effect, so a (store, seq) delivered again changes nothing.
+
+CREATE TABLE IF NOT EXISTS stores (
+    store      TEXT PRIMARY KEY,
+    epoch      INTEGER NOT NULL DEFAULT 0,   -- newest epoch seen (state or events)
+    last_seq   INTEGER NOT NULL DEFAULT 0,   -- announced by the store's last state message
+    acked_seq  INTEGER NOT NULL DEFAULT 0,   -- what the store says the shop acknowledged
+    watermark  INTEGER NOT NULL DEFAULT 0,   -- every event up to here is applied (chain of prev)
+    online     INTEGER NOT NULL DEFAULT 0,
+    state_at   REAL,
+    seen_at    REAL
+);
+
+CREATE TABLE IF NOT EXISTS applied (
+    store      TEXT NOT NULL,
+    seq        INTEGER NOT NULL,
+    prev       INTEGER NOT NULL,
+    msg_id     TEXT NOT NULL,
+    type       TEXT NOT NULL,
+    dead       INTEGER NOT NULL DEFAULT 0,   -- 1: data failed its schema; kept in dead_letters
+    applied_at REAL NOT NULL,
+    PRIMARY KEY (store, seq)
+);
+CREATE INDEX IF NOT EXISTS applied_prev ON applied (store, prev);
+
+CREATE TABLE IF NOT EXISTS movements (
+    store        TEXT NOT NULL,
+    seq          INTEGER NOT NULL,
+    movement_id  TEXT NOT NULL,
+    sku          TEXT NOT NULL,
+    qty          INTEGER NOT NULL,
+    reserved_qty INTEGER NOT NULL,
+    reason       TEXT NOT NULL,
+    order_id     TEXT,
+    ts           REAL NOT NULL,
+    PRIMARY KEY (store, seq)
+);
+CREATE INDEX IF NOT EXISTS movements_sku ON movements (store, sku);
+
+-- Max-seq wins: a movement or snapshot only replaces the row when it is newer, so events applied
+-- out of order (shared subscriptions, replays) still end at the store's exact numbers.
+CREATE TABLE IF NOT EXISTS stock_view (
+    store      TEXT NOT NULL,
+    sku        TEXT NOT NULL,
+    on_hand    INTEGER NOT NULL,
+    reserved   INTEGER NOT NULL,
+    available  INTEGER NOT NULL,
+    seq        INTEGER NOT NULL,
+    source     TEXT NOT NULL CHECK (source IN ('movement', 'snapshot')),
+    updated_at REAL NOT NULL,
+    PRIMARY KEY (store, sku)
+);
+CREATE INDEX IF NOT EXISTS stock_view_sku ON stock_view (sku);
+
+CREATE TABLE IF NOT EXISTS orders (
+    id         TEXT PRIMARY KEY,
+    store      TEXT NOT NULL,
+    member     TEXT,
+    state      TEXT NOT NULL,                -- 'requested' until the store answers
+    reason     TEXT,
+    lines      TEXT NOT NULL,                -- JSON [{"sku", "qty"}]
+    seq        INTEGER NOT NULL DEFAULT 0,   -- seq of the status event shown
+    pickup_by  REAL,
+    created_at REAL NOT NULL,
+    updated_at REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS orders_member ON orders (member);
+
+CREATE TABLE IF NOT EXISTS order_events (
+    store    TEXT NOT NULL,
+    seq      INTEGER NOT NULL,
+    order_id TEXT NOT NULL,
+    state    TEXT NOT NULL,
+    reason   TEXT,
+    ts       REAL NOT NULL,
+    PRIMARY KEY (store, seq)
+);
+CREATE INDEX IF NOT EXISTS order_events_order ON order_events (order_id, seq);
+
+CREATE TABLE IF NOT EXISTS commands (
+    seq         INTEGER PRIMARY KEY,         -- the envelope seq of shop -> store commands
+    id          TEXT NOT NULL UNIQUE,        -- ULID, kept across re-sends
+    store       TEXT NOT NULL,
+    type        TEXT NOT NULL,
+    data        TEXT NOT NULL,               -- JSON
+    status      TEXT NOT NULL CHECK (status IN ('pending', 'applied', 'rejected')),
+    reason      TEXT,
+    ref         TEXT,
+    created_at  REAL NOT NULL,
+    sent_at     REAL,
+    attempts    INTEGER NOT NULL DEFAULT 0,
+    resolved_at REAL
+);
+CREATE INDEX IF NOT EXISTS commands_pending ON commands (store, status, sent_at);
+
+CREATE TABLE IF NOT EXISTS members (
+    id           TEXT PRIMARY KEY,
+    display_name TEXT NOT NULL DEFAULT '',
+    beacon_key   TEXT NOT NULL,              -- 32 hex characters, issued here
+    created_at   REAL NOT NULL
+);
+
+CREATE TABLE IF NOT EXISTS member_stores (
+    member     TEXT NOT NULL REFERENCES members (id),
+    store      TEXT NOT NULL,
+    consent    INTEGER NOT NULL,
+    updated_at REAL NOT NULL,
+    PRIMARY KEY (member, store)
+);
+
+CREATE TABLE IF NOT EXISTS reminders (
+    store  TEXT NOT NULL,
+    seq    INTEGER NOT NULL,
+    member TEXT NOT NULL,
+    data   TEXT NOT NULL,
+    ts     REAL NOT NULL,
+    PRIMARY KEY (store, seq)
+);
+CREATE INDEX IF NOT EXISTS reminders_member ON reminders (member, ts);
+
+-- Events of other types (beacon health, types newer than this service): kept, never dropped.
+CREATE TABLE IF NOT EXISTS other_events (
+    store TEXT NOT NULL,
+    seq   INTEGER NOT NULL,
+    type  TEXT NOT NULL,
+    data  TEXT NOT NULL,
+    ts    REAL NOT NULL,
+    PRIMARY KEY (store, seq)
+);
+
+CREATE TABLE IF NOT EXISTS drift (
+    id          INTEGER PRIMARY KEY,
+    store       TEXT NOT NULL,
+    kind        TEXT NOT NULL CHECK (kind IN ('stock', 'rewind', 'history_gap', 'seq_reused')),
+    sku         TEXT,
+    seq         INTEGER,
+    detail      TEXT NOT NULL,               -- JSON: what the shop had and what the store says
+    detected_at REAL NOT NULL
+);
+
+CREATE TABLE IF NOT EXISTS dead_letters (
+    id          INTEGER PRIMARY KEY,
+    topic       TEXT NOT NULL,
+    reason      TEXT NOT NULL,
+    message     TEXT NOT NULL,
+    size        INTEGER NOT NULL,
+    payload     BLOB NOT NULL,
+    received_at REAL NOT NULL
+);

@@ -1,0 +1,538 @@
+"""The shop service's SQLite database: applies store events exactly once and answers queries.
+
+Writes run on one writer thread (one connection, ``synchronous=FULL``: an ack is only sent for
+what is durably applied); reads run on a small pool with their own connections. Each batch of
+messages is applied in one transaction: every event is recorded in ``applied`` with its effect,
+and the per-store watermark (everything up to it applied) advances along the ``prev`` chain.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sqlite3
+import threading
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from functools import partial
+from importlib import resources
+from pathlib import Path
+from typing import Any, TypeVar
+
+from sync import messages
+from sync.envelope import Envelope, new_id
+from sync.ports import DeadLetter
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class EventItem:
+    """A store event with a valid envelope; ``problem`` is set when its data failed its schema
+    (it is still recorded as applied, so one bad event cannot stall the stream)."""
+
+    envelope: Envelope
+    data: Any
+    problem: DeadLetter | None = None
+
+
+@dataclass(frozen=True)
+class SnapshotItem:
+    envelope: Envelope
+    snapshot: messages.StockSnapshot
+
+
+@dataclass(frozen=True)
+class StateItem:
+    envelope: Envelope
+    state: messages.StoreState
+
+
+@dataclass(frozen=True)
+class DeadItem:
+    letter: DeadLetter
+
+
+Item = EventItem | SnapshotItem | StateItem | DeadItem
+
+
+@dataclass(frozen=True)
+class StockRow:
+    """One SKU of one store as the shop shows it."""
+
+    store: str
+    sku: str
+    on_hand: int
+    reserved: int
+    available: int
+    seq: int
+
+    def to_json(self) -> dict[str, Any]:
+        return {"store": self.store, "sku": self.sku, "available": self.available,
+                "on_hand": self.on_hand, "reserved": self.reserved, "seq": self.seq}
+
+
+@dataclass(frozen=True)
+class PendingCommand:
+    """A command the store has not answered yet."""
+
+    seq: int
+    id: str
+    store: str
+    type: str
+    data: str
+    epoch: int
+
+
+@dataclass
+class BatchOutcome:
+    """What applying a batch changed, for the acks, the live feed and the metrics."""
+
+    applied: int = 0
+    duplicates: int = 0
+    dead: list[str] = field(default_factory=list)  # reasons
+    drift: int = 0
+    stock: list[StockRow] = field(default_factory=list)
+    acks: dict[str, tuple[int, int]] = field(default_factory=dict)  # store -> (epoch, watermark)
+    births: list[str] = field(default_factory=list)
+    snapshots_wanted: set[str] = field(default_factory=set)
+
+
+class ShopStore:
+    """The database file and the threads that use it."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._local = threading.local()
+        self._connections: list[sqlite3.Connection] = []
+        self._lock = threading.Lock()
+        self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="shop-db-writer")
+        self._readers = ThreadPoolExecutor(max_workers=2, thread_name_prefix="shop-db-reader")
+
+    def _conn(self) -> sqlite3.Connection:
+        conn = getattr(self._local, "conn", None)
+        if conn is None:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False,
+                                   timeout=10)
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("PRAGMA synchronous=FULL")
+            conn.execute("PRAGMA busy_timeout=10000")
+            self._local.conn = conn
+            with self._lock:
+                self._connections.append(conn)
+        return conn
+
+    async def write(self, fn: Callable[..., T], *args: Any) -> T:
+        return await asyncio.get_running_loop().run_in_executor(self._writer, partial(fn, *args))
+
+    async def read(self, fn: Callable[..., T], *args: Any) -> T:
+        return await asyncio.get_running_loop().run_in_executor(self._readers, partial(fn, *args))
+
+    def create_schema(self) -> None:
+        script = resources.files("sync.shop").joinpath("schema.sql").read_text(encoding="utf-8")
+        self._conn().executescript(script)
+
+    def close(self) -> None:
+        self._writer.shutdown(wait=True)
+        self._readers.shutdown(wait=True)
+        with self._lock:
+            for conn in self._connections:
+                conn.close()
+            self._connections.clear()
+
+    @contextmanager
+    def _tx(self) -> Iterator[sqlite3.Connection]:
+        conn = self._conn()
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield conn
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        conn.execute("COMMIT")
+
+    # --- applying what stores send (writer thread) ---------------------------------------------
+
+    def apply_batch(self, items: list[Item], now: float) -> BatchOutcome:
+        """Apply messages in arrival order in one transaction."""
+        out = BatchOutcome()
+        with self._tx() as conn:
+            touched: set[str] = set()
+            watermarks = self._note_stores(conn, items, now)
+            for item in items:
+                if isinstance(item, DeadItem):
+                    self._dead_letter(conn, item.letter)
+                    out.dead.append(item.letter.reason)
+                elif isinstance(item, StateItem):
+                    self._apply_state(conn, item, now, out)
+                    touched.add(item.envelope.store)
+                elif isinstance(item, SnapshotItem):
+                    self._apply_snapshot(conn, item, now, out)
+                elif self._apply_event(conn, item, watermarks[item.envelope.store], now, out):
+                    touched.add(item.envelope.store)
+            for store in sorted(touched):
+                out.acks[store] = self._advance(conn, store)
+        return out
+
+    def _store_row(self, conn: sqlite3.Connection, store: str, epoch: int,
+                   now: float) -> tuple[int, int]:
+        """(previous epoch, watermark) of ``store``, creating it; records the newer epoch."""
+        conn.execute("INSERT OR IGNORE INTO stores (store) VALUES (?)", (store,))
+        before, watermark = conn.execute(
+            "SELECT epoch, watermark FROM stores WHERE store = ?", (store,)).fetchone()
+        conn.execute("UPDATE stores SET epoch = max(epoch, ?), seen_at = ? WHERE store = ?",
+                     (epoch, now, store))
+        return before, watermark
+
+    def _note_stores(self, conn: sqlite3.Connection, items: list[Item],
+                     now: float) -> dict[str, int]:
+        """Create and update every store the events of a batch name (once per store, not per
+        event); returns their watermarks before the batch."""
+        epochs: dict[str, int] = {}
+        for item in items:
+            if isinstance(item, EventItem):
+                store = item.envelope.store
+                epochs[store] = max(epochs.get(store, 0), item.envelope.epoch)
+        return {store: self._store_row(conn, store, epoch, now)[1]
+                for store, epoch in epochs.items()}
+
+    def _apply_event(self, conn: sqlite3.Connection, item: EventItem, watermark: int,
+                     now: float, out: BatchOutcome) -> bool:
+        env = item.envelope
+        inserted = watermark < env.seq and conn.execute(
+            "INSERT OR IGNORE INTO applied (store, seq, prev, msg_id, type, dead, applied_at) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (env.store, env.seq, env.prev, env.id, env.type, int(item.problem is not None), now),
+        ).rowcount == 1
+        if not inserted:
+            known = conn.execute("SELECT msg_id FROM applied WHERE store = ? AND seq = ?",
+                                 (env.store, env.seq)).fetchone()
+            if known is not None and known[0] != env.id:
+                self._drift(conn, env.store, "seq_reused", None, env.seq,
+                            {"applied": known[0], "received": env.id}, now)
+                out.drift += 1
+            out.duplicates += 1
+            return False
+        out.applied += 1
+        if item.problem is not None:
+            self._dead_letter(conn, item.problem)
+            out.dead.append(item.problem.reason)
+            return True
+        data = item.data
+        if isinstance(data, messages.Movement):
+            self._apply_movement(conn, env, data, now, out)
+        elif isinstance(data, messages.OrderStatus):
+            self._apply_order_status(conn, env, data, now)
+        elif isinstance(data, messages.CommandResult):
+            self._apply_result(conn, env, data, now)
+        elif isinstance(data, messages.Reminder):
+            conn.execute("INSERT INTO reminders (store, seq, member, data, ts) "
+                         "VALUES (?, ?, ?, ?, ?)",
+                         (env.store, env.seq, data.member, bytes(env.data).decode(), env.ts))
+        else:
+            conn.execute("INSERT INTO other_events (store, seq, type, data, ts) "
+                         "VALUES (?, ?, ?, ?, ?)",
+                         (env.store, env.seq, env.type, bytes(env.data).decode(), env.ts))
+        return True
+
+    def _apply_movement(self, conn: sqlite3.Connection, env: Envelope, m: messages.Movement,
+                        now: float, out: BatchOutcome) -> None:
+        conn.execute(
+            "INSERT INTO movements (store, seq, movement_id, sku, qty, reserved_qty, reason, "
+            "order_id, ts) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (env.store, env.seq, m.movement_id, m.sku, m.qty, m.reserved_qty, m.reason,
+             m.order_id, m.ts),
+        )
+        row = StockRow(env.store, m.sku, m.on_hand, m.reserved, m.available, env.seq)
+        if self._set_stock(conn, row, "movement", now):
+            out.stock.append(row)
+
+    @staticmethod
+    def _set_stock(conn: sqlite3.Connection, row: StockRow, source: str, now: float) -> bool:
+        """Write ``row`` unless the view already reflects a later seq; True when written."""
+        return conn.execute(
+            "INSERT INTO stock_view (store, sku, on_hand, reserved, available, seq, source, "
+            "updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (store, sku) DO UPDATE SET "
+            "on_hand = excluded.on_hand, reserved = excluded.reserved, "
+            "available = excluded.available, seq = excluded.seq, source = excluded.source, "
+            "updated_at = excluded.updated_at WHERE excluded.seq > stock_view.seq",
+            (row.store, row.sku, row.on_hand, row.reserved, row.available, row.seq, source, now),
+        ).rowcount == 1
+
+    @staticmethod
+    def _apply_order_status(conn: sqlite3.Connection, env: Envelope,
+                            status: messages.OrderStatus, now: float) -> None:
+        conn.execute("INSERT INTO order_events (store, seq, order_id, state, reason, ts) "
+                     "VALUES (?, ?, ?, ?, ?, ?)",
+                     (env.store, env.seq, status.id, status.state, status.reason,
+                      status.updated_at))
+        lines = json.dumps([{"sku": line.sku, "qty": line.qty} for line in status.lines])
+        conn.execute(
+            "INSERT INTO orders (id, store, member, state, reason, lines, seq, pickup_by, "
+            "created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+            "ON CONFLICT (id) DO UPDATE SET state = excluded.state, reason = excluded.reason, "
+            "seq = excluded.seq, pickup_by = excluded.pickup_by, updated_at = excluded.updated_at "
+            "WHERE excluded.seq > orders.seq",
+            (status.id, env.store, status.member_id, status.state, status.reason, lines, env.seq,
+             status.pickup_by, status.created_at, now),
+        )
+
+    @staticmethod
+    def _apply_result(conn: sqlite3.Connection, env: Envelope, result: messages.CommandResult,
+                      now: float) -> None:
+        conn.execute(
+            "UPDATE commands SET status = ?, reason = ?, resolved_at = ? "
+            "WHERE id = ? AND status = 'pending'",
+            (result.status, result.reason, now, result.command_id),
+        )
+        if result.status == "rejected" and result.command_type == messages.ORDER_PLACE:
+            # The store never created the order, so no status event will come for it.
+            conn.execute(
+                "UPDATE orders SET state = 'rejected', reason = ?, seq = ?, updated_at = ? "
+                "WHERE id = (SELECT ref FROM commands WHERE id = ?) AND state = 'requested'",
+                (result.reason, env.seq, now, result.command_id),
+            )
+
+    def _apply_snapshot(self, conn: sqlite3.Connection, item: SnapshotItem, now: float,
+                        out: BatchOutcome) -> None:
+        env, snap = item.envelope, item.snapshot
+        self._store_row(conn, env.store, env.epoch, now)
+        have = conn.execute("SELECT on_hand, reserved, available, seq FROM stock_view "
+                            "WHERE store = ? AND sku = ?", (env.store, snap.sku)).fetchone()
+        row = StockRow(env.store, snap.sku, snap.on_hand, snap.reserved, snap.available, snap.seq)
+        if have is not None and have[3] == snap.seq:
+            if tuple(have[:3]) != (snap.on_hand, snap.reserved, snap.available):
+                self._drift(conn, env.store, "stock", snap.sku, snap.seq, {
+                    "shop": dict(zip(("on_hand", "reserved", "available"), have[:3], strict=True)),
+                    "store": {"on_hand": snap.on_hand, "reserved": snap.reserved,
+                              "available": snap.available}}, now)
+                out.drift += 1
+                conn.execute("UPDATE stock_view SET on_hand = ?, reserved = ?, available = ?, "
+                             "source = 'snapshot', updated_at = ? WHERE store = ? AND sku = ?",
+                             (snap.on_hand, snap.reserved, snap.available, now, env.store,
+                              snap.sku))
+                out.stock.append(row)
+        elif (have is None or have[3] < snap.seq) and self._set_stock(conn, row, "snapshot", now):
+            out.stock.append(row)
+
+    def _apply_state(self, conn: sqlite3.Connection, item: StateItem, now: float,
+                     out: BatchOutcome) -> None:
+        env, st = item.envelope, item.state
+        before, watermark = self._store_row(conn, env.store, env.epoch, now)
+        if env.epoch < before:
+            return  # a late will or retained birth of an earlier run
+        conn.execute("UPDATE stores SET last_seq = ?, acked_seq = ?, online = ?, state_at = ? "
+                     "WHERE store = ?",
+                     (st.last_seq, st.acked_seq, int(st.state == "online"), env.ts, env.store))
+        if st.state != "online":
+            return
+        out.births.append(env.store)
+        if env.epoch > before and watermark > st.last_seq:
+            # Only a new run can have a shorter history; a retained birth of the current run
+            # may simply predate what the shop has applied since.
+            self._rewind(conn, env.store, watermark, st.last_seq, now)
+            out.snapshots_wanted.add(env.store)
+            out.drift += 1
+        elif watermark < st.acked_seq:
+            # The store forgot events this database never applied (it was lost or replaced):
+            # take the store's word for where the stream stands and rebuild from snapshots.
+            self._drift(conn, env.store, "history_gap", None, st.acked_seq,
+                        {"watermark": watermark, "store_acked": st.acked_seq}, now)
+            conn.execute("UPDATE stores SET watermark = ? WHERE store = ?",
+                         (st.acked_seq, env.store))
+            out.snapshots_wanted.add(env.store)
+            out.drift += 1
+
+    def _rewind(self, conn: sqlite3.Connection, store: str, watermark: int, last_seq: int,
+                now: float) -> None:
+        """The store came back with a shorter history (restored from a backup): forget what came
+        after it, and rebuild the stock view from snapshots."""
+        keep = conn.execute("SELECT coalesce(max(seq), 0) FROM applied WHERE store = ? "
+                            "AND seq <= ?", (store, last_seq)).fetchone()[0]
+        for table in ("applied", "movements", "order_events", "reminders", "other_events"):
+            conn.execute(f"DELETE FROM {table} WHERE store = ? AND seq > ?", (store, keep))
+        conn.execute("DELETE FROM stock_view WHERE store = ?", (store,))
+        conn.execute("UPDATE stores SET watermark = ? WHERE store = ?", (keep, store))
+        self._drift(conn, store, "rewind", None, keep, {"watermark": watermark,
+                                                         "store_last_seq": last_seq}, now)
+
+    @staticmethod
+    def _advance(conn: sqlite3.Connection, store: str) -> tuple[int, int]:
+        """Move the watermark along the prev chain; returns (epoch, watermark)."""
+        epoch, watermark = conn.execute("SELECT epoch, watermark FROM stores WHERE store = ?",
+                                        (store,)).fetchone()
+        start = watermark
+        # One event follows each seq in a timeline; should two claim the same prev, the lower seq
+        # is the true successor (advancing to the higher would skip events).
+        # (Fetched whole and reduced here, so SQLite uses the (store, prev) index.)
+        while nexts := conn.execute("SELECT seq FROM applied WHERE store = ? AND prev = ?",
+                                    (store, watermark)).fetchall():
+            watermark = min(seq for (seq,) in nexts)
+        if watermark != start:
+            conn.execute("UPDATE stores SET watermark = ? WHERE store = ?", (watermark, store))
+        return epoch, watermark
+
+    @staticmethod
+    def _drift(conn: sqlite3.Connection, store: str, kind: str, sku: str | None, seq: int | None,
+               detail: dict[str, Any], now: float) -> None:
+        conn.execute("INSERT INTO drift (store, kind, sku, seq, detail, detected_at) "
+                     "VALUES (?, ?, ?, ?, ?, ?)",
+                     (store, kind, sku, seq, json.dumps(detail, sort_keys=True), now))
+
+    @staticmethod
+    def _dead_letter(conn: sqlite3.Connection, letter: DeadLetter) -> None:
+        conn.execute("INSERT INTO dead_letters (topic, reason, message, size, payload, "
+                     "received_at) VALUES (?, ?, ?, ?, ?, ?)",
+                     (letter.topic, letter.reason, letter.message, letter.size, letter.payload,
+                      letter.received_at))
+
+    # --- what the shop asks of stores (writer thread) ------------------------------------------
+
+    def place_order(self, order_id: str, store: str, member: str | None,
+                    lines: list[dict[str, Any]], now: float) -> PendingCommand:
+        """Record the order as 'requested' and the command that asks the store for it."""
+        with self._tx() as conn:
+            conn.execute("INSERT INTO orders (id, store, member, state, lines, created_at, "
+                         "updated_at) VALUES (?, ?, ?, 'requested', ?, ?, ?)",
+                         (order_id, store, member, json.dumps(lines), now, now))
+            data = {"id": order_id, "member": member, "lines": lines}
+            return self._add_command(conn, store, messages.ORDER_PLACE, data, order_id, now)
+
+    def cancel_order(self, order_id: str, reason: str | None, now: float) -> PendingCommand:
+        with self._tx() as conn:
+            (store,) = conn.execute("SELECT store FROM orders WHERE id = ?",
+                                    (order_id,)).fetchone()
+            data = {"id": order_id, "reason": reason}
+            return self._add_command(conn, store, messages.ORDER_CANCEL, data, order_id, now)
+
+    def opt_in(self, member: str, store: str, display_name: str, consent: bool,
+               new_key: str, now: float) -> tuple[str | None, PendingCommand]:
+        """Give ``member`` a beacon key (once; the same key for every store) and tell ``store``."""
+        with self._tx() as conn:
+            conn.execute("INSERT OR IGNORE INTO members (id, display_name, beacon_key, "
+                         "created_at) VALUES (?, ?, ?, ?)", (member, display_name, new_key, now))
+            if display_name:
+                conn.execute("UPDATE members SET display_name = ? WHERE id = ?",
+                             (display_name, member))
+            key, name = conn.execute("SELECT beacon_key, display_name FROM members WHERE id = ?",
+                                     (member,)).fetchone()
+            conn.execute("INSERT INTO member_stores (member, store, consent, updated_at) "
+                         "VALUES (?, ?, ?, ?) ON CONFLICT (member, store) DO UPDATE SET "
+                         "consent = excluded.consent, updated_at = excluded.updated_at",
+                         (member, store, int(consent), now))
+            data = {"id": member, "display_name": name, "consent": consent,
+                    "beacon_key": key if consent else None}
+            command = self._add_command(conn, store, messages.MEMBER_UPSERT, data, member, now)
+            return (key if consent else None), command
+
+    def withdraw(self, member: str, new_key: str, now: float) -> list[PendingCommand]:
+        """Withdraw ``member``'s consent at every store that ever had it: each store is told to
+        delete the key, and the shop replaces its copy with a fresh unshared key, so the old one
+        exists nowhere once the stores have applied the commands (a later opt-in hands out the
+        new key)."""
+        with self._tx() as conn:
+            stores = [row[0] for row in conn.execute(
+                "SELECT store FROM member_stores WHERE member = ? ORDER BY store", (member,))]
+            conn.execute("UPDATE member_stores SET consent = 0, updated_at = ? WHERE member = ?",
+                         (now, member))
+            conn.execute("UPDATE members SET beacon_key = ? WHERE id = ?", (new_key, member))
+            (name,) = conn.execute("SELECT display_name FROM members WHERE id = ?",
+                                   (member,)).fetchone()
+            data = {"id": member, "display_name": name, "consent": False, "beacon_key": None}
+            return [self._add_command(conn, store, messages.MEMBER_UPSERT, data, member, now)
+                    for store in stores]
+
+    def _add_command(self, conn: sqlite3.Connection, store: str, type_: str,
+                     data: dict[str, Any], ref: str | None, now: float) -> PendingCommand:
+        command_id = new_id()
+        body = json.dumps(data, separators=(",", ":"))
+        cur = conn.execute("INSERT INTO commands (id, store, type, data, status, ref, created_at) "
+                           "VALUES (?, ?, ?, ?, 'pending', ?, ?)",
+                           (command_id, store, type_, body, ref, now))
+        epoch = conn.execute("SELECT coalesce(max(epoch), 0) FROM stores WHERE store = ?",
+                             (store,)).fetchone()[0]
+        return PendingCommand(int(cur.lastrowid or 0), command_id, store, type_, body, epoch)
+
+    def mark_sent(self, seqs: list[int], now: float) -> None:
+        with self._tx() as conn:
+            conn.executemany("UPDATE commands SET sent_at = ?, attempts = attempts + 1 "
+                             "WHERE seq = ?", [(now, seq) for seq in seqs])
+
+    def dead_letter(self, letter: DeadLetter) -> None:
+        with self._tx() as conn:
+            self._dead_letter(conn, letter)
+
+    # --- queries (reader threads) ---------------------------------------------------------------
+
+    def pending_commands(self, store: str | None, sent_before: float | None) -> list[
+            PendingCommand]:
+        """Unanswered commands (of ``store``; not sent since ``sent_before``), oldest first."""
+        where, params = ["c.status = 'pending'"], []
+        if store is not None:
+            where.append("c.store = ?")
+            params.append(store)
+        if sent_before is not None:  # periodic resend: only to stores that are listening
+            where.append("(c.sent_at IS NULL OR c.sent_at < ?) AND coalesce(s.online, 0) = 1")
+            params.append(sent_before)
+        rows = self._conn().execute(
+            "SELECT c.seq, c.id, c.store, c.type, c.data, coalesce(s.epoch, 0) FROM commands c "
+            f"LEFT JOIN stores s USING (store) WHERE {' AND '.join(where)} ORDER BY c.seq "
+            "LIMIT 1000", params).fetchall()
+        return [PendingCommand(*row) for row in rows]
+
+    def stores(self) -> list[dict[str, Any]]:
+        rows = self._conn().execute(
+            "SELECT store, online, epoch, last_seq, watermark, seen_at FROM stores "
+            "ORDER BY store").fetchall()
+        return [{"store": r[0], "online": bool(r[1]), "epoch": r[2], "last_seq": r[3],
+                 "applied_seq": r[4], "seen_at": r[5]} for r in rows]
+
+    def store_positions(self) -> list[tuple[str, int, int]]:
+        """(store, epoch, watermark) of every store known."""
+        return self._conn().execute("SELECT store, epoch, watermark FROM stores").fetchall()
+
+    def stock(self, store: str | None = None, sku: str | None = None) -> list[StockRow]:
+        where, params = [], []
+        if store is not None:
+            where.append("store = ?")
+            params.append(store)
+        if sku is not None:
+            where.append("sku = ?")
+            params.append(sku)
+        clause = f"WHERE {' AND '.join(where)}" if where else ""
+        rows = self._conn().execute(
+            f"SELECT store, sku, on_hand, reserved, available, seq FROM stock_view {clause} "
+            "ORDER BY store, sku", params).fetchall()
+        return [StockRow(*row) for row in rows]
+
+    def store_known(self, store: str) -> bool:
+        return self._conn().execute("SELECT 1 FROM stores WHERE store = ?",
+                                    (store,)).fetchone() is not None
+
+    def order(self, order_id: str) -> dict[str, Any] | None:
+        conn = self._conn()
+        row = conn.execute("SELECT id, store, member, state, reason, lines, pickup_by, "
+                           "created_at, updated_at FROM orders WHERE id = ?",
+                           (order_id,)).fetchone()
+        if row is None:
+            return None
+        history = conn.execute("SELECT state, reason, ts, seq FROM order_events "
+                               "WHERE order_id = ? ORDER BY seq", (order_id,)).fetchall()
+        return {"id": row[0], "store": row[1], "member": row[2], "state": row[3],
+                "reason": row[4], "lines": json.loads(row[5]), "pickup_by": row[6],
+                "created_at": row[7], "updated_at": row[8],
+                "history": [{"state": h[0], "reason": h[1], "ts": h[2], "seq": h[3]}
+                            for h in history]}
+
+    def reminders(self, member: str, limit: int) -> list[dict[str, Any]]:
+        rows = self._conn().execute(
+            "SELECT store, seq, data, ts FROM reminders WHERE member = ? "
+            "ORDER BY ts DESC, seq DESC LIMIT ?", (member, limit)).fetchall()
+        return [{"store": r[0], "seq": r[1], "ts": r[3], "data": json.loads(r[2])} for r in rows]
+
+    def member_known(self, member: str) -> bool:
+        return self._conn().execute("SELECT 1 FROM members WHERE id = ?",
+                                    (member,)).fetchone() is not None

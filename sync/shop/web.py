@@ -1,0 +1,289 @@
+"""The mini-program's HTTP API (documented in docs/shop-openapi.yaml).
+
+Reads come from the shop's replica; writes (orders, opt-ins) are stored first and then sent to the
+store as commands, so a request is never lost to a store or broker outage: the answer is 202 and
+the order's status follows as the store reports it.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import secrets
+from collections.abc import Awaitable, Callable
+from typing import Annotated, Any, TypeVar
+
+from aiohttp import web
+from prometheus_client import generate_latest
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from sync.envelope import STORE_PATTERN, new_id
+from sync.messages import ID_PATTERN, SKU_PATTERN
+from sync.shop.context import SHOP, Shop
+
+M = TypeVar("M", bound=BaseModel)
+IdText = Annotated[str, Field(pattern=ID_PATTERN)]
+SkuText = Annotated[str, Field(pattern=SKU_PATTERN)]
+StoreText = Annotated[str, Field(pattern=STORE_PATTERN)]
+
+
+class ApiError(Exception):
+    """An error for the client: HTTP status, stable code and a message a person can act on."""
+
+    def __init__(self, status: int, code: str, message: str, details: Any = None) -> None:
+        super().__init__(message)
+        self.status, self.code, self.message, self.details = status, code, message, details
+
+
+class LineIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    sku: SkuText = Field(description="Product SKU.")
+    qty: int = Field(ge=1, le=99, description="Units wanted.")
+
+
+class OrderIn(BaseModel):
+    """An order for pickup at a store."""
+
+    model_config = ConfigDict(extra="forbid")
+    store: StoreText = Field(description="Store to collect from.")
+    member: IdText = Field(description="Member placing the order.")
+    lines: list[LineIn] = Field(min_length=1, max_length=50, description="What to reserve.")
+
+
+class CancelIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    reason: str | None = Field(default=None, max_length=300, description="Why.")
+
+
+class OptInIn(BaseModel):
+    """A member opting in to arrival reminders at a store."""
+
+    model_config = ConfigDict(extra="forbid")
+    store: StoreText = Field(description="The member's store.")
+    display_name: str = Field(default="", max_length=100, description="Name staff see.")
+
+
+class OptOutIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    store: StoreText = Field(description="The store to stop reminders at.")
+
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+@web.middleware
+async def errors(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Every failure leaves as ``{"error": {"code", "message", "details"}}``, never a traceback."""
+    try:
+        return await handler(request)
+    except ApiError as exc:
+        body: dict[str, Any] = {"code": exc.code, "message": exc.message}
+        if exc.details is not None:
+            body["details"] = exc.details
+        return web.json_response({"error": body}, status=exc.status)
+    except web.HTTPNotFound:
+        return web.json_response({"error": {"code": "not_found", "message": "no such path"}},
+                                 status=404)
+    except web.HTTPMethodNotAllowed:
+        return web.json_response({"error": {"code": "method_not_allowed",
+                                             "message": "method not allowed here"}}, status=405)
+
+
+def shop(request: web.Request) -> Shop:
+    return request.app[SHOP]
+
+
+async def read_json(request: web.Request, model: type[M]) -> M:
+    limit = shop(request).config.http.max_json_bytes
+    if request.content_type != "application/json":
+        raise ApiError(415, "unsupported_media_type", "send JSON with Content-Type: "
+                       "application/json")
+    raw = await request.content.read(limit + 1)
+    if len(raw) > limit:
+        raise ApiError(413, "too_large", f"the JSON body is larger than {limit} bytes")
+    try:
+        data = json.loads(raw)
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise ApiError(400, "invalid", f"the body is not valid JSON: {exc}") from None
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        details = [{"field": ".".join(map(str, e["loc"])),
+                    "message": "unknown field" if e["type"] == "extra_forbidden" else e["msg"]}
+                   for e in exc.errors()]
+        raise ApiError(400, "invalid", "the body does not match what this endpoint expects",
+                       details) from None
+
+
+def _path(request: web.Request, name: str, pattern: str) -> str:
+    value = request.match_info[name]
+    if not re.match(pattern, value):
+        raise ApiError(400, "invalid", f"{name} {value!r} is not valid")
+    return value
+
+
+async def healthz(request: web.Request) -> web.Response:
+    s = shop(request)
+    return web.json_response({"status": "ok", "broker": "connected" if s.link.subscribed.is_set()
+                              else "disconnected"})
+
+
+async def metrics(request: web.Request) -> web.Response:
+    return web.Response(body=generate_latest(shop(request).registry), content_type="text/plain")
+
+
+async def stores(request: web.Request) -> web.Response:
+    s = shop(request)
+    return web.json_response({"stores": await s.store.read(s.store.stores)})
+
+
+async def store_stock(request: web.Request) -> web.Response:
+    s = shop(request)
+    store = _path(request, "store", STORE_PATTERN)
+    rows = await s.store.read(s.store.stock, store, None)
+    if not rows and not await s.store.read(s.store.store_known, store):
+        raise ApiError(404, "not_found", f"no store {store!r} has reported to the shop")
+    return web.json_response({"store": store, "stock": [r.to_json() for r in rows]})
+
+
+async def store_sku_stock(request: web.Request) -> web.Response:
+    s = shop(request)
+    store = _path(request, "store", STORE_PATTERN)
+    sku = _path(request, "sku", SKU_PATTERN)
+    rows = await s.store.read(s.store.stock, store, sku)
+    if not rows:
+        raise ApiError(404, "not_found", f"store {store!r} has reported no stock of {sku!r}")
+    return web.json_response(rows[0].to_json())
+
+
+async def sku_stock(request: web.Request) -> web.Response:
+    s = shop(request)
+    sku = _path(request, "sku", SKU_PATTERN)
+    rows = await s.store.read(s.store.stock, None, sku)
+    return web.json_response({"sku": sku, "stores": [r.to_json() for r in rows]})
+
+
+async def stock_stream(request: web.Request) -> web.StreamResponse:
+    """Server-Sent Events: one ``stock`` event per change, optionally for one store or SKU."""
+    s = shop(request)
+    store, sku = request.query.get("store"), request.query.get("sku")
+    response = web.StreamResponse(headers={"Content-Type": "text/event-stream",
+                                           "Cache-Control": "no-cache"})
+    await response.prepare(request)
+    queue = s.feed.listen()
+    try:
+        await response.write(b": connected\n\n")
+        while True:
+            row = await queue.get()
+            if (store and row.store != store) or (sku and row.sku != sku):
+                continue
+            body = json.dumps(row.to_json(), separators=(",", ":"))
+            await response.write(f"event: stock\nid: {row.store}:{row.seq}\ndata: {body}\n\n"
+                                 .encode())
+    except (ConnectionResetError, RuntimeError):
+        pass  # the listener went away
+    finally:
+        s.feed.forget(queue)
+    return response
+
+
+async def place_order(request: web.Request) -> web.Response:
+    s = shop(request)
+    order = await read_json(request, OrderIn)
+    if not await s.store.read(s.store.store_known, order.store):
+        raise ApiError(404, "not_found", f"no store {order.store!r} has reported to the shop")
+    order_id = f"o-{new_id()}"
+    lines = [line.model_dump() for line in order.lines]
+    command = await s.store.write(s.store.place_order, order_id, order.store, order.member,
+                                  lines, s.clock())
+    await s.link.send(command)
+    return web.json_response({"id": order_id, "store": order.store, "state": "requested"},
+                             status=202)
+
+
+async def get_order(request: web.Request) -> web.Response:
+    s = shop(request)
+    order_id = _path(request, "order_id", ID_PATTERN)
+    order = await s.store.read(s.store.order, order_id)
+    if order is None:
+        raise ApiError(404, "not_found", f"no order {order_id!r}")
+    return web.json_response(order)
+
+
+async def cancel_order(request: web.Request) -> web.Response:
+    s = shop(request)
+    order_id = _path(request, "order_id", ID_PATTERN)
+    body = await read_json(request, CancelIn)
+    order = await s.store.read(s.store.order, order_id)
+    if order is None:
+        raise ApiError(404, "not_found", f"no order {order_id!r}")
+    command = await s.store.write(s.store.cancel_order, order_id, body.reason, s.clock())
+    await s.link.send(command)
+    return web.json_response({"id": order_id, "state": order["state"],
+                              "cancel_requested": True}, status=202)
+
+
+async def opt_in(request: web.Request) -> web.Response:
+    """Issue the member's 128-bit beacon key (kept across stores) and send it to the store."""
+    s = shop(request)
+    member = _path(request, "member", ID_PATTERN)
+    body = await read_json(request, OptInIn)
+    key, command = await s.store.write(s.store.opt_in, member, body.store, body.display_name,
+                                       True, secrets.token_hex(16), s.clock())
+    await s.link.send(command)
+    return web.json_response({"member": member, "store": body.store, "beacon_key": key},
+                             status=202)
+
+
+async def opt_out(request: web.Request) -> web.Response:
+    s = shop(request)
+    member = _path(request, "member", ID_PATTERN)
+    body = await read_json(request, OptOutIn)
+    if not await s.store.read(s.store.member_known, member):
+        raise ApiError(404, "not_found", f"member {member!r} never opted in")
+    _, command = await s.store.write(s.store.opt_in, member, body.store, "", False,
+                                     secrets.token_hex(16), s.clock())
+    await s.link.send(command)
+    return web.json_response({"member": member, "store": body.store, "beacon_key": None},
+                             status=202)
+
+
+async def withdraw(request: web.Request) -> web.Response:
+    """Withdraw consent everywhere: every store the member opted in at deletes the key."""
+    s = shop(request)
+    member = _path(request, "member", ID_PATTERN)
+    if not await s.store.read(s.store.member_known, member):
+        raise ApiError(404, "not_found", f"member {member!r} never opted in")
+    commands = await s.store.write(s.store.withdraw, member, secrets.token_hex(16), s.clock())
+    for command in commands:
+        await s.link.send(command)
+    return web.json_response({"member": member, "stores": [c.store for c in commands],
+                              "beacon_key": None}, status=202)
+
+
+async def reminders(request: web.Request) -> web.Response:
+    s = shop(request)
+    member = _path(request, "member", ID_PATTERN)
+    rows = await s.store.read(s.store.reminders, member, 100)
+    return web.json_response({"member": member, "reminders": rows})
+
+
+def create_app(state: Shop) -> web.Application:
+    app = web.Application(middlewares=[errors])
+    app[SHOP] = state
+    r = app.router
+    r.add_get("/healthz", healthz)
+    r.add_get("/metrics", metrics)
+    r.add_get("/api/stores", stores)
+    r.add_get("/api/stores/{store}/stock", store_stock)
+    r.add_get("/api/stores/{store}/stock/{sku}", store_sku_stock)
+    r.add_get("/api/stock/stream", stock_stream)
+    r.add_get("/api/stock/{sku}", sku_stock)
+    r.add_post("/api/orders", place_order)
+    r.add_get("/api/orders/{order_id}", get_order)
+    r.add_post("/api/orders/{order_id}/cancel", cancel_order)
+    r.add_post("/api/members/{member}/opt-in", opt_in)
+    r.add_post("/api/members/{member}/opt-out", opt_out)
+    r.add_post("/api/members/{member}/withdraw", withdraw)
+    r.add_get("/api/members/{member}/reminders", reminders)
+    return app

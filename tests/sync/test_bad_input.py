@@ -1,0 +1,141 @@
+"""Bad input on either end becomes a dead letter with its reason and a metric; the loop goes on
+and applies the next good message."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+
+from sync.envelope import build, new_id
+from sync.topics import StoreTopics
+from tests.sync.conftest import RawClient, SyncPair, wait_until
+
+
+def metric(text: str, name: str, reason: str) -> float:
+    for line in text.splitlines():
+        if line.startswith(f'{name}{{reason="{reason}"}}'):
+            return float(line.rsplit(" ", 1)[1])
+    return 0.0
+
+
+async def test_bad_commands_become_dead_letters_and_the_hub_goes_on(pair: SyncPair) -> None:
+    assert pair.hub is not None
+    svc = pair.hub.services
+    topics = StoreTopics("retail", pair.store)
+    raw = RawClient(pair.broker.port, "intruder")
+    place = {"id": "bad-1", "lines": [{"sku": "OAT-1", "qty": 1}]}
+    unknown_id, invalid_id = new_id(), new_id()
+    try:
+        raw.publish(topics.cmd, b"{not json")
+        raw.publish(topics.cmd, json.dumps({"id": "x", "store": pair.store}).encode())
+        raw.publish(topics.cmd, b"[" * 10 + b"1" + b"]" * 10)
+        raw.publish(topics.cmd, json.dumps({"pad": "x" * 600_000}).encode())
+        raw.publish(topics.cmd, build(store=pair.store, epoch=0, seq=1, type_="order.teleport",
+                                      ts=0.0, data={}, msg_id=unknown_id))
+        raw.publish(topics.cmd, build(store=pair.store, epoch=0, seq=2, type_="order.place",
+                                      ts=0.0, data={"id": "bad-2"}, msg_id=invalid_id))
+        raw.publish(topics.cmd, build(store="other-store", epoch=0, seq=3,
+                                      type_="order.place", ts=0.0, data=place))
+        good = build(store=pair.store, epoch=0, seq=4, type_="order.place", ts=0.0, data=place)
+        raw.publish(topics.cmd, good)
+        raw.publish(topics.cmd, good)  # the same command again: applied once
+
+        order = await wait_until(lambda: _order(pair, "bad-1"), what="the good command applied")
+        assert order["state"] == "accepted"
+        letters = await wait_until(lambda: _dead_letters(pair, 7), what="seven dead letters")
+        assert [reason for reason, _ in letters] == [
+            "malformed_json", "invalid_envelope", "invalid_envelope", "too_large",
+            "unknown_type", "invalid_data", "wrong_store"]
+        assert all(size > 0 for _, size in letters)
+        text = svc.metrics.render().decode()
+        for reason in ("malformed_json", "invalid_envelope", "too_large", "unknown_type",
+                       "invalid_data", "wrong_store"):
+            assert metric(text, "hub_sync_dead_letters_total", reason) >= 1, reason
+        inbox = await svc.db.read(svc.db.query, "SELECT command_id, type, status, reason "
+                                  "FROM sync_inbox ORDER BY received_at")
+        by_id = {row["command_id"]: row for row in inbox}
+        assert by_id[unknown_id]["status"] == "rejected"
+        assert "unknown command type" in by_id[unknown_id]["reason"]
+        assert by_id[invalid_id]["status"] == "rejected"
+        placed = [row["status"] for row in inbox if row["type"] == "order.place"]
+        assert placed == ["rejected", "applied"]
+        orders = await svc.db.read(svc.orders.list, None, None, 100)
+        assert [o.id for o in orders] == ["bad-1"]
+        await pair.settled()
+    finally:
+        raw.close()
+
+
+async def _order(pair: SyncPair, order_id: str) -> dict[str, object] | None:
+    assert pair.hub is not None
+    svc = pair.hub.services
+    rows = await svc.db.read(svc.orders.list, None, None, 100)
+    found = [o for o in rows if o.id == order_id]
+    return found[0].to_json() if found else None
+
+
+async def _dead_letters(pair: SyncPair, count: int) -> list[tuple[str, int]] | None:
+    assert pair.hub is not None
+    svc = pair.hub.services
+    rows = await svc.db.read(svc.db.query, "SELECT reason, size FROM sync_dead_letters "
+                             "ORDER BY id")
+    return [(r["reason"], r["size"]) for r in rows] if len(rows) >= count else None
+
+
+async def test_bad_events_become_dead_letters_at_the_shop(pair: SyncPair) -> None:
+    """A store (here an impostor named 'ghost') sending broken events cannot stall the shop."""
+    assert pair.shop is not None
+    ghost = StoreTopics("retail", "ghost")
+    raw = RawClient(pair.broker.port, "ghost")
+    movement = {"movement_id": "m1", "seq": 2, "sku": "OAT-1", "qty": -1, "reserved_qty": 0,
+                "reason": "sale", "ts": 1.0, "on_hand": 9, "reserved": 0, "available": 9}
+    try:
+        raw.publish(ghost.event("stock.movement"), b"\xff\xfe not json")
+        raw.publish(ghost.event("stock.movement"), json.dumps({"seq": 1}).encode())
+        raw.publish(ghost.event("stock.movement"), b" " * 600_000)
+        raw.publish(ghost.event("stock.movement"), build(  # no prev: cannot be ordered
+            store="ghost", epoch=1, seq=1, type_="stock.movement", ts=1.0, data=movement))
+        raw.publish(ghost.event("stock.movement"), build(  # wrong data: dead, stream goes on
+            store="ghost", epoch=1, seq=1, type_="stock.movement", ts=1.0, data={"sku": 5},
+            prev=0))
+        raw.publish(ghost.event("stock.movement"), build(
+            store="ghost", epoch=1, seq=2, type_="stock.movement", ts=1.0, data=movement, prev=1))
+        raw.publish(ghost.event("gift.card"), build(  # a type from a newer hub: kept
+            store="ghost", epoch=1, seq=3, type_="gift.card", ts=1.0, data={"x": 1}, prev=2))
+        raw.publish(ghost.state, build(store="ghost", epoch=1, seq=3, type_="stock.movement",
+                                       ts=1.0, data=movement))
+
+        view = await wait_until(lambda: _ghost_view(pair), what="the good event applied")
+        assert view["on_hand"] == 9 and view["seq"] == 2
+        conn = sqlite3.connect(pair.shop_db)
+        try:
+            await wait_until(lambda: conn.execute(
+                "SELECT count(*) FROM dead_letters").fetchone()[0] >= 6, what="dead letters")
+            reasons = [r for (r,) in conn.execute("SELECT reason FROM dead_letters ORDER BY id")]
+            watermark = conn.execute("SELECT watermark FROM stores WHERE store = 'ghost'"
+                                     ).fetchone()[0]
+            kept = conn.execute("SELECT type, data FROM other_events WHERE store = 'ghost'"
+                                ).fetchall()
+        finally:
+            conn.close()
+        assert reasons == ["malformed_json", "invalid_envelope", "too_large", "invalid_envelope",
+                           "invalid_data", "unexpected_topic"]
+        assert watermark == 3
+        assert kept == [("gift.card", '{"x":1}')]
+        text = (await _metrics(pair))
+        for reason in set(reasons):
+            assert metric(text, "shop_sync_dead_letters_total", reason) >= 1, reason
+    finally:
+        raw.close()
+
+
+async def _ghost_view(pair: SyncPair) -> dict[str, object] | None:
+    assert pair.shop is not None
+    async with pair.http.get(f"{pair.shop.url}/api/stores/ghost/stock/OAT-1") as response:
+        return await response.json() if response.status == 200 else None
+
+
+async def _metrics(pair: SyncPair) -> str:
+    assert pair.shop is not None
+    async with pair.http.get(f"{pair.shop.url}/metrics") as response:
+        return await response.text()

@@ -1,0 +1,122 @@
+"""The protocol's pure parts: envelopes, data schemas, topics, backoff."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import jsonschema
+import msgspec
+import pytest
+import yaml
+
+from sync import messages
+from sync.backoff import Backoff
+from sync.envelope import ProtocolError, build, decode, decode_data
+from sync.topics import StoreTopics, parse_topic
+
+ASYNCAPI = Path(__file__).resolve().parents[2] / "docs" / "asyncapi.yaml"
+
+
+def test_envelope_round_trip_keeps_raw_data() -> None:
+    payload = build(store="s-1", epoch=7, seq=42, type_="stock.movement", ts=1.5,
+                    data=b'{"a":1}', prev=41)
+    env = decode(payload, 1024)
+    assert (env.store, env.epoch, env.seq, env.type, env.ts, env.schema, env.prev) == (
+        "s-1", 7, 42, "stock.movement", 1.5, 1, 41)
+    assert bytes(env.data) == b'{"a":1}'
+    assert len(env.id) == 26
+
+
+@pytest.mark.parametrize(("payload", "reason"), [
+    (b"x" * 2000, "too_large"),
+    (b"{", "malformed_json"),
+    (b"[]", "invalid_envelope"),
+    (json.dumps({"id": "01J0000000000000000000000Z", "store": "s", "epoch": 0, "seq": -1,
+                 "type": "a", "ts": 0, "schema": 1, "data": {}}).encode(), "invalid_envelope"),
+    (json.dumps({"id": "not-a-ulid", "store": "s", "epoch": 0, "seq": 1, "type": "a", "ts": 0,
+                 "schema": 1, "data": {}}).encode(), "invalid_envelope"),
+    (json.dumps({"id": "01J0000000000000000000000Z", "store": "s", "epoch": 0, "seq": 1,
+                 "type": "a", "ts": 0, "schema": 1, "data": {}, "extra": 1}).encode(),
+     "invalid_envelope"),
+    (json.dumps({"id": "01J0000000000000000000000Z", "store": "s", "epoch": 0, "seq": 2**63,
+                 "type": "a", "ts": 0, "schema": 1, "data": {}}).encode(), "invalid_envelope"),
+    (json.dumps({"id": "01J0000000000000000000000Z", "store": "s", "epoch": 0, "seq": 1,
+                 "type": "a", "ts": 0, "schema": 2, "data": {}}).encode(), "unsupported_schema"),
+])
+def test_decode_refuses_with_a_reason(payload: bytes, reason: str) -> None:
+    with pytest.raises(ProtocolError) as caught:
+        decode(payload, 1024)
+    assert caught.value.reason == reason
+
+
+def test_commands_are_strict_and_events_lenient() -> None:
+    strict = decode(build(store="s", epoch=0, seq=1, type_="order.place", ts=0,
+                          data={"id": "o1", "lines": [{"sku": "A", "qty": 1}], "x": 1}), 4096)
+    with pytest.raises(ProtocolError) as caught:
+        decode_data(strict, messages.OrderPlace)
+    assert caught.value.reason == "invalid_data"
+    lenient = decode(build(store="s", epoch=0, seq=1, type_="stock.snapshot", ts=0,
+                           data={"sku": "A", "on_hand": 1, "reserved": 0, "available": 1,
+                                 "seq": 3, "new_field": True}), 4096)
+    assert decode_data(lenient, messages.StockSnapshot).seq == 3
+
+
+def test_topics_route_known_types_and_keep_unknown_ones() -> None:
+    topics = StoreTopics("retail", "s-1")
+    assert topics.event("stock.movement") == "retail/v1/s-1/events/stock"
+    assert topics.event("order.status") == "retail/v1/s-1/events/order"
+    assert topics.event("loyalty.points") == "retail/v1/s-1/events/other"
+    parsed = parse_topic("retail", topics.snapshot("OAT-1"))
+    assert parsed is not None and (parsed.store, parsed.channel, parsed.rest) == (
+        "s-1", "snapshot", ("stock", "OAT-1"))
+    assert parse_topic("retail", "retail/v2/s-1/state") is None
+    assert parse_topic("retail", "other/v1/s-1/state") is None
+
+
+def test_backoff_doubles_with_jitter_up_to_the_cap_and_resets() -> None:
+    low, high = Backoff(1.0, 8.0, random=lambda: 0.0), Backoff(1.0, 8.0, random=lambda: 1.0)
+    assert [low.next() for _ in range(6)] == [0.5, 1.0, 2.0, 4.0, 4.0, 4.0]
+    assert [high.next() for _ in range(6)] == [1.0, 2.0, 4.0, 8.0, 8.0, 8.0]
+    high.reset()
+    assert high.next() == 1.0
+    with pytest.raises(ValueError):
+        Backoff(0.0, 1.0)
+
+
+def _schemas() -> dict[str, dict[str, object]]:
+    doc = yaml.safe_load(ASYNCAPI.read_text(encoding="utf-8"))
+    assert doc["asyncapi"].startswith("3.")
+    return doc["components"]["schemas"]
+
+
+@pytest.mark.parametrize(("schema", "type_", "data"), [
+    ("StockMovement", "stock.movement", {
+        "movement_id": "01J0000000000000000000000Z", "seq": 5, "sku": "A", "qty": -1,
+        "reserved_qty": 0, "reason": "sale", "ref": None, "order_id": None, "flagged": False,
+        "note": None, "ts": 1.0, "on_hand": 3, "reserved": 0, "available": 3}),
+    ("StockSnapshot", "stock.snapshot", messages.StockSnapshot(
+        sku="A", on_hand=3, reserved=1, available=2, seq=5)),
+    ("StoreState", "store.state", messages.StoreState(
+        state="online", epoch=1, last_seq=5, acked_seq=4)),
+    ("Ack", "sync.ack", messages.Ack(acked_seq=4)),
+    ("OrderPlace", "order.place", messages.OrderPlace(
+        id="o-1", member="m-1", lines=[messages.OrderLine(sku="A", qty=2)])),
+    ("Resync", "sync.resync", messages.Resync(after_seq=4, snapshots=True)),
+    ("CommandResult", "command.result", messages.CommandResult(
+        command_id="01J0000000000000000000000Z", command_type="order.place", status="applied")),
+])
+def test_the_asyncapi_document_describes_what_is_sent(schema: str, type_: str,
+                                                       data: object) -> None:
+    schemas = _schemas()
+    payload = json.loads(build(store="s-1", epoch=1, seq=5, type_=type_, ts=1.0,
+                               data=data if not isinstance(data, dict) else data,
+                               prev=4 if type_ == "stock.movement" else None))
+    resolver = {"$defs": schemas}
+    envelope_schema = {**schemas["Envelope"], **resolver}
+    jsonschema.validate(payload, json.loads(json.dumps(envelope_schema).replace(
+        "#/components/schemas/", "#/$defs/")))
+    data_schema = {**schemas[schema], **resolver}
+    jsonschema.validate(payload["data"], json.loads(json.dumps(data_schema).replace(
+        "#/components/schemas/", "#/$defs/")))
+    assert msgspec.json.decode(json.dumps(payload).encode())["type"] == type_

@@ -1,0 +1,86 @@
+"""Resync: a shop that lost its database catches up from snapshots; a view that drifted is caught
+by the next snapshot; a store restored from a backup (a shorter history, a new epoch) is
+followed without doubling anything."""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+import sqlite3
+
+from hub.backup import backup, restore
+from hub.inventory import MovementIn
+from tests.sync.conftest import SyncPair, wait_until
+
+
+async def _sell(pair: SyncPair, count: int, sku: str = "BAN-1") -> None:
+    assert pair.hub is not None
+    svc = pair.hub.services
+    for _ in range(count):
+        await svc.db.write(svc.inventory.record, MovementIn(sku=sku, qty=1, reason="sale"))
+
+
+def _drift(pair: SyncPair) -> list[tuple[str, str | None]]:
+    conn = sqlite3.connect(pair.shop_db)
+    try:
+        return conn.execute("SELECT kind, sku FROM drift ORDER BY id").fetchall()
+    finally:
+        conn.close()
+
+
+async def test_a_shop_that_lost_its_database_catches_up_from_snapshots(pair: SyncPair) -> None:
+    assert pair.hub is not None
+    await _sell(pair, 20)
+    await pair.settled()
+    agent = pair.hub.services.sync.agent  # type: ignore[union-attr]
+    await wait_until(lambda: agent.acked >= agent.cursor, what="the shop's ack of everything")
+    await pair.stop_shop()
+    shutil.rmtree(pair.shop_db.parent)  # the shop's database is gone
+    await _sell(pair, 5)
+    await pair.start_shop()
+
+    async def view_matches() -> bool:
+        report = pair.audit()
+        return not report.view_diff and not report.unexpected and report.applied_rows == 5
+
+    await wait_until(view_matches, what="the new shop's view to match the hub's stock")
+    report = pair.audit()
+    assert len(report.lost) == 22  # history the hub no longer keeps, by design
+    assert ("history_gap", None) in _drift(pair)
+
+
+async def test_drift_in_the_shop_view_is_found_and_corrected(pair: SyncPair) -> None:
+    assert pair.hub is not None and pair.hub.services.sync is not None
+    await _sell(pair, 3, "OAT-1")
+    await pair.settled()
+    conn = sqlite3.connect(pair.shop_db)
+    conn.execute("UPDATE stock_view SET on_hand = on_hand + 5, available = available + 5 "
+                 "WHERE sku = 'OAT-1'")
+    conn.commit()
+    conn.close()
+    assert pair.audit().view_diff
+    pair.hub.services.sync.agent.refresh_snapshots()
+    await wait_until(lambda: ("stock", "OAT-1") in _drift(pair), what="drift reported")
+    await pair.settled()
+    assert pair.shop is not None
+    assert pair.shop.shop.link.metrics.drift._value.get() >= 1  # noqa: SLF001
+
+
+async def test_a_store_restored_from_a_backup_is_followed_exactly(pair: SyncPair) -> None:
+    assert pair.hub is not None
+    database = pair.hub.services.config.store.database
+    await _sell(pair, 10)
+    await pair.settled()
+    saved = backup(database, pair.folder / "backups")
+    await _sell(pair, 7)  # these will be lost with the restore
+    await pair.settled()
+    old_epoch = pair.hub.services.sync.agent.epoch  # type: ignore[union-attr]
+    await pair.stop_hub()
+    restore(saved, database)
+    await asyncio.sleep(0.01)
+    await pair.start_hub()
+    assert pair.hub.services.sync.agent.epoch > old_epoch  # type: ignore[union-attr]
+    await _sell(pair, 4)  # the new timeline reuses the lost sequence numbers
+    report = await pair.settled()
+    assert report.ledger_rows == 2 + 10 + 4
+    assert ("rewind", None) in _drift(pair)
