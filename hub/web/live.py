@@ -1,0 +1,140 @@
+"""Live WebSockets: the kiosk's stock feed (public) and the staff feed of every hub event (the
+staff token is sent in the first message, never in the URL).
+
+Kiosk, ``GET /api/live/stock``: the server sends ``{"type": "stock", "sku", "on_hand", "reserved",
+"available", "seq"}`` whenever a product's stock changes; the client sends nothing.
+
+Staff, ``GET /api/staff/events``: the client's first message is ``{"token": "<staff token>"}``
+within ``AUTH_TIMEOUT_S``; a wrong or late token gets ``{"type": "error", "error": {...}}`` and the
+socket is closed with code 4401. Then ``{"type": "ready"}``, and every hub event as
+``{"type": <event type>, "data": {...}}``. ``{"type": "resync"}`` says events were dropped
+because the client read too slowly: reload the lists.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+import json
+from collections.abc import Callable
+from typing import Any
+
+from aiohttp import WSCloseCode, WSMsgType, web
+
+from hub.events import Event, Subscription
+from hub.inventory import STOCK_CHANGED
+from hub.services import Services
+from hub.web.common import services
+
+#: Open sockets, closed when the hub stops (an open socket would otherwise hold the shutdown).
+SOCKETS: web.AppKey[set[web.WebSocketResponse]] = web.AppKey("live_sockets", set)
+AUTH_TIMEOUT_S = 10.0
+HEARTBEAT_S = 20.0
+CLOSE_UNAUTHORIZED = 4401
+
+
+def _kiosk_message(event: Event) -> dict[str, Any]:
+    return {"type": "stock", **event.data}
+
+
+def _staff_message(event: Event) -> dict[str, Any]:
+    return {"type": event.type, "data": event.data}
+
+
+def _dumps(data: Any) -> str:
+    return json.dumps(data, ensure_ascii=False, separators=(",", ":"), default=str)
+
+
+async def _pump(ws: web.WebSocketResponse, sub: Subscription,
+                render: Callable[[Event], dict[str, Any]]) -> None:
+    """Forward subscribed events to ``ws`` until it closes."""
+    dropped = sub.dropped
+    while not ws.closed:
+        event = await sub.get()
+        if sub.dropped != dropped:
+            dropped = sub.dropped
+            await ws.send_json({"type": "resync"})
+        await ws.send_json(render(event), dumps=_dumps)
+
+
+async def _serve(ws: web.WebSocketResponse, sub: Subscription,
+                 render: Callable[[Event], dict[str, Any]]) -> None:
+    """Pump events while draining (and ignoring) what the client sends, until either side ends."""
+    pump = asyncio.create_task(_pump(ws, sub, render))
+    try:
+        async for msg in ws:
+            if msg.type == WSMsgType.ERROR:
+                break
+    finally:
+        pump.cancel()
+        sub.close()
+        await asyncio.gather(pump, return_exceptions=True)
+
+
+async def _open(request: web.Request) -> web.WebSocketResponse:
+    ws = web.WebSocketResponse(heartbeat=HEARTBEAT_S)
+    await ws.prepare(request)
+    request.app[SOCKETS].add(ws)
+    return ws
+
+
+async def _close_all(app: web.Application) -> None:
+    for ws in list(app[SOCKETS]):
+        await ws.close(code=WSCloseCode.GOING_AWAY, message=b"the hub is stopping")
+
+
+async def kiosk_stock(request: web.Request) -> web.WebSocketResponse:
+    ws = await _open(request)
+    try:
+        await _serve(ws, services(request).bus.subscribe([STOCK_CHANGED]), _kiosk_message)
+    finally:
+        request.app[SOCKETS].discard(ws)
+    return ws
+
+
+def _token_problem(svc: Services, raw: str | None) -> str | None:
+    """Why the first message does not authenticate, or None when it does."""
+    if svc.staff_token is None:
+        return "staff access is disabled: no staff token is configured on this hub"
+    try:
+        given = json.loads(raw) if raw is not None else None
+    except json.JSONDecodeError:
+        given = None
+    token = given.get("token") if isinstance(given, dict) else None
+    if not isinstance(token, str):
+        return "send {\"token\": \"<staff token>\"} as the first message"
+    if not hmac.compare_digest(token.encode(), svc.staff_token.get_secret_value().encode()):
+        return "the staff token is not valid"
+    return None
+
+
+async def staff_events(request: web.Request) -> web.WebSocketResponse:
+    ws = await _open(request)
+    try:
+        await _authenticated(ws, services(request))
+    finally:
+        request.app[SOCKETS].discard(ws)
+    return ws
+
+
+async def _authenticated(ws: web.WebSocketResponse, svc: Services) -> None:
+    try:
+        first = await ws.receive(timeout=AUTH_TIMEOUT_S)
+        raw = first.data if first.type == WSMsgType.TEXT else None
+    except TimeoutError:
+        raw = None
+    problem = _token_problem(svc, raw)
+    if problem is not None:
+        await ws.send_json({"type": "error", "error": {"code": "unauthorized", "message": problem}})
+        await ws.close(code=CLOSE_UNAUTHORIZED, message=b"unauthorized")
+        return
+    sub = svc.bus.subscribe()
+    await ws.send_json({"type": "ready"})
+    await _serve(ws, sub, _staff_message)
+
+
+def setup(app: web.Application) -> None:
+    app[SOCKETS] = set()
+    app.on_shutdown.append(_close_all)
+    app.router.add_get("/api/live/stock", kiosk_stock)
+    app.router.add_get("/api/staff/events", staff_events)

@@ -1,0 +1,81 @@
+"""The kiosk and staff pages: their HTML, the static files they load (all local, no CDN), and the
+kiosk's start-up facts (store name, catalogue languages, which search modes this hub offers)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from aiohttp import web
+
+from hub.errors import NotFound
+from hub.web.common import json_response, services
+
+STATIC = Path(__file__).parent / "static"
+
+#: Search modes the kiosk offers when the hub serves the route and the feature is on:
+#: mode -> (route, config section).
+SEARCH_ROUTES = {
+    "photo": ("/api/search/photo", "vision"),
+    "voice": ("/api/search/voice", "voice"),
+    "voice_stream": ("/api/search/voice/stream", "voice"),
+}
+
+#: Same-origin only: no script, style, font or image from anywhere else, no framing.
+PAGE_HEADERS = {
+    "Content-Security-Policy": (
+        "default-src 'self'; img-src 'self' blob: data:; media-src 'self' blob: mediastream:; "
+        "connect-src 'self'; object-src 'none'; base-uri 'none'; frame-ancestors 'none'"
+    ),
+    "Permissions-Policy": "camera=(self), microphone=(self)",
+    "Referrer-Policy": "no-referrer",
+    "X-Content-Type-Options": "nosniff",
+    "Cache-Control": "no-cache",
+}
+
+
+def _page(name: str) -> web.FileResponse:
+    return web.FileResponse(STATIC / name, headers=PAGE_HEADERS)
+
+
+async def kiosk(request: web.Request) -> web.FileResponse:
+    return _page("kiosk.html")
+
+
+async def staff(request: web.Request) -> web.FileResponse:
+    return _page("staff.html")
+
+
+async def static_file(request: web.Request) -> web.FileResponse:
+    base = STATIC.resolve()
+    target = (base / request.match_info["path"]).resolve()
+    if not target.is_relative_to(base) or not target.is_file():
+        raise NotFound("no such file")
+    headers = {"Cache-Control": "no-cache", "X-Content-Type-Options": "nosniff"}
+    if target.suffix == ".js":  # the standard type, whatever the system's MIME table says
+        headers["Content-Type"] = "text/javascript; charset=utf-8"
+    return web.FileResponse(target, headers=headers)
+
+
+async def kiosk_config(request: web.Request) -> web.Response:
+    svc = services(request)
+    rows = await svc.db.read(
+        svc.db.query,
+        "SELECT DISTINCT lang.key AS lang FROM products, json_each(products.names) AS lang "
+        "ORDER BY lang.key",
+    )
+    paths = {resource.canonical for resource in request.app.router.resources()}
+    return json_response({
+        "store": {"id": svc.config.store.id, "name": svc.config.store.name,
+                  "currency": svc.config.store.currency},
+        "languages": [row["lang"] for row in rows],
+        "search": {mode: path in paths and getattr(svc.config, section).enabled
+                   for mode, (path, section) in SEARCH_ROUTES.items()},
+    })
+
+
+def setup(app: web.Application) -> None:
+    app.router.add_get("/", kiosk)
+    app.router.add_get("/kiosk", kiosk)
+    app.router.add_get("/staff", staff)
+    app.router.add_get("/static/{path:.+}", static_file)
+    app.router.add_get("/api/kiosk", kiosk_config)

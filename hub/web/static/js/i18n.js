@@ -1,0 +1,127 @@
+// The kiosk's words in each language it knows. A language of the catalogue without a
+// translation here shows product names in that language and these words in English.
+
+const STRINGS = {
+  en: {
+    title: "Find a product",
+    prompt: "What are you looking for?",
+    mode_photo: "Show a photo",
+    mode_photo_hint: "Hold the product up to the camera",
+    mode_voice: "Ask out loud",
+    mode_voice_hint: "Say the product's name",
+    mode_text: "Type the name",
+    mode_text_hint: "Results appear as you type",
+    language: "Language",
+    larger_text: "Larger text",
+    start_over: "Start over",
+    camera_label: "Camera picture",
+    camera_ready: "Hold the product in front of the camera, then press Take photo.",
+    camera_off: "The camera is not available. Choose a picture instead.",
+    shutter: "Take photo",
+    pick_photo: "Choose a picture",
+    talk: "Hold to talk",
+    talk_stop: "Let go to search",
+    talk_help: "Hold the button and say the product's name, then let go. " +
+      "You can also tap once to start and tap again to stop.",
+    listening: "Listening…",
+    mic_off: "The microphone is not available. Please type instead.",
+    heard: "You said: “{text}”",
+    nothing_heard: "Sorry, I did not catch that. Please try again.",
+    search_label: "Product name",
+    clear: "Clear",
+    looking: "Looking…",
+    results_for: "Results for “{q}”",
+    photo_results: "This looks like:",
+    did_you_mean: "Did you mean…",
+    chosen: "Here it is:",
+    not_in_store: "Not in this store",
+    not_in_store_text: "We could not find “{q}” in this store. Please ask a member of staff.",
+    not_in_store_photo: "We could not recognise this product. Try another photo, or ask a member of staff.",
+    found: "Products found: {n}",
+    shelf: "Shelf",
+    left: "{n} left",
+    out_here: "Out of stock here",
+    unavailable: "This search is not available right now. Please try another way.",
+    failed: "Sorry, something went wrong: {message}",
+    idle_title: "Are you still there?",
+    idle_text: "The screen will clear for the next customer in {s} seconds.",
+    still_here: "I'm still here",
+  },
+  ko: {
+    title: "상품 찾기",
+    prompt: "무엇을 찾으세요?",
+    mode_photo: "사진으로 찾기",
+    mode_photo_hint: "상품을 카메라에 보여 주세요",
+    mode_voice: "말로 찾기",
+    mode_voice_hint: "상품 이름을 말해 주세요",
+    mode_text: "이름 입력",
+    mode_text_hint: "입력하는 대로 결과가 나옵니다",
+    language: "언어",
+    larger_text: "글자 크게",
+    start_over: "처음으로",
+    camera_label: "카메라 화면",
+    camera_ready: "상품을 카메라 앞에 들고 사진 찍기를 누르세요.",
+    camera_off: "카메라를 쓸 수 없습니다. 사진을 골라 주세요.",
+    shutter: "사진 찍기",
+    pick_photo: "사진 고르기",
+    talk: "누르고 말하기",
+    talk_stop: "손을 떼면 찾습니다",
+    talk_help: "버튼을 누른 채 상품 이름을 말하고 손을 떼세요. " +
+      "한 번 눌러 시작하고 다시 눌러 끝낼 수도 있습니다.",
+    listening: "듣는 중…",
+    mic_off: "마이크를 쓸 수 없습니다. 이름을 입력해 주세요.",
+    heard: "말씀하신 내용: “{text}”",
+    nothing_heard: "잘 듣지 못했습니다. 다시 말씀해 주세요.",
+    search_label: "상품 이름",
+    clear: "지우기",
+    looking: "찾는 중…",
+    results_for: "“{q}” 검색 결과",
+    photo_results: "이 상품 같습니다:",
+    did_you_mean: "이것을 찾으셨나요?",
+    chosen: "찾으신 상품:",
+    not_in_store: "이 매장에 없는 상품",
+    not_in_store_text: "이 매장에서 “{q}”을(를) 찾지 못했습니다. 직원에게 문의해 주세요.",
+    not_in_store_photo: "상품을 알아보지 못했습니다. 다른 사진을 찍거나 직원에게 문의해 주세요.",
+    found: "찾은 상품: {n}개",
+    shelf: "진열대",
+    left: "{n}개 남음",
+    out_here: "이 매장 품절",
+    unavailable: "지금은 이 검색을 쓸 수 없습니다. 다른 방법으로 찾아 주세요.",
+    failed: "죄송합니다. 문제가 생겼습니다: {message}",
+    idle_title: "계속 이용하시나요?",
+    idle_text: "{s}초 후 다음 손님을 위해 화면이 지워집니다.",
+    still_here: "계속 이용",
+  },
+};
+
+let current = "en";
+
+export function setLanguage(lang) {
+  current = lang;
+}
+
+export function language() {
+  return current;
+}
+
+export function t(key, vars = {}) {
+  const text = STRINGS[current]?.[key] ?? STRINGS.en[key];
+  return text.replace(/\{(\w+)\}/g, (_, name) => String(vars[name]));
+}
+
+// Fills every [data-i18n] element's text and every [data-i18n-label] element's aria-label.
+export function translatePage(root = document) {
+  for (const el of root.querySelectorAll("[data-i18n]")) el.textContent = t(el.dataset.i18n);
+  for (const el of root.querySelectorAll("[data-i18n-label]")) {
+    el.setAttribute("aria-label", t(el.dataset.i18nLabel));
+  }
+}
+
+// The language's own name for itself ("한국어"), for the language buttons.
+export function autonym(lang) {
+  try {
+    return new Intl.DisplayNames([lang], { type: "language" }).of(lang);
+  } catch {
+    return lang;
+  }
+}

@@ -1,0 +1,120 @@
+// The kiosk: three equal ways to search (photo, voice, text), a language switch, larger text,
+// live stock, and a return to the home screen after a period without use.
+
+import { api } from "./api.js";
+import { watchIdle } from "./idle.js";
+import { autonym, language, setLanguage, t, translatePage } from "./i18n.js";
+import { connectLive } from "./live.js";
+import * as photo from "./photo.js";
+import { clearAnswer, refreshStock, render, updateStock } from "./results.js";
+import * as text from "./text.js";
+import * as voice from "./voice.js";
+
+const IDLE_MS = 90000;
+const WARN_MS = 20000;
+
+const root = document.documentElement;
+const main = document.getElementById("main");
+const modeButtons = [...document.querySelectorAll(".mode")];
+const languageGroup = document.getElementById("languages");
+const largeText = document.getElementById("large-text");
+let defaultLanguage = "en";
+
+function setMode(mode) {
+  const previous = main.dataset.mode;
+  if (previous === mode) return;
+  if (previous === "photo") photo.closeCamera();
+  if (previous === "voice") voice.cancel();
+  text.reset();
+  clearAnswer();
+  main.dataset.mode = mode;
+  // Once a way is chosen the question is only read out, to leave the screen to the search.
+  document.getElementById("prompt").classList.toggle("visually-hidden", mode !== "");
+  for (const button of modeButtons) {
+    const chosen = button.dataset.mode === mode;
+    button.setAttribute("aria-expanded", String(chosen));
+    document.getElementById(button.getAttribute("aria-controls")).hidden = !chosen;
+  }
+  if (mode === "photo") photo.openCamera();
+  if (mode === "text") document.getElementById("query").focus();
+}
+
+function chooseLanguage(lang) {
+  setLanguage(lang);
+  root.lang = lang;
+  document.title = t("title");
+  translatePage();
+  for (const button of languageGroup.children) {
+    button.setAttribute("aria-pressed", String(button.lang === lang));
+  }
+  render();
+}
+
+function setLargeText(on) {
+  root.classList.toggle("large", on);
+  largeText.setAttribute("aria-pressed", String(on));
+}
+
+function isClear() {
+  return main.dataset.mode === "" && language() === defaultLanguage && !root.classList.contains("large");
+}
+
+function startOver() {
+  setMode("");
+  setLargeText(false);
+  chooseLanguage(defaultLanguage);
+  window.scrollTo(0, 0);
+  document.activeElement?.blur();
+}
+
+function languageButtons(languages) {
+  for (const lang of languages) {
+    const button = document.createElement("button");
+    button.type = "button";
+    button.className = "tool";
+    button.lang = lang;
+    button.textContent = autonym(lang);
+    button.addEventListener("click", () => chooseLanguage(lang));
+    languageGroup.append(button);
+  }
+  languageGroup.hidden = languages.length < 2;
+}
+
+async function init() {
+  const config = await api("/api/kiosk");
+  document.getElementById("store-name").textContent = config.store.name;
+  document.getElementById("mode-photo").hidden = !config.search.photo;
+  document.getElementById("mode-voice").hidden = !config.search.voice_stream;
+  defaultLanguage = config.languages.includes("en") ? "en" : (config.languages[0] ?? "en");
+  languageButtons(config.languages);
+  chooseLanguage(defaultLanguage);
+
+  for (const button of modeButtons) button.addEventListener("click", () => setMode(button.dataset.mode));
+  largeText.addEventListener("click", () => setLargeText(!root.classList.contains("large")));
+  document.getElementById("start-over").addEventListener("click", startOver);
+
+  let connectedBefore = false;
+  connectLive("/api/live/stock", {
+    onOpen() {
+      if (connectedBefore) refreshStock().catch(() => {});
+      connectedBefore = true;
+    },
+    onMessage(message) {
+      if (message.type === "stock") updateStock(message);
+    },
+  });
+  watchIdle({
+    idleMs: IDLE_MS,
+    warnMs: WARN_MS,
+    isBusy: () => photo.isBusy() || voice.isBusy() || text.isBusy(),
+    isClear,
+    onReset: startOver,
+    warningText: (seconds) => t("idle_text", { s: seconds }),
+  });
+  root.dataset.ready = "true";
+  performance.mark("kiosk-ready");
+}
+
+init().catch((err) => {
+  document.getElementById("prompt").textContent = t("failed", { message: err.message });
+});

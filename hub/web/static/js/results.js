@@ -1,0 +1,153 @@
+// The kiosk's answer: up to five product cards with live stock, a "did you mean" row when the
+// search is unsure, or a clear "not in this store". Every search mode ends here.
+
+import { api } from "./api.js";
+import { language, t } from "./i18n.js";
+
+const MAX_RESULTS = 5;
+// Scores of the text matcher (typed text and voice transcripts): below MATCH_FLOOR a name is
+// not a match at all; a best match below SURE_SCORE is offered as "did you mean".
+const MATCH_FLOOR = 0.7;
+const SURE_SCORE = 0.85;
+
+const answer = document.getElementById("answer");
+const title = document.getElementById("answer-title");
+const text = document.getElementById("answer-text");
+const choices = document.getElementById("choices");
+const list = document.getElementById("results");
+const announce = document.getElementById("announce");
+const cardTemplate = document.getElementById("card");
+
+let state = null; // what is shown: {kind, query, products}, re-rendered on language change
+
+// Photo and voice results carry only a few fields; fetch the rest of each product.
+async function complete(items) {
+  return Promise.all(items.slice(0, MAX_RESULTS).map(async (item) => {
+    if (item.names && item.stock) return item;
+    const product = await api(`/api/products/${encodeURIComponent(item.sku)}`);
+    return { ...product, score: item.score };
+  }));
+}
+
+// Text-matcher results judged by score: the real matches, and whether the best one is sure.
+export function judgeMatches(results) {
+  const items = results.filter((item) => item.score >= MATCH_FLOOR);
+  return { items, confident: items.length > 0 && items[0].score >= SURE_SCORE };
+}
+
+// Shows a search's outcome: no items is "not in this store", unsure items are offered as
+// "did you mean". `query` is what the customer asked (null for a photo).
+export async function showOutcome({ query, items, confident, focus = false }) {
+  if (items.length === 0) {
+    state = { kind: "none", query, products: [] };
+  } else {
+    const products = await complete(items);
+    state = { kind: confident ? "results" : "choices", query, products };
+  }
+  render();
+  if (focus) title.focus();
+}
+
+export function showMessage(message) {
+  state = { kind: "message", message, products: [] };
+  render();
+}
+
+export function clearAnswer() {
+  state = null;
+  render();
+}
+
+export function render() {
+  answer.hidden = state === null;
+  choices.replaceChildren();
+  list.replaceChildren();
+  text.hidden = true;
+  choices.hidden = true;
+  announce.textContent = "";
+  if (state === null) return;
+  const products = state.products;
+  if (state.kind === "message") {
+    title.textContent = state.message;
+  } else if (state.kind === "none") {
+    title.textContent = t("not_in_store");
+    text.textContent = state.query === null ? t("not_in_store_photo")
+      : t("not_in_store_text", { q: state.query });
+    text.hidden = false;
+  } else if (state.kind === "choices") {
+    title.textContent = t("did_you_mean");
+    choices.append(...products.slice(0, 3).map(choiceButton));
+    choices.hidden = false;
+  } else {
+    title.textContent = state.kind === "chosen" ? t("chosen")
+      : state.query === null ? t("photo_results") : t("results_for", { q: state.query });
+    list.append(...products.map(card));
+  }
+  announce.textContent = `${title.textContent} ${text.hidden ? "" : text.textContent}`.trim();
+  if (state.kind === "results") announce.textContent += `. ${t("found", { n: products.length })}`;
+}
+
+function productName(product) {
+  return product.names[language()] ?? product.name;
+}
+
+function choiceButton(product) {
+  const item = document.createElement("li");
+  const button = document.createElement("button");
+  button.type = "button";
+  button.className = "secondary";
+  if (product.image) {
+    const img = document.createElement("img");
+    img.src = product.image;
+    img.alt = "";
+    button.append(img);
+  }
+  button.append(productName(product));
+  button.addEventListener("click", () => {
+    state = { kind: "chosen", query: state.query, products: [product] };
+    render();
+    title.focus();
+  });
+  item.append(button);
+  return item;
+}
+
+function card(product) {
+  const item = cardTemplate.content.firstElementChild.cloneNode(true);
+  item.dataset.sku = product.sku;
+  const img = item.querySelector("img");
+  if (product.image) img.src = product.image;
+  else img.remove();
+  item.querySelector(".name").textContent = productName(product);
+  item.querySelector(".price").textContent = product.price
+    ? new Intl.NumberFormat(language(), { style: "currency", currency: product.price.currency })
+      .format(Number(product.price.amount))
+    : "";
+  item.querySelector(".shelf-label").textContent = t("shelf");
+  item.querySelector(".shelf-code").textContent = product.shelf;
+  item.querySelector(".shelf").hidden = !product.shelf;
+  setStock(item.querySelector(".stock"), product.stock.available);
+  return item;
+}
+
+function setStock(element, available) {
+  element.textContent = available > 0 ? t("left", { n: available }) : t("out_here");
+  element.className = `stock ${available > 0 ? "ok" : "out"}`;
+}
+
+// A stock change pushed by the hub: update the product wherever it is shown.
+export function updateStock(level) {
+  for (const product of state?.products ?? []) {
+    if (product.sku === level.sku) product.stock = { ...product.stock, ...level };
+  }
+  for (const item of list.querySelectorAll(".card")) {
+    if (item.dataset.sku === level.sku) setStock(item.querySelector(".stock"), level.available);
+  }
+}
+
+// After the live feed reconnects, changes may have been missed: reload what is shown.
+export async function refreshStock() {
+  for (const product of state?.products ?? []) {
+    updateStock(await api(`/api/stock/${encodeURIComponent(product.sku)}`));
+  }
+}

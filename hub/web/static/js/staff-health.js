@@ -1,0 +1,79 @@
+// Store health: the sync link, the search models, disk space and the beacon fleet, from
+// GET /api/staff/health. Reloaded when shown, on demand, and (at most every few seconds) when
+// the live feed reports something that changes it.
+
+import { el, formatTime, staffApi } from "./staff-session.js";
+
+const SOON_MS = 3000;
+const STATE_WORDS = {
+  online: "Online", offline: "Offline", disabled: "Turned off", ready: "Ready",
+  unavailable: "Not working", absent: "Not installed", ok: "OK",
+};
+const GOOD = new Set(["online", "ready", "ok"]);
+const BAD = new Set(["offline", "unavailable"]);
+
+const error = document.getElementById("health-error");
+let timer = null;
+
+function facts(id, pairs) {
+  document.getElementById(id).replaceChildren(...pairs.flatMap(([term, value, tone = ""]) =>
+    [el("dt", term), el("dd", String(value), tone)]));
+}
+
+function stateFact(term, state, detail) {
+  const tone = GOOD.has(state) ? "good" : BAD.has(state) ? "bad" : "";
+  return [term, (STATE_WORDS[state] ?? state) + (detail ? ` — ${detail}` : ""), tone];
+}
+
+function bytes(n) {
+  return `${(n / 2 ** 30).toFixed(1)} GiB`;
+}
+
+function render(health) {
+  const sync = health.sync;
+  facts("sync-facts", [
+    stateFact("Link", sync.state),
+    ["Waiting to send", `${sync.outbox_depth} events`, sync.outbox_depth > 0 && sync.state === "offline" ? "bad" : ""],
+    ["Oldest waiting", formatTime(sync.oldest_pending_ts)],
+    ["Last acknowledged", sync.last_acked_seq ?? "—"],
+    ["Last recorded", sync.last_seq],
+  ]);
+  facts("model-facts", Object.entries(health.models).map(([name, model]) =>
+    stateFact(name === "vision" ? "Photo search" : name === "voice" ? "Voice search" : name, model.state, model.detail)));
+  const disk = health.disk;
+  facts("disk-facts", [
+    ["Free", `${bytes(disk.free_bytes)} of ${bytes(disk.total_bytes)}`, disk.low ? "bad" : "good"],
+    ["Database", `${(disk.database_bytes / 2 ** 20).toFixed(1)} MiB`],
+  ]);
+  const fleet = health.beacons;
+  document.getElementById("beacon-summary").textContent = fleet.state === "ok"
+    ? `${fleet.beacons.length} beacons, ${fleet.missing} missing`
+    : `${STATE_WORDS[fleet.state] ?? fleet.state}${fleet.detail ? ` — ${fleet.detail}` : ""}`;
+  document.getElementById("beacon-rows").replaceChildren(...fleet.beacons.map((beacon) => {
+    const row = el("tr");
+    row.append(el("td", beacon.zone ? `${beacon.id} (${beacon.zone})` : beacon.id),
+      el("td", formatTime(beacon.last_seen)),
+      el("td", beacon.battery_mv === null ? "—" : `${(beacon.battery_mv / 1000).toFixed(2)} V`,
+        beacon.battery_low ? "bad" : ""),
+      el("td", beacon.missing ? "Missing" : "OK", beacon.missing ? "bad" : "good"));
+    return row;
+  }));
+}
+
+export async function load() {
+  clearTimeout(timer);
+  timer = null;
+  try {
+    render(await staffApi("/api/staff/health"));
+    error.textContent = "";
+  } catch (err) {
+    error.textContent = `Store health could not be read: ${err.message}`;
+  }
+}
+
+// Something changed that health shows: reload soon, once for a burst of events.
+export function reloadSoon() {
+  if (timer === null) timer = setTimeout(load, SOON_MS);
+}
+
+document.getElementById("health-refresh").addEventListener("click", load);

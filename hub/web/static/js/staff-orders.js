@@ -1,0 +1,152 @@
+// The pickup queue: orders newest first with their status and the next steps staff can take.
+// Rows update in place from the live feed ('order.status' events).
+
+import { el, formatTime, staffApi } from "./staff-session.js";
+
+const OPEN = new Set(["pending", "accepted", "ready"]);
+const LABELS = {
+  pending: "Waiting to be accepted", accepted: "Accepted, to pick", ready: "Ready for pickup",
+  collected: "Collected", cancelled: "Cancelled", rejected: "Rejected", expired: "Expired",
+};
+const ACTIONS = {
+  pending: [["accepted", "Accept"], ["rejected", "Reject"]],
+  accepted: [["ready", "Mark ready"], ["cancelled", "Cancel"]],
+  ready: [["collected", "Mark collected"], ["cancelled", "Cancel"]],
+};
+const NEEDS_REASON = new Set(["rejected", "cancelled"]);
+
+const rows = document.getElementById("order-rows");
+const filter = document.getElementById("order-filter");
+const empty = document.getElementById("orders-empty");
+const error = document.getElementById("orders-error");
+const dialog = document.getElementById("reason-dialog");
+const reasonText = document.getElementById("reason-text");
+
+const orders = new Map();
+const members = new Map();
+const productNames = new Map(); // sku -> Promise of the product's name
+
+export async function load() {
+  error.textContent = "";
+  const [list, known] = await Promise.all([staffApi("/api/orders?limit=500"), staffApi("/api/members")]);
+  orders.clear();
+  for (const order of list.orders) orders.set(order.id, order);
+  setMembers(known.members);
+  renderAll();
+}
+
+let membersLoading = null;
+
+// Reloads the member names (one request at a time; callers share it).
+export function reloadMembers() {
+  membersLoading ??= staffApi("/api/members").then((known) => {
+    setMembers(known.members);
+    renderAll();
+  }).finally(() => { membersLoading = null; });
+  return membersLoading;
+}
+
+// Makes sure a member's name is known (a member may arrive right after joining).
+export async function knowMember(id) {
+  if (!members.has(id)) await reloadMembers();
+}
+
+export function memberName(id) {
+  return members.get(id) || id;
+}
+
+export function onOrder(order) {
+  orders.set(order.id, order);
+  const row = rows.querySelector(`tr[data-order="${CSS.escape(order.id)}"]`);
+  const shown = isShown(order);
+  if (row && shown) {
+    const hadFocus = row.contains(document.activeElement);
+    const fresh = orderRow(order);
+    row.replaceWith(fresh);
+    if (hadFocus) (fresh.querySelector("button") ?? fresh.querySelector("th")).focus();
+  } else if (row) {
+    row.remove();
+  } else if (shown) {
+    const later = [...rows.children].find((r) => orders.get(r.dataset.order).created_at < order.created_at);
+    rows.insertBefore(orderRow(order), later ?? null);
+  }
+  empty.hidden = rows.children.length > 0;
+}
+
+function setMembers(list) {
+  members.clear();
+  for (const member of list) members.set(member.id, member.display_name);
+}
+
+function isShown(order) {
+  return filter.value === "all" || OPEN.has(order.state);
+}
+
+function renderAll() {
+  const shown = [...orders.values()].filter(isShown).sort((a, b) => b.created_at - a.created_at);
+  rows.replaceChildren(...shown.map(orderRow));
+  empty.hidden = shown.length > 0;
+}
+
+function productName(sku) {
+  if (!productNames.has(sku)) {
+    productNames.set(sku, staffApi(`/api/products/${encodeURIComponent(sku)}`).then((p) => p.name, () => sku));
+  }
+  return productNames.get(sku);
+}
+
+function orderRow(order) {
+  const row = el("tr");
+  row.dataset.order = order.id;
+  const id = el("th", order.id);
+  id.scope = "row";
+  id.tabIndex = -1;
+  const items = el("td");
+  for (const line of order.lines) {
+    const item = el("div", `${line.qty} × ${line.sku}`);
+    productName(line.sku).then((name) => { item.textContent = `${line.qty} × ${name}`; });
+    items.append(item);
+  }
+  const actions = el("td", "", "actions");
+  for (const [to, label] of ACTIONS[order.state] ?? []) {
+    const button = el("button", label, to === "ready" || to === "collected" || to === "accepted" ? "primary" : "danger");
+    button.type = "button";
+    button.setAttribute("aria-label", `${label}: order ${order.id}`);
+    button.addEventListener("click", () => move(order, to, label));
+    actions.append(button);
+  }
+  row.append(id, el("td", order.member_id ? memberName(order.member_id) : "—"), items,
+    el("td", LABELS[order.state] + (order.reason ? ` (${order.reason})` : ""), `state state-${order.state}`),
+    el("td", formatTime(order.pickup_by)), actions);
+  return row;
+}
+
+function askReason(title) {
+  document.getElementById("reason-title").textContent = title;
+  reasonText.value = "";
+  dialog.returnValue = "";
+  dialog.showModal();
+  return new Promise((resolve) => {
+    dialog.addEventListener("close", () => {
+      resolve(dialog.returnValue === "confirm" ? reasonText.value.trim() : null);
+    }, { once: true });
+  });
+}
+
+async function move(order, to, label) {
+  error.textContent = "";
+  let reason = null;
+  if (NEEDS_REASON.has(to)) {
+    reason = await askReason(`${label} order ${order.id}`);
+    if (reason === null) return;
+  }
+  try {
+    onOrder(await staffApi(`/api/orders/${encodeURIComponent(order.id)}/transition`,
+      { method: "POST", json: { to, reason } }));
+  } catch (err) {
+    error.textContent = `Order ${order.id}: ${err.message}`;
+  }
+}
+
+filter.addEventListener("change", renderAll);
+document.getElementById("reason-back").addEventListener("click", () => dialog.close());

@@ -1,0 +1,128 @@
+// Stock: find a product by name or SKU, see its levels (live), record a movement with a reason,
+// and see its recent movements. Each movement form carries a fresh reference, so a double submit
+// is recorded once.
+
+import { ApiError } from "./api.js";
+import { el, formatTime, staffApi } from "./staff-session.js";
+
+const KIND_LABELS = {
+  receipt: "Receipt", sale: "Sale", return: "Return", adjustment: "Adjustment",
+  write_off: "Write-off", reservation: "Reserved for order", release: "Released from order",
+  pickup: "Collected order",
+};
+
+const find = document.getElementById("stock-find");
+const query = document.getElementById("stock-query");
+const status = document.getElementById("stock-status");
+const matches = document.getElementById("stock-matches");
+const panel = document.getElementById("stock-product");
+const form = document.getElementById("movement-form");
+const reason = document.getElementById("movement-reason");
+const qty = document.getElementById("movement-qty");
+const note = document.getElementById("movement-note");
+const result = document.getElementById("movement-result");
+const history = document.getElementById("movement-rows");
+
+let current = null; // the product shown
+let ref = null;
+
+function newRef() {
+  const bytes = crypto.getRandomValues(new Uint8Array(12));
+  ref = `staff:${[...bytes].map((b) => b.toString(16).padStart(2, "0")).join("")}`;
+}
+
+async function lookUp(text) {
+  status.textContent = "Searching…";
+  matches.replaceChildren();
+  panel.hidden = true;
+  try {
+    const exact = await staffApi(`/api/products/${encodeURIComponent(text)}`);
+    status.textContent = "";
+    return show(exact);
+  } catch (err) {
+    if (!(err instanceof ApiError && err.status === 404)) throw err;
+  }
+  const found = await staffApi(`/api/products?q=${encodeURIComponent(text)}&limit=8`);
+  status.textContent = found.results.length ? `${found.results.length} matching products` : "No product matches.";
+  for (const product of found.results) {
+    const button = el("button", `${product.name} (${product.sku}, shelf ${product.shelf || "—"})`);
+    button.type = "button";
+    button.addEventListener("click", () => show(product));
+    const item = el("li");
+    item.append(button);
+    matches.append(item);
+  }
+}
+
+async function show(product) {
+  current = product;
+  matches.replaceChildren();
+  panel.hidden = false;
+  document.getElementById("stock-name").textContent = product.name;
+  document.getElementById("stock-sku").textContent = product.sku;
+  document.getElementById("stock-shelf").textContent = product.shelf || "—";
+  result.textContent = "";
+  form.reset();
+  setQtyRange();
+  newRef();
+  onStock(await staffApi(`/api/stock/${encodeURIComponent(product.sku)}`));
+  await loadHistory();
+  document.getElementById("stock-name").focus();
+}
+
+async function loadHistory() {
+  const { movements } = await staffApi(`/api/stock/movements?sku=${encodeURIComponent(current.sku)}&limit=10`);
+  history.replaceChildren(...movements.map((m) => {
+    const row = el("tr");
+    row.append(el("td", formatTime(m.ts)), el("td", KIND_LABELS[m.reason] ?? m.reason),
+      el("td", (m.qty > 0 ? "+" : "") + m.qty, m.flagged ? "flagged" : ""), el("td", m.note ?? ""));
+    return row;
+  }));
+}
+
+// A stock level from the live feed or a lookup: shown when it is the current product's.
+export function onStock(level) {
+  if (current === null || level.sku !== current.sku) return;
+  document.getElementById("level-on-hand").textContent = level.on_hand;
+  document.getElementById("level-reserved").textContent = level.reserved;
+  document.getElementById("level-available").textContent = level.available;
+}
+
+export async function reload() {
+  if (current !== null) {
+    onStock(await staffApi(`/api/stock/${encodeURIComponent(current.sku)}`));
+    await loadHistory();
+  }
+}
+
+function setQtyRange() {
+  qty.min = reason.value === "adjustment" ? "-100000" : "1";
+}
+
+find.addEventListener("submit", (event) => {
+  event.preventDefault();
+  lookUp(query.value.trim()).catch((err) => { status.textContent = err.message; });
+});
+reason.addEventListener("change", setQtyRange);
+form.addEventListener("submit", async (event) => {
+  event.preventDefault();
+  const units = Number(qty.value);
+  if (units === 0) {
+    result.textContent = "Enter a number of units other than 0.";
+    return;
+  }
+  try {
+    const movement = await staffApi("/api/stock/movements", {
+      method: "POST", json: { sku: current.sku, qty: units, reason: reason.value, ref, note: note.value.trim() },
+    });
+    result.textContent = `Recorded: ${KIND_LABELS[movement.reason]} ${movement.qty > 0 ? "+" : ""}${movement.qty}. ` +
+      `Available now ${movement.stock.available}.` + (movement.flagged ? " Flagged for review: stock went below zero." : "");
+    onStock(movement.stock);
+    form.reset();
+    setQtyRange();
+    newRef();
+    await loadHistory();
+  } catch (err) {
+    result.textContent = `Not recorded: ${err.message}`;
+  }
+});

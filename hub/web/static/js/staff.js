@@ -1,0 +1,152 @@
+// The staff page: sign-in, the three sections (#orders, #stock, #health), the live feed of hub
+// events over one authenticated WebSocket, and the arrival banner.
+
+import { api } from "./api.js";
+import { connectLive } from "./live.js";
+import * as health from "./staff-health.js";
+import * as orders from "./staff-orders.js";
+import { el, signIn, signOut, token, whenSignedOut } from "./staff-session.js";
+import * as stock from "./staff-stock.js";
+
+const SECTIONS = ["orders", "stock", "health"];
+const UNAUTHORIZED = 4401;
+
+const login = document.getElementById("login");
+const loginError = document.getElementById("login-error");
+const nav = document.getElementById("nav");
+const signOutButton = document.getElementById("sign-out");
+const live = document.getElementById("live");
+const arrivals = document.getElementById("arrivals");
+const visits = new Map(); // "member@visit time" -> {banner, name, orders} of the arrival banners
+let feed = null;
+
+function section() {
+  const name = location.hash.slice(1);
+  return SECTIONS.includes(name) ? name : "orders";
+}
+
+function showSection() {
+  const name = section();
+  for (const id of SECTIONS) document.getElementById(id).hidden = id !== name;
+  for (const link of nav.querySelectorAll("a")) {
+    if (link.hash === `#${name}`) link.setAttribute("aria-current", "page");
+    else link.removeAttribute("aria-current");
+  }
+  if (name === "health") health.load();
+}
+
+// One banner per member and visit; each ready order of theirs arrives as its own alert.
+function showArrival({ member_id: member, visit_at: time, order_id: order }) {
+  const key = `${member}@${time}`;
+  if (!visits.has(key)) {
+    const banner = el("div", "", "arrival");
+    const name = orders.memberName(member);
+    const dismiss = el("button", "Dismiss");
+    dismiss.type = "button";
+    dismiss.setAttribute("aria-label", `Dismiss: ${name} has arrived`);
+    dismiss.addEventListener("click", () => {
+      banner.remove();
+      visits.delete(key);
+    });
+    banner.append(el("p"), dismiss);
+    arrivals.prepend(banner);
+    visits.set(key, { banner, name, orders: [] });
+  }
+  const visit = visits.get(key);
+  visit.orders.push(order);
+  const ids = visit.orders.join(", ");
+  visit.banner.firstChild.textContent = `${visit.name} has arrived. ` + (visit.orders.length === 1
+    ? `Order ${ids} is ready for pickup.` : `Orders ${ids} are ready for pickup.`);
+}
+
+function onEvent(message) {
+  const { type, data } = message;
+  if (type === "order.status") orders.onOrder(data);
+  else if (type === "stock.changed") stock.onStock(data);
+  else if (type === "members.changed") orders.reloadMembers().catch(() => {});
+  else if (type === "arrival.alert") orders.knowMember(data.member_id).catch(() => {}).then(() => showArrival(data));
+  else if (type === "resync") reloadAll();
+  if (section() === "health") health.reloadSoon();
+}
+
+function reloadAll() {
+  orders.load().catch((err) => { document.getElementById("orders-error").textContent = err.message; });
+  stock.reload().catch(() => {});
+}
+
+function startFeed() {
+  let readyBefore = false;
+  feed = connectLive("/api/staff/events", {
+    onOpen(socket) {
+      socket.send(JSON.stringify({ token: token() }));
+    },
+    onMessage(message) {
+      if (message.type === "ready") {
+        live.textContent = "Live";
+        live.classList.remove("offline");
+        if (readyBefore) reloadAll(); // events may have been missed while disconnected
+        readyBefore = true;
+      } else if (message.type !== "error") {
+        onEvent(message);
+      }
+    },
+    onState(state) {
+      if (state === "closed") {
+        live.textContent = "Reconnecting…";
+        live.classList.add("offline");
+      }
+    },
+    onClose(event) {
+      if (event.code !== UNAUTHORIZED) return true;
+      signOut("Your sign-in is no longer valid. Sign in again.");
+      return false;
+    },
+  });
+}
+
+function showSignedIn() {
+  login.hidden = true;
+  nav.hidden = false;
+  signOutButton.hidden = false;
+  showSection();
+  reloadAll();
+  startFeed();
+}
+
+whenSignedOut((message) => {
+  feed?.stop();
+  feed = null;
+  for (const id of SECTIONS) document.getElementById(id).hidden = true;
+  nav.hidden = true;
+  signOutButton.hidden = true;
+  arrivals.replaceChildren();
+  visits.clear();
+  live.textContent = "";
+  login.hidden = false;
+  loginError.textContent = message;
+  document.getElementById("token").focus();
+});
+
+document.getElementById("login-form").addEventListener("submit", async (event) => {
+  event.preventDefault();
+  const field = document.getElementById("token");
+  loginError.textContent = "";
+  try {
+    await signIn(field.value.trim());
+    field.value = "";
+    showSignedIn();
+  } catch (err) {
+    loginError.textContent = err.status === 401 ? "That staff token is not valid." : err.message;
+  }
+});
+signOutButton.addEventListener("click", () => signOut());
+window.addEventListener("hashchange", () => {
+  if (token()) showSection();
+});
+
+api("/api/kiosk").then((config) => {
+  document.getElementById("store-name").textContent = config.store.name;
+}, () => {});
+if (token()) showSignedIn();
+else document.getElementById("token").focus();
+document.documentElement.dataset.ready = "true";

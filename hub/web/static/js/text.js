@@ -1,0 +1,59 @@
+// Text search: results as you type (after a short pause), the newest query always winning.
+
+import { api } from "./api.js";
+import { language, t } from "./i18n.js";
+import { clearAnswer, judgeMatches, showMessage, showOutcome } from "./results.js";
+
+const PAUSE_MS = 150;
+
+const input = document.getElementById("query");
+let timer = null;
+let pending = null; // AbortController of the request in flight
+
+export function isBusy() {
+  return pending !== null;
+}
+
+export function reset() {
+  clearTimeout(timer);
+  pending?.abort();
+  pending = null;
+  input.value = "";
+}
+
+async function search() {
+  const query = input.value.trim();
+  pending?.abort();
+  pending = null;
+  if (!query) {
+    clearAnswer();
+    return;
+  }
+  const controller = new AbortController();
+  pending = controller;
+  try {
+    const found = await api(
+      `/api/products?q=${encodeURIComponent(query)}&limit=5&lang=${encodeURIComponent(language())}`,
+      { signal: controller.signal });
+    if (!controller.signal.aborted) await showOutcome({ query, ...judgeMatches(found.results) });
+  } catch (err) {
+    if (err.name !== "AbortError") showMessage(t("failed", { message: err.message }));
+  } finally {
+    if (pending === controller) pending = null;
+  }
+}
+
+input.addEventListener("input", () => {
+  clearTimeout(timer);
+  timer = setTimeout(search, PAUSE_MS);
+});
+document.getElementById("clear-query").addEventListener("click", () => {
+  reset();
+  clearAnswer();
+  input.focus();
+});
+input.addEventListener("keydown", (event) => {
+  if (event.key !== "Enter") return;
+  clearTimeout(timer);
+  search();
+});

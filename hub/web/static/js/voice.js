@@ -1,0 +1,134 @@
+// Voice search: press and hold the talk button (or tap to start and tap to stop; Enter or Space
+// toggles from the keyboard). While it records, 16 kHz PCM from the audio worklet streams to the
+// voice WebSocket and the partial transcript shows live; on release the final answer is shown.
+// The microphone is open only while recording.
+
+import { t } from "./i18n.js";
+import { showMessage, showOutcome } from "./results.js";
+import { openVoiceSocket } from "./voice-socket.js";
+
+const HOLD_MS = 400; // a shorter press is a tap: recording goes on until the next tap
+const MAX_RECORDING_MS = 15000;
+
+const talk = document.getElementById("talk");
+const label = document.getElementById("talk-label");
+const transcript = document.getElementById("transcript");
+
+let context = null;
+let recording = null; // {mic, node, socket, ready, pressedAt, limit}
+let finishing = false;
+
+export function isBusy() {
+  return recording !== null || finishing;
+}
+
+async function audioContext() {
+  if (context === null) {
+    context = new AudioContext();
+    await context.audioWorklet.addModule("/static/js/pcm-worklet.js");
+  }
+  await context.resume();
+  return context;
+}
+
+async function begin(session) {
+  const mic = await navigator.mediaDevices.getUserMedia({
+    audio: { channelCount: 1, echoCancellation: false, noiseSuppression: false, autoGainControl: false },
+  });
+  session.mic = mic;
+  const ctx = await audioContext();
+  session.node = new AudioWorkletNode(ctx, "pcm16k", { numberOfOutputs: 0 });
+  session.socket = await openVoiceSocket({
+    onPartial: (text) => { if (text) transcript.textContent = text; },
+  });
+  session.node.port.onmessage = (event) => {
+    if (event.data === "flushed") session.flushed();
+    else session.socket.send(event.data);
+  };
+  session.source = ctx.createMediaStreamSource(mic);
+  session.source.connect(session.node);
+}
+
+function start() {
+  const session = { pressedAt: performance.now() };
+  session.ready = begin(session);
+  session.limit = setTimeout(stop, MAX_RECORDING_MS);
+  recording = session;
+  talk.classList.add("recording");
+  talk.setAttribute("aria-pressed", "true");
+  label.textContent = t("talk_stop");
+  transcript.textContent = t("listening");
+}
+
+function release(session) {
+  clearTimeout(session.limit);
+  session.source?.disconnect();
+  session.mic?.getTracks().forEach((track) => track.stop());
+}
+
+async function stop() {
+  const session = recording;
+  if (session === null) return;
+  recording = null;
+  finishing = true;
+  talk.classList.remove("recording");
+  talk.setAttribute("aria-pressed", "false");
+  label.textContent = t("talk");
+  try {
+    await session.ready;
+    const flushed = new Promise((resolve) => { session.flushed = resolve; });
+    session.node.port.postMessage("flush");
+    await flushed;
+    release(session);
+    transcript.textContent = t("looking");
+    const found = await session.socket.finish();
+    transcript.textContent = found.transcript ? t("heard", { text: found.transcript }) : t("nothing_heard");
+    if (found.transcript) {
+      // Sure matches are the results; near misses are only offered as "did you mean".
+      const sure = found.results.length > 0;
+      await showOutcome({ query: found.transcript, items: sure ? found.results : found.did_you_mean,
+        confident: sure, focus: true });
+    }
+  } catch (err) {
+    release(session);
+    session.socket?.close();
+    transcript.textContent = "";
+    showMessage(err.name === "NotAllowedError" || err.name === "NotFoundError" ? t("mic_off")
+      : err.unavailable ? t("unavailable") : t("failed", { message: err.message }));
+  } finally {
+    finishing = false;
+  }
+}
+
+// Stops without searching (the kiosk is being cleared for the next customer).
+export function cancel() {
+  const session = recording;
+  if (session === null) return;
+  recording = null;
+  release(session);
+  session.ready.then(() => session.socket.close(), () => {});
+  talk.classList.remove("recording");
+  talk.setAttribute("aria-pressed", "false");
+  label.textContent = t("talk");
+  transcript.textContent = "";
+}
+
+talk.addEventListener("pointerdown", (event) => {
+  if (event.button !== 0 || finishing) return;
+  talk.setPointerCapture(event.pointerId);
+  if (recording) stop();
+  else start();
+});
+talk.addEventListener("pointerup", () => {
+  if (recording && performance.now() - recording.pressedAt >= HOLD_MS) stop();
+});
+talk.addEventListener("pointercancel", () => {
+  if (recording) stop();
+});
+talk.addEventListener("contextmenu", (event) => event.preventDefault());
+// Keyboard activation (a click with no pointer) toggles.
+talk.addEventListener("click", (event) => {
+  if (event.detail !== 0 || finishing) return;
+  if (recording) stop();
+  else start();
+});

@@ -1,0 +1,130 @@
+"""The pages' server side, every JSON answer checked against docs/openapi.yaml: the pages and
+their files (local only, strict content policy), the kiosk's settings, store health, and the two
+WebSockets (the staff one refusing anything but the token as its first message)."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+from aiohttp import WSCloseCode, WSMsgType
+from aiohttp.test_utils import TestClient
+
+from hub.web import live
+from hub.web.pages import STATIC
+from tests.conftest import STAFF_TOKEN
+from tests.openapi_check import SpecClient
+
+
+async def test_kiosk_settings(client: TestClient) -> None:
+    response, body = await SpecClient(client).call("GET", "/api/kiosk")
+    assert response.status == 200
+    assert body["store"] == {"id": "test-store", "name": "Test Store", "currency": "SEK"}
+    assert body["languages"] == ["en", "ko"]
+    assert body["search"]["photo"] is True
+
+
+@pytest.mark.parametrize("path", ["/", "/kiosk", "/staff"])
+async def test_pages_are_served_with_a_strict_policy(client: TestClient, path: str) -> None:
+    response, body = await SpecClient(client).call("GET", path)
+    assert response.status == 200 and response.content_type == "text/html"
+    assert b'<script type="module"' in body
+    policy = response.headers["Content-Security-Policy"]
+    assert "default-src 'self'" in policy and "frame-ancestors 'none'" in policy
+
+
+async def test_static_files_and_refusals(client: TestClient) -> None:
+    spec = SpecClient(client)
+    for path, kind in (("/static/base.css", "text/css"),
+                       ("/static/js/kiosk.js", "text/javascript")):
+        response = await client.get(path)
+        assert (response.status, response.content_type) == (200, kind)
+        assert response.headers["Cache-Control"] == "no-cache"
+    for path in ("/static/nope.js", "/static/..%2fpages.py", "/static/..%2F..%2Fapp.py"):
+        response, error = await spec.call("GET", path)
+        assert response.status == 404, path
+        assert error["error"]["code"] == "not_found"
+
+
+def test_pages_load_nothing_from_elsewhere() -> None:
+    files = sorted(p for p in STATIC.rglob("*") if p.suffix in {".html", ".css", ".js"})
+    assert len(files) >= 10
+    outside = {str(p.relative_to(STATIC)): re.findall(r"(?:https?:)?//[a-z0-9.-]+\.[a-z]{2,}", text)
+               for p in files if (text := p.read_text(encoding="utf-8"))}
+    assert {name: urls for name, urls in outside.items() if urls} == {}
+
+
+def test_page_weight_is_small() -> None:
+    total = sum(p.stat().st_size for p in STATIC.rglob("*") if p.is_file())
+    assert total < 150 * 1024, f"static files weigh {total} bytes"
+
+
+async def test_health_needs_staff(client: TestClient, staff: dict[str, str]) -> None:
+    response, _ = await SpecClient(client).call("GET", "/api/staff/health")
+    assert response.status == 401
+    response, body = await SpecClient(client, staff).call("GET", "/api/staff/health")
+    assert response.status == 200
+    assert body["sync"]["state"] == "disabled"
+    assert body["sync"]["outbox_depth"] == body["sync"]["last_seq"] > 0
+    assert body["sync"]["last_acked_seq"] == 0
+    assert 0 < body["disk"]["free_bytes"] <= body["disk"]["total_bytes"]
+    assert body["disk"]["database_bytes"] > 0
+    assert body["beacons"]["beacons"] == []
+
+
+async def test_kiosk_socket_pushes_stock_changes(client: TestClient,
+                                                 staff: dict[str, str]) -> None:
+    async with client.ws_connect("/api/live/stock") as ws:
+        response = await client.post("/api/stock/movements", headers=staff,
+                                     json={"sku": "OAT-1", "qty": 2, "reason": "sale"})
+        assert response.status == 201
+        message = await ws.receive_json(timeout=5)
+    assert message == {"type": "stock", "sku": "OAT-1", "on_hand": 8, "reserved": 0,
+                       "available": 8, "seq": (await response.json())["seq"]}
+
+
+@pytest.mark.parametrize("first", ['{"token": "wrong-token-0123456789"}', "hello",
+                                   '{"token": 5}', None])
+async def test_staff_socket_refuses_without_the_token(client: TestClient, first: str | None,
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(live, "AUTH_TIMEOUT_S", 0.3)
+    async with client.ws_connect("/api/staff/events") as ws:
+        if first is not None:
+            await ws.send_str(first)
+        message = await ws.receive_json(timeout=5)
+        closing = await ws.receive(timeout=5)
+    assert message["type"] == "error" and message["error"]["code"] == "unauthorized"
+    assert closing.type == WSMsgType.CLOSE and closing.data == live.CLOSE_UNAUTHORIZED
+
+
+async def test_staff_socket_streams_events_after_the_token(client: TestClient,
+                                                           staff: dict[str, str]) -> None:
+    async with client.ws_connect("/api/staff/events") as ws:
+        await ws.send_json({"token": STAFF_TOKEN})
+        assert await ws.receive_json(timeout=5) == {"type": "ready"}
+        response = await client.post("/api/orders", headers=staff,
+                                     json={"id": "WS-1", "lines": [{"sku": "BAN-1", "qty": 3}]})
+        assert response.status == 201
+        placed = await response.json()
+        statuses = []
+        while placed not in statuses:
+            message = await ws.receive_json(timeout=5)
+            if message["type"] == "order.status":
+                statuses.append(message["data"])
+    assert [s["state"] for s in statuses] == ["pending", "accepted"]
+
+
+async def test_sockets_close_when_the_hub_stops(client: TestClient) -> None:
+    async with client.ws_connect("/api/live/stock") as kiosk, \
+            client.ws_connect("/api/staff/events") as staff:
+        await staff.send_json({"token": STAFF_TOKEN})
+        assert await staff.receive_json(timeout=5) == {"type": "ready"}
+        await client.server.app.shutdown()
+        closed = [await kiosk.receive(timeout=5), await staff.receive(timeout=5)]
+    assert [(m.type, m.data) for m in closed] == [(WSMsgType.CLOSE, WSCloseCode.GOING_AWAY)] * 2
+
+
+def test_static_folder_is_where_the_pages_live() -> None:
+    assert STATIC == Path(live.__file__).parent / "static"
+    assert (STATIC / "kiosk.html").is_file() and (STATIC / "staff.html").is_file()

@@ -1,0 +1,168 @@
+"""The kiosk in Chromium: text search as you type, "did you mean", "not in this store", stock
+pushed live, language switch, larger text, the return to the home screen, and a keyboard-only
+search."""
+
+from __future__ import annotations
+
+import itertools
+import re
+
+from playwright.sync_api import Page, expect
+
+from tests.ui.conftest import UiHub
+
+_refs = itertools.count(1)
+
+
+def type_search(page: Page, text: str) -> None:
+    page.get_by_role("button", name="Type the name").click()
+    page.get_by_role("searchbox", name="Product name").press_sequentially(text, delay=40)
+
+
+def answer_title(page: Page):  # noqa: ANN201 - a Playwright locator
+    return page.locator("#answer-title")
+
+
+def move_stock(hub: UiHub, sku: str, qty: int, reason: str) -> dict:
+    status, body = hub.call("POST", "/api/stock/movements",
+                            {"sku": sku, "qty": qty, "reason": reason,
+                             "ref": f"ui-test:{sku}:{next(_refs)}"})
+    assert status == 201, body
+    return body
+
+
+def available(hub: UiHub, sku: str) -> int:
+    status, body = hub.call("GET", f"/api/stock/{sku}")
+    assert status == 200
+    return int(body["available"])
+
+
+def test_text_search_shows_price_shelf_and_stock(kiosk_page: Page, ui_hub: UiHub) -> None:
+    type_search(kiosk_page, "oat milk")
+    expect(answer_title(kiosk_page)).to_have_text("Results for “oat milk”")
+    cards = kiosk_page.locator("#results .card")
+    expect(cards).not_to_have_count(0)
+    assert cards.count() <= 5
+    first = cards.first
+    expect(first.locator(".name")).to_have_text("Oatly Oat Milk")
+    expect(first.locator(".price")).to_have_text("SEK 33.90")
+    expect(first.locator(".shelf")).to_have_text("Shelf C3")
+    expect(first.locator(".stock")).to_have_text(f"{available(ui_hub, 'GS-045')} left")
+    image = first.locator("img")
+    assert (image.get_attribute("src") or "").startswith("/images/GS-045/")
+    image.evaluate("img => img.decode()")
+    assert image.evaluate("img => img.naturalWidth") > 0
+
+
+def test_unsure_text_offers_did_you_mean(kiosk_page: Page) -> None:
+    type_search(kiosk_page, "straberry")
+    expect(answer_title(kiosk_page)).to_have_text("Did you mean…")
+    kiosk_page.get_by_role("button", name="Yoggi Strawberry Yoghurt").click()
+    expect(answer_title(kiosk_page)).to_have_text("Here it is:")
+    expect(kiosk_page.locator("#results .card .name")).to_have_text(["Yoggi Strawberry Yoghurt"])
+
+
+def test_unknown_product_is_not_in_this_store(kiosk_page: Page) -> None:
+    type_search(kiosk_page, "brocoli")
+    expect(answer_title(kiosk_page)).to_have_text("Not in this store")
+    expect(kiosk_page.locator("#answer-text")).to_contain_text("“brocoli”")
+    expect(kiosk_page.locator("#results .card")).to_have_count(0)
+
+
+def test_stock_change_is_pushed_to_an_open_kiosk(kiosk_page: Page, ui_hub: UiHub) -> None:
+    type_search(kiosk_page, "rice cake")
+    stock = kiosk_page.locator("#results .card", has_text="Rice cake").locator(".stock")
+    units = available(ui_hub, "RICE-CAKE")
+    expect(stock).to_have_text(f"{units} left")
+    move_stock(ui_hub, "RICE-CAKE", 1, "sale")
+    expect(stock).to_have_text(f"{units - 1} left")
+    move_stock(ui_hub, "RICE-CAKE", units - 1, "sale")
+    expect(stock).to_have_text("Out of stock here")
+    move_stock(ui_hub, "RICE-CAKE", units, "receipt")
+    expect(stock).to_have_text(f"{units} left")
+
+
+def test_language_switch_changes_words_and_product_names(kiosk_page: Page) -> None:
+    kiosk_page.get_by_role("button", name="한국어").click()
+    expect(kiosk_page.locator("html")).to_have_attribute("lang", "ko")
+    expect(kiosk_page.locator("#prompt")).to_have_text("무엇을 찾으세요?")
+    kiosk_page.get_by_role("button", name="이름 입력").click()
+    kiosk_page.get_by_role("searchbox", name="상품 이름").press_sequentially("떡", delay=40)
+    expect(kiosk_page.locator("#results .card .name").first).to_have_text("떡")
+    stock = kiosk_page.locator("#results .card .stock").first
+    expect(stock).to_have_text(re.compile(r"^\d+개 남음$"))
+    kiosk_page.get_by_role("button", name="English").click()
+    expect(kiosk_page.locator("#results .card .name").first).to_have_text("Rice cake")
+
+
+def test_larger_text(kiosk_page: Page) -> None:
+    body_size = "() => getComputedStyle(document.body).fontSize"
+    assert kiosk_page.evaluate(body_size) == "24px"
+    toggle = kiosk_page.get_by_role("button", name="Larger text")
+    toggle.click()
+    expect(toggle).to_have_attribute("aria-pressed", "true")
+    assert kiosk_page.evaluate(body_size) == "32px"
+
+
+def test_idle_kiosk_warns_then_clears_for_the_next_customer(page: Page) -> None:
+    page.clock.install()
+    page.goto("/kiosk")
+    page.wait_for_selector("html[data-ready=true]")
+    type_search(page, "banana")
+    page.clock.run_for(500)
+    expect(answer_title(page)).to_have_text("Results for “banana”")
+    dialog = page.get_by_role("dialog", name="Are you still there?")
+    page.clock.run_for(60_000)
+    expect(dialog).to_be_hidden()
+    page.clock.run_for(15_000)
+    expect(dialog).to_be_visible()
+    page.get_by_role("button", name="I'm still here").click()
+    expect(dialog).to_be_hidden()
+    expect(answer_title(page)).to_have_text("Results for “banana”")
+    page.clock.run_for(95_000)
+    expect(page.locator("#main")).to_have_attribute("data-mode", "")
+    expect(page.locator("#answer")).to_be_hidden()
+    expect(page.locator("#query")).to_have_value("")
+
+
+def test_keyboard_only_search(kiosk_page: Page) -> None:
+    focused = "() => document.activeElement.id"
+    ring = "() => { const s = getComputedStyle(document.activeElement);" \
+           " return s.outlineStyle !== 'none' && parseFloat(s.outlineWidth) >= 3; }"
+    for _ in range(10):
+        kiosk_page.keyboard.press("Tab")
+        assert kiosk_page.evaluate(ring), f"no visible focus on #{kiosk_page.evaluate(focused)}"
+        if kiosk_page.evaluate(focused) == "mode-text":
+            break
+    else:
+        raise AssertionError("Tab never reached the text search button")
+    kiosk_page.keyboard.press("Enter")
+    assert kiosk_page.evaluate(focused) == "query"
+    kiosk_page.keyboard.type("banana", delay=40)
+    expect(kiosk_page.locator("#results .card .name").first).to_have_text("Banana")
+    kiosk_page.keyboard.press("Tab")
+    assert kiosk_page.evaluate(focused) == "clear-query" and kiosk_page.evaluate(ring)
+    for _ in range(10):
+        kiosk_page.keyboard.press("Shift+Tab")
+        if kiosk_page.evaluate(focused) == "start-over":
+            break
+    else:
+        raise AssertionError("Shift+Tab never reached the start-over button")
+    kiosk_page.keyboard.press("Enter")
+    expect(kiosk_page.locator("#main")).to_have_attribute("data-mode", "")
+    expect(kiosk_page.locator("#answer")).to_be_hidden()
+
+
+_LONGEST_MOTION_S = """() => Math.max(0, ...[...document.querySelectorAll('*')].flatMap((el) => {
+    const style = getComputedStyle(el);
+    return [style.transitionDuration, style.animationDuration]
+      .flatMap((value) => value.split(',').map((part) => parseFloat(part)));
+}))"""
+
+
+def test_motion_is_brief_and_off_for_reduced_motion(kiosk_page: Page) -> None:
+    type_search(kiosk_page, "banana")
+    expect(kiosk_page.locator("#results .card")).not_to_have_count(0)
+    assert 0 < kiosk_page.evaluate(_LONGEST_MOTION_S) <= 0.3
+    kiosk_page.emulate_media(reduced_motion="reduce")
+    assert kiosk_page.evaluate(_LONGEST_MOTION_S) == 0

@@ -1,0 +1,72 @@
+"""Photo and voice search in Chromium with the fake camera (a photo of an oat milk carton) and the
+fake microphone (someone saying "bananas"), against the hub's real models."""
+
+from __future__ import annotations
+
+import time
+
+from playwright.sync_api import Page, expect
+
+from tests.ui.conftest import GROCERY, UiHub
+
+SHOWN_NAMES = "#results .card .name, #choices button"
+
+
+def shown_products(page: Page) -> list[str]:
+    """Names on the answer: result cards, or the "did you mean" choices."""
+    expect(page.locator(SHOWN_NAMES).first).to_be_visible()
+    return [name.strip() for name in page.locator(SHOWN_NAMES).all_inner_texts()]
+
+
+def wait_for_video(page: Page, timeout_s: float = 20.0) -> None:
+    """Wait until the camera preview shows frames. (``wait_for_function`` evaluates a string in
+    the page, which the kiosk's content security policy rightly forbids.)"""
+    camera = page.locator("#camera")
+    deadline = time.monotonic() + timeout_s
+    while camera.evaluate("video => video.videoWidth") == 0:
+        assert time.monotonic() < deadline, "the camera preview never showed a frame"
+        page.wait_for_timeout(100)
+
+
+def test_three_ways_to_search_are_equally_prominent(kiosk_page: Page) -> None:
+    boxes = [kiosk_page.get_by_role("button", name=name).bounding_box()
+             for name in ("Show a photo", "Ask out loud", "Type the name")]
+    assert all(box is not None for box in boxes)
+    assert len({(round(b["width"]), round(b["height"])) for b in boxes if b}) == 1
+
+
+def test_photo_from_the_camera_finds_the_product(kiosk_page: Page) -> None:
+    kiosk_page.get_by_role("button", name="Show a photo").click()
+    expect(kiosk_page.locator("#photo-status")).to_have_text(
+        "Hold the product in front of the camera, then press Take photo.")
+    wait_for_video(kiosk_page)
+    kiosk_page.get_by_role("button", name="Take photo").click()
+    assert "Oatly Oat Milk" in shown_products(kiosk_page)
+    card = kiosk_page.locator("#results .card", has_text="Oatly Oat Milk")
+    if card.count() == 0:
+        kiosk_page.get_by_role("button", name="Oatly Oat Milk").click()
+    expect(kiosk_page.locator("#results .card .shelf").first).to_have_text("Shelf C3")
+    kiosk_page.get_by_role("button", name="Type the name").click()
+    assert kiosk_page.evaluate("document.getElementById('camera').srcObject") is None
+
+
+def test_photo_from_a_file_finds_the_product(kiosk_page: Page) -> None:
+    kiosk_page.get_by_role("button", name="Show a photo").click()
+    with kiosk_page.expect_file_chooser() as chooser:
+        kiosk_page.get_by_role("button", name="Choose a picture").click()
+    chooser.value.set_files(GROCERY / "val" / "Fruit" / "Banana" / "Banana_001.jpg")
+    assert "Banana" in shown_products(kiosk_page)
+
+
+def test_spoken_question_finds_the_product(kiosk_page: Page, ui_hub: UiHub) -> None:
+    kiosk_page.get_by_role("button", name="Ask out loud").click()
+    talk = kiosk_page.locator("#talk")
+    expect(talk).to_have_accessible_name("Hold to talk")
+    talk.hover()
+    kiosk_page.mouse.down()
+    expect(talk).to_have_attribute("aria-pressed", "true")
+    expect(talk).to_have_accessible_name("Let go to search")
+    kiosk_page.wait_for_timeout(ui_hub.question_seconds * 1000 - 300)
+    kiosk_page.mouse.up()
+    expect(kiosk_page.locator("#transcript")).to_contain_text("You said:", timeout=30_000)
+    assert "Banana" in shown_products(kiosk_page)

@@ -1,0 +1,156 @@
+"""The staff page in Chromium: sign-in that keeps the token out of every URL, the pickup queue
+updated live and moved through its states, a stock movement recorded with a reason, and the
+arrival banner."""
+
+from __future__ import annotations
+
+import itertools
+import re
+
+from playwright.sync_api import Page, expect
+
+from beacons.presence import PresenceEvent
+from hub.members import MemberIn
+from tests.ui.checks import assert_accessible
+from tests.ui.conftest import UiHub
+
+_numbers = itertools.count(1)
+
+
+def place_order(hub: UiHub, sku: str = "GS-006", qty: int = 1, member: str | None = None) -> str:
+    order_id = f"UI-{next(_numbers)}"
+    status, body = hub.call("POST", "/api/orders", {"id": order_id, "member": member,
+                                                     "lines": [{"sku": sku, "qty": qty}]})
+    assert status == 201 and body["state"] == "accepted", body
+    return order_id
+
+
+def order_state(hub: UiHub, order_id: str) -> dict:
+    status, body = hub.call("GET", f"/api/orders/{order_id}")
+    assert status == 200
+    return body
+
+
+def test_sign_in_keeps_the_token_out_of_urls(page: Page, ui_hub: UiHub) -> None:
+    urls: list[str] = []
+    page.on("request", lambda request: urls.append(request.url))
+    page.on("websocket", lambda socket: urls.append(socket.url))
+    page.goto("/staff")
+    page.get_by_label("Staff token").fill(ui_hub.token)
+    page.get_by_role("button", name="Sign in").click()
+    expect(page.get_by_text("Live", exact=True)).to_be_visible()
+    for section in ("Stock", "Store health", "Pickup queue"):
+        page.get_by_role("link", name=section).click()
+    expect(page.get_by_role("heading", name="Pickup queue")).to_be_visible()
+    assert any(url.endswith("/api/staff/events") for url in urls)
+    assert any("/api/orders" in url for url in urls)
+    assert [url for url in urls if ui_hub.token in url] == []
+    assert page.evaluate("sessionStorage.getItem('staff-token')") == ui_hub.token
+    page.get_by_role("button", name="Sign out").click()
+    expect(page.get_by_label("Staff token")).to_be_visible()
+    assert page.evaluate("sessionStorage.getItem('staff-token')") is None
+
+
+def test_wrong_token_is_refused(page: Page) -> None:
+    page.goto("/staff")
+    page.get_by_label("Staff token").fill("a-wrong-token-0123456789")
+    page.get_by_role("button", name="Sign in").click()
+    expect(page.locator("#login-error")).to_have_text("That staff token is not valid.")
+    expect(page.get_by_role("link", name="Stock")).to_be_hidden()
+    assert page.evaluate("sessionStorage.getItem('staff-token')") is None
+
+
+def test_order_appears_live_and_moves_to_collected(staff_page: Page, ui_hub: UiHub) -> None:
+    order_id = place_order(ui_hub, "GS-006", 2)
+    row = staff_page.locator(f"tr[data-order='{order_id}']")
+    expect(row).to_contain_text("Accepted, to pick")
+    expect(row).to_contain_text("2 × Banana")
+    staff_page.get_by_role("button", name=f"Mark ready: order {order_id}").click()
+    expect(row).to_contain_text("Ready for pickup")
+    assert order_state(ui_hub, order_id)["state"] == "ready"
+    staff_page.get_by_role("button", name=f"Mark collected: order {order_id}").click()
+    expect(row).to_have_count(0)
+    assert order_state(ui_hub, order_id)["state"] == "collected"
+    staff_page.get_by_label("Show").select_option("all")
+    expect(row).to_contain_text("Collected")
+
+
+def test_cancel_asks_for_a_reason(staff_page: Page, ui_hub: UiHub) -> None:
+    order_id = place_order(ui_hub)
+    staff_page.get_by_role("button", name=f"Cancel: order {order_id}").click()
+    dialog = staff_page.get_by_role("dialog")
+    dialog.get_by_role("button", name="Keep the order").click()
+    expect(dialog).to_be_hidden()
+    assert order_state(ui_hub, order_id)["state"] == "accepted"
+    staff_page.get_by_role("button", name=f"Cancel: order {order_id}").click()
+    dialog.get_by_label("Reason").fill("customer phoned to cancel")
+    dialog.get_by_role("button", name="Confirm").click()
+    expect(staff_page.locator(f"tr[data-order='{order_id}']")).to_have_count(0)
+    order = order_state(ui_hub, order_id)
+    assert (order["state"], order["reason"]) == ("cancelled", "customer phoned to cancel")
+
+
+def test_record_a_movement_and_see_stock_live(staff_page: Page, ui_hub: UiHub) -> None:
+    staff_page.get_by_role("link", name="Stock").click()
+    staff_page.get_by_label("Product name or SKU").fill("oat milk")
+    staff_page.get_by_role("button", name="Find").click()
+    staff_page.get_by_role("button", name="Oatly Oat Milk (GS-045, shelf C3)").click()
+    available = staff_page.locator("#level-available")
+    _, level = ui_hub.call("GET", "/api/stock/GS-045")
+    expect(available).to_have_text(str(level["available"]))
+    form = staff_page.locator("#movement-form")
+    form.get_by_label("Kind").select_option("receipt")
+    form.get_by_label("Units").fill("4")
+    form.get_by_label("Reason").fill("delivery from the depot")
+    form.get_by_role("button", name="Record movement").click()
+    expect(staff_page.locator("#movement-result")).to_contain_text("Recorded: Receipt +4")
+    expect(available).to_have_text(str(level["available"] + 4))
+    first = staff_page.locator("#movement-rows tr").first
+    expect(first).to_contain_text("Receipt")
+    expect(first).to_contain_text("+4")
+    expect(first).to_contain_text("delivery from the depot")
+    _, movements = ui_hub.call("GET", "/api/stock/movements?sku=GS-045&limit=1")
+    assert movements["movements"][0]["note"] == "delivery from the depot"
+    status, _ = ui_hub.call("POST", "/api/stock/movements",
+                            {"sku": "GS-045", "qty": 1, "reason": "sale", "ref": "ui-till:1"})
+    assert status == 201
+    expect(available).to_have_text(str(level["available"] + 3))
+
+
+def test_member_with_ready_orders_arriving_shows_a_banner(staff_page: Page,
+                                                           ui_hub: UiHub) -> None:
+    svc = ui_hub.running.services
+    assert svc.presence is not None
+    ui_hub.run(svc.db.write(svc.members.upsert, MemberIn(
+        id="m-kim", display_name="Kim Lee", consent=True, beacon_key="0f" * 16)))
+    ready = [place_order(ui_hub, "GS-006", 1, member="m-kim") for _ in range(2)]
+    for order_id in ready:
+        status, _ = ui_hub.call("POST", f"/api/orders/{order_id}/transition", {"to": "ready"})
+        assert status == 200
+    arrived = PresenceEvent(t=svc.clock.now(), member="m-kim", event="arrived", zone="entrance")
+    decided = ui_hub.run(svc.db.write(svc.presence.record, arrived))
+    assert sorted(r.order_id for r in decided if r.kind == "staff") == ready
+    banner = staff_page.get_by_role("region", name="Arrivals").locator(".arrival")
+    expect(banner).to_have_text(re.compile(
+        rf"Kim Lee has arrived\. Orders {ready[0]}, {ready[1]} are ready for pickup\."))
+    assert_accessible(staff_page)
+    staff_page.get_by_role("button", name="Dismiss: Kim Lee has arrived").click()
+    expect(banner).to_have_count(0)
+
+
+def test_store_health_shows_every_part(staff_page: Page, ui_hub: UiHub) -> None:
+    _, health = ui_hub.call("GET", "/api/staff/health")
+    staff_page.get_by_role("link", name="Store health").click()
+    models = staff_page.locator("#model-facts")
+    expect(models).to_contain_text(re.compile(r"Photo search\s*Ready — grocery-lite0-int8\.onnx"))
+    expect(models).to_contain_text(re.compile(r"Voice search\s*Ready"))
+    expect(staff_page.locator("#sync-facts")).to_contain_text(re.compile(r"Link\s*Turned off"))
+    expect(staff_page.locator("#sync-facts")).to_contain_text(
+        f"{health['sync']['outbox_depth']} events")
+    expect(staff_page.locator("#disk-facts")).to_contain_text(re.compile(r"Free\s*[\d.]+ GiB of"))
+    beacons = health["beacons"]["beacons"]
+    assert beacons and health["beacons"]["state"] == "ok"
+    expect(staff_page.locator("#beacon-rows tr")).to_have_count(len(beacons))
+    expect(staff_page.locator("#beacon-rows")).to_contain_text("entrance-ibeacon (entrance)")
+    expect(staff_page.locator("#beacon-summary")).to_have_text(
+        f"{len(beacons)} beacons, {health['beacons']['missing']} missing")
