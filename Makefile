@@ -3,12 +3,15 @@ PYTHON ?= python3
 VENV := .venv
 STAMP := $(VENV)/.installed
 
-.PHONY: setup system-packages demo test lint docs clean
+.PHONY: setup system-packages test-packages demo test lint docs clean
 
 setup: system-packages $(STAMP)
 
 system-packages:
 	@./scripts/install-system-packages.sh
+
+test-packages:
+	@./scripts/install-system-packages.sh --test
 
 $(STAMP): pyproject.toml
 	@test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
@@ -19,7 +22,7 @@ $(STAMP): pyproject.toml
 demo: setup
 	$(VENV)/bin/retail-hub demo
 
-test: setup
+test: setup test-packages
 	$(VENV)/bin/pytest -q
 
 lint: setup

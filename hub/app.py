@@ -14,6 +14,7 @@ from hub.backup import exclusive_use
 from hub.clock import Clock
 from hub.config import HubConfig
 from hub.expiry import OrderExpiry
+from hub.retention import Retention
 from hub.services import Services, build_services
 from hub.web.app import create_app
 
@@ -52,7 +53,10 @@ async def start_hub(config: HubConfig, clock: Clock | None = None,
         lock.close()
         raise
     services.bus.bind(asyncio.get_running_loop())
-    services.lifecycle.insert(0, OrderExpiry(services.orders, services.db, services.clock))
+    services.lifecycle[:0] = [
+        OrderExpiry(services.orders, services.db, services.clock),
+        Retention(config.retention, services.db, services.clock),
+    ]
     started = []
     try:
         for part in services.lifecycle:

@@ -1,9 +1,11 @@
 """Online backup and restore of the hub's database.
 
 A backup uses SQLite's backup API, so the hub keeps serving while it runs and the copy is a
-consistent snapshot. A restore puts a backup back in place (keeping the replaced file), and marks
-the database as restored so the next start begins a new sync epoch: the shop then knows that the
-sequence numbers after the restore are not the ones it saw before.
+consistent snapshot. A restore puts a backup back in place (keeping the replaced file) and records
+when it happened (``store_meta.restored_at``). Every start of the hub begins a new sync epoch that
+is above any earlier one even when the database is older (the epoch is time-based), so the shop
+sees the rewind, forgets what it applied beyond the restored sequence and rebuilds its view from
+the store's snapshots instead of mistaking new sequence numbers for old ones.
 """
 
 from __future__ import annotations

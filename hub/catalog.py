@@ -175,41 +175,52 @@ class Catalog:
         return self.import_rows(rows, images if images is not None else path.parent)
 
     def import_rows(self, rows: list[tuple[int, Any]], images: Path) -> ImportReport:
-        """Validate and write rows given as (row number, fields)."""
+        """Validate rows given as (row number, fields) and write the good ones in one transaction;
+        listeners hear of the change only after it has committed."""
         if len(rows) > MAX_ROWS:
             raise InvalidInput(f"a catalogue may have at most {MAX_ROWS} products")
         report = ImportReport()
         seen: set[str] = set()
-        for number, fields in rows:
-            if not isinstance(fields, dict):
-                report.rejected.append(RowProblem(number, None, ["row is not a JSON object"]))
-                continue
-            sku = fields.get("sku") if isinstance(fields.get("sku"), str) else None
-            try:
-                product = ProductIn.model_validate(fields)
-            except ValidationError as exc:
-                report.rejected.append(RowProblem(number, sku, _errors(exc)))
-                continue
-            if product.sku in seen:
-                report.rejected.append(RowProblem(number, sku, ["SKU appears twice in the file"]))
-                continue
-            image_file = None
-            if product.image:
-                try:
-                    image_file = _check_image(images, product.image)
-                except InvalidInput as exc:
-                    report.rejected.append(RowProblem(number, sku, [exc.message]))
-                    continue
-            seen.add(product.sku)
-            with self.db.transaction() as tx:
-                self._write(tx, product, image_file, report)
-        changed = report.added or report.updated or report.images
-        if changed:
-            for listener in self._listeners:
-                listener(report)
-            if self.bus is not None:
-                self.bus.publish(Event(CATALOG_CHANGED, {"skus": report.added + report.updated}))
+        with self.db.transaction() as tx:
+            for number, fields in rows:
+                product, image_file = self._check_row(number, fields, images, seen, report)
+                if product is not None:
+                    seen.add(product.sku)
+                    self._write(tx, product, image_file, report)
+            if report.added or report.updated or report.images:
+                tx.after_commit(lambda: self._announce(report))
         return report
+
+    def _check_row(self, number: int, fields: Any, images: Path, seen: set[str],
+                   report: ImportReport) -> tuple[ProductIn | None, Path | None]:
+        """The row as a product and its image file, or (None, None) with the reason recorded."""
+        if not isinstance(fields, dict):
+            report.rejected.append(RowProblem(number, None, ["row is not a JSON object"]))
+            return None, None
+        sku = fields.get("sku") if isinstance(fields.get("sku"), str) else None
+        try:
+            product = ProductIn.model_validate(fields)
+        except ValidationError as exc:
+            report.rejected.append(RowProblem(number, sku, _errors(exc)))
+            return None, None
+        if product.sku in seen:
+            report.rejected.append(RowProblem(number, sku, ["SKU appears twice in the file"]))
+            return None, None
+        image_file = None
+        if product.image:
+            try:
+                image_file = _check_image(images, product.image)
+            except InvalidInput as exc:
+                report.rejected.append(RowProblem(number, sku, [exc.message]))
+                return None, None
+        return product, image_file
+
+    def _announce(self, report: ImportReport) -> None:
+        """After the import committed: rebuild indexes and tell listeners what changed."""
+        for listener in self._listeners:
+            listener(report)
+        if self.bus is not None:
+            self.bus.publish(Event(CATALOG_CHANGED, {"skus": report.added + report.updated}))
 
     def _write(self, tx: Transaction, product: ProductIn, image_file: Path | None,
                report: ImportReport) -> None:

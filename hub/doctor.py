@@ -3,17 +3,24 @@ the fix. Features add their own checks to ``CHECKS`` (models, broker, Bluetooth)
 
 from __future__ import annotations
 
+import json
 import os
 import platform
 import re
 import shutil
+import socket
 import sqlite3
+import ssl
 import subprocess
+import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+import paho.mqtt.client as mqtt
+
 from hub.config import HubConfig
+from sync.mqtt_client import BrokerSettings
 
 MIN_FREE_BYTES = 1024**3
 MIN_FREE_FRACTION = 0.05
@@ -98,6 +105,10 @@ def check_clock(_config: HubConfig) -> list[Finding]:
 
 def check_bluetooth(config: HubConfig) -> list[Finding]:
     """Adapter present, BlueZ new enough for passive scanning, kernel new enough."""
+    beacons = config.beacons
+    if not beacons.enabled or beacons.source != "bleak":
+        why = "beacons are off" if not beacons.enabled else f"beacons.source = {beacons.source!r}"
+        return [Finding("bluetooth", "ok", f"no adapter needed ({why})")]
     adapters = sorted(p.name for p in Path("/sys/class/bluetooth").glob("hci*"))
     findings = []
     if not adapters:
@@ -153,8 +164,115 @@ def _bluetoothd_has_experimental() -> bool:
     return False
 
 
+def check_broker(config: HubConfig) -> list[Finding]:
+    """Reach the broker, verify its TLS certificate and log in, as the hub would."""
+    mqtt = config.mqtt
+    if not mqtt.enabled:
+        return [Finding("broker", "ok", "sync is off (mqtt.enabled = false); the outbox keeps "
+                        "every change until it is turned on")]
+    where = f"{mqtt.host}:{mqtt.port}"
+    try:
+        settings = mqtt.broker_settings(f"{config.store.id}-doctor")
+    except OSError as exc:
+        return [Finding("broker", "fail", f"cannot read mqtt.password_file: {exc}",
+                        "point mqtt.password_file at the file with the store's broker password")]
+    try:
+        with socket.create_connection((mqtt.host, mqtt.port), timeout=mqtt.connect_timeout_s):
+            pass
+    except OSError as exc:
+        return [Finding("broker", "fail", f"cannot reach {where}: {exc.strerror or exc}",
+                        "check mqtt.host and mqtt.port and that the store's network allows the "
+                        "connection; the hub keeps queueing meanwhile")]
+    outcome = _mqtt_login(settings)
+    if outcome is not None:
+        return [Finding("broker", "fail", f"{where}: {outcome}",
+                        "check mqtt.username, mqtt.password_file and mqtt.tls_ca_file against "
+                        "what the chain issued for this store")]
+    tls = "TLS verified, " if mqtt.tls_ca_file else "no TLS, "
+    finding = Finding("broker", "ok", f"{where}: {tls}login accepted")
+    if mqtt.tls_ca_file is None and mqtt.host not in ("127.0.0.1", "localhost", "::1"):
+        finding = Finding("broker", "warn", f"{where}: login accepted without TLS",
+                          "set mqtt.tls_ca_file so the store's traffic is encrypted")
+    return [finding]
+
+
+def _mqtt_login(settings: BrokerSettings) -> str | None:
+    """Connect and wait for CONNACK; None when the broker accepted, else why not."""
+    v5 = settings.protocol == "5"
+    client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=settings.client_id,
+                         protocol=mqtt.MQTTv5 if v5 else mqtt.MQTTv311)
+    answer: list[str | None] = []
+    client.on_connect = lambda _c, _u, _f, reason, _p: answer.append(
+        None if not reason.is_failure else f"the broker refused the login: {reason}")
+    if settings.username is not None:
+        client.username_pw_set(settings.username, settings.password)
+    try:
+        if settings.ca_file is not None:
+            client.tls_set(ca_certs=str(settings.ca_file))
+        client.connect(settings.host, settings.port, keepalive=settings.keepalive_s)
+        deadline = time.monotonic() + settings.connect_timeout_s
+        while not answer and time.monotonic() < deadline:
+            client.loop(timeout=0.2)
+    except (OSError, ssl.SSLError) as exc:
+        return f"connection failed: {exc}"
+    finally:
+        client.disconnect()
+    if not answer:
+        return "no answer to the MQTT login (is it an MQTT broker?)"
+    return answer[0]
+
+
+def check_models(config: HubConfig) -> list[Finding]:
+    """The photo model matches the sha256 of its provenance; the speech model loads."""
+    return [*_vision_model(config), *_voice_model(config)]
+
+
+def _vision_model(config: HubConfig) -> list[Finding]:
+    from vision.embedder import file_sha256  # only when checked: numpy and onnx stay unloaded
+
+    if not config.vision.enabled:
+        return [Finding("vision model", "ok", "photo search is off")]
+    model = config.vision.model_file
+    rebuild = ("restore the model file from the release, or rebuild it with 'retail-hub vision "
+               "train' and point vision.model_path at it")
+    if not model.is_file():
+        return [Finding("vision model", "fail", f"{model} is missing", rebuild)]
+    provenance = model.with_suffix(".json")
+    digest = file_sha256(model)
+    if not provenance.is_file():
+        return [Finding("vision model", "warn", f"{model.name}: sha256 {digest[:12]}..., no "
+                        f"provenance file {provenance.name}",
+                        "keep the provenance JSON that 'retail-hub vision train' writes beside "
+                        "the model, so a changed file can be told from the one measured")]
+    try:
+        expected = json.loads(provenance.read_text(encoding="utf-8"))["sha256"]
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        return [Finding("vision model", "fail", f"{provenance} cannot be read: {exc}", rebuild)]
+    if digest != expected:
+        return [Finding("vision model", "fail", f"{model.name}: sha256 {digest[:12]}... but its "
+                        f"provenance says {str(expected)[:12]}... (damaged or replaced)", rebuild)]
+    return [Finding("vision model", "ok", f"{model.name}: sha256 matches its provenance")]
+
+
+def _voice_model(config: HubConfig) -> list[Finding]:
+    from hub.voice_search import open_configured_engine
+    from voice.engine import EngineError
+
+    if not config.voice.enabled:
+        return [Finding("voice model", "ok", "voice search is off")]
+    try:
+        engine = open_configured_engine(config.voice)
+    except (EngineError, ValueError, OSError) as exc:  # ModelLayoutError is a ValueError
+        return [Finding("voice model", "fail", str(exc),
+                        "install the model with 'retail-hub voice install-model' and set "
+                        "voice.engine.model_dir, or turn voice off (voice.enabled = false)")]
+    return [Finding("voice model", "ok", f"{config.voice.engine.type} model loads "
+                    f"(language {engine.language})")]
+
+
 #: Every check ``retail-hub doctor`` runs, in order; features append theirs.
-CHECKS: list[Check] = [check_disk, check_database, check_clock, check_bluetooth]
+CHECKS: list[Check] = [check_disk, check_database, check_clock, check_broker, check_bluetooth,
+                       check_models]
 
 
 def run_checks(config: HubConfig, checks: list[Check] | None = None) -> list[Finding]:

@@ -22,7 +22,15 @@ from hub.inventory import Inventory
 from hub.members import MemberDirectory
 from hub.metrics import Metrics
 from hub.orders import OrderService
+from hub.photo_search import PhotoService
+from hub.photo_search import setup as photo_setup
+from hub.presence import PresenceService
+from hub.presence import setup as presence_setup
+from hub.sync_link import HubSync
+from hub.sync_link import setup as sync_setup
 from hub.text_search import TextSearch
+from hub.voice_search import VoiceService
+from hub.voice_search import setup as voice_setup
 
 
 class Lifecycle(Protocol):
@@ -49,6 +57,10 @@ class Services:
     text_search: TextSearch
     staff_token: SecretStr | None
     lifecycle: list[Lifecycle] = field(default_factory=list)
+    sync: HubSync | None = None  # the link to the online shop, when [mqtt] enabled
+    photo_search: PhotoService | None = None  # photo search, when [vision] enabled
+    voice_search: VoiceService | None = None  # voice search, when [voice] enabled
+    presence: PresenceService | None = None  # BLE arrivals and reminders, when [beacons] enabled
 
     def close(self) -> None:
         self.db.close()
@@ -57,7 +69,7 @@ class Services:
 FeatureSetup = Callable[[Services], None]
 
 #: Feature wiring run by ``build_services`` in this order.
-FEATURES: list[FeatureSetup] = []
+FEATURES: list[FeatureSetup] = [sync_setup, photo_setup, voice_setup, presence_setup]
 
 
 def build_services(config: HubConfig, clock: Clock | None = None,
@@ -68,6 +80,7 @@ def build_services(config: HubConfig, clock: Clock | None = None,
     db.migrate()
     bus = EventBus()
     metrics = Metrics()
+    metrics.watch_store(db, clock.now)
     inventory = Inventory(db, clock, bus, metrics)
     catalog = Catalog(db, clock, inventory, config.store.images_dir, bus)
     services = Services(

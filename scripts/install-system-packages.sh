@@ -1,9 +1,16 @@
 #!/bin/sh
 # Installs the Debian packages the hub needs, only those missing. Idempotent; needs root or sudo
 # when something is missing. Works on Debian 12 and Raspberry Pi OS (bookworm).
+#   install-system-packages.sh          what the hub and the demo need
+#   install-system-packages.sh --test   plus what only the test suite needs
 set -eu
 
-PACKAGES="mosquitto espeak-ng sox chromium fonts-dejavu-core"
+PACKAGES="mosquitto espeak-ng sox chromium fonts-dejavu-core fonts-nanum"
+TEST_PACKAGES="rabbitmq-server"
+
+if [ "${1:-}" = "--test" ]; then
+    PACKAGES="$PACKAGES $TEST_PACKAGES"
+fi
 
 missing=""
 for pkg in $PACKAGES; do
@@ -11,6 +18,11 @@ for pkg in $PACKAGES; do
         missing="$missing $pkg"
     fi
 done
+
+# Debian's own Python needs python3-venv for `python3 -m venv`.
+if ! python3 -c "import ensurepip, venv" >/dev/null 2>&1; then
+    missing="$missing python3-venv"
+fi
 
 if [ -z "$missing" ]; then
     exit 0

@@ -6,7 +6,21 @@ from __future__ import annotations
 import click
 
 from hub import logs
-from hub.cli import backup, catalog, config, demo, doctor, orders, run, stock
+from hub.cli import (
+    backup,
+    beacons,
+    broker,
+    catalog,
+    config,
+    demo,
+    doctor,
+    orders,
+    run,
+    shop,
+    stock,
+    vision,
+    voice,
+)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -25,3 +39,8 @@ main.add_command(orders.orders)
 main.add_command(doctor.doctor)
 main.add_command(backup.backup)
 main.add_command(backup.restore)
+main.add_command(shop.shop)
+main.add_command(broker.broker)
+main.add_command(vision.vision)
+main.add_command(voice.voice)
+main.add_command(beacons.beacons)

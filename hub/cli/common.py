@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import sys
 from collections.abc import Callable, Iterator
@@ -12,6 +13,7 @@ from typing import Any, TypeVar
 
 import click
 
+from hub.app import RunningHub, serve_until_stopped
 from hub.config import ConfigError, HubConfig, load_config
 from hub.errors import HubError
 from hub.services import Services, build_services
@@ -64,3 +66,30 @@ def open_services(config_path: Path) -> Iterator[Services]:
 
 def print_json(data: Any) -> None:
     click.echo(json.dumps(data, indent=2, ensure_ascii=False))
+
+
+def check_secrets(config: HubConfig, config_path: Path) -> None:
+    """Read the staff token and broker password now, so a bad file stops start-up cleanly."""
+    try:
+        config.web.load_staff_token()
+    except (OSError, ValueError) as exc:
+        click.echo(f"{config_path}: staff token: {exc}", err=True)
+        sys.exit(2)
+    if config.mqtt.enabled:
+        try:
+            config.mqtt.broker_settings(config.store.id)
+        except OSError as exc:
+            click.echo(f"{config_path}: mqtt.password_file: {exc}", err=True)
+            sys.exit(2)
+
+
+def serve(config: HubConfig, started: Callable[[RunningHub], None]) -> None:
+    """Run the hub until Ctrl-C; start-up failures end with a message, not a traceback."""
+    try:
+        asyncio.run(serve_until_stopped(config, started))
+    except HubError as exc:
+        click.echo(f"error: {exc.message}", err=True)
+        sys.exit(1)
+    except OSError as exc:
+        click.echo(f"error: cannot start the hub: {exc.strerror or exc}", err=True)
+        sys.exit(1)

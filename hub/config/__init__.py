@@ -19,6 +19,7 @@ from hub.config.base import StrictModel
 from hub.config.beacons import BeaconsConfig
 from hub.config.mqtt import MqttConfig
 from hub.config.orders import OrdersConfig
+from hub.config.retention import RetentionConfig
 from hub.config.store import StoreConfig
 from hub.config.vision import VisionConfig
 from hub.config.voice import VoiceConfig
@@ -41,6 +42,9 @@ class HubConfig(StrictModel):
     )
     vision: VisionConfig = Field(default_factory=VisionConfig, description="Photo search.")
     voice: VoiceConfig = Field(default_factory=VoiceConfig, description="Voice search.")
+    retention: RetentionConfig = Field(
+        default_factory=RetentionConfig, description="How long old records are kept."
+    )
 
 
 @dataclass(frozen=True)
@@ -104,6 +108,12 @@ def _resolve_paths(config: HubConfig, base: Path) -> HubConfig:
     config.web.staff_token_file = fix(config.web.staff_token_file)
     config.mqtt.password_file = fix(config.mqtt.password_file)
     config.mqtt.tls_ca_file = fix(config.mqtt.tls_ca_file)
+    config.vision.model_path = fix(config.vision.model_path)
+    config.beacons.replay_file = fix(config.beacons.replay_file)
+    config.beacons.fleet_file = fix(config.beacons.fleet_file)
+    config.voice.engine.model_dir = fix(config.voice.engine.model_dir)
+    if config.voice.engine.type == "pocketsphinx":
+        config.voice.engine.dictionary = fix(config.voice.engine.dictionary)
     return config
 
 

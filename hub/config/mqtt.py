@@ -2,30 +2,47 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from pydantic import Field
 
 from hub.config.base import StrictModel
+from sync.broker_config import BrokerConnection
 
 
-class MqttConfig(StrictModel):
-    """Broker connection. Disabled by default so a store without a broker still runs; the outbox
-    keeps everything until a broker appears."""
+class MqttConfig(StrictModel, BrokerConnection):
+    """Broker connection and sync behaviour. Disabled by default so a store without a broker still
+    runs; the outbox keeps everything until a broker appears. The client id is the store id."""
 
-    enabled: bool = Field(default=False, description="Connect to the broker and sync with the shop.")
-    host: str = Field(default="127.0.0.1", description="Broker host name or address.")
-    port: int = Field(default=1883, ge=1, le=65535, description="Broker TCP port.")
+    enabled: bool = Field(default=False,
+                          description="Connect to the broker and sync with the shop.")
     topic_prefix: str = Field(
         default="retail",
         pattern=r"^[a-z0-9_-]+$",
         description="First segment of every topic; the protocol version follows it.",
     )
-    username: str | None = Field(default=None, description="Broker user name (the store id by "
-                                 "convention).")
-    password_file: Path | None = Field(
-        default=None, description="File holding the broker password. Relative to the config file."
+    send_window: int = Field(
+        default=1000, ge=1, le=100_000,
+        description="Events sent ahead of the shop's acks at most; keeps a slow or absent shop "
+        "from making the broker queue more than it keeps.",
     )
-    tls_ca_file: Path | None = Field(
-        default=None, description="CA certificate to verify the broker; setting it enables TLS."
+    ack_timeout_s: float = Field(
+        default=15.0, gt=0, le=3600,
+        description="With events unacknowledged and no ack for this long, send them again.",
+    )
+    snapshot_interval_s: float = Field(
+        default=1.0, gt=0, le=3600,
+        description="Stock snapshots of SKUs that moved are republished at most this often.",
+    )
+    full_snapshot_interval_s: float = Field(
+        default=300.0, gt=0, le=86_400,
+        description="Every SKU's snapshot is republished this often, so the shop can check its "
+        "whole view for drift and sees products that never moved.",
+    )
+    poll_interval_s: float = Field(
+        default=2.0, gt=0, le=3600,
+        description="Check the outbox this often even without a wake-up (rows written by other "
+        "processes, such as the CLI, have none).",
+    )
+    max_payload_bytes: int = Field(
+        default=512 * 1024, ge=1024, le=64 * 1024 * 1024,
+        description="Incoming messages larger than this are dead-lettered unread.",
     )

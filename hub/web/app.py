@@ -5,11 +5,25 @@ from __future__ import annotations
 from aiohttp import web
 
 from hub.services import Services
-from hub.web import members, middleware, ops, orders, products, stock
+from hub.web import (
+    beacons,
+    health,
+    live,
+    members,
+    middleware,
+    ops,
+    orders,
+    pages,
+    photo,
+    products,
+    stock,
+    voice,
+)
 from hub.web.common import SERVICES
 
 #: Route modules, each with ``setup(app)``; features add theirs here.
-ROUTE_MODULES = [ops, products, stock, orders, members]
+ROUTE_MODULES = [ops, products, stock, orders, members, pages, live, health, photo, voice,
+                 beacons]
 
 
 def create_app(services: Services) -> web.Application:

@@ -20,7 +20,8 @@ async def healthz(request: web.Request) -> web.Response:
 
 
 async def metrics(request: web.Request) -> web.Response:
-    return web.Response(body=services(request).metrics.render(),
+    svc = services(request)
+    return web.Response(body=await svc.db.read(svc.metrics.render),
                         content_type="text/plain", charset="utf-8")
 
 

@@ -7,6 +7,7 @@ from aiohttp import web
 from hub.catalog import Product
 from hub.errors import InvalidInput, NotFound
 from hub.inventory import StockLevel
+from hub.services import Services
 from hub.web.common import int_query, json_response, services
 
 MAX_QUERY_CHARS = 200
@@ -29,6 +30,21 @@ def product_json(product: Product, stock: StockLevel, currency: str) -> dict[str
     }
 
 
+def _product(svc: Services, sku: str) -> dict[str, object]:
+    return product_json(svc.catalog.get(sku), svc.inventory.stock(sku), svc.config.store.currency)
+
+
+def _matches(svc: Services, query: str, limit: int, lang: str | None) -> list[dict[str, object]]:
+    """The matching products with their stock, read in one trip to a reader thread."""
+    results = []
+    for hit in svc.text_search.search(query, limit, lang):
+        item = _product(svc, hit.sku)
+        item["score"] = hit.score
+        item["matched"] = hit.matched
+        results.append(item)
+    return results
+
+
 async def search(request: web.Request) -> web.Response:
     svc = services(request)
     query = request.query.get("q", "").strip()
@@ -38,24 +54,13 @@ async def search(request: web.Request) -> web.Response:
         raise InvalidInput(f"the search text may be at most {MAX_QUERY_CHARS} characters")
     limit = int_query(request, "limit", 5, 1, 20)
     lang = request.query.get("lang")
-    hits = await svc.db.read(svc.text_search.search, query, limit, lang)
-    results = []
-    for hit in hits:
-        product = await svc.db.read(svc.catalog.get, hit.sku)
-        stock = await svc.db.read(svc.inventory.stock, hit.sku)
-        item = product_json(product, stock, svc.config.store.currency)
-        item["score"] = hit.score
-        item["matched"] = hit.matched
-        results.append(item)
+    results = await svc.db.read(_matches, svc, query, limit, lang)
     return json_response({"query": query, "results": results})
 
 
 async def detail(request: web.Request) -> web.Response:
     svc = services(request)
-    sku = request.match_info["sku"]
-    product = await svc.db.read(svc.catalog.get, sku)
-    stock = await svc.db.read(svc.inventory.stock, sku)
-    return json_response(product_json(product, stock, svc.config.store.currency))
+    return json_response(await svc.db.read(_product, svc, request.match_info["sku"]))
 
 
 async def stock(request: web.Request) -> web.Response:

@@ -187,5 +187,8 @@ async def test_health_metrics_and_images(public: SpecClient, client: TestClient,
     assert 'hub_http_requests_total{method="GET",route="/api/stock/{sku}",status="200"}' in metrics
     assert "hub_http_request_seconds_bucket" in metrics
     assert 'hub_ledger_writes_total{reason="receipt"} 2.0' in metrics
+    # Figures read from the database: two receipts are in the outbox, no shop has acked them.
+    assert "hub_sync_outbox_pending 2.0" in metrics
+    assert "hub_members_opted_in 0.0" in metrics
     response = await client.get("/images/../../etc/passwd")
     assert response.status == 404

@@ -1,29 +1,48 @@
-"""`retail-hub demo` serves the demo store, prints its URL and stops cleanly on Ctrl-C."""
+"""`retail-hub demo` runs the whole demo (mosquitto, the online shop, the hub with a simulated
+store), prints its URLs, syncs with the shop, and stops everything cleanly on Ctrl-C."""
 
 from __future__ import annotations
 
 import json
 import signal
+import socket
 import subprocess
 import sys
 import time
 import urllib.request
 from pathlib import Path
+from typing import Any
 
 from tests.fixtures.hub_process import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def test_demo_serves_and_stops(tmp_path: Path) -> None:
-    port = free_port()
+def get(url: str, token: str | None = None) -> Any:
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    request = urllib.request.Request(url, headers=headers)
+    with urllib.request.urlopen(request, timeout=10) as response:
+        return json.load(response)
+
+
+def listening(port: int) -> bool:
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+            return True
+    except OSError:
+        return False
+
+
+def test_demo_runs_the_store_the_shop_and_the_broker(tmp_path: Path) -> None:
+    port, shop_port, broker_port = free_port(), free_port(), free_port()
     proc = subprocess.Popen(
-        [sys.executable, "-m", "hub.cli", "demo", "--data", str(tmp_path), "--port", str(port)],
+        [sys.executable, "-m", "hub.cli", "demo", "--data", str(tmp_path), "--port", str(port),
+         "--shop-port", str(shop_port), "--broker-port", str(broker_port)],
         cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
     )
     try:
         lines = []
-        deadline = time.monotonic() + 90
+        deadline = time.monotonic() + 180
         assert proc.stdout is not None
         while time.monotonic() < deadline:
             line = proc.stdout.readline()
@@ -31,14 +50,27 @@ def test_demo_serves_and_stops(tmp_path: Path) -> None:
             if "Press Ctrl-C" in line or not line:
                 break
         output = "".join(lines)
-        assert f"http://127.0.0.1:{port}" in output, output
-        url = f"http://127.0.0.1:{port}/api/products?q=banana"
-        with urllib.request.urlopen(url, timeout=10) as response:
-            results = json.load(response)["results"]
-        assert results[0]["name"] == "Banana"
-        assert results[0]["stock"]["available"] > 0
+        assert f"http://127.0.0.1:{port}/kiosk" in output, output
+        assert f"http://127.0.0.1:{shop_port}/api/stores/demo-stockholm/stock" in output
+        hub = f"http://127.0.0.1:{port}"
+        results = get(f"{hub}/api/products?q=banana")["results"]
+        assert results[0]["name"] == "Banana" and results[0]["stock"]["available"] > 0
         token = (tmp_path / "staff-token").read_text().strip()
         assert token not in output, "the staff token is never printed"
+        ready = get(f"{hub}/api/orders?state=ready", token)["orders"]
+        assert len(ready) == 6 and all(o["member_id"] for o in ready)
+        assert get(f"{hub}/api/presence", token)["enabled"] is True
+        # The shop hears the store through the demo's broker and sees its stock.
+        shop = f"http://127.0.0.1:{shop_port}"
+        while time.monotonic() < deadline:
+            view = get(f"{shop}/api/stores/demo-stockholm/stock")["stock"]
+            if len(view) == 81:
+                break
+            time.sleep(0.5)
+        banana = next(row for row in view if row["sku"] == results[0]["sku"])
+        assert banana["available"] == results[0]["stock"]["available"]
+        assert listening(broker_port)
     finally:
         proc.send_signal(signal.SIGINT)
-        assert proc.wait(timeout=30) == 0
+        assert proc.wait(timeout=60) == 0
+    assert not listening(broker_port) and not listening(shop_port), "companions stopped"

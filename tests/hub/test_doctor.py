@@ -8,8 +8,9 @@ import sys
 from pathlib import Path
 
 from hub.config import HubConfig
-from hub.doctor import check_database, check_disk, run_checks
+from hub.doctor import check_bluetooth, check_broker, check_database, check_disk, run_checks
 from hub.services import build_services
+from tests.fixtures.mosquitto import Mosquitto, free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -52,3 +53,47 @@ def test_doctor_command_json(tmp_path: Path) -> None:
     failed = any(f["status"] == "fail" for f in findings)
     assert result.returncode == (1 if failed else 0)
     assert {"check", "status", "detail", "fix"} <= set(findings[0])
+
+
+def test_broker_reachable_refused_and_absent(make_config, tmp_path: Path) -> None:
+    assert check_broker(make_config())[0].status == "ok"  # sync off
+    open_broker = Mosquitto(tmp_path / "open")
+    locked = Mosquitto(tmp_path / "locked", "listener {port} 127.0.0.1\nallow_anonymous false\n")
+    open_broker.start()
+    locked.start()
+    try:
+        ok = check_broker(make_config(mqtt={"enabled": True, "port": open_broker.port}))[0]
+        assert ok.status == "ok" and "login accepted" in ok.detail
+        refused = check_broker(make_config(mqtt={"enabled": True, "port": locked.port}))[0]
+        assert refused.status == "fail" and "refused" in refused.detail
+        assert "password_file" in (refused.fix or "")
+    finally:
+        open_broker.stop()
+        locked.stop()
+    absent = check_broker(make_config(mqtt={"enabled": True, "port": free_port()}))[0]
+    assert absent.status == "fail" and "cannot reach" in absent.detail
+
+
+def test_bluetooth_is_checked_only_when_scanning(make_config) -> None:
+    finding = check_bluetooth(make_config())[0]
+    assert finding.status == "ok" and "no adapter needed" in finding.detail
+
+
+def test_model_checks_catch_a_changed_photo_model_and_a_missing_speech_model(
+        make_config, tmp_path: Path) -> None:
+    from hub.config.vision import PACKAGED_MODEL
+    from hub.doctor import check_models
+
+    config: HubConfig = make_config(voice={"enabled": False})
+    assert [f.status for f in check_models(config)] == ["ok", "ok"]  # the shipped model
+    copy = tmp_path / "model.onnx"
+    data = bytearray(PACKAGED_MODEL.read_bytes())
+    data[-100] ^= 0xFF  # one flipped byte
+    copy.write_bytes(bytes(data))
+    (tmp_path / "model.json").write_text(PACKAGED_MODEL.with_suffix(".json").read_text())
+    changed = make_config(vision={"model_path": str(copy)},
+                          voice={"engine": {"type": "vosk",
+                                            "model_dir": str(tmp_path / "no-model")}})
+    vision, voice = check_models(changed)
+    assert vision.status == "fail" and "provenance" in vision.detail and vision.fix
+    assert voice.status == "fail" and "install-model" in (voice.fix or "")

@@ -1,0 +1,48 @@
+"""Deleting what the hub no longer needs: presence history and reminders (personal data), old
+beacon alerts, applied command ids and dead letters, each after its configured age."""
+
+from __future__ import annotations
+
+import logging
+
+from hub.clock import Clock
+from hub.config.retention import RetentionConfig
+from hub.db import Database
+from hub.periodic import PeriodicJob
+
+log = logging.getLogger(__name__)
+DAY_S = 86400.0
+
+#: table -> (its time column, the RetentionConfig field giving the age in days)
+RULES: dict[str, tuple[str, str]] = {
+    "presence_events": ("t", "presence_days"),
+    "reminders": ("created_at", "reminders_days"),
+    "beacon_alerts": ("t", "beacon_alerts_days"),
+    "sync_inbox": ("received_at", "sync_inbox_days"),
+    "sync_dead_letters": ("received_at", "dead_letters_days"),
+}
+
+
+class Retention(PeriodicJob):
+    """Prunes every table in ``RULES`` once per ``check_every_s`` of the injected clock."""
+
+    def __init__(self, config: RetentionConfig, db: Database, clock: Clock) -> None:
+        super().__init__("retention", config.check_every_s, clock, self.run_once)
+        self.config = config
+        self.db = db
+
+    async def run_once(self) -> dict[str, int]:
+        """Delete old rows in one transaction; returns how many went from each table."""
+        deleted = await self.db.write(self.prune, self.clock.now())
+        if any(deleted.values()):
+            log.info("retention deleted %s", ", ".join(f"{n} {t}" for t, n in deleted.items()))
+        return deleted
+
+    def prune(self, now: float) -> dict[str, int]:
+        deleted = {}
+        with self.db.transaction() as tx:
+            for table, (column, field) in RULES.items():
+                before = now - getattr(self.config, field) * DAY_S
+                cursor = tx.execute(f"DELETE FROM {table} WHERE {column} < ?", (before,))
+                deleted[table] = cursor.rowcount
+        return deleted

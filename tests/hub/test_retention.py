@@ -1,0 +1,68 @@
+"""Retention: old presence history, reminders, alerts, applied command ids and dead letters go
+after their configured ages; recent rows and business records stay."""
+
+from __future__ import annotations
+
+import asyncio
+
+from hub.clock import ManualClock
+from hub.config.retention import RetentionConfig
+from hub.retention import DAY_S, Retention
+from hub.services import Services
+
+
+def seed(services: Services, at: float) -> None:
+    """One row in every pruned table, stamped ``at``."""
+    with services.db.transaction() as tx:
+        tx.execute("INSERT INTO presence_events (t, member_id, event, zone) "
+                   "VALUES (?, 'm-1', 'arrived', 'door')", (at,))
+        tx.execute("INSERT INTO reminders (order_id, member_id, visit_at, kind, status, "
+                   "created_at) VALUES ('o-1', 'm-1', ?, 'member', 'sent', ?)", (at, at))
+        tx.execute("INSERT INTO beacon_alerts (beacon_id, kind, active, detail, seq, t) "
+                   "VALUES ('b-1', 'missing', 1, '{}', 1, ?)", (at,))
+        tx.execute("INSERT INTO sync_inbox (command_id, type, status, result_seq, received_at) "
+                   "VALUES (?, 'order.place', 'applied', 1, ?)", (f"c-{at}", at))
+        tx.execute("INSERT INTO sync_dead_letters (topic, reason, message, size, payload, "
+                   "received_at) VALUES ('t', 'malformed_json', 'm', 1, x'00', ?)", (at,))
+
+
+def counts(services: Services) -> dict[str, int]:
+    conn = services.db.conn().conn
+    return {table: conn.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
+            for table in ("presence_events", "reminders", "beacon_alerts", "sync_inbox",
+                          "sync_dead_letters")}
+
+
+def test_each_table_keeps_rows_younger_than_its_age(services: Services,
+                                                    clock: ManualClock) -> None:
+    config = RetentionConfig(presence_days=1, reminders_days=2, beacon_alerts_days=3,
+                             sync_inbox_days=7, dead_letters_days=5)
+    now = clock.now()
+    for days in (0.5, 1.5, 2.5, 3.5, 5.5, 7.5):
+        seed(services, now - days * DAY_S)
+    deleted = Retention(config, services.db, clock).prune(now)
+    assert deleted == {"presence_events": 5, "reminders": 4, "beacon_alerts": 3,
+                       "sync_inbox": 1, "sync_dead_letters": 2}
+    assert counts(services) == {"presence_events": 1, "reminders": 2, "beacon_alerts": 3,
+                                "sync_inbox": 5, "sync_dead_letters": 4}
+
+
+async def test_the_job_prunes_as_the_clock_moves(services: Services, clock: ManualClock) -> None:
+    services.bus.bind(asyncio.get_running_loop())
+    job = Retention(RetentionConfig(presence_days=1, check_every_s=3600), services.db, clock)
+    seed(services, clock.now())
+    await job.start()
+    try:
+        await asyncio.sleep(0.05)
+        assert counts(services)["presence_events"] == 1  # a fresh row stays
+        for _ in range(25):  # a day and an hour later the hourly run has removed it
+            clock.advance(3600)
+            await asyncio.sleep(0.01)
+        for _ in range(200):
+            if counts(services)["presence_events"] == 0:
+                break
+            await asyncio.sleep(0.01)
+        assert counts(services)["presence_events"] == 0
+        assert counts(services)["reminders"] == 1  # 90 days by default
+    finally:
+        await job.stop()
