@@ -11,10 +11,11 @@ from pathlib import Path
 
 from hub.inventory import MovementIn
 from sync.envelope import build
+from sync.shop.service import ShopService
 from sync.topics import StoreTopics
 from tests.fixtures.hub_process import free_port, start_hub
 from tests.fixtures.mosquitto import Mosquitto
-from tests.sync.conftest import CATALOG, RawClient, SyncPair, wait_until
+from tests.sync.conftest import CATALOG, RawClient, SyncPair, shop_config, wait_until
 from tests.sync.processes import (
     STAFF_TOKEN,
     hub_toml,
@@ -237,3 +238,25 @@ def test_a_store_offline_for_good_keeps_serving_and_queues(tmp_path: Path) -> No
     finally:
         db.close()
 
+
+
+async def test_two_shop_instances_share_the_load_on_one_database(pair: SyncPair) -> None:
+    """Two shop instances in one MQTT 5 shared-subscription group, on the same database: each
+    applies part of the stream, and together every event exactly once."""
+    assert pair.hub is not None and pair.shop is not None
+    second = ShopService(shop_config(pair.folder / "shop", pair.broker.port).model_copy(
+        update={"mqtt": pair.shop.config.mqtt.model_copy(update={"client_id": "shop-2"})}))
+    await second.start()
+    try:
+        await wait_until(second.shop.link.subscribed.is_set, 10, "the second shop to subscribe")
+        svc = pair.hub.services
+        stream = movements(600, seed=5)
+        for movement in stream:
+            await svc.db.write(svc.inventory.record, movement)
+        report = await pair.settled(timeout=60)
+        assert report.ledger_rows == 3 - 1 + len(stream)
+        applied = [instance.shop.link.metrics.received.labels("event")._value.get()
+                   for instance in (pair.shop, second)]
+        assert all(count > 0 for count in applied), applied  # both took a share
+    finally:
+        await second.stop()
