@@ -21,6 +21,7 @@ from hub.errors import Conflict, NotFound
 from hub.events import Event, EventBus
 from hub.metrics import Metrics
 from hub.outbox import enqueue
+from sync.ports import StockLevel  # the same level the shop receives: one definition
 
 SKU_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"
 MAX_MOVEMENT_QTY = 100_000
@@ -64,17 +65,6 @@ class MovementIn(BaseModel):
         "reference already recorded is applied once.",
     )
     note: str | None = Field(default=None, max_length=500, description="Free text for staff.")
-
-
-@dataclass(frozen=True)
-class StockLevel:
-    """Units of one product: on the shelf, promised to orders, and free to sell online."""
-
-    sku: str
-    on_hand: int
-    reserved: int
-    available: int
-    seq: int
 
 
 @dataclass(frozen=True)

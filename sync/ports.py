@@ -35,7 +35,8 @@ class Position:
 
 @dataclass(frozen=True)
 class StockLevel:
-    """One SKU's stock as of ``seq`` (the last ledger row that touched it, 0 if none)."""
+    """One SKU's stock as of ``seq`` (the last ledger row that touched it, 0 if none): on the
+    shelf, promised to orders, and free to sell online."""
 
     sku: str
     on_hand: int
