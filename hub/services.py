@@ -21,6 +21,7 @@ from hub.events import EventBus
 from hub.inventory import Inventory
 from hub.members import MemberDirectory
 from hub.metrics import Metrics
+from hub.nearby import NearbyStock
 from hub.orders import OrderService
 from hub.photo_search import PhotoService
 from hub.photo_search import setup as photo_setup
@@ -56,6 +57,7 @@ class Services:
     members: MemberDirectory
     text_search: TextSearch
     staff_token: SecretStr | None
+    nearby: NearbyStock  # other stores' stock, filled by sync when [mqtt] nearby_stores is set
     lifecycle: list[Lifecycle] = field(default_factory=list)
     sync: HubSync | None = None  # the link to the online shop, when [mqtt] enabled
     photo_search: PhotoService | None = None  # photo search, when [vision] enabled
@@ -95,6 +97,7 @@ def build_services(config: HubConfig, clock: Clock | None = None,
         members=MemberDirectory(db, clock, bus),
         text_search=TextSearch(catalog),
         staff_token=config.web.load_staff_token(),
+        nearby=NearbyStock(config.mqtt.nearby_stores),
     )
     if with_features:
         for setup in FEATURES:

@@ -173,6 +173,9 @@ class HubStoreLink:
     async def dead_letter(self, letter: DeadLetter) -> None:
         await self.db.write(self._dead_letter, letter)
 
+    def nearby_stock(self, store: str, level: StockLevel) -> None:
+        self.services.nearby.update(store, level)
+
     def _dead_letter(self, letter: DeadLetter) -> None:
         with self.db.transaction() as tx:
             tx.execute(
@@ -199,6 +202,7 @@ class HubSync:
             full_snapshot_interval_s=cfg.full_snapshot_interval_s,
             poll_interval_s=cfg.poll_interval_s,
             max_payload_bytes=cfg.max_payload_bytes,
+            nearby_stores=tuple(cfg.nearby_stores),
         )
         self.agent = SyncAgent(self.link, cfg.broker_settings(services.config.store.id), settings,
                                clock=services.clock.now, sleep=services.clock.sleep,

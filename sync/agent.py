@@ -31,8 +31,8 @@ from sync import inbound, messages
 from sync.envelope import ProtocolError, build, decode_data
 from sync.metrics import SyncMetrics
 from sync.mqtt_client import BrokerSettings, Incoming, MqttClient, Outgoing, Session
-from sync.ports import CommandIn, StoreLink
-from sync.topics import StoreTopics
+from sync.ports import CommandIn, StockLevel, StoreLink
+from sync.topics import StoreTopics, parse_topic
 from sync.waiting import Sleep, wait_or_sleep
 
 log = logging.getLogger(__name__)
@@ -53,6 +53,9 @@ class AgentSettings:
     full_snapshot_interval_s: float = 300.0
     poll_interval_s: float = 2.0
     max_payload_bytes: int = 512 * 1024
+    #: Other stores whose retained stock snapshots this store follows (the kiosk's "available
+    #: at store X" when a product is out of stock here).
+    nearby_stores: tuple[str, ...] = ()
 
 
 class SyncAgent:
@@ -126,7 +129,9 @@ class SyncAgent:
     # --- one connection -------------------------------------------------------------------------
 
     async def _session(self, session: Session) -> None:
-        codes = await session.subscribe([self.topics.cmd, self.topics.ack])
+        nearby = [StoreTopics(self.settings.prefix, store).snapshot("+")
+                  for store in self.settings.nearby_stores]
+        codes = await session.subscribe([self.topics.cmd, self.topics.ack, *nearby])
         if any(code >= 0x80 for code in codes):
             log.error("broker refused the store's subscriptions %s (check its ACL)", codes)
         position = await self.link.position()
@@ -270,7 +275,29 @@ class SyncAgent:
             self.metrics.received.labels(messages.ACK).inc()
             self._ack_received(ack.acked_seq, received.envelope.epoch)
             return
+        parsed = parse_topic(self.settings.prefix, message.topic)
+        if parsed is not None and parsed.channel == "snapshot":
+            self._nearby_snapshot(message)
+            return
         self._queue(message)
+
+    def _nearby_snapshot(self, message: Incoming) -> None:
+        """Another store's retained stock snapshot: checked like any message, then handed to
+        the store (in memory only); a bad one becomes a dead letter."""
+        try:
+            received = inbound.check(self.settings.prefix, message,
+                                     self.settings.max_payload_bytes)
+            env = received.envelope
+            if env.store not in self.settings.nearby_stores or env.type != messages.SNAPSHOT:
+                raise ProtocolError("unexpected_topic",
+                                    f"{env.type!r} of store {env.store!r} on {message.topic!r}")
+            snapshot = decode_data(env, messages.StockSnapshot)
+        except ProtocolError as exc:
+            self._queue(message, exc)
+            return
+        self.link.nearby_stock(env.store, StockLevel(snapshot.sku, snapshot.on_hand,
+                                                     snapshot.reserved, snapshot.available,
+                                                     snapshot.seq))
 
     def _queue(self, message: Incoming, error: ProtocolError | None = None) -> None:
         try:

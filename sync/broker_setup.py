@@ -1,6 +1,7 @@
 """Writes a mosquitto configuration for a chain: a TLS listener, a password file and an ACL in
-which each store may only publish and subscribe under its own topic tree and the shop may read
-every store's tree and send commands and acks to each.
+which each store may only publish and subscribe under its own topic tree (and read the other
+stores' retained stock snapshots) and the shop may read every store's tree and send commands and
+acks to each.
 
 Passwords are generated here (random, 32 bytes) and stored hashed the way ``mosquitto_passwd``
 does (PBKDF2-SHA512, ``$7$`` format), each also written to ``credentials/<user>.password`` (mode
@@ -75,6 +76,8 @@ def acl_text(prefix: str, stores: list[str], shop_users: list[str]) -> str:
             f"topic write {root}/{store}/snapshot/#\n"
             f"topic read {root}/{store}/cmd\n"
             f"topic read {root}/{store}/ack\n"
+            # Stock is shared within the chain: a kiosk may point to a nearby store's shelf.
+            f"topic read {root}/+/snapshot/#\n"
         )
     for user in shop_users:
         parts.append(

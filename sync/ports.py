@@ -104,3 +104,6 @@ class StoreLink(Protocol):
 
     async def dead_letter(self, letter: DeadLetter) -> None:
         """Keep a message that could not be applied."""
+
+    def nearby_stock(self, store: str, level: StockLevel) -> None:
+        """Another store's stock of one SKU, from its retained snapshot (kept in memory)."""

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
-from pydantic import Field
+import re
+
+from pydantic import Field, field_validator
 
 from hub.config.base import StrictModel
 from sync.broker_config import BrokerConnection
+from sync.envelope import STORE_PATTERN
 
 
 class MqttConfig(StrictModel, BrokerConnection):
@@ -42,7 +45,24 @@ class MqttConfig(StrictModel, BrokerConnection):
         description="Check the outbox this often even without a wake-up (rows written by other "
         "processes, such as the CLI, have none).",
     )
+    nearby_stores: dict[str, str] = Field(
+        default_factory=dict, max_length=20,
+        description="Other stores of the chain whose stock the kiosk shows when a product is out "
+        "of stock here, as store id = display name (e.g. {\"stockholm-02\" = \"Market "
+        "Södermalm\"}). The hub follows their retained stock snapshots on the broker.",
+    )
     max_payload_bytes: int = Field(
         default=512 * 1024, ge=1024, le=64 * 1024 * 1024,
         description="Incoming messages larger than this are dead-lettered unread.",
     )
+
+    @field_validator("nearby_stores")
+    @classmethod
+    def _store_ids(cls, value: dict[str, str]) -> dict[str, str]:
+        for store, name in value.items():
+            if not re.fullmatch(STORE_PATTERN, store):
+                raise ValueError(f"{store!r} is not a store id (lowercase letters, digits, "
+                                 "'-' and '_')")
+            if not 0 < len(name) <= 100:
+                raise ValueError(f"give {store!r} a display name of 1 to 100 characters")
+        return value

@@ -6,15 +6,17 @@ from aiohttp import web
 
 from hub.catalog import Product
 from hub.errors import InvalidInput, NotFound
-from hub.inventory import StockLevel
 from hub.services import Services
 from hub.web.common import int_query, json_response, services
+from sync.ports import StockLevel
 
 MAX_QUERY_CHARS = 200
 
 
-def product_json(product: Product, stock: StockLevel, currency: str) -> dict[str, object]:
-    """A product as the kiosk shows it: names, price, shelf, image and live stock."""
+def product_json(product: Product, stock: StockLevel, currency: str,
+                 elsewhere: list[dict[str, object]] | None = None) -> dict[str, object]:
+    """A product as the kiosk shows it: names, price, shelf, image, live stock and, from sync,
+    the nearby stores that have it."""
     return {
         "sku": product.sku,
         "names": product.names,
@@ -27,11 +29,13 @@ def product_json(product: Product, stock: StockLevel, currency: str) -> dict[str
         "image": f"/images/{product.image}" if product.image else None,
         "stock": {"on_hand": stock.on_hand, "reserved": stock.reserved,
                   "available": stock.available},
+        "elsewhere": elsewhere or [],
     }
 
 
 def _product(svc: Services, sku: str) -> dict[str, object]:
-    return product_json(svc.catalog.get(sku), svc.inventory.stock(sku), svc.config.store.currency)
+    return product_json(svc.catalog.get(sku), svc.inventory.stock(sku), svc.config.store.currency,
+                        svc.nearby.elsewhere(sku))
 
 
 def _matches(svc: Services, query: str, limit: int, lang: str | None) -> list[dict[str, object]]:

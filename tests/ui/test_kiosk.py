@@ -9,6 +9,7 @@ import re
 
 from playwright.sync_api import Page, expect
 
+from sync.ports import StockLevel
 from tests.ui.conftest import UiHub
 
 _refs = itertools.count(1)
@@ -80,6 +81,23 @@ def test_stock_change_is_pushed_to_an_open_kiosk(kiosk_page: Page, ui_hub: UiHub
     expect(stock).to_have_text("Out of stock here")
     move_stock(ui_hub, "RICE-CAKE", units, "receipt")
     expect(stock).to_have_text(f"{units} left")
+
+
+def test_out_of_stock_here_points_to_a_nearby_store(kiosk_page: Page, ui_hub: UiHub) -> None:
+    nearby = ui_hub.running.services.nearby
+    nearby.names["store-b"] = "Market Södermalm"
+    nearby.update("store-b", StockLevel("GS-007", 4, 0, 4, 12))  # as sync hears it from B
+    units = available(ui_hub, "GS-007")
+    move_stock(ui_hub, "GS-007", units, "sale")
+    try:
+        type_search(kiosk_page, "kiwi")
+        stock = kiosk_page.locator("#results .card", has_text="Kiwi").locator(".stock")
+        expect(stock).to_have_text("Out of stock here, available at Market Södermalm")
+        move_stock(ui_hub, "GS-007", 2, "receipt")  # pushed live: it is back here
+        expect(stock).to_have_text("2 left")
+    finally:
+        move_stock(ui_hub, "GS-007", units - 2, "receipt")
+        del nearby.names["store-b"]
 
 
 def test_language_switch_changes_words_and_product_names(kiosk_page: Page) -> None:

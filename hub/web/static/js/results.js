@@ -23,7 +23,7 @@ let state = null; // what is shown: {kind, query, products}, re-rendered on lang
 // Photo and voice results carry only a few fields; fetch the rest of each product.
 async function complete(items) {
   return Promise.all(items.slice(0, MAX_RESULTS).map(async (item) => {
-    if (item.names && item.stock) return item;
+    if (item.names && item.stock && item.elsewhere) return item;
     const product = await api(`/api/products/${encodeURIComponent(item.sku)}`);
     return { ...product, score: item.score };
   }));
@@ -126,22 +126,25 @@ function card(product) {
   item.querySelector(".shelf-label").textContent = t("shelf");
   item.querySelector(".shelf-code").textContent = product.shelf;
   item.querySelector(".shelf").hidden = !product.shelf;
-  setStock(item.querySelector(".stock"), product.stock.available);
+  setStock(item.querySelector(".stock"), product);
   return item;
 }
 
-function setStock(element, available) {
-  element.textContent = available > 0 ? t("left", { n: available }) : t("out_here");
+// "3 left", or when none is left here the nearest store that has it (from the hub's sync).
+function setStock(element, product) {
+  const available = product.stock.available;
+  const nearby = product.elsewhere?.[0];
+  element.textContent = available > 0 ? t("left", { n: available })
+    : nearby ? t("out_here_elsewhere", { store: nearby.name }) : t("out_here");
   element.className = `stock ${available > 0 ? "ok" : "out"}`;
 }
 
 // A stock change pushed by the hub: update the product wherever it is shown.
 export function updateStock(level) {
-  for (const product of state?.products ?? []) {
-    if (product.sku === level.sku) product.stock = { ...product.stock, ...level };
-  }
+  const shown = (state?.products ?? []).filter((product) => product.sku === level.sku);
+  for (const product of shown) product.stock = { ...product.stock, ...level };
   for (const item of list.querySelectorAll(".card")) {
-    if (item.dataset.sku === level.sku) setStock(item.querySelector(".stock"), level.available);
+    if (item.dataset.sku === level.sku && shown[0]) setStock(item.querySelector(".stock"), shown[0]);
   }
 }
 
