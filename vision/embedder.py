@@ -45,7 +45,12 @@ class OnnxEmbedder:
         inputs = self._session.get_inputs()
         outputs = self._session.get_outputs()
         shape = inputs[0].shape if len(inputs) == 1 else []
-        if len(shape) != 4 or shape[1] != 3 or shape[2] != shape[3] or not isinstance(shape[2], int):
+        if (
+            len(shape) != 4
+            or shape[1] != 3
+            or shape[2] != shape[3]
+            or not isinstance(shape[2], int)
+        ):
             raise ModelError(f"{path} must take one (N, 3, S, S) image input; it takes {shape}")
         if len(outputs) != 1 or len(outputs[0].shape) != 2:
             raise ModelError(f"{path} must give one (N, D) embedding output")

@@ -1,8 +1,9 @@
 """The searchable gallery: every enrolled photo's embedding, grouped by product.
 
-A search scores products with the on-device head (calibrated probabilities). Per-product mean
-embeddings (prototypes) are kept too: they rank products when fewer than two are enrolled, where a
-classifier has nothing to separate.
+A search scores products with the on-device head (``head.py``: calibrated probabilities from a
+shrinkage discriminant). Plain per-product mean embeddings (prototypes) are kept too: they rank
+products when fewer than two are enrolled, where a classifier has nothing to separate, and their
+cosine to a photo is the "does this show any of our products" gate.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from vision.errors import GalleryError
-from vision.head import HeadSettings, SoftmaxHead, train_calibrated
+from vision.head import DEFAULT_HEAD, DiscriminantHead, HeadSettings, train_calibrated
 
 
 @dataclass(frozen=True)
@@ -28,16 +29,18 @@ class Gallery:
     """Embeddings per product, their prototypes and the head trained on them. Immutable once built,
     so a search in one thread never sees a half-rebuilt gallery while another rebuilds."""
 
-    def __init__(self, keys: list[str], prototypes: np.ndarray, head: SoftmaxHead | None,
-                 photos: int) -> None:
+    def __init__(
+        self, keys: list[str], prototypes: np.ndarray, head: DiscriminantHead | None, photos: int
+    ) -> None:
         self.keys = keys
         self.prototypes = prototypes
         self.head = head
         self.photos = photos
 
     @classmethod
-    def build(cls, keys: Sequence[str], vectors: np.ndarray,
-              settings: HeadSettings = HeadSettings()) -> Gallery:
+    def build(
+        cls, keys: Sequence[str], vectors: np.ndarray, settings: HeadSettings = DEFAULT_HEAD
+    ) -> Gallery:
         """Build from one (key, unit vector) pair per enrolled photo; trains the head."""
         if len(keys) != len(vectors):
             raise ValueError(f"{len(keys)} keys for {len(vectors)} vectors")
@@ -50,19 +53,31 @@ class Gallery:
         sums = np.zeros((len(products), vectors.shape[1]), dtype=np.float32)
         np.add.at(sums, labels, vectors)
         prototypes = sums / np.maximum(np.linalg.norm(sums, axis=1, keepdims=True), 1e-12)
-        head = train_calibrated(vectors, labels, len(products), settings) if len(products) > 1 else None
+        head = (
+            train_calibrated(vectors, labels, len(products), settings)
+            if len(products) > 1
+            else None
+        )
         return cls(products, prototypes, head, len(keys))
 
     @property
     def dim(self) -> int:
         return int(self.prototypes.shape[1])
 
+    def similarity(self, vector: np.ndarray) -> float:
+        """Cosine between a unit embedding and the nearest product prototype.
+
+        Why: the head always picks one of the products it knows, even for a photo of the
+        floor; a low similarity to every product is the signal that the photo shows none of them.
+        """
+        return float(np.max(self.prototypes @ vector))
+
     def rank(self, vector: np.ndarray, top_k: int) -> list[Match]:
         """The ``top_k`` products for one unit embedding, best first."""
         if vector.shape != (self.dim,):
             raise GalleryError(
-                f"the embedding has shape {vector.shape} but the gallery holds {self.dim}-d vectors; "
-                "re-enrol the photos with the current model"
+                f"the embedding has shape {vector.shape} but the gallery holds {self.dim}-d "
+                "vectors; re-enrol the photos with the current model"
             )
         if self.head is not None:
             scores = self.head.probabilities(vector[None])[0]

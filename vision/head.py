@@ -1,9 +1,21 @@
-"""The on-device classifier: softmax regression on the enrolled photos' embeddings, in numpy.
+"""The on-device classifier: a shrinkage discriminant on the enrolled photos' embeddings, in numpy.
 
-Why: a per-product mean embedding wastes what many reference photos say about a product's spread;
-a linear head trained on them separates look-alikes better, and on a few thousand 1280-d vectors
-it trains in about a second, so it is rebuilt whenever staff add a photo. Its temperature is fitted
-on photos held out from a first fit, so that a score of 0.8 means right about 8 times in 10 on
+Why this rather than a plain mean embedding per product or a trained softmax layer: products in a
+shop differ in a few directions of the embedding (the label's colour, the carton's print) while
+photos of one product vary in others (light, angle, background). Whitening the embeddings with
+the covariance of the photos around their own product's mean shrinks the directions that vary
+within products and stretches those that separate them; products are then compared by cosine to
+their whitened mean (linear discriminant analysis with cosine scores). The covariance of 1280-d
+vectors from a few thousand photos is noisy, so it is shrunk towards a multiple of the identity by
+the Ledoit-Wolf formula, which needs no tuning: with few photos per product it approaches the
+plain centred cosine. It is closed form (one covariance, one Cholesky factor), so it is rebuilt
+whenever staff add a photo, in about a second for the demo's 2,700 photos.
+
+On the shipped model and the Grocery Store val split it gives top-1 0.875 where the softmax layer
+trained by gradient descent on the same vectors gave 0.858 and plain mean embeddings 0.841.
+
+Scores are softmax probabilities of the scaled cosines; the scale (an inverse temperature) is
+fitted on photos held out from a first fit, so a score of 0.8 means right about 8 times in 10 on
 photos like the enrolled ones.
 """
 
@@ -13,17 +25,35 @@ from dataclasses import dataclass
 
 import numpy as np
 
+#: Cosines are multiplied by this before the temperature is fitted, so that the fitted
+#: temperature lies well inside the grid of :func:`fit_temperature`.
+COSINE_LOGIT_SCALE = 20.0
+
 
 @dataclass(frozen=True)
-class SoftmaxHead:
-    """Logits ``x @ weights + bias`` divided by ``temperature``, then softmax."""
+class DiscriminantHead:
+    """Scaled cosines between a whitened embedding and each product's whitened mean, softmaxed.
 
-    weights: np.ndarray
-    bias: np.ndarray
+    ``centre`` (D,) is the mean of the product means, ``whiten`` (D, D) maps a centred embedding
+    into the whitened space, ``prototypes`` (K, D) are the unit whitened product means.
+    """
+
+    centre: np.ndarray
+    whiten: np.ndarray
+    prototypes: np.ndarray
+    shrinkage: float
     temperature: float = 1.0
 
+    def cosines(self, x: np.ndarray) -> np.ndarray:
+        """(N, D) embeddings -> (N, K) cosines to the products in the whitened space."""
+        # einsum, not @: numpy's BLAS splits a (1, D) x (D, D) product over threads, which on a
+        # busy two-core kiosk costs 15 ms of waiting instead of 0.2 ms of arithmetic
+        z = np.einsum("nd,de->ne", np.asarray(x, dtype=np.float32) - self.centre, self.whiten)
+        z /= np.maximum(np.linalg.norm(z, axis=1, keepdims=True), 1e-12)
+        return z @ self.prototypes.T
+
     def logits(self, x: np.ndarray) -> np.ndarray:
-        return (x @ self.weights + self.bias) / self.temperature
+        return self.cosines(x) * (COSINE_LOGIT_SCALE / self.temperature)
 
     def probabilities(self, x: np.ndarray) -> np.ndarray:
         """(N, D) unit embeddings -> (N, K) probabilities."""
@@ -32,13 +62,14 @@ class SoftmaxHead:
 
 @dataclass(frozen=True)
 class HeadSettings:
-    """How the head is trained; the defaults were chosen on the train split, checked on val."""
+    """How the head is calibrated (fixed defaults, not tuned on any split)."""
 
-    iterations: int = 300
-    learning_rate: float = 0.05
-    l2: float = 1e-4
     holdout: float = 0.2
     seed: int = 0
+
+
+#: The settings used when none are given.
+DEFAULT_HEAD = HeadSettings()
 
 
 def softmax(logits: np.ndarray) -> np.ndarray:
@@ -47,28 +78,46 @@ def softmax(logits: np.ndarray) -> np.ndarray:
     return exp / exp.sum(axis=1, keepdims=True)
 
 
-def fit(x: np.ndarray, y: np.ndarray, classes: int, settings: HeadSettings) -> SoftmaxHead:
-    """Full-batch Adam on cross-entropy with an L2 penalty; temperature 1."""
-    x = x.astype(np.float32, copy=False)
-    weights = np.zeros((x.shape[1], classes), dtype=np.float32)
-    bias = np.zeros(classes, dtype=np.float32)
-    onehot = np.eye(classes, dtype=np.float32)[y]
-    params = [weights, bias]
-    moments = [np.zeros_like(p) for p in params]
-    squares = [np.zeros_like(p) for p in params]
-    beta1, beta2, eps = 0.9, 0.999, 1e-8
-    for step in range(1, settings.iterations + 1):
-        error = (softmax(x @ weights + bias) - onehot) / len(x)
-        grads = [x.T @ error + settings.l2 * weights, error.sum(axis=0)]
-        for param, grad, m, v in zip(params, grads, moments, squares, strict=True):
-            m *= beta1
-            m += (1 - beta1) * grad
-            v *= beta2
-            v += (1 - beta2) * grad * grad
-            m_hat = m / (1 - beta1**step)
-            v_hat = v / (1 - beta2**step)
-            param -= settings.learning_rate * m_hat / (np.sqrt(v_hat) + eps)
-    return SoftmaxHead(weights, bias)
+def ledoit_wolf(centred: np.ndarray) -> tuple[np.ndarray, float]:
+    """The covariance of rows already centred on their product's mean, and the Ledoit-Wolf
+    shrinkage intensity in [0, 1] towards ``trace / D`` times the identity."""
+    n, dim = centred.shape
+    cov = (centred.T @ centred).astype(np.float64) / n
+    mu = float(np.trace(cov)) / dim
+    frobenius = float(np.sum(cov * cov))
+    delta = frobenius - dim * mu * mu
+    if delta <= 0.0:
+        return cov, 1.0
+    norms = np.einsum("ij,ij->i", centred, centred, dtype=np.float64)
+    beta = (float(np.sum(norms * norms)) - n * frobenius) / (n * n)
+    return cov, float(np.clip(beta / delta, 0.0, 1.0))
+
+
+def fit(x: np.ndarray, y: np.ndarray, classes: int) -> DiscriminantHead:
+    """The whitening and whitened product means for photos ``x`` (N, D) with labels ``y``;
+    temperature 1. Every class in ``range(classes)`` needs at least one photo."""
+    x = np.asarray(x, dtype=np.float32)
+    counts = np.bincount(y, minlength=classes)
+    if np.any(counts == 0):
+        raise ValueError("every product needs at least one photo")
+    sums = np.zeros((classes, x.shape[1]), dtype=np.float64)
+    np.add.at(sums, y, x)
+    means = (sums / counts[:, None]).astype(np.float32)
+    cov, shrinkage = ledoit_wolf(x - means[y])
+    dim = x.shape[1]
+    scale = float(np.trace(cov)) / dim
+    if scale <= 1e-12:  # one photo per product: nothing varies within a product
+        whiten = np.eye(dim, dtype=np.float32)
+        shrinkage = 1.0
+    else:
+        shrinkage = max(shrinkage, 1e-3)  # keeps the matrix well conditioned
+        shrunk = (1.0 - shrinkage) * cov + shrinkage * scale * np.eye(dim)
+        # any square root of the inverse gives the same cosines; the Cholesky factor is cheapest
+        whiten = np.linalg.inv(np.linalg.cholesky(shrunk)).T.astype(np.float32)
+    centre = means.mean(axis=0)
+    prototypes = (means - centre) @ whiten
+    prototypes /= np.maximum(np.linalg.norm(prototypes, axis=1, keepdims=True), 1e-12)
+    return DiscriminantHead(centre, whiten, prototypes.astype(np.float32), shrinkage)
 
 
 def fit_temperature(logits: np.ndarray, y: np.ndarray) -> float:
@@ -82,8 +131,9 @@ def fit_temperature(logits: np.ndarray, y: np.ndarray) -> float:
     return best
 
 
-def train_calibrated(x: np.ndarray, y: np.ndarray, classes: int,
-                     settings: HeadSettings = HeadSettings()) -> SoftmaxHead:
+def train_calibrated(
+    x: np.ndarray, y: np.ndarray, classes: int, settings: HeadSettings = DEFAULT_HEAD
+) -> DiscriminantHead:
     """Fit on all photos, with the temperature fitted on a stratified hold-out of a first fit.
 
     Products with a single photo stay in the fitting part of the split: they cannot be held out.
@@ -97,7 +147,9 @@ def train_calibrated(x: np.ndarray, y: np.ndarray, classes: int,
             held[rng.choice(members, size=count, replace=False)] = True
     temperature = 1.0
     if held.any() and (~held).any():
-        first = fit(x[~held], y[~held], classes, settings)
+        first = fit(x[~held], y[~held], classes)
         temperature = fit_temperature(first.logits(x[held]), y[held])
-    final = fit(x, y, classes, settings)
-    return SoftmaxHead(final.weights, final.bias, temperature)
+    final = fit(x, y, classes)
+    return DiscriminantHead(
+        final.centre, final.whiten, final.prototypes, final.shrinkage, temperature
+    )

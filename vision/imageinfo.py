@@ -33,7 +33,7 @@ class ImageInfo:
 
 
 def sniff_format(data: bytes) -> str:
-    """Name the image format from its magic bytes, or raise an ImageError naming what is accepted."""
+    """The image format from its magic bytes, or an ImageError naming the accepted ones."""
     if data.startswith(b"\xff\xd8\xff"):
         return JPEG
     if data.startswith(b"\x89PNG\r\n\x1a\n"):

@@ -14,11 +14,15 @@ import cv2
 import numpy as np
 
 from vision.errors import ImageError, ImageTooLargeError
-from vision.imageinfo import JPEG, read_info, jpeg_is_complete
+from vision.imageinfo import JPEG, jpeg_is_complete, read_info
 
 # cv2's reduced JPEG decoders scale by 1/2, 1/4 or 1/8 inside the DCT: a 12 MP phone photo decodes
 # in a third of the time and a sixteenth of the memory.
-_REDUCED = ((8, cv2.IMREAD_REDUCED_COLOR_8), (4, cv2.IMREAD_REDUCED_COLOR_4), (2, cv2.IMREAD_REDUCED_COLOR_2))
+_REDUCED = (
+    (8, cv2.IMREAD_REDUCED_COLOR_8),
+    (4, cv2.IMREAD_REDUCED_COLOR_4),
+    (2, cv2.IMREAD_REDUCED_COLOR_2),
+)
 
 PIXEL_MEAN = 127.0
 PIXEL_SCALE = 128.0
@@ -88,7 +92,7 @@ class Preprocessor:
         return cv2.resize(rgb, (new_w, new_h), interpolation=interpolation)
 
     def crop_centre(self, rgb: np.ndarray) -> np.ndarray:
-        """The centred ``size`` x ``size`` square of an image already resized by ``resize_short``."""
+        """The centred ``size`` x ``size`` square of an image resized by ``resize_short``."""
         height, width = rgb.shape[:2]
         top = (height - self.size) // 2
         left = (width - self.size) // 2
@@ -104,7 +108,7 @@ class Preprocessor:
 
 
 def normalise(rgb_square: np.ndarray) -> np.ndarray:
-    """HWC RGB uint8 -> CHW float32 scaled as (x - 127) / 128, the scaling the weights learnt with."""
+    """HWC RGB uint8 -> CHW float32 scaled (x - 127) / 128, the scaling the weights learnt."""
     chw = np.ascontiguousarray(rgb_square.transpose(2, 0, 1), dtype=np.float32)
     chw -= PIXEL_MEAN
     chw /= PIXEL_SCALE

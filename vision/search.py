@@ -16,15 +16,17 @@ import numpy as np
 from vision.embedder import OnnxEmbedder
 from vision.errors import GalleryError
 from vision.gallery import Gallery, Match
-from vision.head import HeadSettings
+from vision.head import DEFAULT_HEAD, HeadSettings
 
 
 @dataclass(frozen=True)
 class SearchResult:
-    """Ranked products; ``confident`` is False when the best score is below the threshold."""
+    """Ranked products; ``confident`` is False ("not sure") when the best score is below the
+    threshold or the photo is not similar enough to any enrolled product."""
 
     matches: list[Match]
     confident: bool
+    similarity: float
     ms: float
     model: str
 
@@ -32,13 +34,19 @@ class SearchResult:
 class PhotoSearch:
     """The embedder and the current gallery; the gallery is swapped whole when it is rebuilt."""
 
-    def __init__(self, embedder: OnnxEmbedder, threshold: float = 0.5,
-                 head_settings: HeadSettings = HeadSettings(),
-                 timer: Callable[[], float] = time.perf_counter) -> None:
+    def __init__(
+        self,
+        embedder: OnnxEmbedder,
+        threshold: float = 0.5,
+        min_similarity: float = 0.4,
+        head_settings: HeadSettings = DEFAULT_HEAD,
+        timer: Callable[[], float] = time.perf_counter,
+    ) -> None:
         if not 0.0 <= threshold <= 1.0:
             raise ValueError(f"the confidence threshold must lie in [0, 1], not {threshold}")
         self.embedder = embedder
         self.threshold = threshold
+        self.min_similarity = min_similarity
         self.head_settings = head_settings
         self._timer = timer
         self._gallery: Gallery | None = None
@@ -65,7 +73,13 @@ class PhotoSearch:
         if gallery is None:
             raise GalleryError("no reference photos are enrolled; add a photo to a product first")
         started = self._timer()
-        matches = gallery.rank(self.embedder.embed(data), top_k)
+        vector = self.embedder.embed(data)
+        matches = gallery.rank(vector, top_k)
+        similarity = gallery.similarity(vector)
         ms = (self._timer() - started) * 1000.0
-        confident = bool(matches) and matches[0].score >= self.threshold
-        return SearchResult(matches, confident, ms, self.embedder.name)
+        confident = (
+            bool(matches)
+            and matches[0].score >= self.threshold
+            and similarity >= self.min_similarity
+        )
+        return SearchResult(matches, confident, similarity, ms, self.embedder.name)

@@ -1,0 +1,339 @@
+"""Photo product search wired to the store: enrolment of reference photos, their embeddings in
+SQLite, the in-memory gallery, and answers with shelf and live stock.
+
+Every path that enrols or searches (the web API, catalogue imports, ``retail-hub vision eval``)
+goes through :class:`PhotoService`, so the eval measures the code that answers shoppers.
+Inference is CPU work: the async entry points run it on the service's own single worker thread,
+which also bounds memory to one decoded photo at a time. A catalogue import is embedded on that
+thread too, after the import has committed, never on the database's writer thread: embedding 81
+product images takes a second or two, and every other write of the store would wait for it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+import time
+from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from functools import partial
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, TypeVar
+
+import numpy as np
+
+from hub.catalog import Catalog, ImportReport
+from hub.config.vision import VisionConfig
+from hub.db import Database, Transaction
+from hub.errors import HubError, InvalidInput, NotFound, TooLarge, Unavailable
+from hub.inventory import Inventory
+from vision.embedder import OnnxEmbedder
+from vision.errors import GalleryError, ImageTooLargeError, VisionError
+from vision.imageinfo import sniff_format
+from vision.pack import PackError, ReferencePack, load_pack
+from vision.search import PhotoSearch
+
+if TYPE_CHECKING:
+    from hub.services import Services
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+_EXTENSIONS = {"jpeg": ".jpg", "png": ".png", "webp": ".webp"}
+#: Photos embedded per database transaction when many are enrolled at once.
+BATCH = 64
+
+
+@dataclass(frozen=True)
+class Enrolment:
+    """A stored reference photo: its image row and whether it was new for the product."""
+
+    image_id: int
+    sku: str
+    path: str
+    added: bool
+
+
+def user_error(exc: VisionError) -> HubError:
+    """A vision error as the hub error a client gets (413 for oversized images, else 400)."""
+    if isinstance(exc, ImageTooLargeError):
+        return TooLarge(exc.message, code=exc.code, details=exc.details or None)
+    if isinstance(exc, GalleryError):
+        return Unavailable(exc.message, code=exc.code)
+    return InvalidInput(exc.message, code=exc.code)
+
+
+class PhotoService:
+    """The store's photo search: loads the model, keeps embeddings in step with product images."""
+
+    def __init__(
+        self,
+        db: Database,
+        catalog: Catalog,
+        inventory: Inventory,
+        images_dir: Path,
+        config: VisionConfig,
+        timer: Callable[[], float] = time.perf_counter,
+    ) -> None:
+        self.db = db
+        self.catalog = catalog
+        self.inventory = inventory
+        self.images_dir = images_dir
+        self.config = config
+        self._timer = timer
+        self._engine: PhotoSearch | None = None
+        self._load_error: str | None = None
+        self._pack: ReferencePack | None = None
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="vision")
+
+    # --- lifecycle ------------------------------------------------------------------------
+
+    @property
+    def engine(self) -> PhotoSearch:
+        if self._engine is None:
+            if self._load_error is not None:
+                raise Unavailable(f"photo search is unavailable: {self._load_error}")
+            raise Unavailable("photo search is still starting; try again in a few seconds")
+        return self._engine
+
+    def load(self) -> None:
+        """Load and warm up the model, embed images that lack a vector for it, build the gallery."""
+        try:
+            embedder = OnnxEmbedder(
+                self.config.model_file, self.config.threads, self.config.max_pixels
+            )
+        except VisionError as exc:
+            raise Unavailable(exc.message, code=exc.code) from exc
+        self._engine = PhotoSearch(
+            embedder,
+            self.config.confidence_threshold,
+            self.config.min_similarity,
+            timer=self._timer,
+        )
+        self._pack = self._load_pack()
+        self.embed_missing()
+        self.refresh()
+
+    def _load_pack(self) -> ReferencePack | None:
+        """The configured reference pack, or None when there is none or it cannot be used (the
+        store's own photos still answer; the log says why the pack was left out)."""
+        path = self.config.reference_pack
+        if path is None:
+            return None
+        try:
+            pack = load_pack(path, self.model_sha)
+        except PackError as exc:
+            log.error("reference pack not used: %s", exc.message)
+            return None
+        log.info("reference pack %s: %d photo embeddings", path, len(pack.keys))
+        return pack
+
+    async def start(self) -> None:
+        """Load in the background thread; a broken model disables photo search, not the hub."""
+        try:
+            await self.run(self.load)
+        except Unavailable as exc:
+            self._load_error = exc.message
+            log.error("photo search disabled: %s", exc.message)
+            return
+        self.catalog.add_listener(self._on_import)
+
+    async def stop(self) -> None:
+        self._executor.shutdown(wait=True)
+
+    async def run(self, fn: Callable[..., T], *args: Any) -> T:
+        """Run blocking vision work on the service's worker thread."""
+        return await asyncio.get_running_loop().run_in_executor(self._executor, partial(fn, *args))
+
+    def _on_import(self, report: ImportReport) -> None:
+        """Called on the thread that committed the import (the database writer): queue the
+        embedding on the vision thread and return at once."""
+        if report.images and self._engine is not None:
+            try:
+                self._executor.submit(self._sync_images)
+            except RuntimeError:  # stopping: the next start embeds what is missing
+                log.info("photo service stopped; new product images are embedded at next start")
+
+    def _sync_images(self) -> None:
+        """Embed new product images, then rebuild the gallery; a failure is logged, since no
+        caller waits for this job."""
+        try:
+            self.embed_missing()
+            self.refresh()
+        except Exception:
+            log.exception("product images could not be embedded after a catalogue import")
+
+    # --- embeddings -----------------------------------------------------------------------
+
+    @property
+    def model_sha(self) -> str:
+        return self.engine.embedder.sha256
+
+    def embed_missing(self) -> int:
+        """Embed every product image without a vector for the current model; returns how many.
+
+        An image file that is gone or unreadable is logged and skipped, not fatal: one bad file
+        must not keep the kiosk from searching the rest.
+        """
+        rows = self.db.query(
+            "SELECT i.id, i.path FROM product_images i WHERE NOT EXISTS (SELECT 1 FROM "
+            "product_embeddings e WHERE e.image_id = i.id AND e.model_sha = ?) ORDER BY i.id",
+            (self.model_sha,),
+        )
+        done = 0
+        for first in range(0, len(rows), BATCH):
+            vectors = []
+            for row in rows[first : first + BATCH]:
+                try:
+                    data = (self.images_dir / row["path"]).read_bytes()
+                    vectors.append((row["id"], self.engine.embed(data)))
+                except (OSError, VisionError) as exc:
+                    log.warning("product image %s cannot be embedded: %s", row["path"], exc)
+            with self.db.transaction() as tx:
+                for image_id, vector in vectors:
+                    self._store_vector(tx, image_id, vector)
+            done += len(vectors)
+        return done
+
+    def _store_vector(self, tx: Transaction, image_id: int, vector: np.ndarray) -> None:
+        tx.execute(
+            "INSERT OR REPLACE INTO product_embeddings (image_id, model_sha, dim, vector) "
+            "VALUES (?, ?, ?, ?)",
+            (image_id, self.model_sha, int(vector.shape[0]), vector.astype("<f4").tobytes()),
+        )
+
+    def stored_vectors(self, kind: str | None = None) -> tuple[list[str], np.ndarray]:
+        """SKUs and vectors of the product images embedded with the current model, optionally
+        only those of one kind ('iconic' or 'reference'), in enrolment order."""
+        rows = self.db.query(
+            "SELECT i.sku, e.vector FROM product_embeddings e JOIN product_images i "
+            "ON i.id = e.image_id WHERE e.model_sha = ? AND (? IS NULL OR i.kind = ?) "
+            "ORDER BY e.image_id",
+            (self.model_sha, kind, kind),
+        )
+        vectors = np.zeros((len(rows), self.engine.embedder.dim), dtype=np.float32)
+        for i, row in enumerate(rows):
+            vectors[i] = np.frombuffer(row["vector"], dtype="<f4")
+        return [row["sku"] for row in rows], vectors
+
+    def refresh(self) -> int:
+        """Rebuild the gallery and its head from the stored vectors and the reference pack's
+        vectors of products still in the catalogue; returns the photo count."""
+        keys, vectors = self.stored_vectors()
+        if self._pack is not None:
+            known = {row["sku"] for row in self.db.query("SELECT sku FROM products")}
+            kept = [i for i, key in enumerate(self._pack.keys) if key in known]
+            keys += [self._pack.keys[i] for i in kept]
+            vectors = np.concatenate([vectors, self._pack.vectors[kept]])
+        if not keys:
+            log.warning("photo search has no enrolled photos yet")
+            return 0
+        self.engine.rebuild(keys, vectors)
+        return len(keys)
+
+    # --- enrolment ------------------------------------------------------------------------
+
+    def enrol_many(
+        self, photos: Iterable[tuple[str, bytes]], kind: str = "reference", rebuild: bool = True
+    ) -> list[Enrolment]:
+        """Store reference photos of products and their embeddings; all or nothing.
+
+        Every photo is checked and embedded before anything is written, so one bad photo in a
+        batch leaves the store as it was and the error names it.
+        """
+        prepared = []
+        for number, (sku, data) in enumerate(photos, start=1):
+            self.catalog.get(sku)
+            try:
+                vector = self.engine.embed(data)
+            except VisionError as exc:
+                error = user_error(exc)
+                error.message = f"photo {number} for {sku}: {error.message}"
+                raise error from exc
+            digest = hashlib.sha256(data).hexdigest()
+            rel = f"{sku}/{digest[:16]}{_EXTENSIONS[sniff_format(data)]}"
+            prepared.append((sku, data, digest, rel, vector))
+        for _, data, _, rel, _ in prepared:
+            target = self.images_dir / rel
+            if not target.exists():
+                target.parent.mkdir(parents=True, exist_ok=True)
+                part = target.with_suffix(".part")
+                part.write_bytes(data)
+                part.replace(target)
+        enrolled = []
+        with self.db.transaction() as tx:
+            for sku, _, digest, rel, vector in prepared:
+                row = tx.execute(
+                    "SELECT id FROM product_images WHERE sku = ? AND sha256 = ?", (sku, digest)
+                ).fetchone()
+                added = row is None
+                if added:
+                    row = tx.execute(
+                        "INSERT INTO product_images (sku, path, kind, sha256, added_at) "
+                        "VALUES (?, ?, ?, ?, ?) RETURNING id",
+                        (sku, rel, kind, digest, self.catalog.clock.now()),
+                    ).fetchone()
+                self._store_vector(tx, int(row[0]), vector)
+                enrolled.append(Enrolment(int(row[0]), sku, rel, added))
+        if rebuild:
+            self.refresh()
+        return enrolled
+
+    def enrol(self, sku: str, data: bytes) -> Enrolment:
+        """Add one staff reference photo to ``sku`` and retrain the head."""
+        return self.enrol_many([(sku, data)])[0]
+
+    def photo_count(self, sku: str) -> int:
+        row = self.db.query_one("SELECT count(*) AS n FROM product_images WHERE sku = ?", (sku,))
+        return int(row["n"]) if row else 0
+
+    # --- search ---------------------------------------------------------------------------
+
+    def search(self, data: bytes, top_k: int | None = None) -> dict[str, Any]:
+        """Photo bytes -> ``{"results", "confident", "ms", "model"}``, each result with the
+        product's name, shelf and available stock. ``ms`` covers decoding to the finished list."""
+        started = self._timer()
+        try:
+            found = self.engine.search(data, top_k or self.config.top_k)
+        except VisionError as exc:
+            raise user_error(exc) from exc
+        results = []
+        for match in found.matches:
+            try:
+                product = self.catalog.get(match.key)
+                available = self.inventory.stock(match.key).available
+            except NotFound:  # deleted since the gallery was built
+                continue
+            results.append(
+                {
+                    "sku": product.sku,
+                    "name": product.names.get("en") or next(iter(product.names.values())),
+                    "score": round(match.score, 4),
+                    "shelf": product.shelf,
+                    "available": available,
+                }
+            )
+        return {
+            "results": results,
+            "confident": found.confident,
+            "ms": round((self._timer() - started) * 1000.0, 2),
+            "model": found.model,
+        }
+
+    def ranked_skus(self, data: bytes, top_k: int) -> tuple[list[str], float]:
+        """The SKUs of :meth:`search`'s answer and its time, for the eval and the bench."""
+        answer = self.search(data, top_k)
+        return [r["sku"] for r in answer["results"]], float(answer["ms"])
+
+
+def setup(services: Services) -> None:
+    """Attach photo search to the hub when enabled; the model loads when the hub starts."""
+    config = services.config.vision
+    if not config.enabled:
+        return
+    service = PhotoService(
+        services.db, services.catalog, services.inventory, services.config.store.images_dir, config
+    )
+    services.photo_search = service
+    services.lifecycle.append(service)

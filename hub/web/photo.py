@@ -1,0 +1,85 @@
+"""Photo search for the kiosk and reference-photo enrolment for staff.
+
+``POST /api/search/photo`` takes the photo as the raw body (``image/jpeg``, ``image/png`` or
+``image/webp``) or as a multipart form with a ``photo`` file field. ``POST
+/api/products/{sku}/photos`` (staff) adds a reference photo the same way. The body size is capped
+by the web app; the pixel count and file integrity are checked by the vision package before any
+decoding, and the work runs on the photo service's own thread.
+"""
+
+from __future__ import annotations
+
+from aiohttp import BodyPartReader, web
+
+from hub.errors import InvalidInput, TooLarge, Unavailable, UnsupportedMedia
+from hub.photo_search import PhotoService
+from hub.web.common import int_query, json_response, require_staff, services
+
+IMAGE_TYPES = ("image/jpeg", "image/png", "image/webp")
+FORM_FIELD = "photo"
+
+
+def photo_service(request: web.Request) -> PhotoService:
+    service = services(request).photo_search
+    if service is None:
+        raise Unavailable("photo search is turned off on this hub (vision.enabled = false)")
+    return service
+
+
+async def read_photo(request: web.Request) -> bytes:
+    """The uploaded photo's bytes, from a raw image body or a multipart ``photo`` field."""
+    content_type = request.content_type
+    if content_type in IMAGE_TYPES:
+        data = await request.read()
+    elif content_type == "multipart/form-data":
+        data = await _form_photo(request)
+    else:
+        raise UnsupportedMedia(
+            f"send the photo as image/jpeg, image/png or image/webp, or as a multipart form with a "
+            f"'{FORM_FIELD}' file; got {content_type or 'no content type'}"
+        )
+    if not data:
+        raise InvalidInput("the photo is empty; send the image's bytes", code="bad_image")
+    return data
+
+
+async def _form_photo(request: web.Request) -> bytes:
+    """The ``photo`` field of a multipart form, read in chunks up to the upload limit (aiohttp's
+    body cap does not apply to streamed multipart parts)."""
+    limit = services(request).config.web.max_upload_bytes
+    reader = await request.multipart()
+    while (part := await reader.next()) is not None:
+        if isinstance(part, BodyPartReader) and part.name == FORM_FIELD:
+            data = bytearray()
+            while chunk := await part.read_chunk():
+                data += chunk
+                if len(data) > limit:
+                    raise TooLarge(f"the photo is larger than {limit // (1024 * 1024)} MiB")
+            return bytes(data)
+    raise InvalidInput(f"the multipart form has no '{FORM_FIELD}' file field")
+
+
+async def search_photo(request: web.Request) -> web.Response:
+    service = photo_service(request)
+    top_k = int_query(request, "limit", service.config.top_k, 1, 20)
+    data = await read_photo(request)
+    answer = await service.run(service.search, data, top_k)
+    return json_response(answer)
+
+
+async def add_photo(request: web.Request) -> web.Response:
+    require_staff(request)
+    service = photo_service(request)
+    sku = request.match_info["sku"]
+    data = await read_photo(request)
+    enrolment = await service.run(service.enrol, sku, data)
+    photos = await service.run(service.photo_count, sku)
+    return json_response(
+        {"sku": sku, "image_id": enrolment.image_id, "added": enrolment.added, "photos": photos},
+        status=201 if enrolment.added else 200,
+    )
+
+
+def setup(app: web.Application) -> None:
+    app.router.add_post("/api/search/photo", search_photo)
+    app.router.add_post("/api/products/{sku}/photos", add_photo)

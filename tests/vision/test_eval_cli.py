@@ -1,0 +1,101 @@
+"""``retail-hub vision eval`` on a small dataset folder with the real layout: it enrols through the
+product's code and prints the contract's JSON."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import sys
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from hub.cli import main
+from tests.conftest import GROCERY
+from tests.vision.conftest import CLASSES, MODEL, PROVENANCE, photos
+from vision.tools import TrainExtraMissingError, require_torch
+
+
+def small_dataset(root: Path) -> Path:
+    """Four products of the Grocery Store dataset: classes.csv rows, 5 train and 2 val photos."""
+    root.mkdir(parents=True, exist_ok=True)
+    lines = (GROCERY / "classes.csv").read_text(encoding="utf-8").splitlines()
+    keep = [lines[0]] + [line for line in lines[1:] if int(line.split(",")[1]) in CLASSES]
+    (root / "classes.csv").write_text("\n".join(keep) + "\n", encoding="utf-8")
+    for split, count in (("train.txt", 5), ("val.txt", 2)):
+        rows = []
+        for class_id in CLASSES:
+            for photo in photos(split, class_id, count):
+                rel = photo.path.relative_to(GROCERY)
+                (root / rel).parent.mkdir(parents=True, exist_ok=True)
+                shutil.copyfile(photo.path, root / rel)
+                rows.append(f"{rel}, {photo.class_id}, {photo.coarse_id}")
+        (root / split).write_text("\n".join(rows) + "\n", encoding="utf-8")
+    for line in keep[1:]:
+        iconic = line.split(",")[4].lstrip("/")
+        (root / iconic).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(GROCERY / iconic, root / iconic)
+    return root
+
+
+def test_eval_prints_the_contract_json_and_records_it(tmp_path: Path) -> None:
+    dataset = small_dataset(tmp_path / "data")
+    record = tmp_path / "provenance.json"
+    shutil.copyfile(PROVENANCE, record)
+    result = CliRunner().invoke(
+        main,
+        [
+            "vision",
+            "eval",
+            str(dataset),
+            "--split",
+            "val.txt",
+            "--json",
+            "--model",
+            str(MODEL),
+            "--record",
+            str(record),
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    figures = json.loads(result.output.strip().splitlines()[-1])
+    assert set(figures) == {"n", "top1", "top5", "coarse_top1", "ms_p50", "ms_p95", "model"}
+    assert figures["n"] == 8
+    assert figures["top1"] == 1.0 and figures["top5"] == 1.0 and figures["coarse_top1"] == 1.0
+    assert 0 < figures["ms_p50"] <= figures["ms_p95"]
+    assert figures["model"] == MODEL.name
+    assert json.loads(record.read_text(encoding="utf-8"))["accuracy"]["val.txt"] == figures
+
+
+def test_eval_names_a_missing_split_file(tmp_path: Path) -> None:
+    dataset = small_dataset(tmp_path)
+    result = CliRunner().invoke(main, ["vision", "eval", str(dataset), "--split", "test.txt"])
+    assert result.exit_code == 1
+    assert "test.txt is missing" in result.output
+
+
+def test_train_without_photos_explains(tmp_path: Path) -> None:
+    config = tmp_path / "hub.toml"
+    config.write_text('[store]\nid = "s1"\nname = "Store"\ndatabase = "hub.db"\n', encoding="utf-8")
+    result = CliRunner().invoke(
+        main,
+        [
+            "vision",
+            "train",
+            "--config",
+            str(config),
+            "--work",
+            str(tmp_path / "w"),
+            "--out",
+            str(tmp_path / "o"),
+        ],
+    )
+    assert result.exit_code == 1
+    assert "no product photos" in result.output
+
+
+def test_train_names_the_missing_extra(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "torch", None)  # what an install without the extra looks like
+    with pytest.raises(TrainExtraMissingError, match=r"pip install 'retail-hub\[train\]'"):
+        require_torch()

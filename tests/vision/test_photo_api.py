@@ -1,0 +1,236 @@
+"""The photo search API on a real hub: staff enrol real dataset photos, the kiosk searches with
+others, and hostile uploads get a 4xx that says what is wrong while the service keeps serving."""
+
+from __future__ import annotations
+
+import asyncio
+import resource
+import threading
+from collections.abc import AsyncIterator
+
+import aiohttp
+import cv2
+import numpy as np
+import pytest_asyncio
+from aiohttp import FormData
+from aiohttp.test_utils import TestClient, TestServer
+
+from hub.app import start_hub
+from hub.photo_search import PhotoService
+from hub.services import Services
+from hub.web.app import create_app
+from tests.openapi_check import SpecClient
+from tests.vision.conftest import BANANA, MODEL, OAT_MILK, jpeg, photos, with_jpeg_size
+
+GRANNY_SMITH = 1
+PRODUCTS = {"BAN-1": BANANA, "OAT-1": OAT_MILK, "APL-1": GRANNY_SMITH}
+
+
+@pytest_asyncio.fixture
+async def photo_client(stocked: Services, staff: dict[str, str]) -> AsyncIterator[TestClient]:
+    """The stocked test hub with photo search started and four photos enrolled per product
+    through the staff endpoint."""
+    stocked.config.vision.model_path = MODEL
+    service = PhotoService(
+        stocked.db,
+        stocked.catalog,
+        stocked.inventory,
+        stocked.config.store.images_dir,
+        stocked.config.vision,
+    )
+    stocked.photo_search = service
+    stocked.bus.bind(asyncio.get_running_loop())
+    await service.start()
+    async with TestClient(TestServer(create_app(stocked))) as client:
+        for sku, class_id in PRODUCTS.items():
+            for photo in photos("train.txt", class_id, 4):
+                response, body = await SpecClient(client, staff).call(
+                    "POST",
+                    f"/api/products/{sku}/photos",
+                    data=photo.path.read_bytes(),
+                    content_type="image/jpeg",
+                )
+                assert response.status == 201, body
+        yield client
+    await service.stop()
+
+
+async def search(client: TestClient, data: bytes, content_type: str = "image/jpeg") -> dict:
+    """POST a photo; the exchange is validated against docs/openapi.yaml."""
+    response, body = await SpecClient(client).call(
+        "POST", "/api/search/photo", data=data, content_type=content_type
+    )
+    body["status"] = response.status
+    return body
+
+
+async def test_kiosk_photo_finds_the_product_with_shelf_and_stock(photo_client: TestClient) -> None:
+    answer = await search(photo_client, photos("val.txt", BANANA, 1)[0].path.read_bytes())
+    assert answer["status"] == 200
+    best = answer["results"][0]
+    assert best["sku"] == "BAN-1" and best["name"] == "Banana"
+    assert best["shelf"] == "A1" and best["available"] == 40
+    assert set(best) == {"sku", "name", "score", "shelf", "available"}
+    assert answer["confident"] is (best["score"] >= 0.5)
+    assert answer["ms"] > 0 and len(answer["results"]) == 3
+
+
+async def test_multipart_upload_and_limit(photo_client: TestClient) -> None:
+    form = FormData()
+    form.add_field(
+        "photo",
+        photos("val.txt", OAT_MILK, 1)[0].path.read_bytes(),
+        filename="kiosk.jpg",
+        content_type="image/jpeg",
+    )
+    response = await photo_client.post("/api/search/photo?limit=1", data=form)
+    body = await response.json()
+    assert response.status == 200
+    assert [r["sku"] for r in body["results"]] == ["OAT-1"]
+
+
+async def test_png_and_webp_uploads_are_searched(photo_client: TestClient) -> None:
+    bgr = cv2.imread(str(photos("val.txt", OAT_MILK, 2)[1].path))
+    for ext, content_type in ((".png", "image/png"), (".webp", "image/webp")):
+        ok, data = cv2.imencode(ext, bgr)
+        assert ok
+        answer = await search(photo_client, data.tobytes(), content_type)
+        assert answer["status"] == 200 and answer["results"][0]["sku"] == "OAT-1"
+
+
+async def test_staff_photo_is_stored_once_and_needs_the_token(
+    photo_client: TestClient, staff: dict[str, str]
+) -> None:
+    data = photos("train.txt", BANANA, 5)[4].path.read_bytes()
+    url = "/api/products/BAN-1/photos"
+    denied = await photo_client.post(url, data=data, headers={"Content-Type": "image/jpeg"})
+    assert denied.status == 401
+    headers = {**staff, "Content-Type": "image/jpeg"}
+    first = await photo_client.post(url, data=data, headers=headers)
+    again = await photo_client.post(url, data=data, headers=headers)
+    assert first.status == 201 and again.status == 200
+    assert (await first.json())["photos"] == 5 and (await again.json())["added"] is False
+    missing = await photo_client.post("/api/products/NOPE-1/photos", data=data, headers=headers)
+    assert missing.status == 404
+
+
+def max_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+async def test_hostile_uploads_get_clear_4xx_and_service_keeps_serving(
+    photo_client: TestClient, bomb: bytes
+) -> None:
+    good = photos("val.txt", BANANA, 1)[0].path.read_bytes()
+    tiny = jpeg(np.zeros((64, 64, 3), np.uint8))
+    cases = [
+        (b"", "image/jpeg", 400, "empty"),
+        (b"hello, this is text", "image/jpeg", 400, "not a JPEG, PNG or WebP"),
+        (good[: len(good) // 2], "image/jpeg", 400, "cut short"),
+        (with_jpeg_size(tiny, 10_000, 10_000), "image/jpeg", 413, "megapixels"),
+        (bomb, "image/png", 413, "megapixels"),
+        (good, "text/plain", 415, "image/jpeg"),
+        (good, "application/json", 415, "multipart"),
+    ]
+    before = max_rss_mb()
+    for data, content_type, status, words in cases:
+        answer = await search(photo_client, data, content_type)
+        assert answer["status"] == status, (content_type, answer)
+        assert words in answer["error"]["message"], answer
+        assert "Traceback" not in answer["error"]["message"]
+        healthy = await search(photo_client, good)
+        assert healthy["status"] == 200 and healthy["results"][0]["sku"] == "BAN-1"
+    assert max_rss_mb() - before < 150  # the 400-megapixel bomb was never decoded
+
+
+async def test_upload_over_the_body_limit_is_refused(photo_client: TestClient) -> None:
+    big = b"\xff\xd8\xff" + bytes(13 * 1024 * 1024)
+    answer = await search(photo_client, big)
+    assert answer["status"] == 413
+
+
+async def test_multipart_without_photo_field_is_explained(photo_client: TestClient) -> None:
+    form = FormData()
+    form.add_field("picture", b"abc", filename="x.jpg", content_type="image/jpeg")
+    response = await photo_client.post("/api/search/photo", data=form)
+    assert response.status == 400
+    assert "'photo' file field" in (await response.json())["error"]["message"]
+
+
+async def test_photo_search_turned_off_answers_503(client: TestClient) -> None:
+    response = await client.post(
+        "/api/search/photo", data=b"x", headers={"Content-Type": "image/jpeg"}
+    )
+    assert response.status == 503
+    assert "vision.enabled" in (await response.json())["error"]["message"]
+
+
+async def test_multipart_photo_over_the_limit_is_refused(photo_client: TestClient) -> None:
+    form = FormData()
+    form.add_field(
+        "photo",
+        b"\xff\xd8\xff" + bytes(13 * 1024 * 1024),
+        filename="big.jpg",
+        content_type="image/jpeg",
+    )
+    response = await photo_client.post("/api/search/photo", data=form)
+    assert response.status == 413
+
+
+async def test_running_hub_wires_photo_search_from_config(make_config, staff) -> None:
+    """The real start path: FEATURES builds the service, the lifecycle loads and warms the model,
+    and a catalogue import enrols the product image for search, on the vision thread: the import's
+    write is answered while that thread is still busy with other work."""
+    hub = await start_hub(make_config(vision={"model_path": str(MODEL)}))
+    try:
+        service = hub.services.photo_search
+        assert service is not None and service.engine.embedder.path == MODEL
+        folder = hub.services.config.store.images_dir.parent / "catalog"
+        folder.mkdir()
+        rows = []
+        for sku, class_id in PRODUCTS.items():
+            (folder / f"{sku}.jpg").write_bytes(
+                photos("train.txt", class_id, 1)[0].path.read_bytes()
+            )
+            rows.append(
+                (
+                    len(rows) + 1,
+                    {"sku": sku, "names": {"en": sku}, "shelf": "Z9", "image": f"{sku}.jpg"},
+                )
+            )
+        gate = threading.Event()
+        busy = asyncio.ensure_future(service.run(gate.wait, 30))
+        await hub.services.db.write(hub.services.catalog.import_rows, rows, folder)
+        assert service.engine.gallery is None  # nothing embedded on the writer thread
+        gate.set()
+        assert await busy
+        assert await service.run(service.refresh) == 3  # queued after the import's embedding
+        assert service.engine.gallery is not None and service.engine.gallery.photos == 3
+        async with aiohttp.ClientSession() as session:
+            data = photos("val.txt", OAT_MILK, 1)[0].path.read_bytes()
+            async with session.post(
+                f"{hub.url}/api/search/photo", data=data, headers={"Content-Type": "image/jpeg"}
+            ) as response:
+                body = await response.json()
+        assert response.status == 200 and body["results"][0]["sku"] == "OAT-1"
+    finally:
+        await hub.stop()
+
+
+async def test_broken_model_disables_photo_search_not_the_hub(make_config, tmp_path) -> None:
+    broken = tmp_path / "broken.onnx"
+    broken.write_bytes(b"nonsense")
+    hub = await start_hub(make_config(vision={"model_path": str(broken)}))
+    try:
+        async with aiohttp.ClientSession() as session:
+            async with session.post(
+                f"{hub.url}/api/search/photo",
+                data=b"\xff\xd8\xff",
+                headers={"Content-Type": "image/jpeg"},
+            ) as response:
+                body = await response.json()
+            async with session.get(f"{hub.url}/api/products?q=milk") as other:
+                assert other.status == 200
+        assert response.status == 503 and "cannot be loaded" in body["error"]["message"]
+    finally:
+        await hub.stop()

@@ -1,0 +1,1 @@
+"""The shipped photo model (ONNX) and its provenance record; data only."""
