@@ -7,14 +7,22 @@ so the same matching works for any detector's output."""
 from __future__ import annotations
 
 import bisect
+import json
 from collections import defaultdict
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 
+from beacons.advertisement import Advertisement
+from beacons.errors import TraceError
+from beacons.members_file import MemberKeys
+from beacons.pipeline import Detector, PresencePipeline, TraceClock
 from beacons.presence import PresenceEvent
+from beacons.tokens import TokenResolver
 
-EARLY_S = 30.0  # an arrival this much before the door crossing counts as early, not false
+EARLY_S = 30.0  # an arrival this long before the door crossing is early (latency < 0), not false
 ZONE_STEP_S = 1.0
+TRUTH_EVENTS = frozenset({"arrived", "zone", "left", "passed", "scenario"})
 
 
 @dataclass
@@ -117,7 +125,8 @@ def score(truth: Iterable[Mapping[str, object]], events: Iterable[PresenceEvent]
     )
     detected_zones: dict[str, list[tuple[float, str | None]]] = defaultdict(list)
     for event in sorted(events, key=lambda e: e.t):
-        detected_zones[event.member].append((event.t, event.zone if event.event != "left" else None))
+        zone = event.zone if event.event != "left" else None
+        detected_zones[event.member].append((event.t, zone))
         visit = _visit_at(visits.get(event.member, []), event.t)
         if event.event == "arrived":
             if visit is None:
@@ -131,10 +140,7 @@ def score(truth: Iterable[Mapping[str, object]], events: Iterable[PresenceEvent]
             elif visit.detected is None:
                 visit.detected = event.t
         elif event.event == "left" and visit is not None:
-            if event.t < visit.left:
-                visit.flaps += 1
-            elif visit.departed is None:
-                visit.departed = event.t
+            visit.flaps += 1  # said "left" while the member was still inside
         elif event.event == "left":
             for candidate in visits.get(event.member, []):
                 if candidate.left <= event.t and candidate.departed is None:
@@ -179,3 +185,55 @@ def _zone_agreement(visit: _Visit, detected: list[tuple[float, str | None]]) -> 
             hits += detected[i][1] == visit.zones[j][1]
         t += ZONE_STEP_S
     return hits, samples
+
+
+def read_truth(path: Path) -> list[dict[str, object]]:
+    """Ground-truth records (JSON Lines). Raises TraceError naming the line of a bad record."""
+    records: list[dict[str, object]] = []
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except OSError as exc:
+        raise TraceError(f"cannot read truth file: {exc.strerror}", source=str(path)) from exc
+    for number, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise TraceError(f"not valid JSON: {exc}", source=str(path), line=number) from exc
+        if (
+            not isinstance(record, dict)
+            or not isinstance(record.get("t"), int | float)
+            or (record.get("event") not in TRUTH_EVENTS)
+        ):
+            raise TraceError(
+                f"a truth record needs a numeric 't' and an 'event' in {sorted(TRUTH_EVENTS)}",
+                source=str(path),
+                line=number,
+            )
+        records.append(record)
+    return records
+
+
+def write_truth(path: Path, records: Iterable[Mapping[str, object]]) -> None:
+    """Write ground truth as JSON Lines."""
+    with path.open("w", encoding="utf-8") as out:
+        for record in records:
+            out.write(json.dumps(record, separators=(",", ":")) + "\n")
+
+
+def evaluate(
+    advertisements: Sequence[Advertisement],
+    truth: Sequence[Mapping[str, object]],
+    members: MemberKeys,
+    detectors: Mapping[str, Callable[[TraceClock], Detector]],
+) -> dict[str, Score]:
+    """Run each detector over the same advertisements and score it against ``truth``."""
+    scores: dict[str, Score] = {}
+    for name, make in detectors.items():
+        clock = TraceClock()
+        pipeline = PresencePipeline(
+            TokenResolver(members.chain_prefix, members.keys), make(clock), clock
+        )
+        scores[name] = score(truth, list(pipeline.run(advertisements)))
+    return scores

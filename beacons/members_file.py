@@ -42,7 +42,7 @@ def parse_members(doc: object, *, source: str = "members file") -> MemberKeys:
     keys: dict[str, bytes] = {}
     for index, entry in enumerate(members):
         if not isinstance(entry, dict) or set(entry) != {"id", "key"}:
-            raise MembersFileError(f"{source}: members[{index}] must be {{\"id\", \"key\"}}")
+            raise MembersFileError(f'{source}: members[{index}] must be {{"id", "key"}}')
         member, key = entry["id"], entry["key"]
         if not isinstance(member, str) or not member or not isinstance(key, str):
             raise MembersFileError(f"{source}: members[{index}] needs a string id and key")

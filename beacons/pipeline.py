@@ -9,7 +9,9 @@ from collections.abc import Iterable, Iterator
 from typing import IO, Protocol
 
 from beacons.advertisement import Advertisement
-from beacons.presence import PresenceEvent
+from beacons.members_file import MemberKeys
+from beacons.presence import PresenceEngine, PresenceEvent
+from beacons.settings import PresenceSettings
 from beacons.tokens import TokenResolver
 from beacons.trace import decode_line
 
@@ -26,12 +28,26 @@ class Detector(Protocol):
         """Events due by ``now``."""
 
 
+class TraceClock:
+    """The clock of a replay: the time of the latest advertisement seen. Injected into the
+    engine so a trace replayed flat out decides exactly what the live hub would have."""
+
+    def __init__(self) -> None:
+        self.t = float("-inf")
+
+    def __call__(self) -> float:
+        return self.t
+
+
 class PresencePipeline:
     """Feeds advertisements through the resolver into a detector, in arrival order."""
 
-    def __init__(self, resolver: TokenResolver, detector: Detector) -> None:
+    def __init__(
+        self, resolver: TokenResolver, detector: Detector, clock: TraceClock | None = None
+    ) -> None:
         self.resolver = resolver
         self.detector = detector
+        self.clock = clock or TraceClock()
         self.advertisements = 0
         self.resolved = 0
 
@@ -44,6 +60,8 @@ class PresencePipeline:
     ) -> list[PresenceEvent]:
         """``feed`` on the four fields presence needs (what the replay loop decodes)."""
         self.advertisements += 1
+        if t > self.clock.t:
+            self.clock.t = t
         detector = self.detector
         events = detector.expire(t) if t >= detector.next_deadline else []
         for uuid in service_uuids:
@@ -52,6 +70,10 @@ class PresencePipeline:
                 self.resolved += 1
                 events += detector.observe(member, scanner, rssi, t)
         return events
+
+    def expire(self, now: float) -> list[PresenceEvent]:
+        """Events due by ``now`` with no advertisement to trigger them (the live timer)."""
+        return self.detector.expire(now)
 
     def run(self, advertisements: Iterable[Advertisement]) -> Iterator[PresenceEvent]:
         """Every event of a sequence of advertisements, as fast as they can be processed."""
@@ -64,3 +86,14 @@ class PresencePipeline:
             if line.strip():
                 adv = decode_line(line, source=source, number=number)
                 yield from self.feed_fields(adv.t, adv.scanner, adv.rssi, adv.service_uuids)
+
+
+def replay_pipeline(
+    members: MemberKeys, settings: PresenceSettings
+) -> tuple[PresencePipeline, PresenceEngine]:
+    """A pipeline (and its engine) for replaying a trace as fast as it can be read: the engine's
+    clock is the trace's own time, so it decides what the live hub would have decided."""
+    clock = TraceClock()
+    engine = PresenceEngine(settings, clock)
+    pipeline = PresencePipeline(TokenResolver(members.chain_prefix, members.keys), engine, clock)
+    return pipeline, engine

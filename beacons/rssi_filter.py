@@ -1,4 +1,5 @@
-"""A time-windowed robust RSSI filter: the median of the readings of the last ``window_s`` seconds.
+"""A time-windowed robust RSSI filter over the readings of the last ``window_s`` seconds: the median
+(the level) and the second-highest reading (the peak statistic).
 
 A window of seconds, not samples, because phones advertise anywhere from 10 times a second to once
 every two: a sample count would mean 0.3 s for one phone and 6 s for another. The median, because
@@ -24,8 +25,9 @@ class RssiWindow:
         self.values: deque[int] = deque()
 
     def push(self, t: float, rssi: int) -> None:
-        """Add a reading at time ``t`` and forget readings older than the window. Readings that
-        arrive slightly out of order (several relays) are kept; only age matters."""
+        """Add a reading at time ``t`` and forget readings older than the window (readings that
+        arrive slightly out of order from several relays are kept until the ones before them age
+        out)."""
         times, values = self.times, self.values
         times.append(t)
         values.append(rssi)
@@ -39,10 +41,15 @@ class RssiWindow:
 
     def level(self) -> float:
         """Median of the readings in the window (dBm). The window must not be empty."""
+        return self.level_and_top()[0]
+
+    def level_and_top(self) -> tuple[float, float]:
+        """(median, second-highest reading) in one sort: what the engine needs per reading."""
         ordered = sorted(self.values)
         n = len(ordered)
         mid = n >> 1
-        return float(ordered[mid]) if n & 1 else (ordered[mid - 1] + ordered[mid]) / 2
+        median = float(ordered[mid]) if n & 1 else (ordered[mid - 1] + ordered[mid]) / 2
+        return median, float(ordered[-2] if n > 1 else ordered[-1])
 
     def spread(self) -> float:
         """Interquartile range of the readings in the window (dB); 0 with fewer than 4."""

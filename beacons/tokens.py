@@ -106,9 +106,7 @@ class TokenResolver:
 
     def _rebuild(self, center: int) -> None:
         wanted = (center - 1, center, center + 1)
-        self._by_window = {
-            w: self._by_window.get(w) or self._window_table(w) for w in wanted
-        }
+        self._by_window = {w: self._by_window.get(w) or self._window_table(w) for w in wanted}
         table: dict[str, str] = {}
         for w in wanted:
             table.update(self._by_window[w])
@@ -116,6 +114,4 @@ class TokenResolver:
         self._center = center
 
     def _window_table(self, window: int) -> dict[str, str]:
-        return {
-            token_uuid(self._prefix, key, window): member for member, key in self._keys.items()
-        }
+        return {token_uuid(self._prefix, key, window): member for member, key in self._keys.items()}

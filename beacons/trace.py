@@ -18,8 +18,9 @@ _decoder = msgspec.json.Decoder(Advertisement)
 _encoder = msgspec.json.Encoder()
 
 
-def decode_line(line: bytes | str, *, source: str = "<trace>", number: int | None = None
-                ) -> Advertisement:
+def decode_line(
+    line: bytes | str, *, source: str = "<trace>", number: int | None = None
+) -> Advertisement:
     """Decode one trace line. Raises TraceError naming ``source:number`` and the bad field."""
     try:
         adv = _decoder.decode(line)

@@ -126,14 +126,14 @@ def parse_eddystone(data: bytes) -> EddystoneFrame:
             raise FrameError(f"Eddystone-URL needs at least 3 bytes, got {len(data)}")
         return EddystoneURL(int8(data[1]), decode_url(bytes(data[2:])))
     if frame_type == TLM_TYPE:
+        if len(data) > 1 and data[1] != 0:
+            raise FrameError(
+                f"Eddystone-TLM version {data[1]} is not plain telemetry (version 1 is "
+                "encrypted; configure the beacon for unencrypted TLM to monitor it)"
+            )
         if len(data) != _TLM.size:
             raise FrameError(f"Eddystone-TLM must be {_TLM.size} bytes, got {len(data)}")
-        _, version, battery, raw_temp, adv_count, uptime = _TLM.unpack(data)
-        if version != 0:
-            raise FrameError(
-                f"Eddystone-TLM version {version} is not plain telemetry (version 1 is encrypted; "
-                "configure the beacon for unencrypted TLM to monitor it)"
-            )
+        _, _, battery, raw_temp, adv_count, uptime = _TLM.unpack(data)
         temperature = None if raw_temp == TLM_NO_TEMPERATURE else raw_temp / 256
         return EddystoneTLM(battery, temperature, adv_count, uptime)
     if frame_type == EID_TYPE:

@@ -1,7 +1,7 @@
 """Apple iBeacon: manufacturer data under company 0x004C, ``02 15 | UUID | major | minor | power``.
 
-Apple also puts other payloads (Continuity, AirDrop) under 0x004C; only the ``02 15`` prefix marks an
-iBeacon, so anything else under that company id is "not an iBeacon" rather than an error."""
+Apple also puts other payloads (Continuity, AirDrop) under 0x004C; only the ``02 15`` prefix marks
+an iBeacon, so anything else under that company id is "not an iBeacon" rather than an error."""
 
 from __future__ import annotations
 

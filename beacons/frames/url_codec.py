@@ -8,8 +8,20 @@ from beacons.errors import FrameError
 
 SCHEMES: tuple[str, ...] = ("http://www.", "https://www.", "http://", "https://")
 EXPANSIONS: tuple[str, ...] = (
-    ".com/", ".org/", ".edu/", ".net/", ".info/", ".biz/", ".gov/",
-    ".com", ".org", ".edu", ".net", ".info", ".biz", ".gov",
+    ".com/",
+    ".org/",
+    ".edu/",
+    ".net/",
+    ".info/",
+    ".biz/",
+    ".gov/",
+    ".com",
+    ".org",
+    ".edu",
+    ".net",
+    ".info",
+    ".biz",
+    ".gov",
 )
 MAX_ENCODED_BODY = 17
 # Longest expansions first, so ".com/" wins over ".com" when both match.
@@ -21,7 +33,7 @@ def encode_url(url: str) -> bytes:
     contains characters outside printable ASCII, or does not fit in the 17-byte body."""
     for code in sorted(range(len(SCHEMES)), key=lambda c: -len(SCHEMES[c])):
         if url.startswith(SCHEMES[code]):
-            scheme, rest = code, url[len(SCHEMES[code]):]
+            scheme, rest = code, url[len(SCHEMES[code]) :]
             break
     else:
         raise FrameError(f"Eddystone-URL must start with http:// or https://, got {url!r}")

@@ -10,6 +10,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+INNER_DEPTH_M = (7.0, 10.0)  # the pair layout's interior scanner: this far in from the front
+
 
 @dataclass(frozen=True, slots=True)
 class Zone:
@@ -57,7 +59,9 @@ class Layout:
             out[zone.contains(x, y) & (out == None)] = zone.name  # noqa: E711 (numpy mask)
         return out
 
-    def random_inside(self, rng: np.random.Generator, zone: Zone | None = None) -> tuple[float, float]:
+    def random_inside(
+        self, rng: np.random.Generator, zone: Zone | None = None
+    ) -> tuple[float, float]:
         """A random standing point on the shop floor (optionally within ``zone``), kept 0.5 m
         away from walls."""
         x0, y0, x1, y1 = (
@@ -70,10 +74,13 @@ class Layout:
 
 
 def single_scanner_layout(
-    rng: np.random.Generator, *, vary: bool, scanner: str = "door"
+    rng: np.random.Generator, *, vary: bool, scanner: str = "door", inner: bool = False
 ) -> Layout:
     """The contract's default store: one scanner just inside the entrance, the whole shop being
-    that scanner's zone. With ``vary`` the shop size, door and scanner mounting change per seed."""
+    that scanner's zone. With ``vary`` the shop size, door, pavement width and scanner mounting
+    change per seed. ``inner`` adds a second scanner, ``inner``, 7-10 m in from the front within
+    2 m of the door's axis at 2.0-2.6 m (a ceiling, a shelf top, the till), reporting the same
+    zone: the same store and crowd as without it, so the two deployments compare one to one."""
     width = float(rng.uniform(8, 25)) if vary else 14.0
     depth = float(rng.uniform(10, 30)) if vary else 18.0
     door_x = float(rng.uniform(2.5, width - 2.5)) if vary else width / 2
@@ -81,9 +88,20 @@ def single_scanner_layout(
     inset = float(rng.uniform(0.5, 1.5)) if vary else 1.0
     lateral = float(rng.uniform(-1.2, 1.2)) if vary else 0.8
     height = float(rng.uniform(0.8, 2.2)) if vary else 1.5
+    pavement = float(rng.uniform(2.5, 5.0)) if vary else 4.0
     zones = (Zone(scanner, 0.0, 0.0, width, depth),)
-    placement = ScannerPlacement(scanner, scanner, door_x + lateral, inset, height)
-    return Layout(width, depth, door_x, door_width, 4.0, zones, (placement,))
+    placements = (ScannerPlacement(scanner, scanner, door_x + lateral, inset, height),)
+    # Drawn whether or not it is used, so a seed gives the same store with and without it.
+    inner_at = ScannerPlacement(
+        "inner",
+        scanner,
+        float(np.clip(door_x + rng.uniform(-2.0, 2.0), 0.5, width - 0.5)),
+        float(min(rng.uniform(*INNER_DEPTH_M), depth - 1.0)),
+        float(rng.uniform(2.0, 2.6)) if vary else 2.4,
+    )
+    if inner:
+        placements += (inner_at,)
+    return Layout(width, depth, door_x, door_width, pavement, zones, placements)
 
 
 def zoned_layout(rng: np.random.Generator, *, vary: bool) -> Layout:
@@ -104,4 +122,5 @@ def zoned_layout(rng: np.random.Generator, *, vary: bool) -> Layout:
         ScannerPlacement("aisles", "aisles", width / 2, (entrance_end + pickup_start) / 2, height),
         ScannerPlacement("pickup", "pickup", width * 0.7, depth - 2.0, height),
     )
-    return Layout(width, depth, door_x, 1.6, 4.0, zones, scanners)
+    pavement = float(rng.uniform(2.5, 5.0)) if vary else 4.0
+    return Layout(width, depth, door_x, 1.6, pavement, zones, scanners)

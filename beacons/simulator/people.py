@@ -13,6 +13,7 @@ from beacons.simulator.layout import Layout
 
 INTO_SHOP = math.pi / 2
 TRUTH_STEP_S = 0.5
+SHY_DISTANCE_M = 0.5  # walkers keep this far from a building face and the kerb
 
 
 @dataclass
@@ -31,19 +32,22 @@ def _speed(rng: np.random.Generator) -> float:
 
 
 def _street_start(rng: np.random.Generator, layout: Layout) -> tuple[float, float, int]:
+    """Where someone starts along the pavement: anywhere across it, keeping the half-metre shy
+    distance walkers leave to a building face and to the kerb."""
     side = 1 if rng.random() < 0.5 else -1
-    return layout.door_x - side * float(rng.uniform(25, 40)), -float(rng.uniform(0.8, 3.5)), side
+    y = -float(rng.uniform(SHY_DISTANCE_M, layout.pavement - SHY_DISTANCE_M))
+    return layout.door_x - side * float(rng.uniform(25, 40)), y, side
 
 
 def _linger_spot(rng: np.random.Generator, layout: Layout) -> tuple[float, float]:
-    """Where a window-shopper stands: half in the open doorway's mouth, half before a window."""
+    """Where a window-shopper stands: half in front of the open door, 1-3 m out from the threshold
+    (closer would block the way in), half at a display window beside it, close to the glass."""
     if rng.random() < 0.5:
-        return (
-            layout.door_x + float(rng.uniform(-0.6, 0.6)) * layout.door_width,
-            -float(rng.uniform(0.3, 1.2)),
-        )
+        out = float(rng.uniform(1.0, min(3.0, layout.pavement - SHY_DISTANCE_M)))
+        return layout.door_x + float(rng.uniform(-0.5, 0.5)) * layout.door_width, -out
     side = 1 if rng.random() < 0.5 else -1
-    return layout.door_x + side * float(rng.uniform(1.0, 4.0)), -float(rng.uniform(0.3, 1.0))
+    beside = layout.door_width / 2 + float(rng.uniform(0.3, 4.0))
+    return layout.door_x + side * beside, -float(rng.uniform(0.3, 1.0))
 
 
 def _linger(b: ItineraryBuilder, rng: np.random.Generator, seconds: float) -> None:

@@ -64,24 +64,29 @@ class Phone:
 
 
 def draw_interval(rng: np.random.Generator) -> float:
-    """Advertising interval: fast foreground apps, the common once a second, and slow ones."""
-    kind = rng.choice(4, p=[0.25, 0.2, 0.45, 0.1])
-    return float(
-        (rng.uniform(0.1, 0.3), rng.uniform(0.4, 0.7), rng.uniform(0.9, 1.1), rng.uniform(1.8, 2.2))[
-            kind
-        ]
-    )
+    """Advertising interval: Android's three advertise modes (low latency ~100 ms, balanced
+    ~250 ms, low power ~1 s, the last the default) and iOS foreground advertising, which falls in
+    the same range."""
+    ranges = ((0.1, 0.15), (0.2, 0.3), (0.9, 1.1))
+    low, high = ranges[int(rng.choice(3, p=[0.25, 0.25, 0.5]))]
+    return float(rng.uniform(low, high))
 
 
 def draw_phone(
-    rng: np.random.Generator, *, power_sd_db: float, key: bytes | None, prefix: bytes, seed: int
+    rng: np.random.Generator,
+    *,
+    reference_dbm: float,
+    power_sd_db: float,
+    key: bytes | None,
+    prefix: bytes,
+    seed: int,
 ) -> Phone:
     """A phone with its carrying and radio draws; calibration spread between models is
-    ``power_sd_db`` around -59 dBm at 1 m."""
+    ``power_sd_db`` around the store's ``reference_dbm`` at 1 m."""
     in_front = bool(rng.random() < 0.75)
     return Phone(
         interval_s=draw_interval(rng),
-        power_1m_dbm=float(-59 + rng.normal(0, power_sd_db)),
+        power_1m_dbm=float(reference_dbm + rng.normal(0, power_sd_db)),
         carried_in_front=in_front,
         body_loss_db=float(rng.uniform(3, 12)),
         height_m=float(rng.uniform(0.8, 1.4)),

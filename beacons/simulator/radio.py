@@ -1,6 +1,6 @@
 """The radio channel between a phone and a scanner.
 
-Received power = phone's 1 m power + scanner gain - 10 n log10(d) (log-distance, 3-D distance)
+Received power = phone's 1 m power + scanner gain - dual-slope log-distance loss (3-D distance)
 - front-wall loss (none through the open door, a ramp over the door edges for diffraction)
 - body loss (the wearer between phone and scanner) + shadowing (a spatially correlated random field
 per scanner, so standing still means a fixed offset, not noise that averages away) + fast fading
@@ -53,7 +53,9 @@ class Radio:
         self.layout = layout
         self.physics = physics
         self.fields = {s.name: ShadowField(layout, physics, rng) for s in layout.scanners}
-        self.gain = {s.name: float(rng.normal(0, physics.scanner_gain_sd_db)) for s in layout.scanners}
+        self.gain = {
+            s.name: float(rng.normal(0, physics.scanner_gain_sd_db)) for s in layout.scanners
+        }
 
     def receive(
         self,
@@ -66,12 +68,10 @@ class Radio:
         rng: np.random.Generator,
     ) -> tuple[np.ndarray, np.ndarray]:
         """(received mask, integer RSSI) for advertisements sent at ``times`` from (x, y)."""
-        p, lay = self.physics, self.layout
+        p = self.physics
         dx, dy = scanner.x - x, scanner.y - y
         dist = np.sqrt(dx**2 + dy**2 + (scanner.z - phone.height_m) ** 2).clip(min=0.3)
-        mean = phone.power_1m_dbm + self.gain[scanner.name] - 10 * p.path_loss_exponent * np.log10(
-            dist
-        )
+        mean = phone.power_1m_dbm + self.gain[scanner.name] - p.path_loss_db(dist)
         wall = self._wall_loss(x, y, scanner)
         facing = np.cos(np.arctan2(dy, dx) - heading)
         blocked = np.clip(-facing if phone.carried_in_front else facing, 0, 1)

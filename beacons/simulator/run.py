@@ -5,6 +5,7 @@ and the members file needed to resolve the tokens."""
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -45,9 +46,9 @@ def simulate(scenario: Scenario) -> Simulation:
     rng = np.random.default_rng(scenario.seed)
     vary = scenario.vary
     layout = (
-        single_scanner_layout(rng, vary=vary)
-        if scenario.layout == "single"
-        else zoned_layout(rng, vary=vary)
+        zoned_layout(rng, vary=vary)
+        if scenario.layout == "zones"
+        else single_scanner_layout(rng, vary=vary, inner=scenario.layout == "pair")
     )
     physics = Physics.draw(rng, vary=vary)
     radio = Radio(layout, physics, rng)
@@ -56,15 +57,25 @@ def simulate(scenario: Scenario) -> Simulation:
     prefix = rng.bytes(8)
     keys: dict[str, bytes] = {}
     truth: list[dict[str, object]] = [
-        {"t": t0, "member": None, "event": "scenario", "zone": None,
-         "scenario": scenario.model_dump(), "until": t_end}
+        {
+            "t": t0,
+            "member": None,
+            "event": "scenario",
+            "zone": None,
+            "scenario": scenario.model_dump(),
+            "until": t_end,
+        }
     ]
     emitters: list[_Emitter] = []
     serial = iter(range(1, 1 << 30))
 
     def new_phone(key: bytes | None, phone_prefix: bytes = prefix) -> Phone:
         return draw_phone(
-            rng, power_sd_db=physics.phone_power_sd_db, key=key, prefix=phone_prefix,
+            rng,
+            reference_dbm=physics.reference_dbm,
+            power_sd_db=physics.phone_power_sd_db,
+            key=key,
+            prefix=phone_prefix,
             seed=next(serial),
         )
 
@@ -81,7 +92,10 @@ def simulate(scenario: Scenario) -> Simulation:
             assert walk.entered is not None
             if rng.random() < scenario.quiet_at_entry_share:
                 phone.quiet.append(
-                    (walk.entered - float(rng.uniform(5, 30)), walk.entered + float(rng.uniform(10, 60)))
+                    (
+                        walk.entered - float(rng.uniform(5, 30)),
+                        walk.entered + float(rng.uniform(10, 60)),
+                    )
                 )
             if rng.random() < scenario.background_share:
                 phone.quiet += quiet_periods(
@@ -102,7 +116,7 @@ def simulate(scenario: Scenario) -> Simulation:
         emitters.append(_Emitter(phone, walk.path))
 
     for start in _arrivals(rng, scenario.non_members_per_hour, t0, t_end - 120):
-        emitters.append(_non_member(rng, layout, new_phone, prefix, start))
+        emitters.append(_non_member(rng, layout, new_phone, start))
 
     for index in range(scenario.store_beacons):
         emitters.append(_store_beacon(rng, layout, index, t0, t_end))
@@ -129,7 +143,9 @@ def _visit_starts(
     return starts
 
 
-def _non_member(rng, layout, new_phone, prefix: bytes, start: float) -> _Emitter:  # type: ignore[no-untyped-def]
+def _non_member(
+    rng: np.random.Generator, layout: Layout, new_phone: Callable[..., Phone], start: float
+) -> _Emitter:
     """A phone that must never produce an event: a chain member of another store (right prefix,
     unknown key), another app's UUID, or a device with no service UUID at all (earbuds, watches)."""
     kind = rng.choice(3, p=[0.5, 0.25, 0.25])
@@ -154,8 +170,13 @@ def _store_beacon(
     """A store beacon on a shelf: iBeacon, or Eddystone UID with TLM interleaved."""
     x, y = layout.random_inside(rng)
     phone = Phone(
-        interval_s=1.0, power_1m_dbm=float(-59 + rng.normal(0, 2)), carried_in_front=True,
-        body_loss_db=0.0, height_m=2.0, clock_skew_s=0.0, address_seed=10_000 + index,
+        interval_s=1.0,
+        power_1m_dbm=float(-59 + rng.normal(0, 2)),
+        carried_in_front=True,
+        body_loss_db=0.0,
+        height_m=2.0,
+        clock_skew_s=0.0,
+        address_seed=10_000 + index,
     )
     if index % 2 == 0:
         frame = IBeacon(uuid.UUID(int=0x5EED_0000 + index), 1, index, -59)
@@ -167,7 +188,9 @@ def _store_beacon(
     return _Emitter(phone, people.standing(layout, x, y, t0, t1), frames)
 
 
-def _as_hex(data: tuple[dict[int, bytes], dict[str, bytes]]) -> tuple[dict[str, str], dict[str, str]]:
+def _as_hex(
+    data: tuple[dict[int, bytes], dict[str, bytes]],
+) -> tuple[dict[str, str], dict[str, str]]:
     manufacturer, service = data
     return (
         {str(k): v.hex() for k, v in manufacturer.items()},
@@ -190,8 +213,11 @@ def _broadcast(
         for scanner in layout.scanners:
             received, rssi = radio.receive(phone, scanner, times, x, y, heading, rng)
             for i in np.flatnonzero(received).tolist():
-                rows.append(_record(emitter, scanner.name, float(times[i]), int(rssi[i]),
-                                    int(windows[i]), i))
+                rows.append(
+                    _record(
+                        emitter, scanner.name, float(times[i]), int(rssi[i]), int(windows[i]), i
+                    )
+                )
     rows.sort(key=lambda a: a.t)
     return rows
 
@@ -212,6 +238,11 @@ def _record(
         if phone.key is not None:
             uuids = [phone.service_uuid(window)]
     return Advertisement(
-        t=round(t, 3), scanner=scanner, address=address, rssi=rssi,
-        manufacturer_data=manufacturer, service_data=service, service_uuids=uuids,
+        t=round(t, 3),
+        scanner=scanner,
+        address=address,
+        rssi=rssi,
+        manufacturer_data=manufacturer,
+        service_data=service,
+        service_uuids=uuids,
     )

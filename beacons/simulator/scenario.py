@@ -24,10 +24,11 @@ class Scenario(BaseModel):
         description="Unix time of the first second (a random offset below one token window is "
         "added when vary is on, so window turns fall anywhere in a visit).",
     )
-    layout: Literal["single", "zones"] = Field(
+    layout: Literal["single", "pair", "zones"] = Field(
         default="single",
         description="'single': one scanner named door just inside the entrance (the default "
-        "hub config); 'zones': entrance, aisles and pickup zones with a scanner each.",
+        "hub config); 'pair': the same plus an interior scanner named inner 7-10 m in, "
+        "reporting the same zone; 'zones': entrance, aisles and pickup zones with a scanner each.",
     )
     visits_per_hour: float = Field(
         default=30.0, ge=0, description="Members walking in per hour (each visit is ground truth)."
@@ -36,20 +37,27 @@ class Scenario(BaseModel):
         default=150.0, ge=0, description="Members walking past on the pavement per hour."
     )
     window_shopper_share: float = Field(
-        default=0.25, ge=0, le=1,
+        default=0.25,
+        ge=0,
+        le=1,
         description="Share of passers-by who stop just outside the door or window for a while.",
     )
     non_members_per_hour: float = Field(
-        default=150.0, ge=0,
+        default=150.0,
+        ge=0,
         description="Phones of non-members and other Bluetooth devices passing or visiting.",
     )
     background_share: float = Field(
-        default=0.3, ge=0, le=1,
+        default=0.3,
+        ge=0,
+        le=1,
         description="Share of visiting members whose phone stops advertising for a while "
         "during the visit (app in the background).",
     )
     quiet_at_entry_share: float = Field(
-        default=0.0, ge=0, le=1,
+        default=0.0,
+        ge=0,
+        le=1,
         description="Share of visiting members whose phone is already quiet when they walk in.",
     )
     revisit_share: float = Field(
@@ -67,32 +75,61 @@ class Scenario(BaseModel):
 
 @dataclass(frozen=True, slots=True)
 class Physics:
-    """Radio propagation and reception of one store."""
+    """Radio propagation and reception of one store. beacons/README.md ("Simulator physics") gives
+    the published range behind every draw."""
 
-    path_loss_exponent: float
+    path_loss_near: float  # log-distance exponent up to breakpoint_m (line of sight)
+    breakpoint_m: float
+    path_loss_far: float  # beyond it (shelving, fixtures, other shoppers)
     shadow_sigma_db: float
     shadow_corr_m: float
-    wall_loss_db: float
+    wall_loss_db: float  # the shop front away from the open door
     rician_k_db: float
     rx_probability: float
     sensitivity_dbm: float
+    reference_dbm: float  # the store's typical phone at 1 m, as its adapters read it
     phone_power_sd_db: float
-    scanner_gain_sd_db: float
+    scanner_gain_sd_db: float  # between the scanners of one store
 
     @classmethod
     def draw(cls, rng: np.random.Generator, *, vary: bool) -> Physics:
         """A store's physics: typical shop-floor values, spread over the published ranges when
-        ``vary`` (log-distance exponent 1.8-2.8, shadowing 2.5-6 dB, glass to brick fronts)."""
+        ``vary``. Fronts are glass (2-6 dB) or solid/coated (10-20 dB) with equal odds, so both
+        kinds of store are always in a bench run."""
         if not vary:
-            return cls(2.2, 4.0, 2.5, 8.0, 6.0, 0.85, -96.0, 3.0, 2.0)
+            return cls(
+                path_loss_near=2.0,
+                breakpoint_m=4.0,
+                path_loss_far=2.7,
+                shadow_sigma_db=5.0,
+                shadow_corr_m=2.5,
+                wall_loss_db=4.0,
+                rician_k_db=6.0,
+                rx_probability=0.85,
+                sensitivity_dbm=-96.0,
+                reference_dbm=-59.0,
+                phone_power_sd_db=3.0,
+                scanner_gain_sd_db=1.0,
+            )
+        glass = rng.random() < 0.5
         return cls(
-            path_loss_exponent=float(rng.uniform(1.8, 2.8)),
-            shadow_sigma_db=float(rng.uniform(2.5, 6.0)),
+            path_loss_near=float(rng.uniform(1.8, 2.2)),
+            breakpoint_m=float(rng.uniform(3.0, 6.0)),
+            path_loss_far=float(rng.uniform(2.2, 3.2)),
+            shadow_sigma_db=float(rng.uniform(4.0, 8.0)),
             shadow_corr_m=float(rng.uniform(1.5, 4.0)),
-            wall_loss_db=float(rng.uniform(3.0, 15.0)),
+            wall_loss_db=float(rng.uniform(2.0, 6.0) if glass else rng.uniform(10.0, 20.0)),
             rician_k_db=float(rng.uniform(3.0, 9.0)),
             rx_probability=float(rng.uniform(0.65, 0.95)),
             sensitivity_dbm=float(rng.uniform(-99.0, -93.0)),
-            phone_power_sd_db=float(rng.uniform(2.0, 4.5)),
-            scanner_gain_sd_db=float(rng.uniform(0.0, 3.0)),
+            reference_dbm=float(rng.uniform(-63.0, -55.0)),
+            phone_power_sd_db=float(rng.uniform(2.0, 4.0)),
+            scanner_gain_sd_db=float(rng.uniform(0.0, 2.0)),
         )
+
+    def path_loss_db(self, distance_m: np.ndarray) -> np.ndarray:
+        """Dual-slope log-distance loss relative to 1 m: ``10 n log10(d)`` with the near exponent
+        up to the breakpoint and the far one beyond it."""
+        near = np.minimum(distance_m, self.breakpoint_m)
+        far = np.maximum(distance_m / self.breakpoint_m, 1.0)
+        return 10 * self.path_loss_near * np.log10(near) + 10 * self.path_loss_far * np.log10(far)

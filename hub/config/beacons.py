@@ -1,13 +1,157 @@
-"""Settings for the beacons feature."""
+"""Settings for Bluetooth LE: where advertisements come from, the presence engine (scanners and
+their calibration, embedded from ``beacons``), arrival reminders and fleet health."""
 
 from __future__ import annotations
 
-from pydantic import Field
+import re
+from datetime import time
+from pathlib import Path
+from typing import Literal
 
+from pydantic import Field, field_validator, model_validator
+
+from beacons.settings import PresenceSettings
 from hub.config.base import StrictModel
 
 
-class BeaconsConfig(StrictModel):
-    """Settings of the beacons feature."""
+class RemindersConfig(StrictModel):
+    """When an arrival may turn into a reminder."""
 
-    enabled: bool = Field(default=True, description="Run the beacons feature.")
+    enabled: bool = Field(default=True, description="Evaluate reminder rules on arrivals.")
+    quiet_start: time | None = Field(
+        default=time(21, 0),
+        description="Local store time from which members get no reminder messages (staff "
+        "alerts still show). None: no quiet hours.",
+    )
+    quiet_end: time | None = Field(
+        default=time(8, 0), description="Local store time when quiet hours end."
+    )
+    member_min_gap_s: float = Field(
+        default=1800.0,
+        ge=0,
+        le=86400,
+        description="At most one reminder message per member within this many seconds, so a "
+        "member who steps out and back in is not messaged twice.",
+    )
+    member_max_per_day: int = Field(
+        default=3,
+        ge=1,
+        le=100,
+        description="At most this many reminder messages per member per day.",
+    )
+    store_max_per_minute: int = Field(
+        default=30,
+        ge=1,
+        le=10000,
+        description="Store-wide cap on reminder messages per minute (a runaway guard).",
+    )
+
+    @model_validator(mode="after")
+    def _both_or_neither(self) -> RemindersConfig:
+        if (self.quiet_start is None) != (self.quiet_end is None):
+            raise ValueError("set both quiet_start and quiet_end, or neither")
+        return self
+
+
+class HealthConfig(StrictModel):
+    """Alerts about the store's own beacons."""
+
+    missing_after_s: float = Field(
+        default=900.0,
+        ge=30,
+        le=7 * 86400,
+        description="A declared beacon not heard for this long is reported missing.",
+    )
+    battery_low_mv: int = Field(
+        default=2500,
+        ge=0,
+        le=10000,
+        description="Eddystone-TLM battery below this (mV) is reported low; 0 turns it off.",
+    )
+    check_every_s: float = Field(
+        default=60.0, ge=1, le=3600, description="How often fleet health is evaluated."
+    )
+
+
+class BeaconsConfig(StrictModel):
+    """Bluetooth LE arrivals, reminders and the beacon fleet."""
+
+    enabled: bool = Field(
+        default=False,
+        description="Run presence detection. Off by default: turn it on once a Bluetooth "
+        "adapter (or relay nodes) is in place and chain_prefix is set.",
+    )
+    source: Literal["bleak", "mqtt", "replay", "simulate"] = Field(
+        default="bleak",
+        description="'bleak': the hub's own adapter through BlueZ; 'mqtt': scanner relay nodes "
+        "on the local broker; 'replay': a trace file; 'simulate': a simulated store (demos).",
+    )
+    chain_prefix: str | None = Field(
+        default=None,
+        description="The chain's 8-byte token prefix (16 hex digits), issued by the shop.",
+    )
+    scanner_name: str = Field(
+        default="door",
+        pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$",
+        description="Name the hub's own adapter reports as (one of presence.scanners).",
+    )
+    adapter: str | None = Field(
+        default=None,
+        pattern=r"^hci[0-9]+$",
+        description="BlueZ adapter (e.g. 'hci1'); None: the default adapter.",
+    )
+    scanning_mode: Literal["active", "passive"] = Field(
+        default="active",
+        description="'passive' sends no scan requests but needs BlueZ >= 5.56 with "
+        "--experimental and kernel >= 5.10.",
+    )
+    watchdog_s: float = Field(
+        default=60.0,
+        ge=5,
+        le=3600,
+        description="Restart the BlueZ scan after this long without any advertisement.",
+    )
+    relay_host: str = Field(default="127.0.0.1", description="Local broker of relay nodes.")
+    relay_port: int = Field(default=1883, ge=1, le=65535, description="Its TCP port.")
+    replay_file: Path | None = Field(
+        default=None, description="source = 'replay': the trace to play (relative to the config)."
+    )
+    replay_realtime: bool = Field(
+        default=False, description="source = 'replay': keep the trace's pace instead of flat out."
+    )
+    simulate_seed: int = Field(default=0, description="source = 'simulate': the store's seed.")
+    fleet_file: Path | None = Field(
+        default=None,
+        description="Fleet declaration (firmware_configs/*.yaml) whose beacons health tracks.",
+    )
+    presence: PresenceSettings = Field(
+        default_factory=PresenceSettings,
+        description="Scanners, their calibration and the presence engine's timing.",
+    )
+    reminders: RemindersConfig = Field(
+        default_factory=RemindersConfig, description="Arrival reminder rules."
+    )
+    health: HealthConfig = Field(default_factory=HealthConfig, description="Fleet health alerts.")
+
+    @field_validator("chain_prefix")
+    @classmethod
+    def _prefix(cls, value: str | None) -> str | None:
+        if value is not None and not re.fullmatch(r"[0-9a-fA-F]{16}", value):
+            raise ValueError("chain_prefix must be 16 hex digits")
+        return value.lower() if value else value
+
+    @model_validator(mode="after")
+    def _complete(self) -> BeaconsConfig:
+        if not self.enabled:
+            return self
+        if self.chain_prefix is None and self.source != "simulate":
+            raise ValueError("set chain_prefix (16 hex digits from the shop) to enable beacons")
+        if self.source == "replay" and self.replay_file is None:
+            raise ValueError("source = 'replay' needs replay_file")
+        names = {s.name for s in self.presence.scanners}
+        if self.source == "bleak" and self.scanner_name not in names:
+            raise ValueError(
+                f"scanner_name {self.scanner_name!r} is not among presence.scanners "
+                f"({', '.join(sorted(names))})"
+            )
+        return self

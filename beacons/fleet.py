@@ -1,0 +1,322 @@
+"""The store's beacon fleet as declared in ``firmware_configs/*.yaml``: the beacons (kind, ids,
+power, interval, zone, position) and the scanner nodes, schema-checked, and rendered into the
+settings each device is flashed with.
+
+The same declaration tells fleet health which advertisements are the store's own beacons."""
+
+from __future__ import annotations
+
+import struct
+from pathlib import Path
+from typing import Annotated, Literal
+from uuid import UUID
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from beacons.errors import FleetError, FrameError
+from beacons.frames import (
+    AltBeacon,
+    EddystoneEID,
+    EddystoneTLM,
+    EddystoneUID,
+    EddystoneURL,
+    Frame,
+    IBeacon,
+)
+from beacons.frames.eddystone import EDDYSTONE_UUID
+
+NAME = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
+EDDYSTONE_0M_OFFSET_DB = 41  # Eddystone ranging data = 1 m power + 41 dB (spec)
+FLAGS_AD = bytes([0x02, 0x01, 0x06])  # LE general discoverable, BR/EDR not supported
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class Position(_Strict):
+    """Where a device is mounted, in metres in the store's floor plan."""
+
+    x: float = Field(description="Along the street front, from the left wall.")
+    y: float = Field(description="Into the shop, from the front wall.")
+    z: float = Field(default=2.0, ge=0, le=20, description="Height above the floor.")
+
+
+Hex = Annotated[str, Field(pattern=r"^[0-9a-fA-F]*$")]
+
+
+class BeaconSpec(_Strict):
+    """One store beacon. Which id fields are required depends on ``kind``."""
+
+    id: str = Field(pattern=NAME, description="The store's name for this beacon.")
+    kind: Literal["ibeacon", "altbeacon", "eddystone-uid", "eddystone-url", "eddystone-eid"] = (
+        Field(description="Frame format it advertises.")
+    )
+    uuid: UUID | None = Field(default=None, description="iBeacon proximity UUID / AltBeacon id1.")
+    major: int | None = Field(
+        default=None, ge=0, le=65535, description="iBeacon major / AltBeacon id2."
+    )
+    minor: int | None = Field(
+        default=None, ge=0, le=65535, description="iBeacon minor / AltBeacon id3."
+    )
+    company_id: int = Field(
+        default=0x0118,
+        ge=0,
+        le=65535,
+        description="AltBeacon manufacturer company id (default: the spec's example, 0x0118).",
+    )
+    namespace: Hex | None = Field(default=None, description="Eddystone-UID namespace, 20 hex.")
+    instance: Hex | None = Field(default=None, description="Eddystone-UID instance, 12 hex.")
+    url: str | None = Field(
+        default=None, description="Eddystone-URL target (at most 17 bytes once compressed)."
+    )
+    identity_key: Hex | None = Field(
+        default=None, description="Eddystone-EID identity key, 32 hex."
+    )
+    rotation_exponent: int = Field(
+        default=10, ge=0, le=15, description="Eddystone-EID: a new id every 2^k seconds."
+    )
+    measured_power: int = Field(
+        default=-59, ge=-100, le=0, description="Calibrated RSSI at 1 m, dBm (measure it)."
+    )
+    radio_tx_power: int = Field(default=0, ge=-40, le=10, description="Radio output setting, dBm.")
+    interval_ms: int = Field(
+        default=1000, ge=20, le=10240, description="Advertising interval (BLE allows 20-10240)."
+    )
+    tlm_every: int = Field(
+        default=10,
+        ge=0,
+        le=100,
+        description="Eddystone kinds: send a TLM frame every n-th advertisement (0: never). "
+        "Without TLM, battery health is unknown.",
+    )
+    zone: str | None = Field(default=None, pattern=NAME, description="Zone it is placed in.")
+    position: Position | None = Field(default=None, description="Mounting position.")
+
+    @model_validator(mode="after")
+    def _ids_for_kind(self) -> BeaconSpec:
+        need = {
+            "ibeacon": ("uuid", "major", "minor"),
+            "altbeacon": ("uuid", "major", "minor"),
+            "eddystone-uid": ("namespace", "instance"),
+            "eddystone-url": ("url",),
+            "eddystone-eid": ("identity_key",),
+        }[self.kind]
+        missing = [name for name in need if getattr(self, name) is None]
+        if missing:
+            raise ValueError(f"a {self.kind} beacon needs {', '.join(missing)}")
+        lengths = {"namespace": 20, "instance": 12, "identity_key": 32}
+        for name, length in lengths.items():
+            value = getattr(self, name)
+            if value is not None and len(value) != length:
+                raise ValueError(f"{name} must be {length} hex digits, got {len(value)}")
+        try:
+            self.identity_frame()
+        except FrameError as exc:
+            raise ValueError(str(exc)) from exc
+        return self
+
+    @property
+    def tx_power_0m(self) -> int:
+        """Eddystone ranging data: the 1 m power plus 41 dB."""
+        return self.measured_power + EDDYSTONE_0M_OFFSET_DB
+
+    def identity_frame(self, eid: bytes = bytes(8)) -> Frame:
+        """The frame that identifies this beacon (for EID: with the given ephemeral id)."""
+        if self.kind == "ibeacon":
+            assert self.uuid and self.major is not None and self.minor is not None
+            return IBeacon(self.uuid, self.major, self.minor, self.measured_power)
+        if self.kind == "altbeacon":
+            assert self.uuid and self.major is not None and self.minor is not None
+            beacon_id = self.uuid.bytes + struct.pack(">HH", self.major, self.minor)
+            return AltBeacon(self.company_id, beacon_id, self.measured_power)
+        if self.kind == "eddystone-uid":
+            assert self.namespace and self.instance
+            return EddystoneUID(
+                self.tx_power_0m, bytes.fromhex(self.namespace), bytes.fromhex(self.instance)
+            )
+        if self.kind == "eddystone-url":
+            assert self.url
+            return EddystoneURL(self.tx_power_0m, self.url)
+        return EddystoneEID(self.tx_power_0m, eid)
+
+
+class ScannerNodeSpec(_Strict):
+    """A scanner: the hub's own adapter, or a relay node that publishes what it hears to the
+    store's local MQTT broker."""
+
+    name: str = Field(pattern=NAME, description="Scanner name (as in traces and hub.toml).")
+    kind: Literal["hub-adapter", "esp32-relay"] = Field(description="What kind of device.")
+    zone: str | None = Field(default=None, pattern=NAME, description="Zone it covers.")
+    position: Position | None = Field(default=None, description="Mounting position.")
+    adapter: str | None = Field(
+        default=None, pattern=r"^hci[0-9]+$", description="hub-adapter: BlueZ adapter (hciN)."
+    )
+    active_scan: bool = Field(
+        default=False,
+        description="Send scan requests. Passive is enough for tokens and beacons and does not "
+        "make phones answer.",
+    )
+    scan_interval_ms: int = Field(default=100, ge=3, le=10240, description="Scan interval.")
+    scan_window_ms: int = Field(
+        default=100, ge=3, le=10240, description="Scan window (<= interval)."
+    )
+    batch_ms: int = Field(
+        default=200,
+        ge=10,
+        le=5000,
+        description="esp32-relay: how long the node collects advertisements before publishing.",
+    )
+
+    @model_validator(mode="after")
+    def _window_fits(self) -> ScannerNodeSpec:
+        if self.scan_window_ms > self.scan_interval_ms:
+            raise ValueError("scan_window_ms cannot exceed scan_interval_ms")
+        if self.kind == "esp32-relay" and self.adapter is not None:
+            raise ValueError("adapter applies only to a hub-adapter scanner")
+        return self
+
+
+class Fleet(_Strict):
+    """Everything declared in one fleet file."""
+
+    store: str | None = Field(
+        default=None,
+        pattern=r"^[a-z0-9][a-z0-9_-]{0,63}$",
+        description="Store id these devices belong to.",
+    )
+    beacons: list[BeaconSpec] = Field(default_factory=list, description="The store's beacons.")
+    scanners: list[ScannerNodeSpec] = Field(default_factory=list, description="Scanner nodes.")
+
+    @model_validator(mode="after")
+    def _unique(self) -> Fleet:
+        for what, names in (
+            ("beacon id", [b.id for b in self.beacons]),
+            ("scanner name", [s.name for s in self.scanners]),
+        ):
+            dupes = sorted({n for n in names if names.count(n) > 1})
+            if dupes:
+                raise ValueError(f"duplicate {what}s: {', '.join(dupes)}")
+        idents = [repr(b.identity_frame()) for b in self.beacons if b.kind != "eddystone-eid"]
+        if len(idents) != len(set(idents)):
+            raise ValueError("two beacons advertise the same identity; each needs its own ids")
+        return self
+
+
+def load_fleet(path: Path) -> Fleet:
+    """Read and check a fleet file. Raises FleetError listing every problem with its location."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise FleetError(f"{path}: cannot read: {exc.strerror}") from exc
+    try:
+        doc = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark else ""
+        raise FleetError(f"{path}: not valid YAML{where}: {getattr(exc, 'problem', exc)}") from exc
+    if not isinstance(doc, dict):
+        raise FleetError(f"{path}: expected a mapping with 'beacons' and 'scanners'")
+    try:
+        return Fleet.model_validate(doc)
+    except ValidationError as exc:
+        lines = [
+            f"  {'.'.join(str(p) for p in err['loc']) or '(top)'}: {err['msg']}"
+            for err in exc.errors()
+        ]
+        raise FleetError(f"{path}: {len(lines)} problem(s):\n" + "\n".join(lines)) from exc
+
+
+def advertising_payload(frame: Frame) -> bytes:
+    """The complete advertising data (flags + frame AD structures) a beacon transmits: what
+    firmware that takes a raw payload is flashed with. Every frame fits the 31 bytes; the longest,
+    Eddystone-URL with a 17-byte body, fills them exactly."""
+    if isinstance(frame, IBeacon | AltBeacon):
+        company_id, data = frame.manufacturer_data()
+        body = struct.pack("<H", company_id) + data
+        return FLAGS_AD + bytes([len(body) + 1, 0xFF]) + body
+    _, data = frame.service_data()
+    service = bytes.fromhex("aafe")  # 0xFEAA little-endian
+    return FLAGS_AD + bytes([3, 0x03]) + service + bytes([len(data) + 3, 0x16]) + service + data
+
+
+def render_beacon(spec: BeaconSpec) -> dict[str, object]:
+    """Per-beacon settings to flash: radio settings and the exact payloads in rotation."""
+    identity = spec.identity_frame()
+    frames: list[dict[str, object]] = [_frame_entry(identity)]
+    if spec.kind.startswith("eddystone") and spec.tlm_every:
+        frames.append(
+            {
+                **_frame_entry(EddystoneTLM(0, None, 0, 0)),
+                "every": spec.tlm_every,
+                "note": "battery, temperature and counters filled in by the firmware",
+            }
+        )
+    out: dict[str, object] = {
+        "id": spec.id,
+        "kind": spec.kind,
+        "advertising_interval_ms": spec.interval_ms,
+        "radio_tx_power_dbm": spec.radio_tx_power,
+        "connectable": False,
+        "frames": frames,
+    }
+    if spec.kind == "eddystone-eid":
+        out["eid"] = {
+            "identity_key": spec.identity_key,
+            "rotation_exponent": spec.rotation_exponent,
+            "time_counter": "Unix seconds (fleet health recognises the EID from the hub's clock)",
+        }
+    return out
+
+
+FRAME_NAMES: dict[type, str] = {
+    IBeacon: "ibeacon",
+    AltBeacon: "altbeacon",
+    EddystoneUID: "eddystone-uid",
+    EddystoneURL: "eddystone-url",
+    EddystoneTLM: "eddystone-tlm",
+    EddystoneEID: "eddystone-eid",
+}
+
+
+def _frame_entry(frame: Frame) -> dict[str, object]:
+    entry: dict[str, object] = {
+        "frame": FRAME_NAMES[type(frame)],
+        "adv_data": advertising_payload(frame).hex(),
+    }
+    if isinstance(frame, IBeacon | AltBeacon):
+        company_id, data = frame.manufacturer_data()
+        entry["manufacturer_data"] = {str(company_id): data.hex()}
+    else:
+        entry["service_data"] = {EDDYSTONE_UUID: frame.service_data()[1].hex()}
+    return entry
+
+
+def render_scanner(spec: ScannerNodeSpec, *, store: str, topic_prefix: str) -> dict[str, object]:
+    """Per-scanner settings: scan parameters and, for relay nodes, where to publish."""
+    out: dict[str, object] = {
+        "name": spec.name,
+        "kind": spec.kind,
+        "zone": spec.zone or spec.name,
+        "scan": {
+            "active": spec.active_scan,
+            "interval_ms": spec.scan_interval_ms,
+            "window_ms": spec.scan_window_ms,
+            "duplicates": True,
+        },
+    }
+    if spec.kind == "esp32-relay":
+        out["mqtt"] = {
+            "topic": relay_topic(topic_prefix, store, spec.name),
+            "batch_ms": spec.batch_ms,
+            "payload": "JSON Lines, one advertisement per line in the trace format",
+        }
+    else:
+        out["adapter"] = spec.adapter or "hci0"
+    return out
+
+
+def relay_topic(prefix: str, store: str, scanner: str) -> str:
+    """Local-broker topic a relay node publishes its advertisements on."""
+    return f"{prefix}/v1/{store}/scanners/{scanner}/adv"

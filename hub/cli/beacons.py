@@ -1,0 +1,386 @@
+"""``retail-hub beacons``: replay, simulate and evaluate presence; check and render the fleet;
+record a trace from the real radio.
+
+``replay``, ``simulate`` and ``eval`` are contracts outside checks call exactly (beacons/README.md):
+presence events go to stdout one JSON object per line, everything else to stderr."""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import json
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import click
+import msgspec
+
+from beacons.errors import BeaconsError
+from beacons.evaluation import evaluate, read_truth, write_truth
+from beacons.fleet import load_fleet, render_beacon, render_scanner
+from beacons.members_file import load_members, save_members
+from beacons.naive import ThresholdDetector
+from beacons.pipeline import replay_pipeline
+from beacons.presence import PresenceEngine
+from beacons.settings import PresenceSettings
+from beacons.simulator import Scenario, simulate
+from beacons.sources.bleak_scanner import BleakSource
+from beacons.trace import encode, read_trace, write_trace
+from hub.cli.common import load
+
+_event_encoder = msgspec.json.Encoder()
+
+
+def _fail(message: str) -> None:
+    click.echo(f"error: {message}", err=True)
+    sys.exit(1)
+
+
+def _reports_beacon_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """Bad traces, members files and fleet files end the command with their message, exit 1."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except BeaconsError as exc:
+            _fail(str(exc))
+
+    return wrapper
+
+
+def _presence_settings(config_path: Path | None) -> PresenceSettings:
+    """The [beacons.presence] section of the config, or the defaults (one scanner, 'door')."""
+    return PresenceSettings() if config_path is None else load(config_path).beacons.presence
+
+
+def _members_path(trace: Path) -> Path:
+    return trace.with_name(trace.name.removesuffix(".jsonl") + ".members.json")
+
+
+@click.group()
+def beacons() -> None:
+    """Bluetooth LE presence: traces, simulation, evaluation and the beacon fleet."""
+
+
+@beacons.command("replay")
+@click.argument("trace", type=click.Path(path_type=Path, dir_okay=False))
+@click.option(
+    "--members",
+    "members_path",
+    type=click.Path(path_type=Path, dir_okay=False),
+    required=True,
+    help='{"chain_prefix": "<16 hex>", "members": [{"id", "key"}]}',
+)
+@click.option(
+    "--config",
+    "config_path",
+    type=click.Path(path_type=Path, dir_okay=False),
+    default=None,
+    help="hub.toml whose [beacons.presence] to use (default: one "
+    "scanner named 'door' just inside the entrance).",
+)
+@_reports_beacon_errors
+def replay_cmd(trace: Path, members_path: Path, config_path: Path | None) -> None:
+    """Print the presence events of TRACE, one JSON object per line, as fast as possible."""
+    settings = _presence_settings(config_path)
+    members = load_members(members_path)
+    try:
+        stream = trace.open("rb")
+    except OSError as exc:
+        _fail(f"{trace}: cannot open trace: {exc.strerror}")
+        return
+    pipeline, engine = replay_pipeline(members, settings)
+    out = sys.stdout.buffer
+    with stream:
+        for event in pipeline.run_lines(stream, source=str(trace)):
+            out.write(
+                _event_encoder.encode(
+                    {
+                        "t": round(event.t, 3),
+                        "member": event.member,
+                        "event": event.event,
+                        "zone": event.zone,
+                    }
+                )
+            )
+            out.write(b"\n")
+    out.flush()
+    unknown = engine.unknown_scanners
+    if unknown:
+        names = ", ".join(f"{name} ({count})" for name, count in sorted(unknown.items()))
+        click.echo(
+            f"warning: ignored member sightings from scanners not in the config: {names}; "
+            "name them in [beacons.presence] scanners (--config)",
+            err=True,
+        )
+
+
+@beacons.command("simulate")
+@click.option(
+    "--out",
+    "out_path",
+    type=click.Path(path_type=Path, dir_okay=False),
+    required=True,
+    help="Trace to write (JSON Lines).",
+)
+@click.option(
+    "--truth",
+    "truth_path",
+    type=click.Path(path_type=Path, dir_okay=False),
+    required=True,
+    help="Ground truth to write (JSON Lines).",
+)
+@click.option(
+    "--members",
+    "members_path",
+    type=click.Path(path_type=Path, dir_okay=False),
+    default=None,
+    help="Members file to write [default: TRACE.members.json].",
+)
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option(
+    "--duration",
+    "duration_s",
+    type=float,
+    default=3600.0,
+    show_default=True,
+    help="Seconds of trace.",
+)
+@click.option(
+    "--layout",
+    type=click.Choice(["single", "pair", "zones"]),
+    default="single",
+    show_default=True,
+    help="One door scanner; the same plus an interior scanner "
+    "'inner'; or three zones with a scanner each.",
+)
+@click.option("--visits-per-hour", type=float, default=30.0, show_default=True)
+@click.option("--passers-per-hour", type=float, default=150.0, show_default=True)
+@click.option("--window-shopper-share", type=float, default=0.25, show_default=True)
+@click.option("--non-members-per-hour", type=float, default=150.0, show_default=True)
+@click.option(
+    "--background-share",
+    type=float,
+    default=0.3,
+    show_default=True,
+    help="Visitors whose phone goes quiet for a while.",
+)
+@click.option("--quiet-at-entry-share", type=float, default=0.0, show_default=True)
+@click.option("--store-beacons", type=int, default=3, show_default=True)
+@click.option(
+    "--fixed-store",
+    is_flag=True,
+    help="One reference store instead of drawing the physics from the seed.",
+)
+@_reports_beacon_errors
+def simulate_cmd(
+    out_path: Path,
+    truth_path: Path,
+    members_path: Path | None,
+    seed: int,
+    duration_s: float,
+    layout: str,
+    visits_per_hour: float,
+    passers_per_hour: float,
+    window_shopper_share: float,
+    non_members_per_hour: float,
+    background_share: float,
+    quiet_at_entry_share: float,
+    store_beacons: int,
+    fixed_store: bool,
+) -> None:
+    """Simulate a store and write its trace, ground truth and members file."""
+    try:
+        scenario = Scenario(
+            seed=seed,
+            duration_s=duration_s,
+            layout=layout,
+            visits_per_hour=visits_per_hour,
+            passers_per_hour=passers_per_hour,
+            window_shopper_share=window_shopper_share,
+            non_members_per_hour=non_members_per_hour,
+            background_share=background_share,
+            quiet_at_entry_share=quiet_at_entry_share,
+            store_beacons=store_beacons,
+            vary=not fixed_store,
+        )
+    except ValueError as exc:
+        _fail(f"bad scenario: {exc}")
+        return
+    sim = simulate(scenario)
+    count = write_trace(out_path, sim.advertisements)
+    write_truth(truth_path, sim.truth)
+    members_path = members_path or _members_path(out_path)
+    save_members(members_path, sim.members)
+    visits = sum(1 for r in sim.truth if r["event"] == "arrived")
+    passers = sum(1 for r in sim.truth if r["event"] == "passed")
+    click.echo(
+        f"wrote {count} advertisements to {out_path}, {visits} visits and {passers} "
+        f"passers-by to {truth_path}, members to {members_path}",
+        err=True,
+    )
+
+
+@beacons.command("eval")
+@click.argument("trace", type=click.Path(path_type=Path, dir_okay=False))
+@click.argument("truth", type=click.Path(path_type=Path, dir_okay=False))
+@click.option(
+    "--members",
+    "members_path",
+    type=click.Path(path_type=Path, dir_okay=False),
+    default=None,
+    help="Members file [default: TRACE.members.json].",
+)
+@click.option(
+    "--config",
+    "config_path",
+    type=click.Path(path_type=Path, dir_okay=False),
+    default=None,
+    help="hub.toml whose [beacons.presence] to evaluate.",
+)
+@click.option(
+    "--naive-dbm",
+    type=float,
+    default=-70.0,
+    show_default=True,
+    help="Threshold of the fixed-threshold baseline scored alongside.",
+)
+@_reports_beacon_errors
+def eval_cmd(
+    trace: Path, truth: Path, members_path: Path | None, config_path: Path | None, naive_dbm: float
+) -> None:
+    """Score the presence engine (and the naive baseline) on TRACE against TRUTH; JSON out."""
+    settings = _presence_settings(config_path)
+    members = load_members(members_path or _members_path(trace))
+    advertisements = list(read_trace(trace))
+    scores = evaluate(
+        advertisements,
+        read_truth(truth),
+        members,
+        {
+            "engine": lambda clock: PresenceEngine(settings, clock),
+            "naive": lambda clock: ThresholdDetector(settings, naive_dbm),
+        },
+    )
+    click.echo(
+        json.dumps(
+            {
+                "advertisements": len(advertisements),
+                "naive_dbm": naive_dbm,
+                **{name: s.metrics() for name, s in scores.items()},
+            },
+            indent=2,
+        )
+    )
+
+
+@beacons.command("validate")
+@click.argument("fleet", type=click.Path(path_type=Path, dir_okay=False), nargs=-1, required=True)
+@_reports_beacon_errors
+def validate_cmd(fleet: tuple[Path, ...]) -> None:
+    """Check fleet files (firmware_configs/*.yaml) against the schema."""
+    for path in fleet:
+        declared = load_fleet(path)
+        click.echo(
+            f"{path}: ok ({len(declared.beacons)} beacons, {len(declared.scanners)} scanners)"
+        )
+
+
+@beacons.command("render")
+@click.argument("fleet", type=click.Path(path_type=Path, dir_okay=False))
+@click.option(
+    "--out",
+    "out_dir",
+    type=click.Path(path_type=Path, file_okay=False),
+    default=None,
+    help="Write one <device>.json per device here instead of printing.",
+)
+@click.option(
+    "--topic-prefix",
+    default="retail",
+    show_default=True,
+    help="First segment of the relay nodes' MQTT topics.",
+)
+@_reports_beacon_errors
+def render_cmd(fleet: Path, out_dir: Path | None, topic_prefix: str) -> None:
+    """Render each device's settings to flash (beacon payloads, scanner parameters)."""
+    declared = load_fleet(fleet)
+    store = declared.store or "store"
+    devices = {
+        **{f"beacon-{b.id}": render_beacon(b) for b in declared.beacons},
+        **{
+            f"scanner-{s.name}": render_scanner(s, store=store, topic_prefix=topic_prefix)
+            for s in declared.scanners
+        },
+    }
+    if out_dir is None:
+        click.echo(json.dumps(devices, indent=2))
+        return
+    out_dir.mkdir(parents=True, exist_ok=True)
+    for name, settings in devices.items():
+        (out_dir / f"{name}.json").write_text(json.dumps(settings, indent=2) + "\n")
+    click.echo(f"wrote {len(devices)} device files to {out_dir}", err=True)
+
+
+@beacons.command("scan")
+@click.option(
+    "--out",
+    "out_path",
+    type=click.Path(path_type=Path, dir_okay=False),
+    default=None,
+    help="Trace file to write [default: stdout].",
+)
+@click.option("--seconds", type=float, default=60.0, show_default=True)
+@click.option("--adapter", default=None, help="BlueZ adapter, e.g. hci1.")
+@click.option(
+    "--scanner",
+    "scanner_name",
+    default="door",
+    show_default=True,
+    help="Scanner name to stamp on the records.",
+)
+@click.option(
+    "--mode", type=click.Choice(["active", "passive"]), default="active", show_default=True
+)
+@click.option("--chain-prefix", default="", help="16 hex digits; needed for passive scanning.")
+@_reports_beacon_errors
+def scan_cmd(
+    out_path: Path | None,
+    seconds: float,
+    adapter: str | None,
+    scanner_name: str,
+    mode: str,
+    chain_prefix: str,
+) -> None:
+    """Record what the real adapter hears as a trace (for calibration and bug reports)."""
+    import time
+
+    sink_file = out_path.open("wb") if out_path else sys.stdout.buffer
+
+    def sink(adv: Any) -> None:
+        sink_file.write(encode(adv) + b"\n")
+
+    source = BleakSource(
+        scanner_name,
+        clock=time.time,
+        sleep=asyncio.sleep,
+        adapter=adapter,
+        mode=mode,  # type: ignore[arg-type]
+        chain_prefix=bytes.fromhex(chain_prefix),
+        watchdog_s=max(seconds, 5.0),
+    )
+
+    async def run() -> None:
+        try:
+            await asyncio.wait_for(source.run(sink), timeout=seconds)
+        except TimeoutError:
+            pass
+
+    try:
+        asyncio.run(run())
+    finally:
+        if out_path:
+            sink_file.close()

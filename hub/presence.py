@@ -1,0 +1,219 @@
+"""Presence in the running hub: a source of advertisements -> token resolver -> presence engine ->
+events recorded, pushed to the staff feed and, on arrival, turned into reminders; the same
+advertisements feed fleet health.
+
+The advertisement callback runs on the event loop and only does in-memory work (the lean pipeline);
+database writes happen in a consumer task through the writer thread, so a slow SD card never
+stalls the radio. Member keys come from the member table and are reloaded whenever it changes
+(consent withdrawn: the member stops resolving at once)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+from beacons.advertisement import Advertisement
+from beacons.fleet import load_fleet
+from beacons.pipeline import PresencePipeline, TraceClock
+from beacons.presence import MemberView, PresenceEngine, PresenceEvent
+from beacons.simulator import Scenario, simulate
+from beacons.sources import AdvertisementSource
+from beacons.sources.bleak_scanner import BleakSource
+from beacons.sources.mqtt_relay import MqttRelaySource
+from beacons.sources.replay import ReplaySource
+from beacons.sources.simulated import SimulatedSource
+from beacons.tokens import TokenResolver
+from hub.beacon_health import BeaconHealthService
+from hub.config.beacons import BeaconsConfig
+from hub.events import Event, Subscription
+from hub.members import MEMBERS_CHANGED
+from hub.reminders import Reminder, ReminderRules
+
+if TYPE_CHECKING:
+    from hub.services import Services
+
+_log = logging.getLogger(__name__)
+
+PRESENCE = "presence"  # staff-feed event: {"t", "member", "event", "zone"}
+TICK_S = 1.0
+
+
+def make_source(config: BeaconsConfig, services: Services) -> AdvertisementSource:
+    """The configured source of advertisements."""
+    clock = services.clock
+    if config.source == "bleak":
+        return BleakSource(
+            config.scanner_name,
+            clock=clock.now,
+            sleep=clock.sleep,
+            adapter=config.adapter,
+            mode=config.scanning_mode,
+            chain_prefix=bytes.fromhex(config.chain_prefix or ""),
+            watchdog_s=config.watchdog_s,
+        )
+    if config.source == "mqtt":
+        return MqttRelaySource(
+            host=config.relay_host,
+            port=config.relay_port,
+            store=services.config.store.id,
+            topic_prefix=services.config.mqtt.topic_prefix,
+        )
+    if config.source == "replay":
+        assert config.replay_file is not None
+        return ReplaySource(config.replay_file, realtime=config.replay_realtime, sleep=clock.sleep)
+    simulation = simulate(Scenario(seed=config.simulate_seed, start=clock.now(), vary=False))
+    return SimulatedSource(
+        simulation, clock=clock.now, sleep=clock.sleep, watchdog_s=config.watchdog_s
+    )
+
+
+class PresenceService:
+    """The hub's presence feature; started and stopped with the hub."""
+
+    def __init__(self, services: Services, source: AdvertisementSource | None = None) -> None:
+        config = services.config.beacons
+        self.services = services
+        self.config = config
+        self.source = source or make_source(config, services)
+        # A flat-out replay runs on the trace's own time; everything else on the hub's clock.
+        self._trace_clock = TraceClock()
+        presence_now: Callable[[], float] = (
+            self._trace_clock if isinstance(self.source, ReplaySource) else services.clock.now
+        )
+        self._now = presence_now
+        self.engine = PresenceEngine(config.presence, presence_now)
+        prefix = bytes.fromhex(config.chain_prefix or "00" * 8)
+        # A simulated store's phones belong to its own simulated members (kept in memory only:
+        # they resolve, but without a consenting row in the member table get no reminders).
+        self._simulated_keys: dict[str, bytes] = {}
+        if isinstance(self.source, SimulatedSource):
+            prefix = self.source.simulation.members.chain_prefix
+            self._simulated_keys = self.source.simulation.members.keys
+        self.resolver = TokenResolver(prefix, {**self._simulated_keys, **services.members.keys()})
+        self.pipeline = PresencePipeline(self.resolver, self.engine, self._trace_clock)
+        self.rules = ReminderRules(
+            services.clock, services.bus, config.reminders, services.config.store.timezone
+        )
+        self.health = (
+            BeaconHealthService(
+                services.db,
+                services.clock,
+                services.bus,
+                load_fleet(config.fleet_file),
+                config.health,
+            )
+            if config.fleet_file
+            else None
+        )
+        self._events: asyncio.Queue[PresenceEvent] = asyncio.Queue()
+        self._tasks: list[asyncio.Task[None]] = []
+        self.source_done = asyncio.Event()
+        self.source_error: BaseException | None = None
+
+    # -- lifecycle -----------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Start receiving; a source that cannot start is logged, not fatal to the hub."""
+        self.services.bus.bind(asyncio.get_running_loop())
+        members = self.services.bus.subscribe([MEMBERS_CHANGED])
+        self._tasks = [
+            asyncio.create_task(self._receive(), name="presence-source"),
+            asyncio.create_task(self._consume(), name="presence-record"),
+            asyncio.create_task(self._tick(), name="presence-tick"),
+            asyncio.create_task(self._reload_keys(members), name="presence-keys"),
+        ]
+        if self.health is not None:
+            self._tasks.append(asyncio.create_task(self._check_health(), name="beacon-health"))
+
+    async def stop(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        self._tasks = []
+
+    async def settled(self) -> None:
+        """Wait until the source has finished (a replay) and every event is recorded."""
+        await self.source_done.wait()
+        await self._events.join()
+
+    # -- the hot path --------------------------------------------------------------------------
+
+    def on_advertisement(self, adv: Advertisement) -> None:
+        """Called by the source for every advertisement (on the event loop, in memory only)."""
+        if self.health is not None:
+            self.health.observe(adv)
+        for event in self.pipeline.feed(adv):
+            self._events.put_nowait(event)
+
+    def present(self) -> list[MemberView]:
+        """Members inside now."""
+        return self.engine.present()
+
+    # -- background work -----------------------------------------------------------------------
+
+    async def _receive(self) -> None:
+        try:
+            await self.source.run(self.on_advertisement)
+        except Exception as exc:  # noqa: BLE001 - reported, the rest of the hub keeps running
+            self.source_error = exc
+            _log.error("presence source %s stopped: %s", self.source.name, exc)
+        finally:
+            self.source_done.set()
+
+    async def _consume(self) -> None:
+        while True:
+            event = await self._events.get()
+            try:
+                await self.services.db.write(self.record, event)
+            except Exception:  # noqa: BLE001 - one bad write must not stop presence
+                _log.exception("recording presence event %s failed", event)
+            finally:
+                self._events.task_done()
+
+    def record(self, event: PresenceEvent) -> list[Reminder]:
+        """Store one presence event, push it to the staff feed and, on arrival, apply the
+        reminder rules, all in one transaction (a write: runs on the writer thread)."""
+        services = self.services
+        with services.db.transaction() as tx:
+            tx.execute(
+                "INSERT INTO presence_events (t, member_id, event, zone) VALUES (?, ?, ?, ?)",
+                (event.t, event.member, event.event, event.zone),
+            )
+            bus, data = (
+                services.bus,
+                {"t": event.t, "member": event.member, "event": event.event, "zone": event.zone},
+            )
+            tx.after_commit(lambda: bus.publish(Event(PRESENCE, data)))
+            if event.event == "arrived" and self.config.reminders.enabled:
+                return self.rules.on_arrival(tx, event.member, event.t, event.zone)
+        return []
+
+    async def _tick(self) -> None:
+        """Decide departures when time passes without advertisements (old history is deleted
+        by ``hub.retention``)."""
+        clock = self.services.clock
+        while True:
+            await clock.sleep(TICK_S)
+            for event in self.pipeline.expire(self._now()):
+                self._events.put_nowait(event)
+
+    async def _reload_keys(self, subscription: Subscription) -> None:
+        while True:
+            await subscription.get()
+            keys = await self.services.db.read(self.services.members.keys)
+            self.resolver.set_keys({**self._simulated_keys, **keys})
+
+    async def _check_health(self) -> None:
+        assert self.health is not None
+        while True:
+            await self.services.clock.sleep(self.config.health.check_every_s)
+            await self.services.db.write(self.health.check)
+
+
+def setup(services: Services) -> None:
+    """Feature wiring: presence runs only when ``[beacons] enabled``."""
+    if services.config.beacons.enabled:
+        services.presence = PresenceService(services)
+        services.lifecycle.append(services.presence)

@@ -1,0 +1,173 @@
+"""The fleet declaration (schema, clear errors, rendered payloads) and health from scanning."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from uuid import UUID
+
+import pytest
+
+from beacons.advertisement import Advertisement
+from beacons.eid import ephemeral_id
+from beacons.errors import FleetError
+from beacons.fleet import Fleet, advertising_payload, load_fleet, render_beacon, render_scanner
+from beacons.frames import EddystoneTLM, EddystoneUID, EddystoneURL, IBeacon, advertising_data
+from beacons.health import FleetHealth
+
+ROOT = Path(__file__).resolve().parents[2]
+DEMO = ROOT / "firmware_configs" / "demo-store.yaml"
+
+
+def test_every_committed_fleet_file_validates() -> None:
+    files = sorted((ROOT / "firmware_configs").glob("*.yaml"))
+    assert files
+    for path in files:
+        fleet = load_fleet(path)
+        assert fleet.beacons and fleet.scanners
+
+
+def test_rendered_payloads_follow_the_specs() -> None:
+    fleet = load_fleet(DEMO)
+    by_id = {b.id: render_beacon(b) for b in fleet.beacons}
+    uid_frames = by_id["dairy-uid"]["frames"]
+    uid_adv = bytes.fromhex(uid_frames[0]["adv_data"])  # type: ignore[index]
+    # flags | 03 03 AA FE | service data length 0x17 (full UID with RFU) | 16 AA FE ...
+    assert uid_adv[:7] == bytes.fromhex("0201060303aafe")
+    assert uid_adv[7] == 0x17 and uid_adv[8:11] == bytes.fromhex("16aafe")
+    tlm_adv = bytes.fromhex(uid_frames[1]["adv_data"])  # type: ignore[index]
+    assert tlm_adv[7] == 0x11  # the TLM spec's fixed service data length
+    alt = bytes.fromhex(by_id["pickup-altbeacon"]["frames"][0]["adv_data"])  # type: ignore[index]
+    assert alt[3:9] == bytes.fromhex("1bff1801beac")  # length 0x1B, type 0xFF, 0x0118, BEAC
+    # Eddystone ranging data is the 1 m power + 41 dB.
+    assert fleet.beacons[1].tx_power_0m == -62 + 41
+    for rendered in by_id.values():
+        for frame in rendered["frames"]:  # type: ignore[union-attr]
+            assert len(bytes.fromhex(frame["adv_data"])) <= 31
+
+
+def test_scanner_rendering_names_the_relay_topic() -> None:
+    fleet = load_fleet(DEMO)
+    relay = render_scanner(fleet.scanners[1], store="demo-store", topic_prefix="retail")
+    assert relay["mqtt"]["topic"] == "retail/v1/demo-store/scanners/aisles/adv"  # type: ignore[index]
+    own = render_scanner(fleet.scanners[0], store="demo-store", topic_prefix="retail")
+    assert own["adapter"] == "hci0" and "mqtt" not in own
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("beacons: [", "not valid YAML (line 1"),
+        ("- just a list", "expected a mapping"),
+        ("beacons:\n  - {id: a, kind: ibeacon, major: 1, minor: 1}", "needs uuid"),
+        (
+            "beacons:\n  - {id: a, kind: eddystone-uid, namespace: abcd, instance: '000000000001'}",
+            "namespace must be 20 hex",
+        ),
+        (
+            "beacons:\n  - {id: a, kind: eddystone-url, url: 'https://a-very-long-name.example/x'}",
+            "at most 17",
+        ),
+        (
+            "beacons:\n  - {id: a, kind: ibeacon, uuid: 7d2a1e0c-5b3f-4c1d-9a7e-2f6b8c4d0e11, "
+            "major: 1, minor: 1, colour: red}",
+            "beacons.0.colour",
+        ),
+        (
+            "scanners:\n  - {name: a, kind: hub-adapter}\n  - {name: a, kind: esp32-relay}",
+            "duplicate scanner names: a",
+        ),
+        ("scanners:\n  - {name: a, kind: esp32-relay, scan_window_ms: 200}", "scan_window_ms"),
+    ],
+)
+def test_fleet_errors_point_at_the_problem(tmp_path: Path, text: str, message: str) -> None:
+    path = tmp_path / "fleet.yaml"
+    path.write_text(text)
+    with pytest.raises(FleetError) as caught:
+        load_fleet(path)
+    assert message in str(caught.value)
+    assert str(path) in str(caught.value)
+
+
+def test_two_beacons_with_one_identity_are_refused() -> None:
+    same = {"kind": "ibeacon", "uuid": str(UUID(int=1)), "major": 1, "minor": 1}
+    with pytest.raises(ValueError, match="same identity"):
+        Fleet.model_validate({"beacons": [{"id": "a", **same}, {"id": "b", **same}]})
+
+
+def test_eid_rotates_with_its_period_and_depends_on_the_key() -> None:
+    key = bytes(range(16))
+    assert ephemeral_id(key, 10, 65_280) == ephemeral_id(key, 10, 65_280 + 1023 - 65_280 % 1024)
+    assert ephemeral_id(key, 10, 65_280) != ephemeral_id(key, 10, 65_280 + 1024)
+    assert ephemeral_id(key, 10, 65_280) != ephemeral_id(bytes(16), 10, 65_280)
+    assert len(ephemeral_id(key, 0, 1)) == 8
+
+
+class Clock:
+    def __init__(self, now: float) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def advert(frame: object, t: float, address: str, rssi: int = -70) -> Advertisement:
+    manufacturer, service = advertising_data(frame)  # type: ignore[arg-type]
+    return Advertisement(
+        t=t,
+        scanner="door",
+        address=address,
+        rssi=rssi,
+        manufacturer_data={str(k): v.hex() for k, v in manufacturer.items()},
+        service_data={k: v.hex() for k, v in service.items()},
+    )
+
+
+def test_health_tracks_beacons_and_alerts_once_per_change() -> None:
+    fleet = load_fleet(DEMO)
+    clock = Clock(1_767_261_600.0)
+    health = FleetHealth(fleet, clock, missing_after_s=600, battery_low_mv=2500)
+    ibeacon = fleet.beacons[0].identity_frame()
+    uid = fleet.beacons[1].identity_frame()
+    assert isinstance(ibeacon, IBeacon) and isinstance(uid, EddystoneUID)
+    health.observe(advert(ibeacon, clock.now, "11:11:11:11:11:11", rssi=-65))
+    health.observe(advert(uid, clock.now, "22:22:22:22:22:22"))
+    health.observe(advert(EddystoneTLM(2400, 21.5, 10, 3600), clock.now, "22:22:22:22:22:22"))
+    # A stranger's TLM (unknown address) and a foreign iBeacon change nothing.
+    health.observe(advert(EddystoneTLM(1000, 0.0, 1, 1), clock.now, "99:99:99:99:99:99"))
+    health.observe(advert(IBeacon(UUID(int=5), 1, 1, -59), clock.now, "98:98:98:98:98:98"))
+    status = health.status
+    entrance = status["entrance-ibeacon"]
+    assert (entrance.rssi, entrance.last_seen) == (-65, clock.now)
+    assert (status["dairy-uid"].battery_mv, status["dairy-uid"].uptime_s) == (2400, 360.0)
+    alerts = health.check()
+    assert {(a.beacon, a.kind, a.active) for a in alerts} == {("dairy-uid", "battery_low", True)}
+    assert health.check() == []  # alerts fire on change only
+    clock.now += 601
+    health.observe(advert(ibeacon, clock.now, "11:11:11:11:11:11"))
+    missing = {(a.beacon, a.kind) for a in health.check() if a.active}
+    assert missing == {
+        ("dairy-uid", "missing"),
+        ("pickup-altbeacon", "missing"),
+        ("window-url", "missing"),
+        ("stockroom-eid", "missing"),
+    }
+    health.observe(advert(uid, clock.now, "22:22:22:22:22:22"))
+    assert [(a.beacon, a.kind, a.active) for a in health.check()] == [
+        ("dairy-uid", "missing", False)
+    ]
+
+
+def test_health_recognises_its_own_eid_beacon() -> None:
+    fleet = load_fleet(DEMO)
+    clock = Clock(1_767_261_600.0)
+    health = FleetHealth(fleet, clock, missing_after_s=600, battery_low_mv=2500)
+    spec = fleet.beacons[4]
+    eid = ephemeral_id(bytes.fromhex(spec.identity_key or ""), 10, int(clock.now))
+    health.observe(advert(spec.identity_frame(eid), clock.now, "33:33:33:33:33:33"))
+    health.observe(advert(spec.identity_frame(bytes(8)), clock.now, "44:44:44:44:44:44"))
+    assert health.status["stockroom-eid"].last_seen == clock.now
+
+
+def test_the_longest_url_fills_one_advertisement_exactly() -> None:
+    longest = EddystoneURL(-18, "https://abcdefghijklmnopq")  # 17 body bytes
+    assert len(advertising_payload(longest)) == 31

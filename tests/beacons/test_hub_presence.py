@@ -1,0 +1,283 @@
+"""Integration: a replayed trace through the hub's presence service. A member with a ready order
+walks in past a window-shopper and strangers; exactly one reminder and one staff alert come out,
+recorded, in the outbox and on the staff feed. Also the contract commands on the CLI."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Callable
+from pathlib import Path
+
+from click.testing import CliRunner
+
+from beacons.advertisement import Advertisement
+from beacons.simulator import Scenario, simulate
+from beacons.sources.simulated import SimulatedSource
+from beacons.tokens import token_uuid, window_of
+from beacons.trace import write_trace
+from hub.cli import main
+from hub.clock import ManualClock
+from hub.config import HubConfig
+from hub.members import MemberIn
+from hub.orders import OrderIn, OrderLineIn
+from hub.presence import PRESENCE, PresenceService
+from hub.reminders import REMINDER, STAFF_ALERT
+from hub.services import build_services
+
+PREFIX = "52455441494c4842"
+WALKER_KEY = "00112233445566778899aabbccddeeff"
+LINGER_KEY = "ffeeddccbbaa99887766554433221100"
+NOON = 1_767_268_800.0  # 2026-01-01 12:00 UTC, outside quiet hours
+START = NOON + 60
+
+
+def walk_in() -> list[tuple[float, int]]:
+    """Approach on the pavement, pass the scanner, walk on inside, browse."""
+    approach = [(i * 0.5, -90 + i * 2) for i in range(15)]  # to -62 at 7 s
+    past = [(7.5, -58), (8.0, -57), (8.5, -58), (9.0, -60)]
+    inside = [(9.5 + i * 0.5, -66 - 2 * i) for i in range(9)]  # down to -82
+    browse = [(14.0 + i, -82 + (i % 3)) for i in range(90)]
+    return approach + past + inside + browse
+
+
+def linger() -> list[tuple[float, int]]:
+    """A window-shopper in the doorway for two minutes, then off along the pavement."""
+    arrive = [(i * 0.5, -90 + i * 3) for i in range(10)]  # to -63
+    stand = [
+        (5 + i * 0.5, -60 + (2 if i % 2 else -2) - (14 if i % 4 == 3 else 0)) for i in range(240)
+    ]
+    leave = [(125 + i * 0.5, -66 - 3 * i) for i in range(9)]
+    return arrive + stand + leave
+
+
+def advert(t: float, key: str, rssi: int, address: str) -> Advertisement:
+    uuid = token_uuid(bytes.fromhex(PREFIX), bytes.fromhex(key), window_of(t))
+    return Advertisement(
+        t=round(t, 3), scanner="door", address=address, rssi=rssi, service_uuids=[uuid]
+    )
+
+
+def write_store_trace(path: Path) -> None:
+    rows = [advert(START + 30 + t, WALKER_KEY, r, "5A:00:00:00:00:01") for t, r in walk_in()]
+    rows += [advert(START + t, LINGER_KEY, r, "6B:00:00:00:00:02") for t, r in linger()]
+    rows += [advert(START + t, "0f" * 16, -55, "7C:00:00:00:00:03") for t in range(0, 120, 2)]
+    rows += [
+        Advertisement(
+            t=START + t,
+            scanner="door",
+            address="7D:00:00:00:00:04",
+            rssi=-50,
+            manufacturer_data={"76": "1005031c"},
+        )
+        for t in range(0, 120, 3)
+    ]
+    write_trace(path, sorted(rows, key=lambda a: a.t))
+
+
+async def test_a_replayed_walk_in_gives_exactly_one_reminder_and_one_staff_alert(
+    tmp_path: Path,
+    make_config: Callable[..., HubConfig],
+    catalog_rows: list,
+) -> None:
+    trace = tmp_path / "store.jsonl"
+    write_store_trace(trace)
+    config = make_config(
+        beacons={
+            "enabled": True,
+            "source": "replay",
+            "chain_prefix": PREFIX,
+            "replay_file": str(trace),
+        }
+    )
+    svc = build_services(config, ManualClock(NOON), with_features=False)
+    try:
+        assert not svc.catalog.import_rows(catalog_rows, tmp_path).rejected
+        for member, key in (("walker", WALKER_KEY), ("lingerer", LINGER_KEY)):
+            svc.members.upsert(MemberIn(id=member, consent=True, beacon_key=key))
+            svc.orders.place(
+                OrderIn(
+                    id=f"order-{member}", member=member, lines=[OrderLineIn(sku="OAT-1", qty=1)]
+                )
+            )
+            if svc.orders.get(f"order-{member}").state == "pending":
+                svc.orders.accept(f"order-{member}")
+            svc.orders.mark_ready(f"order-{member}")
+        feed = svc.bus.subscribe([PRESENCE, REMINDER, STAFF_ALERT])
+        presence = PresenceService(svc)
+        await presence.start()
+        await asyncio.wait_for(presence.settled(), timeout=60)
+        await presence.stop()
+        assert presence.source_error is None
+        reminders = svc.db.query("SELECT order_id, member_id, kind, status FROM reminders")
+        assert sorted((r["kind"], r["member_id"], r["status"]) for r in reminders) == [
+            ("member", "walker", "sent"),
+            ("staff", "walker", "sent"),
+        ]
+        outbox = svc.db.query("SELECT data FROM outbox WHERE type = 'reminder'")
+        assert [json.loads(r["data"])["member"] for r in outbox] == ["walker"]
+        arrivals = svc.db.query(
+            "SELECT member_id, zone FROM presence_events WHERE event = 'arrived'"
+        )
+        assert arrivals == [{"member_id": "walker", "zone": "door"}]
+        seen = []
+        while not feed.queue.empty():
+            seen.append(feed.queue.get_nowait().type)
+        assert sorted(seen) == sorted([PRESENCE, STAFF_ALERT, REMINDER])
+    finally:
+        svc.close()
+
+
+def test_replay_command_prints_contract_events(tmp_path: Path) -> None:
+    trace = tmp_path / "store.jsonl"
+    write_store_trace(trace)
+    members = tmp_path / "members.json"
+    members.write_text(
+        json.dumps(
+            {
+                "chain_prefix": PREFIX,
+                "members": [
+                    {"id": "walker", "key": WALKER_KEY},
+                    {"id": "lingerer", "key": LINGER_KEY},
+                ],
+            }
+        )
+    )
+    result = CliRunner().invoke(main, ["beacons", "replay", str(trace), "--members", str(members)])
+    assert result.exit_code == 0, result.output
+    events = [json.loads(line) for line in result.stdout.splitlines()]
+    assert [(e["member"], e["event"], e["zone"]) for e in events] == [("walker", "arrived", "door")]
+    assert set(events[0]) == {"t", "member", "event", "zone"}
+    assert START + 30 + 9 <= events[0]["t"] <= START + 30 + 14
+
+
+def test_replay_command_reports_a_bad_trace_line(tmp_path: Path) -> None:
+    trace = tmp_path / "bad.jsonl"
+    trace.write_text('{"t": 1.0, "scanner": "door"}\n')
+    members = tmp_path / "members.json"
+    members.write_text(json.dumps({"chain_prefix": PREFIX, "members": []}))
+    result = CliRunner().invoke(main, ["beacons", "replay", str(trace), "--members", str(members)])
+    assert result.exit_code == 1
+    assert f"{trace}:1:" in result.output and "address" in result.output
+
+
+def test_replay_command_warns_about_scanners_it_was_not_told_about(tmp_path: Path) -> None:
+    trace = tmp_path / "store.jsonl"
+    write_store_trace(trace)
+    trace.write_text(trace.read_text().replace('"scanner":"door"', '"scanner":"front"'))
+    members = tmp_path / "members.json"
+    members.write_text(
+        json.dumps({"chain_prefix": PREFIX, "members": [{"id": "walker", "key": WALKER_KEY}]})
+    )
+    result = CliRunner().invoke(main, ["beacons", "replay", str(trace), "--members", str(members)])
+    assert result.exit_code == 0
+    assert result.stdout == ""
+    assert "scanners not in the config: front (" in result.stderr
+
+
+def test_replay_command_uses_the_scanners_of_a_config_file(tmp_path: Path) -> None:
+    trace = tmp_path / "store.jsonl"
+    write_store_trace(trace)
+    trace.write_text(trace.read_text().replace('"scanner":"door"', '"scanner":"front"'))
+    members = tmp_path / "members.json"
+    members.write_text(
+        json.dumps({"chain_prefix": PREFIX, "members": [{"id": "walker", "key": WALKER_KEY}]})
+    )
+    config = tmp_path / "hub.toml"
+    config.write_text(
+        '[store]\nid = "s1"\nname = "Shop"\n\n'
+        '[[beacons.presence.scanners]]\nname = "front"\nzone = "entrance"\n'
+    )
+    result = CliRunner().invoke(
+        main, ["beacons", "replay", str(trace), "--members", str(members), "--config", str(config)]
+    )
+    assert result.exit_code == 0, result.output
+    events = [json.loads(line) for line in result.stdout.splitlines()]
+    assert [(e["event"], e["zone"]) for e in events] == [("arrived", "entrance")]
+    config.write_text('[store]\nid = "s1"\nname = "Shop"\n[beacons.presence]\nwindow = 3\n')
+    bad = CliRunner().invoke(
+        main, ["beacons", "replay", str(trace), "--members", str(members), "--config", str(config)]
+    )
+    assert bad.exit_code == 2 and "window" in bad.output
+
+
+def test_simulate_then_eval_round_trip(tmp_path: Path) -> None:
+    out, truth = tmp_path / "sim.jsonl", tmp_path / "truth.jsonl"
+    runner = CliRunner()
+    made = runner.invoke(
+        main,
+        [
+            "beacons",
+            "simulate",
+            "--out",
+            str(out),
+            "--truth",
+            str(truth),
+            "--seed",
+            "7",
+            "--duration",
+            "1800",
+            "--visits-per-hour",
+            "30",
+        ],
+    )
+    assert made.exit_code == 0, made.output
+    assert (tmp_path / "sim.members.json").is_file()
+    scored = runner.invoke(main, ["beacons", "eval", str(out), str(truth)])
+    assert scored.exit_code == 0, scored.output
+    metrics = json.loads(scored.stdout)
+    assert set(metrics) == {"advertisements", "naive_dbm", "engine", "naive"}
+    assert metrics["engine"]["visits"] == metrics["naive"]["visits"] > 0
+    assert "false_arrivals_per_100_passers" in metrics["engine"]
+
+
+def test_fleet_commands(tmp_path: Path, repo_root: Path) -> None:
+    fleet = repo_root / "firmware_configs" / "demo-store.yaml"
+    runner = CliRunner()
+    checked = runner.invoke(main, ["beacons", "validate", str(fleet)])
+    assert checked.exit_code == 0 and "ok (5 beacons, 3 scanners)" in checked.output
+    rendered = runner.invoke(main, ["beacons", "render", str(fleet), "--out", str(tmp_path)])
+    assert rendered.exit_code == 0, rendered.output
+    assert (tmp_path / "scanner-aisles.json").is_file()
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("beacons:\n  - {id: x, kind: ibeacon}\n")
+    failed = runner.invoke(main, ["beacons", "validate", str(bad)])
+    assert failed.exit_code == 1 and "needs uuid, major, minor" in failed.output
+
+
+async def test_a_simulated_store_runs_through_the_hub_on_a_moved_clock(
+    make_config: Callable[..., HubConfig],
+) -> None:
+    clock = ManualClock(NOON)
+    scenario = Scenario(
+        seed=11,
+        start=NOON,
+        duration_s=1500,
+        visits_per_hour=40,
+        passers_per_hour=60,
+        non_members_per_hour=30,
+        vary=False,
+    )
+    sim = simulate(scenario)
+    config = make_config(beacons={"enabled": True, "source": "simulate"})
+    svc = build_services(config, clock, with_features=False)
+    try:
+        presence = PresenceService(
+            svc, source=SimulatedSource(sim, clock=clock.now, sleep=clock.sleep, watchdog_s=120)
+        )
+        await presence.start()
+        for _ in range(int(scenario.duration_s)):
+            for _ in range(20):
+                await asyncio.sleep(0)
+            clock.advance(1.0)
+        await presence._events.join()
+        await presence.stop()
+        arrived = svc.db.query("SELECT member_id FROM presence_events WHERE event = 'arrived'")
+        visitors = {r["member"] for r in sim.truth if r["event"] == "arrived"}
+        assert arrived, "no arrivals from the simulated store"
+        assert {r["member_id"] for r in arrived} <= visitors | {
+            r["member"] for r in sim.truth if r["event"] == "passed"
+        }
+        assert svc.db.query("SELECT * FROM reminders") == []  # simulated members never consented
+    finally:
+        svc.close()

@@ -1,0 +1,102 @@
+"""The simulator (deterministic per seed, truth consistent with the trace) and the scoring."""
+
+from __future__ import annotations
+
+from beacons.evaluation import score
+from beacons.presence import PresenceEvent
+from beacons.simulator import Scenario, simulate
+from beacons.tokens import TokenResolver
+
+SMALL = dict(duration_s=1200, visits_per_hour=20, passers_per_hour=60, non_members_per_hour=30)
+
+
+def test_same_seed_same_store_other_seed_other_store() -> None:
+    a = simulate(Scenario(seed=4, **SMALL))
+    b = simulate(Scenario(seed=4, **SMALL))
+    c = simulate(Scenario(seed=5, **SMALL))
+    assert a.advertisements == b.advertisements and a.truth == b.truth
+    assert a.physics != c.physics
+
+
+def test_pair_layout_is_the_single_store_plus_an_interior_scanner() -> None:
+    single = simulate(Scenario(seed=6, **SMALL))
+    pair = simulate(Scenario(seed=6, layout="pair", **SMALL))
+    assert [s.name for s in pair.layout.scanners] == ["door", "inner"]
+    assert pair.layout.scanners[0] == single.layout.scanners[0]
+    assert pair.layout.width == single.layout.width and pair.physics == single.physics
+    inner = pair.layout.scanners[1]
+    assert inner.zone == "door" and 3.0 <= inner.y <= 10.0 and 0 < inner.x < pair.layout.width
+    assert {a.scanner for a in pair.advertisements} == {"door", "inner"}
+
+
+def test_trace_is_time_ordered_and_resolves_to_the_truths_members() -> None:
+    sim = simulate(Scenario(seed=2, **SMALL))
+    times = [a.t for a in sim.advertisements]
+    assert times == sorted(times)
+    resolver = TokenResolver(sim.members.chain_prefix, sim.members.keys)
+    seen = {resolver.resolve(u, a.t) for a in sim.advertisements for u in a.service_uuids}
+    truth_members = {r["member"] for r in sim.truth if r["event"] in ("arrived", "passed")}
+    assert truth_members <= seen | {None}
+    assert len(seen - {None}) >= 0.9 * len(truth_members)
+    # Non-member phones and store beacons are on the air too, and resolve to nobody.
+    assert any(
+        a.service_uuids and resolver.resolve(a.service_uuids[0], a.t) is None
+        for a in sim.advertisements
+    )
+    assert any(a.service_data for a in sim.advertisements)
+
+
+def test_every_visit_is_arrived_then_left_with_zones_inside() -> None:
+    sim = simulate(Scenario(seed=3, layout="zones", **SMALL))
+    open_visits: dict[str, float] = {}
+    zones = {z.name for z in sim.layout.zones}
+    for record in sim.truth:
+        member, event = record["member"], record["event"]
+        if event == "arrived":
+            assert member not in open_visits
+            open_visits[member] = float(record["t"])  # type: ignore[arg-type]
+        elif event in ("zone", "left"):
+            assert member in open_visits and record["zone"] in zones
+            if event == "left":
+                del open_visits[member]
+    assert open_visits == {}
+
+
+def test_scoring_counts_latency_misses_false_arrivals_and_flaps() -> None:
+    truth = [
+        {"t": 100.0, "member": "v1", "event": "arrived", "zone": "door"},
+        {"t": 400.0, "member": "v1", "event": "left", "zone": "door"},
+        {"t": 100.0, "member": "v2", "event": "arrived", "zone": "door"},
+        {"t": 200.0, "member": "v2", "event": "left", "zone": "door"},
+        {
+            "t": 50.0,
+            "member": "p1",
+            "event": "passed",
+            "zone": None,
+            "until": 90.0,
+            "lingered": True,
+        },
+        {
+            "t": 50.0,
+            "member": "p2",
+            "event": "passed",
+            "zone": None,
+            "until": 90.0,
+            "lingered": False,
+        },
+    ]
+    events = [
+        PresenceEvent(103.0, "v1", "arrived", "door"),
+        PresenceEvent(250.0, "v1", "left", "door"),  # while still inside: a flap
+        PresenceEvent(260.0, "v1", "arrived", "door"),
+        PresenceEvent(600.0, "v1", "left", "door"),
+        PresenceEvent(70.0, "p1", "arrived", "door"),  # a window-shopper, falsely
+    ]
+    metrics = score(truth, events).metrics()
+    assert metrics["arrival_latency_p50_s"] == 3.0
+    assert metrics["missed_arrivals_pct"] == 50.0  # v2 never detected
+    assert metrics["false_arrivals_per_100_passers"] == 50.0
+    assert metrics["false_arrivals_per_100_window_shoppers"] == 100.0
+    assert metrics["flaps_per_visit_hour"] == round(1 / ((300 + 100) / 3600), 4)
+    assert metrics["departure_latency_p50_s"] == 200.0
+    assert metrics["zone_accuracy"] == round(287 / 297, 4)  # no zone while wrongly "left"

@@ -1,0 +1,188 @@
+"""Sources: bleak's own objects through the detection callback, BlueZ failures explained, the
+watchdog restarting a silent scan on the simulated radio, replay pacing, relay nodes over MQTT."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from pathlib import Path
+
+import paho.mqtt.client as mqtt
+import pytest
+from bleak.backends.device import BLEDevice
+from bleak.backends.scanner import AdvertisementData
+from bleak.exc import BleakBluetoothNotAvailableError, BleakBluetoothNotAvailableReason, BleakError
+
+from beacons.advertisement import Advertisement
+from beacons.errors import ScannerUnavailableError
+from beacons.pipeline import PresencePipeline, TraceClock
+from beacons.presence import PresenceEngine
+from beacons.settings import PresenceSettings
+from beacons.sources.base import DetectionCallback
+from beacons.sources.bleak_scanner import BleakSource, explain, passive_patterns
+from beacons.sources.mqtt_relay import MqttRelaySource
+from beacons.sources.replay import ReplaySource
+from beacons.sources.simulated import SimulatedRadio
+from beacons.tokens import TokenResolver, token_uuid, window_of
+from beacons.trace import encode, write_trace
+from hub.clock import ManualClock
+from tests.fixtures.mosquitto import Mosquitto
+
+PREFIX = bytes.fromhex("52455441494c4842")
+KEY = bytes(range(16))
+
+
+def bleak_pair(
+    uuids: list[str], rssi: int, address: str = "5A:00:00:00:00:01"
+) -> tuple[BLEDevice, AdvertisementData]:
+    return BLEDevice(address, None, details=None), AdvertisementData(
+        local_name=None,
+        manufacturer_data={},
+        service_data={},
+        service_uuids=uuids,
+        tx_power=None,
+        rssi=rssi,
+        platform_data=(),
+    )
+
+
+def test_bleak_detections_reach_the_engine_and_strangers_leave_no_trace() -> None:
+    clock = ManualClock()
+    trace_clock = TraceClock()
+    engine = PresenceEngine(PresenceSettings(), trace_clock)
+    pipeline = PresencePipeline(TokenResolver(PREFIX, {"m1": KEY}), engine, trace_clock)
+    events = []
+    callback = DetectionCallback("door", clock.now, lambda adv: events.extend(pipeline.feed(adv)))
+    stranger = token_uuid(PREFIX, bytes(16), window_of(clock.now()))
+    profile = [
+        -90,
+        -84,
+        -78,
+        -72,
+        -66,
+        -60,
+        -58,
+        -58,
+        -70,
+        -74,
+        -76,
+        -75,
+        -74,
+        -76,
+        -75,
+        -74,
+        -76,
+        -75,
+    ]
+    for rssi in profile:
+        member = token_uuid(PREFIX, KEY, window_of(clock.now()))
+        callback(*bleak_pair([member.upper()], rssi))  # case as some stacks report it
+        callback(*bleak_pair([stranger], rssi, address="7B:00:00:00:00:02"))
+        clock.advance(0.5)
+    assert [(e.event, e.member) for e in events] == [("arrived", "m1")]
+    assert set(engine._members) == {"m1"}  # the stranger's token left no state
+    assert pipeline.resolved == len(profile) and pipeline.advertisements == 2 * len(profile)
+    assert callback.count == 2 * len(profile)
+
+
+async def test_no_bluez_here_is_explained_not_a_traceback() -> None:
+    clock = ManualClock()
+    source = BleakSource("door", clock=clock.now, sleep=clock.sleep, adapter="hci0")
+    with pytest.raises(ScannerUnavailableError, match="D-Bus system bus"):
+        await source.run(lambda adv: None)
+
+
+@pytest.mark.parametrize(
+    ("error", "message"),
+    [
+        (BleakError("adapter 'hci3' not found"), "hci3 not found"),
+        (
+            BleakBluetoothNotAvailableError("off", BleakBluetoothNotAvailableReason.POWERED_OFF),
+            "powered_off",
+        ),
+        (BleakError("passive scanning mode requires bluez or_patterns"), "--experimental"),
+    ],
+)
+def test_bluez_errors_say_what_to_check(error: BaseException, message: str) -> None:
+    assert message in str(explain(error, adapter="hci3", mode="passive"))
+
+
+def test_passive_patterns_match_the_token_prefix_as_sent_on_air() -> None:
+    uuid = token_uuid(PREFIX, KEY, 1)
+    on_air = bytes.fromhex(uuid.replace("-", ""))[::-1]  # 128-bit UUIDs go little-endian
+    pattern = passive_patterns(PREFIX)[0]
+    assert on_air[pattern.start_position :] == pattern.content_of_pattern
+
+
+async def test_watchdog_restarts_a_silent_scan_on_the_simulated_radio() -> None:
+    clock = ManualClock()
+    adverts = [
+        Advertisement(t=100.0 + i, scanner="door", address="5A:00:00:00:00:01", rssi=-60)
+        for i in range(5)
+    ]
+    radio = SimulatedRadio(adverts, clock=clock.now, sleep=clock.sleep)
+    heard: list[Advertisement] = []
+    source = BleakSource(
+        "door",
+        clock=clock.now,
+        sleep=clock.sleep,
+        mode="active",
+        watchdog_s=20.0,
+        scanner_factory=radio.scanner_factory("door"),
+    )
+    task = asyncio.create_task(source.run(heard.append))
+    for _ in range(100):  # let the tasks run, then move time a second
+        for _ in range(10):
+            await asyncio.sleep(0)
+        clock.advance(1.0)
+    task.cancel()
+    await asyncio.gather(task, return_exceptions=True)
+    assert len(heard) == 5
+    assert [adv.t - heard[0].t for adv in heard] == [0.0, 1.0, 2.0, 3.0, 4.0]  # on-air pacing
+    assert source.restarts >= 3  # silent after 4 s: restarted every 20 s since
+
+
+async def test_realtime_replay_sleeps_the_gaps(tmp_path: Path) -> None:
+    path = tmp_path / "trace.jsonl"
+    write_trace(
+        path,
+        [Advertisement(t=t, scanner="door", address="a", rssi=-60) for t in (10.0, 10.5, 13.0)],
+    )
+    slept: list[float] = []
+
+    async def sleep(seconds: float) -> None:
+        slept.append(seconds)
+
+    got: list[Advertisement] = []
+    await ReplaySource(path, realtime=True, sleep=sleep).run(got.append)
+    assert [a.t for a in got] == [10.0, 10.5, 13.0] and slept == [0.5, 2.5]
+    got.clear()
+    slept.clear()
+    await ReplaySource(path, sleep=sleep).run(got.append)
+    assert len(got) == 3 and slept == []
+
+
+async def test_relay_nodes_deliver_over_a_real_broker(mosquitto: Mosquitto) -> None:
+    source = MqttRelaySource(host="127.0.0.1", port=mosquitto.port, store="s1")
+    got: list[Advertisement] = []
+    task = asyncio.create_task(source.run(got.append))
+    await asyncio.wait_for(source.connected.wait(), timeout=10)
+    good = Advertisement(t=5.0, scanner="aisles", address="a", rssi=-70, service_uuids=["x"])
+    wrong_node = Advertisement(t=5.1, scanner="door", address="b", rssi=-70)
+    payload = b"\n".join([encode(good), b"{broken", encode(wrong_node), encode(good)])
+    publisher = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2)
+    publisher.connect("127.0.0.1", mosquitto.port)
+    publisher.loop_start()
+    publisher.publish("retail/v1/s1/scanners/aisles/adv", payload, qos=1).wait_for_publish(5)
+    publisher.publish("retail/v1/other-store/scanners/x/adv", encode(good), qos=1)
+    for _ in range(200):
+        if len(got) >= 2:
+            break
+        await asyncio.sleep(0.02)
+    publisher.loop_stop()
+    publisher.disconnect()
+    task.cancel()
+    await asyncio.gather(task, return_exceptions=True)
+    assert got == [good, good]
+    assert source.rejected == {"aisles": 2}
+    assert json.loads(encode(got[0]))["scanner"] == "aisles"

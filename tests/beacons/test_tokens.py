@@ -1,0 +1,100 @@
+"""Shopper tokens: the DESIGN.md scheme, window edges, one window of clock skew, old tokens."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+
+import pytest
+
+from beacons.errors import MembersFileError
+from beacons.tokens import WINDOW_S, TokenResolver, token, token_uuid, window_of
+
+PREFIX = bytes.fromhex("52455441494c4842")
+KEY = bytes.fromhex("000102030405060708090a0b0c0d0e0f")
+T0 = 1_767_261_600.0  # a window boundary: 1767261600 / 512 = 3451682.8125 -> not one
+BOUNDARY = 3_451_683 * WINDOW_S  # 1767261696
+
+
+def test_token_is_the_designed_hmac() -> None:
+    window = 3_451_683
+    expected = hmac.new(KEY, b"rh-token" + window.to_bytes(8, "big"), hashlib.sha256).digest()[:8]
+    assert token(KEY, window) == expected
+    uuid = token_uuid(PREFIX, KEY, window)
+    assert uuid.replace("-", "") == (PREFIX + expected).hex()
+    assert uuid == uuid.lower()
+
+
+def test_window_edges() -> None:
+    assert window_of(BOUNDARY) == 3_451_683
+    assert window_of(BOUNDARY - 0.001) == 3_451_682
+    assert window_of(BOUNDARY + WINDOW_S - 0.001) == 3_451_683
+
+
+def _resolver() -> TokenResolver:
+    return TokenResolver(PREFIX, {"m1": KEY})
+
+
+def test_current_window_resolves_on_both_sides_of_a_turn() -> None:
+    resolver = _resolver()
+    before, after = BOUNDARY - 0.5, BOUNDARY + 0.5
+    assert resolver.resolve(token_uuid(PREFIX, KEY, window_of(before)), before) == "m1"
+    assert resolver.resolve(token_uuid(PREFIX, KEY, window_of(after)), after) == "m1"
+
+
+@pytest.mark.parametrize("skew", [-1, +1])
+def test_a_phone_one_window_off_still_resolves(skew: int) -> None:
+    t = BOUNDARY + 100
+    assert _resolver().resolve(token_uuid(PREFIX, KEY, window_of(t) + skew), t) == "m1"
+
+
+@pytest.mark.parametrize("age", [2, 5, 100])
+def test_replayed_old_tokens_do_not_resolve(age: int) -> None:
+    t = BOUNDARY + 100
+    assert _resolver().resolve(token_uuid(PREFIX, KEY, window_of(t) - age), t) is None
+
+
+def test_a_token_two_windows_ahead_does_not_resolve() -> None:
+    t = BOUNDARY + 100
+    assert _resolver().resolve(token_uuid(PREFIX, KEY, window_of(t) + 2), t) is None
+
+
+def test_the_table_moves_forward_as_windows_turn() -> None:
+    resolver = _resolver()
+    t = BOUNDARY + 10
+    first = token_uuid(PREFIX, KEY, window_of(t))
+    assert resolver.resolve(first, t) == "m1"
+    later = t + 3 * WINDOW_S
+    assert resolver.resolve(first, later) is None  # now three windows old
+    assert resolver.resolve(token_uuid(PREFIX, KEY, window_of(later)), later) == "m1"
+    # An advertisement a little out of order (a slower relay) still finds its window.
+    assert resolver.resolve(token_uuid(PREFIX, KEY, window_of(later) - 1), later - WINDOW_S) == "m1"
+
+
+def test_unknown_members_and_foreign_prefixes_do_not_resolve() -> None:
+    t = BOUNDARY + 1
+    other_key = bytes(16)
+    assert _resolver().resolve(token_uuid(PREFIX, other_key, window_of(t)), t) is None
+    assert _resolver().resolve(token_uuid(bytes(8), KEY, window_of(t)), t) is None
+
+
+def test_withdrawn_keys_stop_resolving_at_once() -> None:
+    resolver = _resolver()
+    t = BOUNDARY + 1
+    uuid = token_uuid(PREFIX, KEY, window_of(t))
+    assert resolver.resolve(uuid, t) == "m1"
+    resolver.set_keys({})
+    assert resolver.resolve(uuid, t) is None
+    assert resolver.member_count == 0
+
+
+def test_bad_keys_are_refused_with_the_member_named() -> None:
+    with pytest.raises(MembersFileError, match="'m9'"):
+        TokenResolver(PREFIX, {"m9": b"short"})
+    with pytest.raises(MembersFileError, match="prefix"):
+        TokenResolver(b"\x00", {})
+
+
+def test_prefix_text_matches_the_uuid_form() -> None:
+    uuid = token_uuid(PREFIX, KEY, 1)
+    assert uuid.startswith(_resolver().prefix_text)

@@ -1,0 +1,138 @@
+"""Trace lines and members files: what is valid, and what a person sees when it is not."""
+
+from __future__ import annotations
+
+import io
+import json
+from pathlib import Path
+
+import pytest
+from bleak.backends.device import BLEDevice
+from bleak.backends.scanner import AdvertisementData
+
+from beacons.advertisement import Advertisement, from_bleak, to_bleak
+from beacons.errors import MembersFileError, TraceError
+from beacons.members_file import load_members
+from beacons.trace import decode_line, encode, iter_lines, read_trace, write_trace
+
+LINE = (
+    '{"t": 12.5, "scanner": "door", "address": "5A:01:02:03:04:05", "rssi": -67, '
+    '"tx_power": null, "local_name": null, "manufacturer_data": {"76": "0215"}, '
+    '"service_data": {"0000feaa-0000-1000-8000-00805f9b34fb": "2000"}, "service_uuids": ["abc"]}'
+)
+
+
+def test_the_design_example_line_decodes() -> None:
+    adv = decode_line(LINE)
+    assert (adv.t, adv.scanner, adv.rssi, adv.service_uuids) == (12.5, "door", -67, ["abc"])
+    assert adv.manufacturer_bytes() == {76: b"\x02\x15"}
+
+
+def test_lines_round_trip_and_keep_every_field() -> None:
+    adv = decode_line(LINE)
+    again = decode_line(encode(adv))
+    assert again == adv
+    assert set(json.loads(encode(adv))) == {
+        "t",
+        "scanner",
+        "address",
+        "rssi",
+        "tx_power",
+        "local_name",
+        "manufacturer_data",
+        "service_data",
+        "service_uuids",
+    }
+
+
+@pytest.mark.parametrize(
+    ("line", "message"),
+    [
+        ("{not json", "not valid JSON"),
+        ('{"t": 1, "scanner": "door", "address": "a"}', "rssi"),
+        ('{"t": "soon", "scanner": "door", "address": "a", "rssi": -60}', "t"),
+        ('{"t": NaN, "scanner": "door", "address": "a", "rssi": -60}', ""),
+    ],
+)
+def test_bad_lines_name_the_file_line_and_field(line: str, message: str) -> None:
+    stream = io.BytesIO(b"\n" + LINE.encode() + b"\n" + line.encode() + b"\n")
+    with pytest.raises(TraceError) as caught:
+        list(iter_lines(stream, source="shop.jsonl"))
+    assert str(caught.value).startswith("shop.jsonl:3: ")
+    assert message in str(caught.value)
+
+
+def test_bad_hex_is_reported_when_bytes_are_needed() -> None:
+    adv = decode_line(LINE.replace('"0215"', '"zz"'))
+    with pytest.raises(TraceError, match="not lowercase hex"):
+        adv.manufacturer_bytes()
+
+
+def test_missing_trace_file_is_a_trace_error(tmp_path: Path) -> None:
+    with pytest.raises(TraceError, match="cannot open"):
+        list(read_trace(tmp_path / "nope.jsonl"))
+
+
+def test_bleak_objects_convert_both_ways(tmp_path: Path) -> None:
+    device = BLEDevice("5A:01:02:03:04:05", None, details=None)
+    data = AdvertisementData(
+        local_name="tag",
+        manufacturer_data={76: b"\x02\x15\x00"},
+        service_data={"0000FEAA-0000-1000-8000-00805F9B34FB": b"\x20\x00"},
+        service_uuids=["0000FD6F-0000-1000-8000-00805F9B34FB"],
+        tx_power=-12,
+        rssi=-70,
+        platform_data=(),
+    )
+    adv = from_bleak(device, data, scanner="door", t=5.0)
+    assert adv.service_uuids == ["0000fd6f-0000-1000-8000-00805f9b34fb"]
+    assert adv.service_data == {"0000feaa-0000-1000-8000-00805f9b34fb": "2000"}
+    back_device, back_data = to_bleak(adv)
+    assert back_device.address == device.address
+    assert back_data.manufacturer_data == data.manufacturer_data
+    assert (back_data.rssi, back_data.tx_power, back_data.local_name) == (-70, -12, "tag")
+    path = tmp_path / "one.jsonl"
+    write_trace(path, [adv])
+    assert list(read_trace(path)) == [adv]
+
+
+def _members(tmp_path: Path, doc: object) -> Path:
+    path = tmp_path / "members.json"
+    path.write_text(json.dumps(doc))
+    return path
+
+
+def test_members_file_loads(tmp_path: Path) -> None:
+    doc = {"chain_prefix": "00" * 8, "members": [{"id": "a", "key": "11" * 16}]}
+    path = _members(tmp_path, doc)
+    members = load_members(path)
+    assert members.chain_prefix == bytes(8) and members.keys == {"a": b"\x11" * 16}
+
+
+@pytest.mark.parametrize(
+    ("doc", "message"),
+    [
+        ([], "JSON object"),
+        ({"members": []}, "chain_prefix"),
+        ({"chain_prefix": "00", "members": []}, "16 hex"),
+        ({"chain_prefix": "00" * 8, "members": [{"id": "a"}]}, r"members\[0\]"),
+        ({"chain_prefix": "00" * 8, "members": [{"id": "a", "key": "xyz"}]}, "'a'"),
+        ({"chain_prefix": "00" * 8, "members": [{"id": "a", "key": "11" * 16}] * 2}, "twice"),
+        ({"chain_prefix": "00" * 8, "members": [], "extra": 1}, "unknown"),
+    ],
+)
+def test_members_file_errors_say_what_to_fix(tmp_path: Path, doc: object, message: str) -> None:
+    with pytest.raises(MembersFileError, match=message):
+        load_members(_members(tmp_path, doc))
+
+
+def test_members_file_that_is_not_json(tmp_path: Path) -> None:
+    path = tmp_path / "m.json"
+    path.write_text("{")
+    with pytest.raises(MembersFileError, match="not valid JSON"):
+        load_members(path)
+
+
+def test_advertisement_defaults_are_empty() -> None:
+    adv = Advertisement(t=1.0, scanner="s", address="a", rssi=-50)
+    assert adv.manufacturer_bytes() == {} and adv.service_bytes() == {}

@@ -1,0 +1,65 @@
+"""The staff routes of the beacons feature, every exchange checked against docs/openapi.yaml."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from aiohttp.test_utils import TestClient
+
+from beacons.presence import PresenceEvent
+from hub.members import MemberIn
+from hub.orders import OrderIn, OrderLineIn
+from hub.presence import PresenceService
+from hub.services import Services
+from tests.openapi_check import SpecClient
+
+KEY = "00112233445566778899aabbccddeeff"
+NOON = 1_767_268_800.0
+
+
+async def test_routes_answer_when_presence_is_off(
+    client: TestClient, staff: dict[str, str]
+) -> None:
+    api = SpecClient(client, staff)
+    _, body = await api.call("GET", "/api/presence")
+    assert body == {"enabled": False, "present": []}
+    _, body = await api.call("GET", "/api/beacons/health")
+    assert body == {"enabled": False, "beacons": [], "alerts": []}
+    response, _ = await SpecClient(client).call("GET", "/api/reminders")
+    assert response.status == 401
+
+
+async def test_recorded_events_and_reminders_are_listed(
+    client: TestClient,
+    staff: dict[str, str],
+    stocked: Services,
+    tmp_path: Path,
+    repo_root: Path,
+) -> None:
+    stocked.config.beacons.chain_prefix = "00" * 8
+    stocked.config.beacons.fleet_file = repo_root / "firmware_configs" / "demo-store.yaml"
+    stocked.config.beacons.source = "replay"
+    stocked.config.beacons.replay_file = tmp_path / "unused.jsonl"
+    stocked.members.upsert(MemberIn(id="m1", consent=True, beacon_key=KEY))
+    stocked.orders.place(OrderIn(id="A1", member="m1", lines=[OrderLineIn(sku="OAT-1", qty=1)]))
+    if stocked.orders.get("A1").state == "pending":
+        stocked.orders.accept("A1")
+    stocked.orders.mark_ready("A1")
+    presence = stocked.presence = PresenceService(stocked)
+    await stocked.db.write(presence.record, PresenceEvent(NOON, "m1", "arrived", "door"))
+    await stocked.db.write(presence.health.check)  # type: ignore[union-attr]
+    api = SpecClient(client, staff)
+    _, body = await api.call("GET", "/api/presence/events?member=m1")
+    assert body["events"] == [{"t": NOON, "member": "m1", "event": "arrived", "zone": "door"}]
+    _, body = await api.call("GET", "/api/reminders?limit=5")
+    assert {(r["kind"], r["status"]) for r in body["reminders"]} == {
+        ("member", "sent"),
+        ("staff", "sent"),
+    }
+    _, body = await api.call("GET", "/api/beacons/health")
+    assert body["enabled"] is True
+    assert {b["id"] for b in body["beacons"]} >= {"entrance-ibeacon", "dairy-uid"}
+    _, body = await api.call("GET", "/api/presence")
+    assert body == {"enabled": True, "present": []}
+    response, _ = await api.call("GET", "/api/presence/events?limit=0")
+    assert response.status == 400
