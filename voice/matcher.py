@@ -1,13 +1,23 @@
 """Text to products: fuzzy matching of a typed query or a transcript against product names and
 aliases in every language of the catalogue. Kiosk text search and voice search share it, so a
-product found by typing is found by asking."""
+product found by typing is found by asking.
+
+Besides the plain folded text, each name is indexed in the forms in which spelling mistakes and
+recognition errors are small:
+
+- Korean as its jamo (letters) with spaces removed, so "양송이 버섯" matches "양송이버섯" and
+  one wrong letter costs one letter, not one whole syllable;
+- Chinese as toneless pinyin, so homophones and tone errors ("酸奶" heard as "蒜奶") still
+  find the product.
+"""
 
 from __future__ import annotations
 
 import unicodedata
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
+from pypinyin import lazy_pinyin
 from rapidfuzz import fuzz, process
 
 
@@ -37,12 +47,40 @@ def normalise(text: str) -> str:
     return " ".join(cleaned.split())
 
 
+def _is_hangul(ch: str) -> bool:
+    return "\uac00" <= ch <= "\ud7a3" or "\u1100" <= ch <= "\u11ff" or "\u3130" <= ch <= "\u318f"
+
+
+def _is_han(ch: str) -> bool:
+    return "\u4e00" <= ch <= "\u9fff" or "\u3400" <= ch <= "\u4dbf"
+
+
+def jamo_key(text: str) -> str:
+    """Hangul split into its letters (NFD jamo), spaces and punctuation removed."""
+    return "".join(ch for ch in unicodedata.normalize("NFD", normalise(text)) if not ch.isspace())
+
+
+def pinyin_key(text: str) -> str:
+    """Toneless pinyin of the Chinese characters, one syllable per word; other text kept."""
+    return " ".join(lazy_pinyin(normalise(text).replace(" ", "")))
+
+
+#: Each form: whether a text has it, how it is computed, and the scorer that suits it.
+_FORMS: dict[str, tuple[Callable[[str], bool], Callable[[str], str]]] = {
+    "jamo": (lambda t: any(_is_hangul(c) for c in t), jamo_key),
+    "pinyin": (lambda t: any(_is_han(c) for c in t), pinyin_key),
+}
+
+
 class ProductMatcher:
     """An index of every name and alias of every product, searched with rapidfuzz."""
 
     def __init__(self, entries: Iterable[CatalogEntry]) -> None:
         self._choices: list[str] = []
         self._owners: list[tuple[str, str, str]] = []  # (sku, lang, original text)
+        self._forms: dict[str, tuple[list[str], list[tuple[str, str, str]]]] = {
+            form: ([], []) for form in _FORMS
+        }
         for entry in entries:
             for lang, name in entry.names.items():
                 self._add(entry.sku, lang, name)
@@ -55,21 +93,53 @@ class ProductMatcher:
         if key:
             self._choices.append(key)
             self._owners.append((sku, lang, text))
+        for form, (applies, make) in _FORMS.items():
+            if applies(text):
+                choices, owners = self._forms[form]
+                choices.append(make(text))
+                owners.append((sku, lang, text))
 
-    def search(self, text: str, limit: int = 5, lang: str | None = None) -> list[Match]:
-        """Products best matching ``text``, best first, one entry per product."""
+    def search(
+        self, text: str, limit: int = 5, lang: str | None = None, whole: bool = False
+    ) -> list[Match]:
+        """Products best matching ``text``, best first, one entry per product.
+
+        Typed search (``whole=False``) lets a fragment match a longer name ("oat" finds "Oat
+        milk"). A transcript (``whole=True``) is compared with each name as a whole: under a
+        catalogue grammar the engine says whole names, and a fragment such as one stray syllable
+        must not score 0.9 against every name that contains it.
+        """
         query = normalise(text)
-        if not query or not self._choices:
+        if not query:
             return []
-        hits = process.extract(
-            query, self._choices, scorer=fuzz.WRatio, limit=max(limit * 8, 20), score_cutoff=50
-        )
         best: dict[str, Match] = {}
+        plain = fuzz.ratio if whole else fuzz.WRatio
+        self._collect(query, self._choices, self._owners, plain, limit, lang, best)
+        for form, (applies, make) in _FORMS.items():
+            choices, owners = self._forms[form]
+            if choices and applies(text):
+                self._collect(make(text), choices, owners, fuzz.ratio, limit, lang, best)
+        return sorted(best.values(), key=lambda m: (-m.score, m.sku))[:limit]
+
+    @staticmethod
+    def _collect(
+        query: str,
+        choices: list[str],
+        owners: list[tuple[str, str, str]],
+        scorer: Callable[..., float],
+        limit: int,
+        lang: str | None,
+        best: dict[str, Match],
+    ) -> None:
+        if not choices:
+            return
+        hits = process.extract(
+            query, choices, scorer=scorer, limit=max(limit * 8, 20), score_cutoff=50
+        )
         for _, score, index in hits:
-            sku, name_lang, original = self._owners[index]
+            sku, name_lang, original = owners[index]
             if lang is not None and name_lang != lang:
                 score *= 0.98
             match = Match(sku=sku, score=round(score / 100.0, 4), matched=original)
             if sku not in best or match.score > best[sku].score:
                 best[sku] = match
-        return sorted(best.values(), key=lambda m: (-m.score, m.sku))[:limit]

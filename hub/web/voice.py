@@ -1,0 +1,155 @@
+"""Voice search API for the kiosk: a WAV upload answered in one request, and a WebSocket that takes
+microphone PCM as it is recorded and sends partial transcripts back while the customer speaks.
+
+WebSocket protocol (``GET /api/search/voice/stream``):
+
+1. optional text message ``{"rate": 48000}``: the sample rate of the PCM that follows (default:
+   the model's rate);
+2. binary messages: 16-bit little-endian mono PCM; each is answered with
+   ``{"type": "partial", "text": ...}``;
+3. text message ``{"type": "end"}``: answered with ``{"type": "final", ...}`` (the same body as
+   the POST endpoint), after which the socket may start the next question with step 1 or 2.
+
+Errors are sent as ``{"type": "error", "code", "message"}`` and close the socket.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import numpy as np
+from aiohttp import WSMsgType, web
+
+from hub.errors import HubError, InvalidInput, Unavailable, UnsupportedMedia
+from hub.voice_search import VoiceService
+from hub.web.common import json_response, read_body, services
+from hub.web.products import product_json
+from voice.audio import MAX_RATE, MIN_RATE, StreamResampler, to_pcm16
+from voice.search import VoiceAnswer
+
+WAV_TYPES = ("audio/wav", "audio/x-wav", "audio/wave", "audio/vnd.wave")
+
+
+def _service(request: web.Request) -> VoiceService:
+    service = services(request).voice_search
+    if service is None:
+        raise Unavailable("voice search is turned off on this hub ([voice] enabled = false)")
+    return service
+
+
+async def answer_json(request: web.Request, answer: VoiceAnswer) -> dict[str, Any]:
+    """The answer with each product's shelf, price and live stock, as typed search gives them."""
+    svc = services(request)
+
+    async def products(matches: tuple[Any, ...]) -> list[dict[str, Any]]:
+        out = []
+        for match in matches:
+            product = await svc.db.read(svc.catalog.get, match.sku)
+            stock = await svc.db.read(svc.inventory.stock, match.sku)
+            item = product_json(product, stock, svc.config.store.currency,
+                                svc.nearby.elsewhere(match.sku))
+            item["score"] = match.score
+            item["matched"] = match.matched
+            out.append(item)
+        return out
+
+    body = answer.to_json()
+    body["results"] = await products(answer.results)
+    body["did_you_mean"] = await products(answer.did_you_mean)
+    return body
+
+
+async def search_voice(request: web.Request) -> web.Response:
+    service = _service(request)
+    if request.content_type not in WAV_TYPES:
+        raise UnsupportedMedia("send the recording as a WAV file with 'Content-Type: audio/wav'")
+    audio = await read_body(request, service.max_upload_bytes, "the audio")
+    answer = await service.answer_wav(audio)
+    return json_response(await answer_json(request, answer))
+
+
+async def stream_voice(request: web.Request) -> web.WebSocketResponse:
+    service = _service(request)
+    ws = web.WebSocketResponse(max_msg_size=1024 * 1024)
+    await ws.prepare(request)
+    if service.streams.locked():
+        await _fail(ws, Unavailable("too many kiosks are streaming at once; try again shortly"))
+        return ws
+    async with service.streams:
+        try:
+            await _converse(request, ws, service)
+        except HubError as exc:
+            await _fail(ws, exc)
+    return ws
+
+
+async def _converse(request: web.Request, ws: web.WebSocketResponse, service: VoiceService) -> None:
+    search, stream = service.open_stream()
+    rate = search.engine.sample_rate
+    resampler = StreamResampler(rate, rate)
+    received = 0.0
+    async for msg in ws:
+        if msg.type == WSMsgType.BINARY:
+            if len(msg.data) % 2:
+                raise InvalidInput("PCM frames must hold whole 16-bit samples", code="bad_frame")
+            samples = np.frombuffer(msg.data, dtype="<i2").astype(np.float32) / 32768.0
+            received += len(samples) / resampler.src_rate
+            if received > service.config.max_seconds:
+                raise InvalidInput(
+                    f"the question is longer than {service.config.max_seconds:g} "
+                    "seconds; send 'end' sooner",
+                    code="audio_too_long",
+                )
+            pcm = to_pcm16(resampler.accept(samples))
+            partial = await service.run(stream.accept, pcm)
+            await ws.send_json({"type": "partial", "text": partial})
+        elif msg.type == WSMsgType.TEXT:
+            command = _command(msg.data)
+            if "rate" in command:
+                resampler = StreamResampler(_rate(command["rate"]), rate)
+            if command.get("type") == "end":
+                await service.run(stream.accept, to_pcm16(resampler.flush()))
+                answer = await service.run(stream.finish)
+                await ws.send_json({"type": "final", **await answer_json(request, answer)})
+                search, stream = service.open_stream()
+                resampler = StreamResampler(resampler.src_rate, rate)
+                received = 0.0
+        elif msg.type == WSMsgType.ERROR:
+            return
+
+
+def _command(text: str) -> dict[str, Any]:
+    try:
+        command = json.loads(text)
+    except json.JSONDecodeError:
+        command = None
+    if not isinstance(command, dict):
+        raise InvalidInput(
+            'text messages must be JSON objects: {"rate": 48000} or {"type": "end"}',
+            code="bad_message",
+        )
+    return command
+
+
+def _rate(value: Any) -> int:
+    if not isinstance(value, int) or not MIN_RATE <= value <= MAX_RATE:
+        raise InvalidInput(
+            f"'rate' must be an integer from {MIN_RATE} to {MAX_RATE} Hz", code="bad_rate"
+        )
+    return value
+
+
+async def _fail(ws: web.WebSocketResponse, exc: HubError) -> None:
+    await ws.send_json({"type": "error", "code": exc.code, "message": exc.message})
+    await ws.close()
+
+
+async def voice_status(request: web.Request) -> web.Response:
+    return json_response(_service(request).status())
+
+
+def setup(app: web.Application) -> None:
+    app.router.add_post("/api/search/voice", search_voice)
+    app.router.add_get("/api/search/voice/stream", stream_voice)
+    app.router.add_get("/api/search/voice/status", voice_status)

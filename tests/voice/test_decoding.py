@@ -1,0 +1,134 @@
+"""Real decoding with both real models on questions spoken by espeak-ng: clean (faint noise
+floor), noisy, off-catalogue, other sample rates and channel counts, and streaming."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+
+from voice.audio import Audio, resample, to_pcm16
+from voice.search import VoiceSearch
+from voice.synthesis import to_wav
+
+ENGLISH_QUESTIONS = [
+    ("where can I find oat milk", "GS-045"),
+    ("do you have bananas", "GS-006"),
+    ("I'm looking for carrots", "GS-062"),
+    ("where is the pineapple", "GS-023"),
+    ("do you sell sweet potato", "GS-075"),
+    ("where can I find red bell pepper", "GS-071"),
+    ("watermelon please", "GS-014"),
+    ("do you have garlic", "GS-064"),
+]
+OFF_CATALOGUE = [
+    "where can I find the toilets",
+    "do you sell batteries",
+    "I'm looking for dog food",
+    "where is the chocolate",
+]
+KOREAN_QUESTIONS = [
+    ("바나나 어디 있어요", "GS-006"),
+    ("당근 있어요", "GS-062"),
+    ("고구마 주세요", "GS-075"),
+    ("수박 어디 있나요", "GS-014"),
+    ("양파 있어요", "GS-068"),
+    ("마늘 어디 있어요", "GS-064"),
+]
+
+
+def _top(search: VoiceSearch, audio: Audio, channels: int = 1) -> str | None:
+    answer = search.answer_wav(to_wav(audio, channels))
+    return answer.results[0].sku if answer.results else None
+
+
+def test_english_questions_with_a_faint_noise_floor(
+    english_search: VoiceSearch, say: Callable[..., Audio]
+) -> None:
+    for voice in ("espeak-ng:en-us", "espeak-ng:en-gb"):
+        hits = [_top(english_search, say(text, voice)) == sku for text, sku in ENGLISH_QUESTIONS]
+        assert sum(hits) >= len(hits) - 2, (voice, hits)
+
+
+def test_answer_lists_results_and_strips_the_question(
+    english_search: VoiceSearch, say: Callable[..., Audio]
+) -> None:
+    answer = english_search.answer_wav(to_wav(say("where can I find carrots")))
+    assert answer.in_store and answer.results[0].sku == "GS-062"
+    assert "where" in answer.transcript and "where" not in answer.heard
+    assert 1 <= len(answer.results) <= 3 and answer.ms > 0
+    assert answer.to_json()["results"][0]["sku"] == "GS-062"
+
+
+def test_english_questions_at_10_db_pink_and_white_noise(
+    english_search: VoiceSearch, say: Callable[..., Audio]
+) -> None:
+    for noise in ("pink", "white"):
+        hits = [
+            _top(english_search, say(text, snr_db=10, noise=noise, seed=i)) == sku
+            for i, (text, sku) in enumerate(ENGLISH_QUESTIONS)
+        ]
+        assert sum(hits) >= len(hits) - 2, (noise, hits)
+
+
+def test_off_catalogue_questions_are_mostly_not_in_store(
+    english_search: VoiceSearch, say: Callable[..., Audio]
+) -> None:
+    answers = [english_search.answer_wav(to_wav(say(text))) for text in OFF_CATALOGUE]
+    rejected = [not a.in_store for a in answers]
+    assert sum(rejected) >= 2, [(a.transcript, a.results) for a in answers]
+
+
+def test_other_rates_and_channel_counts_decode_the_same(
+    english_search: VoiceSearch, say: Callable[..., Audio]
+) -> None:
+    for rate, channels in ((44_100, 2), (48_000, 1), (22_050, 2)):
+        assert _top(english_search, say("do you have bananas", rate=rate), channels) == "GS-006"
+
+
+def test_streaming_gives_partials_and_the_same_final_answer(
+    english_search: VoiceSearch, say: Callable[..., Audio]
+) -> None:
+    audio = say("I'm looking for carrots")
+    pcm = to_pcm16(audio.samples)
+    stream = english_search.stream()
+    partials = [stream.accept(pcm[i : i + 6_400]) for i in range(0, len(pcm), 6_400)]
+    answer = stream.finish()
+    assert any(partials) and answer.results[0].sku == "GS-062"
+
+
+def test_korean_questions_with_the_korean_model(
+    korean_search: VoiceSearch, say: Callable[..., Audio]
+) -> None:
+    hits = [_top(korean_search, say(text, "espeak-ng:ko")) == sku for text, sku in KOREAN_QUESTIONS]
+    assert sum(hits) >= len(hits) // 2, hits  # the measured level: see bench/voice.py
+
+
+def test_korean_streaming_through_vosk(
+    korean_search: VoiceSearch, say: Callable[..., Audio]
+) -> None:
+    audio = say("바나나 어디 있어요", "espeak-ng:ko")
+    stream = korean_search.stream()
+    pcm = to_pcm16(audio.samples)
+    for i in range(0, len(pcm), 3_200):
+        stream.accept(pcm[i : i + 3_200])
+    assert stream.finish().results[0].sku == "GS-006"
+
+
+def test_8_khz_input_is_upsampled_not_rejected(
+    english_search: VoiceSearch, say: Callable[..., Audio]
+) -> None:
+    audio = say("do you have bananas")
+    narrow = Audio(resample(audio.samples, 16_000, 8_000), 8_000)
+    answer = english_search.answer_wav(to_wav(narrow))
+    assert answer.transcript  # telephone-band audio still decodes; accuracy is lower by nature
+    assert np.isfinite(answer.ms)
+
+
+def test_a_name_that_begins_like_another_still_decodes(
+    english_search: VoiceSearch, say: Callable[..., Audio]
+) -> None:
+    # "Oatly Oat Milk" beside the alias "oat milk": with pocketsphinx's default beams every
+    # complete path was pruned and the transcript came back empty.
+    answer = english_search.answer_wav(to_wav(say("where can I find oat milk", "espeak-ng:en-gb")))
+    assert answer.transcript and answer.results[0].sku == "GS-045", answer

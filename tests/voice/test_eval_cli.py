@@ -1,0 +1,55 @@
+"""``retail-hub voice synth`` then ``voice eval``: the contract command builds the grammar as the
+hub does, decodes every clip (an off-catalogue one included) and prints the contract's JSON."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from click.testing import CliRunner
+
+from hub.cli import main
+
+
+def test_synth_then_eval_prints_the_contract_figures(tmp_path: Path) -> None:
+    catalog = tmp_path / "catalog.json"
+    catalog.write_text(
+        json.dumps(
+            [
+                {"sku": "B", "names": {"en": "Banana"}},
+                {"sku": "C", "names": {"en": "Carrots"}},
+                {"sku": "O", "names": {"en": "Oatly Oat Milk"}, "aliases": {"en": ["oat milk"]}},
+            ]
+        ),
+        encoding="utf-8",
+    )
+    clips = tmp_path / "clips"
+    runner = CliRunner()
+    made = runner.invoke(main, ["voice", "synth", str(catalog), str(clips)])
+    assert made.exit_code == 0, made.output
+    # One more question, about something the store does not sell.
+    elsewhere = tmp_path / "elsewhere.json"
+    elsewhere.write_text(json.dumps([{"sku": "T", "names": {"en": "toilet paper"}}]))
+    extra = runner.invoke(main, ["voice", "synth", str(elsewhere), str(tmp_path / "x")])
+    assert extra.exit_code == 0
+    (clips / "off.wav").write_bytes((tmp_path / "x" / "0000.wav").read_bytes())
+    with (clips / "labels.jsonl").open("a", encoding="utf-8") as labels:
+        labels.write(json.dumps({"file": "off.wav", "sku": None}) + "\n")
+    result = runner.invoke(
+        main, ["voice", "eval", str(catalog), str(clips), "--engine", "pocketsphinx", "--json"]
+    )
+    assert result.exit_code == 0, result.output
+    figures = json.loads(result.output.strip().splitlines()[-1])
+    assert set(figures) == {"n", "top1", "top3", "false_accept", "rtf", "ms_p50", "rss_mb"}
+    assert figures["n"] == 4 and figures["top1"] >= 2 / 3
+    assert figures["false_accept"] in (0.0, 1.0) and 0 < figures["rtf"] < 1
+
+
+def test_eval_explains_a_bad_clips_folder(tmp_path: Path) -> None:
+    catalog = tmp_path / "catalog.json"
+    catalog.write_text(json.dumps([{"sku": "B", "names": {"en": "Banana"}}]), encoding="utf-8")
+    (tmp_path / "clips").mkdir()
+    result = CliRunner().invoke(
+        main, ["voice", "eval", str(catalog), str(tmp_path / "clips"), "--engine", "pocketsphinx"]
+    )
+    assert result.exit_code == 1 and "labels.jsonl" in result.output

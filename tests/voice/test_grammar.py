@@ -1,0 +1,80 @@
+"""The vocabulary check: every grammar word is known to the model, or repaired and reported."""
+
+from __future__ import annotations
+
+from voice.grammar import build_grammar, english_plural
+from voice.languages import ENGLISH, KOREAN, segment
+from voice.matcher import CatalogEntry
+from voice.sphinx import PocketsphinxEngine, to_jsgf
+from voice.vosk_engine import VoskEngine
+
+
+def test_planted_missing_english_word_is_reported_with_a_pronunciation(
+    sphinx: PocketsphinxEngine,
+) -> None:
+    entries = [CatalogEntry("X-1", {"en": "Zorblax Oat Milk"}), CatalogEntry("X-2", {"en": "Kiwi"})]
+    grammar = build_grammar(entries, sphinx, ENGLISH)
+    missing = {m.word: m for m in grammar.report.missing}
+    assert set(missing) == {"zorblax"}
+    planted = missing["zorblax"]
+    assert planted.skus == ("X-1",) and planted.text == "Zorblax Oat Milk"
+    assert planted.repair is not None and planted.repair.kind == "pronunciation"
+    assert planted.repair.value.split()[0] == "Z"
+    assert "voice.pronunciations.zorblax" in planted.suggestion
+    assert ("zorblax", "oat", "milk") in grammar.spec.products
+    assert dict(grammar.spec.pronunciations)["zorblax"] == planted.repair.value
+
+
+def test_store_pronunciation_overrides_the_guess(sphinx: PocketsphinxEngine) -> None:
+    entries = [CatalogEntry("X-1", {"en": "Arla Milk"})]
+    grammar = build_grammar(entries, sphinx, ENGLISH, {"Arla": "AA R L AH"})
+    assert grammar.report.ok
+    assert dict(grammar.spec.pronunciations) == {"arla": "AA R L AH"}
+
+
+def test_planted_missing_korean_word_is_respelled_and_reported(korean: VoskEngine) -> None:
+    entries = [CatalogEntry("K-1", {"ko": "청사과"}), CatalogEntry("K-2", {"ko": "바나나"})]
+    grammar = build_grammar(entries, korean, KOREAN)
+    missing = {m.word: m for m in grammar.report.missing}
+    assert set(missing) == {"청사과"}
+    repair = missing["청사과"].repair
+    assert repair is not None and repair.kind == "spelling"
+    assert all(korean.knows(w) for w in repair.value.split())
+    assert tuple(repair.value.split()) in grammar.spec.products
+    assert grammar.respellings[repair.value] == "청사과"
+
+
+def test_unrepairable_word_is_reported_not_dropped_silently(korean: VoskEngine) -> None:
+    entries = [CatalogEntry("K-1", {"ko": "바나나 qzxqzv"})]
+    grammar = build_grammar(entries, korean, KOREAN)
+    (missing,) = grammar.report.missing
+    assert missing.word == "qzxqzv" and missing.repair is None
+    assert "alias" in missing.suggestion
+    assert grammar.spec.products == (("바나나",),)
+
+
+def test_product_without_a_name_in_the_language_is_listed(korean: VoskEngine) -> None:
+    grammar = build_grammar([CatalogEntry("E-1", {"en": "Banana"})], korean, KOREAN)
+    assert grammar.report.products_without_name == ("E-1",)
+
+
+def test_english_grammar_has_carriers_plurals_and_a_filler_path(sphinx: PocketsphinxEngine) -> None:
+    grammar = build_grammar([CatalogEntry("B", {"en": "Banana"})], sphinx, ENGLISH)
+    assert ("where", "can", "i", "find") in grammar.spec.before
+    assert ("bananas",) in grammar.spec.products
+    assert grammar.spec.fillers and "banana" not in grammar.spec.fillers
+    jsgf = to_jsgf(grammar.spec, 0.01)
+    assert "<filler>" in jsgf and "public <query>" in jsgf
+
+
+def test_plurals_and_segmentation() -> None:
+    assert [english_plural(w) for w in ("carrot", "peach", "cherry", "tomato", "kiwi")] == [
+        "carrots",
+        "peaches",
+        "cherries",
+        "tomatoes",
+        "kiwis",
+    ]
+    vocab = {"燕麦", "奶", "燕"}
+    assert segment("燕麦奶", vocab.__contains__) == ["燕麦", "奶"]
+    assert segment("牛奶", vocab.__contains__) is None

@@ -1,0 +1,124 @@
+"""The voice search API on a real hub: the WAV endpoint answers with shelf and stock, the
+WebSocket streams partials and a final answer, bad audio gets a 4xx that says what is wrong, and
+a catalogue import rebuilds the grammar."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import AsyncIterator, Callable
+
+import numpy as np
+import pytest_asyncio
+from aiohttp.test_utils import TestClient, TestServer
+
+from hub.services import Services
+from hub.voice_search import VoiceService
+from hub.web.app import create_app
+from tests.openapi_check import SpecClient
+from voice.audio import Audio, to_pcm16
+from voice.synthesis import to_wav
+
+
+@pytest_asyncio.fixture
+async def voice_client(stocked: Services) -> AsyncIterator[TestClient]:
+    service = VoiceService(
+        stocked.catalog, stocked.config.voice, stocked.config.web.max_upload_bytes
+    )
+    stocked.voice_search = service
+    stocked.bus.bind(asyncio.get_running_loop())
+    await service.start()
+    for _ in range(600):
+        if service.status()["ready"]:
+            break
+        await asyncio.sleep(0.05)
+    assert service.status()["ready"], service.status()
+    async with TestClient(TestServer(create_app(stocked))) as client:
+        yield client
+    await service.stop()
+
+
+async def _post(client: TestClient, data: bytes, content_type: str = "audio/wav") -> dict:
+    response, body = await SpecClient(client).call(
+        "POST", "/api/search/voice", data=data, content_type=content_type
+    )
+    body["status"] = response.status
+    return body
+
+
+async def test_spoken_question_answers_with_shelf_and_stock(
+    voice_client: TestClient, say: Callable[..., Audio]
+) -> None:
+    body = await _post(voice_client, to_wav(say("do you have bananas", rate=44_100), channels=2))
+    assert body["status"] == 200 and body["in_store"] is True, body
+    best = body["results"][0]
+    assert best["sku"] == "BAN-1" and best["shelf"] == "A1"
+    assert best["stock"]["available"] == 40
+    assert body["ms"] > 0 and "bananas" in body["transcript"]
+
+
+async def test_bad_audio_gets_a_clear_4xx(voice_client: TestClient) -> None:
+    empty = await _post(voice_client, b"")
+    assert empty["status"] == 400 and "empty" in empty["error"]["message"]
+    garbage = await _post(voice_client, b"this is not a recording" * 10)
+    assert garbage["status"] == 400 and garbage["error"]["code"] == "not_wav"
+    wrong_type = await _post(voice_client, b"{}", "application/json")
+    assert wrong_type["status"] == 415
+    too_long = to_wav(Audio(np.zeros(16_000 * 11, dtype=np.float32), 16_000))
+    assert (await _post(voice_client, too_long))["status"] == 413
+
+
+async def test_websocket_streams_partials_and_a_final_answer(
+    voice_client: TestClient, say: Callable[..., Audio]
+) -> None:
+    audio = say("where can I find oat drink", rate=48_000)
+    pcm = to_pcm16(audio.samples)
+    async with voice_client.ws_connect("/api/search/voice/stream") as ws:
+        await ws.send_json({"rate": 48_000})
+        partials = []
+        for i in range(0, len(pcm), 9_600):
+            await ws.send_bytes(pcm[i : i + 9_600])
+            partials.append(await ws.receive_json())
+        await ws.send_json({"type": "end"})
+        final = await ws.receive_json()
+        await ws.send_bytes(b"\x00")  # half a sample: refused, socket closed
+        error = await ws.receive_json()
+    assert all(p["type"] == "partial" for p in partials)
+    assert final["type"] == "final" and final["results"][0]["sku"] == "OAT-1"
+    assert error["type"] == "error" and error["code"] == "bad_frame"
+
+
+async def test_catalogue_import_rebuilds_the_grammar(
+    voice_client: TestClient, stocked: Services, say: Callable[..., Audio], tmp_path
+) -> None:
+    service = stocked.voice_search
+    assert service is not None
+    before = service.current()
+    stocked.catalog.import_rows(
+        [(1, {"sku": "PIN-1", "names": {"en": "Pineapple"}, "shelf": "A9", "stock": 3})], tmp_path
+    )
+    for _ in range(200):
+        if service.current() is not before:
+            break
+        await asyncio.sleep(0.05)
+    body = await _post(voice_client, to_wav(say("do you have pineapple")))
+    assert body["results"][0]["sku"] == "PIN-1" and body["results"][0]["shelf"] == "A9"
+
+
+async def test_decoding_runs_off_the_event_loop(
+    voice_client: TestClient, stocked: Services, say: Callable[..., Audio], monkeypatch
+) -> None:
+    service = stocked.voice_search
+    assert service is not None
+    search = service.current()
+    threads: list[str] = []
+    decode = search.engine.decode
+
+    def spy(compiled: object, pcm: bytes) -> str:
+        threads.append(threading.current_thread().name)
+        return decode(compiled, pcm)
+
+    monkeypatch.setattr(search.engine, "decode", spy)
+    body = await _post(voice_client, to_wav(say("do you have bananas")))
+    assert body["status"] == 200 and threads
+    assert all(name.startswith("voice") for name in threads), threads

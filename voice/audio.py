@@ -1,0 +1,223 @@
+"""Audio in: WAV bytes from a kiosk, a phone or a test, turned into the mono 16-bit PCM at the rate
+the speech model was trained on.
+
+Browsers and phones record at 44.1 or 48 kHz, often in stereo and sometimes as 32-bit float or
+WAVE_FORMAT_EXTENSIBLE, which the standard library's ``wave`` reader refuses; a model told the
+wrong rate recognises nothing, and a model fed 8 kHz audio loses half its accuracy. So the RIFF
+chunks are read here, every channel is averaged, and the samples are resampled with a band-limited
+(windowed-sinc, polyphase) filter to exactly the model's rate.
+"""
+
+from __future__ import annotations
+
+import math
+import struct
+from dataclasses import dataclass
+from functools import lru_cache
+
+import numpy as np
+
+_PCM = 1
+_FLOAT = 3
+_EXTENSIBLE = 0xFFFE
+MIN_RATE = 8_000
+MAX_RATE = 192_000
+MAX_CHANNELS = 8
+
+
+class AudioError(ValueError):
+    """Audio that cannot be used, with a ``code`` for programs and a message for a person."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+@dataclass(frozen=True)
+class Audio:
+    """Mono samples in [-1, 1] at ``rate`` Hz."""
+
+    samples: np.ndarray
+    rate: int
+
+    @property
+    def seconds(self) -> float:
+        return len(self.samples) / self.rate
+
+
+@dataclass(frozen=True)
+class AudioLimits:
+    """What a request may send: long enough to hold a word, short enough to decode at once."""
+
+    min_seconds: float = 0.2
+    max_seconds: float = 15.0
+
+
+def read_wav(data: bytes, limits: AudioLimits = AudioLimits()) -> Audio:
+    """Decode a RIFF/WAVE file (PCM 8/16/24/32-bit or float 32/64, any channel count) to mono."""
+    if not data:
+        raise AudioError("empty_audio", "the audio is empty; record the question and send it again")
+    if len(data) < 12 or data[:4] != b"RIFF" or data[8:12] != b"WAVE":
+        raise AudioError("not_wav", "the audio is not a WAV file (RIFF/WAVE); send audio/wav")
+    fmt: tuple[int, int, int, int, int] | None = None
+    payload: bytes | None = None
+    offset = 12
+    while offset + 8 <= len(data):
+        chunk_id = data[offset : offset + 4]
+        (size,) = struct.unpack_from("<I", data, offset + 4)
+        body = data[offset + 8 : offset + 8 + size]
+        if chunk_id == b"fmt ":
+            fmt = _read_fmt(body)
+        elif chunk_id == b"data":
+            payload = body
+            break
+        offset += 8 + size + (size & 1)
+    if fmt is None:
+        raise AudioError("corrupt_audio", "the WAV file has no 'fmt ' chunk; it may be truncated")
+    if payload is None:
+        raise AudioError("corrupt_audio", "the WAV file has no 'data' chunk; it may be truncated")
+    kind, channels, rate, bits, block = fmt
+    frames = len(payload) // block
+    if frames == 0:
+        raise AudioError("empty_audio", "the WAV file holds no samples; record again")
+    seconds = frames / rate
+    if seconds > limits.max_seconds:
+        raise AudioError(
+            "audio_too_long",
+            f"the audio is {seconds:.1f} s long; ask in at most {limits.max_seconds:g} seconds",
+        )
+    if seconds < limits.min_seconds:
+        raise AudioError(
+            "audio_too_short",
+            f"the audio is {seconds * 1000:.0f} ms long; hold the button while asking",
+        )
+    samples = _samples(payload[: frames * block], kind, bits, channels)
+    if not np.all(np.isfinite(samples)):
+        raise AudioError("corrupt_audio", "the WAV file holds samples that are not numbers")
+    return Audio(np.clip(samples, -1.0, 1.0).astype(np.float32), rate)
+
+
+def _read_fmt(body: bytes) -> tuple[int, int, int, int, int]:
+    if len(body) < 16:
+        raise AudioError("corrupt_audio", "the WAV 'fmt ' chunk is too short")
+    tag, channels, rate, _, block, bits = struct.unpack_from("<HHIIHH", body)
+    if tag == _EXTENSIBLE:
+        if len(body) < 26:
+            raise AudioError("corrupt_audio", "the WAV extensible format chunk is too short")
+        (tag,) = struct.unpack_from("<H", body, 24)
+    if tag not in (_PCM, _FLOAT):
+        raise AudioError(
+            "unsupported_audio",
+            f"WAV encoding {tag} is not supported; send PCM or 32-bit float WAV",
+        )
+    valid = {_PCM: (8, 16, 24, 32), _FLOAT: (32, 64)}[tag]
+    if bits not in valid:
+        raise AudioError("unsupported_audio", f"{bits}-bit samples are not supported in this WAV")
+    if not 1 <= channels <= MAX_CHANNELS:
+        raise AudioError("unsupported_audio", f"{channels} channels; send 1 to {MAX_CHANNELS}")
+    if not MIN_RATE <= rate <= MAX_RATE:
+        raise AudioError(
+            "unsupported_audio", f"sample rate {rate} Hz; record at {MIN_RATE}-{MAX_RATE} Hz"
+        )
+    if block != channels * bits // 8:
+        raise AudioError("corrupt_audio", "the WAV block size does not match its channels and bits")
+    return tag, channels, rate, bits, block
+
+
+def _samples(raw: bytes, kind: int, bits: int, channels: int) -> np.ndarray:
+    if kind == _FLOAT:
+        values = np.frombuffer(raw, dtype="<f4" if bits == 32 else "<f8").astype(np.float64)
+    elif bits == 8:
+        values = (np.frombuffer(raw, dtype=np.uint8).astype(np.float64) - 128.0) / 128.0
+    elif bits == 24:
+        b = np.frombuffer(raw, dtype=np.uint8).reshape(-1, 3).astype(np.int32)
+        ints = (b[:, 0] | (b[:, 1] << 8) | (b[:, 2] << 16)) << 8 >> 8
+        values = ints.astype(np.float64) / float(1 << 23)
+    else:
+        dtype = "<i2" if bits == 16 else "<i4"
+        values = np.frombuffer(raw, dtype=dtype).astype(np.float64) / float(1 << (bits - 1))
+    return values.reshape(-1, channels).mean(axis=1)
+
+
+def resample(samples: np.ndarray, src_rate: int, dst_rate: int) -> np.ndarray:
+    """Band-limited resampling by a rational factor (polyphase windowed sinc, Kaiser window).
+
+    The low-pass sits at 0.47 of the lower of the two rates, so downsampling 48 kHz to 16 kHz
+    folds no energy above 8 kHz back into the speech band.
+    """
+    if src_rate == dst_rate:
+        return samples.astype(np.float32)
+    g = math.gcd(src_rate, dst_rate)
+    up, down = dst_rate // g, src_rate // g
+    bank, half = _filter_bank(up, down)
+    n_out = (len(samples) * up) // down
+    padded = np.concatenate([np.zeros(half), samples.astype(np.float64), np.zeros(half + 1)])
+    windows = np.lib.stride_tricks.sliding_window_view(padded, bank.shape[1])
+    out = np.empty(n_out, dtype=np.float64)
+    # Outputs n, n + up, n + 2 up... share one filter phase and step ``down`` inputs apart, so each
+    # phase is one strided matrix-vector product.
+    for first in range(min(up, n_out)):
+        base, phase = divmod(first * down, up)
+        out[first::up] = windows[base::down][: len(range(first, n_out, up))] @ bank[phase]
+    return out.astype(np.float32)
+
+
+@lru_cache(maxsize=16)
+def _filter_bank(
+    up: int, down: int, zero_crossings: int = 24, beta: float = 8.0
+) -> tuple[np.ndarray, int]:
+    """Filter taps per output phase: ``bank[p, k]`` weighs input sample ``base - half + k``."""
+    cutoff = 0.47 / max(up, down)  # in cycles per sample of the upsampled signal
+    half = int(math.ceil(zero_crossings / (2 * cutoff) / up))  # half width in input samples
+    taps = 2 * half + 1
+    reach = (half + 1) * up  # the window falls to zero just beyond the outermost tap
+    # input sample (base - half + k) lies (k - half) * up - p upsampled samples from output phase p
+    t = (np.arange(taps)[None, :] - half) * up - np.arange(up)[:, None]
+    window = np.i0(beta * np.sqrt(1.0 - (t / reach) ** 2)) / np.i0(beta)
+    bank = 2 * cutoff * np.sinc(2 * cutoff * t) * window * up
+    return bank, half
+
+
+def to_pcm16(samples: np.ndarray) -> bytes:
+    """Little-endian signed 16-bit PCM, what both engines take."""
+    return (np.clip(samples, -1.0, 1.0) * 32767.0).round().astype("<i2").tobytes()
+
+
+def prepare(audio: Audio, model_rate: int) -> bytes:
+    """The audio as the model wants it: mono 16-bit PCM at ``model_rate``."""
+    return to_pcm16(resample(audio.samples, audio.rate, model_rate))
+
+
+class StreamResampler:
+    """Resampling for audio that arrives in pieces (the kiosk's WebSocket).
+
+    Resampling each piece alone would click at every boundary, so the input is kept and each
+    output sample is released once the filter has seen all the input it depends on.
+    """
+
+    def __init__(self, src_rate: int, dst_rate: int) -> None:
+        self.src_rate = src_rate
+        self.dst_rate = dst_rate
+        g = math.gcd(src_rate, dst_rate)
+        self._up, self._down = dst_rate // g, src_rate // g
+        self._reach = 0 if src_rate == dst_rate else _filter_bank(self._up, self._down)[1]
+        self._input = np.zeros(0, dtype=np.float32)
+        self._sent = 0
+
+    def accept(self, samples: np.ndarray) -> np.ndarray:
+        """The output samples that the input so far fully determines."""
+        self._input = np.concatenate([self._input, samples.astype(np.float32)])
+        ready = max(0, (len(self._input) - self._reach) * self._up // self._down)
+        return self._release(ready)
+
+    def flush(self) -> np.ndarray:
+        """Everything not yet released (the end of the input is padded with silence)."""
+        return self._release(len(self._input) * self._up // self._down)
+
+    def _release(self, upto: int) -> np.ndarray:
+        if upto <= self._sent:
+            return np.zeros(0, dtype=np.float32)
+        out = resample(self._input, self.src_rate, self.dst_rate)[self._sent : upto]
+        self._sent = upto
+        return out

@@ -1,0 +1,158 @@
+"""Measuring voice search on labelled clips: what ``retail-hub voice eval`` prints and the
+benchmark reports.
+
+Every clip goes through :meth:`VoiceSearch.answer_wav`, the path the HTTP endpoint uses, so the
+figures are the product's, not a lab setup's. A clip labelled ``"sku": null`` is a question about
+something the store does not sell; answering it with any product is a false accept.
+"""
+
+from __future__ import annotations
+
+import json
+import resource
+import statistics
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from voice.audio import read_wav
+from voice.matcher import CatalogEntry
+from voice.search import VoiceAnswer, VoiceSearch
+
+MAX_CATALOG_BYTES = 20 * 1024 * 1024
+
+
+class EvalInputError(ValueError):
+    """A catalogue file or clips folder that cannot be evaluated; the message says why."""
+
+
+@dataclass(frozen=True)
+class Clip:
+    """One labelled question: a WAV file and the SKU asked for (None: not sold here)."""
+
+    path: Path
+    sku: str | None
+
+
+def load_catalog(path: Path) -> list[CatalogEntry]:
+    """Read a catalogue JSON: a list (or ``{"products": [...]}``) of ``{sku, names, aliases}``."""
+    try:
+        if path.stat().st_size > MAX_CATALOG_BYTES:
+            raise EvalInputError(f"{path} is larger than {MAX_CATALOG_BYTES >> 20} MiB")
+        data = json.loads(path.read_text(encoding="utf-8-sig"))
+    except FileNotFoundError:
+        raise EvalInputError(f"{path}: file not found") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise EvalInputError(f"{path} is not valid UTF-8 JSON: {exc}") from None
+    if isinstance(data, dict) and isinstance(data.get("products"), list):
+        data = data["products"]
+    if not isinstance(data, list):
+        raise EvalInputError(f'{path}: expected a list of {{"sku", "names", "aliases"}}')
+    entries = []
+    for number, item in enumerate(data, start=1):
+        entries.append(_entry(item, f"{path} product {number}"))
+    return entries
+
+
+def _entry(item: Any, where: str) -> CatalogEntry:
+    if not isinstance(item, dict) or not isinstance(item.get("sku"), str) or not item["sku"]:
+        raise EvalInputError(f"{where}: needs a non-empty string 'sku'")
+    names = item.get("names")
+    if (
+        not isinstance(names, dict)
+        or not names
+        or not all(isinstance(k, str) and isinstance(v, str) for k, v in names.items())
+    ):
+        raise EvalInputError(f"{where} ({item['sku']}): 'names' must map language codes to text")
+    aliases = item.get("aliases") or {}
+    if not isinstance(aliases, dict) or not all(
+        isinstance(v, list) and all(isinstance(a, str) for a in v) for v in aliases.values()
+    ):
+        raise EvalInputError(f"{where} ({item['sku']}): 'aliases' must map languages to lists")
+    return CatalogEntry(item["sku"], dict(names), {k: list(v) for k, v in aliases.items()})
+
+
+def load_clips(folder: Path) -> list[Clip]:
+    """The clips listed in ``folder/labels.jsonl`` (lines ``{"file", "sku"}``)."""
+    labels = folder / "labels.jsonl"
+    if not labels.is_file():
+        raise EvalInputError(f'{labels} not found; list each clip as {{"file", "sku"}}')
+    clips = []
+    for number, line in enumerate(labels.read_text(encoding="utf-8").splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise EvalInputError(f"{labels} line {number}: not JSON ({exc.msg})") from None
+        if not isinstance(row, dict) or not isinstance(row.get("file"), str):
+            raise EvalInputError(f"{labels} line {number}: needs a 'file' name")
+        sku = row.get("sku")
+        if sku is not None and not isinstance(sku, str):
+            raise EvalInputError(f"{labels} line {number}: 'sku' must be a string or null")
+        path = (folder / row["file"]).resolve()
+        if not path.is_relative_to(folder.resolve()) or not path.is_file():
+            raise EvalInputError(f"{labels} line {number}: {row['file']} is not a file in {folder}")
+        clips.append(Clip(path, sku))
+    if not clips:
+        raise EvalInputError(f"{labels} lists no clips")
+    return clips
+
+
+@dataclass
+class Tally:
+    """Running counts for one engine and condition."""
+
+    n: int = 0
+    top1: int = 0
+    top3: int = 0
+    off: int = 0
+    false_accept: int = 0
+    audio_s: float = 0.0
+    decode_s: float = 0.0
+
+    def __post_init__(self) -> None:
+        self.ms: list[float] = []
+
+    def add(self, answer: VoiceAnswer, sku: str | None, audio_s: float, spent_s: float) -> None:
+        self.audio_s += audio_s
+        self.decode_s += spent_s
+        self.ms.append(spent_s * 1000.0)
+        skus = [m.sku for m in answer.results]
+        if sku is None:
+            self.off += 1
+            self.false_accept += answer.in_store
+        else:
+            self.n += 1
+            self.top1 += bool(skus) and skus[0] == sku
+            self.top3 += sku in skus[:3]
+
+    def summary(self) -> dict[str, Any]:
+        return {
+            "n": self.n + self.off,
+            "top1": round(self.top1 / self.n, 4) if self.n else None,
+            "top3": round(self.top3 / self.n, 4) if self.n else None,
+            "false_accept": round(self.false_accept / self.off, 4) if self.off else None,
+            "rtf": round(self.decode_s / self.audio_s, 4) if self.audio_s else None,
+            "ms_p50": round(statistics.median(self.ms), 1) if self.ms else None,
+            "rss_mb": round(peak_rss_mb(), 1),
+        }
+
+
+def peak_rss_mb() -> float:
+    """Peak resident memory of this process (models included), in MiB."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+
+def evaluate(search: VoiceSearch, clips: Iterable[Clip]) -> dict[str, Any]:
+    """Run every clip through the API's search path; the contract's figures."""
+    tally = Tally()
+    for clip in clips:
+        data = clip.path.read_bytes()
+        seconds = read_wav(data).seconds
+        started = time.perf_counter()
+        answer = search.answer_wav(data)
+        tally.add(answer, clip.sku, seconds, time.perf_counter() - started)
+    return tally.summary()

@@ -1,0 +1,135 @@
+"""Pronunciations for words the English dictionary lacks (brand names such as "Arla", "Oatly").
+
+pocketsphinx drops a grammar word it has no pronunciation for, so a product called "Oatly oat
+milk" would only ever be heard as "oat milk". espeak-ng, which the hub installs anyway, reads any
+spelling aloud; its IPA is mapped here to the ARPAbet phones of the CMU dictionary. The guess is
+reported to the store, which can override it in the voice configuration.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import unicodedata
+
+#: IPA (as espeak-ng writes it for en-us) to ARPAbet; longest keys are tried first.
+_IPA_TO_ARPABET: dict[str, str] = {
+    "ɑːɹ": "AA R",
+    "ɔːɹ": "AO R",
+    "ɪɹ": "IH R",
+    "ɛɹ": "EH R",
+    "ʊɹ": "UH R",
+    "aɪɚ": "AY ER",
+    "aɪə": "AY ER",
+    "eə": "EH R",
+    "ɪə": "IH R",
+    "ʊə": "UH R",
+    "aɪ": "AY",
+    "aʊ": "AW",
+    "eɪ": "EY",
+    "oʊ": "OW",
+    "ɔɪ": "OY",
+    "dʒ": "JH",
+    "tʃ": "CH",
+    "ɑː": "AA",
+    "ɑ": "AA",
+    "æ": "AE",
+    "ʌ": "AH",
+    "ə": "AH",
+    "ɚ": "ER",
+    "ɜː": "ER",
+    "ɜ": "ER",
+    "ɔː": "AO",
+    "ɔ": "AO",
+    "ɛ": "EH",
+    "e": "EH",
+    "ɪ": "IH",
+    "iː": "IY",
+    "i": "IY",
+    "o": "OW",
+    "ʊ": "UH",
+    "uː": "UW",
+    "u": "UW",
+    "ɐ": "AH",
+    "ᵻ": "IH",
+    "ɒ": "AA",
+    "a": "AE",
+    "b": "B",
+    "d": "D",
+    "f": "F",
+    "ɡ": "G",
+    "g": "G",
+    "h": "HH",
+    "k": "K",
+    "l": "L",
+    "m": "M",
+    "n": "N",
+    "ŋ": "NG",
+    "p": "P",
+    "ɹ": "R",
+    "r": "R",
+    "s": "S",
+    "ʃ": "SH",
+    "t": "T",
+    "θ": "TH",
+    "ð": "DH",
+    "v": "V",
+    "w": "W",
+    "j": "Y",
+    "z": "Z",
+    "ʒ": "ZH",
+    "ɾ": "T",
+    "x": "K",
+    "ç": "HH",
+    "ɬ": "L",
+    "ʔ": "",
+    "ː": "",
+}
+_KEYS = sorted(_IPA_TO_ARPABET, key=len, reverse=True)
+_IGNORED = set("ˈˌ‿\u0329\u0303\u0361-")
+
+
+class PronunciationUnavailable(RuntimeError):
+    """espeak-ng is not installed, so no pronunciation can be guessed."""
+
+
+def ipa_to_arpabet(ipa: str) -> str:
+    """ARPAbet phones for an IPA string; stress marks dropped, doubled consonants merged."""
+    text = "".join(ch for ch in unicodedata.normalize("NFD", ipa) if ch not in _IGNORED)
+    phones: list[str] = []
+    i = 0
+    while i < len(text):
+        if text[i].isspace():
+            i += 1
+            continue
+        for key in _KEYS:
+            if text.startswith(key, i):
+                for phone in _IPA_TO_ARPABET[key].split():
+                    if not phones or phones[-1] != phone or phone in _VOWELS:
+                        phones.append(phone)
+                i += len(key)
+                break
+        else:
+            i += 1  # a symbol with no English counterpart is skipped
+    return " ".join(phones)
+
+
+_VOWELS = {"AA", "AE", "AH", "AO", "AW", "AY", "EH", "ER", "EY", "IH", "IY", "OW", "OY", "UH", "UW"}
+
+
+def guess_arpabet(word: str, voice: str = "en-us") -> str:
+    """ARPAbet for ``word`` as espeak-ng would say it."""
+    exe = shutil.which("espeak-ng")
+    if exe is None:
+        raise PronunciationUnavailable(
+            "espeak-ng is not installed, so pronunciations of new words cannot be guessed; "
+            "install it (apt-get install espeak-ng) or give them in voice.pronunciations"
+        )
+    result = subprocess.run(
+        [exe, "-q", "--ipa", "-v", voice, word],
+        capture_output=True,
+        text=True,
+        timeout=10,
+        check=False,
+    )
+    return ipa_to_arpabet(result.stdout.strip())

