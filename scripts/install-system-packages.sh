@@ -2,11 +2,13 @@
 # Installs the Debian packages the hub needs, only those missing. Idempotent; needs root or sudo
 # when something is missing. Works on Debian 12 and Raspberry Pi OS (bookworm).
 #   install-system-packages.sh          what the hub and the demo need
-#   install-system-packages.sh --test   plus what only the test suite needs
+#   install-system-packages.sh --test   plus what only the tests and benchmarks need (RabbitMQ
+#                                       for the cluster test; festival and flite voices for
+#                                       bench/voice.py)
 set -eu
 
 PACKAGES="mosquitto espeak-ng sox chromium fonts-dejavu-core fonts-nanum"
-TEST_PACKAGES="rabbitmq-server"
+TEST_PACKAGES="rabbitmq-server festival festvox-kallpc16k festvox-us-slt-hts flite"
 
 if [ "${1:-}" = "--test" ]; then
     PACKAGES="$PACKAGES $TEST_PACKAGES"

@@ -98,9 +98,10 @@ async def read_json(request: web.Request, model: type[M]) -> M:
     if request.content_type != "application/json":
         raise ApiError(415, "unsupported_media_type", "send JSON with Content-Type: "
                        "application/json")
-    raw = await request.content.read(limit + 1)
-    if len(raw) > limit:
-        raise ApiError(413, "too_large", f"the JSON body is larger than {limit} bytes")
+    try:  # the app's client_max_size is the limit; read() waits for the whole body
+        raw = await request.read()
+    except web.HTTPRequestEntityTooLarge:
+        raise ApiError(413, "too_large", f"the JSON body is larger than {limit} bytes") from None
     try:
         data = json.loads(raw)
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
@@ -269,7 +270,7 @@ async def reminders(request: web.Request) -> web.Response:
 
 
 def create_app(state: Shop) -> web.Application:
-    app = web.Application(middlewares=[errors])
+    app = web.Application(middlewares=[errors], client_max_size=state.config.http.max_json_bytes)
     app[SHOP] = state
     r = app.router
     r.add_get("/healthz", healthz)
