@@ -13,6 +13,7 @@ from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 from hub.db import Database
+from hub.outbox import backlog
 
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
 DAY_S = 86400.0
@@ -54,10 +55,7 @@ class StoreFigures(Collector):
     def collect(self) -> Iterator[GaugeMetricFamily]:
         conn = self.db.conn().conn
         now = self.now()
-        acked = conn.execute("SELECT value FROM sync_state WHERE key = 'acked_seq'").fetchone()
-        pending, oldest = conn.execute(
-            "SELECT count(*), min(ts) FROM outbox WHERE seq > ?", (acked[0] if acked else 0,)
-        ).fetchone()
+        pending, oldest = backlog(conn)
         yield GaugeMetricFamily("hub_sync_outbox_pending",
                                 "Events the shop has not acknowledged yet.", value=pending)
         yield GaugeMetricFamily("hub_sync_outbox_oldest_pending_seconds",

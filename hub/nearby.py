@@ -20,8 +20,10 @@ class NearbyStock:
             self._levels.setdefault(level.sku, {})[store] = level
 
     def elsewhere(self, sku: str) -> list[dict[str, object]]:
-        """Nearby stores that have ``sku`` available, most first."""
-        found = [(level.available, store) for store, level in self._levels.get(sku, {}).items()
+        """Nearby stores that have ``sku`` available, most first. Called from reader threads
+        while sync updates on the event loop: the levels are copied in one step first."""
+        levels = tuple(self._levels.get(sku, {}).items())
+        found = [(level.available, store) for store, level in levels
                  if level.available > 0 and store in self.names]
         return [{"store": store, "name": self.names[store], "available": available}
                 for available, store in sorted(found, key=lambda item: (-item[0], item[1]))]

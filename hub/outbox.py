@@ -5,6 +5,7 @@ describe, so a change is never committed without its message nor announced witho
 from __future__ import annotations
 
 import json
+import sqlite3
 from typing import Any
 
 from ulid import ULID
@@ -33,3 +34,10 @@ def enqueue(
     if bus is not None:
         tx.after_commit(lambda: bus.publish(Event(OUTBOX_WRITTEN, {"seq": seq})))
     return seq
+
+
+def backlog(conn: sqlite3.Connection) -> tuple[int, float | None]:
+    """Messages the shop has not acknowledged yet (acknowledged rows are deleted) and the time
+    of the oldest, None when there is none."""
+    count, oldest = conn.execute("SELECT count(*), min(ts) FROM outbox").fetchone()
+    return int(count), oldest

@@ -11,6 +11,7 @@ from typing import Any
 from aiohttp import web
 
 from hub.errors import Unavailable
+from hub.outbox import backlog
 from hub.services import Services
 from hub.web.common import json_response, require_staff, services
 
@@ -30,7 +31,7 @@ def _disk(svc: Services) -> dict[str, Any]:
 
 def _outbox(svc: Services) -> dict[str, Any]:
     conn = svc.db.conn().conn
-    depth, oldest = conn.execute("SELECT count(*), min(ts) FROM outbox").fetchone()
+    depth, oldest = backlog(conn)
     last_seq = conn.execute(
         "SELECT CAST(value AS INTEGER) FROM store_meta WHERE key = 'last_seq'").fetchone()[0]
     try:

@@ -14,7 +14,7 @@ MAX_QUERY_CHARS = 200
 
 
 def product_json(product: Product, stock: StockLevel, currency: str,
-                 elsewhere: list[dict[str, object]] | None = None) -> dict[str, object]:
+                 elsewhere: list[dict[str, object]]) -> dict[str, object]:
     """A product as the kiosk shows it: names, price, shelf, image, live stock and, from sync,
     the nearby stores that have it."""
     return {
@@ -29,11 +29,12 @@ def product_json(product: Product, stock: StockLevel, currency: str,
         "image": f"/images/{product.image}" if product.image else None,
         "stock": {"on_hand": stock.on_hand, "reserved": stock.reserved,
                   "available": stock.available},
-        "elsewhere": elsewhere or [],
+        "elsewhere": elsewhere,
     }
 
 
-def _product(svc: Services, sku: str) -> dict[str, object]:
+def product_view(svc: Services, sku: str) -> dict[str, object]:
+    """One product as the kiosk shows it (reads the database: call it on a reader thread)."""
     return product_json(svc.catalog.get(sku), svc.inventory.stock(sku), svc.config.store.currency,
                         svc.nearby.elsewhere(sku))
 
@@ -42,7 +43,7 @@ def _matches(svc: Services, query: str, limit: int, lang: str | None) -> list[di
     """The matching products with their stock, read in one trip to a reader thread."""
     results = []
     for hit in svc.text_search.search(query, limit, lang):
-        item = _product(svc, hit.sku)
+        item = product_view(svc, hit.sku)
         item["score"] = hit.score
         item["matched"] = hit.matched
         results.append(item)
@@ -64,7 +65,7 @@ async def search(request: web.Request) -> web.Response:
 
 async def detail(request: web.Request) -> web.Response:
     svc = services(request)
-    return json_response(await svc.db.read(_product, svc, request.match_info["sku"]))
+    return json_response(await svc.db.read(product_view, svc, request.match_info["sku"]))
 
 
 async def stock(request: web.Request) -> web.Response:

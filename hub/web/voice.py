@@ -24,7 +24,7 @@ from aiohttp import WSMsgType, web
 from hub.errors import HubError, InvalidInput, Unavailable, UnsupportedMedia
 from hub.voice_search import VoiceService
 from hub.web.common import json_response, read_body, services
-from hub.web.products import product_json
+from hub.web.products import product_view
 from voice.audio import MAX_RATE, MIN_RATE, StreamResampler, to_pcm16
 from voice.search import VoiceAnswer
 
@@ -45,10 +45,7 @@ async def answer_json(request: web.Request, answer: VoiceAnswer) -> dict[str, An
     async def products(matches: tuple[Any, ...]) -> list[dict[str, Any]]:
         out = []
         for match in matches:
-            product = await svc.db.read(svc.catalog.get, match.sku)
-            stock = await svc.db.read(svc.inventory.stock, match.sku)
-            item = product_json(product, stock, svc.config.store.currency,
-                                svc.nearby.elsewhere(match.sku))
+            item = await svc.db.read(product_view, svc, match.sku)
             item["score"] = match.score
             item["matched"] = match.matched
             out.append(item)
