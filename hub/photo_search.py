@@ -109,6 +109,7 @@ class PhotoService:
             embedder,
             self.config.confidence_threshold,
             self.config.min_similarity,
+            self.config.max_distance_ratio,
             timer=self._timer,
         )
         self._pack = self._load_pack()

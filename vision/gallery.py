@@ -2,8 +2,10 @@
 
 A search scores products with the on-device head (``head.py``: calibrated probabilities from a
 shrinkage discriminant). Plain per-product mean embeddings (prototypes) are kept too: they rank
-products when fewer than two are enrolled, where a classifier has nothing to separate, and their
-cosine to a photo is the "does this show any of our products" gate.
+products when fewer than two are enrolled, where a classifier has nothing to separate. Two gates
+ask "does this show any of our products": the head's whitened distance to the nearest product,
+relative to held-out enrolled photos (the sharper test, once enough photos are enrolled to hold
+some out), and the prototypes' cosine, which works even for one photo per product.
 """
 
 from __future__ import annotations
@@ -71,6 +73,13 @@ class Gallery:
         floor; a low similarity to every product is the signal that the photo shows none of them.
         """
         return float(np.max(self.prototypes @ vector))
+
+    def distance_ratio(self, vector: np.ndarray) -> float | None:
+        """The head's distance from a unit embedding to the nearest product, relative to the
+        distances of held-out enrolled photos (1.0 is the 99th percentile of theirs); None when
+        the gallery cannot measure it (no head, or too few photos to hold enough out)."""
+        ratios = self.head.distance_ratios(vector[None]) if self.head is not None else None
+        return None if ratios is None else float(ratios[0])
 
     def rank(self, vector: np.ndarray, top_k: int) -> list[Match]:
         """The ``top_k`` products for one unit embedding, best first."""

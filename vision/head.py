@@ -17,11 +17,18 @@ trained by gradient descent on the same vectors gave 0.858 and plain mean embedd
 Scores are softmax probabilities of the scaled cosines; the scale (an inverse temperature) is
 fitted on photos held out from a first fit, so a score of 0.8 means right about 8 times in 10 on
 photos like the enrolled ones.
+
+The same whitened space says whether a photo shows any enrolled product at all: the squared
+distance to the nearest product mean, per dimension, is a Mahalanobis distance under the shrunk
+within-product covariance. A blank wall, a sheet of text or a screenshot lies in directions that
+enrolled photos never vary in, so it lands far from every product even when its cosine to one
+of them is high. The distance is reported relative to the 99th percentile of the held-out photos'
+distances (``distance_scale``), so the "not sure" gate means the same in any store's gallery.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -35,22 +42,47 @@ class DiscriminantHead:
     """Scaled cosines between a whitened embedding and each product's whitened mean, softmaxed.
 
     ``centre`` (D,) is the mean of the product means, ``whiten`` (D, D) maps a centred embedding
-    into the whitened space, ``prototypes`` (K, D) are the unit whitened product means.
+    into the whitened space, ``means`` (K, D) are the whitened product means and ``prototypes``
+    (K, D) the same scaled to unit length. ``distance_scale`` is None when too few photos could be
+    held out to measure it (see :class:`HeadSettings`).
     """
 
     centre: np.ndarray
     whiten: np.ndarray
+    means: np.ndarray
     prototypes: np.ndarray
     shrinkage: float
     temperature: float = 1.0
+    distance_scale: float | None = None
+
+    def whitened(self, x: np.ndarray) -> np.ndarray:
+        """(N, D) embeddings -> (N, D) centred, whitened embeddings."""
+        # einsum, not @: numpy's BLAS splits a (1, D) x (D, D) product over threads, which on a
+        # busy two-core kiosk costs 15 ms of waiting instead of 0.2 ms of arithmetic
+        return np.einsum("nd,de->ne", np.asarray(x, dtype=np.float32) - self.centre, self.whiten)
 
     def cosines(self, x: np.ndarray) -> np.ndarray:
         """(N, D) embeddings -> (N, K) cosines to the products in the whitened space."""
-        # einsum, not @: numpy's BLAS splits a (1, D) x (D, D) product over threads, which on a
-        # busy two-core kiosk costs 15 ms of waiting instead of 0.2 ms of arithmetic
-        z = np.einsum("nd,de->ne", np.asarray(x, dtype=np.float32) - self.centre, self.whiten)
+        z = self.whitened(x)
         z /= np.maximum(np.linalg.norm(z, axis=1, keepdims=True), 1e-12)
         return z @ self.prototypes.T
+
+    def distances(self, x: np.ndarray) -> np.ndarray:
+        """(N, D) embeddings -> (N,) squared whitened distance to the nearest product mean, per
+        dimension (about 1 for a photo like the enrolled ones, more the stranger it is)."""
+        z = self.whitened(x)
+        squared = (
+            np.sum(z * z, axis=1)[:, None]
+            - 2.0 * (z @ self.means.T)
+            + np.sum(self.means * self.means, axis=1)[None, :]
+        )
+        return np.maximum(squared.min(axis=1), 0.0) / z.shape[1]
+
+    def distance_ratios(self, x: np.ndarray) -> np.ndarray | None:
+        """(N, D) embeddings -> (N,) distances relative to ``distance_scale`` (None without one)."""
+        if self.distance_scale is None:
+            return None
+        return self.distances(x) / self.distance_scale
 
     def logits(self, x: np.ndarray) -> np.ndarray:
         return self.cosines(x) * (COSINE_LOGIT_SCALE / self.temperature)
@@ -62,10 +94,16 @@ class DiscriminantHead:
 
 @dataclass(frozen=True)
 class HeadSettings:
-    """How the head is calibrated (fixed defaults, not tuned on any split)."""
+    """How the head is calibrated (fixed defaults, not tuned on any split): the share of each
+    product's photos held out, the seed that picks them, the quantile of the held-out photos'
+    distances that becomes ``distance_scale``, and how many held-out photos that needs (a 99th
+    percentile of a handful of photos is their maximum, and a small gallery's covariance is mostly
+    shrinkage, so its distances say little about photos from another day)."""
 
     holdout: float = 0.2
     seed: int = 0
+    distance_quantile: float = 0.99
+    min_held_for_scale: int = 50
 
 
 #: The settings used when none are given.
@@ -115,9 +153,9 @@ def fit(x: np.ndarray, y: np.ndarray, classes: int) -> DiscriminantHead:
         # any square root of the inverse gives the same cosines; the Cholesky factor is cheapest
         whiten = np.linalg.inv(np.linalg.cholesky(shrunk)).T.astype(np.float32)
     centre = means.mean(axis=0)
-    prototypes = (means - centre) @ whiten
-    prototypes /= np.maximum(np.linalg.norm(prototypes, axis=1, keepdims=True), 1e-12)
-    return DiscriminantHead(centre, whiten, prototypes.astype(np.float32), shrinkage)
+    whitened = ((means - centre) @ whiten).astype(np.float32)
+    prototypes = whitened / np.maximum(np.linalg.norm(whitened, axis=1, keepdims=True), 1e-12)
+    return DiscriminantHead(centre, whiten, whitened, prototypes, shrinkage)
 
 
 def fit_temperature(logits: np.ndarray, y: np.ndarray) -> float:
@@ -134,7 +172,8 @@ def fit_temperature(logits: np.ndarray, y: np.ndarray) -> float:
 def train_calibrated(
     x: np.ndarray, y: np.ndarray, classes: int, settings: HeadSettings = DEFAULT_HEAD
 ) -> DiscriminantHead:
-    """Fit on all photos, with the temperature fitted on a stratified hold-out of a first fit.
+    """Fit on all photos, with the temperature and the distance scale measured on a stratified
+    hold-out of a first fit.
 
     Products with a single photo stay in the fitting part of the split: they cannot be held out.
     """
@@ -145,11 +184,13 @@ def train_calibrated(
         if len(members) > 1:
             count = max(1, int(round(len(members) * settings.holdout)))
             held[rng.choice(members, size=count, replace=False)] = True
-    temperature = 1.0
+    temperature, scale = 1.0, None
     if held.any() and (~held).any():
         first = fit(x[~held], y[~held], classes)
         temperature = fit_temperature(first.logits(x[held]), y[held])
+        if held.sum() >= settings.min_held_for_scale:
+            scale = float(np.quantile(first.distances(x[held]), settings.distance_quantile))
     final = fit(x, y, classes)
-    return DiscriminantHead(
-        final.centre, final.whiten, final.prototypes, final.shrinkage, temperature
+    return replace(
+        final, temperature=temperature, distance_scale=scale if scale and scale > 0 else None
     )

@@ -22,11 +22,13 @@ from vision.head import DEFAULT_HEAD, HeadSettings
 @dataclass(frozen=True)
 class SearchResult:
     """Ranked products; ``confident`` is False ("not sure") when the best score is below the
-    threshold or the photo is not similar enough to any enrolled product."""
+    threshold or the photo is not close enough to any enrolled product (``similarity`` below the
+    minimum, or ``distance_ratio`` above the maximum where the gallery measures it)."""
 
     matches: list[Match]
     confident: bool
     similarity: float
+    distance_ratio: float | None
     ms: float
     model: str
 
@@ -39,6 +41,7 @@ class PhotoSearch:
         embedder: OnnxEmbedder,
         threshold: float = 0.5,
         min_similarity: float = 0.4,
+        max_distance_ratio: float = 1.75,
         head_settings: HeadSettings = DEFAULT_HEAD,
         timer: Callable[[], float] = time.perf_counter,
     ) -> None:
@@ -47,6 +50,7 @@ class PhotoSearch:
         self.embedder = embedder
         self.threshold = threshold
         self.min_similarity = min_similarity
+        self.max_distance_ratio = max_distance_ratio
         self.head_settings = head_settings
         self._timer = timer
         self._gallery: Gallery | None = None
@@ -76,10 +80,12 @@ class PhotoSearch:
         vector = self.embedder.embed(data)
         matches = gallery.rank(vector, top_k)
         similarity = gallery.similarity(vector)
+        ratio = gallery.distance_ratio(vector)
         ms = (self._timer() - started) * 1000.0
         confident = (
             bool(matches)
             and matches[0].score >= self.threshold
             and similarity >= self.min_similarity
+            and (ratio is None or ratio <= self.max_distance_ratio)
         )
-        return SearchResult(matches, confident, similarity, ms, self.embedder.name)
+        return SearchResult(matches, confident, similarity, ratio, ms, self.embedder.name)

@@ -70,6 +70,16 @@ class VisionConfig(StrictModel):
         ge=-1.0,
         le=1.0,
         description="Cosine similarity to the nearest product's mean embedding below which a photo "
-        "is taken to show none of the products ('not sure'). On the shipped model, 99 % of real "
-        "shop photos score above 0.45 and blank, noise or text images below 0.4.",
+        "is taken to show none of the products ('not sure'). The one gate a gallery of a single "
+        "photo per product has; on the shipped model 99 % of real shop photos score above 0.45.",
+    )
+    max_distance_ratio: float = Field(
+        default=1.75,
+        gt=0.0,
+        le=100.0,
+        description="Distance from a photo to the nearest product in the photo head's whitened "
+        "space, as a multiple of the distance 99 % of held-out enrolled photos stay within, above "
+        "which the photo is taken to show none of the products ('not sure'). Catches pictures "
+        "that resemble a product by cosine (text, screenshots); used once about 250 photos are "
+        "enrolled.",
     )

@@ -6,11 +6,13 @@ import cv2
 import numpy as np
 import pytest
 
+from tests.conftest import REPO_ROOT
 from tests.vision.conftest import CLASSES, photos
 from vision.embedder import OnnxEmbedder
 from vision.errors import GalleryError, ImageError
 from vision.gallery import Gallery
 from vision.head import fit, fit_temperature, ledoit_wolf, softmax, train_calibrated
+from vision.pack import load_pack
 from vision.search import PhotoSearch
 
 
@@ -23,6 +25,15 @@ def search(embedder: OnnxEmbedder) -> PhotoSearch:
             keys.append(f"SKU-{class_id}")
             vectors.append(engine.embed(photo.path.read_bytes()))
     engine.rebuild(keys, np.stack(vectors))
+    return engine
+
+
+@pytest.fixture(scope="module")
+def store_search(embedder: OnnxEmbedder) -> PhotoSearch:
+    """A whole store's gallery: the demo's reference pack, 2,640 photos of 81 products."""
+    pack = load_pack(REPO_ROOT / "hub" / "demo" / "reference-pack.npz", embedder.sha256)
+    engine = PhotoSearch(embedder)
+    engine.rebuild(pack.keys, pack.vectors)
     return engine
 
 
@@ -43,7 +54,7 @@ def test_scores_are_probabilities_in_descending_order(search: PhotoSearch) -> No
     assert result.confident == (scores[0] >= 0.5 and result.similarity >= 0.4)
 
 
-def test_unrelated_pictures_are_not_sure(search: PhotoSearch) -> None:
+def test_unrelated_pictures_are_not_sure(store_search: PhotoSearch) -> None:
     rng = np.random.default_rng(1)
     pictures = {
         "noise": rng.integers(0, 256, (300, 300, 3), dtype=np.uint8),
@@ -61,15 +72,28 @@ def test_unrelated_pictures_are_not_sure(search: PhotoSearch) -> None:
     for name, picture in pictures.items():
         ok, data = cv2.imencode(".png", picture)
         assert ok
-        result = search.search(data.tobytes())
+        result = store_search.search(data.tobytes())
         assert result.confident is False, name
-        assert result.similarity < search.min_similarity, name
+        # the whitened distance alone rejects each of them, whatever their cosine to a product
+        assert result.distance_ratio is not None
+        assert result.distance_ratio > store_search.max_distance_ratio, name
 
 
-def test_real_photos_pass_the_similarity_gate(search: PhotoSearch) -> None:
+def test_real_photos_pass_both_gates(store_search: PhotoSearch) -> None:
     for class_id in CLASSES:
         photo = photos("val.txt", class_id, 1)[0]
-        assert search.search(photo.path.read_bytes()).similarity >= search.min_similarity
+        result = store_search.search(photo.path.read_bytes())
+        assert result.matches[0].key == f"GS-{class_id:03d}", photo.path.name
+        assert result.similarity >= store_search.min_similarity, photo.path.name
+        assert result.distance_ratio is not None
+        assert result.distance_ratio <= store_search.max_distance_ratio, photo.path.name
+
+
+def test_a_few_photos_per_product_leave_only_the_cosine_gate(search: PhotoSearch) -> None:
+    """Six photos of four products hold out four: too few to measure a distance scale."""
+    result = search.search(photos("val.txt", CLASSES[0], 1)[0].path.read_bytes())
+    assert result.distance_ratio is None
+    assert result.confident == (result.matches[0].score >= 0.5 and result.similarity >= 0.4)
 
 
 def test_bad_bytes_raise_before_any_search(search: PhotoSearch) -> None:
@@ -143,3 +167,32 @@ def test_temperature_recovers_how_overconfident_logits_are() -> None:
     true_logits = rng.normal(0, 2.0, (4000, 5))
     labels = np.array([rng.choice(5, p=p) for p in softmax(true_logits)])
     assert fit_temperature(true_logits * 3.0, labels) == pytest.approx(3.0, rel=0.15)
+
+
+def test_distance_scale_makes_held_out_like_photos_about_one_and_strangers_far() -> None:
+    """Photos drawn like the enrolled ones sit near ratio 1 (the 99th percentile of the held-out
+    photos); a vector off in a direction no product varies in is far away, even though its
+    cosine to one product mean stays high."""
+    rng = np.random.default_rng(0)
+    centres = np.eye(3, 16, dtype=np.float32) * 3.0
+    labels = np.repeat(np.arange(3), 100)
+    x = centres[labels] + rng.normal(0, 0.3, (300, 16)).astype(np.float32)
+    x[:, 8:] *= 0.1  # enrolled photos barely vary in the last eight directions
+    head = train_calibrated(x, labels, 3)
+    assert head.distance_scale is not None
+    fresh = centres[labels[:60]] + rng.normal(0, 0.3, (60, 16)).astype(np.float32)
+    fresh[:, 8:] *= 0.1
+    ratios = head.distance_ratios(fresh)
+    assert ratios is not None and float(np.median(ratios)) < 1.0
+    stranger = centres[:1].copy()
+    stranger[0, 12] = 1.5  # cosine to product 0 is still 0.89
+    assert float(head.distance_ratios(stranger)[0]) > 5.0
+
+
+def test_one_photo_per_product_has_no_distance_scale(embedder: OnnxEmbedder) -> None:
+    data = [photos("train.txt", c, 1)[0].path.read_bytes() for c in CLASSES]
+    gallery = Gallery.build(
+        [f"SKU-{c}" for c in CLASSES], np.stack([embedder.embed(d) for d in data])
+    )
+    assert gallery.head is not None and gallery.head.distance_scale is None
+    assert gallery.distance_ratio(embedder.embed(data[0])) is None
