@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import bisect
 import json
+import math
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -21,6 +22,7 @@ from beacons.presence import PresenceEvent
 from beacons.tokens import TokenResolver
 
 EARLY_S = 30.0  # an arrival this long before the door crossing is early (latency < 0), not false
+QUIET_AROUND_S = 5.0  # not heard this close to the door crossing: the phone was quiet there
 ZONE_STEP_S = 1.0
 TRUTH_EVENTS = frozenset({"arrived", "zone", "left", "passed", "scenario"})
 
@@ -44,6 +46,9 @@ class Score:
     departure_latencies: list[float] = field(default_factory=list)
     visits: int = 0
     missed: int = 0
+    missed_quiet: int = 0  # not heard within QUIET_AROUND_S of the door: nothing to decide on
+    missed_present: int = 0  # still inside by the detector at the door: arrived while looking in
+    # more than EARLY_S before it, or never let go since an earlier visit
     passers: int = 0
     window_shoppers: int = 0
     false_passers: int = 0
@@ -62,7 +67,7 @@ class Score:
             else:
                 setattr(self, name, getattr(self, name) + value)
 
-    def metrics(self) -> dict[str, float | int | None]:
+    def metrics(self) -> dict[str, object]:
         """The bench/eval figures."""
         lat = sorted(self.latencies)
         dep = sorted(self.departure_latencies)
@@ -75,6 +80,13 @@ class Score:
             "arrival_latency_p50_s": _pct(lat, 50),
             "arrival_latency_p95_s": _pct(lat, 95),
             "missed_arrivals_pct": _ratio(self.missed, self.visits, 100),
+            "missed_by_cause_pct": {
+                "quiet_at_the_door": _ratio(self.missed_quiet, self.visits, 100),
+                "already_present_at_the_door": _ratio(self.missed_present, self.visits, 100),
+                "heard_but_not_recognised": _ratio(
+                    self.missed - self.missed_quiet - self.missed_present, self.visits, 100
+                ),
+            },
             "false_arrivals_per_100_passers": _ratio(false_passing, all_passers, 100),
             "false_arrivals_per_100_window_shoppers": _ratio(
                 self.false_window_shoppers, self.window_shoppers, 100
@@ -98,8 +110,14 @@ def _ratio(part: float, whole: float, scale: float) -> float | None:
     return round(part / whole * scale, 4) if whole else None
 
 
-def score(truth: Iterable[Mapping[str, object]], events: Iterable[PresenceEvent]) -> Score:
-    """Match detected events to the truth of one run."""
+def score(
+    truth: Iterable[Mapping[str, object]],
+    events: Iterable[PresenceEvent],
+    heard: Mapping[str, Sequence[float]],
+) -> Score:
+    """Match detected events to the truth of one run. ``heard`` (each member's sighting times,
+    sorted) splits missed arrivals by cause: a phone quiet at the door gave nothing to decide on,
+    which no detector can fix; one heard there and not recognised is the detector's."""
     visits: dict[str, list[_Visit]] = defaultdict(list)
     passers: dict[str, bool] = {}
     open_visits: dict[str, _Visit] = {}
@@ -124,7 +142,9 @@ def score(truth: Iterable[Mapping[str, object]], events: Iterable[PresenceEvent]
         window_shoppers=sum(1 for lingered in passers.values() if lingered),
     )
     detected_zones: dict[str, list[tuple[float, str | None]]] = defaultdict(list)
+    member_events: dict[str, list[tuple[float, str]]] = defaultdict(list)
     for event in sorted(events, key=lambda e: e.t):
+        member_events[event.member].append((event.t, event.event))
         zone = event.zone if event.event != "left" else None
         detected_zones[event.member].append((event.t, zone))
         visit = _visit_at(visits.get(event.member, []), event.t)
@@ -154,6 +174,10 @@ def score(truth: Iterable[Mapping[str, object]], events: Iterable[PresenceEvent]
             result.flaps += visit.flaps
             if visit.detected is None:
                 result.missed += 1
+                if _quiet_at_door(heard.get(visit.member, ()), visit.arrived):
+                    result.missed_quiet += 1
+                elif _present_at_door(member_events.get(visit.member, []), visit.arrived):
+                    result.missed_present += 1
                 continue
             result.latencies.append(visit.detected - visit.arrived)
             if visit.departed is not None:
@@ -162,6 +186,18 @@ def score(truth: Iterable[Mapping[str, object]], events: Iterable[PresenceEvent]
             result.zone_hits += hits
             result.zone_samples += samples
     return result
+
+
+def _quiet_at_door(times: Sequence[float], crossed: float) -> bool:
+    """Whether the member went unheard within QUIET_AROUND_S either side of the crossing."""
+    i = bisect.bisect_left(times, crossed - QUIET_AROUND_S)
+    return i == len(times) or times[i] > crossed + QUIET_AROUND_S
+
+
+def _present_at_door(events: list[tuple[float, str]], crossed: float) -> bool:
+    """Whether the detector's last word on the member before the crossing left them inside."""
+    i = bisect.bisect_left(events, (crossed, ""))
+    return i > 0 and events[i - 1][1] != "left"
 
 
 def _visit_at(visits: list[_Visit], t: float) -> _Visit | None:
@@ -222,6 +258,23 @@ def write_truth(path: Path, records: Iterable[Mapping[str, object]]) -> None:
             out.write(json.dumps(record, separators=(",", ":")) + "\n")
 
 
+class _Heard:
+    """A detector that decides nothing and notes when each member was heard, through the very
+    resolution path the detectors get."""
+
+    next_deadline = math.inf
+
+    def __init__(self) -> None:
+        self.times: dict[str, list[float]] = defaultdict(list)
+
+    def observe(self, member: str, scanner: str, rssi: int, t: float) -> list[PresenceEvent]:
+        self.times[member].append(t)
+        return []
+
+    def expire(self, now: float) -> list[PresenceEvent]:
+        return []
+
+
 def evaluate(
     advertisements: Sequence[Advertisement],
     truth: Sequence[Mapping[str, object]],
@@ -229,11 +282,15 @@ def evaluate(
     detectors: Mapping[str, Callable[[TraceClock], Detector]],
 ) -> dict[str, Score]:
     """Run each detector over the same advertisements and score it against ``truth``."""
+
+    def run(detector: Detector, clock: TraceClock) -> list[PresenceEvent]:
+        resolver = TokenResolver(members.chain_prefix, members.keys)
+        return list(PresencePipeline(resolver, detector, clock).run(advertisements))
+
+    heard = _Heard()
+    run(heard, TraceClock())
     scores: dict[str, Score] = {}
     for name, make in detectors.items():
         clock = TraceClock()
-        pipeline = PresencePipeline(
-            TokenResolver(members.chain_prefix, members.keys), make(clock), clock
-        )
-        scores[name] = score(truth, list(pipeline.run(advertisements)))
+        scores[name] = score(truth, run(make(clock), clock), heard.times)
     return scores

@@ -9,9 +9,10 @@ Accuracy is pooled over stores whose physics is drawn from each seed (glass or s
 loss, shadowing, scanner mounting, reception), so a figure is not one store's luck. The defaults
 were tuned on seeds 0-11; ``--first-seed`` (100) keeps the report on other stores.
 ``by_front_wall`` splits the stores at 8 dB of front-wall loss: the wall is what separates people
-inside from people on the pavement for a door scanner. ``pair`` is the single store plus an
-interior scanner; its traces are also scored with the door scanner alone (``door_only_*``), so
-the second scanner's effect is measured on identical stores and crowds.
+inside from people on the pavement for a door scanner. ``missed_by_cause_pct`` tells the misses no
+detector could help (the phone not heard at the door) from the detector's own. ``pair`` is the
+single store plus an interior scanner; its traces are also scored with the door scanner alone
+(``door_only_*``), so the second scanner's effect is measured on identical stores and crowds.
 
 Throughput is the hot path a replay runs (trace line -> msgspec decode -> token lookup -> filter
 and state machine) over an in-memory busy-store trace on one core, best of three; the decode-only

@@ -3,7 +3,8 @@
 Received power = phone's 1 m power + scanner gain - dual-slope log-distance loss (3-D distance)
 - front-wall loss (none through the open door, a ramp over the door edges for diffraction)
 - body loss (the wearer between phone and scanner) + shadowing (a spatially correlated random field
-per scanner, so standing still means a fixed offset, not noise that averages away) + fast fading
+per scanner, zero at the scanner itself, so standing still means a fixed offset, not noise that
+averages away) + fast fading
 (Rician on line of sight, Rayleigh when blocked; independent per advertisement while walking,
 slowly changing per advertising channel while standing). Reports below the scanner's sensitivity,
 or lost to collisions and scan duty cycle, never arrive."""
@@ -26,9 +27,23 @@ CHANNELS = 3
 
 class ShadowField:
     """A Gaussian random field (dB) over the shop and pavement with the store's correlation
-    length, built by smoothing white noise in the frequency domain."""
+    length, built by smoothing white noise in the frequency domain, anchored at its scanner.
 
-    def __init__(self, layout: Layout, physics: Physics, rng: np.random.Generator) -> None:
+    Shadowing is what stands along the path (shelving, fixtures, people), so it is measured
+    relative to the scanner's own spot: the difference between the field where the phone is and
+    where the scanner is, scaled by 1/sqrt(2). Beyond the correlation length that has the store's
+    full ``shadow_sigma_db``; within a metre of the scanner, in line of sight, it is a dB or two,
+    since nothing stands in between. Whatever surrounds the adapter itself is its calibration
+    (``reference_dbm`` and the scanner gain here, ``rssi_offset_db`` in the engine), which a
+    field left unanchored would turn into a 4-8 dB offset on everyone near the scanner."""
+
+    def __init__(
+        self,
+        layout: Layout,
+        physics: Physics,
+        scanner: ScannerPlacement,
+        rng: np.random.Generator,
+    ) -> None:
         self.x0, self.y0 = -40.0, -layout.pavement - 2
         nx = int((layout.width + 80) / GRID_M) + 1
         ny = int((layout.depth + layout.pavement + 4) / GRID_M) + 1
@@ -38,6 +53,8 @@ class ShadowField:
         kernel = np.exp(-2 * (math.pi * physics.shadow_corr_m) ** 2 * (fx**2 + fy**2) / 2)
         smooth = np.real(np.fft.ifft2(np.fft.fft2(noise) * kernel))
         self.grid = smooth / max(float(smooth.std()), 1e-9) * physics.shadow_sigma_db
+        anchor = float(self.at(np.array([scanner.x]), np.array([scanner.y]))[0])
+        self.grid = (self.grid - anchor) * math.sqrt(0.5)
 
     def at(self, x: np.ndarray, y: np.ndarray) -> np.ndarray:
         """Shadowing in dB at the points (nearest grid cell)."""
@@ -52,7 +69,7 @@ class Radio:
     def __init__(self, layout: Layout, physics: Physics, rng: np.random.Generator) -> None:
         self.layout = layout
         self.physics = physics
-        self.fields = {s.name: ShadowField(layout, physics, rng) for s in layout.scanners}
+        self.fields = {s.name: ShadowField(layout, physics, s, rng) for s in layout.scanners}
         self.gain = {
             s.name: float(rng.normal(0, physics.scanner_gain_sd_db)) for s in layout.scanners
         }

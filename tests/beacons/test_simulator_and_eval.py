@@ -2,9 +2,16 @@
 
 from __future__ import annotations
 
+import math
+
+import numpy as np
+
 from beacons.evaluation import score
 from beacons.presence import PresenceEvent
 from beacons.simulator import Scenario, simulate
+from beacons.simulator.layout import single_scanner_layout
+from beacons.simulator.radio import Radio
+from beacons.simulator.scenario import Physics
 from beacons.tokens import TokenResolver
 
 SMALL = dict(duration_s=1200, visits_per_hour=20, passers_per_hour=60, non_members_per_hour=30)
@@ -27,6 +34,26 @@ def test_pair_layout_is_the_single_store_plus_an_interior_scanner() -> None:
     inner = pair.layout.scanners[1]
     assert inner.zone == "door" and 3.0 <= inner.y <= 10.0 and 0 < inner.x < pair.layout.width
     assert {a.scanner for a in pair.advertisements} == {"door", "inner"}
+
+
+def test_shadowing_is_nothing_at_the_scanner_and_the_stores_sigma_far_from_it() -> None:
+    near: list[float] = []
+    far_ratio: list[float] = []
+    around = np.linspace(0, 2 * math.pi, 12, endpoint=False)
+    for seed in range(20):
+        rng = np.random.default_rng(seed)
+        layout = single_scanner_layout(rng, vary=True)
+        physics = Physics.draw(rng, vary=True)
+        field = Radio(layout, physics, rng).fields["door"]
+        at = layout.scanners[0]
+        assert field.at(np.array([at.x]), np.array([at.y]))[0] == 0.0
+        near += field.at(at.x + np.cos(around), at.y + np.sin(around)).tolist()
+        # the pavement 25-40 m along the street, where passers-by start walking
+        xs, ys = np.meshgrid(np.arange(at.x - 40, at.x - 25, 0.5), np.arange(-2.0, 0.0, 0.5))
+        values = field.at(xs.ravel(), ys.ravel())
+        far_ratio.append(float(np.mean(values**2)) / physics.shadow_sigma_db**2)
+    assert math.sqrt(np.mean(np.square(near))) < 3.0  # a metre away in line of sight: a dB or two
+    assert 0.6 < math.sqrt(np.mean(far_ratio)) < 1.4
 
 
 def test_trace_is_time_ordered_and_resolves_to_the_truths_members() -> None:
@@ -92,11 +119,44 @@ def test_scoring_counts_latency_misses_false_arrivals_and_flaps() -> None:
         PresenceEvent(600.0, "v1", "left", "door"),
         PresenceEvent(70.0, "p1", "arrived", "door"),  # a window-shopper, falsely
     ]
-    metrics = score(truth, events).metrics()
+    metrics = score(truth, events, {"v2": [99.0, 101.5]}).metrics()
     assert metrics["arrival_latency_p50_s"] == 3.0
     assert metrics["missed_arrivals_pct"] == 50.0  # v2 never detected
+    assert metrics["missed_by_cause_pct"] == {
+        "quiet_at_the_door": 0.0,
+        "already_present_at_the_door": 0.0,
+        "heard_but_not_recognised": 50.0,  # v2 was heard crossing the door
+    }
     assert metrics["false_arrivals_per_100_passers"] == 50.0
     assert metrics["false_arrivals_per_100_window_shoppers"] == 100.0
     assert metrics["flaps_per_visit_hour"] == round(1 / ((300 + 100) / 3600), 4)
     assert metrics["departure_latency_p50_s"] == 200.0
     assert metrics["zone_accuracy"] == round(287 / 297, 4)  # no zone while wrongly "left"
+
+
+def test_missed_arrivals_are_split_by_cause() -> None:
+    truth = []
+    for member in ("quiet", "looked", "unseen", "found"):
+        truth += [
+            {"t": 100.0, "member": member, "event": "arrived", "zone": "door"},
+            {"t": 300.0, "member": member, "event": "left", "zone": "door"},
+        ]
+    heard = {
+        "quiet": [60.0, 94.0, 106.0, 150.0],  # silent from 6 s before the door to 6 s after
+        "looked": [40.0, 70.0, 100.5],
+        "unseen": [98.0, 100.5, 103.0],
+        "found": [100.5],
+    }
+    events = [
+        PresenceEvent(40.0, "looked", "arrived", "door"),  # at the window, a minute early
+        PresenceEvent(101.0, "found", "arrived", "door"),
+        PresenceEvent(20.0, "unseen", "arrived", "door"),  # an earlier, separate sighting...
+        PresenceEvent(50.0, "unseen", "left", "door"),  # ...let go before the door
+    ]
+    metrics = score(truth, events, heard).metrics()
+    assert metrics["missed_arrivals_pct"] == 75.0
+    assert metrics["missed_by_cause_pct"] == {
+        "quiet_at_the_door": 25.0,
+        "already_present_at_the_door": 25.0,
+        "heard_but_not_recognised": 25.0,
+    }
