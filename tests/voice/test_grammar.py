@@ -67,6 +67,18 @@ def test_english_grammar_has_carriers_plurals_and_a_filler_path(sphinx: Pocketsp
     assert "<filler>" in jsgf and "public <query>" in jsgf
 
 
+def test_english_fillers_are_frequent_words_and_never_sound_like_a_product(
+    sphinx: PocketsphinxEngine,
+) -> None:
+    banana = build_grammar([CatalogEntry("B", {"en": "Banana"})], sphinx, ENGLISH)
+    assert len(banana.spec.fillers) == sphinx.max_fillers
+    assert {"the", "for", "people"} <= set(banana.spec.fillers)
+    assert not any(len(word) == 1 for word in banana.spec.fillers)
+    pizza = build_grammar([CatalogEntry("P", {"en": "Four Cheese Pizza"})], sphinx, ENGLISH)
+    assert "four" in pizza.product_words
+    assert "for" not in pizza.spec.fillers, "'for' sounds like 'four' and would swallow it"
+
+
 def test_plurals_and_segmentation() -> None:
     assert [english_plural(w) for w in ("carrot", "peach", "cherry", "tomato", "kiwi")] == [
         "carrots",
