@@ -51,6 +51,11 @@ def _is_hangul(ch: str) -> bool:
     return "\uac00" <= ch <= "\ud7a3" or "\u1100" <= ch <= "\u11ff" or "\u3130" <= ch <= "\u318f"
 
 
+def has_hangul(text: str) -> bool:
+    """Whether ``text`` has any Korean letter (a syllable or a jamo)."""
+    return any(_is_hangul(c) for c in text)
+
+
 def _is_han(ch: str) -> bool:
     return "\u4e00" <= ch <= "\u9fff" or "\u3400" <= ch <= "\u4dbf"
 
@@ -67,7 +72,7 @@ def pinyin_key(text: str) -> str:
 
 #: Each form: whether a text has it, how it is computed, and the scorer that suits it.
 _FORMS: dict[str, tuple[Callable[[str], bool], Callable[[str], str]]] = {
-    "jamo": (lambda t: any(_is_hangul(c) for c in t), jamo_key),
+    "jamo": (has_hangul, jamo_key),
     "pinyin": (lambda t: any(_is_han(c) for c in t), pinyin_key),
 }
 

@@ -13,15 +13,23 @@ decode gets its own recogniser and no lock is needed.
 from __future__ import annotations
 
 import json
+from functools import cached_property
 from pathlib import Path
+
+from rapidfuzz import fuzz, process
 
 from voice.engine import EngineError, GrammarSpec, Repair
 from voice.languages import language as language_named
 from voice.languages import segment
-from voice.vosk_model import check_model_dir
+from voice.matcher import has_hangul, jamo_key
+from voice.vosk_model import check_model_dir, vocabulary
 
 #: Words Vosk models use for speech they cannot place; never a product.
 UNKNOWN_WORDS = ("[unk]", "<unk>", "<UNK>")
+#: How alike (rapidfuzz ratio of the jamo, 0-100) a known word must be to stand in for a
+#: missing Korean word: "아를라" -> "아글라" (86), "오틀리" -> "오트리" (92); a word with nothing
+#: this close is reported as unsayable instead.
+NEAR_WORD_SCORE = 80
 
 
 class VoskEngine:
@@ -42,13 +50,38 @@ class VoskEngine:
         self.language = language
         self.sample_rate = info.sample_rate
         self._phrasing = language_named(language)
+        self._model_dir = model_dir
 
     def knows(self, word: str) -> bool:
         return self._model.vosk_model_find_word(word) >= 0
 
     def repair(self, word: str) -> Repair | None:
+        """A spelling in known words: pieces of the word, or for Korean a near-sounding word.
+
+        A Korean name split into one-syllable words ("아를라" -> "아 를 라") is worse than no
+        repair: Vosk's bigram grammar then hears those syllables everywhere. So Korean pieces
+        must each be two syllables or more ("칸탈루프" -> "칸탈 루프"); otherwise the known word
+        whose letters are closest stands in ("아를라" -> "아글라"), and the matcher maps it back.
+        """
         pieces = segment(word, self.knows)
-        return Repair("spelling", " ".join(pieces)) if pieces and len(pieces) > 1 else None
+        hangul = has_hangul(word)
+        if pieces and len(pieces) > 1 and not (hangul and min(map(len, pieces)) < 2):
+            return Repair("spelling", " ".join(pieces))
+        near = self._near_hangul_word(word) if hangul else None
+        return Repair("spelling", near) if near else None
+
+    def _near_hangul_word(self, word: str) -> str | None:
+        words, keys = self._hangul_vocabulary
+        hit = process.extractOne(
+            jamo_key(word), keys, scorer=fuzz.ratio, score_cutoff=NEAR_WORD_SCORE
+        )
+        return words[hit[2]] if hit else None
+
+    @cached_property
+    def _hangul_vocabulary(self) -> tuple[list[str], list[str]]:
+        """The model's Korean words and their jamo, read once, when a word first needs it."""
+        words = [w for w in vocabulary(self._model_dir) if has_hangul(w)]
+        return words, [jamo_key(w) for w in words]
 
     def filler_words(self, taken: frozenset[str]) -> tuple[str, ...]:
         return tuple(w for w in self._phrasing.fillers if w not in taken and self.knows(w))

