@@ -258,6 +258,14 @@ def pack(dataset: Path, out: Path, model: Path | None) -> None:
     help="Blocks of the network kept at their ImageNet weights (their outputs are cached).",
 )
 @click.option(
+    "--export-size",
+    type=click.IntRange(160, 448),
+    default=FinetuneSettings.export_size,
+    show_default=True,
+    help="Input size of the exported model (trained at 224; a larger search input offsets the "
+    "enlarging random crops of training).",
+)
+@click.option(
     "--monitor-split",
     help="With --dataset: a split file whose photos are classified every few epochs to watch the "
     "run; they never influence the weights.",
@@ -274,6 +282,7 @@ def train(
     views: int,
     threads: int,
     frozen_blocks: int,
+    export_size: int,
     monitor_split: str | None,
     seed: int,
     config_path: Path,
@@ -299,7 +308,12 @@ def train(
     from vision.tools.build import build_model
 
     settings = FinetuneSettings(
-        epochs=epochs, views=views, threads=threads, frozen_blocks=frozen_blocks, seed=seed
+        epochs=epochs,
+        views=views,
+        threads=threads,
+        frozen_blocks=frozen_blocks,
+        export_size=export_size,
+        seed=seed,
     )
     context = click.get_current_context()
     given = {k: v for k, v in context.params.items() if v is not None and k != "config_path"}

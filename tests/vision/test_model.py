@@ -28,7 +28,7 @@ def command_recipe(command: str) -> dict[str, object]:
     """The recipe that ``retail-hub vision train`` with these flags trains."""
     flags = dict(re.findall(r"--([a-z-]+)[= ](\S+)", command))
     recipe = asdict(FinetuneSettings())
-    for flag in ("epochs", "views", "threads", "frozen-blocks", "seed"):
+    for flag in ("epochs", "views", "threads", "frozen-blocks", "export-size", "seed"):
         if flag in flags:
             recipe[flag.replace("-", "_")] = int(flags[flag])
     return recipe
@@ -59,7 +59,10 @@ def test_embeddings_are_unit_vectors_and_deterministic(embedder: OnnxEmbedder) -
     assert first.shape == (embedder.dim,) and first.dtype == np.float32
     assert abs(float(np.linalg.norm(first)) - 1.0) < 1e-5
     np.testing.assert_array_equal(first, embedder.embed(data))
-    assert embedder.preprocessor.size == 224
+    # the search input is the size the provenance names (the recipe's export size)
+    record = json.loads(PROVENANCE.read_text(encoding="utf-8"))
+    assert embedder.preprocessor.size == record["input"]["size"]
+    assert record["input"]["size"] == record["training"]["settings"].get("export_size", 224)
     assert embedder.sha256 == file_sha256(MODEL)
 
 

@@ -63,11 +63,11 @@ def export_checkpoint(
     from vision.tools.network import Embedder, load_imagenet, source_versions
 
     settings = FinetuneSettings(**result["settings"])  # type: ignore[arg-type]
-    embedder = Embedder(load_imagenet(settings.size), settings.frozen_blocks)
+    embedder = Embedder(load_imagenet(settings.export_size), settings.frozen_blocks)
     embedder.load_state_dict(result["state_dict"])  # type: ignore[arg-type]
-    fp32 = export_fp32(embedder, settings.size, work_dir / f"{name}-fp32.onnx")
+    fp32 = export_fp32(embedder, settings.export_size, work_dir / f"{name}-fp32.onnx")
     log(f"exported {fp32}")
-    pre = Preprocessor(size=settings.size)
+    pre = Preprocessor(size=settings.export_size)
     rng = np.random.default_rng(settings.seed)
     chosen = rng.choice(len(photos), size=min(CALIBRATION_PHOTOS, len(photos)), replace=False)
     int8 = quantise_int8(fp32, out_dir / f"{name}-int8.onnx", [pre(photos[i].data) for i in chosen])
@@ -84,7 +84,7 @@ def export_checkpoint(
         "built_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         "python": platform.python_version(),
         "input": {
-            "size": settings.size,
+            "size": settings.export_size,
             "colour": "RGB",
             "scale": "(x - 127) / 128",
             "crop": "centre 0.875 of the shorter side",

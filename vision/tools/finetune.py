@@ -34,9 +34,17 @@ class FinetuneSettings:
 
     ``cutmix`` is the share of batches mixed with CutMix (box area drawn uniformly); ``ema_decay``
     is the per-step decay of the averaged weights that are exported (0 exports the last weights).
+
+    ``export_size`` is the input size of the exported model, 8/7 of the training size. Why larger:
+    training sees random crops of a quarter to all of a photo, each blown up to ``size``, so
+    products appear larger than in the centre crop a search uses; a larger search input brings
+    them back to the size the network learnt ("FixRes", Touvron et al., 2019). Same weights, no
+    retraining; on the val split the int8 model went from top-1 0.875 at 224 to 0.885 at 256
+    (top-5 0.986 -> 0.990) for 1.3 times the arithmetic.
     """
 
     size: int = 224
+    export_size: int = 256
     epochs: int = 9
     views: int = 4
     batch_size: int = 32
