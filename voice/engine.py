@@ -29,13 +29,10 @@ class Repair:
 
 
 class Stream(Protocol):
-    """One utterance fed in pieces; ``partial`` is what has been heard so far."""
+    """Partial transcripts of one utterance fed in pieces (the final answer decodes it whole)."""
 
     def accept(self, pcm: bytes) -> str:
         """Take the next piece of 16-bit PCM and return the partial transcript."""
-
-    def finish(self) -> str:
-        """The final transcript of everything accepted."""
 
 
 class SpeechEngine(Protocol):
@@ -64,7 +61,7 @@ class SpeechEngine(Protocol):
         """Transcript with the model's own language model (the free-form baseline)."""
 
     def stream(self, compiled: object) -> Stream:
-        """A streaming decode under ``compiled``."""
+        """Partial transcripts under ``compiled`` while the audio arrives."""
 
 
 @dataclass(frozen=True)

@@ -1,11 +1,13 @@
-"""Audio to an answer: decode under the catalogue grammar, strip the question words, match the
-rest against the catalogue, and decide whether the store sells what was asked for.
+"""Audio to an answer: suppress steady background noise, decode under the catalogue grammar,
+strip the question words, match the rest against the catalogue, and decide whether the store
+sells what was asked for.
 
 The grammar makes the engine answer with catalogue words, so the danger is not a garbled
 transcript but a confident wrong product for a question about something the store does not sell.
 Two guards stand against that: the grammar's filler path (off-catalogue speech decodes as filler
 words, which count against a product), and the score threshold on the match. Below the threshold
 the answer says "not in this store" and offers the closest products only as "did you mean".
+Noise suppression (:mod:`voice.denoise`) is for the questions asked beside a fridge or music.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from voice.audio import AudioLimits, prepare, read_wav
+from voice.denoise import suppress_noise
 from voice.engine import SpeechEngine, Stream
 from voice.grammar import CatalogGrammar, build_grammar, words_of
 from voice.languages import Language
@@ -92,7 +95,8 @@ class VoiceSearch:
     def answer_pcm(self, pcm: bytes, started: float | None = None) -> VoiceAnswer:
         """Answer 16-bit mono PCM already at the engine's rate."""
         started = time.perf_counter() if started is None else started
-        transcript = self.engine.decode(self._compiled, pcm)
+        cleaned = suppress_noise(pcm, self.engine.sample_rate)
+        transcript = self.engine.decode(self._compiled, cleaned)
         return self.interpret(transcript, started)
 
     def stream(self) -> VoiceStream:
@@ -145,17 +149,24 @@ class VoiceSearch:
 
 
 class VoiceStream:
-    """A question arriving in pieces from the kiosk's microphone."""
+    """A question arriving in pieces from the kiosk's microphone.
+
+    Partial transcripts come from the engine's own streaming decode, as the customer speaks;
+    the final answer decodes the whole question again through :meth:`VoiceSearch.answer_pcm`,
+    so it gets the noise suppression (which needs the whole recording to know the noise) and
+    is exactly what an upload of the same audio would get.
+    """
 
     def __init__(self, search: VoiceSearch, stream: Stream) -> None:
         self._search = search
         self._stream = stream
+        self._audio = bytearray()
 
     def accept(self, pcm: bytes) -> str:
         """Feed 16-bit PCM at the engine's rate; returns the partial transcript."""
+        self._audio.extend(pcm)
         return self._stream.accept(pcm)
 
     def finish(self) -> VoiceAnswer:
         """The answer for everything fed so far."""
-        started = time.perf_counter()
-        return self._search.interpret(self._stream.finish(), started)
+        return self._search.answer_pcm(bytes(self._audio))
