@@ -11,7 +11,7 @@ from voice.languages import ENGLISH, KOREAN, segment
 from voice.matcher import CatalogEntry
 from voice.search import VoiceSearch
 from voice.sphinx import PocketsphinxEngine, to_jsgf
-from voice.vosk_engine import VoskEngine
+from voice.vosk_engine import ACOUSTIC_SCALE, VoskEngine, _with_acoustic_scale
 from voice.vosk_model import ModelLayoutError, packaged_korean_model, vocabulary
 
 
@@ -146,3 +146,22 @@ def test_plurals_and_segmentation() -> None:
     vocab = {"燕麦", "奶", "燕"}
     assert segment("燕麦奶", vocab.__contains__) == ["燕麦", "奶"]
     assert segment("牛奶", vocab.__contains__) is None
+
+
+def test_vosk_model_is_loaded_with_the_grammar_acoustic_scale(tmp_path: Path) -> None:
+    installed = tmp_path / "model"
+    (installed / "conf").mkdir(parents=True)
+    (installed / "am").mkdir()
+    (installed / "am" / "final.mdl").write_bytes(b"model")
+    (installed / "conf" / "mfcc.conf").write_text("--sample-frequency=16000\n")
+    original = "--beam=10.0\n--acoustic-scale=1.0\n--frame-subsampling-factor=3\n"
+    (installed / "conf" / "model.conf").write_text(original)
+    overlay = tmp_path / "overlay"
+    overlay.mkdir()
+    view = _with_acoustic_scale(installed, overlay)
+    conf = (view / "conf" / "model.conf").read_text().splitlines()
+    scale = f"--acoustic-scale={ACOUSTIC_SCALE}"
+    assert conf == ["--beam=10.0", "--frame-subsampling-factor=3", scale]
+    assert (view / "am" / "final.mdl").read_bytes() == b"model"
+    assert (view / "conf" / "mfcc.conf").read_text() == "--sample-frequency=16000\n"
+    assert (installed / "conf" / "model.conf").read_text() == original, "installed model unchanged"
