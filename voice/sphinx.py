@@ -204,9 +204,6 @@ class _BufferedStream:
             self._partial = self._engine.decode(self._compiled, bytes(self._audio))
         return self._partial
 
-    def finish(self) -> str:
-        return self._engine.decode(self._compiled, bytes(self._audio)) if self._audio else ""
-
 
 def to_jsgf(grammar: GrammarSpec, filler_weight: float) -> str:
     """The JSGF text for ``grammar``; the filler alternative is weighted against the products."""
