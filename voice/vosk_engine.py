@@ -95,7 +95,8 @@ class VoskEngine:
         return words, [jamo_key(w) for w in words]
 
     def filler_words(self, taken: frozenset[str]) -> tuple[str, ...]:
-        return tuple(w for w in self._phrasing.fillers if w not in taken and self.knows(w))
+        words = (*self._phrasing.fillers, *self._phrasing.shop_words)
+        return tuple(w for w in dict.fromkeys(words) if w not in taken and self.knows(w))
 
     def compile(self, grammar: GrammarSpec) -> str:
         """The grammar as Vosk's JSON phrase list."""

@@ -123,16 +123,19 @@ def test_english_grammar_has_carriers_plurals_and_a_filler_path(sphinx: Pocketsp
     assert "<filler>" in jsgf and "public <query>" in jsgf
 
 
-def test_english_fillers_are_frequent_words_and_never_sound_like_a_product(
+def test_english_fillers_are_frequent_and_shop_words_never_sounding_like_a_product(
     sphinx: PocketsphinxEngine,
 ) -> None:
     banana = build_grammar([CatalogEntry("B", {"en": "Banana"})], sphinx, ENGLISH)
-    assert len(banana.spec.fillers) == sphinx.max_fillers
-    assert {"the", "for", "people"} <= set(banana.spec.fillers)
+    frequent = banana.spec.fillers[: sphinx.max_fillers]
+    assert {"the", "for", "people"} <= set(frequent)
+    assert {"flour", "batteries", "toothpaste", "cheese"} <= set(banana.spec.fillers)
+    assert len(set(banana.spec.fillers)) == len(banana.spec.fillers), "each word once"
     assert not any(len(word) == 1 for word in banana.spec.fillers)
     pizza = build_grammar([CatalogEntry("P", {"en": "Four Cheese Pizza"})], sphinx, ENGLISH)
     assert "four" in pizza.product_words
     assert "for" not in pizza.spec.fillers, "'for' sounds like 'four' and would swallow it"
+    assert not {"cheese", "pizza"} & set(pizza.spec.fillers), "a shop word the store sells"
 
 
 def test_plurals_and_segmentation() -> None:
