@@ -46,16 +46,16 @@ def suppress_noise(pcm: bytes, rate: int) -> bytes:
     power = spectra.real**2 + spectra.imag**2
     if len(power) < MIN_FRAMES:
         return pcm
-    energy = np.sort(power.sum(axis=1))
+    energy = power.sum(axis=1)
+    order = np.argsort(energy)
     count = max(1, int(len(energy) * QUIET_SHARE))
-    quiet, loud = energy[:count].mean(), energy[-count:].mean()
+    quiet, loud = energy[order[:count]].mean(), energy[order[-count:]].mean()
     if quiet <= 0:
         return pcm
     floor = 10 ** ((10 * np.log10(loud / quiet) - KEEP_DB) / 20)
     if floor >= 1.0:
         return pcm
-    frames = np.argsort(power.sum(axis=1))[:count]
-    noise = np.maximum(power[frames].mean(axis=0), 1e-12)
+    noise = np.maximum(power[order[:count]].mean(axis=0), 1e-12)
     gains = _wiener_gains(power / noise, floor)
     cleaned = _istft(spectra * gains, window, hop, len(samples))
     return np.clip(np.round(cleaned), -32768, 32767).astype("<i2").tobytes()

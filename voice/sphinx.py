@@ -126,10 +126,10 @@ class PocketsphinxEngine:
         shop = language_named(self.language).shop_words
         with self._lock:
             lookup = self._decoder.lookup_word
-            sounds = {lookup(w) for w in taken} - {None}
+            banned = {lookup(w) for w in taken} | {None}  # None: not in the dictionary
 
             def free(word: str) -> bool:
-                return word not in taken and lookup(word) not in sounds | {None}
+                return word not in taken and lookup(word) not in banned
 
             frequent = [w for w in common if free(w)][: self.max_fillers]
             return tuple(dict.fromkeys([*frequent, *filter(free, shop)]))
