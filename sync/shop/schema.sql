@@ -5,6 +5,7 @@
 CREATE TABLE IF NOT EXISTS stores (
     store      TEXT PRIMARY KEY,
     epoch      INTEGER NOT NULL DEFAULT 0,   -- newest epoch seen (state or events)
+    born_epoch INTEGER NOT NULL DEFAULT 0,   -- epoch of the newest online state applied
     last_seq   INTEGER NOT NULL DEFAULT 0,   -- announced by the store's last state message
     acked_seq  INTEGER NOT NULL DEFAULT 0,   -- what the store says the shop acknowledged
     watermark  INTEGER NOT NULL DEFAULT 0,   -- every event up to here is applied (chain of prev)

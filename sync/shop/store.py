@@ -133,7 +133,14 @@ class ShopStore:
 
     def create_schema(self) -> None:
         script = resources.files("sync.shop").joinpath("schema.sql").read_text(encoding="utf-8")
-        self._conn().executescript(script)
+        conn = self._conn()
+        conn.executescript(script)
+        columns = {row[1] for row in conn.execute("PRAGMA table_info(stores)")}
+        if "born_epoch" not in columns:
+            # A database from before births were told apart from events: its newest epoch is
+            # the best guess at the newest birth (a guess too low would rewind a live stream).
+            conn.executescript("BEGIN; ALTER TABLE stores ADD COLUMN born_epoch INTEGER NOT NULL "
+                               "DEFAULT 0; UPDATE stores SET born_epoch = epoch; COMMIT;")
 
     def close(self) -> None:
         self._writer.shutdown(wait=True)
@@ -167,8 +174,12 @@ class ShopStore:
                     self._dead_letter(conn, item.letter)
                     out.dead.append(item.letter.reason)
                 elif isinstance(item, StateItem):
+                    store = item.envelope.store
                     self._apply_state(conn, item, now, out)
-                    touched.add(item.envelope.store)
+                    touched.add(store)
+                    if store in watermarks:  # a rewind moves it for the events that follow
+                        watermarks[store] = conn.execute(
+                            "SELECT watermark FROM stores WHERE store = ?", (store,)).fetchone()[0]
                 elif isinstance(item, SnapshotItem):
                     self._apply_snapshot(conn, item, now, out)
                 elif self._apply_event(conn, item, watermarks[item.envelope.store], now, out):
@@ -330,9 +341,15 @@ class ShopStore:
         if st.state != "online":
             return
         out.births.append(env.store)
-        if env.epoch > before and watermark > st.last_seq:
+        born = conn.execute("SELECT born_epoch FROM stores WHERE store = ?",
+                            (env.store,)).fetchone()[0]
+        conn.execute("UPDATE stores SET born_epoch = max(born_epoch, ?) WHERE store = ?",
+                     (env.epoch, env.store))
+        if env.epoch > born and watermark > st.last_seq:
             # Only a new run can have a shorter history; a retained birth of the current run
-            # may simply predate what the shop has applied since.
+            # may simply predate what the shop has applied since. Judged against the last
+            # birth, not the newest epoch seen: the new run's first events or snapshots can
+            # reach the shop before its birth (same batch, another shop instance).
             self._rewind(conn, env.store, watermark, st.last_seq, now)
             out.snapshots_wanted.add(env.store)
             out.drift += 1

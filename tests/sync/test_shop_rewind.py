@@ -1,0 +1,110 @@
+"""The shop's rewind after a restore, whatever order the new run's messages reach its database in:
+a birth sharing a batch with the events after it, or events of the new run applied (by another
+shop instance) before its birth."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from sync import messages
+from sync.envelope import build, decode
+from sync.shop.store import EventItem, Item, ShopStore, StateItem
+
+STORE = "store-1"
+
+
+def birth(epoch: int, last_seq: int, acked_seq: int) -> StateItem:
+    state = messages.StoreState(state="online", epoch=epoch, last_seq=last_seq,
+                                acked_seq=acked_seq)
+    env = decode(build(store=STORE, epoch=epoch, seq=last_seq, type_=messages.STATE, ts=0.0,
+                       data=state), 65536)
+    return StateItem(env, state)
+
+
+def sale(epoch: int, seq: int, on_hand: int) -> EventItem:
+    movement = messages.Movement(movement_id=f"m-{epoch}-{seq}", seq=seq, sku="BAN-1", qty=-1,
+                                 reserved_qty=0, reason="sale", ts=float(seq), on_hand=on_hand,
+                                 reserved=0, available=on_hand)
+    env = decode(build(store=STORE, epoch=epoch, seq=seq, type_="stock.movement", ts=float(seq),
+                       data=movement, prev=seq - 1), 65536)
+    return EventItem(env, movement)
+
+
+def new_on_hand(seq: int) -> int:
+    """Stock after the restored run's sale ``seq`` (other numbers than the lost run's)."""
+    return 50 - (seq - 13)
+
+
+@pytest.fixture
+def shop(tmp_path: Path) -> ShopStore:
+    store = ShopStore(tmp_path / "shop.db")
+    store.create_schema()
+    # The first run: born, then 20 sales, all applied (watermark 20).
+    store.apply_batch([birth(1, 0, 0), *(sale(1, seq, 100 - seq) for seq in range(1, 21))], 1.0)
+    return store
+
+
+def rows(store: ShopStore, sql: str) -> list[tuple[object, ...]]:
+    conn = sqlite3.connect(store.path)
+    try:
+        return conn.execute(sql).fetchall()
+    finally:
+        conn.close()
+
+
+def assert_followed_the_restore(store: ShopStore) -> None:
+    """Restored at seq 13, then four new sales: the shop keeps 1-17 of the new timeline only."""
+    assert rows(store, "SELECT max(seq), count(*) FROM applied") == [(17, 17)]
+    assert rows(store, "SELECT movement_id FROM movements WHERE seq = 14") == [("m-2-14",)]
+    assert rows(store, "SELECT watermark FROM stores") == [(17,)]
+    assert rows(store, "SELECT on_hand, seq FROM stock_view") == [(new_on_hand(17), 17)]
+    assert ("rewind",) in rows(store, "SELECT kind FROM drift")
+
+
+@pytest.mark.parametrize("batches", [
+    pytest.param([[birth(2, 13, 13), *(sale(2, seq, new_on_hand(seq)) for seq in range(14, 18))]],
+                 id="birth-and-events-in-one-batch"),
+    pytest.param([[birth(2, 13, 13)], [sale(2, seq, new_on_hand(seq)) for seq in range(14, 18)]],
+                 id="birth-then-events"),
+])
+def test_a_restored_store_is_rewound_when_its_birth_comes_with_its_events(
+        shop: ShopStore, batches: list[list[Item]]) -> None:
+    for batch in batches:
+        shop.apply_batch(batch, 2.0)
+    assert_followed_the_restore(shop)
+
+
+def test_a_restored_store_is_rewound_when_its_events_come_before_its_birth(
+        shop: ShopStore) -> None:
+    # Another shop instance got the first new event before anyone applied the birth.
+    early = shop.apply_batch([sale(2, 14, new_on_hand(14))], 2.0)
+    assert early.applied == 0, "seq 14 is still the old run's here: refused, not applied"
+    shop.apply_batch([birth(2, 13, 13)], 2.1)
+    # The store sends again what was not acked (ack timeout).
+    shop.apply_batch([sale(2, seq, new_on_hand(seq)) for seq in range(14, 18)], 2.2)
+    assert_followed_the_restore(shop)
+
+
+def test_a_retained_birth_of_the_current_run_rewinds_nothing(shop: ShopStore) -> None:
+    shop.apply_batch([birth(1, 0, 0)], 2.0)  # the retained birth, heard again on reconnect
+    assert rows(shop, "SELECT watermark FROM stores") == [(20,)]
+    assert ("rewind",) not in rows(shop, "SELECT kind FROM drift")
+
+
+def test_a_database_from_before_births_were_recorded_keeps_its_epoch(tmp_path: Path) -> None:
+    path = tmp_path / "old.db"
+    conn = sqlite3.connect(path)
+    conn.execute("CREATE TABLE stores (store TEXT PRIMARY KEY, epoch INTEGER NOT NULL DEFAULT 0, "
+                 "last_seq INTEGER NOT NULL DEFAULT 0, acked_seq INTEGER NOT NULL DEFAULT 0, "
+                 "watermark INTEGER NOT NULL DEFAULT 0, online INTEGER NOT NULL DEFAULT 0, "
+                 "state_at REAL, seen_at REAL)")
+    conn.execute("INSERT INTO stores (store, epoch, watermark) VALUES (?, 5, 20)", (STORE,))
+    conn.commit()
+    conn.close()
+    store = ShopStore(path)
+    store.create_schema()
+    store.apply_batch([birth(5, 3, 3)], 1.0)  # a stale retained birth of the running epoch
+    assert rows(store, "SELECT born_epoch, watermark FROM stores") == [(5, 20)]
