@@ -74,23 +74,22 @@ class Gallery:
         """
         return float(np.max(self.prototypes @ vector))
 
-    def distance_ratio(self, vector: np.ndarray) -> float | None:
-        """The head's distance from a unit embedding to the nearest product, relative to the
-        distances of held-out enrolled photos (1.0 is the 99th percentile of theirs); None when
-        the gallery cannot measure it (no head, or too few photos to hold enough out)."""
-        ratios = self.head.distance_ratios(vector[None]) if self.head is not None else None
-        return None if ratios is None else float(ratios[0])
-
-    def rank(self, vector: np.ndarray, top_k: int) -> list[Match]:
-        """The ``top_k`` products for one unit embedding, best first."""
+    def rank(self, vector: np.ndarray, top_k: int) -> tuple[list[Match], float | None]:
+        """The ``top_k`` products for one unit embedding, best first, and the head's distance
+        from it to the nearest product relative to the distances of held-out enrolled photos
+        (1.0 is the 99th percentile of theirs); the distance is None when the gallery cannot
+        measure it (no head, or too few photos to hold enough out)."""
         if vector.shape != (self.dim,):
             raise GalleryError(
                 f"the embedding has shape {vector.shape} but the gallery holds {self.dim}-d "
                 "vectors; re-enrol the photos with the current model"
             )
+        ratio: float | None = None
         if self.head is not None:
-            scores = self.head.probabilities(vector[None])[0]
+            probabilities, ratios = self.head.assess(vector[None])
+            scores = probabilities[0]
+            ratio = None if ratios is None else float(ratios[0])
         else:
             scores = np.clip(self.prototypes @ vector, 0.0, 1.0)
         order = np.argsort(-scores)[:top_k]
-        return [Match(self.keys[i], float(scores[i])) for i in order]
+        return [Match(self.keys[i], float(scores[i])) for i in order], ratio

@@ -63,14 +63,31 @@ class DiscriminantHead:
 
     def cosines(self, x: np.ndarray) -> np.ndarray:
         """(N, D) embeddings -> (N, K) cosines to the products in the whitened space."""
-        z = self.whitened(x)
-        z /= np.maximum(np.linalg.norm(z, axis=1, keepdims=True), 1e-12)
-        return z @ self.prototypes.T
+        return self._cosines(self.whitened(x))
 
     def distances(self, x: np.ndarray) -> np.ndarray:
         """(N, D) embeddings -> (N,) squared whitened distance to the nearest product mean, per
         dimension (about 1 for a photo like the enrolled ones, more the stranger it is)."""
+        return self._distances(self.whitened(x))
+
+    def assess(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+        """(N, D) embeddings -> (N, K) probabilities and (N,) distance ratios (None without a
+        ``distance_scale``), whitening once: a search needs both, and the whitening is most of
+        the arithmetic of either."""
         z = self.whitened(x)
+        probabilities = softmax(self._logits(z))
+        if self.distance_scale is None:
+            return probabilities, None
+        return probabilities, self._distances(z) / self.distance_scale
+
+    def _logits(self, z: np.ndarray) -> np.ndarray:
+        return self._cosines(z) * (COSINE_LOGIT_SCALE / self.temperature)
+
+    def _cosines(self, z: np.ndarray) -> np.ndarray:
+        unit = z / np.maximum(np.linalg.norm(z, axis=1, keepdims=True), 1e-12)
+        return unit @ self.prototypes.T
+
+    def _distances(self, z: np.ndarray) -> np.ndarray:
         squared = (
             np.sum(z * z, axis=1)[:, None]
             - 2.0 * (z @ self.means.T)
@@ -78,14 +95,8 @@ class DiscriminantHead:
         )
         return np.maximum(squared.min(axis=1), 0.0) / z.shape[1]
 
-    def distance_ratios(self, x: np.ndarray) -> np.ndarray | None:
-        """(N, D) embeddings -> (N,) distances relative to ``distance_scale`` (None without one)."""
-        if self.distance_scale is None:
-            return None
-        return self.distances(x) / self.distance_scale
-
     def logits(self, x: np.ndarray) -> np.ndarray:
-        return self.cosines(x) * (COSINE_LOGIT_SCALE / self.temperature)
+        return self._logits(self.whitened(x))
 
     def probabilities(self, x: np.ndarray) -> np.ndarray:
         """(N, D) unit embeddings -> (N, K) probabilities."""

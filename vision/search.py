@@ -78,9 +78,8 @@ class PhotoSearch:
             raise GalleryError("no reference photos are enrolled; add a photo to a product first")
         started = self._timer()
         vector = self.embedder.embed(data)
-        matches = gallery.rank(vector, top_k)
+        matches, ratio = gallery.rank(vector, top_k)
         similarity = gallery.similarity(vector)
-        ratio = gallery.distance_ratio(vector)
         ms = (self._timer() - started) * 1000.0
         confident = (
             bool(matches)

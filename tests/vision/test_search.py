@@ -111,7 +111,8 @@ def test_empty_gallery_says_what_to_do(embedder: OnnxEmbedder) -> None:
 def test_single_product_gallery_ranks_by_similarity(embedder: OnnxEmbedder) -> None:
     data = photos("train.txt", CLASSES[0], 1)[0].path.read_bytes()
     gallery = Gallery.build(["ONLY"], embedder.embed(data)[None])
-    (match,) = gallery.rank(embedder.embed(data), 5)
+    (match,), ratio = gallery.rank(embedder.embed(data), 5)
+    assert ratio is None
     assert match.key == "ONLY" and match.score == pytest.approx(1.0, abs=1e-5)
 
 
@@ -182,11 +183,12 @@ def test_distance_scale_makes_held_out_like_photos_about_one_and_strangers_far()
     assert head.distance_scale is not None
     fresh = centres[labels[:60]] + rng.normal(0, 0.3, (60, 16)).astype(np.float32)
     fresh[:, 8:] *= 0.1
-    ratios = head.distance_ratios(fresh)
+    ratios = head.assess(fresh)[1]
     assert ratios is not None and float(np.median(ratios)) < 1.0
     stranger = centres[:1].copy()
     stranger[0, 12] = 1.5  # cosine to product 0 is still 0.89
-    assert float(head.distance_ratios(stranger)[0]) > 5.0
+    stranger_ratios = head.assess(stranger)[1]
+    assert stranger_ratios is not None and float(stranger_ratios[0]) > 5.0
 
 
 def test_one_photo_per_product_has_no_distance_scale(embedder: OnnxEmbedder) -> None:
@@ -195,4 +197,5 @@ def test_one_photo_per_product_has_no_distance_scale(embedder: OnnxEmbedder) -> 
         [f"SKU-{c}" for c in CLASSES], np.stack([embedder.embed(d) for d in data])
     )
     assert gallery.head is not None and gallery.head.distance_scale is None
-    assert gallery.distance_ratio(embedder.embed(data[0])) is None
+    matches, ratio = gallery.rank(embedder.embed(data[0]), 3)
+    assert ratio is None and matches[0].key == f"SKU-{CLASSES[0]}"
