@@ -55,7 +55,7 @@ class AuditReport:
 def audit_store(shop_db: Path, store: str, ledger: list[LedgerEntry],
                 stock: dict[str, tuple[int, int]]) -> AuditReport:
     """Compare ``store``'s ``ledger`` and current ``stock`` (sku -> on_hand, reserved) with the
-    shop database at ``shop_db``."""
+    shop database at ``shop_db``; a SKU missing from ``stock`` counts as (0, 0)."""
     conn = sqlite3.connect(f"file:{shop_db}?mode=ro", uri=True)
     try:
         applied = conn.execute("SELECT seq, movement_id, sku, qty, reserved_qty FROM movements "
@@ -81,7 +81,10 @@ def audit_store(shop_db: Path, store: str, ledger: list[LedgerEntry],
     for sku in ledger_units.keys() | shop_units.keys():
         if shop_units[sku] != ledger_units[sku]:
             report.unit_diff[sku] = (shop_units[sku], ledger_units[sku])
-    for sku, numbers in stock.items():
-        if view.get(sku) != numbers:
-            report.view_diff[sku] = (view.get(sku), numbers)
+    # A SKU the shop shows but the store has no stock row for (imported, never stocked) must
+    # show nothing on hand and nothing reserved.
+    for sku in stock.keys() | view.keys():
+        expected = stock.get(sku, (0, 0))
+        if view.get(sku) != expected:
+            report.view_diff[sku] = (view.get(sku), expected)
     return report
