@@ -35,6 +35,7 @@ import functools
 import itertools
 import tempfile
 import threading
+from collections.abc import Sequence
 from pathlib import Path
 
 from pocketsphinx import Decoder, NGramModel, get_model_path
@@ -230,17 +231,14 @@ class _BufferedStream:
 def to_jsgf(grammar: GrammarSpec, filler_weight: float) -> str:
     """The JSGF text for ``grammar``; the filler alternative is weighted against the products."""
 
-    def alternatives(phrases: tuple[tuple[str, ...], ...]) -> str:
-        return " | ".join(" ".join(p) for p in phrases)
-
     item = "<product>"
     if grammar.fillers:
         item = f"/1/ <product> | /{filler_weight:g}/ <filler>"
     optional = {
-        "before": alternatives(grammar.before),
+        "before": factored(grammar.before),
         "article": " | ".join(grammar.articles),
         "particle": " | ".join(grammar.particles),
-        "after": alternatives(grammar.after),
+        "after": factored(grammar.after),
     }
     query = " ".join(
         [f"[<{rule}>]" for rule in ("before", "article") if optional[rule]]
@@ -252,9 +250,35 @@ def to_jsgf(grammar: GrammarSpec, filler_weight: float) -> str:
         "grammar catalog;",
         f"public <query> = {query};",
         f"<item> = {item};",
-        f"<product> = {alternatives(grammar.products)};",
+        f"<product> = {factored(grammar.products)};",
         *(f"<{rule}> = {body};" for rule, body in optional.items() if body),
     ]
     if grammar.fillers:
         rules.append(f"<filler> = {' | '.join(grammar.fillers)};")
     return "\n".join(rules) + "\n"
+
+
+def factored(phrases: Sequence[tuple[str, ...]]) -> str:
+    """JSGF alternatives of ``phrases`` with shared leading words said once: ``golden delicious
+    (apple | apples) | apple | apples``; the same phrases, in order of first appearance.
+
+    Why: pocketsphinx turns each alternative into its own chain of states, so "golden delicious
+    apple" and "golden delicious apples" were searched as two copies of "golden delicious".
+    Sharing the prefix leaves one copy for the decoder to keep alive.
+    """
+    groups: dict[str, list[tuple[str, ...]]] = {}
+    for phrase in phrases:
+        if phrase:
+            groups.setdefault(phrase[0], []).append(phrase[1:])
+    parts = []
+    for word, rests in groups.items():
+        longer = [rest for rest in rests if rest]
+        if not longer:
+            parts.append(word)
+        elif len(longer) < len(rests):  # the word alone is a phrase too
+            parts.append(f"{word} [{factored(longer)}]")
+        elif len({rest[0] for rest in longer}) == 1:  # one way on: no group needed
+            parts.append(f"{word} {factored(longer)}")
+        else:
+            parts.append(f"{word} ({factored(longer)})")
+    return " | ".join(parts)

@@ -10,7 +10,7 @@ from voice.grammar import build_grammar, english_plural
 from voice.languages import ENGLISH, KOREAN, segment
 from voice.matcher import CatalogEntry
 from voice.search import VoiceSearch
-from voice.sphinx import PocketsphinxEngine, to_jsgf
+from voice.sphinx import PocketsphinxEngine, factored, to_jsgf
 from voice.vosk_engine import ACOUSTIC_SCALE, VoskEngine, _with_acoustic_scale
 from voice.vosk_model import ModelLayoutError, packaged_korean_model, vocabulary
 
@@ -168,3 +168,22 @@ def test_vosk_model_is_loaded_with_the_grammar_acoustic_scale(tmp_path: Path) ->
     assert (view / "am" / "final.mdl").read_bytes() == b"model"
     assert (view / "conf" / "mfcc.conf").read_text() == "--sample-frequency=16000\n"
     assert (installed / "conf" / "model.conf").read_text() == original, "installed model unchanged"
+
+
+def test_jsgf_says_shared_leading_words_once() -> None:
+    """Each alternative becomes its own chain of decoder states, so shared beginnings are
+    factored out; every phrase stays sayable, including one that begins another."""
+    phrases = (
+        ("golden", "delicious", "apple"),
+        ("golden", "delicious", "apples"),
+        ("apple",),
+        ("oat", "milk"),
+        ("oat", "milk", "barista"),
+        ("oat",),
+        ("where", "can", "i", "find"),
+        ("where", "is"),
+    )
+    assert factored(phrases) == (
+        "golden delicious (apple | apples) | apple | oat [milk [barista]] | where (can i find | is)"
+    )
+    assert factored((("banana",),)) == "banana"
