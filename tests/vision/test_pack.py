@@ -90,7 +90,7 @@ def test_store_adds_the_pack_for_its_own_products_only(tmp_path: Path) -> None:
             found = service.ranked_skus(photos("val.txt", class_id, 1)[0].path.read_bytes(), 1)
             assert found[0] == [f"GS-{class_id:03d}"]
 
-        vectors = np.eye(2, 1280, dtype=np.float32)
+        vectors = np.eye(2, service.engine.embedder.dim, dtype=np.float32)
         foreign = tmp_path / "foreign.npz"
         save_pack(foreign, ReferencePack(service.model_sha, ["GS-006", "NOT-SOLD"], vectors))
         config.vision.reference_pack = foreign
@@ -99,6 +99,12 @@ def test_store_adds_the_pack_for_its_own_products_only(tmp_path: Path) -> None:
         other = tmp_path / "other.npz"
         save_pack(other, ReferencePack("f" * 64, ["GS-006", "GS-045"], vectors))
         config.vision.reference_pack = other
+        service.load()
+        assert service.engine.gallery is not None and service.engine.gallery.photos == 81
+        # the model's sha but vectors of another size (a forged or half-rebuilt pack)
+        narrow = tmp_path / "narrow.npz"
+        save_pack(narrow, ReferencePack(service.model_sha, ["GS-006"], np.eye(1, 64, dtype="f4")))
+        config.vision.reference_pack = narrow
         service.load()
         assert service.engine.gallery is not None and service.engine.gallery.photos == 81
     finally:
