@@ -123,18 +123,9 @@ class PhotoService:
         if path is None:
             return None
         try:
-            pack = load_pack(path, self.model_sha)
+            pack = load_pack(path, self.model_sha, self.engine.embedder.dim)
         except PackError as exc:
             log.error("reference pack not used: %s", exc.message)
-            return None
-        if pack.vectors.shape[1] != self.engine.embedder.dim:
-            log.error(
-                "reference pack not used: %s holds %d-d vectors, the model makes %d-d ones; "
-                "rebuild it with 'retail-hub vision pack'",
-                path,
-                pack.vectors.shape[1],
-                self.engine.embedder.dim,
-            )
             return None
         log.info("reference pack %s: %d photo embeddings", path, len(pack.keys))
         return pack

@@ -59,8 +59,9 @@ def save_pack(path: Path, pack: ReferencePack) -> None:
         )
 
 
-def load_pack(path: Path, model_sha: str) -> ReferencePack:
-    """Read a pack made with the model ``model_sha``; vectors come back unit-length float32."""
+def load_pack(path: Path, model_sha: str, dim: int | None = None) -> ReferencePack:
+    """Read a pack made with the model ``model_sha`` (whose embeddings have ``dim`` dimensions,
+    when given); vectors come back unit-length float32."""
     try:
         with np.load(path, allow_pickle=False) as data:
             version = int(data["format"])
@@ -75,6 +76,11 @@ def load_pack(path: Path, model_sha: str) -> ReferencePack:
         raise PackError(
             f"the reference pack {path} was made with model {made_with[:12]}, not the loaded "
             f"model {model_sha[:12]}; rebuild it with 'retail-hub vision pack'"
+        )
+    if dim is not None and vectors.shape[1:] != (dim,):
+        raise PackError(
+            f"the reference pack {path} holds vectors of shape {vectors.shape[1:]}, the model "
+            f"makes {dim}-d ones; rebuild it with 'retail-hub vision pack'"
         )
     vectors /= np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
     return ReferencePack(made_with, keys, vectors)

@@ -64,6 +64,8 @@ def test_int8_storage_keeps_the_vectors(tmp_path: Path) -> None:
     loaded = load_pack(path, "a" * 64)
     assert loaded.keys == [f"K{i}" for i in range(50)]
     assert float(np.min(np.sum(loaded.vectors * vectors, axis=1))) > 0.9999
+    with pytest.raises(PackError, match="makes 64-d ones"):
+        load_pack(path, "a" * 64, dim=64)
     with pytest.raises(PackError, match="cannot be read"):
         load_pack(tmp_path / "absent.npz", "a" * 64)
 
