@@ -7,7 +7,8 @@ transcript but a confident wrong product for a question about something the stor
 Two guards stand against that: the grammar's filler path (off-catalogue speech decodes as filler
 words, which count against a product), and the score threshold on the match. Below the threshold
 the answer says "not in this store" and offers the closest products only as "did you mean".
-Noise suppression (:mod:`voice.denoise`) is for the questions asked beside a fridge or music.
+Noise suppression (:mod:`voice.denoise`) is for the questions asked beside a fridge or music;
+exact digital silence is filled with a faint hiss first (:mod:`voice.silence`).
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from voice.engine import SpeechEngine, Stream
 from voice.grammar import CatalogGrammar, build_grammar, words_of
 from voice.languages import Language
 from voice.matcher import CatalogEntry, Match, ProductMatcher
+from voice.silence import fill_digital_silence
 
 DEFAULT_LIMITS = AudioLimits()
 
@@ -95,7 +97,7 @@ class VoiceSearch:
     def answer_pcm(self, pcm: bytes, started: float | None = None) -> VoiceAnswer:
         """Answer 16-bit mono PCM already at the engine's rate."""
         started = time.perf_counter() if started is None else started
-        cleaned = suppress_noise(pcm, self.engine.sample_rate)
+        cleaned = suppress_noise(fill_digital_silence(pcm), self.engine.sample_rate)
         transcript = self.engine.decode(self._compiled, cleaned)
         return self.interpret(transcript, started)
 
@@ -165,7 +167,7 @@ class VoiceStream:
     def accept(self, pcm: bytes) -> str:
         """Feed 16-bit PCM at the engine's rate; returns the partial transcript."""
         self._audio.extend(pcm)
-        return self._stream.accept(pcm)
+        return self._stream.accept(fill_digital_silence(pcm))
 
     def finish(self) -> VoiceAnswer:
         """The answer for everything fed so far."""
