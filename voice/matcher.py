@@ -60,6 +60,11 @@ def _is_han(ch: str) -> bool:
     return "\u4e00" <= ch <= "\u9fff" or "\u3400" <= ch <= "\u4dbf"
 
 
+def has_han(text: str) -> bool:
+    """Whether ``text`` has any Chinese character."""
+    return any(_is_han(c) for c in text)
+
+
 def jamo_key(text: str) -> str:
     """Hangul split into its letters (NFD jamo), spaces and punctuation removed."""
     return "".join(ch for ch in unicodedata.normalize("NFD", normalise(text)) if not ch.isspace())
@@ -73,7 +78,7 @@ def pinyin_key(text: str) -> str:
 #: Each form: whether a text has it, how it is computed, and the scorer that suits it.
 _FORMS: dict[str, tuple[Callable[[str], bool], Callable[[str], str]]] = {
     "jamo": (has_hangul, jamo_key),
-    "pinyin": (lambda t: any(_is_han(c) for c in t), pinyin_key),
+    "pinyin": (has_han, pinyin_key),
 }
 
 

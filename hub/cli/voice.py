@@ -123,6 +123,10 @@ def check(config_path: Path) -> None:
         raise SystemExit(1)
 
 
+#: espeak-ng's voice for each language ``voice synth`` speaks when no voice is given.
+_ESPEAK_VOICES = {"en": "en-us", "ko": "ko", "zh": "cmn"}
+
+
 @voice.command("synth")
 @click.argument("catalog", type=click.Path(path_type=Path, dir_okay=False))
 @click.argument("out", type=click.Path(path_type=Path, file_okay=False))
@@ -137,9 +141,8 @@ def check(config_path: Path) -> None:
     "--voice",
     "voices",
     multiple=True,
-    default=["espeak-ng:en-us"],
-    show_default=True,
-    help="TTS voice as ENGINE:NAME (espeak-ng, festival, flite, piper); repeatable.",
+    help="TTS voice as ENGINE:NAME (espeak-ng, festival, flite, piper); repeatable. "
+    "Default: espeak-ng's voice for --lang (en-us, ko, cmn).",
 )
 @click.option("--seed", default=0, show_default=True, help="Seed for carriers and noise.")
 @reports_errors
@@ -147,6 +150,7 @@ def synth(catalog: Path, out: Path, lang: str, voices: tuple[str, ...], seed: in
     """Speak one question per product of CATALOG into OUT, with labels.jsonl for 'voice eval'."""
     entries = load_catalog(catalog)
     phrasing = language(lang)
+    voices = voices or (f"espeak-ng:{_ESPEAK_VOICES[lang]}",)
     rng = np.random.default_rng(seed)
     pick = random.Random(seed)
     out.mkdir(parents=True, exist_ok=True)

