@@ -221,3 +221,13 @@ class StreamResampler:
         out = resample(self._input, self.src_rate, self.dst_rate)[self._sent : upto]
         self._sent = upto
         return out
+
+
+def active_level(samples: np.ndarray, rate: int) -> float:
+    """RMS of the frames within 20 dB of the loudest 20 ms frame."""
+    frame = max(1, rate // 50)
+    usable = samples[: len(samples) // frame * frame].reshape(-1, frame)
+    energy = (usable.astype(np.float64) ** 2).mean(axis=1)
+    if energy.size == 0 or energy.max() == 0:
+        return 0.0
+    return float(np.sqrt(energy[energy >= energy.max() * 0.01].mean()))

@@ -8,7 +8,7 @@ Two guards stand against that: the grammar's filler path (off-catalogue speech d
 words, which count against a product), and the score threshold on the match. Below the threshold
 the answer says "not in this store" and offers the closest products only as "did you mean".
 Noise suppression (:mod:`voice.denoise`) is for the questions asked beside a fridge or music;
-exact digital silence is filled with a faint hiss first (:mod:`voice.silence`).
+a recording with exact digital silence gets a faint noise floor first (:mod:`voice.silence`).
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from voice.engine import SpeechEngine, Stream
 from voice.grammar import CatalogGrammar, build_grammar, words_of
 from voice.languages import Language
 from voice.matcher import CatalogEntry, Match, ProductMatcher
-from voice.silence import fill_digital_silence
+from voice.silence import add_floor_under_silence
 
 DEFAULT_LIMITS = AudioLimits()
 
@@ -97,7 +97,8 @@ class VoiceSearch:
     def answer_pcm(self, pcm: bytes, started: float | None = None) -> VoiceAnswer:
         """Answer 16-bit mono PCM already at the engine's rate."""
         started = time.perf_counter() if started is None else started
-        cleaned = suppress_noise(fill_digital_silence(pcm), self.engine.sample_rate)
+        rate = self.engine.sample_rate
+        cleaned = suppress_noise(add_floor_under_silence(pcm, rate), rate)
         transcript = self.engine.decode(self._compiled, cleaned)
         return self.interpret(transcript, started)
 
@@ -167,7 +168,7 @@ class VoiceStream:
     def accept(self, pcm: bytes) -> str:
         """Feed 16-bit PCM at the engine's rate; returns the partial transcript."""
         self._audio.extend(pcm)
-        return self._stream.accept(fill_digital_silence(pcm))
+        return self._stream.accept(add_floor_under_silence(pcm, self._search.engine.sample_rate))
 
     def finish(self) -> VoiceAnswer:
         """The answer for everything fed so far."""

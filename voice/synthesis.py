@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from voice.audio import Audio, read_wav, resample
+from voice.audio import Audio, active_level, read_wav, resample
 
 #: SNR of the "clean" condition's noise floor, in dB below the active speech level.
 FAINT_FLOOR_DB = 45.0
@@ -137,16 +137,6 @@ def pink_noise(n: int, rng: np.random.Generator) -> np.ndarray:
     freqs[0] = 1.0
     noise = np.fft.irfft(spectrum / np.sqrt(freqs), n)
     return noise / np.std(noise)
-
-
-def active_level(samples: np.ndarray, rate: int) -> float:
-    """RMS of the frames within 20 dB of the loudest 20 ms frame."""
-    frame = max(1, rate // 50)
-    usable = samples[: len(samples) // frame * frame].reshape(-1, frame)
-    energy = (usable.astype(np.float64) ** 2).mean(axis=1)
-    if energy.size == 0 or energy.max() == 0:
-        return 0.0
-    return float(np.sqrt(energy[energy >= energy.max() * 0.01].mean()))
 
 
 def add_noise(audio: Audio, snr_db: float, kind: str, rng: np.random.Generator) -> Audio:

@@ -1,5 +1,6 @@
-"""Exact digital silence: filled with a faint hiss before decoding, so plain TTS files (and any
-recording with zeroed stretches) are heard like microphone audio; real recordings are untouched."""
+"""Exact digital silence: a recording that holds it gets a faint noise floor before decoding, so
+plain TTS files (and any recording with zeroed stretches) are heard like microphone audio; real
+recordings are untouched."""
 
 from __future__ import annotations
 
@@ -8,41 +9,51 @@ import subprocess
 import numpy as np
 import pytest
 
-from voice.audio import read_wav
+from voice.audio import active_level, read_wav
 from voice.search import VoiceSearch
-from voice.silence import HISS_LSB, MIN_RUN, fill_digital_silence
+from voice.silence import FLOOR_DB, MIN_FLOOR_LSB, MIN_RUN, add_floor_under_silence
+
+RATE = 16_000
 
 
-def _pcm(samples: list[int] | np.ndarray) -> bytes:
+def _pcm(samples: np.ndarray) -> bytes:
     return np.asarray(samples, dtype="<i2").tobytes()
 
 
-def test_runs_of_zeros_become_faint_hiss_and_speech_is_untouched() -> None:
-    rng = np.random.default_rng(3)
-    speech = (rng.standard_normal(800) * 3000).astype(np.int16)
-    speech[speech == 0] = 1
-    samples = np.concatenate(
-        [np.zeros(1600, np.int16), speech, np.zeros(MIN_RUN - 1, np.int16), speech]
-    )
-    filled = np.frombuffer(fill_digital_silence(_pcm(samples)), dtype="<i2")
-    assert len(filled) == len(samples)
-    assert np.array_equal(filled[1600:], samples[1600:]), "speech and short zero runs must not move"
-    hiss = filled[:1600].astype(np.float64)
-    assert np.count_nonzero(hiss) > 1200
-    assert 0.5 * HISS_LSB < hiss.std() < 2 * HISS_LSB
+def _speech(seed: int, n: int = 8000) -> np.ndarray:
+    samples = (np.random.default_rng(seed).standard_normal(n) * 3000).astype(np.int16)
+    samples[samples == 0] = 1
+    return samples
+
+
+def test_a_floor_45_db_under_the_speech_is_added_when_there_is_digital_silence() -> None:
+    speech = _speech(3)
+    samples = np.concatenate([np.zeros(4000, np.int16), speech, np.zeros(4000, np.int16)])
+    out = np.frombuffer(add_floor_under_silence(_pcm(samples), RATE), dtype="<i2")
+    assert len(out) == len(samples)
+    floor = out[:4000].astype(np.float64)
+    expected = active_level(speech, RATE) * 10 ** (-FLOOR_DB / 20)
+    assert np.count_nonzero(floor) > 3000
+    assert 0.8 * expected < floor.std() < 1.25 * expected
+    moved = out[4000:12000].astype(np.float64) - speech
+    assert np.abs(moved).max() < 8 * expected, "the speech itself only gets the faint floor"
 
 
 def test_recordings_without_digital_silence_come_back_as_they_were() -> None:
     samples = (np.random.default_rng(4).standard_normal(16_000) * 40).astype(np.int16)
     samples[::7] = 0  # isolated zeros are zero crossings, not silence
+    samples[100 : 100 + MIN_RUN - 1] = 0  # shorter than a run of silence
     pcm = _pcm(samples)
-    assert fill_digital_silence(pcm) is pcm
-    assert fill_digital_silence(b"") == b""
+    assert add_floor_under_silence(pcm, RATE) is pcm
+    assert add_floor_under_silence(b"", RATE) == b""
 
 
-def test_the_same_recording_always_gets_the_same_hiss() -> None:
+def test_pure_silence_gets_the_least_floor_and_the_same_one_every_time() -> None:
     pcm = _pcm(np.zeros(4000, np.int16))
-    assert fill_digital_silence(pcm) == fill_digital_silence(pcm)
+    out = add_floor_under_silence(pcm, RATE)
+    assert out == add_floor_under_silence(pcm, RATE)
+    floor = np.frombuffer(out, dtype="<i2").astype(np.float64)
+    assert 0.5 * MIN_FLOOR_LSB < floor.std() < 2 * MIN_FLOOR_LSB
 
 
 PLAIN_TTS_QUESTIONS = [
