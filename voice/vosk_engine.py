@@ -24,6 +24,7 @@ from voice.engine import EngineError, GrammarSpec, Repair
 from voice.languages import language as language_named
 from voice.languages import segment
 from voice.matcher import has_hangul, jamo_key
+from voice.trim import pad_quiet
 from voice.vosk_model import check_model_dir, vocabulary
 
 #: Words Vosk models use for speech they cannot place; never a product.
@@ -126,7 +127,9 @@ class VoskEngine:
         return self._vosk.KaldiRecognizer(self._model, float(self.sample_rate), compiled)
 
     def decode(self, compiled: object, pcm: bytes) -> str:
-        return self._run(self._recogniser(str(compiled)), pcm)
+        # Vosk needs quiet before the words to settle (see voice.trim); pocketsphinx, by
+        # contrast, decodes best with it cut.
+        return self._run(self._recogniser(str(compiled)), pad_quiet(pcm, self.sample_rate))
 
     def decode_free(self, pcm: bytes) -> str:
         return self._run(self._recogniser(None), pcm)
