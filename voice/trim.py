@@ -1,5 +1,5 @@
 """Fit the quiet before and after a question to what each engine needs: pocketsphinx gets it cut
-off, Vosk gets at least a third of a second of it.
+off, Vosk gets at least 0.3 s of it before the words and 0.6 s after.
 
 Why cut (pocketsphinx): a kiosk recording starts before the customer speaks and stops after, and
 a grammar decoder spends as much time on those quiet stretches as on the words; worse, every
@@ -34,7 +34,7 @@ ABOVE_QUIET_DB = 6.0
 BELOW_LOUD_DB = 35.0
 #: Recordings shorter than this are left alone: too few frames to tell quiet from loud.
 MIN_S = 0.2
-#: Quiet that Vosk gets before and after the speech, in seconds.
+#: Quiet that Vosk gets before the speech, and after it, in seconds.
 LEAD_S = 0.3
 TAIL_S = 0.6
 #: The least level of that quiet, in 16-bit steps (a recording whose quiet is digital silence).
@@ -55,8 +55,9 @@ def trim_quiet(pcm: bytes, rate: int) -> bytes:
 
 
 def pad_quiet(pcm: bytes, rate: int) -> bytes:
-    """16-bit mono PCM with at least ``LEAD_S`` of quiet before and after the speech: white noise
-    at the level of the recording's quiet frames (its own floor) is added where it has less."""
+    """16-bit mono PCM with at least ``LEAD_S`` of quiet before the speech and ``TAIL_S`` after:
+    white noise at the level of the recording's quiet frames (its own floor) is added where it
+    has less."""
     span = _speech_span(pcm, rate)
     if span is None:
         return pcm

@@ -127,8 +127,8 @@ class VoskEngine:
         return self._vosk.KaldiRecognizer(self._model, float(self.sample_rate), compiled)
 
     def decode(self, compiled: object, pcm: bytes) -> str:
-        # Vosk needs quiet before the words to settle (see voice.trim); pocketsphinx, by
-        # contrast, decodes best with it cut.
+        # Vosk needs quiet around the words, after them most (see voice.trim); pocketsphinx,
+        # by contrast, decodes best with it cut.
         return self._run(self._recogniser(str(compiled)), pad_quiet(pcm, self.sample_rate))
 
     def decode_free(self, pcm: bytes) -> str:
