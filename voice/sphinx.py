@@ -171,9 +171,15 @@ class PocketsphinxEngine:
                 # not match the grammar"), so the decoder is reloaded with a merged dictionary.
                 self._added.update(new)
                 merged = Path(self._workdir.name) / "dictionary.dict"
-                base = self._dict.read_text(encoding="utf-8")
-                extra = "".join(f"{w} {p}\n" for w, p in sorted(self._added.items()))
-                merged.write_text(base.rstrip("\n") + "\n" + extra, encoding="utf-8")
+                # An added word the dictionary already has (a store's own pronunciation of it)
+                # replaces its entries: pocketsphinx keeps the first of two entries for a word.
+                kept = [
+                    line
+                    for line in self._dict.read_text(encoding="utf-8").splitlines()
+                    if line.split(" ", 1)[0].split("(", 1)[0] not in self._added
+                ]
+                extra = [f"{w} {p}" for w, p in sorted(self._added.items())]
+                merged.write_text("\n".join([*kept, *extra]) + "\n", encoding="utf-8")
                 self._decoder = self._load(merged)
                 for old_name, old_jsgf in self._searches.items():
                     self._decoder.add_jsgf_string(old_name, old_jsgf)

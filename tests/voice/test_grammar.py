@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
+from voice.audio import Audio
+from voice.engines import open_engine
 from voice.grammar import build_grammar, english_plural
 from voice.languages import ENGLISH, KOREAN, segment
 from voice.matcher import CatalogEntry
 from voice.search import VoiceSearch
 from voice.sphinx import PocketsphinxEngine, factored, to_jsgf
+from voice.synthesis import to_wav
 from voice.vosk_engine import ACOUSTIC_SCALE, VoskEngine, _with_acoustic_scale
 from voice.vosk_model import ModelLayoutError, packaged_korean_model, vocabulary
 
@@ -29,6 +33,20 @@ def test_planted_missing_english_word_is_reported_with_a_pronunciation(
     assert "voice.pronunciations.zorblax" in planted.suggestion
     assert ("zorblax", "oat", "milk") in grammar.spec.products
     assert dict(grammar.spec.pronunciations)["zorblax"] == planted.repair.value
+
+
+def test_store_pronunciation_replaces_the_dictionarys_for_a_known_word(
+    say: Callable[..., Audio],
+) -> None:
+    """pocketsphinx keeps the first entry of a word, so a store's pronunciation of a word the
+    dictionary has was silently ignored. Here "garlic" is given the phones of "banana": a
+    question about bananas must now be heard as garlic. A fresh engine, since the override
+    stays with the engine."""
+    engine = open_engine("pocketsphinx")
+    entries = [CatalogEntry("G", {"en": "Garlic"}), CatalogEntry("C", {"en": "Carrots"})]
+    search = VoiceSearch(engine, entries, ENGLISH, pronunciations={"garlic": "B AH N AE N AH"})
+    answer = search.answer_wav(to_wav(say("do you have banana")))
+    assert [m.sku for m in answer.results][:1] == ["G"], answer.transcript
 
 
 def test_store_pronunciation_overrides_the_guess(sphinx: PocketsphinxEngine) -> None:
