@@ -7,7 +7,7 @@ from __future__ import annotations
 import itertools
 import re
 
-from playwright.sync_api import Page, expect
+from playwright.sync_api import Page, Route, expect
 
 from beacons.presence import PresenceEvent
 from hub.members import MemberIn
@@ -154,3 +154,26 @@ def test_store_health_shows_every_part(staff_page: Page, ui_hub: UiHub) -> None:
     expect(staff_page.locator("#beacon-rows")).to_contain_text("entrance-ibeacon (entrance)")
     expect(staff_page.locator("#beacon-summary")).to_have_text(
         f"{len(beacons)} beacons, {health['beacons']['missing']} missing")
+
+
+def test_an_order_that_arrives_while_the_queue_loads_stays(page: Page, ui_hub: UiHub) -> None:
+    """The queue's list is fetched before an order is placed and arrives after its live event:
+    the order must stay in the queue (the stale list used to replace it)."""
+    listed = place_order(ui_hub)
+    held: list = []
+
+    def hold(route: Route) -> None:
+        held.append((route, route.fetch()))
+
+    page.route(re.compile(r".*/api/orders\?limit=500$"), hold)
+    page.goto("/staff")
+    page.get_by_label("Staff token").fill(ui_hub.token)
+    page.get_by_role("button", name="Sign in").click()
+    expect(page.get_by_text("Live", exact=True)).to_be_visible()
+    assert held, "the queue's list request was not seen"
+    arrived = place_order(ui_hub)
+    expect(page.locator(f"tr[data-order='{arrived}']")).to_contain_text("Accepted, to pick")
+    route, stale = held[0]
+    route.fulfill(response=stale)
+    expect(page.locator(f"tr[data-order='{listed}']")).to_be_visible()
+    expect(page.locator(f"tr[data-order='{arrived}']")).to_contain_text("Accepted, to pick")

@@ -29,8 +29,16 @@ const productNames = new Map(); // sku -> Promise of the product's name
 export async function load() {
   error.textContent = "";
   const [list, known] = await Promise.all([staffApi("/api/orders?limit=500"), staffApi("/api/members")]);
+  // The live feed may have brought orders while the list was on its way: a copy newer than the
+  // list's, or an order newer than every listed one, is kept (else a new order would vanish).
+  const live = new Map(orders);
   orders.clear();
   for (const order of list.orders) orders.set(order.id, order);
+  const newest = list.orders.reduce((latest, order) => Math.max(latest, order.created_at), 0);
+  for (const [id, order] of live) {
+    const listed = orders.get(id);
+    if (listed ? order.updated_at > listed.updated_at : order.created_at >= newest) orders.set(id, order);
+  }
   setMembers(known.members);
   renderAll();
 }
