@@ -69,17 +69,39 @@ def suppress_noise(pcm: bytes, rate: int) -> bytes:
 
 def _lsa_gains(posterior: np.ndarray, floor: float) -> np.ndarray:
     """Per-frame, per-bin log-spectral amplitude gains from the a-posteriori SNR, with a
-    decision-directed prior SNR: ``xi/(1+xi) * exp(E1(v)/2)``, ``v = xi/(1+xi) * posterior``."""
+    decision-directed prior SNR: ``xi/(1+xi) * exp(E1(v)/2)``, ``v = xi/(1+xi) * posterior``.
+
+    Each frame's prior depends on the last frame's gain, so the frames go one by one; the
+    exponential-integral factor comes from a table (interpolated in log v) and the
+    posterior's share of the prior is computed for all frames at once, which keeps the loop
+    to a few array operations a frame (noise suppression had been a tenth of the decode time).
+    """
+    fresh = (1 - SMOOTHING) * np.maximum(posterior - 1.0, 0.0)
     gains = np.empty_like(posterior)
     previous = np.zeros(posterior.shape[1])
     for t, post in enumerate(posterior):
-        prior = SMOOTHING * previous + (1 - SMOOTHING) * np.maximum(post - 1.0, 0.0)
-        wiener = prior / (1.0 + prior)
-        gain = wiener * np.exp(0.5 * _exp_integral(wiener * post))
-        gain = np.clip(gain, floor, 1.0)
+        wiener = SMOOTHING * previous + fresh[t]  # the prior SNR ...
+        wiener /= 1.0 + wiener  # ... and its Wiener gain
+        gain = _lsa_factor(wiener * post)
+        gain *= wiener
+        np.maximum(gain, floor, out=gain)
+        np.minimum(gain, 1.0, out=gain)
         gains[t] = gain
         previous = gain * gain * post
     return gains
+
+
+def _lsa_factor(v: np.ndarray) -> np.ndarray:
+    """``exp(E1(v)/2)`` by linear interpolation in the table over log v (a direct index:
+    ``np.interp``'s binary search cost more than the rest of a frame's work)."""
+    x = np.log(np.maximum(v, _V_MIN))
+    x -= _LOG_V[0]
+    x *= (len(_LOG_V) - 1) / (_LOG_V[-1] - _LOG_V[0])
+    i = np.minimum(x.astype(np.intp), len(_LOG_V) - 2)
+    x -= i
+    x *= _LSA_STEP[i]
+    x += _LSA_FACTOR[i]
+    return x
 
 
 def _exp_integral(x: np.ndarray) -> np.ndarray:
@@ -105,22 +127,36 @@ def _exp_integral(x: np.ndarray) -> np.ndarray:
     return out
 
 
+#: ``exp(E1(v)/2)`` tabulated over log v: below ``_V_MIN`` the gain is at its floor anyway, and
+#: above 60 the factor is 1 to within 1e-27. Linear interpolation on this grid is within 1e-6.
+_V_MIN = 1e-10
+_LOG_V = np.linspace(np.log(_V_MIN), np.log(60.0), 4096)
+_LSA_FACTOR = np.exp(0.5 * _exp_integral(np.exp(_LOG_V)))
+_LSA_STEP = np.diff(_LSA_FACTOR)
+
+
 def _stft(samples: np.ndarray, window: np.ndarray, hop: int) -> np.ndarray:
     size = len(window)
     padded = np.concatenate([np.zeros(size - hop), samples, np.zeros(size)])
-    count = (len(padded) - size) // hop + 1
-    index = np.arange(size)[None, :] + hop * np.arange(count)[:, None]
-    return np.fft.rfft(padded[index] * window, axis=1)
+    frames = np.lib.stride_tricks.sliding_window_view(padded, size)[::hop]
+    return np.fft.rfft(frames * window, axis=1)
 
 
 def _istft(spectra: np.ndarray, window: np.ndarray, hop: int, length: int) -> np.ndarray:
-    """Weighted overlap-add; exact inverse of :func:`_stft` when the spectra are unchanged."""
+    """Weighted overlap-add; exact inverse of :func:`_stft` when the spectra are unchanged.
+    The window is a whole number of hops long, so the frames are added hop-sized piece by
+    piece: one array addition per piece of a window rather than one per frame."""
     size = len(window)
     frames = np.fft.irfft(spectra, size, axis=1) * window
-    total = hop * (len(frames) - 1) + size
-    out = np.zeros(total)
-    weight = np.zeros(total)
-    for t, frame in enumerate(frames):
-        out[t * hop : t * hop + size] += frame
-        weight[t * hop : t * hop + size] += window * window
+    out = _overlap_add(frames, hop)
+    weight = _overlap_add(np.broadcast_to(window * window, frames.shape), hop)
     return (out / np.maximum(weight, 1e-8))[size - hop : size - hop + length]
+
+
+def _overlap_add(frames: np.ndarray, hop: int) -> np.ndarray:
+    count, size = frames.shape
+    pieces = size // hop
+    out = np.zeros((count + pieces - 1, hop))
+    for k in range(pieces):
+        out[k : k + count] += frames[:, k * hop : (k + 1) * hop]
+    return out.reshape(-1)
