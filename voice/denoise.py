@@ -154,6 +154,7 @@ def _istft(spectra: np.ndarray, window: np.ndarray, hop: int, length: int) -> np
 
 
 def _overlap_add(frames: np.ndarray, hop: int) -> np.ndarray:
+    """Frames ``hop`` apart summed into one signal (frame length a multiple of ``hop``)."""
     count, size = frames.shape
     pieces = size // hop
     out = np.zeros((count + pieces - 1, hop))
