@@ -96,7 +96,7 @@ def _lsa_factor(v: np.ndarray) -> np.ndarray:
     ``np.interp``'s binary search cost more than the rest of a frame's work)."""
     x = np.log(np.maximum(v, _V_MIN))
     x -= _LOG_V[0]
-    x *= (len(_LOG_V) - 1) / (_LOG_V[-1] - _LOG_V[0])
+    x *= _PER_LOG_V
     i = np.minimum(x.astype(np.intp), len(_LOG_V) - 2)
     x -= i
     x *= _LSA_STEP[i]
@@ -133,6 +133,7 @@ _V_MIN = 1e-10
 _LOG_V = np.linspace(np.log(_V_MIN), np.log(60.0), 4096)
 _LSA_FACTOR = np.exp(0.5 * _exp_integral(np.exp(_LOG_V)))
 _LSA_STEP = np.diff(_LSA_FACTOR)
+_PER_LOG_V = (len(_LOG_V) - 1) / (_LOG_V[-1] - _LOG_V[0])  # grid steps per unit of log v
 
 
 def _stft(samples: np.ndarray, window: np.ndarray, hop: int) -> np.ndarray:

@@ -79,8 +79,8 @@ def test_off_catalogue_questions_are_mostly_not_in_store(
 def test_an_answer_does_not_depend_on_the_question_before(
     english_search: VoiceSearch, say: Callable[..., Audio]
 ) -> None:
-    """pocketsphinx starts an utterance from the cepstral mean of the one before: this noisy
-    question was heard as "do you have an up" first and "do you have enough" after another."""
+    """pocketsphinx's noise removal carries its estimate from one utterance into the next: this
+    noisy question was heard as "do you have an up" first and "do you have enough" after another."""
     noisy = to_wav(say("do you have carrots", "espeak-ng:en-us+f3", snr_db=5))
     first = english_search.answer_wav(noisy).transcript
     english_search.answer_wav(to_wav(say("where is the oat milk")))
