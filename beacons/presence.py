@@ -12,7 +12,9 @@ physics, the figures and why one door scanner cannot reach the targets). A membe
   window, so the one second at the scanner is not averaged away), stays near that peak no longer
   than ``dwell_max_s``, the median then falls ``drop_db`` below it within ``drop_within_s``, and
   from that fall stays at ``inside_dbm`` or more for ``hold_s`` without a silence over
-  ``hold_gap_s`` (someone walking past outside drops on behind the front wall instead).
+  ``hold_gap_s`` (someone walking past outside drops on behind the front wall instead); it is
+  announced when the member is heard again ``confirm_s`` later, at any scanner (someone walking
+  along a glass front can hold that long, but is out of range 20 s on; someone inside is not).
 * close (entrance): the median reaches ``enter_dbm``, which only someone right next to the
   scanner does, unless they have already stood at that level for ``dwell_max_s`` (pressed against
   the door from outside).
@@ -123,6 +125,7 @@ class _Member:
         "passed_at",
         "candidate",
         "candidate_since",
+        "walked_in",
     )
 
     def __init__(self) -> None:
@@ -134,6 +137,7 @@ class _Member:
         self.passed_at = -math.inf
         self.candidate: str | None = None
         self.candidate_since = 0.0
+        self.walked_in = math.inf  # when a walk-in waiting for confirm_s was seen
 
 
 class PresenceEngine:
@@ -182,10 +186,12 @@ class PresenceEngine:
         passed = self._track_shape(link, top, level, t, gap, conf)
         if level < conf.exit_dbm:
             return []
+        if t - state.last_heard > s.stay_gap_s:
+            state.walked_in = math.inf  # walked past and away
         state.last_heard = t
         if state.present:
             return self._while_present(member, state, passed, t)
-        rule = self._arrives(state, link, level, passed, t, conf)
+        rule = self._confirmed(state, self._arrives(state, link, level, passed, t, conf), t)
         if rule is not None:
             self.arrivals_by_rule[rule] = self.arrivals_by_rule.get(rule, 0) + 1
             return [self._arrive(member, state, conf, t)]
@@ -323,6 +329,18 @@ class PresenceEngine:
             return "settled"
         return None
 
+    def _confirmed(self, state: _Member, rule: str | None, t: float) -> str | None:
+        """The rule to announce now: a walk-in waits until the member is heard ``confirm_s``
+        after it (a passer-by along a glass front fades out within 20-30 s, a member inside
+        stays in range); every other rule is announced at once."""
+        confirm_s = self.settings.confirm_s
+        if rule == "walk-in" and confirm_s:
+            state.walked_in = min(state.walked_in, t)
+            rule = None
+        if rule is None and t - state.walked_in >= confirm_s:
+            return "walk-in"
+        return rule
+
     def _entrance_level(self, state: _Member, t: float) -> float:
         """The member's strongest fresh level at any entrance or doorway scanner (-inf when
         none)."""
@@ -349,6 +367,7 @@ class PresenceEngine:
         state.zone = conf.zone_name
         state.arrived = t
         state.candidate = None
+        state.walked_in = math.inf
         state.passed_at = -math.inf
         self._push_deadline(member, state)
         return PresenceEvent(t, member, "arrived", state.zone)

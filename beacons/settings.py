@@ -160,6 +160,15 @@ class PresenceSettings(_Strict):
         description="Interior scanners: how long the level must hold at enter_dbm (and the "
         "lead) before it is an arrival; 0: at once.",
     )
+    confirm_s: float = Field(
+        default=20.0,
+        ge=0,
+        le=300,
+        description="Entrance scanners: a walk-in is announced only when the member is heard "
+        "again this long after it, at any scanner (inside, they stay in range; someone who "
+        "walked past along the front is out of range by then). Forgotten after a silence of "
+        "stay_gap_s. 0: announced at once.",
+    )
     settle_s: float = Field(
         default=30.0,
         ge=0,

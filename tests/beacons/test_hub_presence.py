@@ -12,6 +12,7 @@ from pathlib import Path
 from click.testing import CliRunner
 
 from beacons.advertisement import Advertisement
+from beacons.settings import PresenceSettings
 from beacons.simulator import Scenario, simulate
 from beacons.sources.simulated import SimulatedSource
 from beacons.tokens import token_uuid, window_of
@@ -148,7 +149,9 @@ def test_replay_command_prints_contract_events(tmp_path: Path) -> None:
     events = [json.loads(line) for line in result.stdout.splitlines()]
     assert [(e["member"], e["event"], e["zone"]) for e in events] == [("walker", "arrived", "door")]
     assert set(events[0]) == {"t", "member", "event", "zone"}
-    assert START + 30 + 9 <= events[0]["t"] <= START + 30 + 14
+    # the walk-in at 9-14 s into the walk, announced once still heard confirm_s later
+    confirm = PresenceSettings().confirm_s
+    assert START + 30 + 9 + confirm <= events[0]["t"] <= START + 30 + 14 + confirm + 1
 
 
 def test_replay_command_reports_a_bad_trace_line(tmp_path: Path) -> None:

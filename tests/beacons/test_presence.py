@@ -68,13 +68,38 @@ def engine(**overrides: object) -> tuple[PresenceEngine, Clock]:
     return PresenceEngine(PresenceSettings(**overrides), clock), clock  # type: ignore[arg-type]
 
 
-def test_a_walk_in_arrives_within_seconds_of_passing_the_scanner() -> None:
-    eng, _ = engine()
+def test_a_walk_in_is_seen_within_seconds_of_passing_the_scanner() -> None:
+    eng, _ = engine(confirm_s=0)
     events = feed(eng, WALK_IN)
     assert [(e.event, e.member, e.zone) for e in events] == [("arrived", "m1", "door")]
     # peak at 8.5-10 s; decided once the level has fallen drop_db and stayed at inside_dbm or
     # more for hold_s (someone walking past outside fades on behind the front wall instead)
     assert T0 + 12 < events[0].t <= T0 + 16
+
+
+def test_a_walk_in_is_announced_once_still_heard_confirm_s_later() -> None:
+    eng, _ = engine()
+    events = feed(eng, WALK_IN)
+    assert [(e.event, e.member, e.zone) for e in events] == [("arrived", "m1", "door")]
+    confirm = PresenceSettings().confirm_s
+    assert T0 + 12 + confirm < events[0].t <= T0 + 16 + confirm
+
+
+def test_a_walk_in_pattern_then_out_of_range_is_not_announced() -> None:
+    # Walked past along a glass front: the shape of a walk-in, then gone along the pavement.
+    eng, _ = engine()
+    walked_past = [(t, r) for t, r in WALK_IN if t <= 20]
+    assert feed(eng, walked_past) == []
+    assert eng.expire(T0 + 600) == []
+
+
+def test_a_walk_in_whose_phone_goes_quiet_is_announced_when_heard_again() -> None:
+    # The app went to the background just inside the door and wakes up 90 s later.
+    eng, _ = engine()
+    quiet_inside = [(t, r) for t, r in WALK_IN if t <= 20] + steady(110, 130, -84)
+    events = feed(eng, quiet_inside)
+    assert [e.event for e in events] == ["arrived"]
+    assert events[0].t == pytest.approx(T0 + 110, abs=1)
 
 
 def test_a_window_shopper_in_the_doorway_never_arrives() -> None:
@@ -176,7 +201,7 @@ def test_zones_switch_only_with_a_margin_held_for_a_while() -> None:
             name="back", zone="pickup", role="interior", enter_dbm=-65, pass_dbm=-70, inside_dbm=-90
         ),
     ]
-    eng, _ = engine(scanners=scanners)
+    eng, _ = engine(scanners=scanners, confirm_s=0)
     events = feed(eng, WALK_IN[:40])
     assert [(e.event, e.zone) for e in events] == [("arrived", "entrance")]
     # At the back the pickup scanner hears them 2 dB better than the door: not enough.
@@ -272,7 +297,7 @@ def test_a_pass_that_fades_out_behind_the_wall_within_the_hold_does_not_arrive()
         ramp(0, 8, -90, -62)
         + ramp(8.5, 10, -58, -58)
         + ramp(10.5, 12.5, -70, -74)
-        + steady(13, 25, -75)
+        + steady(13, 40, -75)
     )
     eng, _ = engine()
     assert [e.event for e in feed(eng, walk_in, member="m2")] == ["arrived"]
