@@ -49,7 +49,7 @@ class SpeechEngine(Protocol):
         """A way to use a word the model lacks, or None when there is none."""
 
     def filler_words(self, taken: frozenset[str]) -> tuple[str, ...]:
-        """Words (or phone-words) that let off-catalogue speech decode as 'something else'."""
+        """Words and short phrases that let off-catalogue speech decode as 'something else'."""
 
     def compile(self, grammar: GrammarSpec) -> object:
         """The grammar in the engine's own form, built once per catalogue."""
@@ -70,7 +70,8 @@ class GrammarSpec:
 
     ``products`` are word sequences of product names and aliases, ``before``/``after`` the
     carrier phrases, ``articles`` and ``particles`` single optional words, ``fillers`` the
-    garbage words, and ``pronunciations`` words the engine must add before compiling.
+    garbage words and phrases (space-separated), and ``pronunciations`` words the engine must
+    add before compiling.
     """
 
     products: tuple[tuple[str, ...], ...]

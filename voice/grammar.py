@@ -208,7 +208,9 @@ def build_grammar(
     }
     product_words = frozenset(w for p in products for w in p)
     fillers = tuple(
-        w for w in dict.fromkeys(engine.filler_words(product_words)) if w not in product_words
+        f
+        for f in dict.fromkeys(engine.filler_words(product_words))
+        if f not in product_words and not _inside_a_name(tuple(f.split()), products)
     )
     missing = tuple(
         MissingWord(
@@ -247,9 +249,16 @@ def build_grammar(
         report=report,
         product_words=product_words,
         carrier_words=carrier_words - product_words,
-        filler_words=frozenset(fillers),
+        filler_words=frozenset(w for filler in fillers for w in filler.split()),
         respellings=respellings,
     )
+
+
+def _inside_a_name(words: tuple[str, ...], products: list[tuple[str, ...]]) -> bool:
+    """Whether a filler phrase runs inside a product's name or alias ("oat milk" in "oatly oat
+    milk", "peanut butter" in "smooth peanut butter"): as filler it would swallow the product."""
+    n = len(words)
+    return n > 1 and any(p[i : i + n] == words for p in products for i in range(len(p) - n + 1))
 
 
 def _phrase(

@@ -22,10 +22,11 @@ class Language:
     ("... 어디 있어요"); ``articles`` may sit right before the name and ``particles`` right after
     it. ``fillers`` are short everyday words and syllables that let speech about anything else
     decode as "something else" instead of as the nearest product. ``shop_words`` are things
-    shoppers ask for in any shop (a store sells only some of them): as part of the filler they
-    give off-catalogue questions, which are mostly about other shop things, somewhere better to
-    go than the nearest product name; words a catalogue uses are left out when its grammar is
-    built. ``spaced`` is False for
+    shoppers ask for in any shop (a store sells only some of them), a word or a short phrase
+    each: as part of the filler they give off-catalogue questions, which are mostly about other
+    shop things, somewhere better to go than the nearest product name; words a catalogue uses,
+    and phrases inside a product's name, are left out when its grammar is built. ``spaced`` is
+    False for
     scripts written without spaces (Chinese), whose names are split into model words by the
     vocabulary itself.
     """
@@ -39,6 +40,16 @@ class Language:
     shop_words: tuple[str, ...] = ()
     spaced: bool = True
 
+    def shop_fillers(self) -> tuple[tuple[str, ...], tuple[str, ...]]:
+        """(every word of the shop things, the things that are phrases), each once.
+
+        Why phrases: the filler path takes one item, so "peanut butter" could only be heard as
+        one filler word or as the nearest product ("oatly oat milk"); with the phrase among the
+        alternatives it decodes as itself and is rejected.
+        """
+        words = tuple(dict.fromkeys(w for thing in self.shop_words for w in thing.split()))
+        return words, tuple(thing for thing in self.shop_words if " " in thing)
+
     def carrier_words(self) -> frozenset[str]:
         """Every word a carrier, article or particle may contribute to a transcript."""
         words: set[str] = set()
@@ -50,23 +61,29 @@ class Language:
 ENGLISH = Language(
     code="en",
     shop_words=tuple(
-        "bread rolls bagels croissant cake cookies biscuits crackers crisps chips popcorn nuts "
-        "peanuts almonds chocolate sweets candy gum mints cereal oats porridge granola muesli "
-        "flour sugar salt pepper spices herbs rice pasta noodles spaghetti lasagne pizza soup "
-        "beans lentils chickpeas sauce ketchup mustard mayonnaise vinegar oil olive honey jam "
-        "marmalade peanut butter margarine cheese cheddar cream eggs ham bacon sausages salami "
-        "chicken turkey beef pork lamb mince steak burgers fish salmon tuna cod prawns shrimp "
-        "sardines tofu hummus dips olives pickles coffee tea cocoa water soda cola lemonade beer "
-        "wine cider spirits vodka whisky gin milkshake smoothie ice frozen peas fries nappies "
-        "diapers wipes tissues toilet paper towels kitchen roll foil cling film bin bags "
-        "batteries light bulbs candles matches lighter charger cables shampoo conditioner soap "
-        "shower gel toothpaste toothbrush floss deodorant razors shaving sunscreen plasters "
-        "painkillers vitamins medicine pharmacy perfume makeup lipstick detergent washing powder "
-        "softener bleach cleaner sponges dishwasher tablets liquid dog cat food pet litter bird "
-        "seed flowers plants magazines newspapers cards stamps envelopes pens stationery toys "
-        "gifts balloons birthday wrapping cigarettes tobacco lottery tickets bakery deli butcher "
-        "fishmonger toilets restroom exit entrance checkout trolley basket cashpoint atm desk "
-        "customer service".split()
+        thing.strip()
+        for thing in (
+            "bread rolls, bagels, croissant, cake, cookies, biscuits, crackers, crisps, chips, "
+            "popcorn, nuts, peanuts, almonds, chocolate, sweets, candy, gum, mints, cereal, oats, "
+            "porridge, granola, muesli, flour, sugar, salt, pepper, spices, herbs, rice, pasta, "
+            "noodles, spaghetti, lasagne, pizza, soup, beans, lentils, chickpeas, sauce, ketchup, "
+            "mustard, mayonnaise, vinegar, olive oil, honey, jam, marmalade, peanut butter, "
+            "margarine, cheese, cheddar, cream, ice cream, eggs, ham, bacon, sausages, salami, "
+            "chicken, turkey, beef, pork, lamb, mince, steak, burgers, fish, salmon, tuna, cod, "
+            "prawns, shrimp, sardines, tofu, hummus, dips, olives, pickles, coffee, tea, cocoa, "
+            "water, soda, cola, lemonade, beer, wine, cider, spirits, vodka, whisky, gin, "
+            "milkshake, smoothie, frozen peas, fries, nappies, diapers, wipes, tissues, "
+            "toilet paper, paper towels, kitchen roll, foil, cling film, bin bags, batteries, "
+            "light bulbs, candles, matches, lighter, charger, cables, shampoo, conditioner, soap, "
+            "shower gel, toothpaste, toothbrush, floss, deodorant, razors, shaving, sunscreen, "
+            "plasters, painkillers, vitamins, medicine, pharmacy, perfume, makeup, lipstick, "
+            "detergent, washing powder, softener, bleach, cleaner, sponges, dishwasher tablets, "
+            "washing up liquid, dog food, cat food, pet food, cat litter, bird seed, flowers, "
+            "plants, magazines, newspapers, birthday cards, stamps, envelopes, pens, stationery, "
+            "toys, gifts, balloons, wrapping paper, cigarettes, tobacco, lottery tickets, bakery, "
+            "deli, butcher, fishmonger, toilets, restroom, exit, entrance, checkout, trolley, "
+            "basket, cashpoint, atm, desk, customer service"
+        ).split(",")
     ),
     before=(
         "where can i find",

@@ -76,6 +76,20 @@ def test_off_catalogue_questions_are_mostly_not_in_store(
     assert sum(rejected) >= 2, [(a.transcript, a.results) for a in answers]
 
 
+def test_shop_things_of_two_words_are_not_taken_for_a_product(
+    english_search: VoiceSearch, say: Callable[..., Audio]
+) -> None:
+    """With one-word fillers only, each of these was heard as a product ("where is the oatly
+    oat milk", "where are the potatoes")."""
+    answers = [
+        english_search.answer_wav(to_wav(say(text, voice)))
+        for text in ("where is the peanut butter", "where are the paper towels")
+        for voice in ("espeak-ng:en-us", "espeak-ng:en-gb")
+    ]
+    rejected = [not a.in_store for a in answers]
+    assert sum(rejected) >= 3, [(a.transcript, a.results) for a in answers]
+
+
 def test_an_answer_does_not_depend_on_the_question_before(
     english_search: VoiceSearch, say: Callable[..., Audio]
 ) -> None:

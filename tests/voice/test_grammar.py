@@ -156,6 +156,20 @@ def test_english_fillers_are_frequent_and_shop_words_never_sounding_like_a_produ
     assert not {"cheese", "pizza"} & set(pizza.spec.fillers), "a shop word the store sells"
 
 
+def test_shop_things_of_several_words_are_filler_phrases_unless_a_name_holds_them(
+    sphinx: PocketsphinxEngine,
+) -> None:
+    banana = build_grammar([CatalogEntry("B", {"en": "Banana"})], sphinx, ENGLISH)
+    assert {"peanut butter", "bin bags", "washing up liquid"} <= set(banana.spec.fillers)
+    assert {"peanut", "butter", "bags"} <= banana.filler_words, "their words stay fillers too"
+    assert "<filler> = " in to_jsgf(banana.spec, 0.01)
+    spread = build_grammar(
+        [CatalogEntry("S", {"en": "Smooth Peanut Butter"}, {"en": ["bin bags"]})], sphinx, ENGLISH
+    )
+    assert not {"peanut butter", "bin bags"} & set(spread.spec.fillers), "would swallow it"
+    assert "olive oil" in spread.spec.fillers
+
+
 def test_plurals_and_segmentation() -> None:
     assert [english_plural(w) for w in ("carrot", "peach", "cherry", "tomato", "kiwi")] == [
         "carrots",
