@@ -14,7 +14,8 @@ physics, the figures and why one door scanner cannot reach the targets). A membe
   from that fall stays at ``inside_dbm`` or more for ``hold_s`` without a silence over
   ``hold_gap_s`` (someone walking past outside drops on behind the front wall instead); it is
   announced when the member is heard again ``confirm_s`` later, at any scanner (someone walking
-  along a glass front can hold that long, but is out of range 20 s on; someone inside is not).
+  along a glass front can show that shape too, but is out of range 20 s on; someone inside is
+  not).
 * close (entrance): the median reaches ``enter_dbm``, which only someone right next to the
   scanner does, unless they have already stood at that level for ``dwell_max_s`` (pressed against
   the door from outside).
