@@ -49,7 +49,7 @@ class SpeechEngine(Protocol):
         """A way to use a word the model lacks, or None when there is none."""
 
     def filler_words(self, taken: frozenset[str]) -> tuple[str, ...]:
-        """Words and short phrases that let off-catalogue speech decode as 'something else'."""
+        """Words (or phone-words) that let off-catalogue speech decode as 'something else'."""
 
     def compile(self, grammar: GrammarSpec) -> object:
         """The grammar in the engine's own form, built once per catalogue."""

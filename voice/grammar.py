@@ -207,10 +207,18 @@ def build_grammar(
         for kind, words in (("articles", language.articles), ("particles", language.particles))
     }
     product_words = frozenset(w for p in products for w in p)
-    fillers = tuple(
-        f
-        for f in dict.fromkeys(engine.filler_words(product_words))
-        if f not in product_words and not _inside_a_name(tuple(f.split()), products)
+    # The engine's filler words, then the language's shop phrases the model can say, unless one
+    # runs inside a product's name (see Language.shop_fillers).
+    phrases = tuple(
+        p
+        for p in language.shop_fillers()[1]
+        if all(map(engine.knows, p.split())) and not _inside_a_name(tuple(p.split()), products)
+    )
+    fillers = (
+        tuple(
+            w for w in dict.fromkeys(engine.filler_words(product_words)) if w not in product_words
+        )
+        + phrases
     )
     missing = tuple(
         MissingWord(
@@ -255,10 +263,10 @@ def build_grammar(
 
 
 def _inside_a_name(words: tuple[str, ...], products: list[tuple[str, ...]]) -> bool:
-    """Whether a filler phrase runs inside a product's name or alias ("oat milk" in "oatly oat
+    """Whether a phrase runs inside a product's name or alias ("oat milk" in "oatly oat
     milk", "peanut butter" in "smooth peanut butter"): as filler it would swallow the product."""
     n = len(words)
-    return n > 1 and any(p[i : i + n] == words for p in products for i in range(len(p) - n + 1))
+    return any(p[i : i + n] == words for p in products for i in range(len(p) - n + 1))
 
 
 def _phrase(

@@ -26,9 +26,8 @@ class Language:
     each: as part of the filler they give off-catalogue questions, which are mostly about other
     shop things, somewhere better to go than the nearest product name; words a catalogue uses,
     and phrases inside a product's name, are left out when its grammar is built. ``spaced`` is
-    False for
-    scripts written without spaces (Chinese), whose names are split into model words by the
-    vocabulary itself.
+    False for scripts written without spaces (Chinese), whose names are split into model words by
+    the vocabulary itself.
     """
 
     code: str

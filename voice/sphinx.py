@@ -147,10 +147,9 @@ class PocketsphinxEngine:
 
     def filler_words(self, taken: frozenset[str]) -> tuple[str, ...]:
         """The most frequent words of the language model, then the language's shop words the
-        dictionary knows, minus ``taken`` and any word that sounds exactly like one of them,
-        then the shop phrases whose words it knows."""
+        dictionary knows, minus ``taken`` and any word that sounds exactly like one of them."""
         common = self._common_words
-        shop, phrases = language_named(self.language).shop_fillers()
+        shop = language_named(self.language).shop_fillers()[0]
         with self._lock:
             lookup = self._decoder.lookup_word
             banned = {lookup(w) for w in taken} | {None}  # None: not in the dictionary
@@ -158,11 +157,8 @@ class PocketsphinxEngine:
             def free(word: str) -> bool:
                 return word not in taken and lookup(word) not in banned
 
-            def sayable(phrase: str) -> bool:
-                return all(lookup(w) is not None for w in phrase.split())
-
             frequent = [w for w in common if free(w)][: self.max_fillers]
-            return tuple(dict.fromkeys([*frequent, *filter(free, shop), *filter(sayable, phrases)]))
+            return tuple(dict.fromkeys([*frequent, *filter(free, shop)]))
 
     @functools.cached_property
     def _common_words(self) -> tuple[str, ...]:

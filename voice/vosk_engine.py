@@ -96,10 +96,8 @@ class VoskEngine:
         return words, [jamo_key(w) for w in words]
 
     def filler_words(self, taken: frozenset[str]) -> tuple[str, ...]:
-        shop, phrases = self._phrasing.shop_fillers()
-        words = [w for w in (*self._phrasing.fillers, *shop) if w not in taken and self.knows(w)]
-        sayable = [p for p in phrases if all(self.knows(w) for w in p.split())]
-        return tuple(dict.fromkeys([*words, *sayable]))
+        words = (*self._phrasing.fillers, *self._phrasing.shop_fillers()[0])
+        return tuple(w for w in dict.fromkeys(words) if w not in taken and self.knows(w))
 
     def compile(self, grammar: GrammarSpec) -> str:
         """The grammar as Vosk's JSON phrase list."""
