@@ -57,32 +57,75 @@ class Language:
         return frozenset(words)
 
 
+def _things(*aisles: str) -> tuple[str, ...]:
+    """Shop things written as comma-separated aisles, one tuple."""
+    return tuple(thing.strip() for aisle in aisles for thing in aisle.split(","))
+
+
 ENGLISH = Language(
     code="en",
-    shop_words=tuple(
-        thing.strip()
-        for thing in (
-            "bread rolls, bagels, croissant, cake, cookies, biscuits, crackers, crisps, chips, "
-            "popcorn, nuts, peanuts, almonds, chocolate, sweets, candy, gum, mints, cereal, oats, "
-            "porridge, granola, muesli, flour, sugar, salt, pepper, spices, herbs, rice, pasta, "
-            "noodles, spaghetti, lasagne, pizza, soup, beans, lentils, chickpeas, sauce, ketchup, "
-            "mustard, mayonnaise, vinegar, olive oil, honey, jam, marmalade, peanut butter, "
-            "margarine, cheese, cheddar, cream, ice cream, eggs, ham, bacon, sausages, salami, "
-            "chicken, turkey, beef, pork, lamb, mince, steak, burgers, fish, salmon, tuna, cod, "
-            "prawns, shrimp, sardines, tofu, hummus, dips, olives, pickles, coffee, tea, cocoa, "
-            "water, soda, cola, lemonade, beer, wine, cider, spirits, vodka, whisky, gin, "
-            "milkshake, smoothie, frozen peas, fries, nappies, diapers, wipes, tissues, "
-            "toilet paper, paper towels, kitchen roll, foil, cling film, bin bags, batteries, "
-            "light bulbs, candles, matches, lighter, charger, cables, shampoo, conditioner, soap, "
-            "shower gel, toothpaste, toothbrush, floss, deodorant, razors, shaving, sunscreen, "
-            "plasters, painkillers, vitamins, medicine, pharmacy, perfume, makeup, lipstick, "
-            "detergent, washing powder, softener, bleach, cleaner, sponges, dishwasher tablets, "
-            "washing up liquid, dog food, cat food, pet food, cat litter, bird seed, flowers, "
-            "plants, magazines, newspapers, birthday cards, stamps, envelopes, pens, stationery, "
-            "toys, gifts, balloons, wrapping paper, cigarettes, tobacco, lottery tickets, bakery, "
-            "deli, butcher, fishmonger, toilets, restroom, exit, entrance, checkout, trolley, "
-            "basket, cashpoint, atm, desk, customer service"
-        ).split(",")
+    shop_words=_things(
+        # fruit, vegetables and herbs
+        "apricots, blackberries, blueberries, cherries, coconut, cranberries, dates, figs, "
+        "grapes, lychees, raspberries, rhubarb, strawberries, tangerines, artichoke, "
+        "beansprouts, broccoli, brussels sprouts, butternut squash, cauliflower, celery, "
+        "chillies, corn, fennel, kale, lettuce, parsnips, peas, pumpkin, radishes, rocket, "
+        "salad, shallots, spinach, spring onions, swede, turnips, watercress, herbs, parsley, "
+        "basil, coriander, mint",
+        # dairy, eggs and chilled
+        "eggs, cheese, cheddar, mozzarella, parmesan, feta, brie, cottage cheese, cream cheese, "
+        "butter, margarine, buttermilk, cream, double cream, whipped cream, creme fraiche, "
+        "custard, tofu, hummus, dips, olives, pickles",
+        # bakery
+        "bread, bread rolls, sourdough, baguette, bagels, croissant, wraps, tortillas, pitta, "
+        "crumpets, muffins, scones, doughnuts, pancakes, waffles, cake, pies, pastries, "
+        "flapjacks, sausage rolls, bakery",
+        # meat and fish
+        "ham, bacon, sausages, salami, chorizo, pepperoni, gammon, chicken, chicken breasts, "
+        "chicken wings, turkey, duck, beef, pork, lamb, venison, mince, steak, burgers, "
+        "meatballs, lamb chops, pork chops, pork pies, fish, salmon, smoked salmon, tuna, cod, "
+        "haddock, mackerel, trout, sardines, prawns, shrimp, crab, mussels, squid, fish "
+        "fingers, deli, butcher, fishmonger",
+        # cupboard
+        "flour, sugar, icing sugar, salt, pepper, spices, rice, pasta, noodles, spaghetti, "
+        "lasagne, couscous, quinoa, bulgur, semolina, lentils, chickpeas, beans, baked beans, "
+        "tinned tomatoes, coconut milk, soup, stock cubes, gravy, sauce, curry paste, pesto, "
+        "soy sauce, ketchup, mustard, mayonnaise, salad cream, salsa, vinegar, oil, olive oil, "
+        "cooking oil, sunflower oil, breadcrumbs, baking powder, yeast, honey, jam, marmalade, "
+        "syrup, treacle, peanut butter, nutella, chocolate spread, cereal, cornflakes, oats, "
+        "porridge, granola, muesli",
+        # snacks and sweets
+        "cookies, biscuits, crackers, crispbread, rice cakes, oatcakes, crisps, chips, popcorn, "
+        "nuts, peanut, peanuts, almonds, walnuts, cashews, pistachios, seeds, raisins, "
+        "sultanas, chocolate, sweets, candy, gum, mints, marshmallows, jelly",
+        # frozen
+        "frozen peas, frozen vegetables, frozen pizza, pizza, oven chips, fries, ice cream, ice "
+        "lollies, sorbet",
+        # drinks
+        "coffee, instant coffee, coffee beans, tea, tea bags, green tea, herbal tea, cocoa, hot "
+        "chocolate, water, sparkling water, soda, cola, lemonade, tonic, squash, cordial, "
+        "energy drinks, iced tea, kombucha, milkshake, smoothie, beer, lager, ale, wine, cider, "
+        "champagne, prosecco, spirits, vodka, whisky, gin, rum, brandy",
+        # baby, health and beauty
+        "nappies, diapers, wipes, baby food, baby milk, formula, tissues, cotton buds, cotton "
+        "wool, shampoo, conditioner, hair dye, soap, hand wash, shower gel, hand cream, "
+        "moisturiser, toothpaste, toothbrush, floss, deodorant, razors, shaving, sunscreen, "
+        "plasters, antiseptic, painkillers, cough medicine, vitamins, medicine, pharmacy, "
+        "sanitary towels, tampons, condoms, perfume, makeup, lipstick",
+        # household
+        "toilet paper, paper towels, kitchen roll, foil, cling film, bin bags, detergent, "
+        "washing powder, softener, bleach, cleaner, sponges, dishcloths, mop, bucket, dustpan, "
+        "dishwasher tablets, washing up liquid, batteries, light bulbs, light bulb, extension "
+        "lead, plug, fuse, charger, cables, candles, matches, lighter, glue, tape, scissors, "
+        "kettle, toaster, plates, cups, mugs, napkins, straws, paper plates, umbrella, "
+        "sunglasses, socks, tights, gloves, hats",
+        # pets, garden, news and gifts
+        "dog food, cat food, pet food, cat litter, bird seed, flowers, plants, magazines, "
+        "newspapers, birthday cards, stamps, envelopes, pens, stationery, toys, gifts, "
+        "balloons, wrapping paper, cigarettes, tobacco, lottery tickets",
+        # places in the shop
+        "toilets, restroom, exit, entrance, checkout, trolley, basket, cashpoint, atm, desk, "
+        "customer service",
     ),
     before=(
         "where can i find",
