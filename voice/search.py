@@ -43,6 +43,7 @@ class VoiceAnswer:
     """What the kiosk shows for one spoken question."""
 
     transcript: str
+    asked: str
     heard: str
     results: tuple[Match, ...]
     did_you_mean: tuple[Match, ...]
@@ -52,6 +53,7 @@ class VoiceAnswer:
     def to_json(self) -> dict[str, Any]:
         return {
             "transcript": self.transcript,
+            "asked": self.asked,
             "heard": self.heard,
             "results": [m.__dict__ for m in self.results],
             "did_you_mean": [m.__dict__ for m in self.did_you_mean],
@@ -109,7 +111,7 @@ class VoiceSearch:
     def interpret(self, transcript: str, started: float | None = None) -> VoiceAnswer:
         """Turn a transcript into products; also used for free-form transcripts in the bench."""
         started = time.perf_counter() if started is None else started
-        heard, fillers = self._product_part(transcript)
+        asked, heard, fillers = self._parts(transcript)
         matches = (
             self.matcher.search(
                 heard, limit=self.settings.results * 3, lang=self.language.code, whole=True
@@ -127,6 +129,7 @@ class VoiceSearch:
         )[: self.settings.results]
         return VoiceAnswer(
             transcript=transcript,
+            asked=asked,
             heard=heard,
             results=accepted,
             did_you_mean=suggested,
@@ -134,21 +137,29 @@ class VoiceSearch:
             ms=(time.perf_counter() - started) * 1000.0,
         )
 
-    def _product_part(self, transcript: str) -> tuple[str, int]:
-        """The words that name a product (repaired spellings joined back) and the filler count."""
+    def _parts(self, transcript: str) -> tuple[str, str, int]:
+        """(what was asked for: the words that are not question words; the words of it that name
+        a product; the filler count), repaired spellings joined back in both.
+
+        Why both: "do you have mozzarella" names no product, and the kiosk can still say it has
+        no "mozzarella" instead of repeating the whole question."""
         grammar = self.grammar
         words = words_of(transcript)
-        kept = [
+        asked = [
             w
             for w in words
-            if w in grammar.product_words
-            or (w not in grammar.carrier_words and w not in grammar.filler_words and "<" not in w)
+            if "<" not in w and (w in grammar.product_words or w not in grammar.carrier_words)
         ]
+        kept = [w for w in asked if w in grammar.product_words or w not in grammar.filler_words]
         fillers = len(words) - len(kept) - sum(w in grammar.carrier_words for w in words)
-        heard = " ".join(kept)
-        for spelled, word in sorted(grammar.respellings.items(), key=lambda kv: -len(kv[0])):
-            heard = f" {heard} ".replace(f" {spelled} ", f" {word} ").strip()
-        return heard, fillers
+        return self._spelled_back(asked), self._spelled_back(kept), fillers
+
+    def _spelled_back(self, words: list[str]) -> str:
+        """The words as one string, each respelling the grammar used put back as the word."""
+        text = " ".join(words)
+        for spelled, word in sorted(self.grammar.respellings.items(), key=lambda kv: -len(kv[0])):
+            text = f" {text} ".replace(f" {spelled} ", f" {word} ").strip()
+        return text
 
 
 class VoiceStream:

@@ -32,7 +32,7 @@ GROCERY = ROOT.parent / "shared" / "datasets" / "grocery"
 ARTIFACTS = ROOT / "test-artifacts" / "ui"
 CHROMIUM = "/usr/bin/chromium"
 CAMERA_PHOTO = GROCERY / "val/Packages/Oat-Milk/Oatly-Oat-Milk/Oatly-Oat-Milk_002.jpg"
-SPOKEN_QUESTION = "bananas"
+SPOKEN_QUESTION = "do you have bananas"  # the answer names "bananas" alone
 #: How long an action or expectation waits: generous, as CI machines are shared and slow.
 TIMEOUT_MS = 20_000
 expect.set_options(timeout=TIMEOUT_MS)

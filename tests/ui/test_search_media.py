@@ -70,3 +70,5 @@ def test_spoken_question_finds_the_product(kiosk_page: Page, ui_hub: UiHub) -> N
     kiosk_page.mouse.up()
     expect(kiosk_page.locator("#transcript")).to_contain_text("You said:", timeout=30_000)
     assert "Banana" in shown_products(kiosk_page)
+    # the question words are in "You said"; the answer names the thing asked for
+    expect(kiosk_page.locator("#answer-title")).to_have_text("Results for “bananas”")

@@ -86,6 +86,22 @@ def test_korean_brand_is_never_respelled_as_one_syllable_words(korean: VoskEngin
     assert brand is not None
     answer = search.interpret(f"{brand.value} 우유 어디 있어요")
     assert [m.sku for m in answer.results][:1] == ["K-1"]
+    assert answer.asked == answer.heard == "아를라 우유"  # the respelling is put back
+
+
+def test_answer_says_what_was_asked_for_without_the_question_words(
+    sphinx: PocketsphinxEngine,
+) -> None:
+    """The kiosk names the thing in its answer ("We could not find “mozzarella”"), so the answer
+    carries it even when no product is named."""
+    entries = [CatalogEntry("GS-045", {"en": "Oatly Oat Milk"}, {"en": ["oat milk"]})]
+    search = VoiceSearch(sphinx, entries, ENGLISH)
+    found = search.interpret("where can i find the oat milk please")
+    assert (found.asked, found.heard, found.in_store) == ("oat milk", "oat milk", True)
+    missing = search.interpret("do you have mozzarella")
+    assert (missing.asked, missing.heard, missing.in_store) == ("mozzarella", "", False)
+    assert search.interpret("where is the").asked == ""
+    assert missing.to_json()["asked"] == "mozzarella"
 
 
 def test_vocabulary_is_read_from_the_lookahead_graph(korean: VoskEngine) -> None:

@@ -1,7 +1,7 @@
 // The voice search WebSocket (GET /api/search/voice/stream): {"rate": 16000}, then 16-bit PCM
 // as binary frames (each answered with {"type": "partial", "text"}), then {"type": "end"},
-// answered with {"type": "final", transcript, results, did_you_mean, in_store, ms}. An error is
-// {"type": "error", "code", "message"} and closes the socket.
+// answered with {"type": "final", transcript, asked, heard, results, did_you_mean, in_store, ms}.
+// An error is {"type": "error", "code", "message"} and closes the socket.
 
 const RATE = 16000;
 

@@ -86,7 +86,9 @@ async function stop() {
     if (found.transcript) {
       // Sure matches are the results; near misses are only offered as "did you mean".
       const sure = found.results.length > 0;
-      await showOutcome({ query: found.transcript, items: sure ? found.results : found.did_you_mean,
+      // The answer names what was asked for ("mozzarella"); "You said" above keeps the question.
+      await showOutcome({ query: found.asked || found.transcript,
+        items: sure ? found.results : found.did_you_mean,
         confident: sure, focus: true });
     }
   } catch (err) {
