@@ -21,7 +21,7 @@ from typing import Any
 from voice.audio import AudioLimits, prepare, read_wav
 from voice.denoise import suppress_noise
 from voice.engine import SpeechEngine, Stream
-from voice.grammar import CatalogGrammar, build_grammar, words_of
+from voice.grammar import UNKNOWN_WORD, CatalogGrammar, build_grammar, words_of
 from voice.languages import Language
 from voice.matcher import CatalogEntry, Match, ProductMatcher
 from voice.silence import add_floor_under_silence
@@ -148,7 +148,7 @@ class VoiceSearch:
         asked = [
             w
             for w in words
-            if "<" not in w and (w in grammar.product_words or w not in grammar.carrier_words)
+            if w != UNKNOWN_WORD and (w in grammar.product_words or w not in grammar.carrier_words)
         ]
         kept = [w for w in asked if w in grammar.product_words or w not in grammar.filler_words]
         fillers = len(words) - len(kept) - sum(w in grammar.carrier_words for w in words)

@@ -101,6 +101,8 @@ def test_answer_says_what_was_asked_for_without_the_question_words(
     missing = search.interpret("do you have mozzarella")
     assert (missing.asked, missing.heard, missing.in_store) == ("mozzarella", "", False)
     assert search.interpret("where is the").asked == ""
+    unknown = search.interpret("where is [unk] please")  # a Vosk model's unknown-word marker
+    assert (unknown.asked, unknown.heard, unknown.in_store) == ("", "", False)
     assert missing.to_json()["asked"] == "mozzarella"
 
 
