@@ -21,9 +21,6 @@ from voice.languages import Language, segment
 from voice.matcher import CatalogEntry
 
 _WORD = re.compile(r"[^\W_]+(?:'[^\W_]+)*")
-#: The engines' unknown-word markers ("[unk]", "<unk>") as ``words_of`` reads them: filler that
-#: names nothing, not even something asked for.
-UNKNOWN_WORD = "unk"
 
 
 @dataclass(frozen=True)
@@ -260,7 +257,7 @@ def build_grammar(
         report=report,
         product_words=product_words,
         carrier_words=carrier_words - product_words,
-        filler_words=frozenset(w for filler in fillers for w in filler.split()) | {UNKNOWN_WORD},
+        filler_words=frozenset(w for filler in fillers for w in filler.split()),
         respellings=respellings,
     )
 

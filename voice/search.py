@@ -21,12 +21,15 @@ from typing import Any
 from voice.audio import AudioLimits, prepare, read_wav
 from voice.denoise import suppress_noise
 from voice.engine import SpeechEngine, Stream
-from voice.grammar import UNKNOWN_WORD, CatalogGrammar, build_grammar, words_of
+from voice.grammar import CatalogGrammar, build_grammar, words_of
 from voice.languages import Language
 from voice.matcher import CatalogEntry, Match, ProductMatcher
 from voice.silence import add_floor_under_silence
 
 DEFAULT_LIMITS = AudioLimits()
+#: The engines' unknown-word markers ("[unk]", "<unk>") as ``words_of`` reads them: filler that
+#: names nothing, not even something asked for.
+UNKNOWN_WORD = "unk"
 
 
 @dataclass(frozen=True)
