@@ -89,6 +89,12 @@ def words_of(text: str) -> list[str]:
     return _WORD.findall(folded)
 
 
+def without_accents(word: str) -> str:
+    """``word`` with its accents dropped ("jalapeño" -> "jalapeno"); Hangul stays whole."""
+    bare = "".join(c for c in unicodedata.normalize("NFD", word) if not unicodedata.combining(c))
+    return unicodedata.normalize("NFC", bare)
+
+
 def english_plural(word: str) -> str:
     """The regular English plural, so "do you have bananas" matches the product "Banana"."""
     if word.endswith(("s", "x", "z", "ch", "sh")):
@@ -133,6 +139,8 @@ class _Checker:
             result = [word]
         elif self.engine.knows(word):
             result = [word]
+        elif (plain := without_accents(word)) != word and self.engine.knows(plain):
+            result = [plain]  # "häagen" -> "haagen": spelled back in answers like a repair
         else:
             repair = self.engine.repair(word)
             self.repairs[word] = repair

@@ -27,7 +27,10 @@ class Language:
     shop things, somewhere better to go than the nearest product name; words a catalogue uses,
     and phrases inside a product's name, are left out when its grammar is built. ``spaced`` is
     False for scripts written without spaces (Chinese), whose names are split into model words by
-    the vocabulary itself.
+    the vocabulary itself. ``symbols`` are the characters of a label said as words ("&" ->
+    "and"), ``decimal_word`` the word said for a decimal point, and ``pack_words`` the
+    packaging words a customer leaves off the end of a name ("can", "bottle"); see
+    :mod:`voice.spoken`.
     """
 
     code: str
@@ -38,6 +41,9 @@ class Language:
     fillers: tuple[str, ...] = ()
     shop_words: tuple[str, ...] = ()
     spaced: bool = True
+    symbols: tuple[tuple[str, str], ...] = ()
+    decimal_word: str = ""
+    pack_words: frozenset[str] = frozenset()
 
     def shop_fillers(self) -> tuple[tuple[str, ...], tuple[str, ...]]:
         """(every word of the shop things, the things that are phrases), each once.
@@ -64,6 +70,12 @@ def _things(*aisles: str) -> tuple[str, ...]:
 
 ENGLISH = Language(
     code="en",
+    symbols=(("&", "and"), ("+", "plus"), ("%", "percent")),
+    decimal_word="point",
+    pack_words=frozenset(
+        "can cans bottle bottles jar jars tin tins carton cartons tub tubs pot pots pack packs "
+        "packet packets multipack pouch pouches tray punnet".split()
+    ),
     shop_words=_things(
         # fruit, vegetables and herbs
         "apricots, blackberries, blueberries, cherries, coconut, cranberries, dates, figs, "

@@ -25,6 +25,7 @@ from voice.grammar import CatalogGrammar, build_grammar, words_of
 from voice.languages import Language
 from voice.matcher import CatalogEntry, Match, ProductMatcher
 from voice.silence import add_floor_under_silence
+from voice.spoken import with_spoken_forms
 
 DEFAULT_LIMITS = AudioLimits()
 #: The engines' unknown-word markers ("[unk]", "<unk>") as ``words_of`` reads them: filler that
@@ -80,7 +81,7 @@ class VoiceSearch:
         settings: SearchSettings = SearchSettings(),
         pronunciations: Mapping[str, str] | None = None,
     ) -> None:
-        entries = list(entries)
+        entries = [with_spoken_forms(entry, language) for entry in entries]
         self.engine = engine
         self.language = language
         self.settings = settings

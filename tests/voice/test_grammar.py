@@ -237,3 +237,17 @@ def test_jsgf_says_shared_leading_words_once() -> None:
         "golden delicious (apple | apples) | apple | oat [milk [barista]] | where (can i find | is)"
     )
     assert factored((("banana",),)) == "banana"
+
+
+def test_accented_word_the_dictionary_knows_bare_is_not_guessed(sphinx: PocketsphinxEngine) -> None:
+    """Why: "Häagen" and "jalapeño" were guessed from their letters ("HH EH AH JH AH N") although
+    the dictionary has "haagen" and "jalapeno"; the answer still spells the catalogue's word."""
+    entries = [
+        CatalogEntry("A-1", {"en": "Häagen-Dazs Vanilla"}),
+        CatalogEntry("A-2", {"en": "Kiwi"}),
+    ]
+    search = VoiceSearch(sphinx, entries, ENGLISH)
+    assert ("haagen", "dazs", "vanilla") in search.grammar.spec.products
+    assert not search.grammar.report.missing
+    answer = search.interpret("where is the haagen dazs vanilla")
+    assert answer.asked == "häagen dazs vanilla" and answer.results[0].sku == "A-1"
