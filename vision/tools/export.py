@@ -149,3 +149,73 @@ def quantise_int8(
         calibrate_method=CalibrationMethod.Percentile,
     )
     return out
+
+
+def dequantise(int8: Path, out: Path) -> Path:
+    """Write the float twin of a QDQ int8 model: every weight dequantised to fp32 once, every
+    activation's quantise/dequantise pair replaced by a clip to the range it could represent
+    (the quantiser drops ReLU6 and the like where that range already clips them).
+
+    Why: the benchmark compares int8 with fp32 arithmetic, and the fp32 file a training run
+    quantised from lives in its work folder, not in a checkout. The twin is the same graph with
+    the same (rounded) weights, so it measures what int8 arithmetic buys in time and what
+    quantising the activations costs in accuracy; rounding the weights is not in the comparison.
+    """
+    import onnx
+    from onnx import helper, numpy_helper
+
+    model = onnx.load(str(int8))
+    graph = model.graph
+    constants = {t.name: numpy_helper.to_array(t) for t in graph.initializer}
+    producers = {output: node for node in graph.node for output in node.output}
+    kept, weights = [], []
+    for node in graph.node:
+        if node.op_type == "QuantizeLinear":
+            continue  # dropped; each DequantizeLinear after it becomes a clip below
+        if node.op_type != "DequantizeLinear":
+            kept.append(node)
+            continue
+        source = node.input[0]
+        if source in constants:
+            weights.append(numpy_helper.from_array(_dequantised(node, constants), node.output[0]))
+        elif source in producers and producers[source].op_type == "QuantizeLinear":
+            quantise = producers[source]
+            low, high = (f"{node.output[0]}_{end}" for end in ("low", "high"))
+            for value, name in zip(_representable(quantise, constants), (low, high), strict=True):
+                weights.append(numpy_helper.from_array(np.float32(value), name))
+            kept.append(helper.make_node("Clip", [quantise.input[0], low, high], node.output))
+        else:
+            raise ValueError(f"{int8.name}: {node.name or node.output[0]} dequantises no constant")
+    del graph.node[:]
+    graph.node.extend(kept)
+    used = {name for node in kept for name in node.input}
+    floats = [t for t in graph.initializer if t.name in used]
+    del graph.initializer[:]
+    graph.initializer.extend([*floats, *weights])
+    onnx.checker.check_model(model)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    onnx.save(model, str(out))
+    return out
+
+
+def _dequantised(node: object, constants: dict[str, np.ndarray]) -> np.ndarray:
+    """``(q - zero_point) * scale`` along the node's axis (per-channel weights) or per tensor."""
+    inputs = list(node.input)  # type: ignore[attr-defined]
+    values = constants[inputs[0]].astype(np.float32)
+    scale = constants[inputs[1]].astype(np.float32)
+    zero = constants[inputs[2]] if len(inputs) > 2 and inputs[2] else np.zeros_like(scale)
+    if scale.ndim == 1 and scale.size > 1:
+        axis = next((a.i for a in node.attribute if a.name == "axis"), 1)  # type: ignore[attr-defined]
+        shape = [1] * values.ndim
+        shape[axis] = scale.size
+        scale, zero = scale.reshape(shape), zero.reshape(shape)
+    return (values - zero.astype(np.float32)) * scale
+
+
+def _representable(quantise: object, constants: dict[str, np.ndarray]) -> tuple[float, float]:
+    """The real range a per-tensor QuantizeLinear can represent: its integer type's ends."""
+    inputs = list(quantise.input)  # type: ignore[attr-defined]
+    scale = float(constants[inputs[1]])
+    zero = constants[inputs[2]] if len(inputs) > 2 and inputs[2] else np.uint8(0)
+    ends = np.iinfo(zero.dtype)
+    return (ends.min - int(zero)) * scale, (ends.max - int(zero)) * scale
