@@ -57,21 +57,38 @@ def load_catalog(path: Path) -> list[CatalogEntry]:
 
 
 def _entry(item: Any, where: str) -> CatalogEntry:
-    if not isinstance(item, dict) or not isinstance(item.get("sku"), str) or not item["sku"]:
+    """One product. Why lenient where it is harmless: the contract shows aliases only as
+    ``{...}``, and catalogues exported from shop systems leave a language's name empty or give one
+    alias as a plain string; reading those as "no name" and a one-item list evaluates the rest
+    instead of stopping. Anything else malformed is an error that names the product."""
+    sku = _sku(item.get("sku") if isinstance(item, dict) else None)
+    if sku is None:
         raise EvalInputError(f"{where}: needs a non-empty string 'sku'")
     names = item.get("names")
-    if (
-        not isinstance(names, dict)
-        or not names
-        or not all(isinstance(k, str) and isinstance(v, str) for k, v in names.items())
+    if not isinstance(names, dict) or not all(
+        isinstance(k, str) and (v is None or isinstance(v, str)) for k, v in names.items()
     ):
-        raise EvalInputError(f"{where} ({item['sku']}): 'names' must map language codes to text")
+        raise EvalInputError(f"{where} ({sku}): 'names' must map language codes to text")
+    names = {k: v.strip() for k, v in names.items() if v and v.strip()}
+    if not names:
+        raise EvalInputError(f"{where} ({sku}): 'names' has no name in any language")
     aliases = item.get("aliases") or {}
-    if not isinstance(aliases, dict) or not all(
-        isinstance(v, list) and all(isinstance(a, str) for a in v) for v in aliases.values()
-    ):
-        raise EvalInputError(f"{where} ({item['sku']}): 'aliases' must map languages to lists")
-    return CatalogEntry(item["sku"], dict(names), {k: list(v) for k, v in aliases.items()})
+    if not isinstance(aliases, dict):
+        raise EvalInputError(f"{where} ({sku}): 'aliases' must map languages to lists")
+    lists: dict[str, list[str]] = {}
+    for lang, value in aliases.items():
+        value = [value] if isinstance(value, str) else (value or [])
+        if not isinstance(value, list) or not all(isinstance(a, str) for a in value):
+            raise EvalInputError(f"{where} ({sku}): 'aliases' must map languages to lists")
+        lists[lang] = [a.strip() for a in value if a.strip()]
+    return CatalogEntry(sku, names, lists)
+
+
+def _sku(value: object) -> str | None:
+    """A SKU as text: a non-empty string, or an integer (catalogues exported with numeric ids)."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        return str(value)
+    return value if isinstance(value, str) and value else None
 
 
 def load_clips(folder: Path) -> list[Clip]:
@@ -89,8 +106,8 @@ def load_clips(folder: Path) -> list[Clip]:
             raise EvalInputError(f"{labels} line {number}: not JSON ({exc.msg})") from None
         if not isinstance(row, dict) or not isinstance(row.get("file"), str):
             raise EvalInputError(f"{labels} line {number}: needs a 'file' name")
-        sku = row.get("sku")
-        if sku is not None and not isinstance(sku, str):
+        sku = _sku(row.get("sku"))
+        if sku is None and row.get("sku") is not None:
             raise EvalInputError(f"{labels} line {number}: 'sku' must be a string or null")
         path = (folder / row["file"]).resolve()
         if not path.is_relative_to(folder.resolve()) or not path.is_file():

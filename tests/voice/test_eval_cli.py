@@ -6,9 +6,11 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
 from click.testing import CliRunner
 
 from hub.cli import main
+from voice.evaluation import EvalInputError, load_catalog, load_clips
 
 
 def test_synth_then_eval_prints_the_contract_figures(tmp_path: Path) -> None:
@@ -97,3 +99,27 @@ def test_eval_with_a_vosk_model_in_a_folder_that_names_no_language(tmp_path: Pat
     assert result.exit_code == 0, result.output
     figures = json.loads(result.output.strip().splitlines()[-1])
     assert figures["n"] == 2 and figures["top1"] is not None and figures["top1"] > 0
+
+
+def test_catalogue_shapes_of_exported_shop_data_are_read(tmp_path: Path) -> None:
+    """Numeric SKUs, an empty name in another language and a single alias as a string are read
+    (they stopped the whole evaluation before); what cannot be read still names the product."""
+    catalog = tmp_path / "catalog.json"
+    catalog.write_text(
+        json.dumps(
+            [
+                {"sku": 17, "names": {"en": "Banana", "ko": None, "zh": ""}, "aliases": None},
+                {"sku": "O", "names": {"en": "Oatly Oat Milk"}, "aliases": {"en": "oat milk"}},
+            ]
+        ),
+        encoding="utf-8",
+    )
+    banana, oat = load_catalog(catalog)
+    assert (banana.sku, banana.names, banana.aliases) == ("17", {"en": "Banana"}, {})
+    assert oat.aliases == {"en": ["oat milk"]}
+    (tmp_path / "a.wav").write_bytes(b"")
+    (tmp_path / "labels.jsonl").write_text('{"file": "a.wav", "sku": 17}\n', encoding="utf-8")
+    assert load_clips(tmp_path)[0].sku == "17"
+    catalog.write_text(json.dumps([{"sku": "X", "names": {"en": None}}]), encoding="utf-8")
+    with pytest.raises(EvalInputError, match=r"\(X\): 'names' has no name"):
+        load_catalog(catalog)
