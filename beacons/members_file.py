@@ -27,12 +27,13 @@ class MemberKeys:
 
 
 def parse_members(doc: object, *, source: str = "members file") -> MemberKeys:
-    """Validate a decoded members document. Raises MembersFileError saying what is wrong."""
+    """Validate a decoded members document. Raises MembersFileError saying what is wrong.
+
+    Other keys, in the document or beside a member's id and key (a name, an opt-in date), are
+    ignored, as unknown trace fields are: a members file exported from a member system with
+    more in it still replays. A numeric id is read as text."""
     if not isinstance(doc, dict):
         raise MembersFileError(f"{source}: expected a JSON object with chain_prefix and members")
-    unknown = set(doc) - {"chain_prefix", "members"}
-    if unknown:
-        raise MembersFileError(f"{source}: unknown keys {sorted(unknown)}")
     if not isinstance(doc.get("chain_prefix"), str):
         raise MembersFileError(f"{source}: chain_prefix (16 hex digits) is missing")
     members = doc.get("members")
@@ -41,9 +42,11 @@ def parse_members(doc: object, *, source: str = "members file") -> MemberKeys:
     prefix = parse_prefix(doc["chain_prefix"])
     keys: dict[str, bytes] = {}
     for index, entry in enumerate(members):
-        if not isinstance(entry, dict) or set(entry) != {"id", "key"}:
+        if not isinstance(entry, dict) or not {"id", "key"} <= set(entry):
             raise MembersFileError(f'{source}: members[{index}] must be {{"id", "key"}}')
         member, key = entry["id"], entry["key"]
+        if isinstance(member, int) and not isinstance(member, bool):
+            member = str(member)
         if not isinstance(member, str) or not member or not isinstance(key, str):
             raise MembersFileError(f"{source}: members[{index}] needs a string id and key")
         if member in keys:

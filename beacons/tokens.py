@@ -36,10 +36,16 @@ def token_uuid(chain_prefix: bytes, member_key: bytes, window: int) -> str:
     return str(UUID(bytes=chain_prefix + token(member_key, window)))
 
 
+def _hex(text: str) -> bytes:
+    """Hex digits as bytes, in either case, also written UUID-style with dashes or with "0x"."""
+    digits = text.strip().replace("-", "")
+    return bytes.fromhex(digits[2:] if digits[:2].lower() == "0x" else digits)
+
+
 def parse_prefix(text: str) -> bytes:
     """Decode the chain prefix (16 hex digits). Raises MembersFileError if it is not."""
     try:
-        prefix = bytes.fromhex(text)
+        prefix = _hex(text)
     except ValueError as exc:
         raise MembersFileError(f"chain prefix must be 16 hex digits, got {text!r}") from exc
     if len(prefix) != PREFIX_BYTES:
@@ -50,7 +56,7 @@ def parse_prefix(text: str) -> bytes:
 def parse_key(member: str, text: str) -> bytes:
     """Decode a member key (32 hex digits). Raises MembersFileError naming the member."""
     try:
-        key = bytes.fromhex(text)
+        key = _hex(text)
     except ValueError as exc:
         raise MembersFileError(f"member {member!r}: key must be 32 hex digits") from exc
     if len(key) != KEY_BYTES:
