@@ -22,8 +22,10 @@ class Advertisement(msgspec.Struct, frozen=True, forbid_unknown_fields=False):
     t: float
     scanner: str
     address: str
-    rssi: int
-    tx_power: int | None = None
+    # bleak reports whole dBm; recorders and simulators may write fractions, which are kept as
+    # they are (an int stays an int, so traces written from bleak read back byte for byte).
+    rssi: int | float
+    tx_power: int | float | None = None
     local_name: str | None = None
     manufacturer_data: dict[str, str] = {}
     service_data: dict[str, str] = {}
@@ -81,8 +83,8 @@ def to_bleak(adv: Advertisement) -> tuple[BLEDevice, AdvertisementData]:
         manufacturer_data=adv.manufacturer_bytes(),
         service_data=adv.service_bytes(),
         service_uuids=list(adv.service_uuids),
-        tx_power=adv.tx_power,
-        rssi=adv.rssi,
+        tx_power=None if adv.tx_power is None else round(adv.tx_power),
+        rssi=round(adv.rssi),
         platform_data=(),
     )
     return BLEDevice(adv.address, adv.local_name, details=None), data

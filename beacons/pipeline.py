@@ -12,7 +12,7 @@ from beacons.advertisement import Advertisement
 from beacons.members_file import MemberKeys
 from beacons.presence import PresenceEngine, PresenceEvent
 from beacons.settings import PresenceSettings
-from beacons.tokens import TokenResolver
+from beacons.tokens import TokenResolver, canonical
 from beacons.trace import decode_line
 
 
@@ -65,7 +65,7 @@ class PresencePipeline:
         detector = self.detector
         events = detector.expire(t) if t >= detector.next_deadline else []
         for uuid in service_uuids:
-            member = self.resolver.resolve(uuid, t) or self.resolver.resolve(uuid.lower(), t)
+            member = self.resolver.resolve(uuid, t) or self.resolver.resolve(canonical(uuid), t)
             if member is not None:
                 self.resolved += 1
                 events += detector.observe(member, scanner, rssi, t)

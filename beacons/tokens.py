@@ -36,6 +36,15 @@ def token_uuid(chain_prefix: bytes, member_key: bytes, window: int) -> str:
     return str(UUID(bytes=chain_prefix + token(member_key, window)))
 
 
+def canonical(service_uuid: str) -> str:
+    """A 128-bit UUID written as bleak writes it (lowercase, dashed), from capitals or from 32
+    bare hex digits as other recorders write it; anything else is returned unchanged."""
+    text = service_uuid.strip().lower()
+    if len(text) == 32 and "-" not in text:
+        return f"{text[:8]}-{text[8:12]}-{text[12:16]}-{text[16:20]}-{text[20:]}"
+    return text
+
+
 def _hex(text: str) -> bytes:
     """Hex digits as bytes, in either case, also written UUID-style with dashes or with "0x"."""
     digits = text.strip().replace("-", "")

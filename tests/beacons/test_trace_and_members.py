@@ -13,6 +13,10 @@ from bleak.backends.scanner import AdvertisementData
 from beacons.advertisement import Advertisement, from_bleak, to_bleak
 from beacons.errors import MembersFileError, TraceError
 from beacons.members_file import load_members
+from beacons.pipeline import PresencePipeline, TraceClock
+from beacons.presence import PresenceEngine
+from beacons.settings import PresenceSettings
+from beacons.tokens import TokenResolver, canonical, token_uuid, window_of
 from beacons.trace import decode_line, encode, iter_lines, read_trace, write_trace
 
 LINE = (
@@ -152,3 +156,32 @@ def test_members_file_that_is_not_json(tmp_path: Path) -> None:
 def test_advertisement_defaults_are_empty() -> None:
     adv = Advertisement(t=1.0, scanner="s", address="a", rssi=-50)
     assert adv.manufacturer_bytes() == {} and adv.service_bytes() == {}
+
+
+def test_lines_from_other_recorders_are_read_and_resolved() -> None:
+    """Fractional dBm and UUIDs in capitals or as 32 bare hex digits (simulators and other
+    recorders write them) were refused or left unresolved; bleak's own form stays as it was."""
+    prefix, key = bytes.fromhex("52455441494c4842"), bytes(range(16))
+    t = 1_764_000_000.25
+    dashed = token_uuid(prefix, key, window_of(t))
+    pipeline = PresencePipeline(
+        TokenResolver(prefix, {"m1": key}), PresenceEngine(PresenceSettings(), TraceClock())
+    )
+    for uuid in (dashed.upper(), dashed.replace("-", "").upper(), dashed.replace("-", "")):
+        line = json.dumps(
+            {
+                "t": t,
+                "scanner": "door",
+                "address": "a",
+                "rssi": -67.5,
+                "tx_power": -12.0,
+                "service_uuids": [uuid],
+            }
+        )
+        adv = decode_line(line)
+        assert adv.rssi == -67.5 and to_bleak(adv)[1].rssi == -68
+        pipeline.feed(adv)
+    assert pipeline.resolved == 3
+    assert canonical("not-a-uuid") == "not-a-uuid"
+    assert encode(decode_line(LINE)) == encode(decode_line(encode(decode_line(LINE))))
+    assert b'"rssi":-67,' in encode(decode_line(LINE))
