@@ -149,9 +149,7 @@ def score(events: list[Event], truth: dict[str, Any]) -> dict[str, Any]:
                 false_ws += 1
         else:
             unknown += 1
-    nv, npb = len(visits), len(passers)
     nws = sum(p["window_shopper"] for p in passers.values())
-    L = np.array(list(lat.values())) if lat else np.array([np.nan])
     # 'left' events (extra, not asked for): delay vs door-out for visits
     left = {}
     for e in events:
@@ -159,23 +157,15 @@ def score(events: list[Event], truth: dict[str, Any]) -> dict[str, Any]:
             v = visits[e["member"]]
             if e["t"] >= v["door_in"]:
                 left[e["member"]] = e["t"] - v["door_out"]
+    lats = list(lat.values())
     return dict(
-        visits=nv,
-        passers_by=npb,
-        window_shoppers=nws,
-        latency_p50=round(float(np.nanpercentile(L, 50)), 1),
-        latency_p95=round(float(np.nanpercentile(L, 95)), 1),
-        latency_max=round(float(np.nanmax(L)), 1),
-        latency_min=round(float(np.nanmin(L)), 1),
-        missed_pct=round(100 * (nv - len(lat)) / max(nv, 1), 1),
-        false_per_100_passers=round(100 * false_p / max(npb, 1), 1),
-        false_per_100_window_shoppers=round(100 * false_ws / max(nws, 1), 1),
-        false_per_100_plain_passers=round(100 * (false_p - false_ws) / max(npb - nws, 1), 1),
+        summary(lats, len(visits), len(passers), nws, false_p, false_ws),
+        latency_min=round(float(np.nanmin(lats or [np.nan])), 1),
         passers_with_false=len(false_persons),
         duplicate_arrivals=dup,
         visitor_arrivals_outside_window=stray_visitor,
         arrivals_unknown_member=unknown,
-        _lat=list(lat.values()),
+        _lat=lats,
         _n_false=false_p,
         _n_false_ws=false_ws,
         left_count=len(left),
@@ -183,16 +173,11 @@ def score(events: list[Event], truth: dict[str, Any]) -> dict[str, Any]:
     )
 
 
-def pool(scores: list[dict[str, Any]]) -> dict[str, Any]:
-    if any(s["_lat"] for s in scores):
-        L = np.array(sum((s["_lat"] for s in scores), []))
-    else:
-        L = np.array([np.nan])
-    nv = sum(s["visits"] for s in scores)
-    npb = sum(s["passers_by"] for s in scores)
-    nws = sum(s["window_shoppers"] for s in scores)
-    nf = sum(s["_n_false"] for s in scores)
-    nfw = sum(s["_n_false_ws"] for s in scores)
+def summary(
+    lats: list[float], nv: int, npb: int, nws: int, nf: int, nfw: int
+) -> dict[str, Any]:
+    """The headline figures from arrival latencies and counts (one run or pooled runs)."""
+    L = np.array(lats) if lats else np.array([np.nan])
     return dict(
         visits=nv,
         passers_by=npb,
@@ -200,10 +185,24 @@ def pool(scores: list[dict[str, Any]]) -> dict[str, Any]:
         latency_p50=round(float(np.nanpercentile(L, 50)), 1),
         latency_p95=round(float(np.nanpercentile(L, 95)), 1),
         latency_max=round(float(np.nanmax(L)), 1),
-        missed_pct=round(100 * (nv - len(L[~np.isnan(L)])) / max(nv, 1), 1),
+        missed_pct=round(100 * (nv - len(lats)) / max(nv, 1), 1),
         false_per_100_passers=round(100 * nf / max(npb, 1), 1),
         false_per_100_window_shoppers=round(100 * nfw / max(nws, 1), 1),
         false_per_100_plain_passers=round(100 * (nf - nfw) / max(npb - nws, 1), 1),
+    )
+
+
+def pool(scores: list[dict[str, Any]]) -> dict[str, Any]:
+    """Pooled figures over several runs."""
+    return dict(
+        summary(
+            sum((s["_lat"] for s in scores), []),
+            sum(s["visits"] for s in scores),
+            sum(s["passers_by"] for s in scores),
+            sum(s["window_shoppers"] for s in scores),
+            sum(s["_n_false"] for s in scores),
+            sum(s["_n_false_ws"] for s in scores),
+        ),
         duplicate_arrivals=sum(s["duplicate_arrivals"] for s in scores),
         visitor_arrivals_outside_window=sum(s["visitor_arrivals_outside_window"] for s in scores),
         arrivals_unknown_member=sum(s["arrivals_unknown_member"] for s in scores),

@@ -516,6 +516,22 @@ def main() -> None:
         i = int(np.argmin(d))
         return tr.t0 + i * DT, float(d[i])
 
+    def heard(
+        tr: Traj, key: bytes, phone: Phone, quiet: list[tuple[float, float]]
+    ) -> dict[str, Any]:
+        """Emit a member's advertisements; the truth fields every person's record shares."""
+        addrs = emit_member(tr, tr.t0, tr.t, key, phone, quiet)
+        tc, dc = closest(tr)
+        return dict(
+            t_start=tr.t0,
+            t_end=tr.t,
+            phone=phone,
+            quiet=quiet,
+            addresses=addrs,
+            closest_t=tc,
+            closest_m=dc,
+        )
+
     # ---- visits: door-in uniformly in [T0+60, T1-240]
     for _ in range(n_visits):
         mid, key = new_member()
@@ -532,20 +548,12 @@ def main() -> None:
                     )
                 )
                 quiet.append((qa, qa + float(rng.uniform(20, 120))))
-        addrs = emit_member(tr, tr.t0, tr.t, key, phone, quiet)
-        tc, dc = closest(tr)
         truth_v.append(
             dict(
                 member=mid,
                 door_in=tr.marks["door_in"],
                 door_out=tr.marks["door_out"],
-                t_start=tr.t0,
-                t_end=tr.t,
-                phone=phone,
-                quiet=quiet,
-                addresses=addrs,
-                closest_t=tc,
-                closest_m=dc,
+                **heard(tr, key, phone, quiet),
             )
         )
 
@@ -560,20 +568,15 @@ def main() -> None:
         if rng.random() < 0.2:
             qa = float(rng.uniform(tr.t0, tr.t))
             quiet.append((qa, qa + float(rng.uniform(20, 120))))
-        addrs = emit_member(tr, tr.t0, tr.t, key, phone, quiet)
-        tc, dc = closest(tr)
+        record = heard(tr, key, phone, quiet)
         truth_p.append(
             dict(
                 member=mid,
-                t_start=tr.t0,
-                t_end=tr.t,
+                t_start=record.pop("t_start"),
+                t_end=record.pop("t_end"),
                 window_shopper=ws,
                 stop=stop,
-                phone=phone,
-                quiet=quiet,
-                addresses=addrs,
-                closest_t=tc,
-                closest_m=dc,
+                **record,
             )
         )
 
