@@ -11,11 +11,11 @@ physics, the figures and why one door scanner cannot reach the targets). A membe
 * walk-in (entrance): the approach peaks at ``pass_dbm`` or more (the second-highest reading of the
   window, so the one second at the scanner is not averaged away), stays near that peak no longer
   than ``dwell_max_s``, the median then falls ``drop_db`` below it within ``drop_within_s``, and
-  from that fall stays at ``inside_dbm`` or more for ``hold_s`` without a silence over
-  ``hold_gap_s`` (someone walking past outside drops on behind the front wall instead); it is
-  announced when the member is heard again ``confirm_s`` later, at any scanner (someone walking
-  along a glass front can show that shape too, but is out of range 20 s on; someone inside is
-  not).
+  from that fall stays at ``inside_dbm`` or more (by default any reading: still heard) for
+  ``hold_s`` without a silence over ``hold_gap_s``; it is announced when the member is heard
+  again ``confirm_s`` later, at any scanner (someone walking on along the front can show that
+  shape too, but is out of range 20-30 s on; someone inside is not, even when heard only weakly
+  from deep in the shop).
 * close (entrance): the median reaches ``enter_dbm``, which only someone right next to the
   scanner does, unless they have already stood at that level for ``dwell_max_s`` (pressed against
   the door from outside).

@@ -57,10 +57,12 @@ class ScannerSettings(_Strict):
         "1.5 m). People on the pavement pass further away and mostly peak below it.",
     )
     inside_dbm: float = Field(
-        default=-82.0,
+        default=-94.0,
         le=-20,
         description="Entrance scanners: after the peak the member must still be heard at least "
-        "this strongly: inside, in line of sight, rather than fading out behind the front wall.",
+        "this strongly for hold_s. The default, near sensitivity, asks only to be heard: a "
+        "walk-in deep in a shop can read -85 to -94 dBm, and confirm_s tells them from someone "
+        "walking on along the front better than a level here did.",
     )
     lead_db: float | None = Field(
         default=None,
@@ -161,7 +163,7 @@ class PresenceSettings(_Strict):
         "lead) before it is an arrival; 0: at once.",
     )
     confirm_s: float = Field(
-        default=20.0,
+        default=30.0,
         ge=0,
         le=300,
         description="Entrance scanners: a walk-in is announced only when the member is heard "

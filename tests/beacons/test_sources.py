@@ -73,7 +73,7 @@ def test_bleak_detections_reach_the_engine_and_strangers_leave_no_trace() -> Non
         -74,
         -76,
         -75,
-    ] + [-75] * 50  # still heard inside confirm_s later
+    ] + [-75] * 70  # still heard inside confirm_s later
     for rssi in profile:
         member = token_uuid(PREFIX, KEY, window_of(clock.now()))
         callback(*bleak_pair([member.upper()], rssi))  # case as some stacks report it
