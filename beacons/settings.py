@@ -46,9 +46,9 @@ class ScannerSettings(_Strict):
     enter_dbm: float = Field(
         default=-55.0,
         le=-20,
-        description="Median level meaning 'right next to this scanner' (within about 0.8 m): an "
-        "arrival at once, unless the member has already stood near that level for dwell_max_s "
-        "(pressed against the door from outside).",
+        description="Interior scanners: the median level that means 'inside, near this "
+        "scanner' (with lead_db, when set). Entrance scanners decide no arrival on level alone, "
+        "however strong: people pass right by a door scanner on the pavement too.",
     )
     pass_dbm: float = Field(
         default=-66.0,
