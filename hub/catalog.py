@@ -16,7 +16,7 @@ import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from decimal import Decimal
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
@@ -339,11 +339,15 @@ def _signature(data: bytes) -> bytes:
 
 
 def _check_image(folder: Path, name: str) -> Path:
-    """The image file ``name`` inside ``folder``; refuses paths that climb out of it."""
-    base = folder.resolve()
-    candidate = (base / name).resolve()
-    if not candidate.is_relative_to(base):
+    """The image file ``name`` inside ``folder``; refuses paths that climb out of it.
+
+    Why by the path's own parts and not by resolving it: a catalogue file is untrusted input, so
+    an absolute path or a ".." is refused, but links inside the images folder were put there by
+    whoever runs the store (a dataset laid out with linked photo folders) and are followed."""
+    relative = PurePosixPath(name.replace("\\", "/"))
+    if relative.is_absolute() or ".." in relative.parts or not relative.parts:
         raise InvalidInput(f"image {name!r} is outside the images folder")
+    candidate = folder / relative
     if not candidate.is_file():
         raise InvalidInput(f"image {name!r} not found in {folder}")
     size = candidate.stat().st_size

@@ -14,7 +14,7 @@ import statistics
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 from voice.audio import read_wav
@@ -109,8 +109,11 @@ def load_clips(folder: Path) -> list[Clip]:
         sku = _sku(row.get("sku"))
         if sku is None and row.get("sku") is not None:
             raise EvalInputError(f"{labels} line {number}: 'sku' must be a string or null")
-        path = (folder / row["file"]).resolve()
-        if not path.is_relative_to(folder.resolve()) or not path.is_file():
+        # By the name's own parts, so clips linked into the folder from a shared corpus are read
+        # while a name that climbs out of it is refused.
+        name = PurePosixPath(row["file"].replace("\\", "/"))
+        path = folder / name
+        if name.is_absolute() or ".." in name.parts or not path.is_file():
             raise EvalInputError(f"{labels} line {number}: {row['file']} is not a file in {folder}")
         clips.append(Clip(path, sku))
     if not clips:

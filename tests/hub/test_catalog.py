@@ -113,3 +113,29 @@ def test_demo_catalogue_imports_cleanly(services: Services) -> None:
     oat = services.text_search.search("oat milk", limit=1)
     assert services.catalog.get(oat[0].sku).names["en"] == "Oatly Oat Milk"
     assert all(level.on_hand > 0 for level in services.inventory.all_stock())
+
+
+def test_images_in_a_linked_folder_are_read_and_climbing_out_is_refused(
+    services: Services, tmp_path: Path
+) -> None:
+    """Why: a dataset laid out with its photo folders linked in from elsewhere (as the vision eval
+    contract's DATASET_DIR may be) had every image refused as outside the images folder, because
+    the check resolved links; it now refuses only what the path itself says: absolute or "..".
+    """
+    shared = tmp_path / "shared" / "photos"
+    shared.mkdir(parents=True)
+    (shared / "cheese.jpg").write_bytes(JPEG)
+    store = tmp_path / "store"
+    store.mkdir()
+    (store / "photos").symlink_to(shared, target_is_directory=True)
+    csv = (
+        "sku,name_en,price,image\n"
+        "IMG-1,Cheese,30,photos/cheese.jpg\n"
+        f"IMG-2,Cheddar,30,{shared / 'cheese.jpg'}\n"
+        "IMG-3,Brie,30,photos/../../shared/photos/cheese.jpg\n"
+    )
+    report = services.catalog.import_file(write(store, "cat.csv", csv))
+    assert report.added == ["IMG-1"]
+    refused = {p.sku: " ".join(p.errors) for p in report.rejected}
+    assert set(refused) == {"IMG-2", "IMG-3"}
+    assert all("outside the images folder" in e for e in refused.values())

@@ -123,3 +123,18 @@ def test_catalogue_shapes_of_exported_shop_data_are_read(tmp_path: Path) -> None
     catalog.write_text(json.dumps([{"sku": "X", "names": {"en": None}}]), encoding="utf-8")
     with pytest.raises(EvalInputError, match=r"\(X\): 'names' has no name"):
         load_catalog(catalog)
+
+
+def test_clips_linked_into_the_folder_are_read_and_climbing_out_is_refused(tmp_path: Path) -> None:
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    (corpus / "a.wav").write_bytes(b"RIFF")
+    clips = tmp_path / "clips"
+    clips.mkdir()
+    (clips / "a.wav").symlink_to(corpus / "a.wav")
+    (clips / "labels.jsonl").write_text('{"file": "a.wav", "sku": "B"}\n', encoding="utf-8")
+    assert [c.sku for c in load_clips(clips)] == ["B"]
+    for name in ("../corpus/a.wav", str(corpus / "a.wav")):
+        (clips / "labels.jsonl").write_text(json.dumps({"file": name, "sku": "B"}) + "\n")
+        with pytest.raises(EvalInputError, match="is not a file in"):
+            load_clips(clips)
