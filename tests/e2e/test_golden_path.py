@@ -21,6 +21,7 @@ from typing import Any
 import aiohttp
 import paho.mqtt.client as paho
 
+from beacons.settings import PresenceSettings
 from hub.demo.store import CATALOG, IMAGES
 from tests.e2e.walk_in import advertisement
 from tests.fixtures.hub_process import ROOT, free_port, start_hub, write_hub_config
@@ -64,8 +65,9 @@ class Staff:
         return [e for e in self.events if e.get("type") == kind]
 
 
-def walk_in(broker: int, key: bytes, seconds: float = 20.0) -> None:
-    """Publish the phone's advertisements in real time, as the door relay node would."""
+def walk_in(broker: int, key: bytes, seconds: float = PresenceSettings().confirm_s + 15) -> None:
+    """Publish the phone's advertisements in real time, as the door relay node would: the walk
+    past the door scanner (about 8 s), then long enough on the shop floor to be confirmed."""
     client = paho.Client(paho.CallbackAPIVersion.VERSION2, client_id="door-node")
     client.connect("127.0.0.1", broker)
     client.loop_start()
