@@ -23,8 +23,8 @@ from voice.matcher import CatalogEntry
 _NUMBER = r"\d+(?:[.,]\d+)?"
 #: Units of a pack size, Latin (any language's labels use them) and Chinese.
 _UNITS = (
-    r"ml|cl|dl|l|ltr|litres?|liters?|pints?|pt|mg|g|gr|grams?|kg|kilos?|oz|fl\s*oz|lbs?|pk|pack|packs|"
-    r"ct|pcs|pieces|rolls|sheets|tabs|capsules|毫升|升|千克|公斤|克"
+    r"ml|cl|dl|l|ltr|litres?|liters?|pints?|pt|mg|g|gr|grams?|kg|kilos?|oz|fl\s*oz|lbs?|"
+    r"pk|pack|packs|ct|pcs|pieces|rolls|sheets|tabs|capsules|毫升|升|千克|公斤|克"
 )
 #: Letters only (a digit may touch a unit: "330ml"; a letter may not: "milk" is no "ml").
 _NO_LETTER_BEFORE, _NO_LETTER_AFTER = r"(?<![^\W\d_])", r"(?![^\W\d_])"
