@@ -28,7 +28,7 @@ from beacons.settings import PresenceSettings
 from beacons.simulator import Scenario, simulate
 from beacons.sources.bleak_scanner import BleakSource
 from beacons.trace import encode, read_trace, write_trace
-from hub.cli.common import load
+from hub.config import ConfigError, load_presence
 
 _event_encoder = msgspec.json.Encoder()
 
@@ -52,8 +52,15 @@ def _reports_beacon_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
 
 
 def _presence_settings(config_path: Path | None) -> PresenceSettings:
-    """The [beacons.presence] section of the config, or the defaults (one scanner, 'door')."""
-    return PresenceSettings() if config_path is None else load(config_path).beacons.presence
+    """The [beacons.presence] table of the config, or the defaults (one scanner, 'door'); a bad
+    table ends the command with its problems listed (exit 2, as for the hub's config)."""
+    if config_path is None:
+        return PresenceSettings()
+    try:
+        return load_presence(config_path)
+    except ConfigError as exc:
+        click.echo(str(exc), err=True)
+        sys.exit(2)
 
 
 def _members_path(trace: Path) -> Path:
@@ -79,8 +86,8 @@ def beacons() -> None:
     "config_path",
     type=click.Path(path_type=Path, dir_okay=False),
     default=None,
-    help="hub.toml whose [beacons.presence] to use (default: one "
-    "scanner named 'door' just inside the entrance).",
+    help="hub.toml (or a file with only its [beacons.presence] table) whose presence "
+    "settings to use (default: one scanner named 'door' just inside the entrance).",
 )
 @_reports_beacon_errors
 def replay_cmd(trace: Path, members_path: Path, config_path: Path | None) -> None:
@@ -239,7 +246,7 @@ def simulate_cmd(
     "config_path",
     type=click.Path(path_type=Path, dir_okay=False),
     default=None,
-    help="hub.toml whose [beacons.presence] to evaluate.",
+    help="hub.toml (or a file with only its [beacons.presence] table) to evaluate.",
 )
 @click.option(
     "--naive-dbm",

@@ -11,10 +11,11 @@ import re
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
-from pydantic import Field, ValidationError
+from pydantic import BaseModel, Field, ValidationError
 
+from beacons.settings import PresenceSettings
 from hub.config.base import StrictModel
 from hub.config.beacons import BeaconsConfig
 from hub.config.mqtt import MqttConfig
@@ -26,6 +27,7 @@ from hub.config.voice import VoiceConfig
 from hub.config.web import WebConfig
 
 MAX_CONFIG_BYTES = 1024 * 1024
+M = TypeVar("M", bound=BaseModel)
 
 
 class HubConfig(StrictModel):
@@ -119,27 +121,35 @@ def _resolve_paths(config: HubConfig, base: Path) -> HubConfig:
 
 def parse_config(text: str, path: Path) -> HubConfig:
     """Validate config ``text`` (the contents of ``path``) into a :class:`HubConfig`."""
+    config = _validated(HubConfig, _toml(text, path), text, path, ())
+    return _resolve_paths(config, path.parent.resolve())
+
+
+def _toml(text: str, path: Path) -> dict[str, Any]:
     try:
-        data = tomllib.loads(text)
+        return tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         m = re.search(r"line (\d+)", str(exc))
         raise ConfigError(
             path, [ConfigProblem(int(m.group(1)) if m else None, "", f"not valid TOML: {exc}")]
         ) from None
+
+
+def _validated(model: type[M], data: Any, text: str, path: Path, table: tuple[str, ...]) -> M:
+    """``data`` (the ``table`` of the file at ``path``) as ``model``, or every problem listed."""
     try:
-        config = HubConfig.model_validate(data)
+        return model.model_validate(data)
     except ValidationError as exc:
         lines = _key_lines(text)
         problems = [
             ConfigProblem(
-                _locate(lines, tuple(err["loc"])),
-                ".".join(str(p) for p in err["loc"]),
+                _locate(lines, (*table, *err["loc"])),
+                ".".join(str(p) for p in (*table, *err["loc"])),
                 _explain(err),
             )
             for err in exc.errors()
         ]
         raise ConfigError(path, problems) from None
-    return _resolve_paths(config, path.parent.resolve())
 
 
 def _explain(err: Any) -> str:
@@ -150,20 +160,41 @@ def _explain(err: Any) -> str:
     return str(err["msg"]).removeprefix("Value error, ")
 
 
-def load_config(path: Path) -> HubConfig:
-    """Read and validate the config file at ``path``."""
+def _read(path: Path) -> str:
     try:
         size = path.stat().st_size
         if size > MAX_CONFIG_BYTES:
             raise ConfigError(path, [ConfigProblem(None, "", "file is larger than 1 MiB")])
-        text = path.read_bytes().decode("utf-8")
+        return path.read_bytes().decode("utf-8")
     except FileNotFoundError:
         raise ConfigError(path, [ConfigProblem(None, "", "file not found")]) from None
     except UnicodeDecodeError:
         raise ConfigError(path, [ConfigProblem(None, "", "file is not UTF-8 text")]) from None
     except OSError as exc:
         raise ConfigError(path, [ConfigProblem(None, "", f"cannot read: {exc.strerror}")]) from None
-    return parse_config(text, path)
 
 
-__all__ = ["ConfigError", "ConfigProblem", "HubConfig", "load_config", "parse_config"]
+def load_config(path: Path) -> HubConfig:
+    """Read and validate the config file at ``path``."""
+    return parse_config(_read(path), path)
+
+
+def load_presence(path: Path) -> PresenceSettings:
+    """Only the ``[beacons.presence]`` table of the config file at ``path`` (defaults when it has
+    none). Why: ``beacons replay`` and ``eval`` use nothing else, and a file written for them
+    alone need not describe a store (``[store]`` id and name); a whole hub.toml reads the same.
+    """
+    text = _read(path)
+    beacons = _toml(text, path).get("beacons", {})
+    presence = beacons.get("presence", {}) if isinstance(beacons, dict) else {}
+    return _validated(PresenceSettings, presence, text, path, ("beacons", "presence"))
+
+
+__all__ = [
+    "ConfigError",
+    "ConfigProblem",
+    "HubConfig",
+    "load_config",
+    "load_presence",
+    "parse_config",
+]

@@ -197,11 +197,17 @@ def test_replay_command_uses_the_scanners_of_a_config_file(tmp_path: Path) -> No
     assert result.exit_code == 0, result.output
     events = [json.loads(line) for line in result.stdout.splitlines()]
     assert [(e["event"], e["zone"]) for e in events] == [("arrived", "entrance")]
+    # A file with only the presence table (no [store]) serves replay the same.
+    config.write_text('[[beacons.presence.scanners]]\nname = "front"\nzone = "entrance"\n')
+    alone = CliRunner().invoke(
+        main, ["beacons", "replay", str(trace), "--members", str(members), "--config", str(config)]
+    )
+    assert alone.exit_code == 0 and alone.stdout == result.stdout, alone.output
     config.write_text('[store]\nid = "s1"\nname = "Shop"\n[beacons.presence]\nwindow = 3\n')
     bad = CliRunner().invoke(
         main, ["beacons", "replay", str(trace), "--members", str(members), "--config", str(config)]
     )
-    assert bad.exit_code == 2 and "window" in bad.output
+    assert bad.exit_code == 2 and "line 5: beacons.presence.window: unknown setting" in bad.output
 
 
 def test_simulate_then_eval_round_trip(tmp_path: Path) -> None:
