@@ -22,7 +22,7 @@ import threading
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 import paho.mqtt.client as paho
 from paho.mqtt.enums import CallbackAPIVersion
@@ -36,6 +36,19 @@ log = logging.getLogger(__name__)
 
 Sleep = Callable[[float], Awaitable[None]]
 MISC_INTERVAL_S = 1.0  # paho's keepalive bookkeeping runs on its own monotonic clock
+T = TypeVar("T")
+
+
+async def within(awaitable: Awaitable[T], timeout: float) -> T:
+    """``await awaitable``, or ``TimeoutError`` after ``timeout`` seconds.
+
+    Why not ``asyncio.wait_for``: on Python 3.11, when the awaited future completes in the same
+    loop step as the waiting task is cancelled, it returns the result and the cancellation is
+    lost. A stop() that cancelled the connection task while a reconnect's CONNACK arrived then
+    waited forever for that task (the hub or shop never finished stopping after broker restarts).
+    """
+    async with asyncio.timeout(timeout):
+        return await awaitable
 
 
 @dataclass(frozen=True)
@@ -135,7 +148,7 @@ class Session:
         future: asyncio.Future[int] = self._loop.create_future()
         self._confirm[mid] = future
         try:
-            return await asyncio.wait_for(future, timeout)
+            return await within(future, timeout)
         finally:
             self._confirm.pop(mid, None)
 
@@ -151,7 +164,7 @@ class Session:
         future: asyncio.Future[list[int]] = self._loop.create_future()
         self._subacks[mid] = future
         try:
-            return await asyncio.wait_for(future, timeout)
+            return await within(future, timeout)
         finally:
             self._subacks.pop(mid, None)
 
@@ -160,7 +173,7 @@ class Session:
         if not self.closed.is_set():
             self._client.disconnect()
             try:
-                await asyncio.wait_for(self.closed.wait(), timeout)
+                await within(self.closed.wait(), timeout)
             except TimeoutError:
                 log.warning("broker did not close the connection after DISCONNECT")
         self.close()
@@ -370,7 +383,7 @@ class MqttClient:
         try:
             await loop.run_in_executor(None, lambda: client.connect(
                 s.host, s.port, s.keepalive_s, **kwargs))
-            await asyncio.wait_for(asyncio.shield(session.connack), s.connect_timeout_s)
+            await within(asyncio.shield(session.connack), s.connect_timeout_s)
         except (OSError, ssl.SSLError, TimeoutError, ConnectFailed, ValueError) as exc:
             session.close()
             raise ConnectFailed(str(exc) or type(exc).__name__) from None

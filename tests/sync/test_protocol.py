@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from pathlib import Path
 
@@ -13,6 +14,7 @@ import yaml
 from sync import messages
 from sync.backoff import Backoff
 from sync.envelope import ProtocolError, build, decode, decode_data
+from sync.mqtt_client import within
 from sync.topics import StoreTopics, parse_topic
 
 ASYNCAPI = Path(__file__).resolve().parents[2] / "docs" / "asyncapi.yaml"
@@ -120,3 +122,21 @@ def test_the_asyncapi_document_describes_what_is_sent(schema: str, type_: str,
     jsonschema.validate(payload["data"], json.loads(json.dumps(data_schema).replace(
         "#/components/schemas/", "#/$defs/")))
     assert msgspec.json.decode(json.dumps(payload).encode())["type"] == type_
+
+
+async def test_a_stop_during_a_reply_is_not_lost() -> None:
+    """Why: asyncio.wait_for on Python 3.11 returns the result when the awaited future completes
+    in the same loop step as the cancel, losing the cancellation; the connection task then ran on
+    and stop() waited on it forever (a hub or shop that never stopped after broker restarts).
+    """
+    loop = asyncio.get_running_loop()
+    connack: asyncio.Future[str] = loop.create_future()
+    waiting = asyncio.create_task(within(asyncio.shield(connack), 10))
+    await asyncio.sleep(0)
+    connack.set_result("CONNACK")
+    waiting.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await waiting
+    late: asyncio.Future[str] = loop.create_future()
+    with pytest.raises(TimeoutError):
+        await within(late, 0.01)
