@@ -28,7 +28,8 @@ from beacons.settings import PresenceSettings
 from beacons.simulator import Scenario, simulate
 from beacons.sources.bleak_scanner import BleakSource
 from beacons.trace import encode, read_trace, write_trace
-from hub.config import ConfigError, load_presence
+from hub.cli.common import load
+from hub.config import load_presence
 
 _event_encoder = msgspec.json.Encoder()
 
@@ -54,13 +55,7 @@ def _reports_beacon_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
 def _presence_settings(config_path: Path | None) -> PresenceSettings:
     """The [beacons.presence] table of the config, or the defaults (one scanner, 'door'); a bad
     table ends the command with its problems listed (exit 2, as for the hub's config)."""
-    if config_path is None:
-        return PresenceSettings()
-    try:
-        return load_presence(config_path)
-    except ConfigError as exc:
-        click.echo(str(exc), err=True)
-        sys.exit(2)
+    return PresenceSettings() if config_path is None else load(config_path, load_presence)
 
 
 def _members_path(trace: Path) -> Path:

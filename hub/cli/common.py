@@ -26,10 +26,13 @@ config_option = click.option(
 )
 
 
-def load(config_path: Path) -> HubConfig:
-    """The config, or exit 2 with the file's problems listed."""
+C = TypeVar("C")
+
+
+def load(config_path: Path, read: Callable[[Path], C] = load_config) -> C:
+    """The config (or what ``read`` takes from the file), or exit 2 with its problems listed."""
     try:
-        return load_config(config_path)
+        return read(config_path)
     except ConfigError as exc:
         click.echo(str(exc), err=True)
         sys.exit(2)
