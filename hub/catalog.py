@@ -56,10 +56,35 @@ class ProductIn(BaseModel):
     stock: int | None = Field(default=None, ge=0, le=1_000_000,
                               description="Starting stock, applied once when the product is new.")
 
+    @field_validator("sku", mode="before")
+    @classmethod
+    def _numeric_sku(cls, value: Any) -> Any:
+        """Catalogues exported with numeric ids give the SKU as a JSON number."""
+        return str(value) if isinstance(value, int) and not isinstance(value, bool) else value
+
+    @field_validator("names", mode="before")
+    @classmethod
+    def _no_empty_names(cls, value: Any) -> Any:
+        """Shop systems export a language without a name as null or "": that language is left
+        out (``voice eval`` reads such catalogues the same way)."""
+        if isinstance(value, dict):
+            return {k: v for k, v in value.items() if not (v is None or v == "")}
+        return value
+
     @field_validator("names")
     @classmethod
     def _names(cls, value: dict[str, str]) -> dict[str, str]:
         return {_lang(k): _text(v, 200, "name") for k, v in value.items()}
+
+    @field_validator("aliases", mode="before")
+    @classmethod
+    def _one_alias(cls, value: Any) -> Any:
+        """One alias may be given as a plain string, and a language without aliases as null."""
+        if value is None:
+            return {}
+        if isinstance(value, dict):
+            return {k: [v] if isinstance(v, str) else v for k, v in value.items() if v is not None}
+        return value
 
     @field_validator("aliases")
     @classmethod

@@ -83,6 +83,20 @@ def test_json_rows_of_the_wrong_shape(services: Services, tmp_path: Path) -> Non
     assert "control characters" in errors[6]
 
 
+def test_rows_as_shop_systems_export_them(services: Services, tmp_path: Path) -> None:
+    """Why: ``voice eval`` reads these shapes, so the hub must import the same catalogue the
+    same way, or the figures would be for products the kiosk does not have."""
+    rows = [{"sku": 1003, "names": {"en": "Lurpak Spreadable 500g", "ko": None, "zh": ""},
+             "aliases": {"en": "butter spread", "ko": None}},
+            {"sku": "F", "names": {"en": "Fig"}, "aliases": None}]
+    report = services.catalog.import_file(write(tmp_path, "c.json", json.dumps(rows)))
+    assert report.added == ["1003", "F"], report.rejected
+    product = services.catalog.get("1003")
+    assert product.names == {"en": "Lurpak Spreadable 500g"}
+    assert product.aliases == {"en": ["butter spread"]}
+    assert services.catalog.get("F").aliases == {}
+
+
 @pytest.mark.parametrize(("name", "content", "message"), [
     ("c.json", "{not json", "not valid JSON (line 1"),
     ("c.json", '{"items": []}', "expected a list of products"),
