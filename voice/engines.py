@@ -73,6 +73,8 @@ def open_engine(
                     "voice.engine.model_dir"
                 )
             language = language or "ko"
+        if not model_dir.is_dir():
+            raise EngineError(f"Vosk model folder {model_dir} not found")
         language = language or model_language(model_dir)
         if language is None:
             raise EngineError(

@@ -12,12 +12,12 @@ import json
 import resource
 import statistics
 import time
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from voice.audio import read_wav
+from voice.audio import AudioError, read_wav
 from voice.matcher import CatalogEntry
 from voice.search import VoiceAnswer, VoiceSearch
 
@@ -50,10 +50,9 @@ def load_catalog(path: Path) -> list[CatalogEntry]:
         data = data["products"]
     if not isinstance(data, list):
         raise EvalInputError(f'{path}: expected a list of {{"sku", "names", "aliases"}}')
-    entries = []
-    for number, item in enumerate(data, start=1):
-        entries.append(_entry(item, f"{path} product {number}"))
-    return entries
+    if not data:
+        raise EvalInputError(f"{path} lists no products")
+    return [_entry(item, f"{path} product {number}") for number, item in enumerate(data, start=1)]
 
 
 def _entry(item: Any, where: str) -> CatalogEntry:
@@ -91,13 +90,23 @@ def _sku(value: object) -> str | None:
     return value if isinstance(value, str) and value else None
 
 
-def load_clips(folder: Path) -> list[Clip]:
-    """The clips listed in ``folder/labels.jsonl`` (lines ``{"file", "sku"}``)."""
+def load_clips(folder: Path, skus: Collection[str] | None = None) -> list[Clip]:
+    """The clips listed in ``folder/labels.jsonl`` (lines ``{"file", "sku"}``).
+
+    ``sku`` must be present on every line (null for an off-catalogue question) and, given the
+    catalogue's ``skus``, one of them: a misspelt key or a SKU from another catalogue would
+    otherwise count silently as a false accept or a miss."""
     labels = folder / "labels.jsonl"
     if not labels.is_file():
         raise EvalInputError(f'{labels} not found; list each clip as {{"file", "sku"}}')
+    try:
+        text = labels.read_text(encoding="utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise EvalInputError(
+            f"{labels} is not UTF-8 text ({exc.reason} at byte {exc.start})"
+        ) from None
     clips = []
-    for number, line in enumerate(labels.read_text(encoding="utf-8-sig").splitlines(), start=1):
+    for number, line in enumerate(text.splitlines(), start=1):
         if not line.strip():
             continue
         try:
@@ -106,9 +115,16 @@ def load_clips(folder: Path) -> list[Clip]:
             raise EvalInputError(f"{labels} line {number}: not JSON ({exc.msg})") from None
         if not isinstance(row, dict) or not isinstance(row.get("file"), str):
             raise EvalInputError(f"{labels} line {number}: needs a 'file' name")
-        sku = _sku(row.get("sku"))
-        if sku is None and row.get("sku") is not None:
+        if "sku" not in row:
+            raise EvalInputError(
+                f"{labels} line {number}: needs 'sku' (null for a question about something the "
+                "store does not sell)"
+            )
+        sku = _sku(row["sku"])
+        if sku is None and row["sku"] is not None:
             raise EvalInputError(f"{labels} line {number}: 'sku' must be a string or null")
+        if sku is not None and skus is not None and sku not in skus:
+            raise EvalInputError(f"{labels} line {number}: sku {sku!r} is not in the catalogue")
         # By the name's own parts, so clips linked into the folder from a shared corpus are read
         # while a name that climbs out of it is refused.
         name = PurePosixPath(row["file"].replace("\\", "/"))
@@ -167,11 +183,17 @@ def peak_rss_mb() -> float:
 
 
 def evaluate(search: VoiceSearch, clips: Iterable[Clip]) -> dict[str, Any]:
-    """Run every clip through the API's search path; the contract's figures."""
+    """Run every clip through the API's search path; the contract's figures. Every clip is read
+    first, so an unreadable one stops the run before any decoding, named in the error."""
     tally = Tally()
+    read = []
     for clip in clips:
         data = clip.path.read_bytes()
-        seconds = read_wav(data).seconds
+        try:
+            read.append((clip, data, read_wav(data).seconds))
+        except AudioError as exc:
+            raise EvalInputError(f"{clip.path}: {exc}") from None
+    for clip, data, seconds in read:
         started = time.perf_counter()
         answer = search.answer_wav(data)
         tally.add(answer, clip.sku, seconds, time.perf_counter() - started)

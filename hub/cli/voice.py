@@ -62,16 +62,23 @@ def eval_(
     from CATALOG, and print top-1/top-3 accuracy, false accepts, real-time factor and memory."""
     try:
         entries = load_catalog(catalog)
-        labelled = load_clips(clips)
+        labelled = load_clips(clips, {entry.sku for entry in entries})
         engine = open_engine(engine_type, model_dir, lang)
         search = VoiceSearch(engine, entries, language(engine.language))
+        if not as_json:
+            report = search.grammar.report
+            for missing in report.missing:
+                click.echo(f"vocabulary: {missing.suggestion}", err=True)
+            for sku in report.products_without_name:
+                click.echo(
+                    f"vocabulary: {sku} has no name the model can say in "
+                    f"'{report.language}'; it cannot be asked for",
+                    err=True,
+                )
+        figures = evaluate(search, labelled)
     except (EvalInputError, EngineError, ModelLayoutError, ValueError) as exc:
         click.echo(f"error: {exc}", err=True)
         sys.exit(1)
-    if not as_json:
-        for missing in search.grammar.report.missing:
-            click.echo(f"vocabulary: {missing.suggestion}", err=True)
-    figures = evaluate(search, labelled)
     click.echo(json.dumps(figures) if as_json else json.dumps(figures, indent=2))
 
 

@@ -4,6 +4,7 @@ hub does, decodes every clip (an off-catalogue one included) and prints the cont
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -138,3 +139,58 @@ def test_clips_linked_into_the_folder_are_read_and_climbing_out_is_refused(tmp_p
         (clips / "labels.jsonl").write_text(json.dumps({"file": name, "sku": "B"}) + "\n")
         with pytest.raises(EvalInputError, match="is not a file in"):
             load_clips(clips)
+
+
+def _eval(catalog: Path, clips: Path) -> tuple[int, str]:
+    result = CliRunner().invoke(
+        main, ["voice", "eval", str(catalog), str(clips), "--engine", "pocketsphinx", "--json"]
+    )
+    return result.exit_code, result.output
+
+
+@pytest.mark.parametrize(
+    ("label", "content", "message"),
+    [
+        ({"file": "a.wav", "sku": "B"}, b"not a wav file", r"a\.wav: .*WAV"),
+        ({"file": "a.wav", "sku": "B"}, b"", r"a\.wav: "),
+        ({"file": "a.wav", "sku": "Z"}, b"", "sku 'Z' is not in the catalogue"),
+        ({"file": "a.wav", "SKU": "B"}, b"", "line 1: needs 'sku'"),
+    ],
+)
+def test_eval_names_the_clip_or_label_it_cannot_use(
+    tmp_path: Path, label: dict[str, str], content: bytes, message: str
+) -> None:
+    """Why: an unreadable clip stopped the run with a traceback that named no file, and a label
+    with a misspelt key or a SKU from another catalogue was counted silently as a false accept
+    or a miss."""
+    catalog = tmp_path / "catalog.json"
+    catalog.write_text(json.dumps([{"sku": "B", "names": {"en": "Banana"}}]), encoding="utf-8")
+    (tmp_path / "a.wav").write_bytes(content)
+    (tmp_path / "labels.jsonl").write_text(json.dumps(label) + "\n", encoding="utf-8")
+    code, output = _eval(catalog, tmp_path)
+    assert code == 1 and "Traceback" not in output, output
+    assert re.search(rf"error: .*{message}", output), output
+
+
+def test_eval_explains_unreadable_labels_and_an_empty_catalogue(tmp_path: Path) -> None:
+    catalog = tmp_path / "catalog.json"
+    catalog.write_text(json.dumps([{"sku": "B", "names": {"en": "Crème"}}]), encoding="utf-8")
+    (tmp_path / "labels.jsonl").write_bytes('{"file": "crème.wav", "sku": "B"}\n'.encode("latin-1"))
+    code, output = _eval(catalog, tmp_path)
+    assert code == 1 and "labels.jsonl is not UTF-8 text" in output, output
+    catalog.write_text("[]", encoding="utf-8")
+    code, output = _eval(catalog, tmp_path)
+    assert code == 1 and "lists no products" in output, output
+
+
+def test_eval_says_a_missing_vosk_model_folder_is_missing(tmp_path: Path) -> None:
+    catalog = tmp_path / "catalog.json"
+    catalog.write_text(json.dumps([{"sku": "B", "names": {"en": "Banana"}}]), encoding="utf-8")
+    (tmp_path / "a.wav").write_bytes(b"")
+    (tmp_path / "labels.jsonl").write_text('{"file": "a.wav", "sku": "B"}\n', encoding="utf-8")
+    result = CliRunner().invoke(
+        main,
+        ["voice", "eval", str(catalog), str(tmp_path), "--engine", "vosk", "--model",
+         str(tmp_path / "no-such-model")],
+    )
+    assert result.exit_code == 1 and "no-such-model not found" in result.output, result.output
