@@ -24,7 +24,7 @@ from voice.engine import SpeechEngine, Stream
 from voice.grammar import CatalogGrammar, build_grammar, words_of
 from voice.languages import Language
 from voice.matcher import CatalogEntry, Match, ProductMatcher
-from voice.silence import add_floor_under_silence
+from voice.silence import add_floor_under_silence, holds_no_speech
 from voice.spoken import with_spoken_forms
 
 DEFAULT_LIMITS = AudioLimits()
@@ -104,6 +104,8 @@ class VoiceSearch:
         """Answer 16-bit mono PCM already at the engine's rate."""
         started = time.perf_counter() if started is None else started
         rate = self.engine.sample_rate
+        if holds_no_speech(pcm, rate):
+            return self.interpret("", started)
         cleaned = suppress_noise(add_floor_under_silence(pcm, rate), rate)
         transcript = self.engine.decode(self._compiled, cleaned)
         return self.interpret(transcript, started)

@@ -37,6 +37,10 @@ MIN_RUN = 16
 FLOOR_DB = 45.0
 #: The least floor, in 16-bit steps, for a recording with almost nothing but silence in it.
 MIN_FLOOR_LSB = 2.0
+#: A recording whose loudest 20 ms stays under this RMS (16-bit steps, -60 dBFS) holds no
+#: question: a muted or unplugged microphone, or the button let go at once. Speech at arm's
+#: length reads 30-40 dB above it, a quiet shop about 10.
+SPEECHLESS_LSB = 32.0
 _SEED = 20_170
 
 
@@ -44,6 +48,17 @@ def has_digital_silence(samples: np.ndarray) -> bool:
     """Whether 16-bit ``samples`` hold a run of ``MIN_RUN`` or more exact zeros."""
     edges = np.flatnonzero(np.diff(np.concatenate(([0], samples == 0, [0])).astype(np.int8)))
     return bool(((edges[1::2] - edges[0::2]) >= MIN_RUN).any())
+
+
+def holds_no_speech(pcm: bytes, rate: int) -> bool:
+    """Whether 16-bit mono ``pcm`` is too quiet throughout to hold a question.
+
+    Why: decoded anyway, the engines hear a short word in the faint floor ("oh"), and the kiosk
+    would say it has no "oh" instead of asking the customer to speak again."""
+    frame = max(1, rate // 50)
+    samples = np.frombuffer(pcm, dtype="<i2")
+    usable = samples[: len(samples) // frame * frame].reshape(-1, frame).astype(np.float64)
+    return usable.size == 0 or float(np.sqrt((usable**2).mean(axis=1).max())) < SPEECHLESS_LSB
 
 
 def add_floor_under_silence(pcm: bytes, rate: int) -> bytes:

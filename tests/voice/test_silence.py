@@ -9,9 +9,16 @@ import subprocess
 import numpy as np
 import pytest
 
-from voice.audio import active_level, read_wav
+from voice.audio import Audio, active_level, read_wav
 from voice.search import VoiceSearch
-from voice.silence import FLOOR_DB, MIN_FLOOR_LSB, MIN_RUN, add_floor_under_silence
+from voice.silence import (
+    FLOOR_DB,
+    MIN_FLOOR_LSB,
+    MIN_RUN,
+    add_floor_under_silence,
+    holds_no_speech,
+)
+from voice.synthesis import to_wav
 
 RATE = 16_000
 
@@ -80,3 +87,17 @@ def test_a_plain_espeak_file_is_understood(
     assert np.count_nonzero(samples == 0) > len(samples) // 10, "the file must hold digital silence"
     answer = english_search.answer_wav(wav)
     assert [m.sku for m in answer.results][:1] == [sku], answer.transcript
+
+
+@pytest.mark.parametrize("level", [0.0, 8.0])
+def test_a_recording_with_no_question_in_it_gets_no_answer(
+    english_search: VoiceSearch, level: float
+) -> None:
+    """Digital silence or a muted microphone's hiss: decoded, it was heard as "oh", and the kiosk
+    said it had no "oh" instead of asking again. Now the answer is empty, as for a question the
+    engine could not make out."""
+    hiss = np.random.default_rng(5).standard_normal(RATE) * level
+    wav = to_wav(Audio((hiss / 32768).astype(np.float32), RATE))
+    answer = english_search.answer_wav(wav)
+    assert (answer.transcript, answer.asked, answer.results, answer.in_store) == ("", "", (), False)
+    assert not holds_no_speech(_pcm(_speech(4)), RATE)
