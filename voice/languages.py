@@ -29,7 +29,8 @@ class Language:
     False for scripts written without spaces (Chinese), whose names are split into model words by
     the vocabulary itself. ``symbols`` are the characters of a label said as words ("&" ->
     "and"), ``decimal_word`` the word said for a decimal point, and ``pack_words`` the
-    packaging words a customer leaves off the end of a name ("can", "bottle"); see
+    packaging words a customer leaves off the end of a name ("can", "bottle"), ``label_words``
+    the words a shelf label adds that no customer says ("loose", "original"); see
     :mod:`voice.spoken`.
     """
 
@@ -44,6 +45,7 @@ class Language:
     symbols: tuple[tuple[str, str], ...] = ()
     decimal_word: str = ""
     pack_words: frozenset[str] = frozenset()
+    label_words: frozenset[str] = frozenset()
 
     def shop_fillers(self) -> tuple[tuple[str, ...], tuple[str, ...]]:
         """(every word of the shop things, the things that are phrases), each once.
@@ -76,6 +78,9 @@ ENGLISH = Language(
         "can cans bottle bottles jar jars tin tins carton cartons tub tubs pot pots pack packs "
         "packet packets multipack pouch pouches tray punnet".split()
     ),
+    # How it is sold or a marketing word, never the product: "Bananas Loose", "Fairy Original
+    # Washing Up Liquid". Not "fresh" or "organic": a store may sell both kinds of one product.
+    label_words=frozenset("loose each original classic".split()),
     shop_words=_things(
         # fruit, vegetables and herbs
         "apricots, blackberries, blueberries, cherries, coconut, cranberries, dates, figs, "

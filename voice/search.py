@@ -148,17 +148,41 @@ class VoiceSearch:
         a product; the filler count), repaired spellings joined back in both.
 
         Why both: "do you have mozzarella" names no product, and the kiosk can still say it has
-        no "mozzarella" instead of repeating the whole question."""
+        no "mozzarella" instead of repeating the whole question. The question words are taken
+        off the ends first, as the grammar put them there, so a product word that is also a
+        question word ("can" in "Coca-Cola 330ml Can") is dropped only where it asks."""
         grammar = self.grammar
-        words = words_of(transcript)
+        core = self._without_carriers(words_of(transcript))
         asked = [
             w
-            for w in words
+            for w in core
             if w != UNKNOWN_WORD and (w in grammar.product_words or w not in grammar.carrier_words)
         ]
         kept = [w for w in asked if w in grammar.product_words or w not in grammar.filler_words]
-        fillers = len(words) - len(kept) - sum(w in grammar.carrier_words for w in words)
+        fillers = sum(
+            w == UNKNOWN_WORD
+            or (w not in grammar.product_words and w not in grammar.carrier_words and w not in kept)
+            for w in core
+        )
         return self._spelled_back(asked), self._spelled_back(kept), fillers
+
+    def _without_carriers(self, words: list[str]) -> list[str]:
+        """``words`` without the longest question phrase they start and end with, and the
+        article or particle beside the name."""
+        spec = self.grammar.spec
+        for carrier in sorted(spec.before, key=len, reverse=True):
+            if len(carrier) < len(words) and tuple(words[: len(carrier)]) == carrier:
+                words = words[len(carrier) :]
+                break
+        for carrier in sorted(spec.after, key=len, reverse=True):
+            if len(carrier) < len(words) and tuple(words[-len(carrier) :]) == carrier:
+                words = words[: -len(carrier)]
+                break
+        if len(words) > 1 and words[0] in spec.articles:
+            words = words[1:]
+        if len(words) > 1 and words[-1] in spec.particles:
+            words = words[:-1]
+        return words
 
     def _spelled_back(self, words: list[str]) -> str:
         """The words as one string, each respelling the grammar used put back as the word."""

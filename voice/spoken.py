@@ -7,8 +7,9 @@ it is given, so a name said without its size had no complete path and came back 
 transcript or the nearest other product; a symbol the grammar dropped ("&") left a phrase no one
 says ("ben jerry's"). Each name and alias therefore also enters the grammar and the matcher in
 these spoken forms. Which words a form may lose is deliberately narrow (sizes, counts,
-percentages, a bracketed note, then a trailing packaging word): dropping a brand or a variety
-would make different products sound alike, and that is what aliases are for.
+percentages, a bracketed note, the label's own words such as "loose", then a trailing packaging
+word): dropping a brand or a variety would make different products sound alike, and that is
+what aliases are for.
 """
 
 from __future__ import annotations
@@ -24,7 +25,9 @@ _NUMBER = r"\d+(?:[.,]\d+)?"
 #: Units of a pack size, Latin (any language's labels use them) and Chinese.
 _UNITS = (
     r"ml|cl|dl|l|ltr|litres?|liters?|pints?|pt|mg|g|gr|grams?|kg|kilos?|oz|fl\s*oz|lbs?|"
-    r"pk|pack|packs|ct|pcs|pieces|rolls|sheets|tabs|capsules|毫升|升|千克|公斤|克"
+    r"pk|pack|packs|ct|pcs|pieces|rolls|sheets|tabs|tablets|capsules|bags|tea\s*bags|sachets|"
+    r"pods|bars|slices|cans|bottles|tins|jars|pots|pouches|cartons|packets|"
+    r"毫升|升|千克|公斤|克"
 )
 #: Letters only (a digit may touch a unit: "330ml"; a letter may not: "milk" is no "ml").
 _NO_LETTER_BEFORE, _NO_LETTER_AFTER = r"(?<![^\W\d_])", r"(?![^\W\d_])"
@@ -48,10 +51,14 @@ def spoken_forms(text: str, language: Language) -> tuple[str, ...]:
     """The ways of saying ``text`` that differ from its plain words, most complete first.
 
     The name as read aloud spells the language's symbols ("&" -> "and", "1.5" -> "1 point 5");
-    the short form drops the pack size and then, from a name that had one, trailing packaging
-    words, but never every word.
+    the short form drops the pack size, a count inside the name ("Birds Eye 10 Fish Fingers"),
+    the label's own words and then, from a name that had a size, trailing packaging words, but
+    never every word.
     """
     short = words_of(_read_aloud(_MEASURE.sub(" ", text), language))
+    # A bare number between words is a count; first or last it may be the name ("5 Alive").
+    short = [w for i, w in enumerate(short) if not (w.isdigit() and 0 < i < len(short) - 1)]
+    short = [w for w in short if w not in language.label_words] or short
     # Only a label with a pack size loses its packaging word: "Water Bottle" is the product.
     if _MEASURE.search(text):
         while len(short) > 1 and short[-1] in language.pack_words:

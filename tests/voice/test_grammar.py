@@ -106,6 +106,23 @@ def test_answer_says_what_was_asked_for_without_the_question_words(
     assert missing.to_json()["asked"] == "mozzarella"
 
 
+def test_a_product_word_that_is_also_a_question_word_is_dropped_only_where_it_asks(
+    sphinx: PocketsphinxEngine,
+) -> None:
+    """Why: with "Coca-Cola 330ml Can" in the catalogue, "can" counted as a product word
+    everywhere, so "where can i find bananas" was read as asking for "can bananas" and "Bananas
+    Loose" came back only as "did you mean"."""
+    entries = [
+        CatalogEntry("C", {"en": "Coca-Cola 330ml Can"}),
+        CatalogEntry("B", {"en": "Bananas Loose"}),
+    ]
+    search = VoiceSearch(sphinx, entries, ENGLISH)
+    bananas = search.interpret("where can i find bananas")
+    assert (bananas.asked, bananas.in_store, bananas.results[0].sku) == ("bananas", True, "B")
+    can = search.interpret("do you have coca cola 330ml can please")
+    assert (can.asked, can.results[0].sku) == ("coca cola 330ml can", "C")
+
+
 def test_vocabulary_is_read_from_the_lookahead_graph(korean: VoskEngine) -> None:
     model = packaged_korean_model()
     assert model is not None

@@ -23,10 +23,18 @@ from voice.spoken import spoken_forms, with_spoken_forms
         ("M&M's Peanut (45g)", ("m and m's peanut 45g", "m and m's peanut")),
         ("100% Orange Juice 1.5 L", ("100 percent orange juice 1 point 5 l", "orange juice")),
         ("Evian 1.5L Bottle", ("evian 1 point 5l bottle", "evian")),
+        ("Yorkshire Tea 160 Bags", ("yorkshire tea",)),
+        ("Mars 4 Bars", ("mars",)),
+        # a count inside the name, and the label's own words ("loose", "original")
+        ("Birds Eye 10 Fish Fingers", ("birds eye fish fingers",)),
+        ("Bananas Loose", ("bananas",)),
+        ("Fairy Original Washing Up Liquid 433ml", ("fairy washing up liquid",)),
         # nothing a customer would leave off: no extra form
         ("Oatly Oat Milk", ()),
         ("Banana", ()),
         ("5 Alive", ()),
+        ("WD-40", ()),
+        ("Original", ()),
         # a packaging word is the product unless the label had a pack size
         ("Water Bottle", ()),
         ("Ice Cube Tray", ()),
