@@ -251,6 +251,7 @@ class PhotoService:
             except VisionError as exc:
                 error = user_error(exc)
                 error.message = f"photo {number} for {sku}: {error.message}"
+                error.details = {**(error.details or {}), "photo": number, "sku": sku}
                 raise error from exc
             digest = hashlib.sha256(data).hexdigest()
             rel = f"{sku}/{digest[:16]}{_EXTENSIONS[sniff_format(data)]}"

@@ -29,15 +29,18 @@ class ProductClass:
     coarse_id: int
     coarse_name: str
     iconic: Path
+    #: Line of classes.csv, for errors about this product.
+    line: int = 0
 
 
 @dataclass(frozen=True)
 class LabelledPhoto:
-    """A photo and the fine class it shows."""
+    """A photo and the fine class it shows; ``where`` is its split file and line, for errors."""
 
     path: Path
     class_id: int
     coarse_id: int
+    where: str = ""
 
 
 def read_classes(root: Path) -> list[ProductClass]:
@@ -62,6 +65,7 @@ def read_classes(root: Path) -> list[ProductClass]:
                         coarse_id=int(row[3]),
                         coarse_name=row[2].strip(),
                         iconic=root / row[4].strip().lstrip("/"),
+                        line=line_no,
                     )
                 )
             except ValueError as exc:
@@ -71,8 +75,14 @@ def read_classes(root: Path) -> list[ProductClass]:
     return sorted(classes, key=lambda c: c.class_id)
 
 
-def read_split(root: Path, split: str) -> list[LabelledPhoto]:
-    """Parse a split file (``path, fine_id, coarse_id`` per line) relative to ``root``."""
+def read_split(
+    root: Path, split: str, classes: list[ProductClass] | None = None
+) -> list[LabelledPhoto]:
+    """Parse a split file (``path, fine_id, coarse_id`` per line) relative to ``root``.
+
+    Every photo must be a file, and with ``classes`` each line's fine and coarse ids must be
+    those of classes.csv: checked before any photo is enrolled or searched, so a bad line stops
+    the run at once, named, instead of after minutes of enrolment or as a silent miss."""
     path = root / split
     if not path.is_file():
         raise DatasetError(f"split file {path} is missing")
@@ -83,10 +93,28 @@ def read_split(root: Path, split: str) -> list[LabelledPhoto]:
         parts = [part.strip() for part in line.split(",")]
         if len(parts) != 3:
             raise DatasetError(f"{path}:{line_no}: expected 'path, fine_id, coarse_id'")
+        where = f"{path}:{line_no}"
         try:
-            photos.append(LabelledPhoto(root / parts[0].lstrip("/"), int(parts[1]), int(parts[2])))
+            photo = LabelledPhoto(root / parts[0].lstrip("/"), int(parts[1]), int(parts[2]), where)
         except ValueError as exc:
-            raise DatasetError(f"{path}:{line_no}: class ids must be integers ({exc})") from exc
+            raise DatasetError(f"{where}: class ids must be integers ({exc})") from exc
+        if not photo.path.is_file():
+            raise DatasetError(f"{where}: {parts[0]} is not a file in {root}")
+        photos.append(photo)
+    if classes is not None:
+        _check_ids(photos, classes)
     if not photos:
         raise DatasetError(f"split file {path} lists no photos")
     return photos
+
+
+def _check_ids(photos: list[LabelledPhoto], classes: list[ProductClass]) -> None:
+    coarse_of = {c.class_id: c.coarse_id for c in classes}
+    for photo in photos:
+        if photo.class_id not in coarse_of:
+            raise DatasetError(f"{photo.where}: class {photo.class_id} is not in classes.csv")
+        if photo.coarse_id != coarse_of[photo.class_id]:
+            raise DatasetError(
+                f"{photo.where}: coarse class {photo.coarse_id} is not class "
+                f"{photo.class_id}'s ({coarse_of[photo.class_id]} in classes.csv)"
+            )

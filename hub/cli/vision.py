@@ -25,10 +25,11 @@ from hub.cli.common import config_option, load, print_json, reports_errors
 from hub.clock import SystemClock
 from hub.config.vision import VisionConfig
 from hub.db import Database
-from hub.errors import InvalidInput
+from hub.errors import HubError, InvalidInput
 from hub.inventory import Inventory
 from hub.photo_search import PhotoService
 from vision.dataset import DatasetError, LabelledPhoto, ProductClass, read_classes, read_split
+from vision.errors import VisionError
 from vision.pack import ReferencePack, save_pack
 from vision.tools.finetune import BACKBONES, FinetuneSettings, TrainingPhoto
 
@@ -56,7 +57,7 @@ def dataset_store(
     image, and the photos of ``enrol_split`` enrolled as reference photos."""
     try:
         classes = read_classes(dataset)
-        enrol = read_split(dataset, enrol_split)
+        enrol = read_split(dataset, enrol_split, classes)
     except DatasetError as exc:
         raise InvalidInput(exc.message) from exc
     with tempfile.TemporaryDirectory(prefix="rh-vision-eval-") as tmp:
@@ -68,7 +69,7 @@ def dataset_store(
             inventory = Inventory(db, clock)
             catalog = Catalog(db, clock, inventory, root / "images")
             report = catalog.import_rows(
-                [(c.class_id, _product_row(c, dataset)) for c in classes], dataset
+                [(c.line, _product_row(c, dataset)) for c in classes], dataset
             )
             if report.rejected:
                 raise InvalidInput(
@@ -79,9 +80,13 @@ def dataset_store(
             service.load()
             for first in range(0, len(enrol), ENROL_CHUNK):
                 chunk = enrol[first : first + ENROL_CHUNK]
-                service.enrol_many(
-                    [(dataset_sku(p.class_id), p.path.read_bytes()) for p in chunk], rebuild=False
-                )
+                try:
+                    service.enrol_many(
+                        [(dataset_sku(p.class_id), p.path.read_bytes()) for p in chunk],
+                        rebuild=False,
+                    )
+                except HubError as exc:
+                    raise _naming_the_photo(exc, chunk) from exc
             service.refresh()
             yield EvalStore(service, {dataset_sku(c.class_id): c.coarse_id for c in classes})
         finally:
@@ -97,10 +102,18 @@ def _product_row(product: ProductClass, dataset: Path) -> dict[str, object]:
     }
 
 
+def _naming_the_photo(exc: HubError, chunk: list[LabelledPhoto]) -> HubError:
+    """``exc`` from enrolling ``chunk`` with the split file and line of the photo it is about."""
+    number = exc.details.get("photo") if isinstance(exc.details, dict) else None
+    if not isinstance(number, int) or not isinstance(exc.__cause__, VisionError):
+        return exc
+    return InvalidInput(f"{chunk[number - 1].where}: {exc.__cause__.message}", code=exc.code)
+
+
 def read_split_checked(dataset: Path, split: str) -> list[LabelledPhoto]:
     """The photos of a split file, or an error a person can act on."""
     try:
-        return read_split(dataset, split)
+        return read_split(dataset, split, read_classes(dataset))
     except DatasetError as exc:
         raise InvalidInput(exc.message) from exc
 
@@ -111,7 +124,10 @@ def evaluate(store: EvalStore, photos: list[LabelledPhoto]) -> dict[str, object]
     times = []
     for photo in photos:
         truth = dataset_sku(photo.class_id)
-        skus, ms = store.service.ranked_skus(photo.path.read_bytes(), 5)
+        try:
+            skus, ms = store.service.ranked_skus(photo.path.read_bytes(), 5)
+        except HubError as exc:
+            raise InvalidInput(f"{photo.where}: {exc.message}", code=exc.code) from exc
         times.append(ms)
         top1 += bool(skus) and skus[0] == truth
         top5 += truth in skus

@@ -4,6 +4,7 @@ product's code and prints the contract's JSON."""
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import sys
 from pathlib import Path
@@ -76,6 +77,42 @@ def test_eval_names_a_missing_split_file(tmp_path: Path) -> None:
     assert "test.txt is missing" in result.output
 
 
+@pytest.mark.parametrize(
+    ("split", "change", "message"),
+    [
+        ("val.txt", "missing photo", r"val\.txt:3: \S+_999\.jpg is not a file in"),
+        ("val.txt", "unknown class", r"val\.txt:3: class 999 is not in classes\.csv"),
+        ("val.txt", "wrong coarse class", r"val\.txt:3: coarse class 99 is not class \d+'s"),
+        ("val.txt", "corrupt photo", r"val\.txt:3: the JPEG file is cut short"),
+        ("train.txt", "corrupt photo", r"train\.txt:3: the JPEG file is cut short"),
+    ],
+)
+def test_eval_names_the_split_line_it_cannot_use(
+    tmp_path: Path, split: str, change: str, message: str
+) -> None:
+    """Why: a missing photo stopped eval with a traceback after all the enrolment, an unknown
+    class id was counted silently as a miss, and a corrupt photo's error named no file (and,
+    among the train photos, a position that restarted every 256 photos)."""
+    dataset = small_dataset(tmp_path)
+    lines = (dataset / split).read_text(encoding="utf-8").splitlines()
+    path, fine, coarse = (part.strip() for part in lines[2].split(","))
+    if change == "missing photo":
+        lines[2] = f"{path[:-4]}_999.jpg, {fine}, {coarse}"
+    elif change == "unknown class":
+        lines[2] = f"{path}, 999, {coarse}"
+    elif change == "wrong coarse class":
+        lines[2] = f"{path}, {fine}, 99"
+    else:
+        photo = dataset / path
+        photo.write_bytes(photo.read_bytes()[:2000])
+    (dataset / split).write_text("\n".join(lines) + "\n", encoding="utf-8")
+    result = CliRunner().invoke(
+        main, ["vision", "eval", str(dataset), "--split", "val.txt", "--model", str(MODEL)]
+    )
+    assert result.exit_code == 1 and "Traceback" not in result.output, result.output
+    assert re.search(rf"error: .*{message}", result.output), result.output
+
+
 def test_train_without_photos_explains(tmp_path: Path) -> None:
     config = tmp_path / "hub.toml"
     config.write_text('[store]\nid = "s1"\nname = "Store"\ndatabase = "hub.db"\n', encoding="utf-8")
@@ -122,6 +159,10 @@ def test_dataset_files_written_by_windows_tools_are_read(tmp_path: Path) -> None
     """A byte-order mark, CRLF line ends and a leading slash (as classes.csv writes its iconic
     paths) in a split file name the same photos as the plain file."""
     plain = (GROCERY / "val.txt").read_text(encoding="utf-8").splitlines()[:3]
+    for line in plain:
+        photo = tmp_path / line.split(",")[0]
+        photo.parent.mkdir(parents=True, exist_ok=True)
+        photo.symlink_to(GROCERY / line.split(",")[0])
     (tmp_path / "test.txt").write_bytes(
         b"\xef\xbb\xbf" + "\r\n".join("/" + line for line in plain).encode() + b"\r\n"
     )
