@@ -117,13 +117,16 @@ def score(
 ) -> Score:
     """Match detected events to the truth of one run. ``heard`` (each member's sighting times,
     sorted) splits missed arrivals by cause: a phone quiet at the door gave nothing to decide on,
-    which no detector can fix; one heard there and not recognised is the detector's."""
+    which no detector can fix; one heard there and not recognised is the detector's. A visit
+    the truth never closes lasts to the end of the run (the last truth record or sighting)."""
     visits: dict[str, list[_Visit]] = defaultdict(list)
     passers: dict[str, bool] = {}
     open_visits: dict[str, _Visit] = {}
+    end = max((times[-1] for times in heard.values() if times), default=-math.inf)
     for record in truth:
         kind, member = record.get("event"), record.get("member")
         t = float(record["t"])  # type: ignore[arg-type]
+        end = max(end, t)
         if not isinstance(member, str):
             continue
         if kind == "arrived":
@@ -136,6 +139,8 @@ def score(
             open_visits.pop(member).left = t
         elif kind == "passed":
             passers[member] = bool(record.get("lingered"))
+    for visit in open_visits.values():
+        visit.left = max(end, visit.arrived)
 
     result = Score(
         passers=sum(1 for lingered in passers.values() if not lingered),

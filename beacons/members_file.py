@@ -39,7 +39,10 @@ def parse_members(doc: object, *, source: str = "members file") -> MemberKeys:
     members = doc.get("members")
     if not isinstance(members, list):
         raise MembersFileError(f"{source}: members must be a list of {{id, key}} objects")
-    prefix = parse_prefix(doc["chain_prefix"])
+    try:
+        prefix = parse_prefix(doc["chain_prefix"])
+    except MembersFileError as exc:
+        raise MembersFileError(f"{source}: {exc}") from exc
     keys: dict[str, bytes] = {}
     for index, entry in enumerate(members):
         if not isinstance(entry, dict) or not {"id", "key"} <= set(entry):
@@ -51,7 +54,10 @@ def parse_members(doc: object, *, source: str = "members file") -> MemberKeys:
             raise MembersFileError(f"{source}: members[{index}] needs a string id and key")
         if member in keys:
             raise MembersFileError(f"{source}: member {member!r} appears twice")
-        keys[member] = parse_key(member, key)
+        try:
+            keys[member] = parse_key(member, key)
+        except MembersFileError as exc:
+            raise MembersFileError(f"{source}: {exc}") from exc
     return MemberKeys(prefix, keys)
 
 
@@ -61,6 +67,9 @@ def load_members(path: Path) -> MemberKeys:
         doc = json.loads(path.read_text(encoding="utf-8-sig"))
     except OSError as exc:
         raise MembersFileError(f"{path}: cannot read: {exc.strerror}") from exc
+    except UnicodeDecodeError as exc:
+        message = f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start})"
+        raise MembersFileError(message) from exc
     except json.JSONDecodeError as exc:
         raise MembersFileError(f"{path}: not valid JSON ({exc})") from exc
     return parse_members(doc, source=str(path))

@@ -5,6 +5,7 @@ its address, token and RSSI are neither stored nor logged."""
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Iterator
 from typing import IO, Protocol
 
@@ -39,8 +40,29 @@ class TraceClock:
         return self.t
 
 
+#: How far behind the newest advertisement one may arrive without counting as out of order:
+#: scanner nodes relaying over MQTT deliver a few seconds apart.
+LATE_S = 5.0
+
+
+def count_late(times: Iterable[float]) -> int:
+    """How many of ``times`` are more than ``LATE_S`` before a time that came earlier."""
+    newest, late = -math.inf, 0
+    for t in times:
+        if t > newest:
+            newest = t
+        elif t < newest - LATE_S:
+            late += 1
+    return late
+
+
 class PresencePipeline:
-    """Feeds advertisements through the resolver into a detector, in arrival order."""
+    """Feeds advertisements through the resolver into a detector, in arrival order.
+
+    A trace must be in time order: the engine's clock is the newest time seen, so an
+    advertisement from long before it is judged as if it were heard now. Such advertisements
+    are counted (``late``, and ``first_late_line`` for a trace read by lines) so the caller can
+    say the results are not to be trusted."""
 
     def __init__(
         self, resolver: TokenResolver, detector: Detector, clock: TraceClock | None = None
@@ -50,6 +72,8 @@ class PresencePipeline:
         self.clock = clock or TraceClock()
         self.advertisements = 0
         self.resolved = 0
+        self.late = 0
+        self.first_late_line: int | None = None
 
     def feed(self, adv: Advertisement) -> list[PresenceEvent]:
         """Process one advertisement; returns the events due by its time."""
@@ -62,6 +86,8 @@ class PresencePipeline:
         self.advertisements += 1
         if t > self.clock.t:
             self.clock.t = t
+        elif t < self.clock.t - LATE_S:
+            self.late += 1
         detector = self.detector
         events = detector.expire(t) if t >= detector.next_deadline else []
         for uuid in service_uuids:
@@ -86,6 +112,8 @@ class PresencePipeline:
             if line.strip():
                 adv = decode_line(line, source=source, number=number)
                 yield from self.feed_fields(adv.t, adv.scanner, adv.rssi, adv.service_uuids)
+                if self.late and self.first_late_line is None:
+                    self.first_late_line = number
 
 
 def replay_pipeline(

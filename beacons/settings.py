@@ -86,11 +86,17 @@ class ScannerSettings(_Strict):
 
     @model_validator(mode="after")
     def _ordered(self) -> ScannerSettings:
-        if not self.exit_dbm <= self.inside_dbm <= self.pass_dbm <= self.enter_dbm:
+        """Only the thresholds the scanner's role uses are ordered: an interior scanner decides
+        on enter_dbm alone, an entrance or doorway one never does."""
+        if self.role == "interior":
+            names, values = ("exit_dbm", "enter_dbm"), (self.exit_dbm, self.enter_dbm)
+        else:
+            names = ("exit_dbm", "inside_dbm", "pass_dbm")
+            values = (self.exit_dbm, self.inside_dbm, self.pass_dbm)
+        if list(values) != sorted(values):
             raise ValueError(
-                f"scanner {self.name!r}: thresholds must satisfy exit_dbm <= inside_dbm <= "
-                f"pass_dbm <= enter_dbm (got {self.exit_dbm}, {self.inside_dbm}, "
-                f"{self.pass_dbm}, {self.enter_dbm})"
+                f"scanner {self.name!r} ({self.role}): thresholds must satisfy "
+                f"{' <= '.join(names)} (got {', '.join(f'{v:g}' for v in values)})"
             )
         return self
 

@@ -16,6 +16,8 @@ from uuid import UUID
 from beacons.errors import MembersFileError
 
 WINDOW_S = 512
+#: Windows a token can be made for: the counter is an unsigned 64-bit number.
+WINDOWS = range(2**64)
 TOKEN_LABEL = b"rh-token"
 PREFIX_BYTES = 8
 KEY_BYTES = 16
@@ -78,7 +80,9 @@ class TokenResolver:
 
     The table only moves forward: an advertisement a little older than the newest one (several
     scanners relaying out of order) is looked up in the same table, which still holds the previous
-    window. A jump back by more than one window (a new recording) rebuilds around the older time."""
+    window. A jump back by more than one window (a new recording) rebuilds around the older time.
+    Each token still resolves only within one window of the advertisement's own time.
+    Times before the first window (a trace in seconds from 0) simply have no previous window."""
 
     def __init__(self, chain_prefix: bytes, keys: Mapping[str, bytes] | None = None) -> None:
         if len(chain_prefix) != PREFIX_BYTES:
@@ -87,7 +91,7 @@ class TokenResolver:
         self._keys: dict[str, bytes] = {}
         self._center: int | None = None
         self._by_window: dict[int, dict[str, str]] = {}
-        self._table: dict[str, str] = {}
+        self._table: dict[str, tuple[str, int]] = {}
         self.set_keys(keys or {})
 
     @property
@@ -117,15 +121,17 @@ class TokenResolver:
         center = self._center
         if center is None or window > center or window < center - 1:
             self._rebuild(window)
-        return self._table.get(service_uuid)
+        hit = self._table.get(service_uuid)
+        if hit is None or abs(hit[1] - window) > 1:
+            return None
+        return hit[0]
 
     def _rebuild(self, center: int) -> None:
-        wanted = (center - 1, center, center + 1)
+        wanted = [w for w in (center - 1, center, center + 1) if w in WINDOWS]
         self._by_window = {w: self._by_window.get(w) or self._window_table(w) for w in wanted}
-        table: dict[str, str] = {}
-        for w in wanted:
-            table.update(self._by_window[w])
-        self._table = table
+        self._table = {
+            uuid: (member, w) for w in wanted for uuid, member in self._by_window[w].items()
+        }
         self._center = center
 
     def _window_table(self, window: int) -> dict[str, str]:

@@ -28,6 +28,12 @@ def decode_line(
         raise TraceError(f"not an advertisement record: {exc}", source=source, line=number) from exc
     except msgspec.DecodeError as exc:
         raise TraceError(f"not valid JSON: {exc}", source=source, line=number) from exc
+    except UnicodeDecodeError as exc:
+        raise TraceError(
+            f"not UTF-8 text ({exc.reason} at byte {exc.start + 1} of the line)",
+            source=source,
+            line=number,
+        ) from exc
     if adv.t != adv.t or adv.t in (float("inf"), float("-inf")):
         raise TraceError("t must be a finite Unix time in seconds", source=source, line=number)
     return adv

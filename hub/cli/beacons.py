@@ -16,13 +16,14 @@ from typing import Any
 
 import click
 import msgspec
+from pydantic import ValidationError
 
 from beacons.errors import BeaconsError
 from beacons.evaluation import evaluate, read_truth, write_truth
 from beacons.fleet import load_fleet, render_beacon, render_scanner
 from beacons.members_file import load_members, save_members
 from beacons.naive import ThresholdDetector
-from beacons.pipeline import replay_pipeline
+from beacons.pipeline import LATE_S, count_late, replay_pipeline
 from beacons.presence import PresenceEngine
 from beacons.settings import PresenceSettings
 from beacons.simulator import Scenario, simulate
@@ -48,8 +49,15 @@ def _reports_beacon_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
             return fn(*args, **kwargs)
         except BeaconsError as exc:
             _fail(str(exc))
+        except OSError as exc:  # a full disk, a folder that went away
+            _fail(f"{exc.filename or 'output'}: {exc.strerror or exc}")
 
     return wrapper
+
+
+def _about(field: str) -> str | None:
+    """A simulate option's help: the scenario field's own description."""
+    return Scenario.model_fields[field].description
 
 
 def _presence_settings(config_path: Path | None) -> PresenceSettings:
@@ -110,6 +118,11 @@ def replay_cmd(trace: Path, members_path: Path, config_path: Path | None) -> Non
             )
             out.write(b"\n")
     out.flush()
+    if pipeline.late:
+        click.echo(
+            f"warning: {trace}:{pipeline.first_late_line}: {_late(pipeline.late)}",
+            err=True,
+        )
     unknown = engine.unknown_scanners
     if unknown:
         names = ", ".join(f"{name} ({count})" for name, count in sorted(unknown.items()))
@@ -118,6 +131,14 @@ def replay_cmd(trace: Path, members_path: Path, config_path: Path | None) -> Non
             "name them in [beacons.presence] scanners (--config)",
             err=True,
         )
+
+
+def _late(count: int) -> str:
+    return (
+        f"{count} advertisements are more than {LATE_S:g} s older than one before them; the "
+        "engine decides in the trace's order, so the results are not to be trusted: sort the "
+        "trace by t"
+    )
 
 
 @beacons.command("simulate")
@@ -142,14 +163,14 @@ def replay_cmd(trace: Path, members_path: Path, config_path: Path | None) -> Non
     default=None,
     help="Members file to write [default: TRACE.members.json].",
 )
-@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--seed", type=int, default=0, show_default=True, help=_about("seed"))
 @click.option(
     "--duration",
     "duration_s",
     type=float,
     default=3600.0,
     show_default=True,
-    help="Seconds of trace.",
+    help="Seconds of trace (more than 60, at most a week).",
 )
 @click.option(
     "--layout",
@@ -159,19 +180,47 @@ def replay_cmd(trace: Path, members_path: Path, config_path: Path | None) -> Non
     help="One door scanner; the same plus an interior scanner "
     "'inner'; or three zones with a scanner each.",
 )
-@click.option("--visits-per-hour", type=float, default=30.0, show_default=True)
-@click.option("--passers-per-hour", type=float, default=150.0, show_default=True)
-@click.option("--window-shopper-share", type=float, default=0.25, show_default=True)
-@click.option("--non-members-per-hour", type=float, default=150.0, show_default=True)
+@click.option(
+    "--visits-per-hour", type=float, default=30.0, show_default=True, help=_about("visits_per_hour")
+)
+@click.option(
+    "--passers-per-hour",
+    type=float,
+    default=150.0,
+    show_default=True,
+    help=_about("passers_per_hour"),
+)
+@click.option(
+    "--window-shopper-share",
+    type=float,
+    default=0.25,
+    show_default=True,
+    help=_about("window_shopper_share"),
+)
+@click.option(
+    "--non-members-per-hour",
+    type=float,
+    default=150.0,
+    show_default=True,
+    help=_about("non_members_per_hour"),
+)
 @click.option(
     "--background-share",
     type=float,
     default=0.3,
     show_default=True,
-    help="Visitors whose phone goes quiet for a while.",
+    help=_about("background_share"),
 )
-@click.option("--quiet-at-entry-share", type=float, default=0.0, show_default=True)
-@click.option("--store-beacons", type=int, default=3, show_default=True)
+@click.option(
+    "--quiet-at-entry-share",
+    type=float,
+    default=0.0,
+    show_default=True,
+    help=_about("quiet_at_entry_share"),
+)
+@click.option(
+    "--store-beacons", type=int, default=3, show_default=True, help=_about("store_beacons")
+)
 @click.option(
     "--fixed-store",
     is_flag=True,
@@ -209,13 +258,20 @@ def simulate_cmd(
             store_beacons=store_beacons,
             vary=not fixed_store,
         )
-    except ValueError as exc:
-        _fail(f"bad scenario: {exc}")
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"--{str(e['loc'][0]).removesuffix('_s').replace('_', '-')}: {e['msg']}"
+            for e in exc.errors()
+        )
+        _fail(f"bad scenario: {problems}")
         return
+    members_path = members_path or _members_path(out_path)
+    for path in (out_path, truth_path, members_path):
+        if not path.parent.is_dir():
+            _fail(f"{path}: folder {path.parent} does not exist")
     sim = simulate(scenario)
     count = write_trace(out_path, sim.advertisements)
     write_truth(truth_path, sim.truth)
-    members_path = members_path or _members_path(out_path)
     save_members(members_path, sim.members)
     visits = sum(1 for r in sim.truth if r["event"] == "arrived")
     passers = sum(1 for r in sim.truth if r["event"] == "passed")
@@ -258,6 +314,9 @@ def eval_cmd(
     settings = _presence_settings(config_path)
     members = load_members(members_path or _members_path(trace))
     advertisements = list(read_trace(trace))
+    late = count_late(a.t for a in advertisements)
+    if late:
+        click.echo(f"warning: {trace}: {_late(late)}", err=True)
     scores = evaluate(
         advertisements,
         read_truth(truth),

@@ -164,6 +164,42 @@ def test_replay_command_reports_a_bad_trace_line(tmp_path: Path) -> None:
     assert f"{trace}:1:" in result.output and "address" in result.output
 
 
+def test_replay_command_warns_about_a_trace_out_of_time_order(tmp_path: Path) -> None:
+    """Why: the engine's clock is the newest time seen, so a shuffled or reversed trace gave no
+    events or wrong ones, and nothing said so."""
+    trace = tmp_path / "store.jsonl"
+    write_store_trace(trace)
+    lines = trace.read_text().splitlines()
+    half = len(lines) // 2
+    trace.write_text("\n".join(lines[half:] + lines[:half]) + "\n")
+    members = tmp_path / "members.json"
+    members.write_text(
+        json.dumps({"chain_prefix": PREFIX, "members": [{"id": "walker", "key": WALKER_KEY}]})
+    )
+    result = CliRunner().invoke(main, ["beacons", "replay", str(trace), "--members", str(members)])
+    assert result.exit_code == 0
+    assert f"{trace}:{len(lines) - half + 1}: " in result.stderr
+    assert "sort the trace by t" in result.stderr
+
+
+def test_simulate_checks_its_options_and_folders_before_simulating(tmp_path: Path) -> None:
+    """Why: a missing output folder gave a traceback after the whole simulation had run, and
+    bad options printed pydantic's text with internal names (duration_s)."""
+    runner = CliRunner()
+    missing = tmp_path / "no" / "trace.jsonl"
+    result = runner.invoke(
+        main, ["beacons", "simulate", "--out", str(missing), "--truth", str(tmp_path / "t.jsonl")]
+    )
+    assert result.exit_code == 1 and f"folder {missing.parent} does not exist" in result.output
+    result = runner.invoke(
+        main,
+        ["beacons", "simulate", "--out", str(tmp_path / "a.jsonl"), "--truth",
+         str(tmp_path / "t.jsonl"), "--duration", "10"],
+    )
+    assert result.exit_code == 1 and "--duration: " in result.output
+    assert "duration_s" not in result.output
+
+
 def test_replay_command_warns_about_scanners_it_was_not_told_about(tmp_path: Path) -> None:
     trace = tmp_path / "store.jsonl"
     write_store_trace(trace)

@@ -337,8 +337,14 @@ def test_present_members_are_listed_for_staff() -> None:
 
 
 def test_settings_refuse_thresholds_in_the_wrong_order() -> None:
-    with pytest.raises(ValueError, match="exit_dbm <= inside_dbm"):
-        ScannerSettings(name="door", pass_dbm=-50, enter_dbm=-60)
+    with pytest.raises(ValueError, match="exit_dbm <= inside_dbm <= pass_dbm"):
+        ScannerSettings(name="door", pass_dbm=-70, inside_dbm=-60)
+    with pytest.raises(ValueError, match=r"'aisle' \(interior\): .*exit_dbm <= enter_dbm"):
+        ScannerSettings(name="aisle", role="interior", enter_dbm=-90, exit_dbm=-85)
+    # Why: an interior scanner decides on enter_dbm alone, yet one at -80 dBm was refused
+    # unless pass_dbm, an entrance setting, was lowered with it.
+    ScannerSettings(name="aisle", role="interior", enter_dbm=-80)
+    ScannerSettings(name="door", enter_dbm=-90)  # an entrance scanner never reads enter_dbm
     with pytest.raises(ValueError, match="unique"):
         PresenceSettings(scanners=[ScannerSettings(name="a"), ScannerSettings(name="a")])
     with pytest.raises(ValueError, match="extra"):

@@ -160,3 +160,14 @@ def test_missed_arrivals_are_split_by_cause() -> None:
         "already_present_at_the_door": 25.0,
         "heard_but_not_recognised": 25.0,
     }
+
+
+def test_a_visit_the_truth_never_closes_lasts_to_the_end_of_the_run() -> None:
+    """Why: a truth file with "arrived" and no "left" made the zone scoring step one second at a
+    time towards infinity, and eval never finished."""
+    truth = [{"t": 100.0, "member": "v1", "event": "arrived", "zone": "door"}]
+    events = [PresenceEvent(103.0, "v1", "arrived", "door")]
+    metrics = score(truth, events, {"v1": [99.0, 103.0, 460.0]}).metrics()
+    assert metrics["arrival_latency_p50_s"] == 3.0
+    assert metrics["zone_accuracy"] == 1.0
+    assert metrics["flaps_per_visit_hour"] == 0.0  # over the 360 s heard

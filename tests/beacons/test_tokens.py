@@ -71,6 +71,27 @@ def test_the_table_moves_forward_as_windows_turn() -> None:
     assert resolver.resolve(token_uuid(PREFIX, KEY, window_of(later) - 1), later - WINDOW_S) == "m1"
 
 
+def test_a_late_advertisement_is_judged_by_its_own_time() -> None:
+    """Why: the table spans the newest time's windows, so a line stamped a window earlier
+    (out of order) carrying the token of the window after the newest was accepted, two windows
+    from its own time."""
+    resolver = _resolver()
+    t = BOUNDARY + 10
+    assert resolver.resolve(token_uuid(PREFIX, KEY, window_of(t)), t) == "m1"
+    late = t - WINDOW_S
+    assert resolver.resolve(token_uuid(PREFIX, KEY, window_of(t) + 1), late) is None
+
+
+@pytest.mark.parametrize("t", [0.0, 12.5, -3.0, 1e30])
+def test_times_outside_the_token_counter_resolve_nothing_and_never_fail(t: float) -> None:
+    """A trace timed from 0 (the design example's t is 12.5) has no window before the first;
+    asking for window -1 raised OverflowError and stopped the replay."""
+    resolver = _resolver()
+    expected = "m1" if 0 <= t < 2**64 * WINDOW_S else None
+    uuid = token_uuid(PREFIX, KEY, max(0, window_of(t))) if expected else "0" * 36
+    assert resolver.resolve(uuid, t) == expected
+
+
 def test_unknown_members_and_foreign_prefixes_do_not_resolve() -> None:
     t = BOUNDARY + 1
     other_key = bytes(16)

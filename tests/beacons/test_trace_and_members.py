@@ -56,10 +56,12 @@ def test_lines_round_trip_and_keep_every_field() -> None:
         ('{"t": 1, "scanner": "door", "address": "a"}', "rssi"),
         ('{"t": "soon", "scanner": "door", "address": "a", "rssi": -60}', "t"),
         ('{"t": NaN, "scanner": "door", "address": "a", "rssi": -60}', ""),
+        ('{"t": 1, "scanner": "d\xe9", "address": "a", "rssi": -60}', "not UTF-8 text"),
     ],
 )
 def test_bad_lines_name_the_file_line_and_field(line: str, message: str) -> None:
-    stream = io.BytesIO(b"\n" + LINE.encode() + b"\n" + line.encode() + b"\n")
+    bad = line.encode("latin-1") if "\xe9" in line else line.encode()
+    stream = io.BytesIO(b"\n" + LINE.encode() + b"\n" + bad + b"\n")
     with pytest.raises(TraceError) as caught:
         list(iter_lines(stream, source="shop.jsonl"))
     assert str(caught.value).startswith("shop.jsonl:3: ")
@@ -151,6 +153,17 @@ def test_members_file_that_is_not_json(tmp_path: Path) -> None:
     path.write_text("{")
     with pytest.raises(MembersFileError, match="not valid JSON"):
         load_members(path)
+    path.write_bytes('{"chain_prefix": "Sj\xf6"}'.encode("latin-1"))
+    with pytest.raises(MembersFileError, match=r"m\.json: not UTF-8 text"):
+        load_members(path)
+
+
+def test_members_file_key_errors_name_the_file(tmp_path: Path) -> None:
+    doc = {"chain_prefix": "00" * 8, "members": [{"id": "a", "key": "xyz"}]}
+    with pytest.raises(MembersFileError, match=r"members\.json: member 'a'"):
+        load_members(_members(tmp_path, doc))
+    with pytest.raises(MembersFileError, match=r"members\.json: chain prefix"):
+        load_members(_members(tmp_path, {"chain_prefix": "00", "members": []}))
 
 
 def test_advertisement_defaults_are_empty() -> None:
