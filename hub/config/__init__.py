@@ -154,7 +154,10 @@ def _validated(model: type[M], data: Any, text: str, path: Path, table: tuple[st
 
 def _explain(err: Any) -> str:
     if err["type"] == "extra_forbidden":
-        return "unknown setting (check the spelling; see hub.example.toml for every setting)"
+        return (
+            "unknown setting (check the spelling; 'retail-hub config reference' lists every "
+            "setting)"
+        )
     if err["type"] == "missing":
         return "required setting is missing"
     return str(err["msg"]).removeprefix("Value error, ")
