@@ -55,9 +55,16 @@ def _reports_beacon_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
     return wrapper
 
 
-def _about(field: str) -> str | None:
-    """A simulate option's help: the scenario field's own description."""
-    return Scenario.model_fields[field].description
+def _scenario_option(field: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """A simulate option made from the scenario field: its type, default and description."""
+    info = Scenario.model_fields[field]
+    return click.option(
+        f"--{field.replace('_', '-')}",
+        type=info.annotation,
+        default=info.default,
+        show_default=True,
+        help=info.description,
+    )
 
 
 def _presence_settings(config_path: Path | None) -> PresenceSettings:
@@ -163,7 +170,7 @@ def _late(count: int) -> str:
     default=None,
     help="Members file to write [default: TRACE.members.json].",
 )
-@click.option("--seed", type=int, default=0, show_default=True, help=_about("seed"))
+@_scenario_option("seed")
 @click.option(
     "--duration",
     "duration_s",
@@ -180,47 +187,13 @@ def _late(count: int) -> str:
     help="One door scanner; the same plus an interior scanner "
     "'inner'; or three zones with a scanner each.",
 )
-@click.option(
-    "--visits-per-hour", type=float, default=30.0, show_default=True, help=_about("visits_per_hour")
-)
-@click.option(
-    "--passers-per-hour",
-    type=float,
-    default=150.0,
-    show_default=True,
-    help=_about("passers_per_hour"),
-)
-@click.option(
-    "--window-shopper-share",
-    type=float,
-    default=0.25,
-    show_default=True,
-    help=_about("window_shopper_share"),
-)
-@click.option(
-    "--non-members-per-hour",
-    type=float,
-    default=150.0,
-    show_default=True,
-    help=_about("non_members_per_hour"),
-)
-@click.option(
-    "--background-share",
-    type=float,
-    default=0.3,
-    show_default=True,
-    help=_about("background_share"),
-)
-@click.option(
-    "--quiet-at-entry-share",
-    type=float,
-    default=0.0,
-    show_default=True,
-    help=_about("quiet_at_entry_share"),
-)
-@click.option(
-    "--store-beacons", type=int, default=3, show_default=True, help=_about("store_beacons")
-)
+@_scenario_option("visits_per_hour")
+@_scenario_option("passers_per_hour")
+@_scenario_option("window_shopper_share")
+@_scenario_option("non_members_per_hour")
+@_scenario_option("background_share")
+@_scenario_option("quiet_at_entry_share")
+@_scenario_option("store_beacons")
 @click.option(
     "--fixed-store",
     is_flag=True,
