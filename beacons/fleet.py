@@ -7,6 +7,7 @@ The same declaration tells fleet health which advertisements are the store's own
 from __future__ import annotations
 
 import struct
+from collections import Counter
 from pathlib import Path
 from typing import Annotated, Literal
 from uuid import UUID
@@ -195,23 +196,54 @@ class Fleet(_Strict):
             ("beacon id", [b.id for b in self.beacons]),
             ("scanner name", [s.name for s in self.scanners]),
         ):
-            dupes = sorted({n for n in names if names.count(n) > 1})
+            dupes = sorted(n for n, count in Counter(names).items() if count > 1)
             if dupes:
                 raise ValueError(f"duplicate {what}s: {', '.join(dupes)}")
-        idents = [repr(b.identity_frame()) for b in self.beacons if b.kind != "eddystone-eid"]
+        idents = [
+            b.identity_key.lower() if b.identity_key else repr(b.identity_frame())
+            for b in self.beacons
+        ]
         if len(idents) != len(set(idents)):
             raise ValueError("two beacons advertise the same identity; each needs its own ids")
         return self
 
 
+#: A store declares tens of devices; a fleet file of this size is something else.
+MAX_FLEET_BYTES = 1024 * 1024
+
+
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """YAML's safe loader, refusing a key given twice in one mapping: plain YAML keeps the last,
+    so a second ``beacons:`` would silently drop every beacon declared above it."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[object, object]:
+        seen: set[object] = set()
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            if not isinstance(key, str | int | float | bool):
+                continue  # an unhashable key is the base loader's to refuse
+            if key in seen:
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"{key!r} is given twice", key_node.start_mark
+                )
+            seen.add(key)
+        return super().construct_mapping(node, deep)
+
+
 def load_fleet(path: Path) -> Fleet:
     """Read and check a fleet file. Raises FleetError listing every problem with its location."""
     try:
+        if path.stat().st_size > MAX_FLEET_BYTES:
+            raise FleetError(
+                f"{path}: larger than {MAX_FLEET_BYTES >> 10} KiB; is it a fleet file?"
+            )
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise FleetError(f"{path}: cannot read: {exc.strerror}") from exc
+    except UnicodeDecodeError as exc:
+        raise FleetError(f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start})") from exc
     try:
-        doc = yaml.safe_load(text)
+        doc = yaml.load(text, Loader=_UniqueKeyLoader)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark else ""

@@ -15,6 +15,8 @@ from beacons.advertisement import Advertisement
 from beacons.errors import TraceError
 
 _decoder = msgspec.json.Decoder(Advertisement)
+#: Received power a Bluetooth LE radio can report, in dBm (HCI reports -127..20).
+RSSI_DBM = (-130, 30)
 _encoder = msgspec.json.Encoder()
 
 
@@ -34,8 +36,16 @@ def decode_line(
             source=source,
             line=number,
         ) from exc
+    except RecursionError as exc:
+        raise TraceError("JSON nested too deeply", source=source, line=number) from exc
     if adv.t != adv.t or adv.t in (float("inf"), float("-inf")):
         raise TraceError("t must be a finite Unix time in seconds", source=source, line=number)
+    if not RSSI_DBM[0] <= adv.rssi <= RSSI_DBM[1]:
+        raise TraceError(
+            f"rssi must be dBm between {RSSI_DBM[0]} and {RSSI_DBM[1]}, got {adv.rssi}",
+            source=source,
+            line=number,
+        )
     return adv
 
 

@@ -59,6 +59,7 @@ def make_source(config: BeaconsConfig, services: Services) -> AdvertisementSourc
             port=config.relay_port,
             store=services.config.store.id,
             topic_prefix=services.config.mqtt.topic_prefix,
+            clock=clock.now,
         )
     if config.source == "replay":
         assert config.replay_file is not None

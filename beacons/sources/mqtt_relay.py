@@ -1,6 +1,10 @@
 """Scanner nodes relaying what they hear over the store's local MQTT broker (stores with several
 zones). A node publishes JSON Lines of trace-format advertisements on
 ``<prefix>/v1/<store>/scanners/<node>/adv``; the hub subscribes to every node of its store.
+A message over ``MAX_PAYLOAD_BYTES`` is refused whole (a node batches a fraction of a second),
+and an advertisement stamped more than ``MAX_SKEW_S`` away from the hub's clock is refused: a
+node without a synchronised clock would otherwise make its beacons look missing or its members
+leave and arrive again.
 
 paho-mqtt runs its network loop in its own thread; messages are handed to the event loop, which
 alone touches the sink. A malformed line is counted and logged once per node, never fatal: one
@@ -10,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -21,6 +26,11 @@ from beacons.sources.base import AdvertisementSink
 from beacons.trace import decode_line
 
 _log = logging.getLogger(__name__)
+
+#: Largest relay message read: a node publishes every 200 ms, a busy minute's worth is far less.
+MAX_PAYLOAD_BYTES = 256 * 1024
+#: How far a node's advertisement times may be from the hub's clock, in seconds.
+MAX_SKEW_S = 120.0
 
 
 class MqttRelaySource:
@@ -35,12 +45,14 @@ class MqttRelaySource:
         topic_prefix: str = "retail",
         client_id: str | None = None,
         client_factory: Callable[..., Any] = mqtt.Client,
+        clock: Callable[[], float] = time.time,
     ) -> None:
         self.name = f"mqtt:{host}:{port}"
         self.host, self.port = host, port
         self.topic = relay_topic(topic_prefix, store, "+")
         self._client_id = client_id or f"hub-{store}-scanners"
         self._factory = client_factory
+        self._clock = clock
         self.received = 0
         self.rejected: dict[str, int] = {}
         self.connected = asyncio.Event()
@@ -70,6 +82,15 @@ class MqttRelaySource:
 
     def _deliver(self, topic: str, payload: bytes, sink: AdvertisementSink) -> None:
         node = topic.split("/")[-2]
+        if len(payload) > MAX_PAYLOAD_BYTES:
+            self._reject(
+                node,
+                TraceError(
+                    f"message of {len(payload)} bytes, over {MAX_PAYLOAD_BYTES}", source=topic
+                ),
+            )
+            return
+        now = self._clock()
         for number, line in enumerate(payload.splitlines(), start=1):
             if not line.strip():
                 continue
@@ -81,10 +102,21 @@ class MqttRelaySource:
                         source=topic,
                         line=number,
                     )
+                if abs(adv.t - now) > MAX_SKEW_S:
+                    raise TraceError(
+                        f"advertisement time is {adv.t - now:+.0f} s from the hub's clock; "
+                        "synchronise the node's clock (NTP)",
+                        source=topic,
+                        line=number,
+                    )
             except TraceError as exc:
-                count = self.rejected[node] = self.rejected.get(node, 0) + 1
-                if count == 1:
-                    _log.warning("relay node %s sent a bad advertisement: %s", node, exc)
+                self._reject(node, exc)
                 continue
             self.received += 1
             sink(adv)
+
+    def _reject(self, node: str, exc: TraceError) -> None:
+        """Count a refused line or message; the first from each node is logged."""
+        count = self.rejected[node] = self.rejected.get(node, 0) + 1
+        if count == 1:
+            _log.warning("relay node %s sent a bad advertisement: %s", node, exc)

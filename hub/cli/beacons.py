@@ -28,6 +28,7 @@ from beacons.presence import PresenceEngine
 from beacons.settings import PresenceSettings
 from beacons.simulator import Scenario, simulate
 from beacons.sources.bleak_scanner import BleakSource
+from beacons.tokens import parse_prefix
 from beacons.trace import encode, read_trace, write_trace
 from hub.cli.common import load
 from hub.config import load_presence
@@ -392,6 +393,7 @@ def scan_cmd(
     """Record what the real adapter hears as a trace (for calibration and bug reports)."""
     import time
 
+    prefix = parse_prefix(chain_prefix) if chain_prefix else b""
     sink_file = out_path.open("wb") if out_path else sys.stdout.buffer
 
     def sink(adv: Any) -> None:
@@ -403,7 +405,7 @@ def scan_cmd(
         sleep=asyncio.sleep,
         adapter=adapter,
         mode=mode,  # type: ignore[arg-type]
-        chain_prefix=bytes.fromhex(chain_prefix),
+        chain_prefix=prefix,
         watchdog_s=max(seconds, 5.0),
     )
 

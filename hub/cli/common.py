@@ -13,6 +13,8 @@ from typing import Any, TypeVar
 
 import click
 
+from beacons.errors import BeaconsError
+from beacons.fleet import load_fleet
 from hub.app import RunningHub, serve_until_stopped
 from hub.config import ConfigError, HubConfig, load_config
 from hub.errors import HubError
@@ -71,19 +73,29 @@ def print_json(data: Any) -> None:
     click.echo(json.dumps(data, indent=2, ensure_ascii=False))
 
 
-def check_secrets(config: HubConfig, config_path: Path) -> None:
-    """Read the staff token and broker password now, so a bad file stops start-up cleanly."""
+def check_files(config: HubConfig, config_path: Path) -> None:
+    """Read the files the config names (staff token, broker password, fleet) now and exit with
+    status 2 and every problem found, so ``config check`` reports them and a bad file stops
+    start-up cleanly instead of as a traceback."""
+    problems = []
     try:
         config.web.load_staff_token()
     except (OSError, ValueError) as exc:
-        click.echo(f"{config_path}: staff token: {exc}", err=True)
-        sys.exit(2)
+        problems.append(f"{config_path}: staff token: {exc}")
     if config.mqtt.enabled:
         try:
             config.mqtt.broker_settings(config.store.id)
         except OSError as exc:
-            click.echo(f"{config_path}: mqtt.password_file: {exc}", err=True)
-            sys.exit(2)
+            problems.append(f"{config_path}: mqtt.password_file: {exc}")
+    if config.beacons.fleet_file is not None:
+        try:
+            load_fleet(config.beacons.fleet_file)
+        except BeaconsError as exc:
+            problems.append(f"{config_path}: beacons.fleet_file: {exc}")
+    for problem in problems:
+        click.echo(problem, err=True)
+    if problems:
+        sys.exit(2)
 
 
 def serve(config: HubConfig, started: Callable[[RunningHub], None]) -> None:

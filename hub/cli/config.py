@@ -6,6 +6,7 @@ from pathlib import Path
 
 import click
 
+from hub.cli.common import check_files
 from hub.config import ConfigError, load_config
 
 
@@ -20,15 +21,12 @@ def check(file: Path) -> None:
     """Print every problem in FILE with its line, or 'ok'."""
     try:
         cfg = load_config(file)
-        token = cfg.web.load_staff_token()
     except ConfigError as exc:
         click.echo(str(exc), err=True)
         raise SystemExit(2) from None
-    except (OSError, ValueError) as exc:
-        click.echo(f"{file}: staff token: {exc}", err=True)
-        raise SystemExit(2) from None
+    check_files(cfg, file)
     click.echo(f"{file}: ok (store {cfg.store.id})")
-    if token is None:
+    if cfg.web.load_staff_token() is None:
         click.echo(
             f"note: no staff token (set {cfg.web.staff_token_env} or web.staff_token_file); "
             "staff endpoints will refuse every request", err=True,

@@ -77,6 +77,9 @@ def test_scanner_rendering_names_the_relay_topic() -> None:
             "duplicate scanner names: a",
         ),
         ("scanners:\n  - {name: a, kind: esp32-relay, scan_window_ms: 200}", "scan_window_ms"),
+        # Why: plain YAML keeps the last of two keys, so this declared no beacons at all.
+        ("beacons:\n  - {id: a, kind: eddystone-eid, identity_key: " + "ab" * 16 + "}\n"
+         "beacons: []\n", "(line 3, column 1): 'beacons' is given twice"),
     ],
 )
 def test_fleet_errors_point_at_the_problem(tmp_path: Path, text: str, message: str) -> None:
@@ -92,6 +95,20 @@ def test_two_beacons_with_one_identity_are_refused() -> None:
     same = {"kind": "ibeacon", "uuid": str(UUID(int=1)), "major": 1, "minor": 1}
     with pytest.raises(ValueError, match="same identity"):
         Fleet.model_validate({"beacons": [{"id": "a", **same}, {"id": "b", **same}]})
+    # Two EID beacons with one key advertise the same ids: health saw the second as missing.
+    eid = {"kind": "eddystone-eid", "identity_key": "ab" * 16}
+    with pytest.raises(ValueError, match="same identity"):
+        Fleet.model_validate({"beacons": [{"id": "a", **eid}, {"id": "b", **eid}]})
+
+
+def test_fleet_files_that_are_not_text_or_far_too_large_are_refused(tmp_path: Path) -> None:
+    path = tmp_path / "fleet.yaml"
+    path.write_bytes("beacons: []\nstore: k\xf6k\n".encode("latin-1"))
+    with pytest.raises(FleetError, match="fleet.yaml: not UTF-8 text"):
+        load_fleet(path)
+    path.write_text("beacons:\n" + "  - {id: b, kind: eddystone-eid, identity_key: x}\n" * 30000)
+    with pytest.raises(FleetError, match="larger than 1024 KiB"):
+        load_fleet(path)
 
 
 def test_eid_rotates_with_its_period_and_depends_on_the_key() -> None:

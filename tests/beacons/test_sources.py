@@ -20,7 +20,7 @@ from beacons.presence import PresenceEngine
 from beacons.settings import PresenceSettings
 from beacons.sources.base import DetectionCallback
 from beacons.sources.bleak_scanner import BleakSource, explain, passive_patterns
-from beacons.sources.mqtt_relay import MqttRelaySource
+from beacons.sources.mqtt_relay import MAX_PAYLOAD_BYTES, MAX_SKEW_S, MqttRelaySource
 from beacons.sources.replay import ReplaySource
 from beacons.sources.simulated import SimulatedRadio
 from beacons.tokens import TokenResolver, token_uuid, window_of
@@ -163,16 +163,24 @@ async def test_realtime_replay_sleeps_the_gaps(tmp_path: Path) -> None:
 
 
 async def test_relay_nodes_deliver_over_a_real_broker(mosquitto: Mosquitto) -> None:
-    source = MqttRelaySource(host="127.0.0.1", port=mosquitto.port, store="s1")
+    source = MqttRelaySource(
+        host="127.0.0.1", port=mosquitto.port, store="s1", clock=lambda: 5.0 + MAX_SKEW_S / 2
+    )
     got: list[Advertisement] = []
     task = asyncio.create_task(source.run(got.append))
     await asyncio.wait_for(source.connected.wait(), timeout=10)
     good = Advertisement(t=5.0, scanner="aisles", address="a", rssi=-70, service_uuids=["x"])
     wrong_node = Advertisement(t=5.1, scanner="door", address="b", rssi=-70)
-    payload = b"\n".join([encode(good), b"{broken", encode(wrong_node), encode(good)])
+    # A node whose clock is off: its beacons would look missing, its members leave and return.
+    unsynced = Advertisement(t=5.0 + 2 * MAX_SKEW_S, scanner="aisles", address="c", rssi=-70)
+    payload = b"\n".join(
+        [encode(good), b"{broken", encode(wrong_node), encode(unsynced), encode(good)]
+    )
     publisher = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2)
     publisher.connect("127.0.0.1", mosquitto.port)
     publisher.loop_start()
+    oversized = b"\n".join([encode(good)] * (MAX_PAYLOAD_BYTES // len(encode(good)) + 1))
+    publisher.publish("retail/v1/s1/scanners/aisles/adv", oversized, qos=1).wait_for_publish(5)
     publisher.publish("retail/v1/s1/scanners/aisles/adv", payload, qos=1).wait_for_publish(5)
     publisher.publish("retail/v1/other-store/scanners/x/adv", encode(good), qos=1)
     for _ in range(200):
@@ -184,5 +192,5 @@ async def test_relay_nodes_deliver_over_a_real_broker(mosquitto: Mosquitto) -> N
     task.cancel()
     await asyncio.gather(task, return_exceptions=True)
     assert got == [good, good]
-    assert source.rejected == {"aisles": 2}
+    assert source.rejected == {"aisles": 4}
     assert json.loads(encode(got[0]))["scanner"] == "aisles"

@@ -57,6 +57,9 @@ def test_lines_round_trip_and_keep_every_field() -> None:
         ('{"t": "soon", "scanner": "door", "address": "a", "rssi": -60}', "t"),
         ('{"t": NaN, "scanner": "door", "address": "a", "rssi": -60}', ""),
         ('{"t": 1, "scanner": "d\xe9", "address": "a", "rssi": -60}', "not UTF-8 text"),
+        ('{"t": 1, "scanner": "d", "address": "a", "rssi": 1e300}', "rssi must be dBm between"),
+        ('{"t": 1, "scanner": "d", "address": "a", "rssi": -60, "x": ' + "[" * 5000 + "]" * 5000
+         + "}", "JSON nested too deeply"),
     ],
 )
 def test_bad_lines_name_the_file_line_and_field(line: str, message: str) -> None:

@@ -107,3 +107,18 @@ def test_run_with_bad_config_stops_without_traceback(tmp_path: Path) -> None:
     assert result.returncode == 2
     assert "line 2: store.id" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_a_bad_fleet_file_is_reported_by_check_and_stops_run_cleanly(tmp_path: Path) -> None:
+    """Why: config check said "ok" for a missing or invalid beacons.fleet_file, and run then
+    stopped with a 20-frame traceback."""
+    fleet = tmp_path / "fleet.yaml"
+    fleet.write_text("beacons: []\nbeacons: []\n")
+    config = tmp_path / "hub.toml"
+    config.write_text(f'[store]\nid = "ok"\nname = "S"\n[beacons]\nfleet_file = "{fleet}"\n')
+    for command in (["config", "check", str(config)], ["run", "--config", str(config)]):
+        result = subprocess.run([*CLI, *command], capture_output=True, text=True, cwd=ROOT,
+                                timeout=60)
+        assert result.returncode == 2, result.stderr
+        assert "beacons.fleet_file: " in result.stderr and "given twice" in result.stderr
+        assert "Traceback" not in result.stderr
