@@ -128,6 +128,16 @@ class PhotoService:
             log.error("reference pack not used: %s", exc.message)
             return None
         log.info("reference pack %s: %d photo embeddings", path, len(pack.keys))
+        known = {row["sku"] for row in self.db.query("SELECT sku FROM products")}
+        unknown = len({key for key in pack.keys if key not in known})
+        if unknown:
+            log.warning(
+                "reference pack %s: %d of its %d products are not in the catalogue (by SKU); "
+                "their photos are left out",
+                path,
+                unknown,
+                len(set(pack.keys)),
+            )
         return pack
 
     async def start(self) -> None:

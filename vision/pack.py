@@ -13,6 +13,7 @@ original is above 0.9999, far below anything that moves a ranking).
 
 from __future__ import annotations
 
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -61,26 +62,43 @@ def save_pack(path: Path, pack: ReferencePack) -> None:
 
 def load_pack(path: Path, model_sha: str, dim: int | None = None) -> ReferencePack:
     """Read a pack made with the model ``model_sha`` (whose embeddings have ``dim`` dimensions,
-    when given); vectors come back unit-length float32."""
+    when given); vectors come back unit-length float32. Anything else (a damaged or truncated
+    file, another kind of file, vectors that are not finite or are all zero) is a PackError, so
+    a bad pack is left out instead of stopping the hub or putting NaN scores in answers."""
+    rebuild = "rebuild it with 'retail-hub vision pack'"
     try:
         with np.load(path, allow_pickle=False) as data:
             version = int(data["format"])
             made_with = str(data["model_sha"])
-            keys = [str(key) for key in data["keys"]]
-            vectors = data["codes"].astype(np.float32) * data["scales"][:, None]
-    except (OSError, KeyError, ValueError) as exc:
-        raise PackError(f"the reference pack {path} cannot be read: {exc}") from exc
+            keys = [str(key) for key in np.asarray(data["keys"]).reshape(-1)]
+            codes = np.asarray(data["codes"], dtype=np.float32)
+            scales = np.asarray(data["scales"], dtype=np.float32)
+    except OSError as exc:
+        raise PackError(f"the reference pack {path} cannot be read: {exc.strerror or exc}") from exc
+    except (EOFError, KeyError, TypeError, ValueError, zipfile.BadZipFile) as exc:
+        raise PackError(
+            f"{path} is not a reference pack made by 'retail-hub vision pack' "
+            f"({type(exc).__name__}); {rebuild}"
+        ) from exc
     if version != FORMAT:
         raise PackError(f"the reference pack {path} has format {version}; this hub reads {FORMAT}")
     if made_with != model_sha:
         raise PackError(
             f"the reference pack {path} was made with model {made_with[:12]}, not the loaded "
-            f"model {model_sha[:12]}; rebuild it with 'retail-hub vision pack'"
+            f"model {model_sha[:12]}; {rebuild}"
         )
-    if dim is not None and vectors.shape[1:] != (dim,):
+    if codes.ndim != 2 or scales.shape != codes.shape[:1] or len(keys) != len(codes):
         raise PackError(
-            f"the reference pack {path} holds vectors of shape {vectors.shape[1:]}, the model "
-            f"makes {dim}-d ones; rebuild it with 'retail-hub vision pack'"
+            f"the reference pack {path} holds {len(keys)} keys, codes of shape {codes.shape} "
+            f"and scales of shape {scales.shape}; {rebuild}"
         )
-    vectors /= np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
-    return ReferencePack(made_with, keys, vectors)
+    if dim is not None and codes.shape[1:] != (dim,):
+        raise PackError(
+            f"the reference pack {path} holds vectors of shape {codes.shape[1:]}, the model "
+            f"makes {dim}-d ones; {rebuild}"
+        )
+    vectors = codes * scales[:, None]
+    norms = np.linalg.norm(vectors, axis=1, keepdims=True)
+    if not (np.isfinite(vectors).all() and (norms > 0).all()):
+        raise PackError(f"the reference pack {path} holds vectors that are not finite or are zero")
+    return ReferencePack(made_with, keys, vectors / norms)

@@ -111,3 +111,33 @@ def test_store_adds_the_pack_for_its_own_products_only(tmp_path: Path) -> None:
         assert service.engine.gallery is not None and service.engine.gallery.photos == 81
     finally:
         services.close()
+
+
+def test_damaged_or_foreign_pack_files_are_pack_errors(tmp_path: Path) -> None:
+    """Why: a truncated, corrupted or empty pack stopped the hub at start (a traceback, or
+    click's bare "Aborted!" for an empty file), and a pack holding NaN made every photo answer
+    invalid JSON; the hub's loader leaves out only what is a PackError."""
+    rng = np.random.default_rng(1)
+    vectors = rng.normal(size=(4, 8)).astype(np.float32)
+    good = tmp_path / "good.npz"
+    save_pack(good, ReferencePack("a" * 64, ["A", "B", "C", "D"], vectors))
+    whole = good.read_bytes()
+    cases = {
+        "empty.npz": b"",
+        "truncated.npz": whole[: len(whole) // 2],
+        "corrupt.npz": whole[:100] + bytes(200) + whole[300:],
+        "text.npz": b"not a pack at all",
+    }
+    for name, data in cases.items():
+        (tmp_path / name).write_bytes(data)
+        with pytest.raises(PackError, match="reference pack"):
+            load_pack(tmp_path / name, "a" * 64)
+    for bad in (np.full_like(vectors, np.nan), np.zeros_like(vectors)):
+        path = tmp_path / "bad-values.npz"
+        save_pack(path, ReferencePack("a" * 64, ["A", "B", "C", "D"], bad))
+        with pytest.raises(PackError, match="not finite or are zero"):
+            load_pack(path, "a" * 64)
+    np.savez(tmp_path / "shapes.npz", format=np.array(1), model_sha=np.array("a" * 64),
+             keys=np.array(["A"]), codes=np.zeros(3, np.int8), scales=np.ones(3, np.float32))
+    with pytest.raises(PackError, match="codes of shape"):
+        load_pack(tmp_path / "shapes.npz", "a" * 64)
