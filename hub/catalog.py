@@ -301,6 +301,10 @@ class Catalog:
             tmp = target.with_suffix(".part")
             tmp.write_bytes(image.data)
             tmp.replace(target)
+        # A new catalogue image replaces the old one (and, by cascade, its embeddings): a wrong
+        # image corrected in the shop system must stop steering photo search.
+        replaced = tx.execute("DELETE FROM product_images WHERE sku = ? AND kind = 'iconic' "
+                              "AND sha256 != ?", (sku, image.sha256)).rowcount
         if tx.execute("SELECT 1 FROM product_images WHERE sku = ? AND sha256 = ?",
                       (sku, image.sha256)).fetchone() is None:
             tx.execute(
@@ -308,6 +312,8 @@ class Catalog:
                 "VALUES (?, ?, 'iconic', ?, ?)",
                 (sku, image.rel, image.sha256, self.clock.now()),
             )
+            report.images.append(image.rel)
+        elif replaced:
             report.images.append(image.rel)
 
     # --- lookups ----------------------------------------------------------------------------

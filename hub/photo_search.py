@@ -14,9 +14,10 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
+import threading
 import time
 from collections.abc import Callable, Iterable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
@@ -29,6 +30,7 @@ from hub.config.vision import VisionConfig
 from hub.db import Database, Transaction
 from hub.errors import HubError, InvalidInput, NotFound, TooLarge, Unavailable
 from hub.inventory import Inventory
+from hub.periodic import PeriodicJob
 from vision.embedder import OnnxEmbedder
 from vision.errors import GalleryError, ImageTooLargeError, VisionError
 from vision.imageinfo import sniff_format
@@ -43,6 +45,8 @@ T = TypeVar("T")
 _EXTENSIONS = {"jpeg": ".jpg", "png": ".png", "webp": ".webp"}
 #: Photos embedded per database transaction when many are enrolled at once.
 BATCH = 64
+#: How often the hub looks for product images another process stored, in seconds.
+IMAGE_SYNC_S = 60.0
 
 
 @dataclass(frozen=True)
@@ -86,6 +90,10 @@ class PhotoService:
         self._load_error: str | None = None
         self._pack: ReferencePack | None = None
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="vision")
+        # Training the head takes seconds; on its own thread it never holds up a kiosk search.
+        self._gallery_builder = ThreadPoolExecutor(max_workers=1, thread_name_prefix="gallery")
+        self._build_lock = threading.Lock()
+        self._next_build: Future[int] | None = None
 
     # --- lifecycle ------------------------------------------------------------------------
 
@@ -152,10 +160,40 @@ class PhotoService:
 
     async def stop(self) -> None:
         self._executor.shutdown(wait=True)
+        self._gallery_builder.shutdown(wait=True)
 
     async def run(self, fn: Callable[..., T], *args: Any) -> T:
         """Run blocking vision work on the service's worker thread."""
         return await asyncio.get_running_loop().run_in_executor(self._executor, partial(fn, *args))
+
+    def request_rebuild(self) -> Future[int]:
+        """Rebuild the gallery on its own thread from everything stored by now; the future gives
+        its photo count. Requests that arrive while a rebuild waits to start share it, so a
+        burst of enrolments costs a rebuild or two, not one each."""
+        with self._build_lock:
+            if self._next_build is None:
+                self._next_build = self._gallery_builder.submit(self._build)
+            return self._next_build
+
+    def _build(self) -> int:
+        with self._build_lock:
+            self._next_build = None  # what is stored from now on needs the next rebuild
+        return self.refresh()
+
+    async def add_photo(self, sku: str, data: bytes) -> Enrolment:
+        """Enrol one staff reference photo and wait until the gallery searches with it. The
+        embedding runs on the vision thread, the retraining beside it, so kiosk searches go on
+        with the previous gallery meanwhile."""
+        enrolment = await self.run(self.enrol_many, [(sku, data)], "reference", False)
+        if enrolment[0].added:
+            await asyncio.wrap_future(self.request_rebuild())
+        return enrolment[0]
+
+    async def sync_new_images(self) -> None:
+        """Embed product images stored since the last look (a ``retail-hub catalog import`` run
+        while the hub is up writes them from another process) and rebuild when there were any."""
+        if self._engine is not None and await self.run(self.embed_missing):
+            await asyncio.wrap_future(self.request_rebuild())
 
     def _on_import(self, report: ImportReport) -> None:
         """Called on the thread that committed the import (the database writer): queue the
@@ -171,7 +209,7 @@ class PhotoService:
         caller waits for this job."""
         try:
             self.embed_missing()
-            self.refresh()
+            self.request_rebuild()
         except Exception:
             log.exception("product images could not be embedded after a catalogue import")
 
@@ -292,10 +330,6 @@ class PhotoService:
             self.refresh()
         return enrolled
 
-    def enrol(self, sku: str, data: bytes) -> Enrolment:
-        """Add one staff reference photo to ``sku`` and retrain the head."""
-        return self.enrol_many([(sku, data)])[0]
-
     def photo_count(self, sku: str) -> int:
         row = self.db.query_one("SELECT count(*) AS n FROM product_images WHERE sku = ?", (sku,))
         return int(row["n"]) if row else 0
@@ -349,3 +383,6 @@ def setup(services: Services) -> None:
     )
     services.photo_search = service
     services.lifecycle.append(service)
+    services.lifecycle.append(
+        PeriodicJob("photo-images", IMAGE_SYNC_S, services.clock, service.sync_new_images)
+    )

@@ -72,7 +72,7 @@ async def add_photo(request: web.Request) -> web.Response:
     service = photo_service(request)
     sku = request.match_info["sku"]
     data = await read_photo(request)
-    enrolment = await service.run(service.enrol, sku, data)
+    enrolment = await service.add_photo(sku, data)
     photos = await service.run(service.photo_count, sku)
     return json_response(
         {"sku": sku, "image_id": enrolment.image_id, "added": enrolment.added, "photos": photos},

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 from pathlib import Path
 
@@ -153,3 +154,23 @@ def test_images_in_a_linked_folder_are_read_and_climbing_out_is_refused(
     refused = {p.sku: " ".join(p.errors) for p in report.rejected}
     assert set(refused) == {"IMG-2", "IMG-3"}
     assert all("outside the images folder" in e for e in refused.values())
+
+
+def test_a_new_catalogue_image_replaces_the_old_one(services: Services, tmp_path: Path) -> None:
+    """Why: re-importing a product with a corrected image kept the wrong one enrolled, so it went
+    on steering photo search; staff reference photos stay."""
+    (tmp_path / "a.jpg").write_bytes(JPEG)
+    (tmp_path / "b.jpg").write_bytes(JPEG + b"\x00")
+    row = {"sku": "P", "names": {"en": "Pear"}, "image": "a.jpg"}
+    services.catalog.import_rows([(1, row)], tmp_path)
+    with services.db.transaction() as tx:
+        tx.execute(
+            "INSERT INTO product_images (sku, path, kind, sha256, added_at) "
+            "VALUES ('P', 'P/ref.jpg', 'reference', 'ref', 0)"
+        )
+    report = services.catalog.import_rows([(1, {**row, "image": "b.jpg"})], tmp_path)
+    assert report.images
+    kinds = services.db.query("SELECT kind, sha256 FROM product_images WHERE sku = 'P'")
+    assert sorted(r["kind"] for r in kinds) == ["iconic", "reference"]
+    iconic = next(r["sha256"] for r in kinds if r["kind"] == "iconic")
+    assert iconic == hashlib.sha256(JPEG + b"\x00").hexdigest()

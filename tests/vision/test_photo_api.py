@@ -17,7 +17,7 @@ from aiohttp.test_utils import TestClient, TestServer
 
 from hub.app import start_hub
 from hub.photo_search import PhotoService
-from hub.services import Services
+from hub.services import Services, build_services
 from hub.web.app import create_app
 from tests.openapi_check import SpecClient
 from tests.vision.conftest import BANANA, MODEL, OAT_MILK, jpeg, photos, with_jpeg_size
@@ -233,4 +233,75 @@ async def test_broken_model_disables_photo_search_not_the_hub(make_config, tmp_p
                 assert other.status == 200
         assert response.status == 503 and "cannot be loaded" in body["error"]["message"]
     finally:
+        await hub.stop()
+
+
+async def test_a_gallery_rebuild_never_holds_up_a_kiosk_search(
+    photo_client: TestClient, stocked: Services, staff: dict[str, str]
+) -> None:
+    """Why: every staff enrolment retrained the head on the one vision thread, so ten photos
+    added at once held a kiosk search for 20 s. The retraining now has its own thread; a
+    search answers from the previous gallery meanwhile, and the staff request returns once
+    the new photo is searchable."""
+    service = stocked.photo_search
+    assert service is not None
+    gate = threading.Event()
+    blocker = service._gallery_builder.submit(gate.wait, 30)  # a rebuild that takes its time
+    headers = {**staff, "Content-Type": "image/jpeg"}
+    new = photos("train.txt", OAT_MILK, 6)[5].path.read_bytes()
+    adding = asyncio.ensure_future(photo_client.post("/api/products/OAT-1/photos", data=new,
+                                                     headers=headers))
+    banana = photos("val.txt", BANANA, 1)[0].path.read_bytes()
+    found = await asyncio.wait_for(search(photo_client, banana), timeout=10)
+    assert found["status"] == 200 and found["results"][0]["sku"] == "BAN-1"
+    assert not adding.done()  # waiting for the gallery that holds its photo
+    gate.set()
+    response = await asyncio.wait_for(adding, timeout=30)
+    assert response.status == 201 and (await response.json())["photos"] == 5
+    assert blocker.result() is True
+
+
+async def test_a_burst_of_enrolments_shares_rebuilds(
+    photo_client: TestClient, stocked: Services, staff: dict[str, str]
+) -> None:
+    service = stocked.photo_search
+    assert service is not None
+    builds = []
+    real = service.refresh
+
+    def counted() -> int:  # a spy: counts and calls the real rebuild
+        builds.append(1)
+        return real()
+
+    service.refresh = counted  # type: ignore[method-assign]
+    headers = {**staff, "Content-Type": "image/jpeg"}
+    burst = [p.path.read_bytes() for p in photos("train.txt", BANANA, 14)[4:]]
+    answers = await asyncio.gather(
+        *(photo_client.post("/api/products/BAN-1/photos", data=d, headers=headers) for d in burst)
+    )
+    assert [a.status for a in answers] == [201] * 10
+    assert len(builds) <= 3, builds
+    assert service.engine.gallery is not None and service.engine.gallery.photos == 12 + 10
+
+
+async def test_images_another_process_imported_are_picked_up(make_config) -> None:
+    """Why: ``retail-hub catalog import`` run while the hub is up writes from another process,
+    and its images had no embedding until the hub restarted. The hub looks for them every
+    minute (here: the job run at once)."""
+    config = make_config(vision={"model_path": str(MODEL)})
+    hub = await start_hub(config)
+    other = build_services(config)  # as the import command would, beside the running hub
+    try:
+        service = hub.services.photo_search
+        assert service is not None
+        folder = config.store.images_dir.parent / "catalog"
+        folder.mkdir()
+        (folder / "oat.jpg").write_bytes(photos("train.txt", OAT_MILK, 1)[0].path.read_bytes())
+        row = {"sku": "OAT-1", "names": {"en": "Oat milk"}, "image": "oat.jpg"}
+        assert not other.catalog.import_rows([(1, row)], folder).rejected
+        assert service.engine.gallery is None
+        await service.sync_new_images()
+        assert service.engine.gallery is not None and service.engine.gallery.photos == 1
+    finally:
+        other.close()
         await hub.stop()
