@@ -10,7 +10,7 @@ from collections.abc import Awaitable, Callable
 from aiohttp import web
 
 from hub.errors import HubError
-from hub.web.common import SERVICES, json_response
+from hub.web.common import SERVICES, json_response, services
 
 log = logging.getLogger(__name__)
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -37,7 +37,8 @@ async def errors(request: web.Request, handler: Handler) -> web.StreamResponse:
             raise
         message = exc.text if exc.text and not exc.text.startswith(str(exc.status)) else exc.reason
         if exc.status == 413:
-            message = "the request body is too large"
+            limit = services(request).config.web.max_upload_bytes / (1024 * 1024)
+            message = f"the request body is larger than {limit:g} MiB"
         elif exc.status == 404:
             message = f"nothing at {request.path}"
         elif exc.status == 405:

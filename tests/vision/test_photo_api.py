@@ -147,6 +147,7 @@ async def test_upload_over_the_body_limit_is_refused(photo_client: TestClient) -
     big = b"\xff\xd8\xff" + bytes(13 * 1024 * 1024)
     answer = await search(photo_client, big)
     assert answer["status"] == 413
+    assert answer["error"]["message"] == "the request body is larger than 12 MiB"
 
 
 async def test_multipart_without_photo_field_is_explained(photo_client: TestClient) -> None:
