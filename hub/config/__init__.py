@@ -111,6 +111,7 @@ def _resolve_paths(config: HubConfig, base: Path) -> HubConfig:
     config.mqtt.password_file = fix(config.mqtt.password_file)
     config.mqtt.tls_ca_file = fix(config.mqtt.tls_ca_file)
     config.vision.model_path = fix(config.vision.model_path)
+    config.vision.reference_pack = fix(config.vision.reference_pack)
     config.beacons.replay_file = fix(config.beacons.replay_file)
     config.beacons.fleet_file = fix(config.beacons.fleet_file)
     config.voice.engine.model_dir = fix(config.voice.engine.model_dir)

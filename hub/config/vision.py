@@ -6,7 +6,7 @@ from __future__ import annotations
 from importlib import resources
 from pathlib import Path
 
-from pydantic import Field, field_validator
+from pydantic import Field
 
 from hub.config.base import StrictModel
 
@@ -33,21 +33,11 @@ class VisionConfig(StrictModel):
 
     reference_pack: Path | None = Field(
         default=None,
-        description="Absolute path of a reference pack (written by 'retail-hub vision pack'): "
-        "embeddings of reference photos that are not in the store's images folder, added to the "
+        description="Reference pack (written by 'retail-hub vision pack'): embeddings of "
+        "reference photos that are not in the store's images folder, added to the "
         "gallery when the pack was made with the loaded model. The demo store sets it to its pack "
-        "of the Grocery Store train photos.",
+        "of the Grocery Store train photos. Relative paths are resolved against the config file.",
     )
-
-    @field_validator("reference_pack")
-    @classmethod
-    def _absolute(cls, value: Path | None) -> Path | None:
-        """Why absolute: a pack ships inside a package or a store's data folder, not beside the
-        working directory, and a relative path would silently find nothing."""
-        if value is not None and not value.is_absolute():
-            raise ValueError(f"give the reference pack as an absolute path, not {value}")
-        return value
-
     threads: int = Field(
         default=1, ge=1, le=8, description="onnxruntime intra-op threads for one inference."
     )

@@ -31,6 +31,18 @@ def test_example_config_is_valid(monkeypatch: pytest.MonkeyPatch) -> None:
     assert config.store.database == (ROOT / "var" / "hub.db").resolve()
 
 
+def test_file_paths_are_relative_to_the_config_file(tmp_path: Path) -> None:
+    """The reference pack too: it had to be absolute while the model beside it could be
+    relative."""
+    (tmp_path / "hub.toml").write_text(
+        '[store]\nid = "s"\nname = "S"\n[vision]\nmodel_path = "m/model.onnx"\n'
+        'reference_pack = "m/pack.npz"\n'
+    )
+    config = load_config(tmp_path / "hub.toml")
+    assert config.vision.model_path == tmp_path / "m" / "model.onnx"
+    assert config.vision.reference_pack == tmp_path / "m" / "pack.npz"
+
+
 def test_every_field_has_a_description() -> None:
     missing = [f"{m.__name__}.{name}" for m in models(HubConfig)
                for name, field in m.model_fields.items() if not field.description]
