@@ -10,7 +10,8 @@ WebSocket protocol (``GET /api/search/voice/stream``):
 3. text message ``{"type": "end"}``: answered with ``{"type": "final", ...}`` (the same body as
    the POST endpoint), after which the socket may start the next question with step 1 or 2.
 
-Errors are sent as ``{"type": "error", "code", "message"}`` and close the socket.
+Errors are sent as ``{"type": "error", "code", "message"}`` and close the socket; so is silence
+of ``IDLE_S`` (code ``idle``).
 """
 
 from __future__ import annotations
@@ -29,6 +30,11 @@ from voice.audio import MAX_RATE, MIN_RATE, StreamResampler, to_pcm16
 from voice.search import VoiceAnswer
 
 WAV_TYPES = ("audio/wav", "audio/x-wav", "audio/wave", "audio/vnd.wave")
+#: A kiosk connection that sends nothing for this long is closed: only a few may stream at once,
+#: and a kiosk that dropped off the network would otherwise hold its place for good.
+IDLE_S = 30.0
+#: Pings find a connection whose other end is gone even while a question is under way.
+HEARTBEAT_S = 10.0
 
 
 def _service(request: web.Request) -> VoiceService:
@@ -68,7 +74,9 @@ async def search_voice(request: web.Request) -> web.Response:
 
 async def stream_voice(request: web.Request) -> web.WebSocketResponse:
     service = _service(request)
-    ws = web.WebSocketResponse(max_msg_size=1024 * 1024)
+    ws = web.WebSocketResponse(
+        max_msg_size=1024 * 1024, receive_timeout=IDLE_S, heartbeat=HEARTBEAT_S
+    )
     await ws.prepare(request)
     if service.streams.locked():
         await _fail(ws, Unavailable("too many kiosks are streaming at once; try again shortly"))
@@ -78,6 +86,8 @@ async def stream_voice(request: web.Request) -> web.WebSocketResponse:
             await _converse(request, ws, service)
         except HubError as exc:
             await _fail(ws, exc)
+        except TimeoutError:
+            await _fail(ws, InvalidInput(f"nothing arrived for {IDLE_S:g} s", code="idle"))
     return ws
 
 
@@ -85,14 +95,14 @@ async def _converse(request: web.Request, ws: web.WebSocketResponse, service: Vo
     search, stream = service.open_stream()
     rate = search.engine.sample_rate
     resampler = StreamResampler(rate, rate)
-    received = 0.0
+    received = 0  # samples at the sender's rate
     async for msg in ws:
         if msg.type == WSMsgType.BINARY:
             if len(msg.data) % 2:
                 raise InvalidInput("PCM frames must hold whole 16-bit samples", code="bad_frame")
             samples = np.frombuffer(msg.data, dtype="<i2").astype(np.float32) / 32768.0
-            received += len(samples) / resampler.src_rate
-            if received > service.config.max_seconds:
+            received += len(samples)
+            if received > service.config.max_seconds * resampler.src_rate:
                 raise InvalidInput(
                     f"the question is longer than {service.config.max_seconds:g} "
                     "seconds; send 'end' sooner",
@@ -111,7 +121,7 @@ async def _converse(request: web.Request, ws: web.WebSocketResponse, service: Vo
                 await ws.send_json({"type": "final", **await answer_json(request, answer)})
                 search, stream = service.open_stream()
                 resampler = StreamResampler(resampler.src_rate, rate)
-                received = 0.0
+                received = 0
         elif msg.type == WSMsgType.ERROR:
             return
 
@@ -119,7 +129,7 @@ async def _converse(request: web.Request, ws: web.WebSocketResponse, service: Vo
 def _command(text: str) -> dict[str, Any]:
     try:
         command = json.loads(text)
-    except json.JSONDecodeError:
+    except (ValueError, RecursionError):  # not JSON, or nested beyond any command's depth
         command = None
     if not isinstance(command, dict):
         raise InvalidInput(

@@ -9,11 +9,13 @@ import threading
 from collections.abc import AsyncIterator, Callable
 
 import numpy as np
+import pytest
 import pytest_asyncio
 from aiohttp.test_utils import TestClient, TestServer
 
 from hub.services import Services
 from hub.voice_search import VoiceService
+from hub.web import voice as voice_web
 from hub.web.app import create_app
 from tests.openapi_check import SpecClient
 from voice.audio import Audio, to_pcm16
@@ -122,3 +124,20 @@ async def test_decoding_runs_off_the_event_loop(
     body = await _post(voice_client, to_wav(say("do you have bananas")))
     assert body["status"] == 200 and threads
     assert all(name.startswith("voice") for name in threads), threads
+
+
+async def test_websocket_refuses_nesting_and_closes_an_idle_kiosk(
+    voice_client: TestClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Why: deeply nested JSON raised RecursionError onto an upgraded socket, and four
+    connections that sent nothing held every streaming place for good."""
+    async with voice_client.ws_connect("/api/search/voice/stream") as ws:
+        await ws.send_str('{"a":' * 10_000 + "1" + "}" * 10_000)
+        nested = await ws.receive_json()
+    assert (nested["type"], nested["code"]) == ("error", "bad_message")
+    monkeypatch.setattr(voice_web, "IDLE_S", 0.5)  # the real wait is 30 s of silence
+    async with voice_client.ws_connect("/api/search/voice/stream") as ws:
+        idle = await asyncio.wait_for(ws.receive_json(), timeout=10)
+        closed = await ws.receive()
+    assert (idle["type"], idle["code"]) == ("error", "idle")
+    assert closed.type.name in ("CLOSE", "CLOSED", "CLOSING")
