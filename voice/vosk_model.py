@@ -16,6 +16,8 @@ import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from voice.audio import MAX_RATE, MIN_RATE
+
 #: Files every Vosk model has, relative to the model folder.
 REQUIRED = ("am/final.mdl", "conf/mfcc.conf", "conf/model.conf")
 #: Either a static graph or a lookahead pair must be present.
@@ -58,10 +60,17 @@ def check_model_dir(path: Path) -> ModelInfo:
 
 
 def sample_rate(path: Path) -> int:
-    """The rate the model was trained at (``--sample-frequency`` in conf/mfcc.conf)."""
+    """The rate the model was trained at (``--sample-frequency`` in conf/mfcc.conf). A rate no
+    microphone records at (0 divided every question by zero) is a broken model file."""
     text = (path / "conf" / "mfcc.conf").read_text(encoding="utf-8", errors="replace")
     found = re.search(r"--sample-frequency=(\d+)", text)
-    return int(found.group(1)) if found else DEFAULT_RATE
+    rate = int(found.group(1)) if found else DEFAULT_RATE
+    if not MIN_RATE <= rate <= MAX_RATE:
+        raise ModelLayoutError(
+            f"{path}/conf/mfcc.conf gives --sample-frequency={rate}; a Vosk model is trained at "
+            f"{MIN_RATE}-{MAX_RATE} Hz (usually 16000): the file is damaged"
+        )
+    return rate
 
 
 def vocabulary(path: Path) -> tuple[str, ...]:
@@ -125,19 +134,25 @@ def install_model(source: Path, models_dir: Path, name: str | None = None) -> Mo
     The copy is made beside the target and renamed into place, so a failed install never leaves
     a half model where the hub would load it.
     """
+    name = name or _model_name(source)
+    if name in ("", ".", "..") or Path(name).name != name:
+        raise ModelLayoutError(f"--name must be a folder name inside {models_dir}, not {name!r}")
     models_dir.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=models_dir, prefix=".installing-") as scratch:
         staging = Path(scratch) / "model"
         if source.is_file() and zipfile.is_zipfile(source):
-            root = _extract(source, Path(scratch) / "zip")
+            root = _extract(source, Path(scratch) / "zip", models_dir)
             shutil.move(str(root), staging)
         elif source.is_dir():
             check_model_dir(source)
             shutil.copytree(source, staging)
         else:
             raise ModelLayoutError(f"{source} is neither a model folder nor a zip file")
-        info = check_model_dir(staging)
-        target = models_dir / (name or _model_name(source))
+        try:
+            info = check_model_dir(staging)
+        except ModelLayoutError as exc:  # name what the user gave, not the scratch folder
+            raise ModelLayoutError(str(exc).replace(str(staging), str(source))) from None
+        target = models_dir / name
         if target.exists():
             raise ModelLayoutError(f"{target} already exists; remove it or choose another name")
         staging.rename(target)
@@ -148,25 +163,52 @@ def _model_name(source: Path) -> str:
     return source.stem if source.is_file() else source.name
 
 
-def _extract(archive: Path, into: Path) -> Path:
-    """Extract a zip safely (no paths outside ``into``) and return the model folder in it."""
-    with zipfile.ZipFile(archive) as zf:
-        total = sum(info.file_size for info in zf.infolist())
-        if total > MAX_ZIP_BYTES:
-            raise ModelLayoutError(f"{archive} unpacks to more than {MAX_ZIP_BYTES >> 30} GiB")
-        for info in zf.infolist():
-            target = (into / info.filename).resolve()
-            if not target.is_relative_to(into.resolve()):
+def _extract(archive: Path, into: Path, models_dir: Path) -> Path:
+    """Extract the one model folder of a zip safely and return it. Its listing is checked first
+    (no paths outside ``into``, one model with the required files, room on the disk), so a zip
+    that is not a model is refused before anything is written, and only the model's own folder
+    is unpacked."""
+    try:
+        with zipfile.ZipFile(archive) as zf:
+            members = [info for info in zf.infolist() if not info.is_dir()]
+            for info in members:
+                target = (into / info.filename).resolve()
+                if not target.is_relative_to(into.resolve()):
+                    raise ModelLayoutError(
+                        f"{archive} holds a path outside the archive: {info.filename!r}"
+                    )
+            root = _model_root(archive, {info.filename for info in members})
+            chosen = [info for info in members if info.filename.startswith(root)]
+            total = sum(info.file_size for info in chosen)
+            if total > MAX_ZIP_BYTES:
+                raise ModelLayoutError(f"{archive} unpacks to more than {MAX_ZIP_BYTES >> 30} GiB")
+            free = shutil.disk_usage(models_dir).free
+            if total > free:
                 raise ModelLayoutError(
-                    f"{archive} holds a path outside the archive: {info.filename!r}"
+                    f"{archive} unpacks to {total >> 20} MiB and {models_dir} has {free >> 20} MiB "
+                    "free"
                 )
-        zf.extractall(into)
-    candidates = [p.parent.parent for p in into.glob("**/am/final.mdl")]
-    if not candidates:
+            zf.extractall(into, chosen)
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, EOFError) as exc:
+        raise ModelLayoutError(f"{archive} is damaged ({exc}); download it again") from exc
+    return into / root
+
+
+def _model_root(archive: Path, names: set[str]) -> str:
+    """The folder prefix (``""`` or ``"vosk-model-x/"``) of the one model the listing holds."""
+    roots = [n.removesuffix("am/final.mdl") for n in names if n.endswith("am/final.mdl")]
+    roots = [r for r in roots if r == "" or r.endswith("/")]
+    if not roots:
         raise ModelLayoutError(f"{archive} holds no Vosk model (no am/final.mdl inside)")
-    if len(candidates) > 1:
-        raise ModelLayoutError(f"{archive} holds {len(candidates)} models; give one at a time")
-    return candidates[0]
+    if len(roots) > 1:
+        raise ModelLayoutError(f"{archive} holds {len(roots)} models; give one at a time")
+    root = roots[0]
+    missing = [rel for rel in REQUIRED if root + rel not in names]
+    if not any(all(root + rel in names for rel in graph) for graph in GRAPHS):
+        missing.append("graph/HCLG.fst (or graph/HCLr.fst with graph/Gr.fst)")
+    if missing:
+        raise ModelLayoutError(f"{archive} is not a Vosk model: missing {', '.join(missing)}")
+    return root
 
 
 def packaged_korean_model() -> Path | None:

@@ -99,6 +99,8 @@ def install_model_(source: Path, models_dir: Path, name: str | None) -> None:
         info = install_model(source, models_dir, name)
     except ModelLayoutError as exc:
         raise ValueError(str(exc)) from None
+    except OSError as exc:  # a --models-dir under a file, no permission, the disk full
+        raise ValueError(f"{exc.filename or models_dir}: {exc.strerror or exc}") from None
     print_json(
         {
             "installed": str(info.path),
