@@ -47,6 +47,16 @@ class Position(_Strict):
 Hex = Annotated[str, Field(pattern=r"^[0-9a-fA-F]*$")]
 
 
+#: The ids each kind of beacon is identified by.
+_IDS = {
+    "ibeacon": ("uuid", "major", "minor"),
+    "altbeacon": ("uuid", "major", "minor", "company_id"),
+    "eddystone-uid": ("namespace", "instance"),
+    "eddystone-url": ("url",),
+    "eddystone-eid": ("identity_key", "rotation_exponent"),
+}
+
+
 class BeaconSpec(_Strict):
     """One store beacon. Which id fields are required depends on ``kind``."""
 
@@ -97,16 +107,17 @@ class BeaconSpec(_Strict):
 
     @model_validator(mode="after")
     def _ids_for_kind(self) -> BeaconSpec:
-        need = {
-            "ibeacon": ("uuid", "major", "minor"),
-            "altbeacon": ("uuid", "major", "minor"),
-            "eddystone-uid": ("namespace", "instance"),
-            "eddystone-url": ("url",),
-            "eddystone-eid": ("identity_key",),
-        }[self.kind]
+        need = _IDS[self.kind]
         missing = [name for name in need if getattr(self, name) is None]
         if missing:
             raise ValueError(f"a {self.kind} beacon needs {', '.join(missing)}")
+        # An id of another kind is a mistake in the file (a copied block, a wrong kind), and
+        # the beacon would be flashed and recognised without it.
+        foreign = sorted(
+            ({n for ids in _IDS.values() for n in ids} - set(need)) & self.model_fields_set
+        )
+        if foreign:
+            raise ValueError(f"a {self.kind} beacon has no {', '.join(foreign)}")
         lengths = {"namespace": 20, "instance": 12, "identity_key": 32}
         for name, length in lengths.items():
             value = getattr(self, name)

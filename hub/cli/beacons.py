@@ -343,7 +343,9 @@ def validate_cmd(fleet: tuple[Path, ...]) -> None:
 def render_cmd(fleet: Path, out_dir: Path | None, topic_prefix: str) -> None:
     """Render each device's settings to flash (beacon payloads, scanner parameters)."""
     declared = load_fleet(fleet)
-    store = declared.store or "store"
+    if declared.store is None and any(s.kind == "esp32-relay" for s in declared.scanners):
+        _fail(f"{fleet}: relay nodes publish under the store id; add 'store: <id>' to the file")
+    store = declared.store or ""
     devices = {
         **{f"beacon-{b.id}": render_beacon(b) for b in declared.beacons},
         **{
@@ -368,7 +370,9 @@ def render_cmd(fleet: Path, out_dir: Path | None, topic_prefix: str) -> None:
     default=None,
     help="Trace file to write [default: stdout].",
 )
-@click.option("--seconds", type=float, default=60.0, show_default=True)
+@click.option(
+    "--seconds", type=click.FloatRange(min=1), default=60.0, show_default=True, help="How long."
+)
 @click.option("--adapter", default=None, help="BlueZ adapter, e.g. hci1.")
 @click.option(
     "--scanner",

@@ -6,6 +6,7 @@ from pathlib import Path
 from uuid import UUID
 
 import pytest
+from click.testing import CliRunner
 
 from beacons.advertisement import Advertisement
 from beacons.eid import ephemeral_id
@@ -13,6 +14,7 @@ from beacons.errors import FleetError
 from beacons.fleet import Fleet, advertising_payload, load_fleet, render_beacon, render_scanner
 from beacons.frames import EddystoneTLM, EddystoneUID, EddystoneURL, IBeacon, advertising_data
 from beacons.health import FleetHealth
+from hub.cli import main
 
 ROOT = Path(__file__).resolve().parents[2]
 DEMO = ROOT / "firmware_configs" / "demo-store.yaml"
@@ -53,6 +55,17 @@ def test_scanner_rendering_names_the_relay_topic() -> None:
     assert own["adapter"] == "hci0" and "mqtt" not in own
 
 
+def test_render_needs_the_store_id_for_relay_nodes(tmp_path: Path) -> None:
+    """Why: without 'store:' the relays were rendered onto retail/v1/store/..., a topic the hub
+    never subscribes to."""
+    text = DEMO.read_text()
+    assert "store:" in text
+    fleet = tmp_path / "fleet.yaml"
+    fleet.write_text("\n".join(line for line in text.splitlines() if not line.startswith("store:")))
+    result = CliRunner().invoke(main, ["beacons", "render", str(fleet)])
+    assert result.exit_code == 1 and "add 'store: <id>'" in result.output
+
+
 @pytest.mark.parametrize(
     ("text", "message"),
     [
@@ -77,6 +90,12 @@ def test_scanner_rendering_names_the_relay_topic() -> None:
             "duplicate scanner names: a",
         ),
         ("scanners:\n  - {name: a, kind: esp32-relay, scan_window_ms: 200}", "scan_window_ms"),
+        # an id of another kind (a copied block) would be flashed and matched without it
+        (
+            "beacons:\n  - {id: a, kind: ibeacon, uuid: 7d2a1e0c-5b3f-4c1d-9a7e-2f6b8c4d0e11, "
+            "major: 1, minor: 1, url: 'https://shop.example'}",
+            "a ibeacon beacon has no url",
+        ),
         # Why: plain YAML keeps the last of two keys, so this declared no beacons at all.
         ("beacons:\n  - {id: a, kind: eddystone-eid, identity_key: " + "ab" * 16 + "}\n"
          "beacons: []\n", "(line 3, column 1): 'beacons' is given twice"),
