@@ -103,10 +103,11 @@ def install_model_(source: Path, models_dir: Path, name: str | None) -> None:
         raise ValueError(f"{exc.filename or models_dir}: {exc.strerror or exc}") from None
     print_json(
         {
-            "installed": str(info.path),
+            "installed": str(info.path.resolve()),
             "sample_rate": info.sample_rate,
             "lookahead_graph": info.lookahead,
-            "next": f"set [voice.engine] type = 'vosk', model_dir = '{info.path}'",
+            # absolute: the config reads a relative model_dir against its own folder
+            "next": f"set [voice.engine] type = 'vosk', model_dir = '{info.path.resolve()}'",
         }
     )
 
