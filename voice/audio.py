@@ -150,16 +150,23 @@ def resample(samples: np.ndarray, src_rate: int, dst_rate: int) -> np.ndarray:
     if src_rate == dst_rate:
         return samples.astype(np.float32)
     up, down = _factors(src_rate, dst_rate)
-    bank, half = _filter_bank(up, down)
-    n_out = (len(samples) * up) // down
+    half = _filter_bank(up, down)[1]
     padded = np.concatenate([np.zeros(half), samples.astype(np.float64), np.zeros(half + 1)])
+    return _outputs(padded, up, down, 0, (len(samples) * up) // down)
+
+
+def _outputs(padded: np.ndarray, up: int, down: int, start: int, stop: int) -> np.ndarray:
+    """Outputs ``start``..``stop - 1`` of resampling by ``up / down`` the input that ``padded``
+    holds behind the filter's ``half`` leading zeros (and, at the end, enough input for them)."""
+    bank, _ = _filter_bank(up, down)
     windows = np.lib.stride_tricks.sliding_window_view(padded, bank.shape[1])
-    out = np.empty(n_out, dtype=np.float64)
+    out = np.empty(max(0, stop - start), dtype=np.float64)
     # Outputs n, n + up, n + 2 up... share one filter phase and step ``down`` inputs apart, so each
     # phase is one strided matrix-vector product.
-    for first in range(min(up, n_out)):
+    for first in range(start, min(start + up, stop)):
         base, phase = divmod(first * down, up)
-        out[first::up] = windows[base::down][: len(range(first, n_out, up))] @ bank[phase]
+        count = len(range(first, stop, up))
+        out[first - start :: up] = windows[base : base + count * down : down] @ bank[phase]
     return out.astype(np.float32)
 
 
@@ -208,31 +215,51 @@ class StreamResampler:
     """Resampling for audio that arrives in pieces (the kiosk's WebSocket).
 
     Resampling each piece alone would click at every boundary, so the input is kept and each
-    output sample is released once the filter has seen all the input it depends on.
+    output sample is released once the filter has seen all the input it depends on. Only the
+    new outputs are computed for each piece: recomputing from the start made a question's cost
+    grow with the square of its pieces, on the event loop.
     """
 
     def __init__(self, src_rate: int, dst_rate: int) -> None:
         self.src_rate = src_rate
         self.dst_rate = dst_rate
         self._up, self._down = _factors(src_rate, dst_rate)
-        self._reach = 0 if src_rate == dst_rate else _filter_bank(self._up, self._down)[1]
-        self._input = np.zeros(0, dtype=np.float32)
+        self._same = src_rate == dst_rate
+        self._half = 0 if self._same else _filter_bank(self._up, self._down)[1]
+        self._buffer = np.zeros(max(1024, 2 * self._half + 2), dtype=np.float64)
+        self._length = self._half  # the filter's leading zeros, then the input
         self._sent = 0
 
     def accept(self, samples: np.ndarray) -> np.ndarray:
         """The output samples that the input so far fully determines."""
-        self._input = np.concatenate([self._input, samples.astype(np.float32)])
-        ready = max(0, (len(self._input) - self._reach) * self._up // self._down)
+        if self._same:
+            return samples.astype(np.float32)
+        self._append(samples)
+        inputs = self._length - self._half
+        ready = max(0, (inputs - self._half) * self._up // self._down)
         return self._release(ready)
 
     def flush(self) -> np.ndarray:
         """Everything not yet released (the end of the input is padded with silence)."""
-        return self._release(len(self._input) * self._up // self._down)
+        if self._same:
+            return np.zeros(0, dtype=np.float32)
+        inputs = self._length - self._half
+        self._append(np.zeros(self._half + 1))
+        return self._release(inputs * self._up // self._down)
+
+    def _append(self, samples: np.ndarray) -> None:
+        end = self._length + len(samples)
+        if end > len(self._buffer):
+            grown = np.zeros(max(end, 2 * len(self._buffer)), dtype=np.float64)
+            grown[: self._length] = self._buffer[: self._length]
+            self._buffer = grown
+        self._buffer[self._length : end] = samples
+        self._length = end
 
     def _release(self, upto: int) -> np.ndarray:
         if upto <= self._sent:
             return np.zeros(0, dtype=np.float32)
-        out = resample(self._input, self.src_rate, self.dst_rate)[self._sent : upto]
+        out = _outputs(self._buffer[: self._length], self._up, self._down, self._sent, upto)
         self._sent = upto
         return out
 

@@ -140,13 +140,16 @@ def test_resampling_keeps_speech_band_and_removes_aliases(src: int) -> None:
     assert _filter_bank(*_factors(src, 16_000))[0].nbytes < 1_000_000
 
 
-def test_streamed_resampling_equals_whole_file_resampling() -> None:
-    signal = np.random.default_rng(1).standard_normal(44_100).astype(np.float32) * 0.1
-    stream = StreamResampler(44_100, 16_000)
-    pieces = [stream.accept(signal[i : i + 4_410]) for i in range(0, len(signal), 4_410)]
+@pytest.mark.parametrize(("rate", "piece"), [(44_100, 4_410), (48_000, 1), (16_000, 160)])
+def test_streamed_resampling_equals_whole_file_resampling(rate: int, piece: int) -> None:
+    """In pieces of any size, down to one sample (a kiosk's two-byte frames), the stream gives
+    what resampling the whole recording gives; each piece now costs only its own outputs."""
+    signal = np.random.default_rng(1).standard_normal(rate // 5).astype(np.float32) * 0.1
+    stream = StreamResampler(rate, 16_000)
+    pieces = [stream.accept(signal[i : i + piece]) for i in range(0, len(signal), piece)]
     pieces.append(stream.flush())
     streamed = np.concatenate(pieces)
-    whole = resample(signal, 44_100, 16_000)
+    whole = resample(signal, rate, 16_000)
     assert len(streamed) == len(whole)
     assert np.max(np.abs(streamed - whole)) < 1e-5
 
