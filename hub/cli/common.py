@@ -86,8 +86,12 @@ def check_files(config: HubConfig, config_path: Path) -> None:
         try:
             config.mqtt.broker_settings(config.store.id)
         except OSError as exc:
-            problems.append(f"{config_path}: mqtt.password_file: {exc}")
-    if config.beacons.fleet_file is not None:
+            problems.append(f"{config_path}: mqtt.password_file: {exc.filename}: {exc.strerror}")
+        ca = config.mqtt.tls_ca_file
+        if ca is not None and not ca.is_file():
+            problems.append(f"{config_path}: mqtt.tls_ca_file: {ca}: no such file")
+    # The hub reads the fleet file only with beacons on; the example names one with them off.
+    if config.beacons.enabled and config.beacons.fleet_file is not None:
         try:
             load_fleet(config.beacons.fleet_file)
         except BeaconsError as exc:

@@ -24,7 +24,12 @@ def models(model: type[BaseModel]) -> list[type[BaseModel]]:
     return found
 
 
-def test_example_config_is_valid(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_example_config_is_valid(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    # Copied as the README says, it passes config check (which the Pi's service runs first).
+    (tmp_path / "hub.toml").write_text((ROOT / "hub.example.toml").read_text())
+    result = subprocess.run([*CLI, "config", "check", str(tmp_path / "hub.toml")],
+                            capture_output=True, text=True, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
     config = load_config(ROOT / "hub.example.toml")
     assert config.store.id == "stockholm-01"
     assert config.store.database.is_absolute()
@@ -127,10 +132,22 @@ def test_a_bad_fleet_file_is_reported_by_check_and_stops_run_cleanly(tmp_path: P
     fleet = tmp_path / "fleet.yaml"
     fleet.write_text("beacons: []\nbeacons: []\n")
     config = tmp_path / "hub.toml"
-    config.write_text(f'[store]\nid = "ok"\nname = "S"\n[beacons]\nfleet_file = "{fleet}"\n')
+    config.write_text(f'[store]\nid = "ok"\nname = "S"\n[beacons]\nfleet_file = "{fleet}"\n'
+                      'enabled = true\nsource = "simulate"\n')
     for command in (["config", "check", str(config)], ["run", "--config", str(config)]):
         result = subprocess.run([*CLI, *command], capture_output=True, text=True, cwd=ROOT,
                                 timeout=60)
         assert result.returncode == 2, result.stderr
         assert "beacons.fleet_file: " in result.stderr and "given twice" in result.stderr
         assert "Traceback" not in result.stderr
+
+
+def test_config_check_names_every_missing_broker_file(tmp_path: Path) -> None:
+    config = tmp_path / "hub.toml"
+    config.write_text('[store]\nid = "ok"\nname = "S"\n[mqtt]\nenabled = true\nhost = "b.example"\n'
+                      'username = "ok"\npassword_file = "pw"\ntls_ca_file = "ca.pem"\n')
+    result = subprocess.run([*CLI, "config", "check", str(config)], capture_output=True,
+                            text=True, cwd=ROOT, timeout=60)
+    assert result.returncode == 2
+    assert f"mqtt.password_file: {tmp_path / 'pw'}: No such file or directory" in result.stderr
+    assert f"mqtt.tls_ca_file: {tmp_path / 'ca.pem'}: no such file" in result.stderr
