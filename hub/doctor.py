@@ -19,6 +19,8 @@ from pathlib import Path
 
 import paho.mqtt.client as mqtt
 
+from beacons.errors import BeaconsError
+from beacons.fleet import load_fleet
 from hub.config import HubConfig
 from sync.mqtt_client import BrokerSettings
 
@@ -60,7 +62,7 @@ def check_database(config: HubConfig) -> list[Finding]:
     path = config.store.database
     if not path.exists():
         return [Finding("database", "warn", f"{path} does not exist yet",
-                        "it is created on the first 'retail-hub run'")]
+                        "it is created by the first 'retail-hub run' or 'catalog import'")]
     try:
         conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=10)
         try:
@@ -270,9 +272,24 @@ def _voice_model(config: HubConfig) -> list[Finding]:
                     f"(language {engine.language})")]
 
 
+def check_fleet(config: HubConfig) -> list[Finding]:
+    """The beacon fleet file the hub reads at start (with beacons on), as ``config check``."""
+    path = config.beacons.fleet_file
+    if not config.beacons.enabled or path is None:
+        return []
+    try:
+        fleet = load_fleet(path)
+    except BeaconsError as exc:
+        return [Finding("fleet", "fail", str(exc),
+                        "fix the file ('retail-hub beacons validate FILE' lists every problem) "
+                        "or unset beacons.fleet_file")]
+    return [Finding("fleet", "ok",
+                    f"{path}: {len(fleet.beacons)} beacons, {len(fleet.scanners)} scanners")]
+
+
 #: Every check ``retail-hub doctor`` runs, in order; features append theirs.
 CHECKS: list[Check] = [check_disk, check_database, check_clock, check_broker, check_bluetooth,
-                       check_models]
+                       check_fleet, check_models]
 
 
 def run_checks(config: HubConfig, checks: list[Check] | None = None) -> list[Finding]:

@@ -16,7 +16,8 @@ def stock() -> None:
     """Stock levels and movements."""
 
 
-@stock.command("move")
+# A negative QTY ("stock move GS-007 -2 adjustment") is an argument, not an unknown option.
+@stock.command("move", context_settings={"ignore_unknown_options": True})
 @click.argument("sku")
 @click.argument("qty", type=int)
 @click.argument("reason", type=click.Choice(sorted(PUBLIC_REASONS)))
@@ -26,7 +27,8 @@ def stock() -> None:
 @reports_errors
 def move(sku: str, qty: int, reason: str, ref: str | None, note: str | None,
          config_path: Path) -> None:
-    """Record a movement of QTY units of SKU (e.g. 'stock move GS-007 12 receipt')."""
+    """Record a movement of QTY units of SKU (e.g. 'stock move GS-007 12 receipt'); QTY is the
+    change, negative for units taken off ('stock move GS-007 -2 adjustment')."""
     try:
         movement = MovementIn(sku=sku, qty=qty, reason=reason, ref=ref, note=note)  # type: ignore[arg-type]
     except ValidationError as exc:

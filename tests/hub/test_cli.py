@@ -48,6 +48,9 @@ def test_catalog_stock_and_orders(cli, tmp_path: Path) -> None:
     listing = json.loads(cli("orders", "list", "--state", "ready").stdout)
     assert [o["id"] for o in listing] == ["A1"]
     assert json.loads(cli("stock", "show", "MILK").stdout)["available"] == 5
+    # a negative change typed as it reads (it was taken for an unknown option, "-1")
+    counted = json.loads(cli("stock", "move", "MILK", "-1", "adjustment").stdout)
+    assert counted["stock"]["on_hand"] == 6
 
 
 def test_cli_errors_are_messages(cli) -> None:

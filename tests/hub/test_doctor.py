@@ -8,7 +8,14 @@ import sys
 from pathlib import Path
 
 from hub.config import HubConfig
-from hub.doctor import check_bluetooth, check_broker, check_database, check_disk, run_checks
+from hub.doctor import (
+    check_bluetooth,
+    check_broker,
+    check_database,
+    check_disk,
+    check_fleet,
+    run_checks,
+)
 from hub.services import build_services
 from tests.fixtures.mosquitto import Mosquitto, free_port
 
@@ -77,6 +84,18 @@ def test_broker_reachable_refused_and_absent(make_config, tmp_path: Path) -> Non
 def test_bluetooth_is_checked_only_when_scanning(make_config) -> None:
     finding = check_bluetooth(make_config())[0]
     assert finding.status == "ok" and "no adapter needed" in finding.detail
+
+
+def test_fleet_file_is_checked_when_the_hub_would_read_it(make_config, tmp_path: Path) -> None:
+    """Why: doctor said all was well on a config whose fleet file stopped the hub at start."""
+    fleet = tmp_path / "fleet.yaml"
+    fleet.write_text("beacons: []\nbeacons: []\n")
+    beacons = {"enabled": True, "source": "simulate", "fleet_file": str(fleet)}
+    (finding,) = check_fleet(make_config(beacons=beacons))
+    assert finding.status == "fail" and "given twice" in finding.detail and finding.fix
+    assert check_fleet(make_config(beacons={**beacons, "enabled": False})) == []
+    fleet.write_text("beacons: []\n")
+    assert check_fleet(make_config(beacons=beacons))[0].status == "ok"
 
 
 def test_model_checks_catch_a_changed_photo_model_and_a_missing_speech_model(
