@@ -13,13 +13,16 @@ from hub.cli.common import config_option, load, reports_errors
 
 @click.command()
 @click.option("--to", "folder", type=click.Path(path_type=Path, file_okay=False),
-              default="backups", show_default=True, help="Folder for the backup files.")
+              help="Folder for the backup files [default: backups/ beside the database].")
 @click.option("--keep", type=click.IntRange(1, 10_000), help="Keep only the newest N backups.")
 @config_option
 @reports_errors
-def backup(folder: Path, keep: int | None, config_path: Path) -> None:
+def backup(folder: Path | None, keep: int | None, config_path: Path) -> None:
     """Copy the database while the hub keeps running."""
-    target = make_backup(load(config_path).store.database, folder, keep)
+    database = load(config_path).store.database
+    # Beside the database, not the working directory: a backup run from anywhere lands where
+    # the next one (and a restore) will look.
+    target = make_backup(database, folder or database.parent / "backups", keep)
     click.echo(f"backup written to {target}")
 
 

@@ -7,9 +7,11 @@ import sqlite3
 from pathlib import Path
 
 import pytest
+from click.testing import CliRunner
 
 from hub.app import start_hub
 from hub.backup import backup, restore
+from hub.cli import main
 from hub.config import HubConfig
 from hub.errors import Conflict, InvalidInput
 from hub.inventory import MovementIn
@@ -93,3 +95,21 @@ def test_restore_refuses_damaged_or_foreign_files(make_config, tmp_path: Path) -
         restore(other, config.store.database)
     with pytest.raises(InvalidInput, match="not a file"):
         restore(tmp_path / "missing.db", config.store.database)
+
+
+def test_backup_command_writes_beside_the_database(
+    make_config, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Why: the default folder was ./backups of wherever the command ran, not where the next
+    backup (or a restore) would look."""
+    config = make_config()
+    build_services(config).close()  # the database exists
+    path = tmp_path / "hub.toml"
+    path.write_text(f'[store]\nid = "s"\nname = "S"\ndatabase = "{config.store.database}"\n')
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    result = CliRunner().invoke(main, ["backup", "--config", str(path)])
+    assert result.exit_code == 0, result.output
+    assert list((config.store.database.parent / "backups").glob("*.db"))
+    assert not (elsewhere / "backups").exists()
