@@ -102,6 +102,7 @@ class ReminderRules:
             {
                 "member": member_id,
                 "order_id": order_id,
+                "pickup": self.config.pickup_point,
                 "zone": zone,
                 "arrived_at": visit_at,
                 "reminder_id": reminder.id,
@@ -113,20 +114,23 @@ class ReminderRules:
         return reminder
 
     def _hold_reason(self, tx: Transaction, member_id: str, visit_at: float) -> str | None:
+        """Why a member message would be held, or None to send it. The member's limits count
+        arrivals, not orders: a member with two ready orders hears of both when they arrive
+        (the second had been held as "member_gap" behind the first, sent the same second)."""
         cfg = self.config
         if self._quiet(visit_at):
             return "quiet_hours"
         last = tx.execute(
             "SELECT max(visit_at) FROM reminders WHERE member_id = ? AND kind = 'member' "
-            "AND status = 'sent'",
-            (member_id,),
+            "AND status = 'sent' AND visit_at != ?",
+            (member_id, visit_at),
         ).fetchone()[0]
         if last is not None and visit_at - last < cfg.member_min_gap_s:
             return "member_gap"
         (today,) = tx.execute(
-            "SELECT count(*) FROM reminders WHERE member_id = ? AND kind = 'member' "
-            "AND status = 'sent' AND visit_at > ?",
-            (member_id, visit_at - DAY_S),
+            "SELECT count(DISTINCT visit_at) FROM reminders WHERE member_id = ? "
+            "AND kind = 'member' AND status = 'sent' AND visit_at > ? AND visit_at != ?",
+            (member_id, visit_at - DAY_S, visit_at),
         ).fetchone()
         if today >= cfg.member_max_per_day:
             return "member_daily_cap"

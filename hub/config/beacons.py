@@ -18,6 +18,13 @@ class RemindersConfig(StrictModel):
     """When an arrival may turn into a reminder."""
 
     enabled: bool = Field(default=True, description="Evaluate reminder rules on arrivals.")
+    pickup_point: str = Field(
+        default="the pickup counter",
+        min_length=1,
+        max_length=100,
+        description="Where members collect their orders, as the reminder names it to them "
+        "('your order is ready at ...').",
+    )
     quiet_start: time | None = Field(
         default=time(21, 0),
         description="Local store time from which members get no reminder messages (staff "
@@ -30,14 +37,15 @@ class RemindersConfig(StrictModel):
         default=1800.0,
         ge=0,
         le=86400,
-        description="At most one reminder message per member within this many seconds, so a "
-        "member who steps out and back in is not messaged twice.",
+        description="At most one arrival's reminders per member within this many seconds, so a "
+        "member who steps out and back in is not messaged twice. One arrival gets a message "
+        "for each of the member's ready orders.",
     )
     member_max_per_day: int = Field(
         default=3,
         ge=1,
         le=100,
-        description="At most this many reminder messages per member per day.",
+        description="At most this many arrivals' reminders per member in any 24 hours.",
     )
     store_max_per_minute: int = Field(
         default=30,

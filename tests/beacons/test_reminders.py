@@ -4,6 +4,7 @@ every decision recorded, sent ones in the outbox and on the staff feed."""
 from __future__ import annotations
 
 import asyncio
+import json
 from datetime import time
 
 import pytest
@@ -54,7 +55,9 @@ def test_a_ready_order_gives_one_reminder_and_one_staff_alert_per_visit(shop: Se
     engine = rules(shop)
     assert arrive(shop, engine, "m1", NOON) == [("staff", "sent", None), ("member", "sent", None)]
     assert arrive(shop, engine, "m1", NOON) == []  # the same visit again: nothing new
-    assert len(outbox_reminders(shop)) == 1
+    (sent,) = outbox_reminders(shop)
+    data = json.loads(sent["data"])  # what the shop turns into the member's message
+    assert (data["member"], data["order_id"], data["pickup"]) == ("m1", "A1", "the pickup counter")
     listed = [(r.kind, r.order_id) for r in recent(shop.db, 10)]
     assert listed == [("member", "A1"), ("staff", "A1")]
 
@@ -87,6 +90,20 @@ def test_stepping_out_and_back_in_is_not_messaged_twice(shop: Services) -> None:
     arrive(shop, engine, "m1", NOON)
     assert arrive(shop, engine, "m1", NOON + 300)[1] == ("member", "held", "member_gap")
     assert arrive(shop, engine, "m1", NOON + 2000)[1] == ("member", "sent", None)
+
+
+def test_a_member_with_two_ready_orders_hears_of_both(shop: Services) -> None:
+    """Why: the second order's message was held as "member_gap" behind the first, sent the same
+    second, so the member never heard of it; the member's limits count arrivals."""
+    ready_order(shop, "A2", "m1")
+    engine = rules(shop, member_max_per_day=1)
+    both = [("staff", "sent", None), ("member", "sent", None)] * 2
+    assert arrive(shop, engine, "m1", NOON) == both
+    assert sorted(json.loads(r["data"])["order_id"] for r in outbox_reminders(shop)) == ["A1", "A2"]
+    # the next arrival within the gap is still held, for both orders
+    assert {r[2] for r in arrive(shop, engine, "m1", NOON + 300) if r[0] == "member"} == {
+        "member_gap"
+    }
 
 
 def test_daily_cap_per_member(shop: Services) -> None:
