@@ -29,6 +29,7 @@ from hub.beacon_health import BeaconHealthService
 from hub.config.beacons import BeaconsConfig
 from hub.events import Event, Subscription
 from hub.members import MEMBERS_CHANGED
+from hub.orders import ORDER_STATUS
 from hub.reminders import Reminder, ReminderRules
 
 if TYPE_CHECKING:
@@ -119,11 +120,13 @@ class PresenceService:
         """Start receiving; a source that cannot start is logged, not fatal to the hub."""
         self.services.bus.bind(asyncio.get_running_loop())
         members = self.services.bus.subscribe([MEMBERS_CHANGED])
+        orders = self.services.bus.subscribe([ORDER_STATUS])
         self._tasks = [
             asyncio.create_task(self._receive(), name="presence-source"),
             asyncio.create_task(self._consume(), name="presence-record"),
             asyncio.create_task(self._tick(), name="presence-tick"),
             asyncio.create_task(self._reload_keys(members), name="presence-keys"),
+            asyncio.create_task(self._ready_while_inside(orders), name="presence-ready"),
         ]
         if self.health is not None:
             self._tasks.append(asyncio.create_task(self._check_health(), name="beacon-health"))
@@ -205,6 +208,22 @@ class PresenceService:
             await subscription.get()
             keys = await self.services.db.read(self.services.members.keys)
             self.resolver.set_keys({**self._simulated_keys, **keys})
+
+    async def _ready_while_inside(self, subscription: Subscription) -> None:
+        """An order made ready while its member is in the store is reminded at once, as part of
+        the visit it belongs to (the rules skip orders that visit was already told of)."""
+        while True:
+            event = await subscription.get()
+            member, state = event.data.get("member_id"), event.data.get("state")
+            if state != "ready" or not self.config.reminders.enabled:
+                continue
+            for view in self.present():
+                if view.member == member:
+                    await self.services.db.write(self._remind, view)
+
+    def _remind(self, view: MemberView) -> list[Reminder]:
+        with self.services.db.transaction() as tx:
+            return self.rules.on_arrival(tx, view.member, view.arrived, view.zone)
 
     async def _check_health(self) -> None:
         assert self.health is not None

@@ -129,6 +129,56 @@ async def test_a_replayed_walk_in_gives_exactly_one_reminder_and_one_staff_alert
         svc.close()
 
 
+async def test_an_order_made_ready_while_its_member_is_inside_is_reminded_once(
+    tmp_path: Path,
+    make_config: Callable[..., HubConfig],
+    catalog_rows: list,
+) -> None:
+    """Why: the rules ran only on "arrived", so an order staff finished while its member was
+    already shopping gave no reminder and no staff alert until the member came back."""
+    trace = tmp_path / "store.jsonl"
+    write_store_trace(trace)
+    config = make_config(
+        beacons={
+            "enabled": True,
+            "source": "replay",
+            "chain_prefix": PREFIX,
+            "replay_file": str(trace),
+        }
+    )
+    svc = build_services(config, ManualClock(NOON), with_features=False)
+    try:
+        assert not svc.catalog.import_rows(catalog_rows, tmp_path).rejected
+        svc.members.upsert(MemberIn(id="walker", consent=True, beacon_key=WALKER_KEY))
+        svc.orders.place(
+            OrderIn(id="late", member="walker", lines=[OrderLineIn(sku="OAT-1", qty=1)])
+        )
+        if svc.orders.get("late").state == "pending":
+            svc.orders.accept("late")
+        presence = PresenceService(svc)
+        await presence.start()
+        await asyncio.wait_for(presence.settled(), timeout=60)
+        assert [v.member for v in presence.present()] == ["walker"]
+        assert svc.db.query("SELECT * FROM reminders") == []  # nothing ready at the door
+        svc.orders.mark_ready("late")
+        for _ in range(100):
+            rows = svc.db.query("SELECT order_id, kind, status FROM reminders ORDER BY kind")
+            if len(rows) == 2:
+                break
+            await asyncio.sleep(0.05)
+        # the order's next status change (collected) reminds no one again
+        svc.orders.collect("late")
+        await asyncio.sleep(0.3)
+        await presence.stop()
+        rows = svc.db.query("SELECT order_id, kind, status FROM reminders ORDER BY kind")
+        assert [(r["order_id"], r["kind"], r["status"]) for r in rows] == [
+            ("late", "member", "sent"),
+            ("late", "staff", "sent"),
+        ]
+    finally:
+        svc.close()
+
+
 def test_replay_command_prints_contract_events(tmp_path: Path) -> None:
     trace = tmp_path / "store.jsonl"
     write_store_trace(trace)
@@ -193,8 +243,16 @@ def test_simulate_checks_its_options_and_folders_before_simulating(tmp_path: Pat
     assert result.exit_code == 1 and f"folder {missing.parent} does not exist" in result.output
     result = runner.invoke(
         main,
-        ["beacons", "simulate", "--out", str(tmp_path / "a.jsonl"), "--truth",
-         str(tmp_path / "t.jsonl"), "--duration", "10"],
+        [
+            "beacons",
+            "simulate",
+            "--out",
+            str(tmp_path / "a.jsonl"),
+            "--truth",
+            str(tmp_path / "t.jsonl"),
+            "--duration",
+            "10",
+        ],
     )
     assert result.exit_code == 1 and "--duration: " in result.output
     assert "duration_s" not in result.output
