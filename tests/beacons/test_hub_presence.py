@@ -24,7 +24,7 @@ from hub.members import MemberIn
 from hub.orders import OrderIn, OrderLineIn
 from hub.presence import PRESENCE, PresenceService
 from hub.reminders import REMINDER, STAFF_ALERT
-from hub.services import build_services
+from hub.services import Services, build_services
 
 PREFIX = "52455441494c4842"
 WALKER_KEY = "00112233445566778899aabbccddeeff"
@@ -76,11 +76,11 @@ def write_store_trace(path: Path) -> None:
     write_trace(path, sorted(rows, key=lambda a: a.t))
 
 
-async def test_a_replayed_walk_in_gives_exactly_one_reminder_and_one_staff_alert(
-    tmp_path: Path,
-    make_config: Callable[..., HubConfig],
-    catalog_rows: list,
-) -> None:
+def replaying_hub(
+    tmp_path: Path, make_config: Callable[..., HubConfig], catalog_rows: list
+) -> Services:
+    """Services (features not started) whose beacons replay the store trace, with the small
+    catalogue imported; the caller closes them."""
     trace = tmp_path / "store.jsonl"
     write_store_trace(trace)
     config = make_config(
@@ -92,8 +92,17 @@ async def test_a_replayed_walk_in_gives_exactly_one_reminder_and_one_staff_alert
         }
     )
     svc = build_services(config, ManualClock(NOON), with_features=False)
+    assert not svc.catalog.import_rows(catalog_rows, tmp_path).rejected
+    return svc
+
+
+async def test_a_replayed_walk_in_gives_exactly_one_reminder_and_one_staff_alert(
+    tmp_path: Path,
+    make_config: Callable[..., HubConfig],
+    catalog_rows: list,
+) -> None:
+    svc = replaying_hub(tmp_path, make_config, catalog_rows)
     try:
-        assert not svc.catalog.import_rows(catalog_rows, tmp_path).rejected
         for member, key in (("walker", WALKER_KEY), ("lingerer", LINGER_KEY)):
             svc.members.upsert(MemberIn(id=member, consent=True, beacon_key=key))
             svc.orders.place(
@@ -136,19 +145,8 @@ async def test_an_order_made_ready_while_its_member_is_inside_is_reminded_once(
 ) -> None:
     """Why: the rules ran only on "arrived", so an order staff finished while its member was
     already shopping gave no reminder and no staff alert until the member came back."""
-    trace = tmp_path / "store.jsonl"
-    write_store_trace(trace)
-    config = make_config(
-        beacons={
-            "enabled": True,
-            "source": "replay",
-            "chain_prefix": PREFIX,
-            "replay_file": str(trace),
-        }
-    )
-    svc = build_services(config, ManualClock(NOON), with_features=False)
+    svc = replaying_hub(tmp_path, make_config, catalog_rows)
     try:
-        assert not svc.catalog.import_rows(catalog_rows, tmp_path).rejected
         svc.members.upsert(MemberIn(id="walker", consent=True, beacon_key=WALKER_KEY))
         svc.orders.place(
             OrderIn(id="late", member="walker", lines=[OrderLineIn(sku="OAT-1", qty=1)])
