@@ -264,11 +264,16 @@ class StreamResampler:
         return out
 
 
-def active_level(samples: np.ndarray, rate: int) -> float:
-    """RMS of the frames within 20 dB of the loudest 20 ms frame."""
+def frame_energies(samples: np.ndarray, rate: int) -> np.ndarray:
+    """Mean square of each whole 20 ms frame of ``samples``."""
     frame = max(1, rate // 50)
     usable = samples[: len(samples) // frame * frame].reshape(-1, frame)
-    energy = (usable.astype(np.float64) ** 2).mean(axis=1)
+    return (usable.astype(np.float64) ** 2).mean(axis=1)
+
+
+def active_level(samples: np.ndarray, rate: int) -> float:
+    """RMS of the frames within 20 dB of the loudest 20 ms frame."""
+    energy = frame_energies(samples, rate)
     if energy.size == 0 or energy.max() == 0:
         return 0.0
     return float(np.sqrt(energy[energy >= energy.max() * 0.01].mean()))

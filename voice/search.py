@@ -92,6 +92,10 @@ class VoiceSearch:
                 f"{engine.name} model can say; add '{language.code}' names to the catalogue"
             )
         self.matcher = ProductMatcher(entries)
+        spec = self.grammar.spec
+        # longest first, so "where can i find" is taken before "where can i"
+        self._before = sorted(spec.before, key=len, reverse=True)
+        self._after = sorted(spec.after, key=len, reverse=True)
         self._compiled = engine.compile(self.grammar.spec)
 
     def answer_wav(self, data: bytes, limits: AudioLimits = DEFAULT_LIMITS) -> VoiceAnswer:
@@ -161,7 +165,11 @@ class VoiceSearch:
         kept = [w for w in asked if w in grammar.product_words or w not in grammar.filler_words]
         fillers = sum(
             w == UNKNOWN_WORD
-            or (w not in grammar.product_words and w not in grammar.carrier_words and w not in kept)
+            or (
+                w in grammar.filler_words
+                and w not in grammar.product_words
+                and w not in grammar.carrier_words
+            )
             for w in core
         )
         return self._spelled_back(asked), self._spelled_back(kept), fillers
@@ -170,11 +178,11 @@ class VoiceSearch:
         """``words`` without the longest question phrase they start and end with, and the
         article or particle beside the name."""
         spec = self.grammar.spec
-        for carrier in sorted(spec.before, key=len, reverse=True):
+        for carrier in self._before:
             if len(carrier) < len(words) and tuple(words[: len(carrier)]) == carrier:
                 words = words[len(carrier) :]
                 break
-        for carrier in sorted(spec.after, key=len, reverse=True):
+        for carrier in self._after:
             if len(carrier) < len(words) and tuple(words[-len(carrier) :]) == carrier:
                 words = words[: -len(carrier)]
                 break

@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from voice.audio import active_level
+from voice.audio import active_level, frame_energies
 
 #: Shortest run of exact zeros that counts as digital silence: 1 ms at 16 kHz. Shorter runs
 #: are zero crossings of real signals.
@@ -55,10 +55,8 @@ def holds_no_speech(pcm: bytes, rate: int) -> bool:
 
     Why: decoded anyway, the engines hear a short word in the faint floor ("oh"), and the kiosk
     would say it has no "oh" instead of asking the customer to speak again."""
-    frame = max(1, rate // 50)
-    samples = np.frombuffer(pcm, dtype="<i2")
-    usable = samples[: len(samples) // frame * frame].reshape(-1, frame).astype(np.float64)
-    return usable.size == 0 or float(np.sqrt((usable**2).mean(axis=1).max())) < SPEECHLESS_LSB
+    energy = frame_energies(np.frombuffer(pcm, dtype="<i2"), rate)
+    return energy.size == 0 or float(np.sqrt(energy.max())) < SPEECHLESS_LSB
 
 
 def add_floor_under_silence(pcm: bytes, rate: int) -> bytes:

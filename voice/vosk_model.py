@@ -13,6 +13,7 @@ import shutil
 import struct
 import tempfile
 import zipfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -46,17 +47,25 @@ def check_model_dir(path: Path) -> ModelInfo:
     """Check ``path`` is a Vosk model folder; the error names each missing file."""
     if not path.is_dir():
         raise ModelLayoutError(f"{path} is not a folder; give the folder that holds am/ and conf/")
-    missing = [rel for rel in REQUIRED if not (path / rel).is_file()]
-    graph = next((g for g in GRAPHS if all((path / rel).is_file() for rel in g)), None)
-    if graph is None:
-        missing.append("graph/HCLG.fst (or graph/HCLr.fst with graph/Gr.fst)")
+    missing = _missing(lambda rel: (path / rel).is_file())
     if missing:
         nested = [p.parent.parent for p in path.glob("*/am/final.mdl")]
         hint = f"; the model seems to be in {nested[0]}" if nested else ""
         raise ModelLayoutError(
             f"{path} is not a Vosk model folder: missing {', '.join(missing)}{hint}"
         )
-    return ModelInfo(path=path, sample_rate=sample_rate(path), lookahead=len(graph) == 2)
+    # the static graph is used when present; otherwise the lookahead pair (checked above) is
+    lookahead = not (path / GRAPHS[0][0]).is_file()
+    return ModelInfo(path=path, sample_rate=sample_rate(path), lookahead=lookahead)
+
+
+def _missing(has: Callable[[str], bool]) -> list[str]:
+    """The required files (paths inside the model folder) that ``has`` does not find, so a
+    folder on disk and a zip's listing are judged by the same list."""
+    missing = [rel for rel in REQUIRED if not has(rel)]
+    if not any(all(has(rel) for rel in graph) for graph in GRAPHS):
+        missing.append("graph/HCLG.fst (or graph/HCLr.fst with graph/Gr.fst)")
+    return missing
 
 
 def sample_rate(path: Path) -> int:
@@ -203,9 +212,7 @@ def _model_root(archive: Path, names: set[str]) -> str:
     if len(roots) > 1:
         raise ModelLayoutError(f"{archive} holds {len(roots)} models; give one at a time")
     root = roots[0]
-    missing = [rel for rel in REQUIRED if root + rel not in names]
-    if not any(all(root + rel in names for rel in graph) for graph in GRAPHS):
-        missing.append("graph/HCLG.fst (or graph/HCLr.fst with graph/Gr.fst)")
+    missing = _missing(lambda rel: root + rel in names)
     if missing:
         raise ModelLayoutError(f"{archive} is not a Vosk model: missing {', '.join(missing)}")
     return root
