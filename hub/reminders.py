@@ -4,7 +4,9 @@ reminder (through the shop, via the outbox) and the staff get an alert (on the l
 Rules, in order: the member must still consent; one reminder and one staff alert per order per
 visit; the member's message is held back (and recorded as held, with why) during quiet hours,
 within ``member_min_gap_s`` of the previous one, past ``member_max_per_day``, or past the store's
-per-minute cap. The staff alert is never held: the member is standing in the shop. Everything is
+per-minute cap. The staff alert is not held by those: the member is standing in the shop; it is
+held only when the staff were alerted about the same order within ``staff_repeat_after_s`` (an
+arrival that flickered: left and arrived again at the door a minute later). Everything is
 written in the arrival's transaction, so a reminder is never sent without its record, nor
 recorded unsent.
 
@@ -83,6 +85,15 @@ class ReminderRules:
     def _staff_alert(
         self, tx: Transaction, order_id: str, member_id: str, visit_at: float, zone: str | None
     ) -> Reminder:
+        last = tx.execute(
+            "SELECT max(visit_at) FROM reminders WHERE order_id = ? AND kind = 'staff' "
+            "AND status = 'sent'",
+            (order_id,),
+        ).fetchone()[0]
+        if last is not None and abs(visit_at - last) < self.config.staff_repeat_after_s:
+            return self._record(
+                tx, order_id, member_id, visit_at, "staff", "staff_repeat", zone, None
+            )
         reminder = self._record(tx, order_id, member_id, visit_at, "staff", None, zone, None)
         self._publish(tx, STAFF_ALERT, reminder)
         return reminder

@@ -47,6 +47,14 @@ class RemindersConfig(StrictModel):
         le=100,
         description="At most this many arrivals' reminders per member in any 24 hours.",
     )
+    staff_repeat_after_s: float = Field(
+        default=600.0,
+        ge=0,
+        le=86400,
+        description="The staff are alerted about an order again only this many seconds after "
+        "the last alert about it, so a member whose arrival flickers (heard leaving and "
+        "arriving again at the door) does not alert the counter twice. 0: every arrival.",
+    )
     store_max_per_minute: int = Field(
         default=30,
         ge=1,

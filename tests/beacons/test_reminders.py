@@ -106,6 +106,20 @@ def test_a_member_with_two_ready_orders_hears_of_both(shop: Services) -> None:
     }
 
 
+def test_a_flickering_arrival_alerts_the_staff_once(shop: Services) -> None:
+    """Why: an arrival that flickered (left, arrived again a minute later) alerted the counter
+    twice about the same order; a real second visit later still alerts."""
+    engine = rules(shop, staff_repeat_after_s=600)
+    assert arrive(shop, engine, "m1", NOON)[0] == ("staff", "sent", None)
+    assert arrive(shop, engine, "m1", NOON + 60)[0] == ("staff", "held", "staff_repeat")
+    assert arrive(shop, engine, "m1", NOON + 700)[0] == ("staff", "sent", None)
+    assert arrive(shop, rules(shop, staff_repeat_after_s=0), "m1", NOON + 710)[0] == (
+        "staff",
+        "sent",
+        None,
+    )
+
+
 def test_daily_cap_per_member(shop: Services) -> None:
     engine = rules(shop, member_min_gap_s=0, member_max_per_day=2)
     results = [arrive(shop, engine, "m1", NOON + i * 60)[1] for i in range(3)]
