@@ -28,7 +28,7 @@ import numpy as np
 from hub.catalog import Catalog, ImportReport
 from hub.config.vision import VisionConfig
 from hub.db import Database, Transaction
-from hub.errors import HubError, InvalidInput, NotFound, TooLarge, Unavailable
+from hub.errors import Conflict, HubError, InvalidInput, NotFound, TooLarge, Unavailable
 from hub.inventory import Inventory
 from hub.periodic import PeriodicJob
 from vision.embedder import OnnxEmbedder
@@ -329,6 +329,34 @@ class PhotoService:
         if rebuild:
             self.refresh()
         return enrolled
+
+    async def remove_photo(self, sku: str, image_id: int) -> int:
+        """Remove one enrolled reference photo (a photo of the wrong product, a blurred one)
+        and wait until the gallery searches without it; returns the photos the product has
+        left. The catalogue image is the catalogue's: it changes with the next import."""
+        await self.run(self._delete_photo, sku, image_id)
+        await asyncio.wrap_future(self.request_rebuild())
+        return await self.run(self.photo_count, sku)
+
+    def _delete_photo(self, sku: str, image_id: int) -> None:
+        self.catalog.get(sku)
+        with self.db.transaction() as tx:
+            row = tx.execute(
+                "SELECT kind, path FROM product_images WHERE id = ? AND sku = ?", (image_id, sku)
+            ).fetchone()
+            if row is None:
+                raise NotFound(
+                    f"product {sku} has no photo {image_id}; GET /api/products/{sku}/photos "
+                    "lists its photos"
+                )
+            if row[0] == "iconic":
+                raise Conflict(
+                    f"photo {image_id} is the catalogue image of {sku}; change it in the "
+                    "catalogue and import it again",
+                    code="catalogue_image",
+                )
+            tx.execute("DELETE FROM product_images WHERE id = ?", (image_id,))  # and its vectors
+        (self.images_dir / row[1]).unlink(missing_ok=True)
 
     def photo_count(self, sku: str) -> int:
         row = self.db.query_one("SELECT count(*) AS n FROM product_images WHERE sku = ?", (sku,))

@@ -2,7 +2,9 @@
 
 ``POST /api/search/photo`` takes the photo as the raw body (``image/jpeg``, ``image/png`` or
 ``image/webp``) or as a multipart form with a ``photo`` file field. ``POST
-/api/products/{sku}/photos`` (staff) adds a reference photo the same way. The body size is capped
+/api/products/{sku}/photos`` (staff) adds a reference photo the same way; ``GET`` on it lists the
+product's photos and ``DELETE .../photos/{image_id}`` removes an enrolled one that was a mistake
+(a photo of the wrong product teaches the kiosk to answer wrongly). The body size is capped
 by the web app; the pixel count and file integrity are checked by the vision package before any
 decoding, and the work runs on the photo service's own thread.
 """
@@ -80,6 +82,34 @@ async def add_photo(request: web.Request) -> web.Response:
     )
 
 
+async def list_photos(request: web.Request) -> web.Response:
+    require_staff(request)
+    service = photo_service(request)
+    sku = request.match_info["sku"]
+    service.catalog.get(sku)
+    rows = await service.run(service.catalog.images, sku)
+    photos = [
+        {"image_id": r["id"], "kind": r["kind"], "url": f"/images/{r['path']}",
+         "added_at": r["added_at"]}
+        for r in rows
+    ]
+    return json_response({"sku": sku, "photos": photos})
+
+
+async def remove_photo(request: web.Request) -> web.Response:
+    require_staff(request)
+    service = photo_service(request)
+    sku, raw_id = request.match_info["sku"], request.match_info["image_id"]
+    if not raw_id.isascii() or not raw_id.isdigit() or len(raw_id) > 18:
+        raise InvalidInput(
+            f"the photo id must be a whole number (image_id from the list); got {raw_id!r}"
+        )
+    left = await service.remove_photo(sku, int(raw_id))
+    return json_response({"sku": sku, "image_id": int(raw_id), "photos": left})
+
+
 def setup(app: web.Application) -> None:
     app.router.add_post("/api/search/photo", search_photo)
     app.router.add_post("/api/products/{sku}/photos", add_photo)
+    app.router.add_get("/api/products/{sku}/photos", list_photos)
+    app.router.add_delete("/api/products/{sku}/photos/{image_id}", remove_photo)

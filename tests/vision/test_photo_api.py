@@ -306,3 +306,54 @@ async def test_images_another_process_imported_are_picked_up(make_config) -> Non
     finally:
         other.close()
         await hub.stop()
+
+
+async def test_a_wrongly_enrolled_photo_can_be_listed_and_removed(
+    photo_client: TestClient, staff: dict[str, str], stocked: Services
+) -> None:
+    """Why: a photo enrolled under the wrong product taught the kiosk that answer, and staff had
+    no way to take it back."""
+    oat = photos("train.txt", OAT_MILK, 6)[5].path.read_bytes()
+    client = SpecClient(photo_client, staff)
+    response, wrong = await client.call(
+        "POST", "/api/products/APL-1/photos", data=oat, content_type="image/jpeg"
+    )
+    assert response.status == 201
+    assert (await search(photo_client, oat))["results"][0]["sku"] == "APL-1"
+
+    response, listed = await client.call("GET", "/api/products/APL-1/photos")
+    assert response.status == 200 and len(listed["photos"]) == 5
+    assert listed["photos"][-1]["image_id"] == wrong["image_id"]
+    stored = stocked.config.store.images_dir / listed["photos"][-1]["url"].removeprefix("/images/")
+    assert stored.exists()
+
+    url = f"/api/products/APL-1/photos/{wrong['image_id']}"
+    assert (await photo_client.delete(url)).status == 401
+    response, removed = await client.call("DELETE", url)
+    assert response.status == 200 and removed["photos"] == 4
+    assert not stored.exists()
+    assert (await search(photo_client, oat))["results"][0]["sku"] == "OAT-1"
+
+    response, again = await client.call("DELETE", url)
+    assert response.status == 404 and "lists its photos" in again["error"]["message"]
+    banana_photo = listed["photos"][0]["image_id"]
+    response, elsewhere = await client.call("DELETE", f"/api/products/BAN-1/photos/{banana_photo}")
+    assert response.status == 404  # the id belongs to another product
+    response, bad = await client.call("DELETE", "/api/products/APL-1/photos/first")
+    assert response.status == 400 and "whole number" in bad["error"]["message"]
+    response, _ = await client.call("GET", "/api/products/NOPE-1/photos")
+    assert response.status == 404
+
+
+async def test_the_catalogue_image_is_not_removed_through_the_photo_api(
+    photo_client: TestClient, staff: dict[str, str], stocked: Services
+) -> None:
+    with stocked.db.transaction() as tx:
+        (image_id,) = tx.execute(
+            "INSERT INTO product_images (sku, path, kind, sha256, added_at) "
+            "VALUES ('BAN-1', 'BAN-1/catalogue.jpg', 'iconic', 'abc', 0) RETURNING id"
+        ).fetchone()
+    response, body = await SpecClient(photo_client, staff).call(
+        "DELETE", f"/api/products/BAN-1/photos/{image_id}"
+    )
+    assert response.status == 409 and "import it again" in body["error"]["message"]
