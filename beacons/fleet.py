@@ -123,6 +123,13 @@ class BeaconSpec(_Strict):
             value = getattr(self, name)
             if value is not None and len(value) != length:
                 raise ValueError(f"{name} must be {length} hex digits, got {len(value)}")
+        ranging = self.tx_power_0m
+        if self.kind.startswith("eddystone") and not -100 <= ranging <= 20:
+            raise ValueError(
+                f"measured_power {self.measured_power} dBm would advertise Eddystone ranging "
+                f"data of {ranging} dBm (1 m power + {EDDYSTONE_0M_OFFSET_DB} dB), outside the "
+                "spec's -100 to +20 dBm; measure the 1 m power again (it is usually -50 to -80)"
+            )
         try:
             self.identity_frame()
         except FrameError as exc:

@@ -79,8 +79,9 @@ class TokenResolver:
     """Maps advertised service UUIDs to member ids for the windows around the latest time seen.
 
     The table only moves forward: an advertisement a little older than the newest one (several
-    scanners relaying out of order) is looked up in the same table, which still holds the previous
-    window. A jump back by more than one window (a new recording) rebuilds around the older time.
+    scanners relaying out of order) is looked up in the same table, which still holds the two
+    windows before the newest, so a phone a window behind is recognised in a late advertisement
+    too. A jump back by more than one window (a new recording) rebuilds around the older time.
     Each token still resolves only within one window of the advertisement's own time.
     Times before the first window (a trace in seconds from 0) simply have no previous window."""
 
@@ -127,7 +128,7 @@ class TokenResolver:
         return hit[0]
 
     def _rebuild(self, center: int) -> None:
-        wanted = [w for w in (center - 1, center, center + 1) if w in WINDOWS]
+        wanted = [w for w in range(center - 2, center + 2) if w in WINDOWS]
         self._by_window = {w: self._by_window.get(w) or self._window_table(w) for w in wanted}
         self._table = {
             uuid: (member, w) for w in wanted for uuid, member in self._by_window[w].items()

@@ -5,6 +5,7 @@ big-endian. UID/URL/EID carry Tx power at 0 m (the spec's "1 m reading + 41 dB")
 
 from __future__ import annotations
 
+import math
 import struct
 from dataclasses import dataclass
 
@@ -69,8 +70,11 @@ class EddystoneTLM:
         check_int("Eddystone-TLM advertisement count", self.adv_count, 0, 0xFFFFFFFF)
         check_int("Eddystone-TLM uptime", self.uptime_tenths, 0, 0xFFFFFFFF)
         if self.temperature_c is not None:
-            raw = self.temperature_c * 256
-            if raw != int(raw) or not -0x7FFF <= raw <= 0x7FFF:
+            temperature = self.temperature_c
+            raw = temperature * 256 if isinstance(temperature, int | float) else math.nan
+            if isinstance(temperature, bool) or not math.isfinite(raw) or raw != int(raw) or not (
+                -0x7FFF <= raw <= 0x7FFF
+            ):
                 raise FrameError(
                     "Eddystone-TLM temperature must be a multiple of 1/256 degC between "
                     f"-127.99 and 127.99, got {self.temperature_c!r}"
@@ -117,6 +121,10 @@ def parse_eddystone(data: bytes) -> EddystoneFrame:
     if not data:
         raise FrameError("Eddystone service data is empty")
     frame_type = data[0] & 0xF0
+    if data[0] & 0x0F:
+        raise FrameError(
+            f"Eddystone frame type 0x{data[0]:02x} sets the reserved low bits (must be 0000)"
+        )
     if frame_type == UID_TYPE:
         if len(data) not in _UID_LENGTHS:
             raise FrameError(f"Eddystone-UID must be 18 or 20 bytes, got {len(data)}")

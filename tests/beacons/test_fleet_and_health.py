@@ -96,6 +96,12 @@ def test_render_needs_the_store_id_for_relay_nodes(tmp_path: Path) -> None:
             "major: 1, minor: 1, url: 'https://shop.example'}",
             "a ibeacon beacon has no url",
         ),
+        # Why: 0 dBm at 1 m made the ranging byte +41 dBm, a frame outside the Eddystone spec
+        (
+            "beacons:\n  - {id: a, kind: eddystone-uid, namespace: " + "ab" * 10 + ", instance: "
+            "'000000000001', measured_power: -10}",
+            "ranging data of 31 dBm",
+        ),
         # Why: plain YAML keeps the last of two keys, so this declared no beacons at all.
         ("beacons:\n  - {id: a, kind: eddystone-eid, identity_key: " + "ab" * 16 + "}\n"
          "beacons: []\n", "(line 3, column 1): 'beacons' is given twice"),

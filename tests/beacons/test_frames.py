@@ -141,8 +141,18 @@ def test_frames_refuse_values_their_layout_cannot_carry() -> None:
         IBeacon(UUID(int=0), 70000, 0, -59)
     with pytest.raises(FrameError, match="namespace"):
         EddystoneUID(0, b"short", bytes(6))
-    with pytest.raises(FrameError, match="1/256"):
-        EddystoneTLM(3000, 20.001, 0, 0)
+    # Why: NaN and infinity escaped as ValueError / OverflowError, True passed as 1/256 degC
+    for temperature in (20.001, float("nan"), float("inf"), True, "20"):
+        with pytest.raises(FrameError, match="1/256"):
+            EddystoneTLM(3000, temperature, 0, 0)  # type: ignore[arg-type]
+
+
+def test_eddystone_frame_types_with_reserved_bits_are_not_read() -> None:
+    """The spec: the four low-order bits of the frame type are reserved and must be 0000; 0x21
+    had been read as telemetry."""
+    tlm = EddystoneTLM(3000, 20.0, 1, 1).service_data()[1]
+    with pytest.raises(FrameError, match="reserved low bits"):
+        parse_eddystone(bytes([0x21]) + tlm[1:])
 
 
 # --- round trips -----------------------------------------------------------------------------

@@ -82,6 +82,17 @@ def test_a_late_advertisement_is_judged_by_its_own_time() -> None:
     assert resolver.resolve(token_uuid(PREFIX, KEY, window_of(t) + 1), late) is None
 
 
+def test_a_late_advertisement_from_a_phone_a_window_behind_resolves() -> None:
+    """Why: a late line (a slower relay) stamped a window before the newest, from a phone whose
+    clock runs a window behind, was dropped: the table lacked the window two before the newest."""
+    resolver = _resolver()
+    t = BOUNDARY + 10
+    assert resolver.resolve(token_uuid(PREFIX, KEY, window_of(t)), t) == "m1"
+    late = t - WINDOW_S
+    assert resolver.resolve(token_uuid(PREFIX, KEY, window_of(late) - 1), late) == "m1"
+    assert resolver.resolve(token_uuid(PREFIX, KEY, window_of(late) - 2), late) is None
+
+
 @pytest.mark.parametrize("t", [0.0, 12.5, -3.0, 1e30])
 def test_times_outside_the_token_counter_resolve_nothing_and_never_fail(t: float) -> None:
     """A trace timed from 0 (the design example's t is 12.5) has no window before the first;
