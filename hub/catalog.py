@@ -26,6 +26,8 @@ from hub.db import Database, Transaction
 from hub.errors import InvalidInput, NotFound
 from hub.events import Event, EventBus
 from hub.inventory import Inventory, Sku
+from vision.errors import ImageError
+from vision.imageinfo import read_info
 
 MAX_CATALOG_BYTES = 20 * 1024 * 1024
 MAX_ROWS = 100_000
@@ -164,8 +166,9 @@ class Catalog:
     """Reads catalogue files into the products table and answers product lookups."""
 
     def __init__(self, db: Database, clock: Clock, inventory: Inventory, images_dir: Path,
-                 bus: EventBus | None = None) -> None:
+                 bus: EventBus | None = None, max_image_pixels: int = 50_000_000) -> None:
         self.db = db
+        self.max_image_pixels = max_image_pixels
         self.clock = clock
         self.inventory = inventory
         self.images_dir = images_dir
@@ -234,7 +237,7 @@ class Catalog:
         image_file = None
         if product.image:
             try:
-                image_file = _check_image(images, product.image)
+                image_file = _check_image(images, product.image, self.max_image_pixels)
             except InvalidInput as exc:
                 report.rejected.append(RowProblem(number, sku, [exc.message]))
                 return None, None
@@ -369,8 +372,10 @@ def _signature(data: bytes) -> bytes:
     raise InvalidInput("image is not a JPEG or PNG file")
 
 
-def _check_image(folder: Path, name: str) -> Path:
-    """The image file ``name`` inside ``folder``; refuses paths that climb out of it.
+def _check_image(folder: Path, name: str, max_pixels: int) -> Path:
+    """The image file ``name`` inside ``folder``; refuses paths that climb out of it, and images
+    whose header declares more than ``max_pixels`` (photo search could never embed them, the
+    kiosk would show them, and every start logged them again).
 
     Why by the path's own parts and not by resolving it: a catalogue file is untrusted input, so
     an absolute path or a ".." is refused, but links inside the images folder were put there by
@@ -384,8 +389,17 @@ def _check_image(folder: Path, name: str) -> Path:
     size = candidate.stat().st_size
     if size > MAX_IMAGE_BYTES:
         raise InvalidInput(f"image {name!r} is larger than {MAX_IMAGE_BYTES // 2**20} MiB")
-    with candidate.open("rb") as fh:
-        _signature(fh.read(16))
+    data = candidate.read_bytes()
+    _signature(data[:16])
+    try:
+        info = read_info(data)
+    except ImageError as exc:
+        raise InvalidInput(f"image {name!r}: {exc.message}") from exc
+    if info.pixels > max_pixels:
+        raise InvalidInput(
+            f"image {name!r} is {info.width}x{info.height} ({info.pixels / 1e6:.0f} megapixels); "
+            f"the limit is {max_pixels / 1e6:.0f} (vision.max_pixels): save a smaller copy"
+        )
     return candidate
 
 

@@ -84,7 +84,9 @@ def build_services(config: HubConfig, clock: Clock | None = None,
     metrics = Metrics()
     metrics.watch_store(db, clock.now)
     inventory = Inventory(db, clock, bus, metrics)
-    catalog = Catalog(db, clock, inventory, config.store.images_dir, bus)
+    catalog = Catalog(
+        db, clock, inventory, config.store.images_dir, bus, config.vision.max_pixels
+    )
     services = Services(
         config=config,
         clock=clock,

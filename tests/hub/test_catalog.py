@@ -6,13 +6,15 @@ import hashlib
 import json
 from pathlib import Path
 
+import cv2
+import numpy as np
 import pytest
 
 from hub.demo.store import CATALOG, IMAGES
 from hub.errors import InvalidInput
 from hub.services import Services
 
-JPEG = b"\xff\xd8\xff\xe0" + b"\x00" * 64
+JPEG = cv2.imencode(".jpg", np.zeros((8, 8, 3), np.uint8))[1].tobytes()
 
 CSV = """sku,name_en,name_ko,aliases_en,category,price,shelf,image,stock
 MILK-1,Whole milk,우유,milk;full fat milk,Dairy,12.50,C1,milk.jpg,20
@@ -119,6 +121,24 @@ def test_non_utf8_and_fake_images(services: Services, tmp_path: Path) -> None:
     report = services.catalog.import_rows(
         [(1, {"sku": "A", "names": {"en": "A"}, "image": "fake.jpg"})], tmp_path)
     assert report.rejected[0].errors == ["image is not a JPEG or PNG file"]
+
+
+def test_images_too_large_to_search_or_show_are_refused_at_import(
+    services: Services, tmp_path: Path
+) -> None:
+    """Why: a 10,000 x 10,000 catalogue image was imported, could never be embedded, and every
+    start logged it again; a header that cannot be read is refused too."""
+    sof = JPEG.find(b"\xff\xc0")
+    huge = JPEG[: sof + 5] + (10_000).to_bytes(2, "big") * 2 + JPEG[sof + 9 :]
+    (tmp_path / "huge.jpg").write_bytes(huge)
+    (tmp_path / "headless.jpg").write_bytes(b"\xff\xd8\xff\xe0" + bytes(64))
+    report = services.catalog.import_rows(
+        [(1, {"sku": "A", "names": {"en": "A"}, "image": "huge.jpg"}),
+         (2, {"sku": "B", "names": {"en": "B"}, "image": "headless.jpg"})], tmp_path)
+    problems = {p.row: p.errors[0] for p in report.rejected}
+    assert "10000x10000 (100 megapixels)" in problems[1] and "vision.max_pixels" in problems[1]
+    assert problems[2].startswith("image 'headless.jpg': ")
+    assert report.added == []
 
 
 def test_demo_catalogue_imports_cleanly(services: Services) -> None:
