@@ -24,6 +24,7 @@ from beacons.frames import (
     EddystoneURL,
     Frame,
     IBeacon,
+    identity,
 )
 from beacons.frames.eddystone import EDDYSTONE_UUID
 
@@ -218,7 +219,7 @@ class Fleet(_Strict):
             if dupes:
                 raise ValueError(f"duplicate {what}s: {', '.join(dupes)}")
         idents = [
-            b.identity_key.lower() if b.identity_key else repr(b.identity_frame())
+            b.identity_key.lower() if b.identity_key else identity(b.identity_frame())
             for b in self.beacons
         ]
         if len(idents) != len(set(idents)):

@@ -7,16 +7,20 @@ beacon whose identifying frame came from the same address (the beacon's own, not
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from beacons.advertisement import Advertisement
 from beacons.eid import ephemeral_id
 from beacons.errors import TraceError
 from beacons.fleet import BeaconSpec, Fleet
-from beacons.frames import EddystoneEID, EddystoneTLM, parse_frames
+from beacons.frames import EddystoneEID, EddystoneTLM, identity, parse_frames
 
 EID_SLACK_QUANTA = 2  # accept an EID this many rotation periods either side of the expected one
+#: A low battery clears only this far above the threshold: a reading that wobbles around the
+#: threshold (2490 / 2510 mV) alerted and cleared dozens of times an hour.
+BATTERY_CLEAR_MARGIN_MV = 100
 
 
 @dataclass
@@ -58,13 +62,15 @@ class FleetHealth:
         battery_low_mv: int,
     ) -> None:
         self._clock = clock
-        self._started = clock()
+        self._started: float | None = None  # the first check: nothing is missing before it
         self.missing_after_s = missing_after_s
         self.battery_low_mv = battery_low_mv
         self._specs = {spec.id: spec for spec in fleet.beacons}
         self.status = {spec.id: BeaconStatus(spec.id, spec.zone) for spec in fleet.beacons}
         self._by_identity = {
-            spec.identity_frame(): spec.id for spec in fleet.beacons if spec.kind != "eddystone-eid"
+            identity(spec.identity_frame()): spec.id
+            for spec in fleet.beacons
+            if spec.kind != "eddystone-eid"
         }
         self._eid_specs = [spec for spec in fleet.beacons if spec.kind == "eddystone-eid"]
         self._addresses: dict[str, str] = {}
@@ -86,7 +92,7 @@ class FleetHealth:
             beacon = (
                 self._match_eid(frame, adv.t)
                 if isinstance(frame, EddystoneEID)
-                else self._by_identity.get(frame)
+                else self._by_identity.get(identity(frame))
             )
             if beacon is None:
                 continue
@@ -94,19 +100,31 @@ class FleetHealth:
             status = self.status[beacon]
             status.last_seen, status.rssi, status.scanner = adv.t, adv.rssi, adv.scanner
 
+    def restore(self, saved: BeaconStatus) -> None:
+        """Take up a declared beacon's status as the last run stored it, so a restart neither
+        forgets when it was last heard nor repeats (or never clears) an alert already given."""
+        if saved.id in self.status:
+            self.status[saved.id] = replace(saved, zone=self.status[saved.id].zone)
+
     def check(self, now: float | None = None) -> list[HealthAlert]:
         """Alerts for problems that started or cleared since the last check."""
         now = self._clock() if now is None else now
         alerts: list[HealthAlert] = []
+        if not math.isfinite(now):
+            return alerts  # a replay that has not reached its first advertisement
+        if self._started is None:
+            self._started = now
         for status in self.status.values():
-            seen = status.last_seen if status.last_seen is not None else self._started
-            missing = now - seen > self.missing_after_s
+            if status.last_seen is None:  # never heard (a restored one stays missing)
+                missing = status.missing or now - self._started > self.missing_after_s
+            else:
+                missing = now - status.last_seen > self.missing_after_s
             if missing != status.missing:
                 status.missing = missing
                 alerts.append(
                     HealthAlert(now, status.id, "missing", missing, {"last_seen": status.last_seen})
                 )
-            low = status.battery_mv is not None and 0 < status.battery_mv < self.battery_low_mv
+            low = self._battery_low(status)
             if low != status.battery_low:
                 status.battery_low = low
                 alerts.append(
@@ -115,6 +133,16 @@ class FleetHealth:
                     )
                 )
         return alerts
+
+    def _battery_low(self, status: BeaconStatus) -> bool:
+        """Low under the threshold; cleared only a margin above it; an unknown reading (none
+        yet, or 0: mains powered) leaves it as it was."""
+        battery = status.battery_mv
+        if battery is None or not self.battery_low_mv:
+            return status.battery_low and bool(self.battery_low_mv)
+        if status.battery_low:
+            return battery < self.battery_low_mv + BATTERY_CLEAR_MARGIN_MV
+        return battery < self.battery_low_mv
 
     def _telemetry(self, status: BeaconStatus, tlm: EddystoneTLM) -> None:
         status.battery_mv = tlm.battery_mv or None  # 0 = mains powered (spec)

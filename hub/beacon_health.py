@@ -5,11 +5,12 @@ outbox and pushed to the staff live feed, like reminders."""
 from __future__ import annotations
 
 import json
-from dataclasses import asdict
+from collections.abc import Callable
+from dataclasses import asdict, fields
 
 from beacons.advertisement import Advertisement
 from beacons.fleet import Fleet
-from beacons.health import FleetHealth, HealthAlert
+from beacons.health import BeaconStatus, FleetHealth, HealthAlert
 from hub.clock import Clock
 from hub.config.beacons import HealthConfig
 from hub.db import Database, Transaction
@@ -17,23 +18,39 @@ from hub.events import Event, EventBus
 from hub.outbox import enqueue
 
 BEACON_HEALTH = "beacon.health"  # outbox type (sync.messages.BEACON_HEALTH) and staff-feed event
+#: beacon_health's columns that hold a BeaconStatus (the table names the id beacon_id).
+_COLUMNS = ["beacon_id AS id" if f.name == "id" else f.name for f in fields(BeaconStatus)]
 
 
 class BeaconHealthService:
     """Feeds advertisements to the health tracker and records what its checks find."""
 
     def __init__(
-        self, db: Database, clock: Clock, bus: EventBus | None, fleet: Fleet, config: HealthConfig
+        self,
+        db: Database,
+        clock: Clock,
+        bus: EventBus | None,
+        fleet: Fleet,
+        config: HealthConfig,
+        now: Callable[[], float] | None = None,
     ) -> None:
+        """``now`` is the time advertisements are stamped with: the hub's clock, or a flat-out
+        replay's own (health must judge "missing" on the same time as the sightings)."""
         self.db = db
         self.clock = clock
         self.bus = bus
+        self._now = now or clock.now
         self.tracker = FleetHealth(
             fleet,
-            clock.now,
+            self._now,
             missing_after_s=config.missing_after_s,
             battery_low_mv=config.battery_low_mv,
         )
+        for row in db.query(f"SELECT {', '.join(_COLUMNS)} FROM beacon_health"):
+            self.tracker.restore(
+                BeaconStatus(**{**row, "missing": bool(row["missing"]),
+                                "battery_low": bool(row["battery_low"])})
+            )
 
     def observe(self, adv: Advertisement) -> None:
         """One advertisement from any source (non-beacon traffic is ignored cheaply)."""
@@ -42,7 +59,7 @@ class BeaconHealthService:
     def check(self) -> list[HealthAlert]:
         """Evaluate health now, store every beacon's status and record the alerts (a write:
         run it through ``Database.write``)."""
-        alerts = self.tracker.check(self.clock.now())
+        alerts = self.tracker.check(self._now())
         now = self.clock.now()
         with self.db.transaction() as tx:
             for status in self.tracker.status.values():

@@ -117,16 +117,25 @@ def check_bluetooth(config: HubConfig) -> list[Finding]:
         findings.append(Finding("bluetooth", "fail", "no Bluetooth adapter found",
                                 "plug in the USB Bluetooth adapter (the Pi's onboard UART adapter "
                                 "drops advertisements under load) and check 'hciconfig -a'"))
+    elif beacons.adapter and beacons.adapter not in adapters:
+        findings.append(Finding("bluetooth", "fail", f"beacons.adapter = {beacons.adapter!r} is "
+                                f"not here (adapters: {', '.join(adapters)})",
+                                "set beacons.adapter to one of them, or leave it unset for the "
+                                "default; is the USB adapter plugged in?"))
     else:
         findings.append(Finding("bluetooth", "ok", f"adapters: {', '.join(adapters)}"))
+    passive = beacons.scanning_mode == "passive"
     version = _bluez_version()
     if version is None:
         findings.append(Finding("bluez", "fail", "BlueZ (bluetoothd) is not installed",
                                 "sudo apt-get install bluez"))
+    elif not passive:
+        findings.append(Finding("bluez", "ok", f"BlueZ {version[0]}.{version[1]} (active "
+                                "scanning)"))
     elif version < (5, 56):
         findings.append(Finding("bluez", "warn", f"BlueZ {version[0]}.{version[1]}: no passive "
                                 "scanning", "upgrade to BlueZ 5.56 or newer (Raspberry Pi OS "
-                                "bookworm has it), or keep beacons.scan_mode active"))
+                                "bookworm has it), or set beacons.scanning_mode = 'active'"))
     else:
         experimental = _bluetoothd_has_experimental()
         findings.append(Finding(
@@ -137,7 +146,7 @@ def check_bluetooth(config: HubConfig) -> list[Finding]:
             "to ExecStart in a drop-in for bluetooth.service",
         ))
     kernel = tuple(int(x) for x in re.findall(r"\d+", platform.release())[:2])
-    if kernel < (5, 10):
+    if passive and kernel < (5, 10):
         findings.append(Finding("kernel", "warn", f"kernel {platform.release()}",
                                 "passive scanning needs Linux 5.10 or newer"))
     return findings

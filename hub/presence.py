@@ -53,6 +53,7 @@ def make_source(config: BeaconsConfig, services: Services) -> AdvertisementSourc
             mode=config.scanning_mode,
             chain_prefix=bytes.fromhex(config.chain_prefix or ""),
             watchdog_s=config.watchdog_s,
+            keep_trying=True,
         )
     if config.source == "mqtt":
         return MqttRelaySource(
@@ -105,6 +106,7 @@ class PresenceService:
                 services.bus,
                 load_fleet(config.fleet_file),
                 config.health,
+                presence_now,
             )
             if config.fleet_file
             else None
@@ -150,6 +152,14 @@ class PresenceService:
             self.health.observe(adv)
         for event in self.pipeline.feed(adv):
             self._events.put_nowait(event)
+
+    @property
+    def source_problem(self) -> str | None:
+        """Why no advertisements arrive now (the scan cannot start and is being retried, or the
+        source stopped), or None. Staff see it in store health: without it every beacon would
+        turn "missing" and the beacons would be blamed for the scanner."""
+        error = self.source_error or getattr(self.source, "error", None)
+        return None if error is None else str(error)
 
     def present(self) -> list[MemberView]:
         """Members inside now."""

@@ -32,10 +32,26 @@ __all__ = [
     "Frame",
     "IBeacon",
     "advertising_data",
+    "identity",
     "parse_frames",
 ]
 
 _log = logging.getLogger(__name__)
+
+
+def identity(frame: Frame) -> tuple[object, ...] | None:
+    """What names a beacon in its frame: the ids without the power byte, so a beacon calibrated
+    again to another 1 m power (or an AltBeacon with another reserved byte) is still the beacon
+    the fleet declares. None for telemetry and ephemeral ids, which name no beacon themselves."""
+    if isinstance(frame, IBeacon):
+        return ("ibeacon", frame.uuid, frame.major, frame.minor)
+    if isinstance(frame, AltBeacon):
+        return ("altbeacon", frame.company_id, frame.beacon_id)
+    if isinstance(frame, EddystoneUID):
+        return ("eddystone-uid", frame.namespace, frame.instance)
+    if isinstance(frame, EddystoneURL):
+        return ("eddystone-url", frame.url)
+    return None
 
 
 def parse_frames(

@@ -15,7 +15,12 @@ from typing import Any, Literal
 from bleak import BleakScanner
 from bleak.args.bluez import OrPattern
 from bleak.assigned_numbers import AdvertisementDataType
-from bleak.exc import BleakBluetoothNotAvailableError, BleakDBusError, BleakError
+from bleak.exc import (
+    BleakBluetoothNotAvailableError,
+    BleakBluetoothNotAvailableReason,
+    BleakDBusError,
+    BleakError,
+)
 
 from beacons.errors import ScannerUnavailableError
 from beacons.sources.base import AdvertisementSink, DetectionCallback
@@ -48,9 +53,23 @@ def explain(exc: BaseException, *, adapter: str | None, mode: ScanMode) -> Scann
             "the hub with [beacons] source = 'mqtt' or 'replay'."
         )
     if isinstance(exc, BleakBluetoothNotAvailableError):
+        reason = exc.reason
+        if reason == BleakBluetoothNotAvailableReason.NO_BLUETOOTH:
+            advice = (
+                "no Bluetooth adapter at all: plug in the USB Bluetooth adapter; "
+                "'bluetoothctl list' must show one"
+            )
+        elif reason == BleakBluetoothNotAvailableReason.NO_BLE_CENTRAL_ROLE:
+            advice = "the adapter cannot scan Bluetooth LE: use a Bluetooth 4.0 or newer adapter"
+        elif reason == BleakBluetoothNotAvailableReason.POWERED_OFF:
+            advice = "the adapter is off: check 'rfkill list', then 'bluetoothctl power on'"
+        else:
+            advice = (
+                "BlueZ refused this user: run the hub as a user in the 'bluetooth' group "
+                "(sudo usermod -aG bluetooth USER) or as the retail-hub service"
+            )
         return ScannerUnavailableError(
-            f"Bluetooth is not available on {name} ({exc.reason.name.lower()}): check "
-            "'rfkill list', then 'bluetoothctl power on'."
+            f"Bluetooth is not available on {name} ({reason.name.lower()}): {advice}."
         )
     if isinstance(exc, BleakDBusError) and "ServiceUnknown" in exc.dbus_error:
         return ScannerUnavailableError(
@@ -63,7 +82,7 @@ def explain(exc: BaseException, *, adapter: str | None, mode: ScanMode) -> Scann
             f"Bluetooth adapter {name} not found: list adapters with 'bluetoothctl list' and set "
             "[beacons] adapter to one of them (e.g. 'hci0'); is the USB adapter plugged in?"
         )
-    if mode == "passive" and isinstance(exc, BleakError):
+    if mode == "passive" and ("passive scanning" in text or "UnknownMethod" in text):
         return ScannerUnavailableError(
             f"passive scanning failed ({text}): it needs BlueZ >= 5.56 started with "
             "--experimental and kernel >= 5.10; or set [beacons] scanning_mode = 'active'."
@@ -71,8 +90,18 @@ def explain(exc: BaseException, *, adapter: str | None, mode: ScanMode) -> Scann
     return ScannerUnavailableError(f"cannot scan on {name}: {text or type(exc).__name__}")
 
 
+#: How long the hub waits before trying again to start a scan that could not start, doubling
+#: up to ``RETRY_MAX_S`` (bluetoothd restarting, an adapter that comes up after the hub).
+RETRY_FIRST_S = 5.0
+RETRY_MAX_S = 60.0
+
+
 class BleakSource:
-    """Scans with BlueZ and restarts the scan when nothing has been heard for ``watchdog_s``."""
+    """Scans with BlueZ and restarts the scan when nothing has been heard for ``watchdog_s``.
+
+    A scan that cannot start raises at once when ``keep_trying`` is off (the ``beacons scan``
+    command: a person is watching); the hub keeps trying, with ``error`` saying what is wrong
+    meanwhile, since nobody restarts a hub whose other features are serving."""
 
     def __init__(
         self,
@@ -85,6 +114,7 @@ class BleakSource:
         chain_prefix: bytes = b"",
         watchdog_s: float = 60.0,
         scanner_factory: Callable[..., Any] = BleakScanner,
+        keep_trying: bool = False,
     ) -> None:
         self.name = name
         self._clock = clock
@@ -94,7 +124,9 @@ class BleakSource:
         self._prefix = chain_prefix
         self.watchdog_s = watchdog_s
         self._factory = scanner_factory
+        self.keep_trying = keep_trying
         self.restarts = 0
+        self.error: ScannerUnavailableError | None = None
 
     def _make_scanner(self, callback: DetectionCallback) -> Any:
         bluez: dict[str, Any] = {}
@@ -110,12 +142,23 @@ class BleakSource:
     async def run(self, sink: AdvertisementSink) -> None:
         """Scan until cancelled. Raises ScannerUnavailableError if scanning cannot start."""
         callback = DetectionCallback(self.name, self._clock, sink)
+        failures = 0
         while True:
-            scanner = self._make_scanner(callback)
             try:
-                await scanner.start()
-            except (BleakError, OSError) as exc:
-                raise explain(exc, adapter=self.adapter, mode=self.mode) from exc
+                scanner = await self._start(callback)
+            except ScannerUnavailableError as error:
+                if not self.keep_trying:
+                    raise
+                failures += 1
+                wait = min(RETRY_MAX_S, RETRY_FIRST_S * 2 ** (failures - 1))
+                if self.error is None or str(self.error) != str(error):
+                    _log.error("cannot scan on %s: %s (trying again)", self.name, error)
+                self.error = error
+                await self._sleep(wait)
+                continue
+            if self.error is not None:
+                _log.warning("scanning on %s again", self.name)
+            self.error, failures = None, 0
             started = self._clock()
             try:
                 await self._watch(callback, started)
@@ -128,6 +171,14 @@ class BleakSource:
                 self.watchdog_s,
                 self.restarts,
             )
+
+    async def _start(self, callback: DetectionCallback) -> Any:
+        scanner = self._make_scanner(callback)
+        try:
+            await scanner.start()
+        except (BleakError, OSError) as exc:
+            raise explain(exc, adapter=self.adapter, mode=self.mode) from exc
+        return scanner
 
     async def _watch(self, callback: DetectionCallback, started: float) -> None:
         """Return when nothing was heard for ``watchdog_s`` (since the scan started)."""

@@ -81,11 +81,17 @@ def _beacons(svc: Services) -> dict[str, Any]:
     if svc.presence is None:
         return {**_off(svc.config.beacons.enabled), "beacons": [], "missing": 0}
     if svc.presence.health is None:
+        problem = svc.presence.source_problem
         return {"state": "unavailable", "beacons": [], "missing": 0,
-                "detail": "no beacon fleet is declared (beacons.fleet_file)"}
+                "detail": f"not scanning: {problem}" if problem
+                else "no beacon fleet is declared (beacons.fleet_file)"}
     beacons: list[dict[str, Any]] = svc.presence.health.snapshot()["beacons"]
-    return {"state": "ok", "detail": None, "beacons": beacons,
-            "missing": sum(1 for beacon in beacons if beacon["missing"])}
+    missing = sum(1 for beacon in beacons if beacon["missing"])
+    problem = svc.presence.source_problem
+    if problem is not None:
+        return {"state": "unavailable", "detail": f"not scanning: {problem}", "beacons": beacons,
+                "missing": missing}
+    return {"state": "ok", "detail": None, "beacons": beacons, "missing": missing}
 
 
 async def health(request: web.Request) -> web.Response:

@@ -14,10 +14,16 @@ from beacons.errors import FleetError
 from beacons.fleet import Fleet, advertising_payload, load_fleet, render_beacon, render_scanner
 from beacons.frames import EddystoneTLM, EddystoneUID, EddystoneURL, IBeacon, advertising_data
 from beacons.health import FleetHealth
+from hub.beacon_health import BeaconHealthService
 from hub.cli import main
+from hub.clock import ManualClock
+from hub.config.beacons import HealthConfig
+from hub.presence import PresenceService
+from hub.services import Services
 
 ROOT = Path(__file__).resolve().parents[2]
 DEMO = ROOT / "firmware_configs" / "demo-store.yaml"
+NOW = 1_767_261_600.0
 
 
 def test_every_committed_fleet_file_validates() -> None:
@@ -199,6 +205,39 @@ def test_health_tracks_beacons_and_alerts_once_per_change() -> None:
     ]
 
 
+def test_a_beacon_calibrated_to_another_power_is_still_itself() -> None:
+    """Why: beacons were matched by their whole frame, power byte included, so a beacon set to
+    -61 dBm at 1 m instead of the declared -59 was reported missing while on the air, and two
+    beacons with one identity but different powers passed validation."""
+    fleet = load_fleet(DEMO)
+    health = FleetHealth(fleet, Clock(NOW), missing_after_s=600, battery_low_mv=2500)
+    declared = fleet.beacons[0].identity_frame()
+    assert isinstance(declared, IBeacon)
+    recalibrated = IBeacon(declared.uuid, declared.major, declared.minor, -61)
+    health.observe(advert(recalibrated, NOW, "11:11:11:11:11:11"))
+    assert health.status["entrance-ibeacon"].last_seen == NOW
+    same = {"kind": "ibeacon", "uuid": str(UUID(int=1)), "major": 1, "minor": 1}
+    with pytest.raises(ValueError, match="same identity"):
+        Fleet.model_validate(
+            {"beacons": [{"id": "a", **same}, {"id": "b", **same, "measured_power": -70}]}
+        )
+
+
+def test_a_low_battery_clears_only_a_margin_above_the_threshold() -> None:
+    """Why: a reading wobbling around the threshold (2490 / 2510 mV) alerted and cleared
+    dozens of times an hour; and a reading of 0 (no battery figure) cleared a low battery."""
+    fleet = load_fleet(DEMO)
+    clock = Clock(NOW)
+    health = FleetHealth(fleet, clock, missing_after_s=600, battery_low_mv=2500)
+    uid = fleet.beacons[1].identity_frame()
+    health.observe(advert(uid, NOW, "22:22:22:22:22:22"))
+    changes = []
+    for battery in (2490, 2510, 2490, 2550, 0, 2590, 2600):
+        health.observe(advert(EddystoneTLM(battery, 20.0, 1, 1), NOW, "22:22:22:22:22:22"))
+        changes += [(battery, a.active) for a in health.check() if a.kind == "battery_low"]
+    assert changes == [(2490, True), (2600, False)]
+
+
 def test_health_recognises_its_own_eid_beacon() -> None:
     fleet = load_fleet(DEMO)
     clock = Clock(1_767_261_600.0)
@@ -213,3 +252,54 @@ def test_health_recognises_its_own_eid_beacon() -> None:
 def test_the_longest_url_fills_one_advertisement_exactly() -> None:
     longest = EddystoneURL(-18, "https://abcdefghijklmnopq")  # 17 body bytes
     assert len(advertising_payload(longest)) == 31
+
+
+def test_a_restart_keeps_what_health_knew(services: Services, clock: ManualClock) -> None:
+    """Why: after a restart a beacon still missing was stored as "OK" with no last sighting,
+    its return sent no "cleared" (the shop's alert stayed active for good), and staying away
+    sent a second "missing" that had lost when it was last heard."""
+    fleet = load_fleet(DEMO)
+    config = HealthConfig(missing_after_s=600)
+
+    def start() -> BeaconHealthService:
+        return BeaconHealthService(services.db, clock, None, fleet, config)
+
+    entrance = fleet.beacons[0].identity_frame()
+    first = start()
+    first.observe(advert(entrance, clock.now(), "11:11:11:11:11:11"))
+    seen_at = clock.now()
+    first.check()
+    clock.advance(601)
+    assert {(a.beacon, a.active) for a in first.check() if a.kind == "missing"} >= {
+        ("entrance-ibeacon", True)
+    }
+
+    again = start()  # the hub restarted
+    clock.advance(60)
+    assert again.check() == []
+    assert again.snapshot()["beacons"][0]["last_seen"] == seen_at
+    again.observe(advert(entrance, clock.now(), "11:11:11:11:11:11"))
+    assert [(a.beacon, a.kind, a.active) for a in again.check()] == [
+        ("entrance-ibeacon", "missing", False)
+    ]
+
+
+def test_a_flat_out_replay_judges_health_on_the_trace_time(
+    services: Services, tmp_path: Path
+) -> None:
+    """Why: presence ran on the trace's own time and health on the wall clock, so every beacon
+    of a recording replayed with `retail-hub run` was missing at the first check."""
+    services.config.beacons = services.config.beacons.model_copy(
+        update={"enabled": True, "source": "replay", "replay_file": tmp_path / "t.jsonl",
+                "fleet_file": DEMO, "chain_prefix": "00" * 8}
+    )
+    presence = PresenceService(services)
+    assert presence.health is not None
+    recorded = services.clock.now() - 30 * 86400  # a recording made a month ago
+    entrance = load_fleet(DEMO).beacons[0].identity_frame()
+    presence.on_advertisement(advert(entrance, recorded, "11:11:11:11:11:11"))
+    assert presence.health.check() == []
+    presence.on_advertisement(advert(entrance, recorded + 1000, "11:11:11:11:11:11"))
+    assert {a.beacon for a in presence.health.check()} == {
+        "dairy-uid", "pickup-altbeacon", "window-url", "stockroom-eid"
+    }

@@ -101,10 +101,65 @@ async def test_no_bluez_here_is_explained_not_a_traceback() -> None:
             "powered_off",
         ),
         (BleakError("passive scanning mode requires bluez or_patterns"), "--experimental"),
+        # Why: these had said "check rfkill" and "needs --experimental" whatever went wrong.
+        (
+            BleakBluetoothNotAvailableError("none", BleakBluetoothNotAvailableReason.NO_BLUETOOTH),
+            "plug in the USB Bluetooth adapter",
+        ),
+        (
+            BleakBluetoothNotAvailableError(
+                "denied", BleakBluetoothNotAvailableReason.DENIED_BY_SYSTEM
+            ),
+            "'bluetooth' group",
+        ),
+        (BleakError("[org.bluez.Error.NotReady] Resource Not Ready"), "Resource Not Ready"),
     ],
 )
 def test_bluez_errors_say_what_to_check(error: BaseException, message: str) -> None:
-    assert message in str(explain(error, adapter="hci3", mode="passive"))
+    explained = str(explain(error, adapter="hci3", mode="passive"))
+    assert message in explained
+    assert ("--experimental" in explained) == ("passive scanning" in str(error))
+
+
+async def test_the_hub_keeps_trying_a_scan_that_cannot_start() -> None:
+    """Why: one failed restart (bluetoothd restarting) or an adapter that came up after the hub
+    ended scanning for good, and nobody restarts a hub whose other features are serving."""
+    clock = ManualClock()
+    radio = SimulatedRadio(
+        [Advertisement(t=clock.now() + 100, scanner="door", address="5A:00:00:00:00:01", rssi=-60)],
+        clock=clock.now,
+        sleep=clock.sleep,
+    )
+    attempts: list[float] = []
+
+    def factory(callback: object, **kwargs: object) -> object:
+        attempts.append(clock.now())
+        if len(attempts) <= 3:
+            raise BleakError("adapter 'hci0' not found")
+        return radio.scanner_factory("door")(callback, **kwargs)
+
+    heard: list[Advertisement] = []
+    source = BleakSource("door", clock=clock.now, sleep=clock.sleep, mode="active", adapter="hci0",
+                         scanner_factory=factory, keep_trying=True)
+    task = asyncio.create_task(source.run(heard.append))
+    errors = []
+    for _ in range(120):
+        for _ in range(10):
+            await asyncio.sleep(0)
+        errors.append(source.error)
+        clock.advance(1.0)
+    task.cancel()
+    await asyncio.gather(task, return_exceptions=True)
+    assert [t - attempts[0] for t in attempts[:4]] == [0, 5, 15, 35]  # 5 s, doubling
+    assert "hci0 not found" in str(errors[0]) and source.error is None
+    assert len(heard) == 1
+    with pytest.raises(ScannerUnavailableError, match="hci0 not found"):
+        await BleakSource("door", clock=clock.now, sleep=clock.sleep, mode="active", adapter="hci0",
+                          scanner_factory=_failing).run(heard.append)
+
+
+def _failing(callback: object, **kwargs: object) -> object:
+    raise BleakError("adapter 'hci0' not found")
 
 
 def test_passive_patterns_match_the_token_prefix_as_sent_on_air() -> None:

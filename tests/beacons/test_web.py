@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
 from aiohttp.test_utils import TestClient
+from bleak.exc import BleakError
 
 from beacons.presence import PresenceEvent
+from beacons.sources.bleak_scanner import BleakSource
 from hub.members import MemberIn
 from hub.orders import OrderIn, OrderLineIn
 from hub.presence import PresenceService
@@ -63,3 +66,31 @@ async def test_recorded_events_and_reminders_are_listed(
     assert body == {"enabled": True, "present": []}
     response, _ = await api.call("GET", "/api/presence/events?limit=0")
     assert response.status == 400
+
+
+async def test_store_health_says_when_the_scanner_cannot_scan(
+    client: TestClient, staff: dict[str, str], stocked: Services, repo_root: Path
+) -> None:
+    """Why: with the scan failing, store health still said beacons "ok" and, after
+    missing_after_s, blamed every beacon for the scanner."""
+
+    def no_adapter(callback: object, **kwargs: object) -> object:
+        raise BleakError("adapter 'hci1' not found")
+
+    stocked.config.beacons.chain_prefix = "00" * 8
+    stocked.config.beacons.fleet_file = repo_root / "firmware_configs" / "demo-store.yaml"
+    clock = stocked.clock
+    source = BleakSource("door", clock=clock.now, sleep=clock.sleep, adapter="hci1",
+                         scanner_factory=no_adapter, keep_trying=True)
+    presence = stocked.presence = PresenceService(stocked, source)
+    await presence.start()
+    try:
+        for _ in range(20):
+            await asyncio.sleep(0)
+        _, body = await SpecClient(client, staff).call("GET", "/api/staff/health")
+        assert body["beacons"]["state"] == "unavailable"
+        detail = body["beacons"]["detail"]
+        assert detail.startswith("not scanning: Bluetooth adapter hci1 not found")
+        assert len(body["beacons"]["beacons"]) == 5
+    finally:
+        await presence.stop()

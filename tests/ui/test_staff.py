@@ -153,7 +153,8 @@ def test_store_health_shows_every_part(staff_page: Page, ui_hub: UiHub) -> None:
     expect(staff_page.locator("#beacon-rows tr")).to_have_count(len(beacons))
     expect(staff_page.locator("#beacon-rows")).to_contain_text("entrance-ibeacon (entrance)")
     expect(staff_page.locator("#beacon-summary")).to_have_text(
-        f"{len(beacons)} beacons, {health['beacons']['missing']} missing")
+        f"{len(beacons)} beacons, {health['beacons']['missing']} missing, "
+        f"{sum(b['battery_low'] for b in beacons)} with a low battery")
 
 
 def test_an_order_that_arrives_while_the_queue_loads_stays(page: Page, ui_hub: UiHub) -> None:

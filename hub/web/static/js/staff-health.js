@@ -47,7 +47,8 @@ function render(health) {
   ]);
   const fleet = health.beacons;
   document.getElementById("beacon-summary").textContent = fleet.state === "ok"
-    ? `${fleet.beacons.length} beacons, ${fleet.missing} missing`
+    ? `${fleet.beacons.length} beacons, ${fleet.missing} missing, `
+      + `${fleet.beacons.filter((beacon) => beacon.battery_low).length} with a low battery`
     : `${STATE_WORDS[fleet.state] ?? fleet.state}${fleet.detail ? ` — ${fleet.detail}` : ""}`;
   document.getElementById("beacon-rows").replaceChildren(...fleet.beacons.map((beacon) => {
     const row = el("tr");
