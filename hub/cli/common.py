@@ -93,9 +93,16 @@ def check_files(config: HubConfig, config_path: Path) -> None:
     # The hub reads the fleet file only with beacons on; the example names one with them off.
     if config.beacons.enabled and config.beacons.fleet_file is not None:
         try:
-            load_fleet(config.beacons.fleet_file)
+            fleet = load_fleet(config.beacons.fleet_file)
         except BeaconsError as exc:
             problems.append(f"{config_path}: beacons.fleet_file: {exc}")
+        else:
+            if fleet.store is not None and fleet.store != config.store.id:
+                # relay nodes flashed from it publish under another store's topics
+                problems.append(
+                    f"{config_path}: beacons.fleet_file: {config.beacons.fleet_file} is for store "
+                    f"{fleet.store!r} but this hub is store.id = {config.store.id!r}"
+                )
     for problem in problems:
         click.echo(problem, err=True)
     if problems:

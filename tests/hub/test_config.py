@@ -142,6 +142,20 @@ def test_a_bad_fleet_file_is_reported_by_check_and_stops_run_cleanly(tmp_path: P
         assert "Traceback" not in result.stderr
 
 
+def test_a_fleet_file_of_another_store_is_reported(tmp_path: Path) -> None:
+    """Why: relay nodes flashed from a fleet file of another store publish under that store's
+    topics, which this hub never subscribes to, and nothing said so."""
+    fleet = tmp_path / "fleet.yaml"
+    fleet.write_text("store: other-shop\nbeacons: []\n")
+    config = tmp_path / "hub.toml"
+    config.write_text(f'[store]\nid = "ok"\nname = "S"\n[beacons]\nfleet_file = "{fleet}"\n'
+                      'enabled = true\nsource = "simulate"\n')
+    result = subprocess.run([*CLI, "config", "check", str(config)], capture_output=True,
+                            text=True, cwd=ROOT, timeout=60)
+    assert result.returncode == 2
+    assert "is for store 'other-shop' but this hub is store.id = 'ok'" in result.stderr
+
+
 def test_config_check_names_every_missing_broker_file(tmp_path: Path) -> None:
     config = tmp_path / "hub.toml"
     config.write_text('[store]\nid = "ok"\nname = "S"\n[mqtt]\nenabled = true\nhost = "b.example"\n'
