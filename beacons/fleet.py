@@ -9,7 +9,7 @@ from __future__ import annotations
 import struct
 from collections import Counter
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 from uuid import UUID
 
 import yaml
@@ -272,11 +272,33 @@ def load_fleet(path: Path) -> Fleet:
     try:
         return Fleet.model_validate(doc)
     except ValidationError as exc:
-        lines = [
-            f"  {'.'.join(str(p) for p in err['loc']) or '(top)'}: {err['msg']}"
-            for err in exc.errors()
-        ]
+        lines = [f"  {_where(doc, err['loc'])}: {_message(err)}" for err in exc.errors()]
         raise FleetError(f"{path}: {len(lines)} problem(s):\n" + "\n".join(lines)) from exc
+
+
+def _where(doc: dict[str, Any], loc: tuple[int | str, ...]) -> str:
+    """A problem's place as a person finds it in the file: the list entry by its id or name
+    (``beacons.2 (window-url).url``), not only by its position counted from 0."""
+    if not loc:
+        return "(top)"
+    parts = [str(p) for p in loc]
+    if len(loc) >= 2 and loc[0] in ("beacons", "scanners") and isinstance(loc[1], int):
+        entries = doc.get(str(loc[0]))
+        entry = entries[loc[1]] if isinstance(entries, list) and loc[1] < len(entries) else None
+        key = "id" if loc[0] == "beacons" else "name"
+        name = entry.get(key) if isinstance(entry, dict) else None
+        if isinstance(name, str | int):
+            parts[1] = f"{loc[1]} ({name})"
+    return ".".join(parts)
+
+
+def _message(err: Any) -> str:
+    """Pydantic's message, with the usual YAML slip explained: hex ids and digits-only names
+    written without quotes are read as numbers."""
+    message = str(err["msg"]).removeprefix("Value error, ")
+    if err["type"] == "string_type" and isinstance(err.get("input"), int | float):
+        message += f" (YAML read {err['input']!r} as a number: put it in quotes)"
+    return message
 
 
 def advertising_payload(frame: Frame) -> bytes:

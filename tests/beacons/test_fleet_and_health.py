@@ -89,7 +89,14 @@ def test_render_needs_the_store_id_for_relay_nodes(tmp_path: Path) -> None:
         (
             "beacons:\n  - {id: a, kind: ibeacon, uuid: 7d2a1e0c-5b3f-4c1d-9a7e-2f6b8c4d0e11, "
             "major: 1, minor: 1, colour: red}",
-            "beacons.0.colour",
+            "beacons.0 (a).colour: Extra inputs",
+        ),
+        # Why: an unquoted digits-only instance was "Input should be a valid string"
+        (
+            "beacons:\n  - {id: a, kind: eddystone-uid, namespace: " + "ab" * 10
+            + ", instance: 2}",
+            "beacons.0 (a).instance: Input should be a valid string (YAML read 2 as a number: "
+            "put it in quotes)",
         ),
         (
             "scanners:\n  - {name: a, kind: hub-adapter}\n  - {name: a, kind: esp32-relay}",
