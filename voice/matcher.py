@@ -75,6 +75,16 @@ def pinyin_key(text: str) -> str:
     return " ".join(lazy_pinyin(normalise(text).replace(" ", "")))
 
 
+def _is_latin_words(text: str) -> bool:
+    """Only the letters a-z and spaces: what pinyin typed without tone marks looks like."""
+    return bool(text) and all("a" <= ch <= "z" or ch == " " for ch in text)
+
+
+def _joined_ratio(query: str, choice: str, **kwargs: object) -> float:
+    """rapidfuzz's ratio with the spaces between syllables left out on both sides."""
+    return fuzz.ratio(query.replace(" ", ""), choice.replace(" ", ""), **kwargs)
+
+
 #: Each form: whether a text has it, how it is computed, and the scorer that suits it.
 _FORMS: dict[str, tuple[Callable[[str], bool], Callable[[str], str]]] = {
     "jamo": (has_hangul, jamo_key),
@@ -129,6 +139,11 @@ class ProductMatcher:
             choices, owners = self._forms[form]
             if choices and applies(text):
                 self._collect(make(text), choices, owners, fuzz.ratio, limit, lang, best)
+        pinyin_choices, pinyin_owners = self._forms["pinyin"]
+        if pinyin_choices and not whole and _is_latin_words(query):
+            # pinyin typed on a Latin keyboard ("xiangjiao", "yan mai nai"), syllables joined
+            # or not, finds the Chinese name it spells
+            self._collect(query, pinyin_choices, pinyin_owners, _joined_ratio, limit, lang, best)
         return sorted(best.values(), key=lambda m: (-m.score, m.sku))[:limit]
 
     @staticmethod

@@ -34,6 +34,19 @@ def test_chinese_homophones_and_tone_errors_match_by_pinyin() -> None:
     assert matcher.search("燕麦耐", lang="zh")[0].sku == "OAT"
 
 
+def test_pinyin_typed_on_a_latin_keyboard_finds_the_chinese_name() -> None:
+    """Why: "yanmainai" found Banana at 0.67 and "xiangjiao" nothing in a Chinese catalogue."""
+    matcher = ProductMatcher(
+        [*CATALOG, CatalogEntry("BAN", {"en": "Banana", "zh": "香蕉"})]
+    )
+    for typed, sku in (("yanmainai", "OAT"), ("yan mai nai", "OAT"), ("xiangjiao", "BAN")):
+        top = matcher.search(typed)[0]
+        assert top.sku == sku and top.score == 1.0, typed
+    assert matcher.search("banana")[0].sku == "BAN"
+    # a transcript is compared with whole names only
+    assert all(m.sku != "OAT" for m in matcher.search("yan mai nai", whole=True))
+
+
 def test_unrelated_text_scores_low() -> None:
     matcher = ProductMatcher(CATALOG)
     hits = matcher.search("batteries")
