@@ -308,16 +308,23 @@ class Catalog:
         # image corrected in the shop system must stop steering photo search.
         replaced = tx.execute("DELETE FROM product_images WHERE sku = ? AND kind = 'iconic' "
                               "AND sha256 != ?", (sku, image.sha256)).rowcount
-        if tx.execute("SELECT 1 FROM product_images WHERE sku = ? AND sha256 = ?",
-                      (sku, image.sha256)).fetchone() is None:
+        existing = tx.execute("SELECT kind FROM product_images WHERE sku = ? AND sha256 = ?",
+                              (sku, image.sha256)).fetchone()
+        if existing is None:
             tx.execute(
                 "INSERT INTO product_images (sku, path, kind, sha256, added_at) "
                 "VALUES (?, ?, 'iconic', ?, ?)",
                 (sku, image.rel, image.sha256, self.clock.now()),
             )
             report.images.append(image.rel)
-        elif replaced:
-            report.images.append(image.rel)
+        else:
+            if existing[0] != "iconic":
+                # a staff photo chosen as the catalogue image is the catalogue's from now on, so
+                # removing "that photo" cannot take the product's image away
+                tx.execute("UPDATE product_images SET kind = 'iconic' WHERE sku = ? AND sha256 = ?",
+                           (sku, image.sha256))
+            if replaced:
+                report.images.append(image.rel)
 
     # --- lookups ----------------------------------------------------------------------------
 

@@ -49,27 +49,31 @@ def read_classes(root: Path) -> list[ProductClass]:
     if not path.is_file():
         raise DatasetError(f"{path} is missing; a dataset folder needs classes.csv")
     classes: list[ProductClass] = []
-    with path.open(newline="", encoding="utf-8-sig") as handle:
-        rows = csv.reader(handle)
-        next(rows, None)
-        for line_no, row in enumerate(rows, start=2):
-            if not row:
-                continue
-            if len(row) < 5:
-                raise DatasetError(f"{path}:{line_no}: expected at least 5 columns, got {len(row)}")
-            try:
-                classes.append(
-                    ProductClass(
-                        class_id=int(row[1]),
-                        name=row[0].strip(),
-                        coarse_id=int(row[3]),
-                        coarse_name=row[2].strip(),
-                        iconic=root / row[4].strip().lstrip("/"),
-                        line=line_no,
-                    )
+    rows = csv.reader(_text(path).splitlines())
+    header = next(rows, None)
+    if header and len(header) > 1 and header[1].strip().lstrip("-").isdigit():
+        raise DatasetError(
+            f"{path}:1: the first line must name the columns (Class Name, Class ID, Coarse Class "
+            f"Name, Coarse Class ID, Iconic Image Path); it holds product {header[0]!r}"
+        )
+    for line_no, row in enumerate(rows, start=2):
+        if not row:
+            continue
+        if len(row) < 5:
+            raise DatasetError(f"{path}:{line_no}: expected at least 5 columns, got {len(row)}")
+        try:
+            classes.append(
+                ProductClass(
+                    class_id=int(row[1]),
+                    name=row[0].strip(),
+                    coarse_id=int(row[3]),
+                    coarse_name=row[2].strip(),
+                    iconic=root / row[4].strip().lstrip("/"),
+                    line=line_no,
                 )
-            except ValueError as exc:
-                raise DatasetError(f"{path}:{line_no}: class ids must be integers ({exc})") from exc
+            )
+        except ValueError as exc:
+            raise DatasetError(f"{path}:{line_no}: class ids must be integers ({exc})") from exc
     if not classes:
         raise DatasetError(f"{path} lists no products")
     return sorted(classes, key=lambda c: c.class_id)
@@ -87,7 +91,7 @@ def read_split(
     if not path.is_file():
         raise DatasetError(f"split file {path} is missing")
     photos: list[LabelledPhoto] = []
-    for line_no, line in enumerate(path.read_text(encoding="utf-8-sig").splitlines(), start=1):
+    for line_no, line in enumerate(_text(path).splitlines(), start=1):
         if not line.strip():
             continue
         parts = [part.strip() for part in line.split(",")]
@@ -118,3 +122,14 @@ def _check_ids(photos: list[LabelledPhoto], classes: list[ProductClass]) -> None
                 f"{photo.where}: coarse class {photo.coarse_id} is not class "
                 f"{photo.class_id}'s ({coarse_of[photo.class_id]} in classes.csv)"
             )
+
+
+def _text(path: Path) -> str:
+    """A dataset text file, which must be UTF-8 (a byte-order mark is allowed)."""
+    try:
+        return path.read_text(encoding="utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = exc.object[: exc.start].count(b"\n") + 1
+        raise DatasetError(
+            f"{path}:{line}: not UTF-8 text (byte 0x{exc.object[exc.start]:02x}); save it as UTF-8"
+        ) from exc

@@ -237,7 +237,7 @@ def pack(dataset: Path, out: Path, model: Path | None) -> None:
 @click.option(
     "--out",
     type=click.Path(path_type=Path, file_okay=False),
-    default=Path("vision/models"),
+    default=Path("var/models"),
     show_default=True,
     help="Folder for the int8 model and its provenance.",
 )
@@ -294,6 +294,9 @@ def pack(dataset: Path, out: Path, model: Path | None) -> None:
     "run; they never influence the weights.",
 )
 @click.option("--seed", type=int, default=0, show_default=True)
+@click.option(
+    "--force", is_flag=True, help="Replace a model of the same name already in --out."
+)
 @config_option
 @reports_errors
 def train(
@@ -309,10 +312,17 @@ def train(
     export_size: int,
     monitor_split: str | None,
     seed: int,
+    force: bool,
     config_path: Path,
 ) -> None:
     """Fine-tune the photo CNN on enrolled photos and write a new ONNX model (needs the train extra:
     pip install 'retail-hub[train]'). Point vision.model_path at the result to use it."""
+    target = out / f"{name}-int8.onnx"
+    if target.exists() and not force:
+        raise InvalidInput(
+            f"{target} already exists (a model in use, perhaps the shipped one); choose another "
+            "--name or --out, or pass --force to replace it"
+        )
     from vision.tools import TrainExtraMissingError, require_torch
 
     depth = BACKBONES[backbone]
@@ -329,6 +339,7 @@ def train(
         raise InvalidInput("--monitor-split needs --dataset")
     else:
         photos, labels = _store_photos(load(config_path))
+    _check_enough(photos, labels)
     try:
         require_torch(backbone)
     except TrainExtraMissingError as exc:
@@ -363,6 +374,35 @@ def train(
         monitor=[TrainingPhoto(d, label) for d, label in monitor],
     )
     print_json({k: provenance[k] for k in ("model", "sha256", "bytes")})
+
+
+#: Fewer photos than this per product on average teach the network next to nothing.
+MIN_PHOTOS_PER_PRODUCT = 5
+#: Below this many products a fine-tuned network sees every photo as one of them.
+FEW_PRODUCTS = 20
+
+
+def _check_enough(photos: list[tuple[bytes, int]], labels: list[str]) -> None:
+    """Refuse a training set that cannot teach anything (it ran one step, or none, and wrote a
+    model as if it had worked), and warn when it is small enough to cost "not sure"."""
+    if len(labels) < 2:
+        raise InvalidInput(
+            f"training needs photos of at least 2 products; there are {len(labels)}"
+        )
+    if len(photos) < MIN_PHOTOS_PER_PRODUCT * len(labels):
+        raise InvalidInput(
+            f"{len(photos)} photos of {len(labels)} products is too few to fine-tune on: add "
+            f"photos until there are about {MIN_PHOTOS_PER_PRODUCT} per product "
+            f"({MIN_PHOTOS_PER_PRODUCT * len(labels)}); until then the shipped model with the "
+            "on-device head is the better choice"
+        )
+    if len(labels) < FEW_PRODUCTS:
+        click.echo(
+            f"warning: a network fine-tuned on {len(labels)} products sees most other things as "
+            "one of them, so photos of products you do not sell are less often answered "
+            "'not sure'; compare with `retail-hub vision eval` before switching",
+            err=True,
+        )
 
 
 def _dataset_photos(dataset: Path) -> tuple[list[tuple[bytes, int]], list[str]]:

@@ -194,3 +194,23 @@ def test_a_new_catalogue_image_replaces_the_old_one(services: Services, tmp_path
     assert sorted(r["kind"] for r in kinds) == ["iconic", "reference"]
     iconic = next(r["sha256"] for r in kinds if r["kind"] == "iconic")
     assert iconic == hashlib.sha256(JPEG + b"\x00").hexdigest()
+
+
+def test_a_staff_photo_chosen_as_the_catalogue_image_becomes_the_catalogue_image(
+    services: Services, tmp_path: Path
+) -> None:
+    """Why: the import found the staff photo's row with the same bytes and left it a
+    'reference' photo, so removing that photo took the product's catalogue image away."""
+    (tmp_path / "a.jpg").write_bytes(JPEG)
+    digest = hashlib.sha256(JPEG).hexdigest()
+    services.catalog.import_rows([(1, {"sku": "P", "names": {"en": "Pear"}})], tmp_path)
+    with services.db.transaction() as tx:
+        tx.execute(
+            "INSERT INTO product_images (sku, path, kind, sha256, added_at) "
+            "VALUES ('P', ?, 'reference', ?, 0)",
+            (f"P/{digest[:16]}.jpg", digest),
+        )
+    services.catalog.import_rows([(1, {"sku": "P", "names": {"en": "Pear"}, "image": "a.jpg"})],
+                                 tmp_path)
+    rows = services.db.query("SELECT kind FROM product_images WHERE sku = 'P'")
+    assert [r["kind"] for r in rows] == ["iconic"]

@@ -15,7 +15,7 @@ from click.testing import CliRunner
 from hub.cli import main
 from tests.conftest import GROCERY
 from tests.vision.conftest import CLASSES, MODEL, PROVENANCE, photos
-from vision.dataset import read_classes, read_split
+from vision.dataset import DatasetError, read_classes, read_split
 from vision.tools import TrainExtraMissingError, require_torch
 
 
@@ -171,3 +171,43 @@ def test_dataset_files_written_by_windows_tools_are_read(tmp_path: Path) -> None
         (p.path.relative_to(tmp_path), p.class_id) for p in read_split(tmp_path, "test.txt")
     ] == [(p.path.relative_to(GROCERY), p.class_id) for p in read_split(GROCERY, "val.txt")[:3]]
     assert len(read_classes(tmp_path)) == len(read_classes(GROCERY))
+
+
+def test_dataset_files_in_another_encoding_or_without_a_header_are_named(tmp_path: Path) -> None:
+    """Why: a Latin-1 classes.csv stopped with "'utf-8' codec can't decode byte 0xe4 in
+    position 135" (which file?), and a classes.csv without its header line lost its first
+    product silently, blamed later on a split line."""
+    dataset = small_dataset(tmp_path / "data")
+    classes = dataset / "classes.csv"
+    original = classes.read_text(encoding="utf-8")
+    classes.write_bytes(original.replace("Banana", "Bänana").encode("latin-1"))
+    result = CliRunner().invoke(main, ["vision", "eval", str(dataset), "--model", str(MODEL)])
+    assert result.exit_code == 1 and "Traceback" not in result.output
+    assert re.search(r"error: .*classes\.csv:\d+: not UTF-8 text \(byte 0xe4\)", result.output)
+    classes.write_text("\n".join(original.splitlines()[1:]) + "\n", encoding="utf-8")
+    with pytest.raises(DatasetError, match=r"classes\.csv:1: the first line must name the columns"):
+        read_classes(dataset)
+    (dataset / "val.txt").write_bytes("a,1,2\n".encode("utf-16"))
+    with pytest.raises(DatasetError, match=r"val\.txt:1: not UTF-8 text \(byte 0xff\)"):
+        read_split(dataset, "val.txt")
+
+
+def test_train_refuses_too_few_photos_and_keeps_an_existing_model(tmp_path: Path) -> None:
+    """Why: one product with one photo trained zero steps and wrote a model as if it had
+    worked, and the default --out/--name replaced the shipped model in place."""
+    dataset = small_dataset(tmp_path / "data")
+    for line in (dataset / "train.txt").read_text().splitlines()[1:]:
+        (dataset / line.split(",")[0]).unlink()
+    (dataset / "train.txt").write_text((dataset / "train.txt").read_text().splitlines()[0] + "\n")
+    out = tmp_path / "out"
+    result = CliRunner().invoke(
+        main, ["vision", "train", "--dataset", str(dataset), "--out", str(out)]
+    )
+    assert result.exit_code == 1 and "too few to fine-tune on" in result.output, result.output
+    out.mkdir()
+    (out / "grocery-lite0-int8.onnx").write_bytes(b"in use")
+    result = CliRunner().invoke(
+        main, ["vision", "train", "--dataset", str(dataset), "--out", str(out)]
+    )
+    assert result.exit_code == 1 and "--force" in result.output
+    assert (out / "grocery-lite0-int8.onnx").read_bytes() == b"in use"
