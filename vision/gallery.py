@@ -77,7 +77,7 @@ class Gallery:
     def rank(self, vector: np.ndarray, top_k: int) -> tuple[list[Match], float | None]:
         """The ``top_k`` products for one unit embedding, best first, and the head's distance
         from it to the nearest product relative to the distances of held-out enrolled photos
-        (1.0 is the 99th percentile of theirs); the distance is None when the gallery cannot
+        (1.0 is the median of theirs); the distance is None when the gallery cannot
         measure it (no head, or too few photos to hold enough out)."""
         if vector.shape != (self.dim,):
             raise GalleryError(

@@ -41,7 +41,7 @@ class PhotoSearch:
         embedder: OnnxEmbedder,
         threshold: float = 0.5,
         min_similarity: float = 0.4,
-        max_distance_ratio: float = 1.75,
+        max_distance_ratio: float = 5.0,
         head_settings: HeadSettings = DEFAULT_HEAD,
         timer: Callable[[], float] = time.perf_counter,
     ) -> None:

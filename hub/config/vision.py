@@ -64,12 +64,12 @@ class VisionConfig(StrictModel):
         "photo per product has; on the shipped model 99 % of real shop photos score above 0.45.",
     )
     max_distance_ratio: float = Field(
-        default=1.75,
+        default=5.0,
         gt=0.0,
         le=100.0,
         description="Distance from a photo to the nearest product in the photo head's whitened "
-        "space, as a multiple of the distance 99 % of held-out enrolled photos stay within, above "
-        "which the photo is taken to show none of the products ('not sure'). Catches pictures "
-        "that resemble a product by cosine (text, screenshots); used once about 250 photos are "
-        "enrolled.",
+        "space, as a multiple of held-out enrolled photos' median distance, above which the "
+        "photo is taken to show none of the products ('not sure'). Catches pictures that "
+        "resemble a product by cosine (text, logos, screenshots); used once products have a few "
+        "photos besides the catalogue image (at least 5 can be held out).",
     )
