@@ -47,6 +47,9 @@ _EXTENSIONS = {"jpeg": ".jpg", "png": ".png", "webp": ".webp"}
 BATCH = 64
 #: How often the hub looks for product images another process stored, in seconds.
 IMAGE_SYNC_S = 60.0
+#: Photo uploads read and worked on at once; more wait their turn with their bodies unread, so
+#: a burst of large uploads cannot hold them all in memory (40 uploads of 6.8 MB: +365 MB).
+MAX_UPLOADS = 4
 
 
 @dataclass(frozen=True)
@@ -94,6 +97,7 @@ class PhotoService:
         self._gallery_builder = ThreadPoolExecutor(max_workers=1, thread_name_prefix="gallery")
         self._build_lock = threading.Lock()
         self._next_build: Future[int] | None = None
+        self.uploads = asyncio.Semaphore(MAX_UPLOADS)
 
     # --- lifecycle ------------------------------------------------------------------------
 
@@ -180,14 +184,12 @@ class PhotoService:
             self._next_build = None  # what is stored from now on needs the next rebuild
         return self.refresh()
 
-    async def add_photo(self, sku: str, data: bytes) -> Enrolment:
-        """Enrol one staff reference photo and wait until the gallery searches with it. The
-        embedding runs on the vision thread, the retraining beside it, so kiosk searches go on
-        with the previous gallery meanwhile."""
-        enrolment = await self.run(self.enrol_many, [(sku, data)], "reference", False)
-        if enrolment[0].added:
-            await asyncio.wrap_future(self.request_rebuild())
-        return enrolment[0]
+    async def add_photo(self, sku: str, data: bytes) -> tuple[Enrolment, Future[int] | None]:
+        """Enrol one staff reference photo (embedded on the vision thread) and start the
+        retraining that makes it searchable: the future, None when the photo was known already.
+        Kiosk searches go on with the previous gallery meanwhile."""
+        (enrolment,) = await self.run(self.enrol_many, [(sku, data)], "reference", False)
+        return enrolment, self.request_rebuild() if enrolment.added else None
 
     async def sync_new_images(self) -> None:
         """Embed product images stored since the last look (a ``retail-hub catalog import`` run

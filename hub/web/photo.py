@@ -11,6 +11,8 @@ decoding, and the work runs on the photo service's own thread.
 
 from __future__ import annotations
 
+import asyncio
+
 from aiohttp import BodyPartReader, web
 
 from hub.errors import InvalidInput, TooLarge, Unavailable, UnsupportedMedia
@@ -64,8 +66,9 @@ async def _form_photo(request: web.Request) -> bytes:
 async def search_photo(request: web.Request) -> web.Response:
     service = photo_service(request)
     top_k = int_query(request, "limit", service.config.top_k, 1, 20)
-    data = await read_photo(request)
-    answer = await service.run(service.search, data, top_k)
+    async with service.uploads:  # the body is read only when its turn comes
+        data = await read_photo(request)
+        answer = await service.run(service.search, data, top_k)
     return json_response(answer)
 
 
@@ -73,8 +76,11 @@ async def add_photo(request: web.Request) -> web.Response:
     require_staff(request)
     service = photo_service(request)
     sku = request.match_info["sku"]
-    data = await read_photo(request)
-    enrolment = await service.add_photo(sku, data)
+    async with service.uploads:  # held for the photo's bytes, not for the retraining
+        data = await read_photo(request)
+        enrolment, searchable = await service.add_photo(sku, data)
+    if searchable is not None:
+        await asyncio.wrap_future(searchable)
     photos = await service.run(service.photo_count, sku)
     return json_response(
         {"sku": sku, "image_id": enrolment.image_id, "added": enrolment.added, "photos": photos},

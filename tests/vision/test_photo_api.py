@@ -11,12 +11,14 @@ from collections.abc import AsyncIterator
 import aiohttp
 import cv2
 import numpy as np
+import pytest
 import pytest_asyncio
 from aiohttp import FormData
 from aiohttp.test_utils import TestClient, TestServer
 
+import hub.web.photo as photo_module
 from hub.app import start_hub
-from hub.photo_search import PhotoService
+from hub.photo_search import MAX_UPLOADS, PhotoService
 from hub.services import Services, build_services
 from hub.web.app import create_app
 from tests.openapi_check import SpecClient
@@ -357,3 +359,31 @@ async def test_the_catalogue_image_is_not_removed_through_the_photo_api(
         "DELETE", f"/api/products/BAN-1/photos/{image_id}"
     )
     assert response.status == 409 and "import it again" in body["error"]["message"]
+
+
+async def test_a_burst_of_searches_is_answered_a_few_at_a_time(
+    photo_client: TestClient, stocked: Services, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Why: every upload of a burst was read at once (40 uploads of 6.8 MB: +365 MB); bodies
+    now wait unread for one of MAX_UPLOADS places."""
+    reading = peak = 0
+    real_read = photo_module.read_photo
+
+    async def counting_read(request: aiohttp.web.Request) -> bytes:
+        nonlocal reading, peak
+        reading += 1
+        peak = max(peak, reading)
+        try:
+            data = await real_read(request)
+            await asyncio.sleep(0.05)  # hold the place a moment, as a slow upload would
+            return data
+        finally:
+            reading -= 1
+
+    monkeypatch.setattr(photo_module, "read_photo", counting_read)
+    cases = [(BANANA, "BAN-1"), (OAT_MILK, "OAT-1")] * 6
+    answers = await asyncio.gather(
+        *(search(photo_client, photos("val.txt", c, 1)[0].path.read_bytes()) for c, _ in cases)
+    )
+    assert [a["results"][0]["sku"] for a in answers] == [sku for _, sku in cases]
+    assert 1 < peak <= MAX_UPLOADS
