@@ -47,9 +47,6 @@ _EXTENSIONS = {"jpeg": ".jpg", "png": ".png", "webp": ".webp"}
 BATCH = 64
 #: How often the hub looks for product images another process stored, in seconds.
 IMAGE_SYNC_S = 60.0
-#: Photo uploads read and worked on at once; more wait their turn with their bodies unread, so
-#: a burst of large uploads cannot hold them all in memory (40 uploads of 6.8 MB: +365 MB).
-MAX_UPLOADS = 4
 
 
 @dataclass(frozen=True)
@@ -97,7 +94,6 @@ class PhotoService:
         self._gallery_builder = ThreadPoolExecutor(max_workers=1, thread_name_prefix="gallery")
         self._build_lock = threading.Lock()
         self._next_build: Future[int] | None = None
-        self.uploads = asyncio.Semaphore(MAX_UPLOADS)
 
     # --- lifecycle ------------------------------------------------------------------------
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 from aiohttp import web
 
 from hub.services import Services
@@ -19,7 +21,7 @@ from hub.web import (
     stock,
     voice,
 )
-from hub.web.common import SERVICES
+from hub.web.common import MAX_UPLOADS, SERVICES, UPLOADS
 
 #: Route modules, each with ``setup(app)``; features add theirs here.
 ROUTE_MODULES = [ops, products, stock, orders, members, pages, live, health, photo, voice,
@@ -33,6 +35,7 @@ def create_app(services: Services) -> web.Application:
         client_max_size=services.config.web.max_upload_bytes,
     )
     app[SERVICES] = services
+    app[UPLOADS] = asyncio.Semaphore(MAX_UPLOADS)
     for module in ROUTE_MODULES:
         module.setup(app)
     return app

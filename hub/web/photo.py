@@ -17,7 +17,7 @@ from aiohttp import BodyPartReader, web
 
 from hub.errors import InvalidInput, TooLarge, Unavailable, UnsupportedMedia
 from hub.photo_search import PhotoService
-from hub.web.common import int_query, json_response, require_staff, services
+from hub.web.common import int_query, json_response, require_staff, services, upload_place
 
 IMAGE_TYPES = ("image/jpeg", "image/png", "image/webp")
 FORM_FIELD = "photo"
@@ -66,7 +66,7 @@ async def _form_photo(request: web.Request) -> bytes:
 async def search_photo(request: web.Request) -> web.Response:
     service = photo_service(request)
     top_k = int_query(request, "limit", service.config.top_k, 1, 20)
-    async with service.uploads:  # the body is read only when its turn comes
+    async with upload_place(request):  # the body is read only when its turn comes
         data = await read_photo(request)
         answer = await service.run(service.search, data, top_k)
     return json_response(answer)
@@ -76,7 +76,7 @@ async def add_photo(request: web.Request) -> web.Response:
     require_staff(request)
     service = photo_service(request)
     sku = request.match_info["sku"]
-    async with service.uploads:  # held for the photo's bytes, not for the retraining
+    async with upload_place(request):  # held for the photo's bytes, not for the retraining
         data = await read_photo(request)
         enrolment, searchable = await service.add_photo(sku, data)
     if searchable is not None:

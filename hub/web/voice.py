@@ -24,7 +24,7 @@ from aiohttp import WSMsgType, web
 
 from hub.errors import HubError, InvalidInput, Unavailable, UnsupportedMedia
 from hub.voice_search import VoiceService
-from hub.web.common import json_response, read_body, services
+from hub.web.common import json_response, read_body, services, upload_place
 from hub.web.products import product_view
 from voice.audio import MAX_RATE, MIN_RATE, StreamResampler, to_pcm16
 from voice.search import VoiceAnswer
@@ -67,8 +67,9 @@ async def search_voice(request: web.Request) -> web.Response:
     service = _service(request)
     if request.content_type not in WAV_TYPES:
         raise UnsupportedMedia("send the recording as a WAV file with 'Content-Type: audio/wav'")
-    audio = await read_body(request, service.max_upload_bytes, "the audio")
-    answer = await service.answer_wav(audio)
+    async with upload_place(request):
+        audio = await read_body(request, service.max_upload_bytes, "the audio")
+        answer = await service.answer_wav(audio)
     return json_response(await answer_json(request, answer))
 
 

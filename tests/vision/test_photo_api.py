@@ -18,9 +18,10 @@ from aiohttp.test_utils import TestClient, TestServer
 
 import hub.web.photo as photo_module
 from hub.app import start_hub
-from hub.photo_search import MAX_UPLOADS, PhotoService
+from hub.photo_search import PhotoService
 from hub.services import Services, build_services
 from hub.web.app import create_app
+from hub.web.common import MAX_UPLOADS
 from tests.openapi_check import SpecClient
 from tests.vision.conftest import BANANA, MODEL, OAT_MILK, jpeg, photos, with_jpeg_size
 
