@@ -397,6 +397,10 @@ def scan_cmd(
     """Record what the real adapter hears as a trace (for calibration and bug reports)."""
     import time
 
+    if mode == "passive" and not chain_prefix:
+        # BlueZ lets through only what the monitor patterns match; without the prefix, shoppers'
+        # tokens would have no pattern at all
+        raise click.UsageError("--mode passive needs --chain-prefix (16 hex digits from the shop)")
     prefix = parse_prefix(chain_prefix) if chain_prefix else b""
     sink_file = out_path.open("wb") if out_path else sys.stdout.buffer
 

@@ -346,6 +346,12 @@ def test_fleet_commands(tmp_path: Path, repo_root: Path) -> None:
     assert failed.exit_code == 1 and "needs uuid, major, minor" in failed.output
 
 
+def test_passive_scanning_needs_the_chain_prefix() -> None:
+    """Why: without it the token pattern was empty, handed to BlueZ as it was."""
+    result = CliRunner().invoke(main, ["beacons", "scan", "--mode", "passive", "--seconds", "1"])
+    assert result.exit_code == 2 and "--mode passive needs --chain-prefix" in result.output
+
+
 async def test_a_simulated_store_runs_through_the_hub_on_a_moved_clock(
     make_config: Callable[..., HubConfig],
 ) -> None:
