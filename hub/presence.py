@@ -11,8 +11,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING
+
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
 
 from beacons.advertisement import Advertisement
 from beacons.fleet import load_fleet
@@ -242,8 +245,40 @@ class PresenceService:
             await self.services.db.write(self.health.check)
 
 
+class PresenceFigures(Collector):
+    """Presence figures read at scrape time: what the radio delivers, whether it can, and what
+    relay nodes send that is refused (otherwise only in one log line per node)."""
+
+    def __init__(self, services: Services) -> None:
+        self.services = services
+
+    def collect(self) -> Iterator[Metric]:
+        presence = self.services.presence
+        if presence is None:
+            return
+        pipeline = presence.pipeline
+        yield CounterMetricFamily("hub_presence_advertisements",
+                                  "Advertisements received from the source.",
+                                  value=pipeline.advertisements)
+        yield CounterMetricFamily("hub_presence_resolved",
+                                  "Advertisements resolved to an opted-in member.",
+                                  value=pipeline.resolved)
+        yield GaugeMetricFamily("hub_presence_source_ok",
+                                "1 while the source delivers; 0 when it cannot scan or stopped.",
+                                value=0 if presence.source_problem or presence.source_done.is_set()
+                                else 1)
+        yield GaugeMetricFamily("hub_presence_members_inside", "Members in the store now.",
+                                value=len(presence.present()))
+        rejected = CounterMetricFamily("hub_presence_relay_rejected",
+                                       "Relay node lines or messages refused.", labels=["node"])
+        for node, count in getattr(presence.source, "rejected", {}).items():
+            rejected.add_metric([node], count)
+        yield rejected
+
+
 def setup(services: Services) -> None:
     """Feature wiring: presence runs only when ``[beacons] enabled``."""
     if services.config.beacons.enabled:
         services.presence = PresenceService(services)
         services.lifecycle.append(services.presence)
+        services.metrics.registry.register(PresenceFigures(services))

@@ -22,7 +22,7 @@ from hub.clock import ManualClock
 from hub.config import HubConfig
 from hub.members import MemberIn
 from hub.orders import OrderIn, OrderLineIn
-from hub.presence import PRESENCE, PresenceService
+from hub.presence import PRESENCE, PresenceFigures, PresenceService
 from hub.reminders import REMINDER, STAFF_ALERT
 from hub.services import Services, build_services
 
@@ -134,6 +134,16 @@ async def test_a_replayed_walk_in_gives_exactly_one_reminder_and_one_staff_alert
         while not feed.queue.empty():
             seen.append(feed.queue.get_nowait().type)
         assert sorted(seen) == sorted([PRESENCE, STAFF_ALERT, REMINDER])
+        # what /metrics says of it: every line of the trace, the members' resolved, and a
+        # replay that has ended is no longer a working source
+        svc.presence = presence
+        svc.metrics.registry.register(PresenceFigures(svc))
+        figures = svc.metrics.render().decode()
+        lines = len((tmp_path / "store.jsonl").read_text().splitlines())
+        assert f"hub_presence_advertisements_total {float(lines)}" in figures
+        resolved = presence.pipeline.resolved
+        assert 0 < resolved < lines and f"hub_presence_resolved_total {float(resolved)}" in figures
+        assert "hub_presence_source_ok 0.0" in figures
     finally:
         svc.close()
 
