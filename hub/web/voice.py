@@ -115,6 +115,11 @@ async def _converse(request: web.Request, ws: web.WebSocketResponse, service: Vo
         elif msg.type == WSMsgType.TEXT:
             command = _command(msg.data)
             if "rate" in command:
+                if received:
+                    raise InvalidInput(
+                        "send 'rate' before the question's audio, not in the middle of it",
+                        code="bad_rate",
+                    )
                 resampler = StreamResampler(_rate(command["rate"]), rate)
             if command.get("type") == "end":
                 await service.run(stream.accept, to_pcm16(resampler.flush()))
@@ -128,13 +133,19 @@ async def _converse(request: web.Request, ws: web.WebSocketResponse, service: Vo
 
 
 def _command(text: str) -> dict[str, Any]:
+    command: Any
     try:
         command = json.loads(text)
     except (ValueError, RecursionError):  # not JSON, or nested beyond any command's depth
         command = None
-    if not isinstance(command, dict):
+    known = isinstance(command, dict) and (
+        command == {"type": "end"} or (set(command) == {"rate"})
+    )
+    if not known:
+        # an unknown command ignored would leave the kiosk waiting for an answer that never comes
         raise InvalidInput(
-            'text messages must be JSON objects: {"rate": 48000} or {"type": "end"}',
+            'text messages are {"rate": 48000} before the audio or {"type": "end"} after it; '
+            f"got {text[:80]!r}",
             code="bad_message",
         )
     return command

@@ -141,3 +141,27 @@ async def test_websocket_refuses_nesting_and_closes_an_idle_kiosk(
         closed = await ws.receive()
     assert (idle["type"], idle["code"]) == ("error", "idle")
     assert closed.type.name in ("CLOSE", "CLOSED", "CLOSING")
+
+
+@pytest.mark.parametrize(
+    ("messages", "code"),
+    [
+        (['{"type": "stop"}'], "bad_message"),
+        (['{"rate": 16000, "lang": "ko"}'], "bad_message"),
+        ([b"\x00\x00" * 160, '{"rate": 48000}'], "bad_rate"),
+    ],
+)
+async def test_websocket_refuses_commands_it_does_not_know(
+    voice_client: TestClient, messages: list, code: str
+) -> None:
+    """Why: an unknown command was ignored, leaving the kiosk waiting for an answer that never
+    came, and a rate change mid-question resampled part of it at the wrong rate."""
+    async with voice_client.ws_connect("/api/search/voice/stream") as ws:
+        for message in messages:
+            if isinstance(message, bytes):
+                await ws.send_bytes(message)
+                assert (await ws.receive_json())["type"] == "partial"
+            else:
+                await ws.send_str(message)
+        error = await asyncio.wait_for(ws.receive_json(), timeout=10)
+    assert (error["type"], error["code"]) == ("error", code)
