@@ -4,12 +4,16 @@ fake microphone (someone saying "bananas"), against the hub's real models."""
 from __future__ import annotations
 
 import time
+from pathlib import Path
 
+import cv2
+import numpy as np
 from playwright.sync_api import Page, expect
 
 from tests.ui.conftest import GROCERY, UiHub
 
 SHOWN_NAMES = "#results .card .name, #choices button"
+BANANA_PHOTO = GROCERY / "val" / "Fruit" / "Banana" / "Banana_001.jpg"
 
 
 def shown_products(page: Page) -> list[str]:
@@ -72,3 +76,76 @@ def test_spoken_question_finds_the_product(kiosk_page: Page, ui_hub: UiHub) -> N
     assert "Banana" in shown_products(kiosk_page)
     # the question words are in "You said"; the answer names the thing asked for
     expect(kiosk_page.locator("#answer-title")).to_have_text("Results for “bananas”")
+
+
+def test_a_picture_of_no_product_is_not_sure(kiosk_page: Page, tmp_path: Path) -> None:
+    """Why: a sheet of text was answered "Did you mean" three random products, and the page's
+    own "could not recognise" advice never showed."""
+    picture = tmp_path / "hello.png"
+    sheet = np.full((480, 640, 3), 255, np.uint8)
+    cv2.putText(sheet, "HELLO", (60, 280), cv2.FONT_HERSHEY_SIMPLEX, 5, (0, 0, 0), 12)
+    cv2.imwrite(str(picture), sheet)
+    kiosk_page.get_by_role("button", name="Show a photo").click()
+    with kiosk_page.expect_file_chooser() as chooser:
+        kiosk_page.get_by_role("button", name="Choose a picture").click()
+    chooser.value.set_files(picture)
+    expect(kiosk_page.locator("#answer-title")).to_have_text("Not sure what this is")
+    expect(kiosk_page.locator("#answer-text")).to_contain_text("Try another photo")
+    expect(kiosk_page.locator("#results .card")).to_have_count(0)
+
+
+def test_a_file_that_is_no_picture_is_explained_plainly(kiosk_page: Page, tmp_path: Path) -> None:
+    """Why: the customer read "the upload is not a JPEG, PNG or WebP image; send the photo file
+    itself"; large phone photos were refused as over 12 MiB (they are now shrunk first)."""
+    fake = tmp_path / "holiday.jpg"
+    fake.write_text("not a picture")
+    kiosk_page.get_by_role("button", name="Show a photo").click()
+    with kiosk_page.expect_file_chooser() as chooser:
+        kiosk_page.get_by_role("button", name="Choose a picture").click()
+    chooser.value.set_files(fake)
+    expect(kiosk_page.locator("#answer-title")).to_have_text(
+        "This picture could not be used. Please take a photo with the camera, or ask a member "
+        "of staff.")
+    big = tmp_path / "phone.png"  # 6000 x 4000: over the upload limit as it is
+    cv2.imwrite(str(big), cv2.resize(cv2.imread(str(BANANA_PHOTO)), (6000, 4000)))
+    assert big.stat().st_size > 12 * 1024 * 1024
+    with kiosk_page.expect_file_chooser() as chooser:
+        kiosk_page.get_by_role("button", name="Choose a picture").click()
+    chooser.value.set_files(big)
+    assert "Banana" in shown_products(kiosk_page)
+
+
+def test_a_tap_says_how_to_finish_and_start_over_forgets_the_question(
+    kiosk_page: Page, ui_hub: UiHub
+) -> None:
+    """Why: after a tap the button said "Let go to search" to someone who had let go, and the
+    last customer's question was still shown to the next one."""
+    kiosk_page.get_by_role("button", name="Ask out loud").click()
+    talk = kiosk_page.locator("#talk")
+    talk.click()
+    expect(talk).to_have_accessible_name("Tap again to search")
+    kiosk_page.wait_for_timeout(ui_hub.question_seconds * 1000 - 300)
+    talk.click()
+    expect(kiosk_page.locator("#transcript")).to_contain_text("You said:", timeout=30_000)
+    kiosk_page.get_by_role("button", name="Start over").click()
+    kiosk_page.get_by_role("button", name="Ask out loud").click()
+    expect(kiosk_page.locator("#transcript")).to_have_text("")
+
+
+def test_no_microphone_is_said_at_once(page: Page) -> None:
+    """Why: with the microphone refused the kiosk showed "Listening…" for as long as the customer
+    held the button, and said so only after they had spoken into nothing."""
+    page.add_init_script(
+        "navigator.mediaDevices.getUserMedia = () => "
+        "Promise.reject(new DOMException('Permission denied', 'NotAllowedError'));"
+    )
+    page.goto("/kiosk")
+    page.wait_for_selector("html[data-ready=true]")
+    page.get_by_role("button", name="Ask out loud").click()
+    talk = page.locator("#talk")
+    talk.hover()
+    page.mouse.down()
+    expect(page.locator("#answer-title")).to_have_text(
+        "The microphone is not available. Please type instead.")
+    expect(talk).to_have_accessible_name("Hold to talk")
+    page.mouse.up()

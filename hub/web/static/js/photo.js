@@ -6,6 +6,10 @@ import { t } from "./i18n.js";
 import { showMessage, showOutcome } from "./results.js";
 
 const LONG_SIDE = 1024;
+// A chosen picture is shrunk like a camera frame: a phone's 40 MB photo would be refused.
+const CHOSEN_LONG_SIDE = 1600;
+// Photo scores are probabilities: products far below the best are not shown at all.
+const SCORE_FLOOR = 0.05;
 
 const video = document.getElementById("camera");
 const status = document.getElementById("photo-status");
@@ -47,26 +51,50 @@ async function search(blob) {
   try {
     const found = await api("/api/search/photo", { method: "POST", body: blob, type: blob.type });
     status.textContent = "";
-    await showOutcome({ query: null, items: found.results, confident: found.confident, focus: true });
+    const likely = found.results.filter((item, i) => i === 0 || item.score >= SCORE_FLOOR);
+    // Not sure: say so and offer the likeliest few, rather than a page of guesses.
+    await showOutcome({ query: null, items: found.confident ? likely : [],
+      suggestions: found.confident ? [] : likely.filter((item) => item.score >= SCORE_FLOOR),
+      confident: found.confident, focus: true });
   } catch (err) {
     status.textContent = "";
     showMessage(err instanceof ApiError && err.status === 503 ? t("unavailable")
+      : err instanceof ApiError && err.status < 500 ? t("photo_unreadable")
       : t("failed", { message: err.message }));
   } finally {
     busy = false;
   }
 }
 
-function capture() {
-  const scale = Math.min(1, LONG_SIDE / Math.max(video.videoWidth, video.videoHeight));
+// A JPEG of the picture with its long side at most `longSide` pixels.
+function shrunk(source, width, height, longSide) {
+  const scale = Math.min(1, longSide / Math.max(width, height));
   const canvas = document.createElement("canvas");
-  canvas.width = Math.round(video.videoWidth * scale);
-  canvas.height = Math.round(video.videoHeight * scale);
-  canvas.getContext("2d").drawImage(video, 0, 0, canvas.width, canvas.height);
+  canvas.width = Math.round(width * scale);
+  canvas.height = Math.round(height * scale);
+  canvas.getContext("2d").drawImage(source, 0, 0, canvas.width, canvas.height);
+  return new Promise((resolve) => canvas.toBlob(resolve, "image/jpeg", 0.9));
+}
+
+async function capture() {
+  const blob = shrunk(video, video.videoWidth, video.videoHeight, LONG_SIDE);
   video.classList.remove("flash");
   void video.offsetWidth; // restart the flash animation
   video.classList.add("flash");
-  canvas.toBlob((blob) => search(blob), "image/jpeg", 0.9);
+  search(await blob);
+}
+
+async function searchFile(file) {
+  let picture;
+  try {
+    picture = await createImageBitmap(file, { imageOrientation: "from-image" });
+  } catch {
+    showMessage(t("photo_unreadable")); // not a picture the browser can read
+    return;
+  }
+  const blob = await shrunk(picture, picture.width, picture.height, CHOSEN_LONG_SIDE);
+  picture.close();
+  search(blob);
 }
 
 shutter.addEventListener("click", () => {
@@ -76,5 +104,5 @@ pick.addEventListener("click", () => fileInput.click());
 fileInput.addEventListener("change", () => {
   const file = fileInput.files[0];
   fileInput.value = "";
-  if (file) search(file);
+  if (file && !busy) searchFile(file);
 });

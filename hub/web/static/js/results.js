@@ -35,11 +35,12 @@ export function judgeMatches(results) {
   return { items, confident: items.length > 0 && items[0].score >= SURE_SCORE };
 }
 
-// Shows a search's outcome: no items is "not in this store", unsure items are offered as
-// "did you mean". `query` is what the customer asked (null for a photo).
-export async function showOutcome({ query, items, confident, focus = false }) {
+// Shows a search's outcome: no items is "not in this store" ("not sure what this is" for a
+// photo), with `suggestions` offered below it; unsure items are offered as "did you mean".
+// `query` is what the customer asked (null for a photo).
+export async function showOutcome({ query, items, confident, suggestions = [], focus = false }) {
   if (items.length === 0) {
-    state = { kind: "none", query, products: [] };
+    state = { kind: "none", query, products: await complete(suggestions.slice(0, 3)) };
   } else {
     const products = await complete(items);
     state = { kind: confident ? "results" : "choices", query, products };
@@ -70,9 +71,14 @@ export function render() {
   if (state.kind === "message") {
     title.textContent = state.message;
   } else if (state.kind === "none") {
-    title.textContent = t("not_in_store");
+    title.textContent = state.query === null ? t("photo_unsure") : t("not_in_store");
     text.textContent = state.query === null ? t("not_in_store_photo")
       : t("not_in_store_text", { q: state.query });
+    if (products.length > 0) {
+      text.textContent += ` ${t("maybe")}`;
+      choices.append(...products.map(choiceButton));
+      choices.hidden = false;
+    }
     text.hidden = false;
   } else if (state.kind === "choices") {
     title.textContent = t("did_you_mean");

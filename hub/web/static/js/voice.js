@@ -49,14 +49,36 @@ async function begin(session) {
   session.source.connect(session.node);
 }
 
-function start() {
+// What the customer is told when recording or searching failed.
+function failure(err) {
+  return err.name === "NotAllowedError" || err.name === "NotFoundError" ? t("mic_off")
+    : err.unavailable ? t("unavailable") : t("failed", { message: err.message });
+}
+
+function showIdle() {
+  talk.classList.remove("recording");
+  talk.setAttribute("aria-pressed", "false");
+  label.textContent = t("talk");
+}
+
+function start(tapped = false) {
   const session = { pressedAt: performance.now() };
   session.ready = begin(session);
+  // No microphone, or it is refused: say so at once, not after the customer has spoken.
+  session.ready.catch((err) => {
+    if (recording !== session) return; // stop() is already reporting it
+    recording = null;
+    release(session);
+    session.socket?.close();
+    showIdle();
+    transcript.textContent = "";
+    showMessage(failure(err));
+  });
   session.limit = setTimeout(stop, MAX_RECORDING_MS);
   recording = session;
   talk.classList.add("recording");
   talk.setAttribute("aria-pressed", "true");
-  label.textContent = t("talk_stop");
+  label.textContent = t(tapped ? "talk_tap_stop" : "talk_stop");
   transcript.textContent = t("listening");
 }
 
@@ -71,9 +93,7 @@ async function stop() {
   if (session === null) return;
   recording = null;
   finishing = true;
-  talk.classList.remove("recording");
-  talk.setAttribute("aria-pressed", "false");
-  label.textContent = t("talk");
+  showIdle();
   try {
     await session.ready;
     const flushed = new Promise((resolve) => { session.flushed = resolve; });
@@ -84,35 +104,35 @@ async function stop() {
     const found = await session.socket.finish();
     transcript.textContent = found.transcript ? t("heard", { text: found.transcript }) : t("nothing_heard");
     if (found.transcript) {
-      // Sure matches are the results; near misses are only offered as "did you mean".
+      // Sure matches are the results; near misses are only offered as "did you mean", under
+      // "not in this store" when the hub says the thing asked for is not sold here.
       const sure = found.results.length > 0;
       // The answer names what was asked for ("mozzarella"); "You said" above keeps the question.
       await showOutcome({ query: found.asked || found.transcript,
-        items: sure ? found.results : found.did_you_mean,
+        items: sure ? found.results : found.in_store ? found.did_you_mean : [],
+        suggestions: sure || found.in_store ? [] : found.did_you_mean,
         confident: sure, focus: true });
     }
   } catch (err) {
     release(session);
     session.socket?.close();
     transcript.textContent = "";
-    showMessage(err.name === "NotAllowedError" || err.name === "NotFoundError" ? t("mic_off")
-      : err.unavailable ? t("unavailable") : t("failed", { message: err.message }));
+    showMessage(failure(err));
   } finally {
     finishing = false;
   }
 }
 
 // Stops without searching (the kiosk is being cleared for the next customer).
+// The last question is cleared too, so the next customer does not see it.
 export function cancel() {
+  transcript.textContent = "";
   const session = recording;
   if (session === null) return;
   recording = null;
   release(session);
   session.ready.then(() => session.socket.close(), () => {});
-  talk.classList.remove("recording");
-  talk.setAttribute("aria-pressed", "false");
-  label.textContent = t("talk");
-  transcript.textContent = "";
+  showIdle();
 }
 
 talk.addEventListener("pointerdown", (event) => {
@@ -122,7 +142,9 @@ talk.addEventListener("pointerdown", (event) => {
   else start();
 });
 talk.addEventListener("pointerup", () => {
-  if (recording && performance.now() - recording.pressedAt >= HOLD_MS) stop();
+  if (!recording) return;
+  if (performance.now() - recording.pressedAt >= HOLD_MS) stop();
+  else label.textContent = t("talk_tap_stop"); // a tap: it goes on until the next tap
 });
 talk.addEventListener("pointercancel", () => {
   if (recording) stop();
@@ -132,5 +154,5 @@ talk.addEventListener("contextmenu", (event) => event.preventDefault());
 talk.addEventListener("click", (event) => {
   if (event.detail !== 0 || finishing) return;
   if (recording) stop();
-  else start();
+  else start(true);
 });
