@@ -5,6 +5,7 @@ recordings are untouched."""
 from __future__ import annotations
 
 import subprocess
+from collections.abc import Callable
 
 import numpy as np
 import pytest
@@ -15,10 +16,12 @@ from voice.silence import (
     FLOOR_DB,
     MIN_FLOOR_LSB,
     MIN_RUN,
+    MIN_SPEECH_CONTRAST_DB,
     add_floor_under_silence,
     holds_no_speech,
+    speech_contrast_db,
 )
-from voice.synthesis import to_wav
+from voice.synthesis import pink_noise, to_wav
 
 RATE = 16_000
 
@@ -89,15 +92,29 @@ def test_a_plain_espeak_file_is_understood(
     assert [m.sku for m in answer.results][:1] == [sku], answer.transcript
 
 
-@pytest.mark.parametrize("level", [0.0, 8.0])
+@pytest.mark.parametrize(
+    ("level", "kind"), [(0.0, "white"), (8.0, "white"), (40.0, "white"), (600.0, "white"),
+                        (400.0, "pink")]
+)
 def test_a_recording_with_no_question_in_it_gets_no_answer(
-    english_search: VoiceSearch, level: float
+    english_search: VoiceSearch, level: float, kind: str
 ) -> None:
-    """Digital silence or a muted microphone's hiss: decoded, it was heard as "oh", and the kiosk
-    said it had no "oh" instead of asking again. Now the answer is empty, as for a question the
-    engine could not make out."""
-    hiss = np.random.default_rng(5).standard_normal(RATE) * level
-    wav = to_wav(Audio((hiss / 32768).astype(np.float32), RATE))
+    """Digital silence, a muted microphone's hiss, a kiosk microphone's steady noise floor or a
+    fridge's hum: decoded, they were heard as "oh" or "who", and the kiosk said it had no "who"
+    instead of asking again. Now the answer is empty, as for a question the engine could not
+    make out."""
+    rng = np.random.default_rng(5)
+    noise = pink_noise(2 * RATE, rng) if kind == "pink" else rng.standard_normal(2 * RATE)
+    wav = to_wav(Audio((noise * level / 32768).astype(np.float32), RATE))
     answer = english_search.answer_wav(wav)
     assert (answer.transcript, answer.asked, answer.results, answer.in_store) == ("", "", (), False)
-    assert not holds_no_speech(_pcm(_speech(4)), RATE)
+
+
+@pytest.mark.parametrize(("snr_db", "noise"), [(45.0, "white"), (10.0, "white"), (10.0, "pink")])
+def test_a_question_in_noise_is_heard_as_one(
+    say: Callable[..., Audio], snr_db: float, noise: str
+) -> None:
+    spoken = say("where are the bananas", snr_db=snr_db, noise=noise)
+    pcm = to_wav(spoken)[44:]
+    assert speech_contrast_db(np.frombuffer(pcm, dtype="<i2"), RATE) > MIN_SPEECH_CONTRAST_DB + 3
+    assert not holds_no_speech(pcm, RATE)
