@@ -62,11 +62,23 @@ def _run(cmd: list[str], text: str | None = None) -> bytes:
     return result.stdout
 
 
+def _espeak_stdin(text: str, voice: str, speed: int | None) -> bytes:
+    """espeak-ng's WAV for ``text``, which goes in on stdin as UTF-8: a name that begins with "-"
+    is read out, not taken for an option."""
+    cmd = ["espeak-ng", "-v", voice, "-b", "1", "--stdin", "--stdout"]
+    if speed:
+        cmd += ["-s", str(speed)]
+    return _run(cmd, text)
+
+
+def espeak_wav(text: str, voice: str, speed: int | None = None) -> bytes:
+    """``text`` read by espeak-ng's ``voice`` as a WAV file with a true header (written to a
+    pipe, espeak-ng's own gives no length, which some players refuse)."""
+    return to_wav(read_wav(_espeak_stdin(text, voice, speed)))
+
+
 def _espeak(voice: Voice, text: str) -> bytes:
-    cmd = ["espeak-ng", "-v", voice.name, "--stdout"]
-    if voice.speed:
-        cmd += ["-s", str(voice.speed)]
-    return _run([*cmd, text])
+    return _espeak_stdin(text, voice.name, voice.speed)
 
 
 def _to_file(cmd: Callable[[str], list[str]], text: str | None) -> bytes:

@@ -1,8 +1,10 @@
 """Settings for voice search: which speech engine listens, in which language, the limits on what a
-kiosk may send, and how sure a match must be before the kiosk says "we have it"."""
+kiosk may send, how sure a match must be before the kiosk says "we have it", and how the kiosk
+reads its answers aloud."""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Annotated, Literal
 
@@ -81,6 +83,31 @@ class VoiceConfig(StrictModel):
     max_stream_sessions: int = Field(
         default=4, ge=1, le=64, description="Kiosk microphones that may stream at the same time."
     )
+    speak_answers: bool = Field(
+        default=True,
+        description="Read the kiosk's answers aloud with espeak-ng (GET /api/speech): the "
+        "product, its shelf and its stock, for customers who cannot read the screen well.",
+    )
+    answer_voices: dict[str, str] = Field(
+        default_factory=lambda: {"en": "en-us", "ko": "ko", "zh": "cmn"},
+        description="espeak-ng voice for each catalogue language the kiosk speaks "
+        "('espeak-ng --voices' lists them).",
+    )
+    answer_speed: int = Field(
+        default=140, ge=80, le=300, description="Speaking rate of the answers, words per minute."
+    )
+
+    @field_validator("answer_voices")
+    @classmethod
+    def _check_voices(cls, value: dict[str, str]) -> dict[str, str]:
+        for lang, voice in value.items():
+            named = re.fullmatch(r"[a-z0-9+-]{1,30}", voice)
+            if not re.fullmatch(r"[a-z]{2,3}", lang) or not named:
+                raise ValueError(
+                    f"answer voice {lang} = {voice!r}: a language code (en) and an espeak-ng "
+                    "voice name (en-us)"
+                )
+        return value
 
     @field_validator("pronunciations")
     @classmethod

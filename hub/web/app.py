@@ -18,6 +18,7 @@ from hub.web import (
     pages,
     photo,
     products,
+    speech,
     stock,
     voice,
 )
@@ -25,7 +26,7 @@ from hub.web.common import MAX_UPLOADS, SERVICES, UPLOADS
 
 #: Route modules, each with ``setup(app)``; features add theirs here.
 ROUTE_MODULES = [ops, products, stock, orders, members, pages, live, health, photo, voice,
-                 beacons]
+                 speech, beacons]
 
 
 def create_app(services: Services) -> web.Application:

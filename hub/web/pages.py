@@ -1,5 +1,6 @@
 """The kiosk and staff pages: their HTML, the static files they load (all local, no CDN), and the
-kiosk's start-up facts (store name, catalogue languages, which search modes this hub offers)."""
+kiosk's start-up facts (store name, catalogue languages, which search modes this hub offers and
+whether it reads answers aloud)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from pathlib import Path
 from aiohttp import web
 
 from hub.errors import NotFound
+from hub.web import speech
 from hub.web.common import json_response, services
 
 STATIC = Path(__file__).parent / "static"
@@ -70,6 +72,7 @@ async def kiosk_config(request: web.Request) -> web.Response:
         "languages": [row["lang"] for row in rows],
         "search": {mode: path in paths and getattr(svc.config, section).enabled
                    for mode, (path, section) in SEARCH_ROUTES.items()},
+        "speech": "/api/speech" in paths and speech.available(request),
     })
 
 

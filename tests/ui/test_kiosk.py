@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import itertools
 import re
+from urllib.parse import parse_qs, urlsplit
 
 from playwright.sync_api import Page, expect
 
@@ -53,6 +54,12 @@ def test_text_search_shows_price_shelf_and_stock(kiosk_page: Page, ui_hub: UiHub
     assert (image.get_attribute("src") or "").startswith("/images/GS-045/")
     image.evaluate("img => img.decode()")
     assert image.evaluate("img => img.naturalWidth") > 0
+    # a customer who cannot read the screen well hears the answer
+    with kiosk_page.expect_response(lambda r: "/api/speech?" in r.url) as spoken:
+        kiosk_page.get_by_role("button", name="Hear the answer").click()
+    assert spoken.value.status == 200
+    said = parse_qs(urlsplit(spoken.value.url).query)["text"][0]
+    assert said == f"Oatly Oat Milk. Shelf C3. {available(ui_hub, 'GS-045')} left."
 
 
 def test_unsure_text_offers_did_you_mean(kiosk_page: Page) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
+from urllib.parse import parse_qs, urlsplit
 
 import cv2
 import numpy as np
@@ -71,11 +72,16 @@ def test_spoken_question_finds_the_product(kiosk_page: Page, ui_hub: UiHub) -> N
     expect(talk).to_have_attribute("aria-pressed", "true")
     expect(talk).to_have_accessible_name("Let go to search")
     kiosk_page.wait_for_timeout(ui_hub.question_seconds * 1000 - 300)
-    kiosk_page.mouse.up()
-    expect(kiosk_page.locator("#transcript")).to_contain_text("You said:", timeout=30_000)
+    with kiosk_page.expect_response(lambda r: "/api/speech?" in r.url, timeout=30_000) as spoken:
+        kiosk_page.mouse.up()
+        expect(kiosk_page.locator("#transcript")).to_contain_text("You said:", timeout=30_000)
     assert "Banana" in shown_products(kiosk_page)
     # the question words are in "You said"; the answer names the thing asked for
     expect(kiosk_page.locator("#answer-title")).to_have_text("Results for “bananas”")
+    # asked out loud, answered out loud: the product, its shelf and its stock
+    said = parse_qs(urlsplit(spoken.value.url).query)["text"][0]
+    assert said.startswith("Banana. Shelf ") and said.endswith(" left."), said
+    assert spoken.value.status == 200 and spoken.value.headers["content-type"] == "audio/wav"
 
 
 def test_a_picture_of_no_product_is_not_sure(kiosk_page: Page, tmp_path: Path) -> None:

@@ -18,7 +18,7 @@ from hub.voice_search import VoiceService
 from hub.web import voice as voice_web
 from hub.web.app import create_app
 from tests.openapi_check import SpecClient
-from voice.audio import Audio, to_pcm16
+from voice.audio import Audio, read_wav, to_pcm16
 from voice.synthesis import to_wav
 
 
@@ -165,3 +165,35 @@ async def test_websocket_refuses_commands_it_does_not_know(
                 await ws.send_str(message)
         error = await asyncio.wait_for(ws.receive_json(), timeout=10)
     assert (error["type"], error["code"]) == ("error", code)
+
+
+async def test_the_kiosk_answer_is_read_aloud_clearly_enough_to_be_heard_back(
+    voice_client: TestClient,
+) -> None:
+    """Spoken answers for customers who cannot read the screen well: what espeak-ng says for an
+    answer is heard back as that product by the hub's own recognizer."""
+    response = await voice_client.get("/api/speech", params={"text": "Bananas. Shelf A1."})
+    assert response.status == 200 and response.content_type == "audio/wav"
+    wav = await response.read()
+    assert 0.8 < read_wav(wav).seconds < 5
+    heard = await _post(voice_client, wav)
+    assert heard["results"][0]["sku"] == "BAN-1", heard["transcript"]
+    leading_dash = await voice_client.get("/api/speech", params={"text": "-v nonsense"})
+    assert leading_dash.status == 200  # read out, not taken for an espeak-ng option
+
+
+@pytest.mark.parametrize(
+    ("query", "words"),
+    [
+        ("", "say what to read aloud"),
+        ("text=%20%20", "say what to read aloud"),
+        ("text=" + "a" * 301, "at most 300"),
+        ("text=milk%07", "control characters"),
+        ("text=milk&lang=xx", "no voice for language 'xx'"),
+    ],
+)
+async def test_speech_requests_that_cannot_be_read_aloud_are_explained(
+    voice_client: TestClient, query: str, words: str
+) -> None:
+    response, body = await SpecClient(voice_client).call("GET", f"/api/speech?{query}")
+    assert response.status == 400 and words in body["error"]["message"]

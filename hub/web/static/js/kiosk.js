@@ -7,6 +7,7 @@ import { autonym, language, setLanguage, t, translatePage } from "./i18n.js";
 import { connectLive } from "./live.js";
 import * as photo from "./photo.js";
 import { clearAnswer, refreshStock, render, updateStock } from "./results.js";
+import { setOffered } from "./speech.js";
 import * as text from "./text.js";
 import * as voice from "./voice.js";
 
@@ -85,6 +86,7 @@ async function init() {
   document.getElementById("store-name").textContent = config.store.name;
   document.getElementById("mode-photo").hidden = !config.search.photo;
   document.getElementById("mode-voice").hidden = !config.search.voice_stream;
+  setOffered(config.speech);
   defaultLanguage = config.languages.includes("en") ? "en" : (config.languages[0] ?? "en");
   languageButtons(config.languages);
   chooseLanguage(defaultLanguage);

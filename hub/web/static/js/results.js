@@ -3,6 +3,7 @@
 
 import { api } from "./api.js";
 import { language, t } from "./i18n.js";
+import { isOffered, speak, stopSpeaking } from "./speech.js";
 
 const MAX_RESULTS = 5;
 // Scores of the text matcher (typed text and voice transcripts): below MATCH_FLOOR a name is
@@ -17,6 +18,7 @@ const choices = document.getElementById("choices");
 const list = document.getElementById("results");
 const announce = document.getElementById("announce");
 const cardTemplate = document.getElementById("card");
+const hear = document.getElementById("hear");
 
 let state = null; // what is shown: {kind, query, products}, re-rendered on language change
 
@@ -55,9 +57,30 @@ export function showMessage(message) {
 }
 
 export function clearAnswer() {
+  stopSpeaking();
   state = null;
   render();
 }
+
+// The answer in words, as it is read aloud: the product, its shelf and its stock.
+function spokenText() {
+  if (state === null) return "";
+  const products = state.products;
+  const names = products.slice(0, 3).map(productName).join(", ");
+  if (state.kind === "message") return state.message;
+  if (state.kind === "none") return `${title.textContent}. ${text.textContent} ${names}`.trim();
+  if (state.kind === "choices") return `${title.textContent} ${names}?`;
+  const best = products[0];
+  const shelf = best.shelf ? ` ${t("shelf")} ${best.shelf}.` : "";
+  return `${productName(best)}.${shelf} ${stockText(best)}.`;
+}
+
+// Reads the answer shown aloud (after a spoken question, or when the customer asks to hear it).
+export function speakAnswer() {
+  speak(spokenText());
+}
+
+hear.addEventListener("click", speakAnswer);
 
 export function render() {
   answer.hidden = state === null;
@@ -66,6 +89,7 @@ export function render() {
   text.hidden = true;
   choices.hidden = true;
   announce.textContent = "";
+  hear.hidden = state === null || !isOffered();
   if (state === null) return;
   const products = state.products;
   if (state.kind === "message") {
@@ -137,12 +161,16 @@ function card(product) {
 }
 
 // "3 left", or when none is left here the nearest store that has it (from the hub's sync).
-function setStock(element, product) {
+function stockText(product) {
   const available = product.stock.available;
   const nearby = product.elsewhere?.[0];
-  element.textContent = available > 0 ? t("left", { n: available })
+  return available > 0 ? t("left", { n: available })
     : nearby ? t("out_here_elsewhere", { store: nearby.name }) : t("out_here");
-  element.className = `stock ${available > 0 ? "ok" : "out"}`;
+}
+
+function setStock(element, product) {
+  element.textContent = stockText(product);
+  element.className = `stock ${product.stock.available > 0 ? "ok" : "out"}`;
 }
 
 // A stock change pushed by the hub: update the product wherever it is shown.

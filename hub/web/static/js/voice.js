@@ -4,7 +4,8 @@
 // The microphone is open only while recording.
 
 import { t } from "./i18n.js";
-import { showMessage, showOutcome } from "./results.js";
+import { showMessage, showOutcome, speakAnswer } from "./results.js";
+import { speak } from "./speech.js";
 import { openVoiceSocket } from "./voice-socket.js";
 
 const HOLD_MS = 400; // a shorter press is a tap: recording goes on until the next tap
@@ -112,6 +113,9 @@ async function stop() {
         items: sure ? found.results : found.in_store ? found.did_you_mean : [],
         suggestions: sure || found.in_store ? [] : found.did_you_mean,
         confident: sure, focus: true });
+      speakAnswer(); // asked out loud, answered out loud
+    } else {
+      speak(t("nothing_heard"));
     }
   } catch (err) {
     release(session);
