@@ -234,8 +234,18 @@ def _mqtt_login(settings: BrokerSettings) -> str | None:
 
 
 def check_models(config: HubConfig) -> list[Finding]:
-    """The photo model matches the sha256 of its provenance; the speech model loads."""
-    return [*_vision_model(config), *_voice_model(config)]
+    """The photo model matches the sha256 of its provenance; the speech model loads; the
+    kiosk's answers can be read aloud."""
+    return [*_vision_model(config), *_voice_model(config), *_answer_speech(config)]
+
+
+def _answer_speech(config: HubConfig) -> list[Finding]:
+    if not config.voice.speak_answers:
+        return [Finding("spoken answers", "ok", "off (voice.speak_answers = false)")]
+    if shutil.which("espeak-ng") is None:
+        return [Finding("spoken answers", "warn", "espeak-ng is not installed: the kiosk's "
+                        "answers are shown but not read aloud", "sudo apt-get install espeak-ng")]
+    return [Finding("spoken answers", "ok", "espeak-ng reads the kiosk's answers aloud")]
 
 
 def _vision_model(config: HubConfig) -> list[Finding]:

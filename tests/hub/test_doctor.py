@@ -7,6 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from hub.config import HubConfig
 from hub.doctor import (
     check_bluetooth,
@@ -104,7 +106,7 @@ def test_model_checks_catch_a_changed_photo_model_and_a_missing_speech_model(
     from hub.doctor import check_models
 
     config: HubConfig = make_config(voice={"enabled": False})
-    assert [f.status for f in check_models(config)] == ["ok", "ok"]  # the shipped model
+    assert [f.status for f in check_models(config)] == ["ok", "ok", "ok"]  # the shipped model
     copy = tmp_path / "model.onnx"
     data = bytearray(PACKAGED_MODEL.read_bytes())
     data[-100] ^= 0xFF  # one flipped byte
@@ -113,6 +115,16 @@ def test_model_checks_catch_a_changed_photo_model_and_a_missing_speech_model(
     changed = make_config(vision={"model_path": str(copy)},
                           voice={"engine": {"type": "vosk",
                                             "model_dir": str(tmp_path / "no-model")}})
-    vision, voice = check_models(changed)
+    vision, voice, speech = check_models(changed)
     assert vision.status == "fail" and "provenance" in vision.detail and vision.fix
     assert voice.status == "fail" and "install-model" in (voice.fix or "")
+    assert speech.detail == "espeak-ng reads the kiosk's answers aloud"
+
+
+def test_doctor_says_when_answers_cannot_be_read_aloud(
+        make_config, monkeypatch: pytest.MonkeyPatch) -> None:
+    from hub.doctor import check_models
+
+    monkeypatch.setenv("PATH", "/nonexistent")  # a machine without espeak-ng
+    speech = check_models(make_config(voice={"enabled": False}))[-1]
+    assert speech.status == "warn" and speech.fix == "sudo apt-get install espeak-ng"
