@@ -21,12 +21,15 @@ from pathlib import Path
 
 import numpy as np
 
-from voice.audio import Audio, active_level, read_wav, resample
+from voice.audio import Audio, AudioLimits, active_level, read_wav, resample
 
 #: SNR of the "clean" condition's noise floor, in dB below the active speech level.
 FAINT_FLOOR_DB = 45.0
 PAD_SECONDS = 0.3
 PIPER_SEED = 20_171_127
+#: Longest answer read aloud, in seconds: 300 characters of Korean at 140 words a minute take
+#: about a minute (the limit on questions, 15 s, had cut answers of two sentences).
+SPEECH_MAX_S = 120.0
 
 
 class VoiceUnavailable(RuntimeError):
@@ -74,7 +77,8 @@ def _espeak_stdin(text: str, voice: str, speed: int | None) -> bytes:
 def espeak_wav(text: str, voice: str, speed: int | None = None) -> bytes:
     """``text`` read by espeak-ng's ``voice`` as a WAV file with a true header (written to a
     pipe, espeak-ng's own gives no length, which some players refuse)."""
-    return to_wav(read_wav(_espeak_stdin(text, voice, speed)))
+    spoken = read_wav(_espeak_stdin(text, voice, speed), AudioLimits(max_seconds=SPEECH_MAX_S))
+    return to_wav(spoken)
 
 
 def _espeak(voice: Voice, text: str) -> bytes:

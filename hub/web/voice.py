@@ -89,6 +89,8 @@ async def stream_voice(request: web.Request) -> web.WebSocketResponse:
             await _fail(ws, exc)
         except TimeoutError:
             await _fail(ws, InvalidInput(f"nothing arrived for {IDLE_S:g} s", code="idle"))
+        except ConnectionResetError:  # the kiosk went away before its answer: nobody to tell
+            pass
     return ws
 
 
@@ -160,8 +162,11 @@ def _rate(value: Any) -> int:
 
 
 async def _fail(ws: web.WebSocketResponse, exc: HubError) -> None:
-    await ws.send_json({"type": "error", "code": exc.code, "message": exc.message})
-    await ws.close()
+    try:
+        await ws.send_json({"type": "error", "code": exc.code, "message": exc.message})
+        await ws.close()
+    except ConnectionResetError:  # already gone
+        pass
 
 
 async def voice_status(request: web.Request) -> web.Response:

@@ -9,7 +9,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import cv2
 import numpy as np
-from playwright.sync_api import Page, expect
+from playwright.sync_api import Page, Route, expect
 
 from tests.ui.conftest import GROCERY, UiHub
 
@@ -155,3 +155,22 @@ def test_no_microphone_is_said_at_once(page: Page) -> None:
         "The microphone is not available. Please type instead.")
     expect(talk).to_have_accessible_name("Hold to talk")
     page.mouse.up()
+
+
+def test_an_answer_that_arrives_after_start_over_is_not_shown(kiosk_page: Page) -> None:
+    """Why: a photo answer that came back after "Start over" was shown on the home screen to the
+    next customer, and "Start over" could no longer clear it."""
+    held: list[Route] = []
+    kiosk_page.route("**/api/search/photo", lambda route: held.append(route))
+    kiosk_page.get_by_role("button", name="Show a photo").click()
+    wait_for_video(kiosk_page)
+    kiosk_page.get_by_role("button", name="Take photo").click()
+    deadline = time.monotonic() + 20
+    while not held:
+        assert time.monotonic() < deadline, "the photo was never sent"
+        kiosk_page.wait_for_timeout(50)
+    kiosk_page.get_by_role("button", name="Start over").click()
+    with kiosk_page.expect_response("**/api/search/photo"):
+        held[0].continue_()
+    kiosk_page.wait_for_timeout(500)
+    expect(kiosk_page.locator("#answer")).to_be_hidden()

@@ -18,7 +18,7 @@ from hub.voice_search import VoiceService
 from hub.web import voice as voice_web
 from hub.web.app import create_app
 from tests.openapi_check import SpecClient
-from voice.audio import Audio, read_wav, to_pcm16
+from voice.audio import Audio, AudioLimits, read_wav, to_pcm16
 from voice.synthesis import to_wav
 
 
@@ -180,6 +180,10 @@ async def test_the_kiosk_answer_is_read_aloud_clearly_enough_to_be_heard_back(
     assert heard["results"][0]["sku"] == "BAN-1", heard["transcript"]
     leading_dash = await voice_client.get("/api/speech", params={"text": "-v nonsense"})
     assert leading_dash.status == 200  # read out, not taken for an espeak-ng option
+    # Why: a long answer (three suggestions in Korean: 15.5 s) hit the 15 s limit on questions
+    longest = await voice_client.get("/api/speech", params={"text": "바나나 " * 75, "lang": "ko"})
+    assert longest.status == 200
+    assert read_wav(await longest.read(), AudioLimits(max_seconds=60.0)).seconds > 15
 
 
 @pytest.mark.parametrize(
@@ -197,3 +201,21 @@ async def test_speech_requests_that_cannot_be_read_aloud_are_explained(
 ) -> None:
     response, body = await SpecClient(voice_client).call("GET", f"/api/speech?{query}")
     assert response.status == 400 and words in body["error"]["message"]
+
+
+async def test_a_kiosk_that_leaves_before_its_answer_leaves_no_error(
+    voice_client: TestClient, say: Callable[..., Audio], caplog: pytest.LogCaptureFixture
+) -> None:
+    """Why: the answer written to a socket the kiosk had closed logged an unhandled "Cannot
+    write to closing transport" error."""
+    pcm = to_pcm16(say("do you have bananas").samples)
+    for _ in range(3):
+        ws = await voice_client.ws_connect("/api/search/voice/stream")
+        for start in range(0, len(pcm), 3200):
+            await ws.send_bytes(pcm[start : start + 3200])
+        await ws.send_str('{"type": "end"}')
+        ws._response.connection.transport.abort()  # gone, as a kiosk that loses its network
+    await asyncio.sleep(1.0)
+    body = await _post(voice_client, to_wav(say("do you have bananas")))
+    assert body["status"] == 200
+    assert not [r for r in caplog.records if r.levelname == "ERROR"], caplog.text

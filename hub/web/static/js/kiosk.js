@@ -7,7 +7,7 @@ import { autonym, language, setLanguage, t, translatePage } from "./i18n.js";
 import { connectLive } from "./live.js";
 import * as photo from "./photo.js";
 import { clearAnswer, refreshStock, render, updateStock } from "./results.js";
-import { setOffered } from "./speech.js";
+import { setOffered, stopSpeaking } from "./speech.js";
 import * as text from "./text.js";
 import * as voice from "./voice.js";
 
@@ -41,6 +41,7 @@ function setMode(mode) {
 }
 
 function chooseLanguage(lang) {
+  stopSpeaking();
   setLanguage(lang);
   root.lang = lang;
   document.title = t("title");
@@ -62,6 +63,8 @@ function isClear() {
 
 function startOver() {
   setMode("");
+  voice.cancel();
+  clearAnswer(); // also an answer that arrived after the last search was left
   setLargeText(false);
   chooseLanguage(defaultLanguage);
   window.scrollTo(0, 0);

@@ -3,7 +3,7 @@
 
 import { api, ApiError } from "./api.js";
 import { t } from "./i18n.js";
-import { showMessage, showOutcome } from "./results.js";
+import { showMessage, showOutcome, ticket } from "./results.js";
 
 const LONG_SIDE = 1024;
 // A chosen picture is shrunk like a camera frame: a phone's 40 MB photo would be refused.
@@ -45,7 +45,8 @@ export function closeCamera() {
   video.srcObject = null;
 }
 
-async function search(blob) {
+// `slot`: the answer slot when the customer asked ("Start over" meanwhile: nothing is shown).
+async function search(blob, slot = ticket()) {
   busy = true;
   status.textContent = t("looking");
   try {
@@ -55,12 +56,12 @@ async function search(blob) {
     // Not sure: say so and offer the likeliest few, rather than a page of guesses.
     await showOutcome({ query: null, items: found.confident ? likely : [],
       suggestions: found.confident ? [] : likely.filter((item) => item.score >= SCORE_FLOOR),
-      confident: found.confident, focus: true });
+      confident: found.confident, focus: true, slot });
   } catch (err) {
     status.textContent = "";
     showMessage(err instanceof ApiError && err.status === 503 ? t("unavailable")
       : err instanceof ApiError && err.status < 500 ? t("photo_unreadable")
-      : t("failed", { message: err.message }));
+      : t("failed", { message: err.message }), slot);
   } finally {
     busy = false;
   }
@@ -85,16 +86,17 @@ async function capture() {
 }
 
 async function searchFile(file) {
+  const slot = ticket();
   let picture;
   try {
     picture = await createImageBitmap(file, { imageOrientation: "from-image" });
   } catch {
-    showMessage(t("photo_unreadable")); // not a picture the browser can read
+    showMessage(t("photo_unreadable"), slot); // not a picture the browser can read
     return;
   }
   const blob = await shrunk(picture, picture.width, picture.height, CHOSEN_LONG_SIDE);
   picture.close();
-  search(blob);
+  search(blob, slot);
 }
 
 shutter.addEventListener("click", () => {

@@ -21,6 +21,14 @@ const cardTemplate = document.getElementById("card");
 const hear = document.getElementById("hear");
 
 let state = null; // what is shown: {kind, query, products}, re-rendered on language change
+// Bumped whenever the answer is cleared (start over, another search mode): a search that was
+// still running then must not show its answer to the next customer.
+let generation = 0;
+
+// The current answer slot; pass it back to showOutcome/showMessage when the search ends.
+export function ticket() {
+  return generation;
+}
 
 // Photo and voice results carry only a few fields; fetch the rest of each product.
 async function complete(items) {
@@ -40,23 +48,34 @@ export function judgeMatches(results) {
 // Shows a search's outcome: no items is "not in this store" ("not sure what this is" for a
 // photo), with `suggestions` offered below it; unsure items are offered as "did you mean".
 // `query` is what the customer asked (null for a photo).
-export async function showOutcome({ query, items, confident, suggestions = [], focus = false }) {
+// Returns false, showing nothing, when the answer slot has moved on since `slot` was taken.
+export async function showOutcome({ query, items, confident, suggestions = [], focus = false,
+  slot = generation }) {
+  let next;
   if (items.length === 0) {
-    state = { kind: "none", query, products: await complete(suggestions.slice(0, 3)) };
+    next = { kind: "none", query, products: await complete(suggestions.slice(0, 3)) };
   } else {
     const products = await complete(items);
-    state = { kind: confident ? "results" : "choices", query, products };
+    next = { kind: confident ? "results" : "choices", query, products };
   }
+  if (slot !== generation) return false;
+  stopSpeaking();
+  state = next;
   render();
   if (focus) title.focus();
+  return true;
 }
 
-export function showMessage(message) {
+export function showMessage(message, slot = generation) {
+  if (slot !== generation) return false;
+  stopSpeaking();
   state = { kind: "message", message, products: [] };
   render();
+  return true;
 }
 
 export function clearAnswer() {
+  generation += 1;
   stopSpeaking();
   state = null;
   render();
@@ -68,16 +87,18 @@ function spokenText() {
   const products = state.products;
   const names = products.slice(0, 3).map(productName).join(", ");
   if (state.kind === "message") return state.message;
-  if (state.kind === "none") return `${title.textContent}. ${text.textContent} ${names}`.trim();
+  if (state.kind === "none") return `${text.textContent} ${names}`.trim();
   if (state.kind === "choices") return `${title.textContent} ${names}?`;
   const best = products[0];
   const shelf = best.shelf ? ` ${t("shelf")} ${best.shelf}.` : "";
   return `${productName(best)}.${shelf} ${stockText(best)}.`;
 }
 
-// Reads the answer shown aloud (after a spoken question, or when the customer asks to hear it).
+// Reads the answer shown aloud (after a spoken question, or when the customer asks to hear it);
+// a product then chosen from "did you mean" is read aloud too.
 export function speakAnswer() {
-  speak(spokenText());
+  if (state !== null) state.spoken = true;
+  speak(spokenText().replace(/[“”]/g, ""));
 }
 
 hear.addEventListener("click", speakAnswer);
@@ -114,7 +135,13 @@ export function render() {
     list.append(...products.map(card));
   }
   announce.textContent = `${title.textContent} ${text.hidden ? "" : text.textContent}`.trim();
-  if (state.kind === "results") announce.textContent += `. ${t("found", { n: products.length })}`;
+  if (state.kind === "results" || state.kind === "chosen") {
+    // the first product in words, as it is read aloud, then how many were found
+    announce.textContent = `${title.textContent} ${spokenText().replace(/[“”]/g, "")} `
+      + t("found", { n: products.length });
+  } else if (state.kind === "choices" || (state.kind === "none" && products.length > 0)) {
+    announce.textContent += ` ${products.slice(0, 3).map(productName).join(", ")}`;
+  }
 }
 
 function productName(product) {
@@ -134,9 +161,12 @@ function choiceButton(product) {
   }
   button.append(productName(product));
   button.addEventListener("click", () => {
+    const spoken = state.spoken;
+    stopSpeaking();
     state = { kind: "chosen", query: state.query, products: [product] };
     render();
     title.focus();
+    if (spoken) speakAnswer();
   });
   item.append(button);
   return item;

@@ -4,8 +4,8 @@
 // The microphone is open only while recording.
 
 import { t } from "./i18n.js";
-import { showMessage, showOutcome, speakAnswer } from "./results.js";
-import { speak } from "./speech.js";
+import { showMessage, showOutcome, speakAnswer, ticket } from "./results.js";
+import { speak, stopSpeaking } from "./speech.js";
 import { openVoiceSocket } from "./voice-socket.js";
 
 const HOLD_MS = 400; // a shorter press is a tap: recording goes on until the next tap
@@ -63,6 +63,7 @@ function showIdle() {
 }
 
 function start(tapped = false) {
+  stopSpeaking(); // the microphone must not hear the kiosk's own voice
   const session = { pressedAt: performance.now() };
   session.ready = begin(session);
   // No microphone, or it is refused: say so at once, not after the customer has spoken.
@@ -73,9 +74,10 @@ function start(tapped = false) {
     session.socket?.close();
     showIdle();
     transcript.textContent = "";
-    showMessage(failure(err));
+    showMessage(failure(err), session.slot);
   });
   session.limit = setTimeout(stop, MAX_RECORDING_MS);
+  session.slot = ticket();
   recording = session;
   talk.classList.add("recording");
   talk.setAttribute("aria-pressed", "true");
@@ -103,25 +105,30 @@ async function stop() {
     release(session);
     transcript.textContent = t("looking");
     const found = await session.socket.finish();
+    if (session.slot !== ticket()) return; // the kiosk was cleared meanwhile
+    // Only question words heard ("where is"): no product was named, so nothing can be answered.
+    const named = found.asked || found.results.length > 0;
     transcript.textContent = found.transcript ? t("heard", { text: found.transcript }) : t("nothing_heard");
-    if (found.transcript) {
+    if (named) {
       // Sure matches are the results; near misses are only offered as "did you mean", under
       // "not in this store" when the hub says the thing asked for is not sold here.
       const sure = found.results.length > 0;
       // The answer names what was asked for ("mozzarella"); "You said" above keeps the question.
-      await showOutcome({ query: found.asked || found.transcript,
+      const shown = await showOutcome({ query: found.asked || found.transcript,
         items: sure ? found.results : found.in_store ? found.did_you_mean : [],
         suggestions: sure || found.in_store ? [] : found.did_you_mean,
-        confident: sure, focus: true });
-      speakAnswer(); // asked out loud, answered out loud
+        confident: sure, focus: true, slot: session.slot });
+      if (shown) speakAnswer(); // asked out loud, answered out loud
     } else {
+      if (found.transcript) transcript.textContent += ` ${t("nothing_heard")}`;
       speak(t("nothing_heard"));
     }
   } catch (err) {
     release(session);
     session.socket?.close();
+    if (session.slot !== ticket()) return;
     transcript.textContent = "";
-    showMessage(failure(err));
+    showMessage(failure(err), session.slot);
   } finally {
     finishing = false;
   }
