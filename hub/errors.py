@@ -54,6 +54,13 @@ class Conflict(HubError):
     code = "conflict"
 
 
+class TooSlow(HubError):
+    """The request's body did not arrive in the time an upload may take."""
+
+    status = 408
+    code = "too_slow"
+
+
 class TooLarge(HubError):
     """The body or file is larger than allowed."""
 

@@ -77,8 +77,8 @@ def _espeak_stdin(text: str, voice: str, speed: int | None) -> bytes:
 def espeak_wav(text: str, voice: str, speed: int | None = None) -> bytes:
     """``text`` read by espeak-ng's ``voice`` as a WAV file with a true header (written to a
     pipe, espeak-ng's own gives no length, which some players refuse)."""
-    spoken = read_wav(_espeak_stdin(text, voice, speed), AudioLimits(max_seconds=SPEECH_MAX_S))
-    return to_wav(spoken)
+    limits = AudioLimits(min_seconds=0.0, max_seconds=SPEECH_MAX_S)
+    return to_wav(read_wav(_espeak_stdin(text, voice, speed), limits))
 
 
 def _espeak(voice: Voice, text: str) -> bytes:

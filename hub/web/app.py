@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-
 from aiohttp import web
 
 from hub.services import Services
@@ -22,7 +20,7 @@ from hub.web import (
     stock,
     voice,
 )
-from hub.web.common import MAX_UPLOADS, SERVICES, UPLOADS
+from hub.web.common import SERVICES, UPLOADS, UploadPlaces
 
 #: Route modules, each with ``setup(app)``; features add theirs here.
 ROUTE_MODULES = [ops, products, stock, orders, members, pages, live, health, photo, voice,
@@ -36,7 +34,7 @@ def create_app(services: Services) -> web.Application:
         client_max_size=services.config.web.max_upload_bytes,
     )
     app[SERVICES] = services
-    app[UPLOADS] = asyncio.Semaphore(MAX_UPLOADS)
+    app[UPLOADS] = UploadPlaces()
     for module in ROUTE_MODULES:
         module.setup(app)
     return app

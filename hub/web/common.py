@@ -4,22 +4,65 @@ authentication and JSON responses."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hmac
 import json
+from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any, TypeVar
 
 from aiohttp import web
 from pydantic import BaseModel, ValidationError
 
-from hub.errors import InvalidInput, TooLarge, Unauthorized, UnsupportedMedia
+from hub.errors import InvalidInput, TooLarge, TooSlow, Unauthorized, UnsupportedMedia
 from hub.services import Services
 
 SERVICES: web.AppKey[Services] = web.AppKey("services", Services)
-#: Uploads (photos, recordings) read and worked on at once; more wait their turn with their
-#: bodies unread, so a burst of large uploads cannot hold them all in memory (40 photo searches
-#: of 6.8 MB at once had raised the hub's peak memory by 365 MB).
+#: Uploads (photos, recordings, spoken answers) read and worked on at once; more wait their turn
+#: with their bodies unread, so a burst of large uploads cannot hold them all in memory (40
+#: photo searches of 6.8 MB at once had raised the hub's peak memory by 365 MB).
 MAX_UPLOADS = 4
-UPLOADS: web.AppKey[asyncio.Semaphore] = web.AppKey("uploads", asyncio.Semaphore)
+#: Of those places, how many one address may hold; its other uploads wait for these, so a device
+#: sending slowly cannot hold every place (four slow bodies had stopped photo and voice search).
+MAX_UPLOADS_PER_CLIENT = 2
+#: Longest an upload may hold its place, body and work together, in seconds: a 12 MiB photo over
+#: a slow shop Wi-Fi (2 Mbit/s) arrives in under a minute; a kiosk's in under a second.
+UPLOAD_DEADLINE_S = 60.0
+
+
+class UploadPlaces:
+    """The places uploads take while their bodies are read and worked on."""
+
+    def __init__(self) -> None:
+        self._all = asyncio.Semaphore(MAX_UPLOADS)
+        self._clients: dict[str, tuple[asyncio.Semaphore, int]] = {}
+
+    @contextlib.asynccontextmanager
+    async def place(self, request: web.Request) -> AsyncIterator[None]:
+        """Wait for a place (the sender's own first, then one of all), then hold it for at most
+        ``UPLOAD_DEADLINE_S``; a body still arriving then is refused with 408."""
+        client = request.remote or "unknown"
+        own, users = self._clients.get(client) or (asyncio.Semaphore(MAX_UPLOADS_PER_CLIENT), 0)
+        self._clients[client] = (own, users + 1)
+        try:
+            async with own, self._all:
+                try:
+                    async with asyncio.timeout(UPLOAD_DEADLINE_S):
+                        yield
+                except TimeoutError as exc:
+                    raise TooSlow(
+                        f"the upload took longer than {UPLOAD_DEADLINE_S:g} s; send it again "
+                        "over a better connection, or a smaller file"
+                    ) from exc
+        finally:
+            own, users = self._clients[client]
+            if users == 1:
+                del self._clients[client]
+            else:
+                self._clients[client] = (own, users - 1)
+
+
+UPLOADS: web.AppKey[UploadPlaces] = web.AppKey("uploads", UploadPlaces)
 M = TypeVar("M", bound=BaseModel)
 
 
@@ -27,9 +70,21 @@ def services(request: web.Request) -> Services:
     return request.app[SERVICES]
 
 
-def upload_place(request: web.Request) -> asyncio.Semaphore:
+def upload_place(request: web.Request) -> contextlib.AbstractAsyncContextManager[None]:
     """Hold one of the ``MAX_UPLOADS`` places while an upload's body is read and worked on."""
-    return request.app[UPLOADS]
+    return request.app[UPLOADS].place(request)
+
+
+def inside(folder: Path, relative: str) -> Path | None:
+    """The file ``relative`` names inside ``folder`` (links followed), or None when it is not a
+    file there: climbing out, a NUL byte (which made the path unusable and answered 500), or
+    nothing at all."""
+    base = folder.resolve()
+    try:
+        target = (base / relative).resolve()
+    except (ValueError, OSError):
+        return None
+    return target if target.is_relative_to(base) and target.is_file() else None
 
 
 def require_staff(request: web.Request) -> None:

@@ -21,6 +21,7 @@ from typing import Any
 
 from aiohttp import WSCloseCode, WSMsgType, web
 
+from hub.errors import Unavailable
 from hub.events import Event, Subscription
 from hub.inventory import STOCK_CHANGED
 from hub.services import Services
@@ -28,9 +29,15 @@ from hub.web.common import services
 
 #: Open sockets, closed when the hub stops (an open socket would otherwise hold the shutdown).
 SOCKETS: web.AppKey[set[web.WebSocketResponse]] = web.AppKey("live_sockets", set)
+#: Live sockets open at once, in all and from one address: a store has a few kiosks and staff
+#: screens; 1,100 sockets from one machine had used up the hub's open files.
+MAX_SOCKETS = 256
+MAX_SOCKETS_PER_CLIENT = 16
 AUTH_TIMEOUT_S = 10.0
 HEARTBEAT_S = 20.0
 CLOSE_UNAUTHORIZED = 4401
+#: Each socket's remote address, kept on the socket.
+CLIENT: web.ResponseKey[str | None] = web.ResponseKey("client", str)
 
 
 def _kiosk_message(event: Event) -> dict[str, Any]:
@@ -72,9 +79,18 @@ async def _serve(ws: web.WebSocketResponse, sub: Subscription,
 
 
 async def _open(request: web.Request) -> web.WebSocketResponse:
+    """Upgrade to a socket, or refuse with 503 before upgrading when too many are open."""
+    sockets = request.app[SOCKETS]
+    mine = sum(1 for ws in sockets if ws.get(CLIENT) == request.remote)
+    if len(sockets) >= MAX_SOCKETS or mine >= MAX_SOCKETS_PER_CLIENT:
+        raise Unavailable(
+            "too many live connections are open; close other kiosk or staff pages and reload",
+            code="busy",
+        )
     ws = web.WebSocketResponse(heartbeat=HEARTBEAT_S)
+    ws[CLIENT] = request.remote
     await ws.prepare(request)
-    request.app[SOCKETS].add(ws)
+    sockets.add(ws)
     return ws
 
 
@@ -98,7 +114,7 @@ def _token_problem(svc: Services, raw: str | None) -> str | None:
         return "staff access is disabled: no staff token is configured on this hub"
     try:
         given = json.loads(raw) if raw is not None else None
-    except json.JSONDecodeError:
+    except (json.JSONDecodeError, RecursionError):  # not JSON, or nested beyond any token's
         given = None
     token = given.get("token") if isinstance(given, dict) else None
     if not isinstance(token, str):

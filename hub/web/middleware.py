@@ -48,6 +48,9 @@ async def errors(request: web.Request, handler: Handler) -> web.StreamResponse:
         if exc.status == 405 and "Allow" in exc.headers:
             response.headers["Allow"] = exc.headers["Allow"]
         return response
+    except ConnectionResetError:  # the client went away mid-request: nobody to answer
+        log.info("client left during %s %s", request.method, request.path)
+        return web.Response(status=400)
     except Exception:
         log.exception("unhandled error on %s %s", request.method, request.path)
         body = {"error": {"code": "internal", "message": "internal error; see the hub's log"}}

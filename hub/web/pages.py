@@ -10,7 +10,7 @@ from aiohttp import web
 
 from hub.errors import NotFound
 from hub.web import speech
-from hub.web.common import json_response, services
+from hub.web.common import inside, json_response, services
 
 STATIC = Path(__file__).parent / "static"
 
@@ -48,9 +48,8 @@ async def staff(request: web.Request) -> web.FileResponse:
 
 
 async def static_file(request: web.Request) -> web.FileResponse:
-    base = STATIC.resolve()
-    target = (base / request.match_info["path"]).resolve()
-    if not target.is_relative_to(base) or not target.is_file():
+    target = inside(STATIC, request.match_info["path"])
+    if target is None:
         raise NotFound("no such file")
     headers = {"Cache-Control": "no-cache", "X-Content-Type-Options": "nosniff"}
     if target.suffix == ".js":  # the standard type, whatever the system's MIME table says

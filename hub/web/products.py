@@ -7,7 +7,7 @@ from aiohttp import web
 from hub.catalog import Product
 from hub.errors import InvalidInput, NotFound
 from hub.services import Services
-from hub.web.common import int_query, json_response, services
+from hub.web.common import inside, int_query, json_response, services
 from sync.ports import StockLevel
 
 MAX_QUERY_CHARS = 200
@@ -77,11 +77,11 @@ async def stock(request: web.Request) -> web.Response:
 
 async def image(request: web.Request) -> web.FileResponse:
     svc = services(request)
-    base = svc.config.store.images_dir.resolve()
-    target = (base / request.match_info["path"]).resolve()
-    if not target.is_relative_to(base) or not target.is_file():
+    target = inside(svc.config.store.images_dir, request.match_info["path"])
+    if target is None:
         raise NotFound("no such image")
-    return web.FileResponse(target, headers={"Cache-Control": "public, max-age=86400"})
+    headers = {"Cache-Control": "public, max-age=86400", "X-Content-Type-Options": "nosniff"}
+    return web.FileResponse(target, headers=headers)
 
 
 def setup(app: web.Application) -> None:

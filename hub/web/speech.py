@@ -28,12 +28,15 @@ async def speech(request: web.Request) -> web.Response:
     config = services(request).config.voice
     if not config.speak_answers:
         raise Unavailable("spoken answers are turned off on this hub (voice.speak_answers)")
-    text = request.query.get("text", "").strip()
+    # invisible format characters (a soft hyphen, a zero-width joiner in a catalogue name) are
+    # not said; control characters are not text at all
+    text = "".join(ch for ch in request.query.get("text", "") if unicodedata.category(ch) != "Cf")
+    text = text.strip()
     if not text:
         raise InvalidInput("say what to read aloud: /api/speech?text=...&lang=en")
     if len(text) > MAX_CHARS:
         raise InvalidInput(f"the text is {len(text)} characters; at most {MAX_CHARS} are read")
-    if any(unicodedata.category(ch) in ("Cc", "Cf") for ch in text):
+    if any(unicodedata.category(ch) == "Cc" for ch in text):
         raise InvalidInput("the text holds control characters; send plain words")
     lang = request.query.get("lang", "en")
     voice = config.answer_voices.get(lang)

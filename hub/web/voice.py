@@ -11,11 +11,14 @@ WebSocket protocol (``GET /api/search/voice/stream``):
    the POST endpoint), after which the socket may start the next question with step 1 or 2.
 
 Errors are sent as ``{"type": "error", "code", "message"}`` and close the socket; so is silence
-of ``IDLE_S`` (code ``idle``).
+of ``IDLE_S`` (code ``idle``), a question whose audio takes longer than its limit plus
+``STREAM_SLACK_S`` to arrive (``too_slow``) and a connection open over ``SESSION_MAX_S``
+(``session_too_long``).
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 from typing import Any
 
@@ -35,6 +38,10 @@ WAV_TYPES = ("audio/wav", "audio/x-wav", "audio/wave", "audio/vnd.wave")
 IDLE_S = 30.0
 #: Pings find a connection whose other end is gone even while a question is under way.
 HEARTBEAT_S = 10.0
+#: A question's audio may arrive over its length (voice.max_seconds) plus this, in seconds.
+STREAM_SLACK_S = 5.0
+#: Longest a streaming connection stays open, in seconds: the kiosk opens one per question.
+SESSION_MAX_S = 120.0
 
 
 def _service(request: web.Request) -> VoiceService:
@@ -99,8 +106,27 @@ async def _converse(request: web.Request, ws: web.WebSocketResponse, service: Vo
     rate = search.engine.sample_rate
     resampler = StreamResampler(rate, rate)
     received = 0  # samples at the sender's rate
+    clock = asyncio.get_running_loop().time
+    opened, question_began = clock(), None
     async for msg in ws:
+        # A kiosk streams a question as it is spoken and opens a socket per question; a client
+        # trickling a few samples now and then held one of the few streaming places for good.
+        now = clock()
+        if now - opened > SESSION_MAX_S:
+            raise InvalidInput(
+                f"this connection has been open {SESSION_MAX_S:g} s; open a new one per question",
+                code="session_too_long",
+            )
+        if question_began is not None and now - question_began > (
+            service.config.max_seconds + STREAM_SLACK_S
+        ):
+            raise InvalidInput(
+                f"the question's audio took longer than {service.config.max_seconds:g} s to "
+                "arrive; stream it as it is spoken, then send 'end'",
+                code="too_slow",
+            )
         if msg.type == WSMsgType.BINARY:
+            question_began = question_began or now
             if len(msg.data) % 2:
                 raise InvalidInput("PCM frames must hold whole 16-bit samples", code="bad_frame")
             samples = np.frombuffer(msg.data, dtype="<i2").astype(np.float32) / 32768.0
@@ -129,7 +155,7 @@ async def _converse(request: web.Request, ws: web.WebSocketResponse, service: Vo
                 await ws.send_json({"type": "final", **await answer_json(request, answer)})
                 search, stream = service.open_stream()
                 resampler = StreamResampler(resampler.src_rate, rate)
-                received = 0
+                received, question_began = 0, None
         elif msg.type == WSMsgType.ERROR:
             return
 

@@ -4,6 +4,7 @@ WebSockets (the staff one refusing anything but the token as its first message).
 
 from __future__ import annotations
 
+import asyncio
 import re
 from pathlib import Path
 
@@ -41,7 +42,9 @@ async def test_static_files_and_refusals(client: TestClient) -> None:
         response = await client.get(path)
         assert (response.status, response.content_type) == (200, kind)
         assert response.headers["Cache-Control"] == "no-cache"
-    for path in ("/static/nope.js", "/static/..%2fpages.py", "/static/..%2F..%2Fapp.py"):
+    # Why %00: a NUL byte made the path unusable and was answered 500 with a traceback
+    for path in ("/static/nope.js", "/static/..%2fpages.py", "/static/..%2F..%2Fapp.py",
+                 "/static/a%00", "/images/a%00.jpg"):
         response, error = await spec.call("GET", path)
         assert response.status == 404, path
         assert error["error"]["code"] == "not_found"
@@ -85,7 +88,10 @@ async def test_kiosk_socket_pushes_stock_changes(client: TestClient,
 
 
 @pytest.mark.parametrize("first", ['{"token": "wrong-token-0123456789"}', "hello",
-                                   '{"token": 5}', None])
+                                   '{"token": 5}', None,
+                                   # Why: nested JSON raised RecursionError (answered 500 into
+                                   # the upgraded socket)
+                                   '{"a":' * 10_000 + "1" + "}" * 10_000])
 async def test_staff_socket_refuses_without_the_token(client: TestClient, first: str | None,
                                                       monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(live, "AUTH_TIMEOUT_S", 0.3)
@@ -128,3 +134,25 @@ async def test_sockets_close_when_the_hub_stops(client: TestClient) -> None:
 def test_static_folder_is_where_the_pages_live() -> None:
     assert STATIC == Path(live.__file__).parent / "static"
     assert (STATIC / "kiosk.html").is_file() and (STATIC / "staff.html").is_file()
+
+
+async def test_live_sockets_from_one_address_are_capped(
+    client: TestClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Why: a machine opening about a thousand kiosk sockets used up the hub's open files and
+    /healthz stopped answering; past the cap a socket is refused before the upgrade."""
+    monkeypatch.setattr(live, "MAX_SOCKETS_PER_CLIENT", 3)
+    opened = [await client.ws_connect("/api/live/stock") for _ in range(3)]
+    refused = await client.get("/api/live/stock", headers={
+        "Connection": "Upgrade", "Upgrade": "websocket", "Sec-WebSocket-Version": "13",
+        "Sec-WebSocket-Key": "dGhlIHNhbXBsZSBub25jZQ=="})
+    assert refused.status == 503 and (await refused.json())["error"]["code"] == "busy"
+    await opened[0].close()
+    for _ in range(50):  # the hub notices the close
+        if len(client.app[live.SOCKETS]) < 3:
+            break
+        await asyncio.sleep(0.02)
+    again = await client.ws_connect("/api/live/stock")
+    assert (await client.get("/healthz")).status == 200
+    for ws in [*opened[1:], again]:
+        await ws.close()

@@ -184,6 +184,9 @@ async def test_the_kiosk_answer_is_read_aloud_clearly_enough_to_be_heard_back(
     longest = await voice_client.get("/api/speech", params={"text": "바나나 " * 75, "lang": "ko"})
     assert longest.status == 200
     assert read_wav(await longest.read(), AudioLimits(max_seconds=60.0)).seconds > 15
+    # Why: next to nothing to say failed the check meant for recorded questions: 500
+    dots = await voice_client.get("/api/speech", params={"text": ". " * 150})
+    assert dots.status == 200
 
 
 @pytest.mark.parametrize(
@@ -194,6 +197,7 @@ async def test_the_kiosk_answer_is_read_aloud_clearly_enough_to_be_heard_back(
         ("text=" + "a" * 301, "at most 300"),
         ("text=milk%07", "control characters"),
         ("text=milk&lang=xx", "no voice for language 'xx'"),
+        ("text=%E2%80%8B", "say what to read aloud"),  # only a zero-width space
     ],
 )
 async def test_speech_requests_that_cannot_be_read_aloud_are_explained(
@@ -219,3 +223,22 @@ async def test_a_kiosk_that_leaves_before_its_answer_leaves_no_error(
     body = await _post(voice_client, to_wav(say("do you have bananas")))
     assert body["status"] == 200
     assert not [r for r in caplog.records if r.levelname == "ERROR"], caplog.text
+
+
+@pytest.mark.parametrize(("setting", "value", "code"), [("SESSION_MAX_S", 1.0, "session_too_long"),
+                                                         ("STREAM_SLACK_S", -9.0, "too_slow")])
+async def test_a_trickling_stream_gives_its_place_back(
+    voice_client: TestClient, monkeypatch: pytest.MonkeyPatch, setting: str, value: float,
+    code: str,
+) -> None:
+    """Why: a client sending two bytes every few seconds stayed under the idle timeout and the
+    audio limit, and held one of the few streaming places for good."""
+    monkeypatch.setattr(voice_web, setting, value)  # the real limits: 120 s, max_seconds + 5 s
+    async with voice_client.ws_connect("/api/search/voice/stream") as ws:
+        for _ in range(20):
+            await ws.send_bytes(b"\x00\x00" * 160)
+            message = await ws.receive_json(timeout=10)
+            if message["type"] == "error":
+                break
+            await asyncio.sleep(0.2)
+    assert (message["type"], message["code"]) == ("error", code)
