@@ -7,6 +7,7 @@ import logging
 import signal
 from collections.abc import Callable
 from contextlib import ExitStack
+from functools import partial
 
 from aiohttp import web
 
@@ -14,9 +15,13 @@ from hub.backup import exclusive_use
 from hub.clock import Clock
 from hub.config import HubConfig
 from hub.expiry import OrderExpiry
+from hub.periodic import PeriodicJob
 from hub.retention import Retention
 from hub.services import Services, build_services
 from hub.web.app import create_app
+
+#: How often the hub looks for a catalogue another process imported, in seconds.
+CATALOG_WATCH_S = 30.0
 
 log = logging.getLogger(__name__)
 
@@ -56,6 +61,8 @@ async def start_hub(config: HubConfig, clock: Clock | None = None,
     services.lifecycle[:0] = [
         OrderExpiry(services.orders, services.db, services.clock),
         Retention(config.retention, services.db, services.clock),
+        PeriodicJob("catalog-imports", CATALOG_WATCH_S, services.clock,
+                    partial(services.db.read, services.catalog.notice_other_imports)),
     ]
     started = []
     try:

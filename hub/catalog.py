@@ -174,6 +174,7 @@ class Catalog:
         self.images_dir = images_dir
         self.bus = bus
         self._listeners: list[ImportListener] = []
+        self._seen: tuple[int, float | None] | None = None  # fingerprint() after the last look
 
     def add_listener(self, listener: ImportListener) -> None:
         """Call ``listener`` after every import that changed something (to rebuild an index)."""
@@ -245,10 +246,28 @@ class Catalog:
 
     def _announce(self, report: ImportReport) -> None:
         """After the import committed: rebuild indexes and tell listeners what changed."""
+        self._seen = self.fingerprint()
         for listener in self._listeners:
             listener(report)
         if self.bus is not None:
             self.bus.publish(Event(CATALOG_CHANGED, {"skus": report.added + report.updated}))
+
+    def fingerprint(self) -> tuple[int, float | None]:
+        """How many products there are and when one last changed: what an import changes."""
+        row = self.db.query_one("SELECT count(*) AS n, max(updated_at) AS t FROM products")
+        return (int(row["n"]), row["t"]) if row else (0, None)
+
+    def notice_other_imports(self) -> bool:
+        """Tell the listeners (text search, the voice grammar) about a catalogue another process
+        imported since the last look (``retail-hub catalog import`` beside the running hub; the
+        kiosk had gone on answering from the catalogue it started with). Returns whether there
+        was one."""
+        current = self.fingerprint()
+        if self._seen is None or current == self._seen:
+            self._seen = current
+            return False
+        self._announce(ImportReport())
+        return True
 
     def _write(self, tx: Transaction, product: ProductIn, image_file: Path | None,
                report: ImportReport) -> None:

@@ -12,7 +12,7 @@ import pytest
 
 from hub.demo.store import CATALOG, IMAGES
 from hub.errors import InvalidInput
-from hub.services import Services
+from hub.services import Services, build_services
 
 JPEG = cv2.imencode(".jpg", np.zeros((8, 8, 3), np.uint8))[1].tobytes()
 
@@ -214,3 +214,23 @@ def test_a_staff_photo_chosen_as_the_catalogue_image_becomes_the_catalogue_image
                                  tmp_path)
     rows = services.db.query("SELECT kind FROM product_images WHERE sku = 'P'")
     assert [r["kind"] for r in rows] == ["iconic"]
+
+
+def test_a_catalogue_imported_by_another_process_reaches_the_running_hub(
+    services: Services, tmp_path: Path
+) -> None:
+    """Why: `retail-hub catalog import` beside a running hub changed the database, but the
+    kiosk's text search (and the voice grammar) went on with the catalogue the hub started
+    with, until a restart."""
+    assert services.catalog.notice_other_imports() is False  # the first look is the baseline
+    assert services.text_search.search("pear") == []
+    other = build_services(services.config, services.clock, with_features=False)  # the CLI
+    try:
+        other.catalog.import_rows([(1, {"sku": "P", "names": {"en": "Pear"}})], tmp_path)
+    finally:
+        other.close()
+    assert services.catalog.notice_other_imports() is True
+    assert services.text_search.search("pear")[0].sku == "P"
+    assert services.catalog.notice_other_imports() is False  # told once
+    services.catalog.import_rows([(1, {"sku": "Q", "names": {"en": "Quince"}})], tmp_path)
+    assert services.catalog.notice_other_imports() is False  # its own import needs no telling
