@@ -12,7 +12,7 @@ from playwright.sync_api import Page, Route, expect
 from beacons.presence import PresenceEvent
 from hub.members import MemberIn
 from tests.ui.checks import assert_accessible
-from tests.ui.conftest import UiHub
+from tests.ui.conftest import GROCERY, UiHub
 
 _numbers = itertools.count(1)
 
@@ -182,3 +182,26 @@ def test_an_order_that_arrives_while_the_queue_loads_stays(page: Page, ui_hub: U
     route.fulfill(response=stale)
     expect(page.locator(f"tr[data-order='{listed}']")).to_be_visible()
     expect(page.locator(f"tr[data-order='{arrived}']")).to_contain_text("Accepted, to pick")
+
+
+def test_staff_add_a_product_photo_and_remove_it(staff_page: Page, ui_hub: UiHub) -> None:
+    """Photo enrolment from the staff page: staff had only the HTTP API to teach the kiosk a
+    product's look or to take a wrong photo back."""
+    staff_page.get_by_role("link", name="Stock").click()
+    staff_page.get_by_label("Product name or SKU").fill("GS-006")
+    staff_page.get_by_role("button", name="Find").click()
+    photos = staff_page.locator("#photo-list li")
+    expect(photos).to_have_count(1)
+    expect(photos.first).to_contain_text("Catalogue image")
+    with staff_page.expect_file_chooser() as chooser:
+        staff_page.get_by_role("button", name="Add a photo").click()
+    chooser.value.set_files(GROCERY / "train" / "Fruit" / "Banana" / "Banana_010.jpg")
+    expect(staff_page.locator("#photo-result")).to_have_text(
+        "Photo added; the product has 2 photos.", timeout=30_000)
+    expect(photos).to_have_count(2)
+    _, listed = ui_hub.call("GET", "/api/products/GS-006/photos")
+    added = listed["photos"][-1]["image_id"]
+    staff_page.once("dialog", lambda dialog: dialog.accept())
+    staff_page.get_by_role("button", name=f"Remove photo {added}").click()
+    expect(staff_page.locator("#photo-result")).to_have_text("Photo removed.", timeout=30_000)
+    expect(photos).to_have_count(1)

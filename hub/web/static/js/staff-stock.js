@@ -1,9 +1,10 @@
 // Stock: find a product by name or SKU, see its levels (live), record a movement with a reason,
-// and see its recent movements. Each movement form carries a fresh reference, so a double submit
+// see its recent movements and its photos for photo search. Each movement form carries a fresh reference, so a double submit
 // is recorded once.
 
 import { ApiError } from "./api.js";
 import { el, formatTime, staffApi } from "./staff-session.js";
+import * as photos from "./staff-photos.js";
 
 const KIND_LABELS = {
   receipt: "Receipt", sale: "Sale", return: "Return", adjustment: "Adjustment",
@@ -66,7 +67,7 @@ async function show(product) {
   setQtyRange();
   newRef();
   onStock(await staffApi(`/api/stock/${encodeURIComponent(product.sku)}`));
-  await loadHistory();
+  await Promise.all([loadHistory(), photos.showFor(product)]);
   document.getElementById("stock-name").focus();
 }
 
