@@ -55,9 +55,10 @@ class Conflict(HubError):
 
 
 class TooSlow(HubError):
-    """The request's body did not arrive in the time an upload may take."""
+    """The request's body arrived too slowly to be worth its place. 400, not 408: browsers send a
+    request answered 408 again by themselves, so the person would never see why."""
 
-    status = 408
+    status = 400
     code = "too_slow"
 
 

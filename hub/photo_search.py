@@ -181,10 +181,15 @@ class PhotoService:
         return self.refresh()
 
     async def add_photo(self, sku: str, data: bytes) -> tuple[Enrolment, Future[int] | None]:
-        """Enrol one staff reference photo (embedded on the vision thread) and start the
-        retraining that makes it searchable: the future, None when the photo was known already.
-        Kiosk searches go on with the previous gallery meanwhile."""
-        (enrolment,) = await self.run(self.enrol_many, [(sku, data)], "reference", False)
+        """Enrol one staff reference photo and start the retraining that makes it searchable:
+        the future, None when the photo was known already. Kiosk searches go on with the
+        previous gallery meanwhile."""
+        return await self.run(self._enrol_one, sku, data)
+
+    def _enrol_one(self, sku: str, data: bytes) -> tuple[Enrolment, Future[int] | None]:
+        """On the vision thread, storing and asking for the retraining in one step: a request
+        cancelled in between had left a stored photo that search never used."""
+        (enrolment,) = self.enrol_many([(sku, data)], "reference", False)
         return enrolment, self.request_rebuild() if enrolment.added else None
 
     async def sync_new_images(self) -> None:

@@ -21,11 +21,10 @@ from typing import Any
 
 from aiohttp import WSCloseCode, WSMsgType, web
 
-from hub.errors import Unavailable
 from hub.events import Event, Subscription
 from hub.inventory import STOCK_CHANGED
 from hub.services import Services
-from hub.web.common import services
+from hub.web.common import client_address, services
 
 #: Open sockets, closed when the hub stops (an open socket would otherwise hold the shutdown).
 SOCKETS: web.AppKey[set[web.WebSocketResponse]] = web.AppKey("live_sockets", set)
@@ -36,6 +35,7 @@ MAX_SOCKETS_PER_CLIENT = 16
 AUTH_TIMEOUT_S = 10.0
 HEARTBEAT_S = 20.0
 CLOSE_UNAUTHORIZED = 4401
+CLOSE_BUSY = 4429
 #: Each socket's remote address, kept on the socket.
 CLIENT: web.ResponseKey[str | None] = web.ResponseKey("client", str)
 
@@ -79,17 +79,22 @@ async def _serve(ws: web.WebSocketResponse, sub: Subscription,
 
 
 async def _open(request: web.Request) -> web.WebSocketResponse:
-    """Upgrade to a socket, or refuse with 503 before upgrading when too many are open."""
+    """Upgrade to a socket; when too many are open, say so on it and close it (code
+    ``CLOSE_BUSY``): the caller then returns it as it is. Said on the socket, not as an HTTP
+    refusal before the upgrade: a browser shows a page nothing of that, and the staff page said
+    "Reconnecting" for good."""
     sockets = request.app[SOCKETS]
-    mine = sum(1 for ws in sockets if ws.get(CLIENT) == request.remote)
-    if len(sockets) >= MAX_SOCKETS or mine >= MAX_SOCKETS_PER_CLIENT:
-        raise Unavailable(
-            "too many live connections are open; close other kiosk or staff pages and reload",
-            code="busy",
-        )
+    client = client_address(request)
+    mine = sum(1 for ws in sockets if ws.get(CLIENT) == client)
     ws = web.WebSocketResponse(heartbeat=HEARTBEAT_S)
-    ws[CLIENT] = request.remote
     await ws.prepare(request)
+    if len(sockets) >= MAX_SOCKETS or mine >= MAX_SOCKETS_PER_CLIENT:
+        message = ("too many live connections are open on this hub; close other kiosk or staff "
+                   "pages (this page retries by itself)")
+        await ws.send_json({"type": "error", "error": {"code": "busy", "message": message}})
+        await ws.close(code=CLOSE_BUSY, message=b"busy")
+        return ws
+    ws[CLIENT] = client
     sockets.add(ws)
     return ws
 
@@ -101,6 +106,8 @@ async def _close_all(app: web.Application) -> None:
 
 async def kiosk_stock(request: web.Request) -> web.WebSocketResponse:
     ws = await _open(request)
+    if ws.closed:
+        return ws
     try:
         await _serve(ws, services(request).bus.subscribe([STOCK_CHANGED]), _kiosk_message)
     finally:
@@ -126,6 +133,8 @@ def _token_problem(svc: Services, raw: str | None) -> str | None:
 
 async def staff_events(request: web.Request) -> web.WebSocketResponse:
     ws = await _open(request)
+    if ws.closed:
+        return ws
     try:
         await _authenticated(ws, services(request))
     finally:

@@ -15,9 +15,17 @@ import asyncio
 
 from aiohttp import BodyPartReader, web
 
-from hub.errors import InvalidInput, TooLarge, Unavailable, UnsupportedMedia
+from hub.errors import InvalidInput, Unavailable, UnsupportedMedia
 from hub.photo_search import PhotoService
-from hub.web.common import int_query, json_response, require_staff, services, upload_place
+from hub.web.common import (
+    int_query,
+    json_response,
+    read_body,
+    read_steadily,
+    require_staff,
+    services,
+    upload_place,
+)
 
 IMAGE_TYPES = ("image/jpeg", "image/png", "image/webp")
 FORM_FIELD = "photo"
@@ -34,7 +42,7 @@ async def read_photo(request: web.Request) -> bytes:
     """The uploaded photo's bytes, from a raw image body or a multipart ``photo`` field."""
     content_type = request.content_type
     if content_type in IMAGE_TYPES:
-        data = await request.read()
+        data = await read_body(request, services(request).config.web.max_upload_bytes, "the photo")
     elif content_type == "multipart/form-data":
         data = await _form_photo(request)
     else:
@@ -54,12 +62,7 @@ async def _form_photo(request: web.Request) -> bytes:
     reader = await request.multipart()
     while (part := await reader.next()) is not None:
         if isinstance(part, BodyPartReader) and part.name == FORM_FIELD:
-            data = bytearray()
-            while chunk := await part.read_chunk():
-                data += chunk
-                if len(data) > limit:
-                    raise TooLarge(f"the photo is larger than {limit // (1024 * 1024)} MiB")
-            return bytes(data)
+            return await read_steadily(part.read_chunk, limit, "the photo")
     raise InvalidInput(f"the multipart form has no '{FORM_FIELD}' file field")
 
 

@@ -121,8 +121,9 @@ async def _converse(request: web.Request, ws: web.WebSocketResponse, service: Vo
             service.config.max_seconds + STREAM_SLACK_S
         ):
             raise InvalidInput(
-                f"the question's audio took longer than {service.config.max_seconds:g} s to "
-                "arrive; stream it as it is spoken, then send 'end'",
+                f"the question's audio took longer than "
+                f"{service.config.max_seconds + STREAM_SLACK_S:g} s to arrive; stream it as it "
+                "is spoken, then send 'end'",
                 code="too_slow",
             )
         if msg.type == WSMsgType.BINARY:

@@ -13,6 +13,27 @@ const result = document.getElementById("photo-result");
 
 let sku = null;
 
+// What staff read when the hub refuses a photo (its own messages are written for developers).
+const REFUSED = {
+  bad_image: "This file is not a photo the hub can read (JPEG, PNG or WebP).",
+  unsupported_media_type: "This file is not a photo the hub can read (JPEG, PNG or WebP).",
+  too_large: "This photo is too large; take it again at a smaller size.",
+  too_slow: "The photo arrived too slowly; try again where the Wi-Fi is better.",
+  not_found: "This photo was already removed.",
+};
+
+function refusal(err) {
+  return (err instanceof ApiError && REFUSED[err.code]) || err.message;
+}
+
+function photoCount(n) {
+  return n === 1 ? "1 photo" : `${n} photos`;
+}
+
+async function refresh(forSku) {
+  if (forSku === sku) render(await staffApi(`/api/products/${encodeURIComponent(forSku)}/photos`));
+}
+
 export async function showFor(product) {
   sku = product.sku;
   result.textContent = "";
@@ -47,13 +68,15 @@ function render({ photos }) {
 
 async function removePhoto(id) {
   if (!window.confirm("Remove this photo? Photo search stops using it.")) return;
+  const forSku = sku;
   try {
-    await staffApi(`/api/products/${encodeURIComponent(sku)}/photos/${id}`, { method: "DELETE" });
+    await staffApi(`/api/products/${encodeURIComponent(forSku)}/photos/${id}`, { method: "DELETE" });
     result.textContent = "Photo removed.";
-    render(await staffApi(`/api/products/${encodeURIComponent(sku)}/photos`));
   } catch (err) {
-    result.textContent = `Not removed: ${err.message}`;
+    result.textContent = `Not removed: ${refusal(err)}`;
   }
+  await refresh(forSku); // also when another tablet had removed it first
+  add.focus(); // the button that was pressed is gone
 }
 
 add.addEventListener("click", () => input.click());
@@ -61,14 +84,17 @@ input.addEventListener("change", async () => {
   const file = input.files[0];
   input.value = "";
   if (!file || sku === null) return;
+  const forSku = sku; // staff may open another product while it uploads
   result.textContent = "Adding the photo…";
   try {
-    const added = await staffApi(`/api/products/${encodeURIComponent(sku)}/photos`,
+    const added = await staffApi(`/api/products/${encodeURIComponent(forSku)}/photos`,
       { method: "POST", body: file, type: file.type || "image/jpeg" });
-    result.textContent = added.added ? `Photo added; the product has ${added.photos} photos.`
+    if (forSku !== sku) return;
+    result.textContent = added.added
+      ? `Photo added; the product has ${photoCount(added.photos)}.`
       : "This photo was already added.";
-    render(await staffApi(`/api/products/${encodeURIComponent(sku)}/photos`));
+    await refresh(forSku);
   } catch (err) {
-    result.textContent = `Not added: ${err.message}`;
+    if (forSku === sku) result.textContent = `Not added: ${refusal(err)}`;
   }
 });

@@ -86,18 +86,21 @@ function startFeed() {
         live.classList.remove("offline");
         if (readyBefore) reloadAll(); // events may have been missed while disconnected
         readyBefore = true;
+      } else if (message.type === "error" && message.error.code === "busy") {
+        live.textContent = "Not live: too many pages are open on the hub; close some";
+        live.classList.add("offline");
       } else if (message.type !== "error") {
         onEvent(message);
       }
     },
     onState(state) {
-      if (state === "closed") {
+      if (state === "closed" && !live.textContent.startsWith("Not live")) {
         live.textContent = "Reconnecting…";
         live.classList.add("offline");
       }
     },
     onClose(event) {
-      if (event.code !== UNAUTHORIZED) return true;
+      if (event.code !== UNAUTHORIZED) return true; // busy too: it retries, the message stays
       signOut("Your sign-in is no longer valid. Sign in again.");
       return false;
     },
