@@ -137,12 +137,12 @@ class FleetHealth:
     def _battery_low(self, status: BeaconStatus) -> bool:
         """Low under the threshold; cleared only a margin above it; an unknown reading (none
         yet, or 0: mains powered) leaves it as it was."""
-        battery = status.battery_mv
-        if battery is None or not self.battery_low_mv:
-            return status.battery_low and bool(self.battery_low_mv)
-        if status.battery_low:
-            return battery < self.battery_low_mv + BATTERY_CLEAR_MARGIN_MV
-        return battery < self.battery_low_mv
+        if not self.battery_low_mv:
+            return False  # the alert is turned off
+        if status.battery_mv is None:
+            return status.battery_low
+        margin = BATTERY_CLEAR_MARGIN_MV if status.battery_low else 0
+        return status.battery_mv < self.battery_low_mv + margin
 
     def _telemetry(self, status: BeaconStatus, tlm: EddystoneTLM) -> None:
         status.battery_mv = tlm.battery_mv or None  # 0 = mains powered (spec)

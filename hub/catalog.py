@@ -212,17 +212,17 @@ class Catalog:
         seen: set[str] = set()
         with self.db.transaction() as tx:
             for number, fields in rows:
-                product, image_file = self._check_row(number, fields, images, seen, report)
+                product, image = self._check_row(number, fields, images, seen, report)
                 if product is not None:
                     seen.add(product.sku)
-                    self._write(tx, product, image_file, report)
+                    self._write(tx, product, image, report)
             if report.added or report.updated or report.images:
                 tx.after_commit(lambda: self._announce(report))
         return report
 
     def _check_row(self, number: int, fields: Any, images: Path, seen: set[str],
-                   report: ImportReport) -> tuple[ProductIn | None, Path | None]:
-        """The row as a product and its image file, or (None, None) with the reason recorded."""
+                   report: ImportReport) -> tuple[ProductIn | None, _ImageFile | None]:
+        """The row as a product and its image, or (None, None) with the reason recorded."""
         if not isinstance(fields, dict):
             report.rejected.append(RowProblem(number, None, ["row is not a JSON object"]))
             return None, None
@@ -235,14 +235,15 @@ class Catalog:
         if product.sku in seen:
             report.rejected.append(RowProblem(number, sku, ["SKU appears twice in the file"]))
             return None, None
-        image_file = None
+        image = None
         if product.image:
             try:
-                image_file = _check_image(images, product.image, self.max_image_pixels)
+                data = _check_image(images, product.image, self.max_image_pixels)
             except InvalidInput as exc:
                 report.rejected.append(RowProblem(number, sku, [exc.message]))
                 return None, None
-        return product, image_file
+            image = _ImageFile.of(product.sku, data)
+        return product, image
 
     def _announce(self, report: ImportReport) -> None:
         """After the import committed: rebuild indexes and tell listeners what changed."""
@@ -269,10 +270,9 @@ class Catalog:
         self._announce(ImportReport())
         return True
 
-    def _write(self, tx: Transaction, product: ProductIn, image_file: Path | None,
+    def _write(self, tx: Transaction, product: ProductIn, image: _ImageFile | None,
                report: ImportReport) -> None:
         now = self.clock.now()
-        image = _ImageFile.read(product.sku, image_file) if image_file else None
         image_rel = image.rel if image else None
         values = {
             "names": json.dumps(product.names, ensure_ascii=False, sort_keys=True),
@@ -372,8 +372,7 @@ class _ImageFile:
     rel: str
 
     @classmethod
-    def read(cls, sku: str, source: Path) -> _ImageFile:
-        data = source.read_bytes()
+    def of(cls, sku: str, data: bytes) -> _ImageFile:
         digest = hashlib.sha256(data).hexdigest()
         return cls(data, digest, f"{sku}/{digest[:16]}{IMAGE_SIGNATURES[_signature(data)]}")
 
@@ -398,10 +397,10 @@ def _signature(data: bytes) -> bytes:
     raise InvalidInput("image is not a JPEG or PNG file")
 
 
-def _check_image(folder: Path, name: str, max_pixels: int) -> Path:
-    """The image file ``name`` inside ``folder``; refuses paths that climb out of it, and images
-    whose header declares more than ``max_pixels`` (photo search could never embed them, the
-    kiosk would show them, and every start logged them again).
+def _check_image(folder: Path, name: str, max_pixels: int) -> bytes:
+    """The bytes of image file ``name`` inside ``folder`` (read once, then stored); refuses paths
+    that climb out of it, and images whose header declares more than ``max_pixels`` (photo search
+    could never embed them, the kiosk would show them, and every start logged them again).
 
     Why by the path's own parts and not by resolving it: a catalogue file is untrusted input, so
     an absolute path or a ".." is refused, but links inside the images folder were put there by
@@ -426,7 +425,7 @@ def _check_image(folder: Path, name: str, max_pixels: int) -> Path:
             f"image {name!r} is {info.width}x{info.height} ({info.pixels / 1e6:.0f} megapixels); "
             f"the limit is {max_pixels / 1e6:.0f} (vision.max_pixels): save a smaller copy"
         )
-    return candidate
+    return data
 
 
 def _errors(exc: ValidationError) -> list[str]:

@@ -264,11 +264,15 @@ class StreamResampler:
         return out
 
 
+def frames_20ms(samples: np.ndarray, rate: int) -> np.ndarray:
+    """``samples`` as rows of whole 20 ms frames (a short tail is left out), as float64."""
+    frame = max(1, rate // 50)
+    return samples[: len(samples) // frame * frame].reshape(-1, frame).astype(np.float64)
+
+
 def frame_energies(samples: np.ndarray, rate: int) -> np.ndarray:
     """Mean square of each whole 20 ms frame of ``samples``."""
-    frame = max(1, rate // 50)
-    usable = samples[: len(samples) // frame * frame].reshape(-1, frame)
-    return (usable.astype(np.float64) ** 2).mean(axis=1)
+    return (frames_20ms(samples, rate) ** 2).mean(axis=1)
 
 
 def active_level(samples: np.ndarray, rate: int) -> float:

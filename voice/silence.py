@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from voice.audio import active_level, frame_energies
+from voice.audio import active_level, frame_energies, frames_20ms
 
 #: Shortest run of exact zeros that counts as digital silence: 1 ms at 16 kHz. Shorter runs
 #: are zero crossings of real signals.
@@ -74,13 +74,11 @@ def holds_no_speech(pcm: bytes, rate: int) -> bool:
 def speech_contrast_db(samples: np.ndarray, rate: int) -> float:
     """How far (dB) the loudest 20 ms frame rises above the quiet frames (20th percentile) in
     the speech band: a voice comes and goes there, steady noise does not."""
-    frame = max(1, rate // 50)
-    count = len(samples) // frame
-    if count < 2:
+    frames = frames_20ms(samples, rate)
+    if len(frames) < 2:
         return 0.0
-    frames = samples[: count * frame].reshape(count, frame).astype(np.float64) * np.hanning(frame)
-    power = np.abs(np.fft.rfft(frames, axis=1)) ** 2
-    freqs = np.fft.rfftfreq(frame, 1.0 / rate)
+    power = np.abs(np.fft.rfft(frames * np.hanning(frames.shape[1]), axis=1)) ** 2
+    freqs = np.fft.rfftfreq(frames.shape[1], 1.0 / rate)
     band = power[:, (freqs >= SPEECH_BAND[0]) & (freqs <= SPEECH_BAND[1])].sum(axis=1)
     quiet = max(float(np.percentile(band, 20)), 1e-12)
     return float(10.0 * np.log10(max(float(band.max()), 1e-12) / quiet))

@@ -4,9 +4,10 @@
 ``image/webp``) or as a multipart form with a ``photo`` file field. ``POST
 /api/products/{sku}/photos`` (staff) adds a reference photo the same way; ``GET`` on it lists the
 product's photos and ``DELETE .../photos/{image_id}`` removes an enrolled one that was a mistake
-(a photo of the wrong product teaches the kiosk to answer wrongly). The body size is capped
-by the web app; the pixel count and file integrity are checked by the vision package before any
-decoding, and the work runs on the photo service's own thread.
+(a photo of the wrong product teaches the kiosk to answer wrongly). Bodies are read in one of
+the app's upload places, capped in size and refused when they stop arriving
+(``hub.web.common.read_body``); the pixel count and file integrity are checked by the vision
+package before any decoding, and the work runs on the photo service's own thread.
 """
 
 from __future__ import annotations

@@ -167,9 +167,7 @@ def _command(text: str) -> dict[str, Any]:
         command = json.loads(text)
     except (ValueError, RecursionError):  # not JSON, or nested beyond any command's depth
         command = None
-    known = isinstance(command, dict) and (
-        command == {"type": "end"} or (set(command) == {"rate"})
-    )
+    known = isinstance(command, dict) and (command == {"type": "end"} or set(command) == {"rate"})
     if not known:
         # an unknown command ignored would leave the kiosk waiting for an answer that never comes
         raise InvalidInput(

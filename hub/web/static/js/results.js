@@ -81,8 +81,13 @@ export function clearAnswer() {
   render();
 }
 
-// The answer in words, as it is read aloud: the product, its shelf and its stock.
+// The answer in words, as it is read aloud: the product, its shelf and its stock (quotation
+// marks left out: they are not said).
 function spokenText() {
+  return answerWords().replace(/[“”]/g, "");
+}
+
+function answerWords() {
   if (state === null) return "";
   const products = state.products;
   const names = products.slice(0, 3).map(productName).join(", ");
@@ -98,7 +103,7 @@ function spokenText() {
 // a product then chosen from "did you mean" is read aloud too.
 export function speakAnswer() {
   if (state !== null) state.spoken = true;
-  speak(spokenText().replace(/[“”]/g, ""));
+  speak(spokenText());
 }
 
 hear.addEventListener("click", speakAnswer);
@@ -137,7 +142,7 @@ export function render() {
   announce.textContent = `${title.textContent} ${text.hidden ? "" : text.textContent}`.trim();
   if (state.kind === "results" || state.kind === "chosen") {
     // the first product in words, as it is read aloud, then how many were found
-    announce.textContent = `${title.textContent} ${spokenText().replace(/[“”]/g, "")} `
+    announce.textContent = `${title.textContent} ${spokenText()} `
       + t("found", { n: products.length });
   } else if (state.kind === "choices" || (state.kind === "none" && products.length > 0)) {
     announce.textContent += ` ${products.slice(0, 3).map(productName).join(", ")}`;
