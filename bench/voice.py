@@ -7,8 +7,11 @@ catalogue grammar (the product path, ``VoiceSearch.answer_wav``) and, as the bas
 run, with free-form recognition whose transcript goes through the same matcher.
 
 Conditions: clean with a faint noise floor (45 dB below speech), 10 dB pink and 10 dB white noise.
+``--suppression`` names the noise suppressions to measure the grammar path with (the product's
+``voice.noise_suppression``; default rnnoise, the product's own), each on the same clips.
 
     .venv/bin/python bench/voice.py [--engines pocketsphinx,vosk] [--limit N] [--baseline clean]
+        [--suppression rnnoise,spectral]
 
 Prints one JSON object per line (engine, mode, condition, figures) and a summary line that also
 lists the voices that are not installed (with the package that provides each). ``rss_mb`` is the
@@ -37,7 +40,7 @@ from voice.engines import open_engine  # noqa: E402
 from voice.evaluation import Tally, load_catalog  # noqa: E402
 from voice.languages import language  # noqa: E402
 from voice.matcher import CatalogEntry  # noqa: E402
-from voice.search import VoiceSearch  # noqa: E402
+from voice.search import SearchSettings, VoiceSearch  # noqa: E402
 from voice.synthesis import FAINT_FLOOR_DB, Voice, VoiceUnavailable, add_noise, speak, to_wav  # noqa: E402
 
 CONDITIONS = (
@@ -152,11 +155,18 @@ def run(
     entries: list[CatalogEntry],
     limit: int | None,
     baseline: tuple[str, ...],
+    suppressions: tuple[str, ...],
 ) -> list[dict[str, object]]:
     started = time.perf_counter()
     engine = open_engine(engine_type, None, lang)
     load_s = time.perf_counter() - started
-    search = VoiceSearch(engine, entries, language(lang))
+    searches = {
+        method: VoiceSearch(
+            engine, entries, language(lang), SearchSettings(noise_suppression=method)
+        )
+        for method in suppressions
+    }
+    search = searches[suppressions[0]]
     usable = []
     for text, sku, voice in questions(entries, lang, 0, limit):
         if voice.label in MISSING:
@@ -172,22 +182,24 @@ def run(
     rows = []
     for name, snr, kind in CONDITIONS:
         rng = np.random.default_rng(1)
-        tallies = {"grammar": Tally(), "free_form": Tally()}
-        cpu_s = {"grammar": 0.0, "free_form": 0.0}
+        runs = [("grammar", method) for method in suppressions] + [("free_form", None)]
+        tallies = {run: Tally() for run in runs}
+        cpu_s = dict.fromkeys(runs, 0.0)
         for _, sku, _, audio in usable:
             wav = to_wav(add_noise(audio, snr, kind, rng))
             seconds = read_wav(wav).seconds
-            t0, c0 = time.perf_counter(), time.process_time()
-            answer = search.answer_wav(wav)
-            tallies["grammar"].add(answer, sku, seconds, time.perf_counter() - t0)
-            cpu_s["grammar"] += time.process_time() - c0
+            for method, each in searches.items():
+                t0, c0 = time.perf_counter(), time.process_time()
+                answer = each.answer_wav(wav)
+                tallies["grammar", method].add(answer, sku, seconds, time.perf_counter() - t0)
+                cpu_s["grammar", method] += time.process_time() - c0
             if name in baseline:
                 pcm = wav[44:]  # to_wav writes a plain 44-byte header, mono 16 kHz
                 t0, c0 = time.perf_counter(), time.process_time()
                 free = search.interpret(engine.decode_free(pcm))
-                tallies["free_form"].add(free, sku, seconds, time.perf_counter() - t0)
-                cpu_s["free_form"] += time.process_time() - c0
-        for mode, tally in tallies.items():
+                tallies["free_form", None].add(free, sku, seconds, time.perf_counter() - t0)
+                cpu_s["free_form", None] += time.process_time() - c0
+        for (mode, method), tally in tallies.items():
             if mode == "free_form" and name not in baseline:
                 continue
             rows.append(
@@ -195,12 +207,15 @@ def run(
                     "engine": engine_type,
                     "lang": lang,
                     "mode": mode,
+                    "suppression": method,
                     "condition": name,
                     "voices": sorted({v.label for _, _, v, _ in usable}),
                     "products": len({s for _, s, _, _ in usable if s}),
                     "load_s": round(load_s, 2),
                     **tally.summary(),
-                    "cpu_rtf": round(cpu_s[mode] / tally.audio_s, 4) if tally.audio_s else None,
+                    "cpu_rtf": round(cpu_s[mode, method] / tally.audio_s, 4)
+                    if tally.audio_s
+                    else None,
                 }
             )
             print(json.dumps(rows[-1], ensure_ascii=False), flush=True)
@@ -218,7 +233,17 @@ def main() -> None:
         "'all', or '' for none). Vosk's free-form decoding runs at about real "
         "time, so by default only the clean condition gets it.",
     )
+    parser.add_argument(
+        "--suppression",
+        default="rnnoise",
+        help="Noise suppressions to measure the grammar path with, comma-separated "
+        "(rnnoise, spectral); the free-form baseline decodes the recording as it is.",
+    )
     args = parser.parse_args()
+    suppressions = tuple(args.suppression.split(","))
+    unknown = set(suppressions) - {"rnnoise", "spectral"}
+    if unknown:
+        parser.error(f"unknown --suppression {', '.join(sorted(unknown))}: rnnoise or spectral")
     names = [c[0] for c in CONDITIONS]
     baseline = tuple(names if args.baseline == "all" else filter(None, args.baseline.split(",")))
     cats = catalogues()
@@ -226,8 +251,9 @@ def main() -> None:
     summary = {}
     for engine_type in args.engines.split(","):
         lang = plan[engine_type]
-        for row in run(engine_type, lang, cats[lang], args.limit, baseline):
-            summary[f"{engine_type}/{lang}/{row['mode']}/{row['condition']}"] = {
+        for row in run(engine_type, lang, cats[lang], args.limit, baseline, suppressions):
+            mode = f"{row['mode']}+{row['suppression']}" if row["suppression"] else row["mode"]
+            summary[f"{engine_type}/{lang}/{mode}/{row['condition']}"] = {
                 k: row[k] for k in ("top1", "top3", "false_accept", "rtf", "cpu_rtf")
             }
     print(json.dumps({"summary": summary, "missing_voices": MISSING}))

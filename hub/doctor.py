@@ -236,7 +236,21 @@ def _mqtt_login(settings: BrokerSettings) -> str | None:
 def check_models(config: HubConfig) -> list[Finding]:
     """The photo model matches the sha256 of its provenance; the speech model loads; the
     kiosk's answers can be read aloud."""
-    return [*_vision_model(config), *_voice_model(config), *_answer_speech(config)]
+    return [*_vision_model(config), *_voice_model(config), *_noise_suppression(config),
+            *_answer_speech(config)]
+
+
+def _noise_suppression(config: HubConfig) -> list[Finding]:
+    from voice import rnnoise
+
+    if not config.voice.enabled or config.voice.noise_suppression != "rnnoise":
+        return []
+    if not rnnoise.available():
+        return [Finding("noise suppression", "warn", "the RNNoise library is not installed: "
+                        "noisy questions get the spectral suppression, which answers fewer of "
+                        "them right in hiss", "make setup (x86_64 and aarch64 only), or set "
+                        "voice.noise_suppression = 'spectral' to silence this")]
+    return [Finding("noise suppression", "ok", f"RNNoise ({rnnoise.library_path()})")]
 
 
 def _answer_speech(config: HubConfig) -> list[Finding]:

@@ -67,6 +67,7 @@ class VoiceService:
             accept_score=config.accept_score,
             suggest_score=config.suggest_score,
             results=config.results,
+            noise_suppression=config.noise_suppression,
         )
         self.streams = asyncio.Semaphore(config.max_stream_sessions)
         self._engine: SpeechEngine | None = None

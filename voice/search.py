@@ -18,12 +18,16 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
+
+from voice import rnnoise
 from voice.audio import AudioLimits, prepare, read_wav
-from voice.denoise import suppress_noise
+from voice.denoise import Method, suppress_noise
 from voice.engine import SpeechEngine, Stream
 from voice.grammar import CatalogGrammar, build_grammar, words_of
 from voice.languages import Language
 from voice.matcher import CatalogEntry, Match, ProductMatcher
+from voice.rnnoise import Denoiser
 from voice.silence import add_floor_under_silence, holds_no_speech
 from voice.spoken import with_spoken_forms
 
@@ -40,6 +44,7 @@ class SearchSettings:
     accept_score: float = 0.8
     suggest_score: float = 0.6
     results: int = 3
+    noise_suppression: Method = "rnnoise"
 
 
 @dataclass(frozen=True)
@@ -104,13 +109,19 @@ class VoiceSearch:
         pcm = prepare(read_wav(data, limits), self.engine.sample_rate)
         return self.answer_pcm(pcm, started)
 
-    def answer_pcm(self, pcm: bytes, started: float | None = None) -> VoiceAnswer:
-        """Answer 16-bit mono PCM already at the engine's rate."""
+    def answer_pcm(
+        self, pcm: bytes, started: float | None = None, fed: Denoiser | None = None
+    ) -> VoiceAnswer:
+        """Answer 16-bit mono PCM already at the engine's rate; ``fed`` is RNNoise that a stream
+        fed with exactly ``pcm`` as it arrived."""
         started = time.perf_counter() if started is None else started
         rate = self.engine.sample_rate
         if holds_no_speech(pcm, rate):
             return self.interpret("", started)
-        cleaned = suppress_noise(add_floor_under_silence(pcm, rate), rate)
+        floored = add_floor_under_silence(pcm, rate)
+        if floored != pcm:  # RNNoise heard the recording without the floor
+            fed = None
+        cleaned = suppress_noise(floored, rate, self.settings.noise_suppression, fed)
         transcript = self.engine.decode(self._compiled, cleaned)
         return self.interpret(transcript, started)
 
@@ -206,19 +217,26 @@ class VoiceStream:
     Partial transcripts come from the engine's own streaming decode, as the customer speaks;
     the final answer decodes the whole question again through :meth:`VoiceSearch.answer_pcm`,
     so it gets the noise suppression (which needs the whole recording to know the noise) and
-    is exactly what an upload of the same audio would get.
+    is exactly what an upload of the same audio would get. RNNoise cleans the pieces as they
+    arrive, so the customer does not wait for it after the last word; whether its output is
+    used is decided on the whole recording, as for an upload.
     """
 
     def __init__(self, search: VoiceSearch, stream: Stream) -> None:
         self._search = search
         self._stream = stream
         self._audio = bytearray()
+        rate = search.engine.sample_rate
+        wanted = search.settings.noise_suppression == "rnnoise" and rnnoise.available()
+        self._denoiser = Denoiser(rate) if wanted else None
 
     def accept(self, pcm: bytes) -> str:
         """Feed 16-bit PCM at the engine's rate; returns the partial transcript."""
         self._audio.extend(pcm)
+        if self._denoiser is not None:
+            self._denoiser.accept(np.frombuffer(pcm, dtype="<i2").astype(np.float64))
         return self._stream.accept(add_floor_under_silence(pcm, self._search.engine.sample_rate))
 
     def finish(self) -> VoiceAnswer:
         """The answer for everything fed so far."""
-        return self._search.answer_pcm(bytes(self._audio))
+        return self._search.answer_pcm(bytes(self._audio), fed=self._denoiser)

@@ -115,10 +115,23 @@ def test_model_checks_catch_a_changed_photo_model_and_a_missing_speech_model(
     changed = make_config(vision={"model_path": str(copy)},
                           voice={"engine": {"type": "vosk",
                                             "model_dir": str(tmp_path / "no-model")}})
-    vision, voice, speech = check_models(changed)
+    vision, voice, noise, speech = check_models(changed)
     assert vision.status == "fail" and "provenance" in vision.detail and vision.fix
     assert voice.status == "fail" and "install-model" in (voice.fix or "")
+    assert noise.status == "ok" and "librnnoise.so" in noise.detail  # make setup installs it
     assert speech.detail == "espeak-ng reads the kiosk's answers aloud"
+
+
+def test_doctor_says_when_the_noise_suppression_library_is_missing(
+        make_config, monkeypatch: pytest.MonkeyPatch) -> None:
+    from hub.doctor import check_models
+    from voice import rnnoise
+
+    monkeypatch.setattr(rnnoise, "_library", lambda: None)  # a machine without the wheel
+    noise = check_models(make_config())[2]
+    assert noise.status == "warn" and "RNNoise" in noise.detail and "spectral" in noise.fix
+    spectral = check_models(make_config(voice={"noise_suppression": "spectral"}))
+    assert "noise suppression" not in [f.check for f in spectral]
 
 
 def test_doctor_says_when_answers_cannot_be_read_aloud(

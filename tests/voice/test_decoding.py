@@ -140,6 +140,21 @@ def test_streaming_gives_partials_and_the_same_final_answer(
     assert any(partials) and answer.results[0].sku == "GS-062"
 
 
+def test_a_noisy_stream_is_answered_as_its_upload(
+    english_search: VoiceSearch, say: Callable[..., Audio]
+) -> None:
+    """In noise RNNoise cleans a stream as it arrives; the final answer is the upload's."""
+    for text, noise in (("where is the oat milk", "white"), ("I'm looking for carrots", "pink")):
+        pcm = to_pcm16(say(text, snr_db=10, noise=noise).samples)
+        stream = english_search.stream()
+        assert stream._denoiser is not None  # make setup installs RNNoise's library
+        for i in range(0, len(pcm), 3_202):  # 1,601 samples: no piece is a whole frame
+            stream.accept(pcm[i : i + 3_202])
+        streamed, uploaded = stream.finish(), english_search.answer_pcm(pcm)
+        assert streamed.transcript == uploaded.transcript and streamed.transcript
+        assert [m.sku for m in streamed.results] == [m.sku for m in uploaded.results]
+
+
 def test_korean_questions_with_the_korean_model(
     korean_search: VoiceSearch, say: Callable[..., Audio]
 ) -> None:
