@@ -234,8 +234,8 @@ def _mqtt_login(settings: BrokerSettings) -> str | None:
 
 
 def check_models(config: HubConfig) -> list[Finding]:
-    """The photo model matches the sha256 of its provenance; the speech model loads; the
-    kiosk's answers can be read aloud."""
+    """The photo model matches the sha256 of its provenance; the speech model loads; noisy
+    questions get the noise suppression configured; the kiosk's answers can be read aloud."""
     return [*_vision_model(config), *_voice_model(config), *_noise_suppression(config),
             *_answer_speech(config)]
 

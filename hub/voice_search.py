@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from hub.catalog import Catalog, ImportReport
 from hub.config.voice import VoiceConfig
 from hub.errors import InvalidInput, TooLarge, Unavailable
+from voice import rnnoise
 from voice.audio import AudioError, AudioLimits
 from voice.engine import EngineError, SpeechEngine
 from voice.engines import open_engine
@@ -93,6 +94,9 @@ class VoiceService:
             self._problem = f"the speech engine could not be loaded: {exc}"
             log.error("voice search disabled: %s", exc)
             return
+        if self.config.noise_suppression == "rnnoise" and not rnnoise.available():
+            log.warning("the RNNoise library is not installed: noisy questions get the spectral "
+                        "noise suppression ('retail-hub doctor' says how to install it)")
         self.rebuild()
 
     def _catalog_changed(self, _report: ImportReport) -> None:

@@ -27,7 +27,6 @@ from voice.engine import SpeechEngine, Stream
 from voice.grammar import CatalogGrammar, build_grammar, words_of
 from voice.languages import Language
 from voice.matcher import CatalogEntry, Match, ProductMatcher
-from voice.rnnoise import Denoiser
 from voice.silence import add_floor_under_silence, holds_no_speech
 from voice.spoken import with_spoken_forms
 
@@ -110,7 +109,7 @@ class VoiceSearch:
         return self.answer_pcm(pcm, started)
 
     def answer_pcm(
-        self, pcm: bytes, started: float | None = None, fed: Denoiser | None = None
+        self, pcm: bytes, started: float | None = None, fed: rnnoise.Denoiser | None = None
     ) -> VoiceAnswer:
         """Answer 16-bit mono PCM already at the engine's rate; ``fed`` is RNNoise that a stream
         fed with exactly ``pcm`` as it arrived."""
@@ -228,7 +227,7 @@ class VoiceStream:
         self._audio = bytearray()
         rate = search.engine.sample_rate
         wanted = search.settings.noise_suppression == "rnnoise" and rnnoise.available()
-        self._denoiser = Denoiser(rate) if wanted else None
+        self._denoiser = rnnoise.Denoiser(rate) if wanted else None
 
     def accept(self, pcm: bytes) -> str:
         """Feed 16-bit PCM at the engine's rate; returns the partial transcript."""

@@ -242,3 +242,34 @@ async def test_a_trickling_stream_gives_its_place_back(
                 break
             await asyncio.sleep(0.2)
     assert (message["type"], message["code"]) == ("error", code)
+
+
+async def test_without_the_rnnoise_library_noisy_questions_are_still_answered(
+    stocked: Services,
+    say: Callable[..., Audio],
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A machine without RNNoise's wheel (32-bit Raspberry Pi OS) uses the spectral noise
+    suppression and says so in the log, instead of failing the question."""
+    from voice import rnnoise
+
+    monkeypatch.setattr(rnnoise, "_library", lambda: None)
+    service = VoiceService(
+        stocked.catalog, stocked.config.voice, stocked.config.web.max_upload_bytes
+    )
+    stocked.voice_search = service
+    stocked.bus.bind(asyncio.get_running_loop())
+    await service.start()
+    for _ in range(600):
+        if service.status()["ready"]:
+            break
+        await asyncio.sleep(0.05)
+    assert "RNNoise library is not installed" in caplog.text
+    try:
+        async with TestClient(TestServer(create_app(stocked))) as client:
+            body = await _post(client, to_wav(say("do you have bananas", snr_db=10, noise="pink")))
+        assert body["status"] == 200 and body["results"], body
+        assert body["results"][0]["sku"] == "BAN-1", body
+    finally:
+        await service.stop()
