@@ -7,6 +7,13 @@ RNNOISE := pyrnnoise==0.4.5
 .PHONY: setup system-packages test-packages demo test lint docs clean
 
 setup: system-packages $(STAMP)
+	@# RNNoise's library for voice noise suppression, without the wheel's FFmpeg and matplotlib
+	@# (voice/rnnoise.py); checked every time, so a removed or damaged one is put back. Other
+	@# machines have no wheel and use the spectral noise suppression.
+	@case "$$(uname -m)" in \
+	  x86_64|aarch64) $(VENV)/bin/python -c 'from voice import rnnoise; raise SystemExit(rnnoise.problem())' \
+	    || $(VENV)/bin/pip install --quiet --no-deps --force-reinstall $(RNNOISE);; \
+	  *) echo "no RNNoise wheel for $$(uname -m): voice uses the spectral noise suppression";; esac
 
 system-packages:
 	@./scripts/install-system-packages.sh
@@ -14,14 +21,10 @@ system-packages:
 test-packages:
 	@./scripts/install-system-packages.sh --test
 
-$(STAMP): pyproject.toml Makefile
+$(STAMP): pyproject.toml
 	@test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/pip install --quiet --upgrade pip
 	$(VENV)/bin/pip install --quiet -e '.[dev]'
-	@# RNNoise's library for voice noise suppression, without the wheel's FFmpeg and matplotlib
-	@# (voice/rnnoise.py); there is no wheel for other machines, which use the spectral one.
-	@case "$$(uname -m)" in x86_64|aarch64) $(VENV)/bin/pip install --quiet --no-deps $(RNNOISE);; \
-	  *) echo "no RNNoise wheel for $$(uname -m): voice uses spectral noise suppression";; esac
 	@touch $(STAMP)
 
 demo: setup

@@ -243,12 +243,15 @@ def check_models(config: HubConfig) -> list[Finding]:
 def _noise_suppression(config: HubConfig) -> list[Finding]:
     from voice import rnnoise
 
-    if not config.voice.enabled or config.voice.noise_suppression != "rnnoise":
+    if not config.voice.enabled:
         return []
-    if not rnnoise.available():
-        return [Finding("noise suppression", "warn", "the RNNoise library is not installed: "
-                        "noisy questions get the spectral suppression, which answers fewer of "
-                        "them right in hiss", "make setup (x86_64 and aarch64 only), or set "
+    if config.voice.noise_suppression == "spectral":
+        return [Finding("noise suppression", "ok", "spectral (voice.noise_suppression)")]
+    why = rnnoise.problem()
+    if why is not None:
+        return [Finding("noise suppression", "warn", f"{why}: noisy questions get the spectral "
+                        "suppression, which answers fewer of them right in hiss",
+                        "make setup (x86_64 and aarch64 only), or set "
                         "voice.noise_suppression = 'spectral' to silence this")]
     return [Finding("noise suppression", "ok", f"RNNoise ({rnnoise.library_path()})")]
 

@@ -94,9 +94,10 @@ class VoiceService:
             self._problem = f"the speech engine could not be loaded: {exc}"
             log.error("voice search disabled: %s", exc)
             return
-        if self.config.noise_suppression == "rnnoise" and not rnnoise.available():
-            log.warning("the RNNoise library is not installed: noisy questions get the spectral "
-                        "noise suppression ('retail-hub doctor' says how to install it)")
+        why = rnnoise.problem()
+        if self.config.noise_suppression == "rnnoise" and why is not None:
+            log.warning("%s: noisy questions get the spectral noise suppression ('retail-hub "
+                        "doctor' says how to mend it)", why)
         self.rebuild()
 
     def _catalog_changed(self, _report: ImportReport) -> None:

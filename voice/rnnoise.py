@@ -19,15 +19,12 @@ from __future__ import annotations
 import ctypes
 import functools
 import importlib.util
-import logging
 import weakref
 from pathlib import Path
 
 import numpy as np
 
 from voice.audio import StreamResampler, resample
-
-_log = logging.getLogger(__name__)
 
 #: The rate and frame length RNNoise works at (10 ms frames at 48 kHz).
 RATE = 48_000
@@ -47,10 +44,11 @@ def library_path() -> Path | None:
 
 
 @functools.cache
-def _library() -> ctypes.CDLL | None:
+def _load() -> tuple[ctypes.CDLL | None, str | None]:
+    """The library, or why it cannot be used here (said once, by doctor and the hub's log)."""
     path = library_path()
     if path is None:
-        return None
+        return None, "the RNNoise library is not installed (the pyrnnoise wheel)"
     try:
         lib = ctypes.CDLL(str(path))
         lib.rnnoise_create.argtypes = [ctypes.c_void_p]
@@ -61,19 +59,20 @@ def _library() -> ctypes.CDLL | None:
         lib.rnnoise_process_frame.restype = ctypes.c_float
         frame = lib.rnnoise_get_frame_size()
     except (OSError, AttributeError) as exc:
-        _log.warning("RNNoise library %s cannot be used (%s): spectral suppression", path, exc)
-        return None
+        return None, f"the RNNoise library {path} cannot be loaded: {exc}"
     if frame != FRAME:
-        _log.warning(
-            "RNNoise library %s works in frames of %d samples, not %d: not used", path, frame, FRAME
-        )
-        return None
-    return lib
+        return None, f"the RNNoise library {path} works in frames of {frame} samples, not {FRAME}"
+    return lib, None
+
+
+def problem() -> str | None:
+    """Why RNNoise cannot be used on this machine, or None when it can."""
+    return _load()[1]
 
 
 def available() -> bool:
     """Whether the RNNoise library is installed and loads on this machine."""
-    return _library() is not None
+    return problem() is None
 
 
 class Denoiser:
@@ -86,11 +85,9 @@ class Denoiser:
     """
 
     def __init__(self, rate: int) -> None:
-        lib = _library()
+        lib, why = _load()
         if lib is None:
-            raise RuntimeError(
-                "the RNNoise library is not installed (pip install --no-deps pyrnnoise)"
-            )
+            raise RuntimeError(f"{why}; make setup installs it")
         self._lib = lib
         self._rate = rate
         self._up = StreamResampler(rate, RATE)

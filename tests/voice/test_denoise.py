@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -89,10 +90,22 @@ def test_rnnoise_missing_means_the_spectral_suppression(
     noisy = to_pcm16(say("where can I find oat milk", snr_db=10).samples)
     spectral = suppress_noise(noisy, RATE, "spectral")
     assert suppress_noise(noisy, RATE) != spectral
-    monkeypatch.setattr(rnnoise, "_library", lambda: None)  # a machine without the wheel
+    monkeypatch.setattr(rnnoise, "library_path", lambda: None)  # no wheel here
+    monkeypatch.setattr(rnnoise, "_load", rnnoise._load.__wrapped__)  # uncached
     assert suppress_noise(noisy, RATE) == spectral
-    with pytest.raises(RuntimeError, match="pyrnnoise"):
+    with pytest.raises(RuntimeError, match="not installed .* make setup installs it"):
         rnnoise.denoise(np.zeros(1_600), RATE)
+
+
+def test_a_damaged_rnnoise_library_is_named_with_its_fault(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    damaged = tmp_path / "librnnoise.so"
+    damaged.write_bytes(b"\x7fELF not really")
+    monkeypatch.setattr(rnnoise, "library_path", lambda: damaged)
+    monkeypatch.setattr(rnnoise, "_load", rnnoise._load.__wrapped__)  # uncached
+    assert not rnnoise.available()
+    assert f"{damaged} cannot be loaded" in (rnnoise.problem() or "")
 
 
 def test_short_and_silent_audio_come_back_unchanged() -> None:
