@@ -22,8 +22,8 @@ from voice.audio import Audio, AudioLimits, read_wav, to_pcm16
 from voice.synthesis import to_wav
 
 
-@pytest_asyncio.fixture
-async def voice_client(stocked: Services) -> AsyncIterator[TestClient]:
+async def _started(stocked: Services) -> VoiceService:
+    """The hub's voice service on ``stocked``, loaded and ready."""
     service = VoiceService(
         stocked.catalog, stocked.config.voice, stocked.config.web.max_upload_bytes
     )
@@ -35,6 +35,12 @@ async def voice_client(stocked: Services) -> AsyncIterator[TestClient]:
             break
         await asyncio.sleep(0.05)
     assert service.status()["ready"], service.status()
+    return service
+
+
+@pytest_asyncio.fixture
+async def voice_client(stocked: Services) -> AsyncIterator[TestClient]:
+    service = await _started(stocked)
     async with TestClient(TestServer(create_app(stocked))) as client:
         yield client
     await service.stop()
@@ -267,16 +273,7 @@ async def test_without_the_rnnoise_library_noisy_questions_are_still_answered(
 
     monkeypatch.setattr(rnnoise, "library_path", lambda: None)  # no wheel here
     monkeypatch.setattr(rnnoise, "_load", rnnoise._load.__wrapped__)  # uncached
-    service = VoiceService(
-        stocked.catalog, stocked.config.voice, stocked.config.web.max_upload_bytes
-    )
-    stocked.voice_search = service
-    stocked.bus.bind(asyncio.get_running_loop())
-    await service.start()
-    for _ in range(600):
-        if service.status()["ready"]:
-            break
-        await asyncio.sleep(0.05)
+    service = await _started(stocked)
     assert "RNNoise library is not installed" in caplog.text
     try:
         async with TestClient(TestServer(create_app(stocked))) as client:
