@@ -147,13 +147,15 @@ class VoiceService:
             return self._search
 
     def status(self) -> dict[str, Any]:
-        """Engine, language and vocabulary report for staff."""
+        """Engine, language, noise suppression in use and vocabulary report for staff."""
         with self._lock:
             search, problem = self._search, self._problem
+        network = self.config.noise_suppression == "rnnoise" and rnnoise.available()
         return {
             "ready": search is not None,
             "problem": problem,
             "engine": self.config.engine.type,
+            "noise_suppression": "rnnoise" if network else "spectral",
             "language": None if search is None else search.language.code,
             "sample_rate": None if search is None else search.engine.sample_rate,
             "vocabulary": None if search is None else search.grammar.report.to_json(),

@@ -65,6 +65,12 @@ async def test_spoken_question_answers_with_shelf_and_stock(
     assert body["ms"] > 0 and "bananas" in body["transcript"]
 
 
+async def test_status_says_what_cleans_noisy_questions(voice_client: TestClient) -> None:
+    response, status = await SpecClient(voice_client).call("GET", "/api/search/voice/status")
+    assert response.status == 200 and status["ready"] is True
+    assert status["noise_suppression"] == "rnnoise"  # make setup installs the library
+
+
 async def test_bad_audio_gets_a_clear_4xx(voice_client: TestClient) -> None:
     empty = await _post(voice_client, b"")
     assert empty["status"] == 400 and "empty" in empty["error"]["message"]
@@ -277,6 +283,8 @@ async def test_without_the_rnnoise_library_noisy_questions_are_still_answered(
     assert "RNNoise library is not installed" in caplog.text
     try:
         async with TestClient(TestServer(create_app(stocked))) as client:
+            _, status = await SpecClient(client).call("GET", "/api/search/voice/status")
+            assert status["noise_suppression"] == "spectral"
             body = await _post(client, to_wav(say("do you have bananas", snr_db=10, noise="pink")))
         assert body["status"] == 200 and body["results"], body
         assert body["results"][0]["sku"] == "BAN-1", body
