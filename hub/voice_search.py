@@ -22,6 +22,7 @@ from hub.config.voice import VoiceConfig
 from hub.errors import InvalidInput, TooLarge, Unavailable
 from voice import rnnoise
 from voice.audio import AudioError, AudioLimits
+from voice.denoise import in_use
 from voice.engine import EngineError, SpeechEngine
 from voice.engines import open_engine
 from voice.grammar import VocabularyReport
@@ -150,12 +151,11 @@ class VoiceService:
         """Engine, language, noise suppression in use and vocabulary report for staff."""
         with self._lock:
             search, problem = self._search, self._problem
-        network = self.config.noise_suppression == "rnnoise" and rnnoise.available()
         return {
             "ready": search is not None,
             "problem": problem,
             "engine": self.config.engine.type,
-            "noise_suppression": "rnnoise" if network else "spectral",
+            "noise_suppression": in_use(self.config.noise_suppression),
             "language": None if search is None else search.language.code,
             "sample_rate": None if search is None else search.engine.sample_rate,
             "vocabulary": None if search is None else search.grammar.report.to_json(),

@@ -72,6 +72,11 @@ HOP_SHARE = 0.25
 ORIGINAL_SHARE = 0.05
 
 
+def in_use(method: Method) -> Method:
+    """The suppression ``method`` comes to on this machine: RNNoise needs its library."""
+    return "rnnoise" if method == "rnnoise" and rnnoise.available() else "spectral"
+
+
 def suppress_noise(
     pcm: bytes, rate: int, method: Method = "rnnoise", fed: rnnoise.Denoiser | None = None
 ) -> bytes:
@@ -97,7 +102,7 @@ def suppress_noise(
     floor = 10 ** ((10 * np.log10(loud / quiet) - KEEP_DB) / 20)
     if floor >= 1.0:
         return pcm
-    if method == "rnnoise" and rnnoise.available():
+    if in_use(method) == "rnnoise":
         network = fed.finish() if fed is not None else rnnoise.denoise(samples, rate)
         cleaned = network + ORIGINAL_SHARE * samples
     else:

@@ -80,8 +80,8 @@ class Denoiser:
 
     A kiosk streams its question as the customer speaks: cleaning each piece as it comes leaves
     only the decoding for after the last word (RNNoise costs as much CPU time as the decoding).
-    RNNoise is causal, so pieces cleaned one after another give what the whole recording gives
-    (up to the streamed resampler's rounding, under 1e-5 of full scale).
+    RNNoise is causal, so pieces cleaned one after another give, bit for bit, what the whole
+    recording gives (:func:`denoise` is the whole recording as one piece).
     """
 
     def __init__(self, rate: int) -> None:

@@ -22,7 +22,7 @@ import numpy as np
 
 from voice import rnnoise
 from voice.audio import AudioLimits, prepare, read_wav
-from voice.denoise import Method, suppress_noise
+from voice.denoise import Method, in_use, suppress_noise
 from voice.engine import SpeechEngine, Stream
 from voice.grammar import CatalogGrammar, build_grammar, words_of
 from voice.languages import Language
@@ -226,7 +226,7 @@ class VoiceStream:
         self._stream = stream
         self._audio = bytearray()
         rate = search.engine.sample_rate
-        wanted = search.settings.noise_suppression == "rnnoise" and rnnoise.available()
+        wanted = in_use(search.settings.noise_suppression) == "rnnoise"
         self._denoiser = rnnoise.Denoiser(rate) if wanted else None
 
     def accept(self, pcm: bytes) -> str:
