@@ -120,6 +120,19 @@ def test_language_switch_changes_words_and_product_names(kiosk_page: Page) -> No
     expect(kiosk_page.locator("#results .card .name").first).to_have_text("Rice cake")
 
 
+def test_korean_not_in_store_takes_the_particle_the_word_needs(kiosk_page: Page) -> None:
+    """Why: the answer said "“자전거”을(를) 찾지 못했습니다", and the kiosk read "을(를)" aloud as
+    two particles."""
+    kiosk_page.get_by_role("button", name="한국어").click()
+    kiosk_page.get_by_role("button", name="이름 입력").click()
+    box = kiosk_page.get_by_role("searchbox", name="상품 이름")
+    text = kiosk_page.locator("#answer-text")
+    for word, particle in (("자전거", "를"), ("수영복", "을"), ("lego", "을(를)")):
+        box.fill("")
+        box.press_sequentially(word, delay=40)
+        expect(text).to_contain_text(f"이 매장에서 “{word}”{particle} 찾지 못했습니다.")
+
+
 def test_larger_text(kiosk_page: Page) -> None:
     body_size = "() => getComputedStyle(document.body).fontSize"
     assert kiosk_page.evaluate(body_size) == "24px"

@@ -87,7 +87,7 @@ const STRINGS = {
     did_you_mean: "이것을 찾으셨나요?",
     chosen: "찾으신 상품:",
     not_in_store: "이 매장에 없는 상품",
-    not_in_store_text: "이 매장에서 “{q}”을(를) 찾지 못했습니다. 직원에게 문의해 주세요.",
+    not_in_store_text: "이 매장에서 “{q}”{q_object} 찾지 못했습니다. 직원에게 문의해 주세요.",
     not_in_store_photo: "상품을 알아보지 못했습니다. 다른 사진을 찍거나 직원에게 문의해 주세요.",
     photo_unsure: "어떤 상품인지 잘 모르겠습니다",
     hear: "답변 듣기",
@@ -119,6 +119,15 @@ export function language() {
 export function t(key, vars = {}) {
   const text = STRINGS[current]?.[key] ?? STRINGS.en[key];
   return text.replace(/\{(\w+)\}/g, (_, name) => String(vars[name]));
+}
+
+// The Korean object particle after a word: 을 after a closing consonant, 를 after a vowel, told
+// from the last Hangul syllable (written "을(를)", it was read aloud as two particles). A word
+// that ends in another script ("Oatly") keeps "을(를)": how it is read decides, not its letters.
+export function objectParticle(word) {
+  const code = word.trimEnd().codePointAt(word.trimEnd().length - 1) ?? 0;
+  if (code < 0xac00 || code > 0xd7a3) return "을(를)";
+  return (code - 0xac00) % 28 === 0 ? "를" : "을";
 }
 
 // Fills every [data-i18n] element's text and every [data-i18n-label] element's aria-label.

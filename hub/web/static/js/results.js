@@ -2,7 +2,7 @@
 // search is unsure, or a clear "not in this store". Every search mode ends here.
 
 import { api } from "./api.js";
-import { language, t } from "./i18n.js";
+import { language, objectParticle, t } from "./i18n.js";
 import { isOffered, speak, stopSpeaking } from "./speech.js";
 
 const MAX_RESULTS = 5;
@@ -123,7 +123,7 @@ export function render() {
   } else if (state.kind === "none") {
     title.textContent = state.query === null ? t("photo_unsure") : t("not_in_store");
     text.textContent = state.query === null ? t("not_in_store_photo")
-      : t("not_in_store_text", { q: state.query });
+      : t("not_in_store_text", { q: state.query, q_object: objectParticle(state.query) });
     if (products.length > 0) {
       text.textContent += ` ${t("maybe")}`;
       choices.append(...products.map(choiceButton));
