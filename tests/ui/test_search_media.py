@@ -138,6 +138,23 @@ def test_a_tap_says_how_to_finish_and_start_over_forgets_the_question(
     expect(kiosk_page.locator("#transcript")).to_have_text("")
 
 
+def test_a_double_tap_starts_the_question_and_does_not_end_it(
+    kiosk_page: Page, ui_hub: UiHub
+) -> None:
+    """Why: a double tap (the habit from a mouse) stopped the recording before a word was said,
+    and the kiosk answered "did not catch that" at once."""
+    kiosk_page.get_by_role("button", name="Ask out loud").click()
+    talk = kiosk_page.locator("#talk")
+    talk.dblclick()
+    kiosk_page.wait_for_timeout(1000)
+    expect(talk).to_have_attribute("aria-pressed", "true")
+    expect(talk).to_have_accessible_name("Tap again to search")
+    kiosk_page.wait_for_timeout(ui_hub.question_seconds * 1000 - 1300)
+    talk.click()
+    expect(kiosk_page.locator("#transcript")).to_contain_text("You said:", timeout=30_000)
+    assert "Banana" in shown_products(kiosk_page)
+
+
 def test_no_microphone_is_said_at_once(page: Page) -> None:
     """Why: with the microphone refused the kiosk showed "Listening…" for as long as the customer
     held the button, and said so only after they had spoken into nothing."""

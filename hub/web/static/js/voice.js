@@ -1,6 +1,7 @@
-// Voice search: press and hold the talk button (or tap to start and tap to stop; Enter or Space
-// toggles from the keyboard). While it records, 16 kHz PCM from the audio worklet streams to the
-// voice WebSocket and the partial transcript shows live; on release the final answer is shown.
+// Voice search: press and hold the talk button (or tap to start and tap to stop, a double tap
+// counting as one tap; Enter or Space toggles from the keyboard). While it records, 16 kHz PCM
+// from the audio worklet streams to the voice WebSocket and the partial transcript shows live; on
+// release the final answer is shown.
 // The microphone is open only while recording.
 
 import { t } from "./i18n.js";
@@ -9,6 +10,9 @@ import { speak, stopSpeaking } from "./speech.js";
 import { openVoiceSocket } from "./voice-socket.js";
 
 const HOLD_MS = 400; // a shorter press is a tap: recording goes on until the next tap
+// A second tap this soon after the first is the same tap: a double tap (the habit from a mouse)
+// had stopped the recording before a word was said and answered "did not catch that".
+const DOUBLE_TAP_MS = 700;
 const MAX_RECORDING_MS = 15000;
 
 const talk = document.getElementById("talk");
@@ -18,6 +22,7 @@ const transcript = document.getElementById("transcript");
 let context = null;
 let recording = null; // {mic, node, socket, ready, pressedAt, limit}
 let finishing = false;
+let holding = false; // the press going on started the recording: letting go after HOLD_MS ends it
 
 export function isBusy() {
   return recording !== null || finishing;
@@ -146,14 +151,21 @@ export function cancel() {
   showIdle();
 }
 
+// Whether a press now stops the recording (not when it is the second half of a double tap).
+function stopsNow() {
+  return performance.now() - recording.pressedAt >= DOUBLE_TAP_MS;
+}
+
 talk.addEventListener("pointerdown", (event) => {
   if (event.button !== 0 || finishing) return;
   talk.setPointerCapture(event.pointerId);
-  if (recording) stop();
-  else start();
+  holding = !recording;
+  if (!recording) start();
+  else if (stopsNow()) stop();
 });
 talk.addEventListener("pointerup", () => {
-  if (!recording) return;
+  if (!recording || !holding) return;
+  holding = false;
   if (performance.now() - recording.pressedAt >= HOLD_MS) stop();
   else label.textContent = t("talk_tap_stop"); // a tap: it goes on until the next tap
 });
@@ -164,6 +176,6 @@ talk.addEventListener("contextmenu", (event) => event.preventDefault());
 // Keyboard activation (a click with no pointer) toggles.
 talk.addEventListener("click", (event) => {
   if (event.detail !== 0 || finishing) return;
-  if (recording) stop();
-  else start(true);
+  if (!recording) start(true);
+  else if (stopsNow()) stop();
 });
