@@ -147,6 +147,12 @@ class VoiceService:
                 raise Unavailable(self._problem or "voice search is not ready")
             return self._search
 
+    def language(self) -> str | None:
+        """The language the engine hears: once loaded its own (a Vosk model's is read from the
+        model), before that the configured one (None for a Vosk model not yet read)."""
+        engine = self._engine
+        return engine.language if engine is not None else self.config.engine.language
+
     def status(self) -> dict[str, Any]:
         """Engine, language, noise suppression in use and vocabulary report for staff."""
         with self._lock:

@@ -31,6 +31,13 @@ class StoreConfig(StrictModel):
         pattern=r"^[A-Z]{3}$",
         description="ISO 4217 currency code of the store's prices.",
     )
+    language: str | None = Field(
+        default=None,
+        pattern=r"^[a-z]{2,3}$",
+        description="Language the kiosk starts in and returns to for the next customer, as a "
+        "catalogue language code (e.g. 'ko'). Unset: the language the voice engine hears, so "
+        "a customer who asks out loud is understood; else English; else the catalogue's first.",
+    )
     database: Path = Field(
         default=Path("var/hub.db"),
         description="SQLite database file. Relative paths are resolved against the config file.",

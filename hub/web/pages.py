@@ -57,6 +57,17 @@ async def static_file(request: web.Request) -> web.FileResponse:
     return web.FileResponse(target, headers=headers)
 
 
+def kiosk_language(configured: str | None, voice: str | None, languages: list[str]) -> str:
+    """The language the kiosk starts in: the store's choice, else the one its voice engine hears
+    (a Korean store whose catalogue also has English names had started in English, and a
+    customer who read the English prompt and asked in English was not understood), else English,
+    else the catalogue's first; each only when the catalogue has names in it."""
+    for lang in (configured, voice, "en"):
+        if lang in languages:
+            return lang
+    return languages[0] if languages else "en"
+
+
 async def kiosk_config(request: web.Request) -> web.Response:
     svc = services(request)
     rows = await svc.db.read(
@@ -64,11 +75,14 @@ async def kiosk_config(request: web.Request) -> web.Response:
         "SELECT DISTINCT lang.key AS lang FROM products, json_each(products.names) AS lang "
         "ORDER BY lang.key",
     )
+    languages = [row["lang"] for row in rows]
+    voice = svc.voice_search.language() if svc.voice_search is not None else None
     paths = {resource.canonical for resource in request.app.router.resources()}
     return json_response({
         "store": {"id": svc.config.store.id, "name": svc.config.store.name,
                   "currency": svc.config.store.currency},
-        "languages": [row["lang"] for row in rows],
+        "languages": languages,
+        "default_language": kiosk_language(svc.config.store.language, voice, languages),
         "search": {mode: path in paths and getattr(svc.config, section).enabled
                    for mode, (path, section) in SEARCH_ROUTES.items()},
         "speech": "/api/speech" in paths and speech.available(request),

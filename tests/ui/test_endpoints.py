@@ -11,8 +11,9 @@ import pytest
 from aiohttp import WSCloseCode, WSMsgType
 from aiohttp.test_utils import TestClient
 
+from hub.services import Services
 from hub.web import live
-from hub.web.pages import STATIC
+from hub.web.pages import STATIC, kiosk_language
 from tests.conftest import STAFF_TOKEN
 from tests.openapi_check import SpecClient
 
@@ -22,7 +23,27 @@ async def test_kiosk_settings(client: TestClient) -> None:
     assert response.status == 200
     assert body["store"] == {"id": "test-store", "name": "Test Store", "currency": "SEK"}
     assert body["languages"] == ["en", "ko"]
+    assert body["default_language"] == "en"
     assert body["search"]["photo"] is True
+
+
+async def test_kiosk_starts_in_the_store_language(client: TestClient, stocked: Services) -> None:
+    stocked.config.store.language = "ko"
+    _, body = await SpecClient(client).call("GET", "/api/kiosk")
+    assert body["default_language"] == "ko"
+    stocked.config.store.language = "zh"  # no product has a Chinese name: English stays
+    _, body = await SpecClient(client).call("GET", "/api/kiosk")
+    assert body["default_language"] == "en"
+
+
+def test_kiosk_language_follows_the_voice_engine() -> None:
+    """Why: a Korean store whose catalogue also has English names started the kiosk in English,
+    where its Korean voice engine could not understand an English question."""
+    assert kiosk_language(None, "ko", ["en", "ko"]) == "ko"
+    assert kiosk_language("en", "ko", ["en", "ko"]) == "en"  # the store's choice first
+    assert kiosk_language(None, "zh", ["en", "ko"]) == "en"
+    assert kiosk_language(None, None, ["ko", "zh"]) == "ko"
+    assert kiosk_language(None, None, []) == "en"
 
 
 @pytest.mark.parametrize("path", ["/", "/kiosk", "/staff"])

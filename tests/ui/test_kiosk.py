@@ -133,6 +133,22 @@ def test_korean_not_in_store_takes_the_particle_the_word_needs(kiosk_page: Page)
         expect(text).to_contain_text(f"이 매장에서 “{word}”{particle} 찾지 못했습니다.")
 
 
+def test_kiosk_starts_and_starts_over_in_the_store_language(page: Page, ui_hub: UiHub) -> None:
+    config = ui_hub.running.services.config.store
+    config.language = "ko"
+    try:
+        page.goto("/kiosk")
+        page.wait_for_selector("html[data-ready=true]")
+        expect(page.locator("html")).to_have_attribute("lang", "ko")
+        expect(page.locator("#prompt")).to_have_text("무엇을 찾으세요?")
+        page.get_by_role("button", name="English").click()
+        expect(page.locator("#prompt")).to_have_text("What are you looking for?")
+        page.get_by_role("button", name="Start over").click()
+        expect(page.locator("html")).to_have_attribute("lang", "ko")
+    finally:
+        config.language = None
+
+
 def test_larger_text(kiosk_page: Page) -> None:
     body_size = "() => getComputedStyle(document.body).fontSize"
     assert kiosk_page.evaluate(body_size) == "24px"

@@ -90,7 +90,7 @@ async function init() {
   document.getElementById("mode-photo").hidden = !config.search.photo;
   document.getElementById("mode-voice").hidden = !config.search.voice_stream;
   setOffered(config.speech);
-  defaultLanguage = config.languages.includes("en") ? "en" : (config.languages[0] ?? "en");
+  defaultLanguage = config.default_language;
   languageButtons(config.languages);
   chooseLanguage(defaultLanguage);
 
