@@ -33,6 +33,7 @@ def create_app(services: Services) -> web.Application:
         middlewares=[middleware.metrics, middleware.errors],
         client_max_size=services.config.web.max_upload_bytes,
     )
+    app.on_response_prepare.append(middleware.identify)
     app[SERVICES] = services
     app[UPLOADS] = UploadPlaces()
     for module in ROUTE_MODULES:

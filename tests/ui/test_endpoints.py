@@ -55,6 +55,14 @@ async def test_pages_are_served_with_a_strict_policy(client: TestClient, path: s
     assert "default-src 'self'" in policy and "frame-ancestors 'none'" in policy
 
 
+async def test_responses_name_no_server_versions(client: TestClient) -> None:
+    """Why: every response said "Server: Python/3.11 aiohttp/3.x", which tells anyone on the
+    shop's network which published flaws to try."""
+    for path in ("/kiosk", "/static/base.css", "/api/kiosk", "/api/nope"):
+        response = await client.get(path)
+        assert response.headers["Server"] == "retail-hub", path
+
+
 async def test_static_files_and_refusals(client: TestClient) -> None:
     spec = SpecClient(client)
     for path, kind in (("/static/base.css", "text/css"),
