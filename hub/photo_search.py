@@ -189,8 +189,29 @@ class PhotoService:
     def _enrol_one(self, sku: str, data: bytes) -> tuple[Enrolment, Future[int] | None]:
         """On the vision thread, storing and asking for the retraining in one step: a request
         cancelled in between had left a stored photo that search never used."""
+        self._refuse_if_another_products(sku, data)
         (enrolment,) = self.enrol_many([(sku, data)], "reference", False)
         return enrolment, self.request_rebuild() if enrolment.added else None
+
+    def _refuse_if_another_products(self, sku: str, data: bytes) -> None:
+        """409 when this very photo is enrolled for another product already: the same picture
+        under two products teaches search both answers for it, and it is nearly always a photo
+        added to the wrong product (the staff panel's product list is long)."""
+        self.catalog.get(sku)  # an unknown product is a 404 first
+        row = self.db.query_one(
+            "SELECT id, sku FROM product_images WHERE sha256 = ? AND sku <> ? ORDER BY id",
+            (hashlib.sha256(data).hexdigest(), sku),
+        )
+        if row is None:
+            return
+        other = self.catalog.get(row["sku"])
+        name = other.names.get("en") or next(iter(other.names.values()))
+        raise Conflict(
+            f"this photo is already a reference photo of {name} ({other.sku}); if it shows "
+            f"{sku}, remove it from {other.sku} first",
+            details={"sku": other.sku, "image_id": row["id"]},
+            code="photo_of_another_product",
+        )
 
     async def sync_new_images(self) -> None:
         """Embed product images stored since the last look (a ``retail-hub catalog import`` run

@@ -118,6 +118,27 @@ async def test_staff_photo_is_stored_once_and_needs_the_token(
     assert missing.status == 404
 
 
+async def test_a_photo_of_another_product_is_refused(
+    photo_client: TestClient, staff: dict[str, str]
+) -> None:
+    """Why: the same photo could be enrolled under two products, teaching search both answers
+    for it; it is nearly always a photo added to the wrong product."""
+    data = photos("train.txt", BANANA, 6)[5].path.read_bytes()
+    headers = {**staff, "Content-Type": "image/jpeg"}
+    spec = SpecClient(photo_client)
+    response, first = await spec.call("POST", "/api/products/BAN-1/photos", data=data,
+                                      headers=headers)
+    assert response.status == 201
+    response, body = await spec.call("POST", "/api/products/OAT-1/photos", data=data,
+                                     headers=headers)
+    assert response.status == 409 and body["error"]["code"] == "photo_of_another_product"
+    assert body["error"]["message"].startswith("this photo is already a reference photo of "
+                                               "Banana (BAN-1)")
+    assert body["error"]["details"] == {"sku": "BAN-1", "image_id": first["image_id"]}
+    _, listed = await spec.call("GET", "/api/products/OAT-1/photos", headers=staff)
+    assert listed["photos"] and first["image_id"] not in {p["image_id"] for p in listed["photos"]}
+
+
 def max_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
