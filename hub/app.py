@@ -69,7 +69,10 @@ async def start_hub(config: HubConfig, clock: Clock | None = None,
         for part in services.lifecycle:
             await part.start()
             started.append(part)
-        runner = web.AppRunner(create_app(services), access_log=None, handle_signals=False)
+        # aiohttp's keep-alive timer also runs from the connection's start, so it is what closes
+        # a connection whose request header never ends
+        runner = web.AppRunner(create_app(services), access_log=None, handle_signals=False,
+                               keepalive_timeout=config.web.idle_timeout_s)
         await runner.setup()
         site = web.TCPSite(runner, config.web.host, config.web.port)
         await site.start()

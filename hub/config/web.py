@@ -27,6 +27,15 @@ class WebConfig(StrictModel):
         description="Environment variable holding the staff bearer token, used when "
         "staff_token_file is not set.",
     )
+    idle_timeout_s: float = Field(
+        default=15.0,
+        ge=0.1,
+        le=3600.0,
+        description="Seconds a connection may stay idle, or take to send a request's header, "
+        "before the hub closes it. Bounds connections that send half a request and stop, each "
+        "holding a socket and memory; requests being answered, uploads under way and "
+        "WebSockets are not affected.",
+    )
     max_json_bytes: int = Field(
         default=64 * 1024, ge=1024, le=16 * 1024 * 1024, description="Largest JSON request body."
     )

@@ -8,6 +8,7 @@ import asyncio
 import pytest
 from aiohttp.test_utils import TestClient
 
+from hub.app import start_hub
 from hub.members import MemberIn
 from hub.services import Services
 from tests.openapi_check import SpecClient
@@ -192,3 +193,32 @@ async def test_health_metrics_and_images(public: SpecClient, client: TestClient,
     assert "hub_members_opted_in 0.0" in metrics
     response = await client.get("/images/../../etc/passwd")
     assert response.status == 404
+
+
+async def test_half_sent_requests_are_closed(make_config) -> None:  # noqa: ANN001 - fixture
+    """Why: a connection that sent half a request header and stopped stayed open for about an
+    hour (aiohttp's default), each holding a socket and memory; a few hundred such from one
+    machine on the shop's network would use up the hub's open-file limit."""
+    hub = await start_hub(make_config(web={"idle_timeout_s": 0.5}, mqtt={"enabled": False},
+                                      voice={"enabled": False}, vision={"enabled": False}))
+    try:
+        port = int(hub.url.rsplit(":", 1)[1])
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        writer.write(b"GET /api/kiosk HTTP/1.1\r\nHost: hub\r\n")  # no blank line: never done
+
+        async def trickle() -> None:  # a header line every 0.1 s does not keep it open
+            while not writer.is_closing():
+                writer.write(b"X-Slow: 1\r\n")
+                await asyncio.sleep(0.1)
+
+        trickling = asyncio.create_task(trickle())
+        assert await asyncio.wait_for(reader.read(), timeout=10) == b""  # closed by the hub
+        writer.close()
+        await trickling
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        writer.write(b"GET /api/kiosk HTTP/1.1\r\nHost: hub\r\n\r\n")  # a whole request
+        answer = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), timeout=10)
+        assert answer.startswith(b"HTTP/1.1 200 ")
+        writer.close()
+    finally:
+        await hub.stop()
