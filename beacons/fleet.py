@@ -19,6 +19,7 @@ from beacons.errors import FleetError, FrameError
 from beacons.frames import (
     AltBeacon,
     EddystoneEID,
+    EddystoneETLM,
     EddystoneTLM,
     EddystoneUID,
     EddystoneURL,
@@ -319,13 +320,7 @@ def render_beacon(spec: BeaconSpec) -> dict[str, object]:
     identity = spec.identity_frame()
     frames: list[dict[str, object]] = [_frame_entry(identity)]
     if spec.kind.startswith("eddystone") and spec.tlm_every:
-        frames.append(
-            {
-                **_frame_entry(EddystoneTLM(0, None, 0, 0)),
-                "every": spec.tlm_every,
-                "note": "battery, temperature and counters filled in by the firmware",
-            }
-        )
+        frames.append({**_telemetry_entry(spec), "every": spec.tlm_every})
     out: dict[str, object] = {
         "id": spec.id,
         "kind": spec.kind,
@@ -349,8 +344,27 @@ FRAME_NAMES: dict[type, str] = {
     EddystoneUID: "eddystone-uid",
     EddystoneURL: "eddystone-url",
     EddystoneTLM: "eddystone-tlm",
+    EddystoneETLM: "eddystone-etlm",
     EddystoneEID: "eddystone-eid",
 }
+
+
+def _telemetry_entry(spec: BeaconSpec) -> dict[str, object]:
+    """The telemetry frame's template. An EID beacon may send it encrypted (ETLM), as EID
+    firmware does by default so its battery and uptime do not give it away across ids: fleet
+    health opens it with the declared identity key, and reads plain TLM from it as well."""
+    if spec.kind != "eddystone-eid":
+        return {
+            **_frame_entry(EddystoneTLM(0, None, 0, 0)),
+            "note": "battery, temperature and counters filled in by the firmware",
+        }
+    return {
+        **_frame_entry(EddystoneETLM(bytes(12), bytes(2), bytes(2))),
+        "note": "EID beacons may send their telemetry encrypted (Eddystone ETLM, TLM version 1): "
+        "battery, temperature and counters sealed by the firmware with AES-EAX under the "
+        "identity key, the nonce being the time counter with its low rotation_exponent bits "
+        "cleared and a random 2-byte salt; fleet health decrypts it (plain TLM works too)",
+    }
 
 
 def _frame_entry(frame: Frame) -> dict[str, object]:

@@ -246,8 +246,9 @@ class PresenceService:
 
 
 class PresenceFigures(Collector):
-    """Presence figures read at scrape time: what the radio delivers, whether it can, and what
-    relay nodes send that is refused (otherwise only in one log line per node)."""
+    """Presence figures read at scrape time: what the radio delivers, whether it can, what
+    relay nodes send that is refused and beacon telemetry that does not decrypt (otherwise only
+    in one log line per node or beacon)."""
 
     def __init__(self, services: Services) -> None:
         self.services = services
@@ -274,6 +275,13 @@ class PresenceFigures(Collector):
         for node, count in getattr(presence.source, "rejected", {}).items():
             rejected.add_metric([node], count)
         yield rejected
+        etlm = CounterMetricFamily("hub_beacon_etlm_rejected",
+                                   "Encrypted telemetry from a declared beacon that did not "
+                                   "decrypt.", labels=["beacon"])
+        if presence.health is not None:
+            for beacon, count in presence.health.tracker.etlm_rejected.items():
+                etlm.add_metric([beacon], count)
+        yield etlm
 
 
 def setup(services: Services) -> None:
