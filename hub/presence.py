@@ -34,6 +34,7 @@ from hub.events import Event, Subscription
 from hub.members import MEMBERS_CHANGED
 from hub.orders import ORDER_STATUS
 from hub.reminders import Reminder, ReminderRules
+from sync.mqtt_client import tls_context
 
 if TYPE_CHECKING:
     from hub.services import Services
@@ -64,7 +65,11 @@ def make_source(config: BeaconsConfig, services: Services) -> AdvertisementSourc
             port=config.relay_port,
             store=services.config.store.id,
             topic_prefix=services.config.mqtt.topic_prefix,
+            username=config.relay_username,
+            password=config.relay_password(),
+            tls=None if config.relay_tls_ca_file is None else tls_context(config.relay_tls_ca_file),
             clock=clock.now,
+            sleep=clock.sleep,
         )
     if config.source == "replay":
         assert config.replay_file is not None
