@@ -438,3 +438,47 @@ def test_a_flat_out_replay_judges_health_on_the_trace_time(
     assert {a.beacon for a in presence.health.check()} == {
         "dairy-uid", "pickup-altbeacon", "window-url", "stockroom-eid"
     }
+
+
+ZONED_FLEET = """\
+store: s1
+beacons:
+  - {id: door-beacon, kind: ibeacon, uuid: 7d2a1e0c-5b3f-4c1d-9a7e-2f6b8c4d0e11, major: 1,
+     minor: 1, zone: entrance}
+  - {id: stock-beacon, kind: ibeacon, uuid: 7d2a1e0c-5b3f-4c1d-9a7e-2f6b8c4d0e11, major: 1,
+     minor: 2, zone: %s}
+scanners:
+  - {name: door, kind: hub-adapter, zone: entrance}
+  - {name: pickup, kind: esp32-relay}
+"""
+
+
+def test_validate_refuses_a_beacon_in_a_zone_no_scanner_covers(tmp_path: Path) -> None:
+    """Why: a beacon declared in a zone no scanner covers (a typo, a scanner left out of the
+    file) passed, and fleet health could then report it missing while it was on the air."""
+    path = tmp_path / "fleet.yaml"
+    path.write_text(ZONED_FLEET % "stockrom")
+    result = CliRunner().invoke(main, ["beacons", "validate", str(DEMO), str(path)])
+    assert result.exit_code == 1
+    assert f"{DEMO}: ok (5 beacons, 3 scanners)" in result.stdout
+    assert (
+        f"error: {path}: 1 problem(s):\n  beacons.1 (stock-beacon).zone: no scanner covers zone "
+        "'stockrom' (scanners cover: entrance, pickup)" in result.stderr
+    )
+    assert "correct its zone or declare the scanner of 'stockrom'" in result.stderr
+
+
+def test_validate_warns_of_a_scanner_whose_zone_has_no_beacon(tmp_path: Path) -> None:
+    """A scanner's zone defaults to its name; presence needs no beacon there, so this passes."""
+    path = tmp_path / "fleet.yaml"
+    path.write_text(ZONED_FLEET % "entrance")
+    result = CliRunner().invoke(main, ["beacons", "validate", str(path)])
+    assert result.exit_code == 0, result.output
+    assert f"{path}: ok (2 beacons, 2 scanners)" in result.stdout
+    assert result.stderr == (
+        f"warning: {path}: scanners.1 (pickup).zone: no beacon is declared in zone 'pickup' "
+        "(beacons are in: entrance); presence works without one, but no store beacon there "
+        "shows that this scanner hears\n"
+    )
+    demo = CliRunner().invoke(main, ["beacons", "validate", str(DEMO)])
+    assert demo.exit_code == 0 and demo.stderr == ""
