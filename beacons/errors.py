@@ -33,3 +33,7 @@ class FleetError(BeaconsError):
 
 class ScannerUnavailableError(BeaconsError):
     """The Bluetooth adapter or BlueZ cannot be used; the message says what to check."""
+
+
+class RelayBrokerError(BeaconsError):
+    """The relay nodes' MQTT broker refuses the hub's login, fails TLS or cannot be reached."""

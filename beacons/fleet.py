@@ -19,6 +19,7 @@ from beacons.errors import FleetError, FrameError
 from beacons.frames import (
     AltBeacon,
     EddystoneEID,
+    EddystoneETLM,
     EddystoneTLM,
     EddystoneUID,
     EddystoneURL,
@@ -276,6 +277,36 @@ def load_fleet(path: Path) -> Fleet:
         raise FleetError(f"{path}: {len(lines)} problem(s):\n" + "\n".join(lines)) from exc
 
 
+def zone_problems(fleet: Fleet) -> tuple[list[str], list[str]]:
+    """(errors, warnings) from comparing the beacons' zones with the zones scanners cover (a
+    scanner's zone defaults to its name, as in presence). The scanners' zones are the store's
+    zones, the ones presence reports: a beacon in any other zone is a typo or an undeclared
+    scanner, and no scanner placed to hear it means fleet health may call it missing while it
+    is on the air, so that is an error. A scanner with no beacon in its zone is a warning:
+    presence needs no beacon, but no store beacon there shows that the scanner hears."""
+    covered = {scanner.zone or scanner.name for scanner in fleet.scanners}
+    placed = {beacon.zone for beacon in fleet.beacons if beacon.zone is not None}
+    errors = [
+        f"beacons.{i} ({beacon.id}).zone: no scanner covers zone {beacon.zone!r} (scanners "
+        f"cover: {_zone_list(covered)}), so fleet health may report the beacon missing while "
+        f"it is on the air; correct its zone or declare the scanner of {beacon.zone!r}"
+        for i, beacon in enumerate(fleet.beacons)
+        if beacon.zone is not None and beacon.zone not in covered
+    ]
+    warnings = [
+        f"scanners.{i} ({scanner.name}).zone: no beacon is declared in zone "
+        f"{scanner.zone or scanner.name!r} (beacons are in: {_zone_list(placed)}); presence "
+        "works without one, but no store beacon there shows that this scanner hears"
+        for i, scanner in enumerate(fleet.scanners)
+        if (scanner.zone or scanner.name) not in placed
+    ]
+    return errors, warnings
+
+
+def _zone_list(zones: set[str]) -> str:
+    return ", ".join(sorted(zones)) or "none"
+
+
 def _where(doc: dict[str, Any], loc: tuple[int | str, ...]) -> str:
     """A problem's place as a person finds it in the file: the list entry by its id or name
     (``beacons.2 (window-url).url``), not only by its position counted from 0."""
@@ -319,13 +350,7 @@ def render_beacon(spec: BeaconSpec) -> dict[str, object]:
     identity = spec.identity_frame()
     frames: list[dict[str, object]] = [_frame_entry(identity)]
     if spec.kind.startswith("eddystone") and spec.tlm_every:
-        frames.append(
-            {
-                **_frame_entry(EddystoneTLM(0, None, 0, 0)),
-                "every": spec.tlm_every,
-                "note": "battery, temperature and counters filled in by the firmware",
-            }
-        )
+        frames.append({**_telemetry_entry(spec), "every": spec.tlm_every})
     out: dict[str, object] = {
         "id": spec.id,
         "kind": spec.kind,
@@ -349,8 +374,27 @@ FRAME_NAMES: dict[type, str] = {
     EddystoneUID: "eddystone-uid",
     EddystoneURL: "eddystone-url",
     EddystoneTLM: "eddystone-tlm",
+    EddystoneETLM: "eddystone-etlm",
     EddystoneEID: "eddystone-eid",
 }
+
+
+def _telemetry_entry(spec: BeaconSpec) -> dict[str, object]:
+    """The telemetry frame's template. An EID beacon may send it encrypted (ETLM), as EID
+    firmware does by default so its battery and uptime do not give it away across ids: fleet
+    health opens it with the declared identity key, and reads plain TLM from it as well."""
+    if spec.kind != "eddystone-eid":
+        return {
+            **_frame_entry(EddystoneTLM(0, None, 0, 0)),
+            "note": "battery, temperature and counters filled in by the firmware",
+        }
+    return {
+        **_frame_entry(EddystoneETLM(bytes(12), bytes(2), bytes(2))),
+        "note": "EID beacons may send their telemetry encrypted (Eddystone ETLM, TLM version 1): "
+        "battery, temperature and counters sealed by the firmware with AES-EAX under the "
+        "identity key, the nonce being the time counter with its low rotation_exponent bits "
+        "cleared and a random 2-byte salt; fleet health decrypts it (plain TLM works too)",
+    }
 
 
 def _frame_entry(frame: Frame) -> dict[str, object]:

@@ -3,19 +3,25 @@ their telemetry says; alerts when one has been missing for too long or its batte
 
 Only the store's own beacons are tracked (matched against the fleet declaration); everything else
 is ignored here without being kept. Eddystone-TLM frames carry no id, so they are attributed to the
-beacon whose identifying frame came from the same address (the beacon's own, not a shopper's)."""
+beacon whose identifying frame came from the same address (the beacon's own, not a shopper's).
+An EID beacon's encrypted telemetry (ETLM) is opened with its declared identity key, in the
+rotation period its last ephemeral id showed its clock to be in (the spec pairs the two by
+address and time); one that does not authenticate is counted and logged once per beacon."""
 
 from __future__ import annotations
 
+import logging
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 
 from beacons.advertisement import Advertisement
 from beacons.eid import ephemeral_id
-from beacons.errors import TraceError
+from beacons.errors import FrameError, TraceError
 from beacons.fleet import BeaconSpec, Fleet
-from beacons.frames import EddystoneEID, EddystoneTLM, identity, parse_frames
+from beacons.frames import EddystoneEID, EddystoneETLM, EddystoneTLM, identity, parse_frames
+
+_log = logging.getLogger(__name__)
 
 EID_SLACK_QUANTA = 2  # accept an EID this many rotation periods either side of the expected one
 #: A low battery clears only this far above the threshold: a reading that wobbles around the
@@ -74,6 +80,11 @@ class FleetHealth:
         }
         self._eid_specs = [spec for spec in fleet.beacons if spec.kind == "eddystone-eid"]
         self._addresses: dict[str, str] = {}
+        #: Per EID beacon: (the start of the rotation period its last recognised id belongs to
+        #: on the beacon's own clock, the time it was heard): what its ETLM nonce is made from.
+        self._eid_clocks: dict[str, tuple[int, float]] = {}
+        #: Encrypted telemetry that did not authenticate, per beacon (logged on the first).
+        self.etlm_rejected: dict[str, int] = {}
 
     def observe(self, adv: Advertisement) -> None:
         """Update from one advertisement; non-beacon and foreign beacon data is ignored."""
@@ -84,10 +95,10 @@ class FleetHealth:
         except TraceError:
             return
         for frame in frames:
-            if isinstance(frame, EddystoneTLM):
+            if isinstance(frame, EddystoneTLM | EddystoneETLM):
                 beacon = self._addresses.get(adv.address)
                 if beacon is not None:
-                    self._telemetry(self.status[beacon], frame)
+                    self._telemetry(beacon, frame, adv.t)
                 continue
             beacon = (
                 self._match_eid(frame, adv.t)
@@ -144,24 +155,72 @@ class FleetHealth:
         margin = BATTERY_CLEAR_MARGIN_MV if status.battery_low else 0
         return status.battery_mv < self.battery_low_mv + margin
 
-    def _telemetry(self, status: BeaconStatus, tlm: EddystoneTLM) -> None:
+    def _telemetry(self, beacon: str, frame: EddystoneTLM | EddystoneETLM, t: float) -> None:
+        tlm = frame if isinstance(frame, EddystoneTLM) else self._open(beacon, frame, t)
+        if tlm is None:
+            return
+        status = self.status[beacon]
         status.battery_mv = tlm.battery_mv or None  # 0 = mains powered (spec)
         status.temperature_c = tlm.temperature_c
         status.uptime_s = tlm.uptime_s
 
+    def _open(self, beacon: str, etlm: EddystoneETLM, t: float) -> EddystoneTLM | None:
+        """Decrypt an EID beacon's ETLM. Its time counter, known to the rotation period from its
+        last recognised id, has moved on by the time since: it is in one of two periods."""
+        spec = self._specs[beacon]
+        if spec.identity_key is None:
+            self._reject_etlm(
+                beacon,
+                f"it is declared as {spec.kind}, which has no identity key to decrypt it "
+                "with; declare it as eddystone-eid",
+            )
+            return None
+        period_start, seen = self._eid_clocks[beacon]  # its address came from a recognised EID
+        now = period_start + math.floor(t - seen)
+        for beacon_time in (now, now + (1 << spec.rotation_exponent)):
+            if not 0 <= beacon_time <= 0xFFFFFFFF:
+                continue
+            try:
+                return etlm.open(
+                    bytes.fromhex(spec.identity_key), spec.rotation_exponent, beacon_time
+                )
+            except FrameError:
+                continue
+        self._reject_etlm(
+            beacon,
+            "it does not authenticate with the declared identity_key (another key flashed "
+            "into the beacon, or a damaged frame)",
+        )
+        return None
+
+    def _reject_etlm(self, beacon: str, why: str) -> None:
+        """Count encrypted telemetry that cannot be read; tell the log once per beacon."""
+        count = self.etlm_rejected[beacon] = self.etlm_rejected.get(beacon, 0) + 1
+        if count == 1:
+            _log.warning(
+                "beacon %s: encrypted telemetry (ETLM) ignored: %s; its battery stays unknown",
+                beacon,
+                why,
+            )
+
     def _match_eid(self, frame: EddystoneEID, t: float) -> str | None:
-        beacon_time = int(t)  # store EID beacons count Unix seconds (see render)
+        hub_time = int(t)  # store EID beacons count Unix seconds (see render)
         for spec in self._eid_specs:
-            if self._eid_matches(spec, frame.eid, beacon_time):
+            beacon_time = self._eid_time(spec, frame.eid, hub_time)
+            if beacon_time is not None:
+                self._eid_clocks[spec.id] = (beacon_time, t)
                 return spec.id
         return None
 
     @staticmethod
-    def _eid_matches(spec: BeaconSpec, eid: bytes, beacon_time: int) -> bool:
+    def _eid_time(spec: BeaconSpec, eid: bytes, hub_time: int) -> int | None:
+        """The start of the rotation period in which ``spec`` advertises ``eid``, looked for
+        within a few periods of the hub's time; None when it is not this beacon's id."""
         assert spec.identity_key is not None
         key = bytes.fromhex(spec.identity_key)
-        period = 1 << spec.rotation_exponent
-        return any(
-            ephemeral_id(key, spec.rotation_exponent, max(0, beacon_time + k * period)) == eid
-            for k in range(-EID_SLACK_QUANTA, EID_SLACK_QUANTA + 1)
-        )
+        exponent = spec.rotation_exponent
+        for k in range(-EID_SLACK_QUANTA, EID_SLACK_QUANTA + 1):
+            beacon_time = max(0, hub_time + k * (1 << exponent))
+            if ephemeral_id(key, exponent, beacon_time) == eid:
+                return (beacon_time >> exponent) << exponent
+        return None

@@ -34,6 +34,7 @@ from hub.events import Event, Subscription
 from hub.members import MEMBERS_CHANGED
 from hub.orders import ORDER_STATUS
 from hub.reminders import Reminder, ReminderRules
+from sync.mqtt_client import tls_context
 
 if TYPE_CHECKING:
     from hub.services import Services
@@ -64,7 +65,11 @@ def make_source(config: BeaconsConfig, services: Services) -> AdvertisementSourc
             port=config.relay_port,
             store=services.config.store.id,
             topic_prefix=services.config.mqtt.topic_prefix,
+            username=config.relay_username,
+            password=config.relay_password(),
+            tls=None if config.relay_tls_ca_file is None else tls_context(config.relay_tls_ca_file),
             clock=clock.now,
+            sleep=clock.sleep,
         )
     if config.source == "replay":
         assert config.replay_file is not None
@@ -246,8 +251,9 @@ class PresenceService:
 
 
 class PresenceFigures(Collector):
-    """Presence figures read at scrape time: what the radio delivers, whether it can, and what
-    relay nodes send that is refused (otherwise only in one log line per node)."""
+    """Presence figures read at scrape time: what the radio delivers, whether it can, what
+    relay nodes send that is refused and beacon telemetry that does not decrypt (otherwise only
+    in one log line per node or beacon)."""
 
     def __init__(self, services: Services) -> None:
         self.services = services
@@ -274,6 +280,13 @@ class PresenceFigures(Collector):
         for node, count in getattr(presence.source, "rejected", {}).items():
             rejected.add_metric([node], count)
         yield rejected
+        etlm = CounterMetricFamily("hub_beacon_etlm_rejected",
+                                   "Encrypted telemetry from a declared beacon that did not "
+                                   "decrypt.", labels=["beacon"])
+        if presence.health is not None:
+            for beacon, count in presence.health.tracker.etlm_rejected.items():
+                etlm.add_metric([beacon], count)
+        yield etlm
 
 
 def setup(services: Services) -> None:

@@ -11,6 +11,14 @@ from pydantic import BaseModel, ConfigDict, Field
 from sync.mqtt_client import BrokerSettings
 
 
+def read_password_file(path: Path) -> str:
+    """A broker password from its file: the first line, stripped (empty file: empty password).
+    Why a file: the password stays out of the config file, which is shared and backed up, and
+    is read only when connecting. Raises OSError (missing, unreadable) or UnicodeDecodeError."""
+    lines = path.read_text(encoding="utf-8").splitlines()
+    return lines[0].strip() if lines else ""
+
+
 class BrokerConnection(BaseModel):
     """How to reach and authenticate to the MQTT broker."""
 
@@ -48,10 +56,7 @@ class BrokerConnection(BaseModel):
 
     def broker_settings(self, client_id: str) -> BrokerSettings:
         """Connection settings for ``client_id``, with the password read from its file."""
-        password = None
-        if self.password_file is not None:
-            lines = self.password_file.read_text(encoding="utf-8").splitlines()
-            password = lines[0].strip() if lines else ""
+        password = None if self.password_file is None else read_password_file(self.password_file)
         return BrokerSettings(
             host=self.host,
             port=self.port,

@@ -51,6 +51,14 @@ async def within(awaitable: Awaitable[T], timeout: float) -> T:
         return await awaitable
 
 
+def tls_context(ca_file: Path) -> ssl.SSLContext:
+    """TLS to a broker whose certificate ``ca_file`` signed: the certificate and host name are
+    verified, TLS 1.2 at least. Raises OSError (no such file) or ssl.SSLError (not a PEM CA)."""
+    context = ssl.create_default_context(cafile=str(ca_file))
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    return context
+
+
 @dataclass(frozen=True)
 class BrokerSettings:
     """How to reach the broker (built from the hub's or the shop's config)."""
@@ -394,7 +402,6 @@ class MqttClient:
 
     def _tls_context(self) -> ssl.SSLContext:
         if self._tls is None:
-            context = ssl.create_default_context(cafile=str(self.settings.ca_file))
-            context.minimum_version = ssl.TLSVersion.TLSv1_2
-            self._tls = context
+            assert self.settings.ca_file is not None
+            self._tls = tls_context(self.settings.ca_file)
         return self._tls

@@ -13,6 +13,7 @@ from beacons.frames.altbeacon import AltBeacon, is_altbeacon, parse_altbeacon
 from beacons.frames.eddystone import (
     EDDYSTONE_UUID,
     EddystoneEID,
+    EddystoneETLM,
     EddystoneTLM,
     EddystoneUID,
     EddystoneURL,
@@ -20,12 +21,15 @@ from beacons.frames.eddystone import (
 )
 from beacons.frames.ibeacon import IBeacon, is_ibeacon, parse_ibeacon
 
-Frame = IBeacon | AltBeacon | EddystoneUID | EddystoneURL | EddystoneTLM | EddystoneEID
+Frame = (
+    IBeacon | AltBeacon | EddystoneUID | EddystoneURL | EddystoneTLM | EddystoneETLM | EddystoneEID
+)
 
 __all__ = [
     "EDDYSTONE_UUID",
     "AltBeacon",
     "EddystoneEID",
+    "EddystoneETLM",
     "EddystoneTLM",
     "EddystoneUID",
     "EddystoneURL",

@@ -1,7 +1,15 @@
 """Eddystone frames: service data under UUID 0xFEAA, frame type in the high nibble of byte 0.
 
-UID (0x00), URL (0x10), TLM (0x20, unencrypted version 0) and EID (0x30). Multi-byte fields are
-big-endian. UID/URL/EID carry Tx power at 0 m (the spec's "1 m reading + 41 dB"), not at 1 m."""
+UID (0x00), URL (0x10), TLM (0x20: version 0 plain, version 1 encrypted, "ETLM") and EID (0x30).
+Multi-byte fields are big-endian. UID/URL/EID carry Tx power at 0 m (the spec's "1 m reading +
+41 dB"), not at 1 m.
+
+An EID beacon encrypts its telemetry (tlm-encrypted.md), since a plain battery voltage and uptime
+would make it recognisable across its rotating ids: the 12 bytes after a plain TLM's version byte
+are sealed with AES-EAX under the beacon's identity key, the nonce being the beacon's time counter
+with its low K bits cleared (K: the EID rotation exponent) followed by a random 16-bit salt, and
+the frame carries the salt and the first 2 bytes of the EAX tag (the MIC). Parsing stays pure:
+``EddystoneETLM.open`` needs the key and time, which only the fleet's owner has."""
 
 from __future__ import annotations
 
@@ -9,14 +17,19 @@ import math
 import struct
 from dataclasses import dataclass
 
+from beacons.eax import EaxAuthenticationError, eax_decrypt, eax_encrypt
 from beacons.errors import FrameError
 from beacons.frames._fields import check_bytes, check_int, int8
 from beacons.frames.url_codec import decode_url, encode_url
 
 EDDYSTONE_UUID = "0000feaa-0000-1000-8000-00805f9b34fb"
 UID_TYPE, URL_TYPE, TLM_TYPE, EID_TYPE = 0x00, 0x10, 0x20, 0x30
+TLM_PLAIN, TLM_ENCRYPTED = 0x00, 0x01  # TLM versions
 TLM_NO_TEMPERATURE = -0x8000  # 0x8000 read as signed 8.8: "not supported"
-_TLM = struct.Struct(">BBHhII")
+_TLM_BODY = struct.Struct(">HhII")  # battery, temperature, advertisement count, uptime
+_TLM_LENGTH = 2 + _TLM_BODY.size
+_ETLM_SALT, _ETLM_MIC = 2, 2
+_ETLM_LENGTH = 2 + _TLM_BODY.size + _ETLM_SALT + _ETLM_MIC
 _UID_LENGTHS = (18, 20)  # 20 with the two RFU bytes; 18 from older beacons that omit them
 
 
@@ -87,12 +100,81 @@ class EddystoneTLM:
 
     def service_data(self) -> tuple[str, bytes]:
         """The (service UUID, bytes) pair bleak reports in ``service_data``."""
+        return EDDYSTONE_UUID, bytes([TLM_TYPE, TLM_PLAIN]) + self.body()
+
+    def body(self) -> bytes:
+        """The 12 telemetry bytes after the version byte: what ETLM encrypts."""
         raw_temp = (
             TLM_NO_TEMPERATURE if self.temperature_c is None else int(self.temperature_c * 256)
         )
-        payload = _TLM.pack(
-            TLM_TYPE, 0, self.battery_mv, raw_temp, self.adv_count, self.uptime_tenths
-        )
+        return _TLM_BODY.pack(self.battery_mv, raw_temp, self.adv_count, self.uptime_tenths)
+
+    @classmethod
+    def from_body(cls, body: bytes) -> EddystoneTLM:
+        """Telemetry from its 12 bytes (a plain frame's, or a decrypted ETLM's)."""
+        battery, raw_temp, adv_count, uptime = _TLM_BODY.unpack(body)
+        temperature = None if raw_temp == TLM_NO_TEMPERATURE else raw_temp / 256
+        return cls(battery, temperature, adv_count, uptime)
+
+
+def etlm_nonce(exponent: int, beacon_time_s: int, salt: bytes) -> bytes:
+    """The 6-byte ETLM nonce: the beacon's 32-bit time counter with its low ``exponent`` bits
+    cleared (the EID's rotation period, so the nonce changes no faster than the id), big-endian,
+    then the frame's salt."""
+    check_int("Eddystone-EID rotation exponent", exponent, 0, 15)
+    check_int("Eddystone-EID time counter", beacon_time_s, 0, 0xFFFFFFFF)
+    check_bytes("Eddystone-ETLM salt", salt, _ETLM_SALT)
+    quantum = (beacon_time_s >> exponent) << exponent
+    return quantum.to_bytes(4, "big") + salt
+
+
+@dataclass(frozen=True, slots=True)
+class EddystoneETLM:
+    """Encrypted telemetry (TLM version 1) of an EID beacon: 12 encrypted bytes, the salt that
+    went into the nonce and a 2-byte MIC. Who holds the beacon's identity key ``open``s it."""
+
+    ciphertext: bytes
+    salt: bytes
+    mic: bytes
+
+    def __post_init__(self) -> None:
+        check_bytes("Eddystone-ETLM encrypted telemetry", self.ciphertext, _TLM_BODY.size)
+        check_bytes("Eddystone-ETLM salt", self.salt, _ETLM_SALT)
+        check_bytes("Eddystone-ETLM MIC", self.mic, _ETLM_MIC)
+
+    @classmethod
+    def seal(
+        cls,
+        tlm: EddystoneTLM,
+        identity_key: bytes,
+        exponent: int,
+        beacon_time_s: int,
+        salt: bytes,
+    ) -> EddystoneETLM:
+        """What an EID beacon with ``identity_key`` and rotation ``exponent`` sends for ``tlm``
+        when its time counter reads ``beacon_time_s`` (``salt``: 2 random bytes)."""
+        check_bytes("Eddystone-EID identity key", identity_key, 16)
+        nonce = etlm_nonce(exponent, beacon_time_s, salt)
+        ciphertext, mic = eax_encrypt(identity_key, nonce, tlm.body(), tag_length=_ETLM_MIC)
+        return cls(ciphertext, salt, mic)
+
+    def open(self, identity_key: bytes, exponent: int, beacon_time_s: int) -> EddystoneTLM:
+        """The telemetry, if the MIC proves it was sealed with ``identity_key`` in the rotation
+        period of ``beacon_time_s``; FrameError otherwise (nothing unauthenticated is read)."""
+        check_bytes("Eddystone-EID identity key", identity_key, 16)
+        nonce = etlm_nonce(exponent, beacon_time_s, self.salt)
+        try:
+            body = eax_decrypt(identity_key, nonce, self.ciphertext, self.mic)
+        except EaxAuthenticationError:
+            raise FrameError(
+                "Eddystone-ETLM does not authenticate (MIC mismatch): another identity key, a "
+                "beacon clock in another rotation period, or a damaged frame"
+            ) from None
+        return EddystoneTLM.from_body(body)
+
+    def service_data(self) -> tuple[str, bytes]:
+        """The (service UUID, bytes) pair bleak reports in ``service_data``."""
+        payload = bytes([TLM_TYPE, TLM_ENCRYPTED]) + self.ciphertext + self.salt + self.mic
         return EDDYSTONE_UUID, payload
 
 
@@ -112,12 +194,13 @@ class EddystoneEID:
         return EDDYSTONE_UUID, bytes([EID_TYPE, self.tx_power_0m & 0xFF]) + self.eid
 
 
-EddystoneFrame = EddystoneUID | EddystoneURL | EddystoneTLM | EddystoneEID
+EddystoneFrame = EddystoneUID | EddystoneURL | EddystoneTLM | EddystoneETLM | EddystoneEID
 
 
 def parse_eddystone(data: bytes) -> EddystoneFrame:
-    """Parse the service data bleak gives under 0xFEAA. Raises FrameError on unknown frame types,
-    wrong lengths, encrypted telemetry and reserved URL codes."""
+    """Parse the service data bleak gives under 0xFEAA. Raises FrameError on unknown frame types
+    and TLM versions, wrong lengths and reserved URL codes. Encrypted telemetry is returned
+    sealed (``EddystoneETLM``)."""
     if not data:
         raise FrameError("Eddystone service data is empty")
     frame_type = data[0] & 0xF0
@@ -134,18 +217,30 @@ def parse_eddystone(data: bytes) -> EddystoneFrame:
             raise FrameError(f"Eddystone-URL needs at least 3 bytes, got {len(data)}")
         return EddystoneURL(int8(data[1]), decode_url(bytes(data[2:])))
     if frame_type == TLM_TYPE:
-        if len(data) > 1 and data[1] != 0:
-            raise FrameError(
-                f"Eddystone-TLM version {data[1]} is not plain telemetry (version 1 is "
-                "encrypted; configure the beacon for unencrypted TLM to monitor it)"
-            )
-        if len(data) != _TLM.size:
-            raise FrameError(f"Eddystone-TLM must be {_TLM.size} bytes, got {len(data)}")
-        _, _, battery, raw_temp, adv_count, uptime = _TLM.unpack(data)
-        temperature = None if raw_temp == TLM_NO_TEMPERATURE else raw_temp / 256
-        return EddystoneTLM(battery, temperature, adv_count, uptime)
+        return _parse_tlm(data)
     if frame_type == EID_TYPE:
         if len(data) != 10:
             raise FrameError(f"Eddystone-EID must be 10 bytes, got {len(data)}")
         return EddystoneEID(int8(data[1]), bytes(data[2:10]))
     raise FrameError(f"unknown Eddystone frame type 0x{frame_type:02x}")
+
+
+def _parse_tlm(data: bytes) -> EddystoneTLM | EddystoneETLM:
+    """Plain (version 0) or encrypted (version 1) telemetry, each of its own fixed length."""
+    version = data[1] if len(data) > 1 else TLM_PLAIN
+    if version == TLM_ENCRYPTED:
+        if len(data) != _ETLM_LENGTH:
+            raise FrameError(f"Eddystone-ETLM must be {_ETLM_LENGTH} bytes, got {len(data)}")
+        salt_at = 2 + _TLM_BODY.size
+        return EddystoneETLM(
+            bytes(data[2:salt_at]),
+            bytes(data[salt_at : salt_at + _ETLM_SALT]),
+            bytes(data[salt_at + _ETLM_SALT :]),
+        )
+    if version != TLM_PLAIN:
+        raise FrameError(
+            f"Eddystone-TLM version {version} is unknown (0 is plain telemetry, 1 encrypted)"
+        )
+    if len(data) != _TLM_LENGTH:
+        raise FrameError(f"Eddystone-TLM must be {_TLM_LENGTH} bytes, got {len(data)}")
+    return EddystoneTLM.from_body(bytes(data[2:]))

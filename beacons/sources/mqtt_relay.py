@@ -6,6 +6,12 @@ and an advertisement stamped more than ``MAX_SKEW_S`` away from the hub's clock 
 node without a synchronised clock would otherwise make its beacons look missing or its members
 leave and arrive again.
 
+A store network need not take anonymous clients: the hub logs in with a user name and password
+and, given the CA that signed the broker's certificate, speaks TLS and verifies the broker. A
+broker that refuses the login or cannot be reached securely is retried (it may be restarting, or
+its password being changed) while ``error`` says why, so store health blames the link and not
+the beacons; the password itself is never logged.
+
 paho-mqtt runs its network loop in its own thread; messages are handed to the event loop, which
 alone touches the sink. A malformed line is counted and logged once per node, never fatal: one
 misconfigured node must not take the others down."""
@@ -14,13 +20,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import ssl
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import paho.mqtt.client as mqtt
 
-from beacons.errors import TraceError
+from beacons.errors import RelayBrokerError, TraceError
 from beacons.fleet import relay_topic
 from beacons.sources.base import AdvertisementSink
 from beacons.trace import decode_line
@@ -31,6 +38,8 @@ _log = logging.getLogger(__name__)
 MAX_PAYLOAD_BYTES = 256 * 1024
 #: How far a node's advertisement times may be from the hub's clock, in seconds.
 MAX_SKEW_S = 120.0
+#: First and longest wait before connecting again to a broker that could not be reached.
+RETRY_FIRST_S, RETRY_MAX_S = 1.0, 60.0
 
 
 class MqttRelaySource:
@@ -44,41 +53,119 @@ class MqttRelaySource:
         store: str,
         topic_prefix: str = "retail",
         client_id: str | None = None,
+        username: str | None = None,
+        password: str | None = None,
+        tls: ssl.SSLContext | None = None,
         client_factory: Callable[..., Any] = mqtt.Client,
         clock: Callable[[], float] = time.time,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     ) -> None:
+        """``username``/``password``: the hub's login (None: anonymous); ``tls``: a context
+        that verifies the broker (None: plain TCP)."""
         self.name = f"mqtt:{host}:{port}"
         self.host, self.port = host, port
         self.topic = relay_topic(topic_prefix, store, "+")
         self._client_id = client_id or f"hub-{store}-scanners"
+        self._login = (username, password)
+        self._tls = tls
         self._factory = client_factory
         self._clock = clock
+        self._sleep = sleep
         self.received = 0
         self.rejected: dict[str, int] = {}
         self.connected = asyncio.Event()
+        #: Why the broker cannot be used now (refused login, TLS, unreachable); None once it is.
+        self.error: RelayBrokerError | None = None
 
     async def run(self, sink: AdvertisementSink) -> None:
-        """Receive until cancelled; reconnects are paho's (it retries with backoff)."""
+        """Receive until cancelled. The first connection is retried here, with its reason in
+        ``error``; once connected, reconnects are paho's (it retries with backoff)."""
         loop = asyncio.get_running_loop()
+        client = self._client(loop, sink)
+        try:
+            await self._connect(loop, client)
+            client.loop_start()
+            await asyncio.Event().wait()
+        finally:
+            client.disconnect()
+            client.loop_stop()
+
+    def _client(self, loop: asyncio.AbstractEventLoop, sink: AdvertisementSink) -> Any:
+        """A paho client with the login, TLS and callbacks (which run on paho's thread)."""
         client = self._factory(mqtt.CallbackAPIVersion.VERSION2, client_id=self._client_id)
+        username, password = self._login
+        if username is not None:
+            client.username_pw_set(username, password)
+        if self._tls is not None:
+            client.tls_set_context(self._tls)
 
         def on_connect(client: Any, _userdata: Any, _flags: Any, reason: Any, _props: Any) -> None:
-            if not reason.is_failure:
-                client.subscribe(self.topic, qos=0)
-                loop.call_soon_threadsafe(self.connected.set)
+            if reason.is_failure:
+                login = f"as user {username!r}" if username is not None else "anonymously"
+                problem = (
+                    f"refused the hub logging in {login} ({reason}); check the relay user name "
+                    "and password file against the broker's users"
+                )
+                loop.call_soon_threadsafe(self._failed, problem)
+                return
+            client.subscribe(self.topic, qos=0)
+            loop.call_soon_threadsafe(self._connected)
+
+        def on_disconnect(_client: Any, _userdata: Any, _flags: Any, reason: Any, _p: Any) -> None:
+            if reason.is_failure:  # not the hub's own goodbye
+                loop.call_soon_threadsafe(self._dropped)
 
         def on_message(_client: Any, _userdata: Any, message: Any) -> None:
             loop.call_soon_threadsafe(self._deliver, message.topic, bytes(message.payload), sink)
 
         client.on_connect = on_connect
+        client.on_disconnect = on_disconnect
         client.on_message = on_message
-        client.connect_async(self.host, self.port, keepalive=30)
-        client.loop_start()
-        try:
-            await asyncio.Event().wait()
-        finally:
-            client.disconnect()
-            client.loop_stop()
+        return client
+
+    async def _connect(self, loop: asyncio.AbstractEventLoop, client: Any) -> None:
+        """Open the connection (DNS, TCP, TLS handshake on a worker thread), retrying with a
+        doubling wait while it fails; why it fails goes to ``error`` and, once, to the log."""
+        wait = RETRY_FIRST_S
+        while True:
+            try:
+                await loop.run_in_executor(None, client.connect, self.host, self.port, 30)
+                return
+            except ssl.SSLError as exc:  # before OSError: it is one
+                why = getattr(exc, "verify_message", None) or exc.reason or exc
+                self._failed(
+                    f"failed TLS ({why}); check that the relay CA file signed the broker's "
+                    f"certificate and that the certificate names {self.host}"
+                )
+            except OSError as exc:
+                self._failed(f"cannot be reached ({exc.strerror or exc})")
+            await self._sleep(wait)
+            wait = min(wait * 2, RETRY_MAX_S)
+
+    def _failed(self, problem: str) -> None:
+        """Record why the broker cannot be used; a new reason is logged, a repeat is not."""
+        error = RelayBrokerError(f"the relay nodes' broker {self.host}:{self.port} {problem}")
+        if self.error is None or str(self.error) != str(error):
+            _log.error("%s (trying again)", error)
+        self.error = error
+        self.connected.clear()
+
+    def _dropped(self) -> None:
+        """The broker closed the connection. After a refused login ``error`` already says why;
+        closed before any answer, the likely cause is a TLS listener spoken to in plain TCP."""
+        if self.error is not None:
+            return
+        if self.connected.is_set():
+            self._failed("closed the connection (paho reconnects)")
+        else:
+            self._failed(
+                "closed the connection without answering the login; if it listens with TLS, "
+                "set the relay CA file"
+            )
+
+    def _connected(self) -> None:
+        self.error = None
+        self.connected.set()
 
     def _deliver(self, topic: str, payload: bytes, sink: AdvertisementSink) -> None:
         node = topic.split("/")[-2]

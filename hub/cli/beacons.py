@@ -18,9 +18,9 @@ import click
 import msgspec
 from pydantic import ValidationError
 
-from beacons.errors import BeaconsError
+from beacons.errors import BeaconsError, FleetError
 from beacons.evaluation import evaluate, read_truth, write_truth
-from beacons.fleet import load_fleet, render_beacon, render_scanner
+from beacons.fleet import load_fleet, render_beacon, render_scanner, zone_problems
 from beacons.members_file import load_members, save_members
 from beacons.naive import ThresholdDetector
 from beacons.pipeline import LATE_S, count_late, replay_pipeline
@@ -316,9 +316,18 @@ def eval_cmd(
 @click.argument("fleet", type=click.Path(path_type=Path, dir_okay=False), nargs=-1, required=True)
 @_reports_beacon_errors
 def validate_cmd(fleet: tuple[Path, ...]) -> None:
-    """Check fleet files (firmware_configs/*.yaml) against the schema."""
+    """Check fleet files (firmware_configs/*.yaml) against the schema, and the beacons' zones
+    against the zones the scanners cover (a beacon in no scanner's zone is refused; a scanner
+    with no beacon in its zone is a warning)."""
     for path in fleet:
         declared = load_fleet(path)
+        errors, warnings = zone_problems(declared)
+        for warning in warnings:
+            click.echo(f"warning: {path}: {warning}", err=True)
+        if errors:
+            raise FleetError(
+                f"{path}: {len(errors)} problem(s):\n" + "\n".join(f"  {e}" for e in errors)
+            )
         click.echo(
             f"{path}: ok ({len(declared.beacons)} beacons, {len(declared.scanners)} scanners)"
         )

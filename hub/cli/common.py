@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import ssl
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -19,6 +20,8 @@ from hub.app import RunningHub, serve_until_stopped
 from hub.config import ConfigError, HubConfig, load_config
 from hub.errors import HubError
 from hub.services import Services, build_services
+from sync.broker_config import read_password_file
+from sync.mqtt_client import tls_context
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -73,6 +76,36 @@ def print_json(data: Any) -> None:
     click.echo(json.dumps(data, indent=2, ensure_ascii=False))
 
 
+def _broker_file_problems(
+    config_path: Path, prefix: str, password_file: Path | None, ca_file: Path | None
+) -> list[str]:
+    """What is wrong with a broker link's password and CA files (the shop link's ``mqtt.``
+    and the relay nodes' ``beacons.relay_``): each read as the link will read it."""
+    problems = []
+    if password_file is not None:
+        try:
+            read_password_file(password_file)
+        except OSError as exc:
+            problems.append(
+                f"{config_path}: {prefix}password_file: {exc.filename}: {exc.strerror}"
+            )
+        except UnicodeDecodeError:
+            problems.append(f"{config_path}: {prefix}password_file: {password_file}: not text")
+    if ca_file is not None and not ca_file.is_file():
+        problems.append(f"{config_path}: {prefix}tls_ca_file: {ca_file}: no such file")
+    elif ca_file is not None:
+        try:
+            tls_context(ca_file)
+        except ssl.SSLError as exc:
+            problems.append(
+                f"{config_path}: {prefix}tls_ca_file: {ca_file}: not a PEM CA certificate "
+                f"({exc.reason or exc})"
+            )
+        except OSError as exc:
+            problems.append(f"{config_path}: {prefix}tls_ca_file: {ca_file}: {exc.strerror}")
+    return problems
+
+
 def check_files(config: HubConfig, config_path: Path) -> None:
     """Read the files the config names (staff token, broker password, fleet) now and exit with
     status 2 and every problem found, so ``config check`` reports them and a bad file stops
@@ -83,13 +116,16 @@ def check_files(config: HubConfig, config_path: Path) -> None:
     except (OSError, ValueError) as exc:
         problems.append(f"{config_path}: staff token: {exc}")
     if config.mqtt.enabled:
-        try:
-            config.mqtt.broker_settings(config.store.id)
-        except OSError as exc:
-            problems.append(f"{config_path}: mqtt.password_file: {exc.filename}: {exc.strerror}")
-        ca = config.mqtt.tls_ca_file
-        if ca is not None and not ca.is_file():
-            problems.append(f"{config_path}: mqtt.tls_ca_file: {ca}: no such file")
+        problems += _broker_file_problems(
+            config_path, "mqtt.", config.mqtt.password_file, config.mqtt.tls_ca_file
+        )
+    if config.beacons.enabled and config.beacons.source == "mqtt":
+        problems += _broker_file_problems(
+            config_path,
+            "beacons.relay_",
+            config.beacons.relay_password_file,
+            config.beacons.relay_tls_ca_file,
+        )
     # The hub reads the fleet file only with beacons on; the example names one with them off.
     if config.beacons.enabled and config.beacons.fleet_file is not None:
         try:

@@ -114,6 +114,8 @@ def _resolve_paths(config: HubConfig, base: Path) -> HubConfig:
     config.vision.reference_pack = fix(config.vision.reference_pack)
     config.beacons.replay_file = fix(config.beacons.replay_file)
     config.beacons.fleet_file = fix(config.beacons.fleet_file)
+    config.beacons.relay_password_file = fix(config.beacons.relay_password_file)
+    config.beacons.relay_tls_ca_file = fix(config.beacons.relay_tls_ca_file)
     config.voice.engine.model_dir = fix(config.voice.engine.model_dir)
     if config.voice.engine.type == "pocketsphinx":
         config.voice.engine.dictionary = fix(config.voice.engine.dictionary)

@@ -12,6 +12,7 @@ from pydantic import Field, field_validator, model_validator
 
 from beacons.settings import PresenceSettings
 from hub.config.base import StrictModel
+from sync.broker_config import read_password_file
 
 
 class RemindersConfig(StrictModel):
@@ -128,7 +129,26 @@ class BeaconsConfig(StrictModel):
         description="Restart the BlueZ scan after this long without any advertisement.",
     )
     relay_host: str = Field(default="127.0.0.1", description="Local broker of relay nodes.")
-    relay_port: int = Field(default=1883, ge=1, le=65535, description="Its TCP port.")
+    relay_port: int = Field(
+        default=1883, ge=1, le=65535, description="Its TCP port (8883 for TLS by convention)."
+    )
+    relay_username: str | None = Field(
+        default=None,
+        min_length=1,
+        description="User name the hub logs in to the relay nodes' broker with; None: "
+        "anonymous (only for a broker that accepts anonymous clients).",
+    )
+    relay_password_file: Path | None = Field(
+        default=None,
+        description="File holding that user's password (first line), read at start so the "
+        "password is in neither the config file nor the logs. Relative to the config file.",
+    )
+    relay_tls_ca_file: Path | None = Field(
+        default=None,
+        description="CA certificate that signed the relay broker's certificate; setting it "
+        "turns TLS on, with the certificate and host name verified. Relative to the config "
+        "file.",
+    )
     replay_file: Path | None = Field(
         default=None, description="source = 'replay': the trace to play (relative to the config)."
     )
@@ -149,6 +169,13 @@ class BeaconsConfig(StrictModel):
     )
     health: HealthConfig = Field(default_factory=HealthConfig, description="Fleet health alerts.")
 
+    def relay_password(self) -> str | None:
+        """The relay broker password, read from ``relay_password_file`` now (OSError or
+        UnicodeDecodeError when it cannot be read; ``check_files`` reports those first)."""
+        if self.relay_password_file is None:
+            return None
+        return read_password_file(self.relay_password_file)
+
     @field_validator("chain_prefix")
     @classmethod
     def _prefix(cls, value: str | None) -> str | None:
@@ -158,6 +185,11 @@ class BeaconsConfig(StrictModel):
 
     @model_validator(mode="after")
     def _complete(self) -> BeaconsConfig:
+        if self.relay_password_file is not None and self.relay_username is None:
+            raise ValueError(
+                "relay_password_file needs relay_username: the broker checks a "
+                "password against a user name"
+            )
         if not self.enabled:
             return self
         if self.chain_prefix is None and self.source != "simulate":

@@ -11,14 +11,29 @@ from click.testing import CliRunner
 from beacons.advertisement import Advertisement
 from beacons.eid import ephemeral_id
 from beacons.errors import FleetError
-from beacons.fleet import Fleet, advertising_payload, load_fleet, render_beacon, render_scanner
-from beacons.frames import EddystoneTLM, EddystoneUID, EddystoneURL, IBeacon, advertising_data
+from beacons.fleet import (
+    BeaconSpec,
+    Fleet,
+    advertising_payload,
+    load_fleet,
+    render_beacon,
+    render_scanner,
+)
+from beacons.frames import (
+    EDDYSTONE_UUID,
+    EddystoneETLM,
+    EddystoneTLM,
+    EddystoneUID,
+    EddystoneURL,
+    IBeacon,
+    advertising_data,
+)
 from beacons.health import FleetHealth
 from hub.beacon_health import BeaconHealthService
 from hub.cli import main
 from hub.clock import ManualClock
 from hub.config.beacons import HealthConfig
-from hub.presence import PresenceService
+from hub.presence import PresenceFigures, PresenceService
 from hub.services import Services
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -256,6 +271,119 @@ def test_health_recognises_its_own_eid_beacon() -> None:
     assert health.status["stockroom-eid"].last_seen == clock.now
 
 
+EID_ADDRESS = "33:33:33:33:33:33"
+
+
+def eid_and_etlm(
+    spec: BeaconSpec, beacon_clock: int, tlm: EddystoneTLM, *, key: bytes | None = None
+) -> tuple[object, EddystoneETLM]:
+    """What an EID beacon whose own counter reads ``beacon_clock`` sends: its id and its
+    telemetry sealed under ``key`` (its declared identity key unless another is given)."""
+    declared = bytes.fromhex(spec.identity_key or "")
+    eid = spec.identity_frame(ephemeral_id(declared, spec.rotation_exponent, beacon_clock))
+    sealed = EddystoneETLM.seal(
+        tlm, key or declared, spec.rotation_exponent, beacon_clock, salt=b"\x5a\x17"
+    )
+    return eid, sealed
+
+
+@pytest.mark.parametrize(
+    ("ahead_s", "etlm_after_s"),
+    [
+        (0, 2),  # in step with the hub, telemetry in the id's rotation period
+        (700, 2),  # the beacon's clock 700 s ahead: its period is not the hub's
+        (-1000, 2),
+        (1024 - 416 - 3, 10),  # id heard 3 s before the beacon rotates; telemetry after it
+    ],
+)
+def test_an_eid_beacons_encrypted_telemetry_gives_its_battery(
+    ahead_s: int, etlm_after_s: int
+) -> None:
+    """Why: ETLM was refused as "encrypted", so an EID beacon's battery was never known and a
+    flat one was only noticed once it had gone missing."""
+    fleet = load_fleet(DEMO)
+    health = FleetHealth(fleet, Clock(NOW), missing_after_s=600, battery_low_mv=2500)
+    spec = fleet.beacons[4]
+    assert spec.kind == "eddystone-eid" and int(NOW) % 1024 == 416
+    beacon_clock = int(NOW) + ahead_s
+    eid, _ = eid_and_etlm(spec, beacon_clock, EddystoneTLM(0, None, 0, 0))
+    _, etlm = eid_and_etlm(
+        spec, beacon_clock + etlm_after_s, EddystoneTLM(2300, 19.5, 50, 36000)
+    )
+    health.observe(advert(eid, NOW, EID_ADDRESS))
+    health.observe(advert(etlm, NOW + etlm_after_s, EID_ADDRESS))
+    status = health.status["stockroom-eid"]
+    assert (status.battery_mv, status.temperature_c, status.uptime_s) == (2300, 19.5, 3600.0)
+    assert [(a.beacon, a.kind, a.active) for a in health.check(NOW + etlm_after_s)] == [
+        ("stockroom-eid", "battery_low", True)
+    ]
+    assert health.etlm_rejected == {}
+
+
+def test_encrypted_telemetry_that_does_not_authenticate_is_counted_and_logged_once(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    fleet = load_fleet(DEMO)
+    health = FleetHealth(fleet, Clock(NOW), missing_after_s=600, battery_low_mv=2500)
+    spec = fleet.beacons[4]
+    eid, forged = eid_and_etlm(spec, int(NOW), EddystoneTLM(1000, 20.0, 1, 1), key=bytes(16))
+    _, genuine = eid_and_etlm(spec, int(NOW), EddystoneTLM(3000, 20.0, 1, 1))
+    damaged = EddystoneETLM(genuine.ciphertext, genuine.salt, bytes([genuine.mic[0] ^ 1]) + b"?")
+    uid = fleet.beacons[1].identity_frame()
+    with caplog.at_level("WARNING", logger="beacons.health"):
+        health.observe(advert(eid, NOW, EID_ADDRESS))
+        for frame in (forged, damaged, forged):
+            health.observe(advert(frame, NOW + 1, EID_ADDRESS))
+        # a stranger's ETLM is not the store's business; a UID beacon has no key to open one
+        health.observe(advert(forged, NOW + 1, "99:99:99:99:99:99"))
+        health.observe(advert(uid, NOW, "22:22:22:22:22:22"))
+        health.observe(advert(forged, NOW + 1, "22:22:22:22:22:22"))
+    assert health.status["stockroom-eid"].battery_mv is None
+    assert health.etlm_rejected == {"stockroom-eid": 3, "dairy-uid": 1}
+    messages = [r.getMessage() for r in caplog.records]
+    assert len(messages) == 2
+    assert "stockroom-eid" in messages[0] and "declared identity_key" in messages[0]
+    assert "dairy-uid" in messages[1] and "declared as eddystone-uid" in messages[1]
+    health.observe(advert(genuine, NOW + 2, EID_ADDRESS))
+    assert health.status["stockroom-eid"].battery_mv == 3000
+
+
+def test_the_hub_alerts_on_an_eid_beacons_low_battery_and_counts_forged_telemetry(
+    services: Services, tmp_path: Path
+) -> None:
+    services.config.beacons = services.config.beacons.model_copy(
+        update={"enabled": True, "source": "replay", "replay_file": tmp_path / "t.jsonl",
+                "fleet_file": DEMO, "chain_prefix": "00" * 8}
+    )
+    presence = PresenceService(services)
+    assert presence.health is not None
+    services.presence = presence
+    spec = load_fleet(DEMO).beacons[4]
+    t = services.clock.now()
+    eid, low = eid_and_etlm(spec, int(t), EddystoneTLM(2100, 18.0, 9, 99))
+    _, forged = eid_and_etlm(spec, int(t), EddystoneTLM(3000, 18.0, 9, 99), key=bytes(16))
+    for frame, after in ((eid, 0), (low, 1), (forged, 2)):
+        presence.on_advertisement(advert(frame, t + after, EID_ADDRESS))
+    presence.health.check()
+    alerts = services.db.query("SELECT beacon_id, kind, active, detail FROM beacon_alerts")
+    assert alerts == [{"beacon_id": "stockroom-eid", "kind": "battery_low", "active": 1,
+                       "detail": '{"battery_mv": 2100}'}]
+    services.metrics.registry.register(PresenceFigures(services))
+    figures = services.metrics.render().decode()
+    assert 'hub_beacon_etlm_rejected_total{beacon="stockroom-eid"} 1.0' in figures
+
+
+def test_render_says_eid_beacons_may_send_encrypted_telemetry() -> None:
+    fleet = load_fleet(DEMO)
+    rendered = {b.id: render_beacon(b) for b in fleet.beacons}
+    eid_telemetry = rendered["stockroom-eid"]["frames"][1]  # type: ignore[index]
+    assert eid_telemetry["frame"] == "eddystone-etlm"
+    assert "encrypted" in eid_telemetry["note"] and "identity key" in eid_telemetry["note"]
+    payload = bytes.fromhex(eid_telemetry["service_data"][EDDYSTONE_UUID])
+    assert payload[:2] == b"\x20\x01" and len(payload) == 18
+    assert rendered["dairy-uid"]["frames"][1]["frame"] == "eddystone-tlm"  # type: ignore[index]
+
+
 def test_the_longest_url_fills_one_advertisement_exactly() -> None:
     longest = EddystoneURL(-18, "https://abcdefghijklmnopq")  # 17 body bytes
     assert len(advertising_payload(longest)) == 31
@@ -310,3 +438,47 @@ def test_a_flat_out_replay_judges_health_on_the_trace_time(
     assert {a.beacon for a in presence.health.check()} == {
         "dairy-uid", "pickup-altbeacon", "window-url", "stockroom-eid"
     }
+
+
+ZONED_FLEET = """\
+store: s1
+beacons:
+  - {id: door-beacon, kind: ibeacon, uuid: 7d2a1e0c-5b3f-4c1d-9a7e-2f6b8c4d0e11, major: 1,
+     minor: 1, zone: entrance}
+  - {id: stock-beacon, kind: ibeacon, uuid: 7d2a1e0c-5b3f-4c1d-9a7e-2f6b8c4d0e11, major: 1,
+     minor: 2, zone: %s}
+scanners:
+  - {name: door, kind: hub-adapter, zone: entrance}
+  - {name: pickup, kind: esp32-relay}
+"""
+
+
+def test_validate_refuses_a_beacon_in_a_zone_no_scanner_covers(tmp_path: Path) -> None:
+    """Why: a beacon declared in a zone no scanner covers (a typo, a scanner left out of the
+    file) passed, and fleet health could then report it missing while it was on the air."""
+    path = tmp_path / "fleet.yaml"
+    path.write_text(ZONED_FLEET % "stockrom")
+    result = CliRunner().invoke(main, ["beacons", "validate", str(DEMO), str(path)])
+    assert result.exit_code == 1
+    assert f"{DEMO}: ok (5 beacons, 3 scanners)" in result.stdout
+    assert (
+        f"error: {path}: 1 problem(s):\n  beacons.1 (stock-beacon).zone: no scanner covers zone "
+        "'stockrom' (scanners cover: entrance, pickup)" in result.stderr
+    )
+    assert "correct its zone or declare the scanner of 'stockrom'" in result.stderr
+
+
+def test_validate_warns_of_a_scanner_whose_zone_has_no_beacon(tmp_path: Path) -> None:
+    """A scanner's zone defaults to its name; presence needs no beacon there, so this passes."""
+    path = tmp_path / "fleet.yaml"
+    path.write_text(ZONED_FLEET % "entrance")
+    result = CliRunner().invoke(main, ["beacons", "validate", str(path)])
+    assert result.exit_code == 0, result.output
+    assert f"{path}: ok (2 beacons, 2 scanners)" in result.stdout
+    assert result.stderr == (
+        f"warning: {path}: scanners.1 (pickup).zone: no beacon is declared in zone 'pickup' "
+        "(beacons are in: entrance); presence works without one, but no store beacon there "
+        "shows that this scanner hears\n"
+    )
+    demo = CliRunner().invoke(main, ["beacons", "validate", str(DEMO)])
+    assert demo.exit_code == 0 and demo.stderr == ""

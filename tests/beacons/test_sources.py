@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 from pathlib import Path
+from typing import Any
 
 import paho.mqtt.client as mqtt
 import pytest
@@ -26,7 +27,13 @@ from beacons.sources.simulated import SimulatedRadio
 from beacons.tokens import TokenResolver, token_uuid, window_of
 from beacons.trace import encode, write_trace
 from hub.clock import ManualClock
+from hub.presence import make_source
+from hub.services import Services
+from sync.broker_setup import password_hash
+from sync.mqtt_client import tls_context
 from tests.fixtures.mosquitto import Mosquitto
+from tests.sync.conftest import RawClient
+from tests.sync.pki import Pki, make_pki
 
 PREFIX = bytes.fromhex("52455441494c4842")
 KEY = bytes(range(16))
@@ -249,3 +256,134 @@ async def test_relay_nodes_deliver_over_a_real_broker(mosquitto: Mosquitto) -> N
     assert got == [good, good]
     assert source.rejected == {"aisles": 4}
     assert json.loads(encode(got[0]))["scanner"] == "aisles"
+
+
+# --- relay nodes on a broker that takes no anonymous clients ----------------------------------
+
+RELAY_TOPIC = "retail/v1/s1/scanners/aisles/adv"
+
+
+def secured_broker(folder: Path, pki: Pki | None = None) -> Mosquitto:
+    """A broker that wants a password (users ``hub`` and ``node``), over TLS when ``pki``."""
+    folder.mkdir(parents=True, exist_ok=True)
+    passwd = folder / "passwd"
+    passwd.write_text(f"hub:{password_hash('hub-secret')}\nnode:{password_hash('node-secret')}\n")
+    passwd.chmod(0o600)
+    tls = f"certfile {pki.server_cert}\nkeyfile {pki.server_key}\n" if pki else ""
+    broker = Mosquitto(
+        folder,
+        config_text="listener {port} 127.0.0.1\n" + tls + "allow_anonymous false\n"
+        f"password_file {passwd}\npersistence false\n",
+    )
+    broker.start()
+    return broker
+
+
+async def relay_outcome(
+    source: MqttRelaySource,
+    broker: Mosquitto,
+    ca_file: Path | None = None,
+    topic: str = RELAY_TOPIC,
+    adv: Advertisement | None = None,
+) -> list[Advertisement]:
+    """Run the relay source while the ``aisles`` node (logged in as ``node``) publishes one
+    advertisement (``RELAYED``) on ``topic``; what reached the hub, once it has arrived or the
+    source reports an error."""
+    got: list[Advertisement] = []
+    task = asyncio.create_task(source.run(got.append))
+    node: RawClient | None = None
+    try:
+        for _ in range(500):
+            if source.error is not None or got:
+                break
+            if source.connected.is_set() and node is None:
+                node = RawClient(broker.port, "aisles", username="node", password="node-secret",
+                                 ca_file=ca_file)
+                assert node.publish(topic, encode(adv or RELAYED)) == 0
+            await asyncio.sleep(0.02)
+    finally:
+        if node is not None:
+            node.close()
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+    return got
+
+
+RELAYED = Advertisement(t=5.0, scanner="aisles", address="a", rssi=-70, service_uuids=["x"])
+
+
+def relay(port: int, **login: Any) -> MqttRelaySource:
+    return MqttRelaySource(host="127.0.0.1", port=port, store="s1", clock=lambda: 5.0, **login)
+
+
+async def test_relay_logs_in_with_its_password_and_a_wrong_one_is_named(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Why: the relay source connected anonymously, so a store had to open its broker to any
+    client on the network; and a refused login was retried without a word."""
+    broker = secured_broker(tmp_path / "broker")
+    try:
+        good = relay(broker.port, username="hub", password="hub-secret")
+        assert await relay_outcome(good, broker) == [RELAYED]
+        assert good.error is None
+        with caplog.at_level("ERROR", logger="beacons.sources.mqtt_relay"):
+            wrong = relay(broker.port, username="hub", password="not-the-secret")
+            assert await relay_outcome(wrong, broker) == []
+            anonymous = relay(broker.port)
+            assert await relay_outcome(anonymous, broker) == []
+    finally:
+        broker.kill()
+    assert f"broker 127.0.0.1:{broker.port} refused the hub logging in as user 'hub' (" in str(
+        wrong.error
+    )
+    assert "check the relay user name and password file" in str(wrong.error)
+    assert "refused the hub logging in anonymously" in str(anonymous.error)
+    assert not wrong.connected.is_set()
+    assert "not-the-secret" not in caplog.text and "refused the hub logging in" in caplog.text
+
+
+async def test_relay_speaks_tls_and_verifies_the_broker(tmp_path: Path) -> None:
+    pki = make_pki(tmp_path / "pki")
+    broker = secured_broker(tmp_path / "broker", pki)
+    try:
+        secure = relay(broker.port, username="hub", password="hub-secret",
+                       tls=tls_context(pki.ca_cert))
+        assert await relay_outcome(secure, broker, pki.ca_cert) == [RELAYED]
+        # A broker whose certificate another CA signed (an impostor on the store network).
+        stranger = make_pki(tmp_path / "other-pki")
+        misled = relay(broker.port, username="hub", password="hub-secret",
+                       tls=tls_context(stranger.ca_cert))
+        assert await relay_outcome(misled, broker) == []
+        # Plain TCP to a TLS listener gets no CONNACK: it is reported, not waited on silently.
+        plain = relay(broker.port, username="hub", password="hub-secret")
+        assert await relay_outcome(plain, broker) == []
+    finally:
+        broker.kill()
+    assert "failed TLS (certificate" in str(misled.error)
+    assert "check that the relay CA file signed the broker's certificate" in str(misled.error)
+    assert (
+        "closed the connection without answering the login; if it listens with TLS, set the "
+        "relay CA file" in str(plain.error)
+    )
+
+
+async def test_the_hub_connects_its_relay_source_as_its_config_says(
+    tmp_path: Path, services: Services
+) -> None:
+    """The hub reads the relay password from its file and the CA for TLS, as configured."""
+    pki = make_pki(tmp_path / "pki")
+    broker = secured_broker(tmp_path / "broker", pki)
+    password_file = tmp_path / "relay.password"
+    password_file.write_text("hub-secret\n")
+    services.config.beacons = services.config.beacons.model_copy(
+        update={"source": "mqtt", "relay_port": broker.port, "relay_username": "hub",
+                "relay_password_file": password_file, "relay_tls_ca_file": pki.ca_cert}
+    )
+    source = make_source(services.config.beacons, services)
+    assert isinstance(source, MqttRelaySource)
+    heard = Advertisement(t=services.clock.now(), scanner="aisles", address="a", rssi=-70)
+    topic = f"retail/v1/{services.config.store.id}/scanners/aisles/adv"
+    try:
+        assert await relay_outcome(source, broker, pki.ca_cert, topic, heard) == [heard]
+    finally:
+        broker.kill()

@@ -165,3 +165,45 @@ def test_config_check_names_every_missing_broker_file(tmp_path: Path) -> None:
     assert result.returncode == 2
     assert f"mqtt.password_file: {tmp_path / 'pw'}: No such file or directory" in result.stderr
     assert f"mqtt.tls_ca_file: {tmp_path / 'ca.pem'}: no such file" in result.stderr
+
+
+def test_relay_broker_files_are_relative_to_the_config_and_a_password_needs_a_user(
+    tmp_path: Path,
+) -> None:
+    (tmp_path / "hub.toml").write_text(
+        '[store]\nid = "s"\nname = "S"\n[beacons]\nrelay_username = "hub"\n'
+        'relay_password_file = "secrets/relay.password"\nrelay_tls_ca_file = "ca.pem"\n'
+    )
+    config = load_config(tmp_path / "hub.toml")
+    assert config.beacons.relay_password_file == tmp_path / "secrets" / "relay.password"
+    assert config.beacons.relay_tls_ca_file == tmp_path / "ca.pem"
+    with pytest.raises(ConfigError, match="relay_password_file needs relay_username"):
+        parse_config('[store]\nid = "s"\nname = "S"\n[beacons]\nrelay_password_file = "pw"\n',
+                     tmp_path / "hub.toml")
+
+
+def test_config_check_names_the_relay_brokers_missing_or_broken_files(tmp_path: Path) -> None:
+    """Why: the relay nodes' broker took only anonymous clients; now that the hub logs in with
+    a password file and verifies TLS with a CA file, a missing or wrong one must stop start-up
+    with its name, not as a traceback at the first connection."""
+    config = tmp_path / "hub.toml"
+    relay = ('[beacons]\nenabled = true\nsource = "mqtt"\nchain_prefix = "0011223344556677"\n'
+             'relay_username = "hub"\nrelay_password_file = "pw"\nrelay_tls_ca_file = "{ca}"\n')
+    config.write_text('[store]\nid = "ok"\nname = "S"\n' + relay.format(ca="ca.pem"))
+    result = subprocess.run([*CLI, "config", "check", str(config)], capture_output=True,
+                            text=True, cwd=ROOT, timeout=60)
+    assert result.returncode == 2
+    assert (f"beacons.relay_password_file: {tmp_path / 'pw'}: No such file or directory"
+            in result.stderr)
+    assert f"beacons.relay_tls_ca_file: {tmp_path / 'ca.pem'}: no such file" in result.stderr
+    (tmp_path / "pw").write_text("secret\n")
+    (tmp_path / "notes.txt").write_text("not a certificate\n")
+    config.write_text('[store]\nid = "ok"\nname = "S"\n' + relay.format(ca="notes.txt"))
+    for command in (["config", "check", str(config)], ["run", "--config", str(config)]):
+        result = subprocess.run([*CLI, *command], capture_output=True, text=True, cwd=ROOT,
+                                timeout=60)
+        assert result.returncode == 2, result.stderr
+        assert (f"beacons.relay_tls_ca_file: {tmp_path / 'notes.txt'}: not a PEM CA certificate"
+                in result.stderr)
+        assert "password_file" not in result.stderr and "secret" not in result.stderr
+        assert "Traceback" not in result.stderr
