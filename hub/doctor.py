@@ -22,7 +22,7 @@ import paho.mqtt.client as mqtt
 from beacons.errors import BeaconsError
 from beacons.fleet import load_fleet
 from hub.config import HubConfig
-from sync.mqtt_client import BrokerSettings
+from sync.mqtt_client import BrokerSettings, tls_context
 
 MIN_FREE_BYTES = 1024**3
 MIN_FREE_FRACTION = 0.05
@@ -219,7 +219,7 @@ def _mqtt_login(settings: BrokerSettings) -> str | None:
         client.username_pw_set(settings.username, settings.password)
     try:
         if settings.ca_file is not None:
-            client.tls_set(ca_certs=str(settings.ca_file))
+            client.tls_set_context(tls_context(settings.ca_file))  # as the link itself does
         client.connect(settings.host, settings.port, keepalive=settings.keepalive_s)
         deadline = time.monotonic() + settings.connect_timeout_s
         while not answer and time.monotonic() < deadline:

@@ -9,6 +9,7 @@ import pytest
 from click.testing import CliRunner
 
 from hub.cli import main
+from hub.doctor import check_broker
 from sync.broker_setup import password_hash
 from sync.envelope import build
 from sync.topics import StoreTopics
@@ -153,3 +154,18 @@ def test_generated_files(tmp_path: Path) -> None:
         refused = CliRunner().invoke(main, ["broker", "config", "--out", str(tmp_path), *bad])
         assert refused.exit_code == 2, bad
     assert password_hash("secret", b"\x00" * 12).startswith("$7$101$AAAAAAAAAAAAAAAA$")
+
+
+def test_doctor_logs_in_over_verified_tls(make_config, secured: tuple[Mosquitto, Path, Path],
+                                          tmp_path: Path) -> None:  # noqa: ANN001 - fixture
+    """doctor checks the broker with the link's own TLS context (verified, TLS 1.2 at least)."""
+    broker, creds, ca = secured
+    mqtt = {"enabled": True, "host": "localhost", "port": broker.port, "username": "s1",
+            "password_file": str(creds / "s1.password"), "tls_ca_file": str(ca)}
+    (finding,) = check_broker(make_config(store={"id": "s1"}, mqtt=mqtt))
+    assert (finding.status, finding.detail) == (
+        "ok", f"localhost:{broker.port}: TLS verified, login accepted")
+    other = make_pki(tmp_path / "other-pki").ca_cert  # a CA that did not sign the broker's
+    (finding,) = check_broker(make_config(store={"id": "s1"}, mqtt={**mqtt,
+                                                                    "tls_ca_file": str(other)}))
+    assert finding.status == "fail" and "certificate verify failed" in finding.detail
