@@ -181,30 +181,58 @@ def check_broker(config: HubConfig) -> list[Finding]:
     if not mqtt.enabled:
         return [Finding("broker", "ok", "sync is off (mqtt.enabled = false); the outbox keeps "
                         "every change until it is turned on")]
-    where = f"{mqtt.host}:{mqtt.port}"
     try:
         settings = mqtt.broker_settings(f"{config.store.id}-doctor")
     except OSError as exc:
         return [Finding("broker", "fail", f"cannot read mqtt.password_file: {exc}",
                         "point mqtt.password_file at the file with the store's broker password")]
+    return [_broker_login("broker", settings, "mqtt.", "what the chain issued for this store",
+                          "the hub keeps queueing meanwhile")]
+
+
+def check_relay_broker(config: HubConfig) -> list[Finding]:
+    """The relay nodes' broker (beacons.source = 'mqtt'), checked as the relay source logs in."""
+    beacons = config.beacons
+    if not beacons.enabled or beacons.source != "mqtt":
+        return []
     try:
-        with socket.create_connection((mqtt.host, mqtt.port), timeout=mqtt.connect_timeout_s):
+        password = beacons.relay_password()
+    except OSError as exc:
+        return [Finding("relay broker", "fail", f"cannot read beacons.relay_password_file: {exc}",
+                        "point beacons.relay_password_file at the file with the hub's password "
+                        "on the relay nodes' broker")]
+    settings = BrokerSettings(
+        host=beacons.relay_host, port=beacons.relay_port, client_id=f"hub-{config.store.id}-doctor",
+        protocol="3.1.1", username=beacons.relay_username, password=password,
+        ca_file=beacons.relay_tls_ca_file,
+    )
+    return [_broker_login("relay broker", settings, "beacons.relay_", "the relay broker's users",
+                          "no member is seen arriving meanwhile")]
+
+
+def _broker_login(check: str, settings: BrokerSettings, prefix: str, issuer: str,
+                  meanwhile: str) -> Finding:
+    """Reach a broker and log in; ``prefix`` names its settings (``mqtt.``, ``beacons.relay_``)
+    in the fixes, ``issuer`` where its credentials come from."""
+    where = f"{settings.host}:{settings.port}"
+    try:
+        with socket.create_connection((settings.host, settings.port),
+                                      timeout=settings.connect_timeout_s):
             pass
     except OSError as exc:
-        return [Finding("broker", "fail", f"cannot reach {where}: {exc.strerror or exc}",
-                        "check mqtt.host and mqtt.port and that the store's network allows the "
-                        "connection; the hub keeps queueing meanwhile")]
+        return Finding(check, "fail", f"cannot reach {where}: {exc.strerror or exc}",
+                       f"check {prefix}host and {prefix}port and that the store's network allows "
+                       f"the connection; {meanwhile}")
     outcome = _mqtt_login(settings)
     if outcome is not None:
-        return [Finding("broker", "fail", f"{where}: {outcome}",
-                        "check mqtt.username, mqtt.password_file and mqtt.tls_ca_file against "
-                        "what the chain issued for this store")]
-    tls = "TLS verified, " if mqtt.tls_ca_file else "no TLS, "
-    finding = Finding("broker", "ok", f"{where}: {tls}login accepted")
-    if mqtt.tls_ca_file is None and mqtt.host not in ("127.0.0.1", "localhost", "::1"):
-        finding = Finding("broker", "warn", f"{where}: login accepted without TLS",
-                          "set mqtt.tls_ca_file so the store's traffic is encrypted")
-    return [finding]
+        return Finding(check, "fail", f"{where}: {outcome}",
+                       f"check {prefix}username, {prefix}password_file and {prefix}tls_ca_file "
+                       f"against {issuer}")
+    if settings.ca_file is None and settings.host not in ("127.0.0.1", "localhost", "::1"):
+        return Finding(check, "warn", f"{where}: login accepted without TLS",
+                       f"set {prefix}tls_ca_file so the store's traffic is encrypted")
+    tls = "TLS verified, " if settings.ca_file else "no TLS, "
+    return Finding(check, "ok", f"{where}: {tls}login accepted")
 
 
 def _mqtt_login(settings: BrokerSettings) -> str | None:
@@ -325,7 +353,7 @@ def check_fleet(config: HubConfig) -> list[Finding]:
 
 #: Every check ``retail-hub doctor`` runs, in order; features append theirs.
 CHECKS: list[Check] = [check_disk, check_database, check_clock, check_broker, check_bluetooth,
-                       check_fleet, check_models]
+                       check_relay_broker, check_fleet, check_models]
 
 
 def run_checks(config: HubConfig, checks: list[Check] | None = None) -> list[Finding]:

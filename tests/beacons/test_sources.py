@@ -27,6 +27,7 @@ from beacons.sources.simulated import SimulatedRadio
 from beacons.tokens import TokenResolver, token_uuid, window_of
 from beacons.trace import encode, write_trace
 from hub.clock import ManualClock
+from hub.doctor import check_relay_broker
 from hub.presence import make_source
 from hub.services import Services
 from sync.broker_setup import password_hash
@@ -385,5 +386,33 @@ async def test_the_hub_connects_its_relay_source_as_its_config_says(
     topic = f"retail/v1/{services.config.store.id}/scanners/aisles/adv"
     try:
         assert await relay_outcome(source, broker, pki.ca_cert, topic, heard) == [heard]
+    finally:
+        broker.kill()
+
+
+def test_doctor_checks_the_relay_broker_as_the_relay_logs_in(
+    tmp_path: Path, services: Services
+) -> None:
+    """Why: doctor checked only the sync broker, so a relay password or CA that the relay
+    nodes' broker refuses was found only when no member was seen arriving."""
+    pki = make_pki(tmp_path / "pki")
+    broker = secured_broker(tmp_path / "broker", pki)
+    password_file = tmp_path / "relay.password"
+    password_file.write_text("hub-secret\n")
+    relay = {"enabled": True, "chain_prefix": "00112233445566ff", "source": "mqtt",
+             "relay_host": "localhost",
+             "relay_port": broker.port, "relay_username": "hub",
+             "relay_password_file": password_file, "relay_tls_ca_file": pki.ca_cert}
+    config = services.config
+    try:
+        config.beacons = config.beacons.model_copy(update=relay)
+        assert [(f.check, f.status, f.detail) for f in check_relay_broker(config)] == [
+            ("relay broker", "ok", f"localhost:{broker.port}: TLS verified, login accepted")]
+        password_file.write_text("not-the-secret\n")
+        (refused,) = check_relay_broker(config)
+        assert refused.status == "fail" and "refused the login" in refused.detail
+        assert "beacons.relay_password_file" in (refused.fix or "")
+        config.beacons = config.beacons.model_copy(update={"enabled": False})
+        assert check_relay_broker(config) == []
     finally:
         broker.kill()
