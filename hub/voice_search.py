@@ -24,7 +24,7 @@ from voice import rnnoise
 from voice.audio import AudioError, AudioLimits
 from voice.denoise import in_use
 from voice.engine import EngineError, SpeechEngine
-from voice.engines import open_engine
+from voice.engines import expected_language, open_engine
 from voice.grammar import VocabularyReport
 from voice.languages import language
 from voice.matcher import CatalogEntry
@@ -148,10 +148,12 @@ class VoiceService:
             return self._search
 
     def language(self) -> str | None:
-        """The language the engine hears: once loaded its own (a Vosk model's is read from the
-        model), before that the configured one (None for a Vosk model not yet read)."""
-        engine = self._engine
-        return engine.language if engine is not None else self.config.engine.language
+        """The language the engine hears: once loaded its own, before that what its
+        configuration tells (the kiosk of a Korean store asks while the model loads)."""
+        if self._engine is not None:
+            return self._engine.language
+        engine = self.config.engine
+        return expected_language(engine.type, engine.model_dir, engine.language)
 
     def status(self) -> dict[str, Any]:
         """Engine, language, noise suppression in use and vocabulary report for staff."""

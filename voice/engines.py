@@ -25,10 +25,9 @@ def model_language(model_dir: Path) -> str | None:
     Korean, Han characters Chinese, Latin letters English (the one Latin-script language the
     catalogue's names come in).
     """
-    for folder in (model_dir, model_dir.parent):
-        for token in re.split(r"[-_.]", folder.name.lower()):
-            if token in _MODEL_NAME_LANGS:
-                return _MODEL_NAME_LANGS[token]
+    named = _named_language(model_dir)
+    if named is not None:
+        return named
     counts = {"ko": 0, "zh": 0, "en": 0}
     words = vocabulary(model_dir)
     for word in words[:: max(1, len(words) // _SCRIPT_SAMPLE)]:  # spread: lists are sorted
@@ -40,6 +39,23 @@ def model_language(model_dir: Path) -> str | None:
             counts["en"] += 1
     best = max(counts, key=counts.__getitem__)
     return best if counts[best] else None
+
+
+def _named_language(model_dir: Path) -> str | None:
+    """The language a Vosk model folder's name or its parent's names, if any."""
+    for folder in (model_dir, model_dir.parent):
+        for token in re.split(r"[-_.]", folder.name.lower()):
+            if token in _MODEL_NAME_LANGS:
+                return _MODEL_NAME_LANGS[token]
+    return None
+
+
+def expected_language(kind: str, model_dir: Path | None, language: str | None) -> str | None:
+    """The language an engine so configured will hear, told without loading it (None when only
+    the model's words would tell). Why: the kiosk asks while a Vosk model is still loading."""
+    if kind == "pocketsphinx" or language is not None:
+        return language or "en"
+    return "ko" if model_dir is None else _named_language(model_dir)
 
 
 def open_engine(

@@ -11,7 +11,9 @@ import pytest
 from aiohttp import WSCloseCode, WSMsgType
 from aiohttp.test_utils import TestClient
 
+from hub.config.voice import VoiceConfig
 from hub.services import Services
+from hub.voice_search import VoiceService
 from hub.web import live
 from hub.web.pages import STATIC, kiosk_language
 from tests.conftest import STAFF_TOKEN
@@ -34,6 +36,34 @@ async def test_kiosk_starts_in_the_store_language(client: TestClient, stocked: S
     stocked.config.store.language = "zh"  # no product has a Chinese name: English stays
     _, body = await SpecClient(client).call("GET", "/api/kiosk")
     assert body["default_language"] == "en"
+
+
+async def test_kiosk_starts_in_a_korean_engines_language_while_it_loads(
+    client: TestClient, stocked: Services
+) -> None:
+    """Why: a kiosk that started while the Korean model was still loading started in English
+    and stayed so until the page was loaded again."""
+    config = VoiceConfig(engine={"type": "vosk"})  # the packaged Korean model, not loaded here
+    stocked.voice_search = VoiceService(stocked.catalog, config, 1 << 20)
+    try:
+        _, body = await SpecClient(client).call("GET", "/api/kiosk")
+        assert body["default_language"] == "ko"
+    finally:
+        await stocked.voice_search.stop()
+
+
+@pytest.mark.parametrize(("engine", "expected"), [
+    ({"type": "pocketsphinx"}, "en"),
+    ({"type": "vosk"}, "ko"),
+    ({"type": "vosk", "model_dir": "/srv/vosk-model-small-cn-0.22"}, "zh"),
+    ({"type": "vosk", "model_dir": "/srv/model", "language": "zh"}, "zh"),
+    ({"type": "vosk", "model_dir": "/srv/model"}, None),  # only its words would tell
+])
+def test_the_engine_language_is_known_before_it_loads(
+    stocked: Services, engine: dict[str, str], expected: str | None
+) -> None:
+    service = VoiceService(stocked.catalog, VoiceConfig(engine=engine), 1 << 20)
+    assert service.language() == expected
 
 
 def test_kiosk_language_follows_the_voice_engine() -> None:
