@@ -194,24 +194,27 @@ class PhotoService:
         return enrolment, self.request_rebuild() if enrolment.added else None
 
     def _refuse_if_another_products(self, sku: str, data: bytes) -> None:
-        """409 when this very photo is enrolled for another product already: the same picture
-        under two products teaches search both answers for it, and it is nearly always a photo
-        added to the wrong product (the staff panel's product list is long)."""
+        """409 when this very photo is enrolled for another product and not for ``sku``: the
+        same picture under two products teaches search both answers for it, and it is nearly
+        always a photo added to the wrong product (the staff panel's product list is long)."""
         self.catalog.get(sku)  # an unknown product is a 404 first
-        row = self.db.query_one(
-            "SELECT id, sku FROM product_images WHERE sha256 = ? AND sku <> ? ORDER BY id",
-            (hashlib.sha256(data).hexdigest(), sku),
+        rows = self.db.query(
+            "SELECT id, sku, kind FROM product_images WHERE sha256 = ? ORDER BY id",
+            (hashlib.sha256(data).hexdigest(),),
         )
-        if row is None:
-            return
+        if not rows or any(row["sku"] == sku for row in rows):
+            return  # new, or this product's already (answered 200, nothing changes)
+        row = rows[0]
         other = self.catalog.get(row["sku"])
-        name = other.names.get("en") or next(iter(other.names.values()))
-        raise Conflict(
-            f"this photo is already a reference photo of {name} ({other.sku}); if it shows "
-            f"{sku}, remove it from {other.sku} first",
-            details={"sku": other.sku, "image_id": row["id"]},
-            code="photo_of_another_product",
-        )
+        name = f"{other.names.get('en') or next(iter(other.names.values()))} ({other.sku})"
+        if row["kind"] == "iconic":
+            why = (f"this picture is the catalogue image of {name}; a reference photo of {sku} "
+                   f"must show {sku} itself")
+        else:
+            why = (f"this photo is already a reference photo of {name}; if it shows {sku}, "
+                   f"remove it from {other.sku} first")
+        raise Conflict(why, details={"sku": other.sku, "image_id": row["id"]},
+                       code="photo_of_another_product")
 
     async def sync_new_images(self) -> None:
         """Embed product images stored since the last look (a ``retail-hub catalog import`` run

@@ -4,6 +4,7 @@ others, and hostile uploads get a 4xx that says what is wrong while the service 
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import resource
 import threading
 from collections.abc import AsyncIterator
@@ -137,6 +138,41 @@ async def test_a_photo_of_another_product_is_refused(
     assert body["error"]["details"] == {"sku": "BAN-1", "image_id": first["image_id"]}
     _, listed = await spec.call("GET", "/api/products/OAT-1/photos", headers=staff)
     assert listed["photos"] and first["image_id"] not in {p["image_id"] for p in listed["photos"]}
+
+
+async def test_a_shared_picture_is_refused_only_where_it_is_new(
+    photo_client: TestClient, staff: dict[str, str], stocked: Services, tmp_path
+) -> None:  # noqa: ANN001 - fixture
+    """Why: a photo a product already had was refused once a catalogue import gave another
+    product the same picture, and another product's catalogue image was called its "reference
+    photo" with advice to remove it, which the photo API refuses."""
+    data = photos("train.txt", BANANA, 7)[6].path.read_bytes()
+    headers = {**staff, "Content-Type": "image/jpeg"}
+    spec = SpecClient(photo_client)
+    response, _ = await spec.call("POST", "/api/products/BAN-1/photos", data=data,
+                                  headers=headers)
+    assert response.status == 201
+    (tmp_path / "shared.jpg").write_bytes(data)
+    row = {"sku": "ZZ-1", "names": {"en": "Plantain"}, "category": "Fruit", "price": "3.00",
+           "shelf": "A9", "stock": 5, "image": "shared.jpg"}
+    assert not stocked.catalog.import_rows([(1, row)], tmp_path).rejected
+    response, body = await spec.call("POST", "/api/products/BAN-1/photos", data=data,
+                                     headers=headers)
+    assert response.status == 200 and body["added"] is False
+    response, body = await spec.call("POST", "/api/products/OAT-1/photos", data=data,
+                                     headers=headers)
+    assert response.status == 409
+    assert body["error"]["message"] == ("this photo is already a reference photo of Banana "
+                                        "(BAN-1); if it shows OAT-1, remove it from BAN-1 first")
+    with stocked.db.transaction() as tx:  # only the catalogue image has the picture now
+        tx.execute("DELETE FROM product_images WHERE sku = 'BAN-1' AND sha256 = ?",
+                   (hashlib.sha256(data).hexdigest(),))
+    response, body = await spec.call("POST", "/api/products/OAT-1/photos", data=data,
+                                     headers=headers)
+    assert response.status == 409
+    assert body["error"]["message"] == ("this picture is the catalogue image of Plantain "
+                                        "(ZZ-1); a reference photo of OAT-1 must show OAT-1 "
+                                        "itself")
 
 
 def max_rss_mb() -> float:
