@@ -19,6 +19,7 @@ from hub.periodic import PeriodicJob
 from hub.retention import Retention
 from hub.services import Services, build_services
 from hub.web.app import create_app
+from hub.web.server import ServerLog
 
 #: How often the hub looks for a catalogue another process imported, in seconds.
 CATALOG_WATCH_S = 30.0
@@ -70,9 +71,10 @@ async def start_hub(config: HubConfig, clock: Clock | None = None,
             await part.start()
             started.append(part)
         # aiohttp's keep-alive timer also runs from the connection's start, so it is what closes
-        # a connection whose request header never ends
+        # a connection whose request header never ends; ServerLog counts unparseable requests
         runner = web.AppRunner(create_app(services), access_log=None, handle_signals=False,
-                               keepalive_timeout=config.web.idle_timeout_s)
+                               keepalive_timeout=config.web.idle_timeout_s,
+                               logger=ServerLog(services.metrics.http_malformed))
         await runner.setup()
         site = web.TCPSite(runner, config.web.host, config.web.port)
         await site.start()

@@ -32,6 +32,10 @@ class Metrics:
             "hub_http_request_seconds", "Time to answer an HTTP request.", ["method", "route"],
             buckets=LATENCY_BUCKETS, registry=self.registry,
         )
+        self.http_malformed = Counter(
+            "hub_http_malformed_requests", "Requests the web server could not parse (answered "
+            "400 and not logged).", registry=self.registry,
+        )
         self.ledger_writes = Counter(
             "hub_ledger_writes", "Stock ledger rows committed.", ["reason"], registry=self.registry
         )

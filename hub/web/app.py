@@ -21,6 +21,7 @@ from hub.web import (
     voice,
 )
 from hub.web.common import SERVICES, UPLOADS, UploadPlaces
+from hub.web.server import name_the_server
 
 #: Route modules, each with ``setup(app)``; features add theirs here.
 ROUTE_MODULES = [ops, products, stock, orders, members, pages, live, health, photo, voice,
@@ -33,7 +34,7 @@ def create_app(services: Services) -> web.Application:
         middlewares=[middleware.metrics, middleware.errors],
         client_max_size=services.config.web.max_upload_bytes,
     )
-    app.on_response_prepare.append(middleware.identify)
+    name_the_server()
     app[SERVICES] = services
     app[UPLOADS] = UploadPlaces()
     for module in ROUTE_MODULES:

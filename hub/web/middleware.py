@@ -1,5 +1,5 @@
 """Middlewares: every error becomes a JSON body a person can act on (never a traceback), and
-every request is counted and timed by route; every response names the hub without versions."""
+every request is counted and timed by route."""
 
 from __future__ import annotations
 
@@ -24,17 +24,6 @@ _HTTP_CODES = {
     413: "too_large",
     415: "unsupported_media_type",
 }
-
-
-#: What the Server header says: aiohttp's default names its own and Python's versions, which
-#: tells anyone on the shop's network which published flaws to try.
-SERVER = "retail-hub"
-
-
-async def identify(_request: web.Request, response: web.StreamResponse) -> None:
-    """Replace the Server header before aiohttp adds its default (an ``on_response_prepare``
-    signal: it reaches every response, WebSockets and static files included)."""
-    response.headers["Server"] = SERVER
 
 
 @web.middleware

@@ -222,3 +222,33 @@ async def test_half_sent_requests_are_closed(make_config) -> None:  # noqa: ANN0
         writer.close()
     finally:
         await hub.stop()
+
+
+@pytest.mark.parametrize("request_bytes", [
+    b"GARBAGE\r\n\r\n",
+    b"GET /api/kiosk HTTP/1.1\r\nHost: hub\r\nNo colon here\r\n\r\n",
+    b"POST /api/stock/movements HTTP/1.1\r\nHost: hub\r\nContent-Length: abc\r\n\r\n",
+    b"GET /api/kiosk HTTP/1.1\r\nHost: hub\r\nX-Long: " + b"a" * 9000 + b"\r\n\r\n",
+])
+async def test_unparseable_requests_are_answered_quietly(
+    make_config, caplog: pytest.LogCaptureFixture, request_bytes: bytes  # noqa: ANN001
+) -> None:
+    """Why: aiohttp answered a request it could not parse with "Server: Python/3.11
+    aiohttp/3.x" (no middleware or signal reaches that answer) and logged each one as an error
+    with a traceback, so a client sending garbage could fill the hub's log."""
+    hub = await start_hub(make_config(mqtt={"enabled": False}, voice={"enabled": False},
+                                      vision={"enabled": False}))
+    try:
+        port = int(hub.url.rsplit(":", 1)[1])
+        for _ in range(2):
+            reader, writer = await asyncio.open_connection("127.0.0.1", port)
+            writer.write(request_bytes)
+            head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), timeout=10)
+            writer.close()
+            assert b" 400 Bad Request\r\n" in head and b"\r\nServer: retail-hub\r\n" in head
+            assert b"aiohttp" not in head and b"Python" not in head
+        assert not [r for r in caplog.records if r.name.startswith("aiohttp")]
+        metrics = hub.services.metrics.render().decode()
+        assert "hub_http_malformed_requests_total 2.0" in metrics
+    finally:
+        await hub.stop()
