@@ -22,6 +22,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from hub.clock import Clock
+from hub.config.store import LANGUAGE_CODE
 from hub.db import Database, Transaction
 from hub.errors import InvalidInput, NotFound
 from hub.events import Event, EventBus
@@ -32,7 +33,6 @@ from vision.imageinfo import read_info
 MAX_CATALOG_BYTES = 20 * 1024 * 1024
 MAX_ROWS = 100_000
 MAX_IMAGE_BYTES = 20 * 1024 * 1024
-LANG_PATTERN = r"^[a-z]{2,3}(-[A-Za-z0-9]{2,8})?$"
 CATALOG_CHANGED = "catalog.changed"
 IMAGE_SIGNATURES = {
     b"\xff\xd8\xff": ".jpg",
@@ -100,7 +100,7 @@ class ProductIn(BaseModel):
 
 
 def _lang(code: str) -> str:
-    if not re.match(LANG_PATTERN, code):
+    if not re.match(LANGUAGE_CODE, code):
         raise ValueError(f"{code!r} is not a language code such as 'en', 'ko' or 'zh'")
     return code
 

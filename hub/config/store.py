@@ -11,6 +11,8 @@ from pydantic import Field, field_validator
 from hub.config.base import StrictModel
 
 STORE_ID_PATTERN = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
+#: A language code as the catalogue's names are keyed: "en", "ko", "zh-TW".
+LANGUAGE_CODE = r"^[a-z]{2,3}(-[A-Za-z0-9]{2,8})?$"
 
 
 class StoreConfig(StrictModel):
@@ -33,9 +35,9 @@ class StoreConfig(StrictModel):
     )
     language: str | None = Field(
         default=None,
-        pattern=r"^[a-z]{2,3}$",
         description="Language the kiosk starts in and returns to for the next customer, as a "
-        "catalogue language code (e.g. 'ko'). Unset: the language the voice engine hears, so "
+        "catalogue language code (e.g. 'ko', 'zh-TW'); a language no product has a name in is "
+        "passed over. Unset: the language the voice engine hears, so "
         "a customer who asks out loud is understood; else English; else the catalogue's first.",
     )
     database: Path = Field(
@@ -55,6 +57,16 @@ class StoreConfig(StrictModel):
             raise ValueError(
                 "store id must be 1-64 characters of lowercase letters, digits, '-' or '_', "
                 "starting with a letter or digit"
+            )
+        return value
+
+    @field_validator("language")
+    @classmethod
+    def _check_language(cls, value: str | None) -> str | None:
+        if value is not None and not re.match(LANGUAGE_CODE, value):
+            raise ValueError(
+                f"{value!r} is not a language code as the catalogue's names are keyed, such as "
+                "'en', 'ko' or 'zh-TW'"
             )
         return value
 

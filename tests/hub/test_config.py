@@ -68,6 +68,17 @@ def test_errors_name_line_and_key() -> None:
     assert "unknown setting" in str(info.value)
 
 
+def test_the_kiosk_language_is_a_catalogue_language_code() -> None:
+    """Why: 'zh-TW' names could be imported but store.language could not name them, and a bad
+    code got the regular expression it failed instead of an example."""
+    config = parse_config('[store]\nid = "s"\nname = "x"\nlanguage = "zh-TW"\n', Path("h.toml"))
+    assert config.store.language == "zh-TW"
+    with pytest.raises(ConfigError) as info:
+        parse_config('[store]\nid = "s"\nname = "x"\nlanguage = "KO"\n', Path("h.toml"))
+    assert "'KO' is not a language code as the catalogue's names are keyed, such as 'en', 'ko' " \
+        "or 'zh-TW'" in str(info.value)
+
+
 def test_missing_section_and_bad_toml() -> None:
     with pytest.raises(ConfigError) as info:
         parse_config("[web]\nport = 80\n", Path("hub.toml"))
