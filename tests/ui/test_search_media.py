@@ -145,11 +145,13 @@ def test_a_double_tap_starts_the_question_and_does_not_end_it(
     and the kiosk answered "did not catch that" at once."""
     kiosk_page.get_by_role("button", name="Ask out loud").click()
     talk = kiosk_page.locator("#talk")
-    talk.dblclick()
-    kiosk_page.wait_for_timeout(1000)
+    talk.click()
+    kiosk_page.wait_for_timeout(750)  # a slow double tap, as an older hand makes one
+    talk.click()
+    kiosk_page.wait_for_timeout(500)
     expect(talk).to_have_attribute("aria-pressed", "true")
     expect(talk).to_have_accessible_name("Tap again to search")
-    kiosk_page.wait_for_timeout(ui_hub.question_seconds * 1000 - 1300)
+    kiosk_page.wait_for_timeout(ui_hub.question_seconds * 1000 - 1550)
     talk.click()
     expect(kiosk_page.locator("#transcript")).to_contain_text("You said:", timeout=30_000)
     assert "Banana" in shown_products(kiosk_page)

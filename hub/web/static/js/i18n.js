@@ -122,10 +122,16 @@ export function t(key, vars = {}) {
 }
 
 // The Korean object particle after a word: 을 after a closing consonant, 를 after a vowel, told
-// from the last Hangul syllable (written "을(를)", it was read aloud as two particles). A word
-// that ends in another script ("Oatly") keeps "을(를)": how it is read decides, not its letters.
+// from the last Hangul syllable (written "을(를)", it was read aloud as two particles), or from a
+// last digit as it is read (영 일 삼 육 칠 팔 close on a consonant; 십, 백, 천 and 만 too).
+// Punctuation, symbols and spaces after the word do not count ("사과?"). A word that ends in
+// another script ("Oatly") keeps "을(를)": how it is read decides, not its letters.
+const DIGITS_CLOSED = "013678";
+
 export function objectParticle(word) {
-  const code = word.trimEnd().codePointAt(word.trimEnd().length - 1) ?? 0;
+  const last = word.normalize("NFC").replace(/[\s\p{P}\p{S}\p{Cf}]+$/u, "").at(-1) ?? "";
+  if (last >= "0" && last <= "9") return DIGITS_CLOSED.includes(last) ? "을" : "를";
+  const code = last.codePointAt(0) ?? 0;
   if (code < 0xac00 || code > 0xd7a3) return "을(를)";
   return (code - 0xac00) % 28 === 0 ? "를" : "을";
 }

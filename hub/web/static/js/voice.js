@@ -10,9 +10,9 @@ import { speak, stopSpeaking } from "./speech.js";
 import { openVoiceSocket } from "./voice-socket.js";
 
 const HOLD_MS = 400; // a shorter press is a tap: recording goes on until the next tap
-// A second tap this soon after the first is the same tap: a double tap (the habit from a mouse)
-// had stopped the recording before a word was said and answered "did not catch that".
-const DOUBLE_TAP_MS = 700;
+// A second press this soon after the first is the same tap: a double tap (the habit from a mouse,
+// often slow) had stopped the recording before a word was said, answering "did not catch that".
+const DOUBLE_TAP_MS = 1000;
 const MAX_RECORDING_MS = 15000;
 
 const talk = document.getElementById("talk");
