@@ -283,7 +283,12 @@ def zone_problems(fleet: Fleet) -> tuple[list[str], list[str]]:
     zones, the ones presence reports: a beacon in any other zone is a typo or an undeclared
     scanner, and no scanner placed to hear it means fleet health may call it missing while it
     is on the air, so that is an error. A scanner with no beacon in its zone is a warning:
-    presence needs no beacon, but no store beacon there shows that the scanner hears."""
+    presence needs no beacon, but no store beacon there shows that the scanner hears.
+
+    A file that declares no scanners (they are the hub's own, in its config) is not checked:
+    there is nothing here to compare with."""
+    if not fleet.scanners:
+        return [], []
     covered = {scanner.zone or scanner.name for scanner in fleet.scanners}
     placed = {beacon.zone for beacon in fleet.beacons if beacon.zone is not None}
     errors = [

@@ -18,7 +18,7 @@ import click
 import msgspec
 from pydantic import ValidationError
 
-from beacons.errors import BeaconsError, FleetError
+from beacons.errors import BeaconsError
 from beacons.evaluation import evaluate, read_truth, write_truth
 from beacons.fleet import load_fleet, render_beacon, render_scanner, zone_problems
 from beacons.members_file import load_members, save_members
@@ -318,19 +318,28 @@ def eval_cmd(
 def validate_cmd(fleet: tuple[Path, ...]) -> None:
     """Check fleet files (firmware_configs/*.yaml) against the schema, and the beacons' zones
     against the zones the scanners cover (a beacon in no scanner's zone is refused; a scanner
-    with no beacon in its zone is a warning)."""
+    with no beacon in its zone is a warning). Every file is checked; exit 1 if any failed."""
+    failed = 0
     for path in fleet:
-        declared = load_fleet(path)
+        try:
+            declared = load_fleet(path)
+        except BeaconsError as exc:
+            click.echo(f"error: {exc}", err=True)
+            failed += 1
+            continue
         errors, warnings = zone_problems(declared)
         for warning in warnings:
             click.echo(f"warning: {path}: {warning}", err=True)
         if errors:
-            raise FleetError(
-                f"{path}: {len(errors)} problem(s):\n" + "\n".join(f"  {e}" for e in errors)
-            )
+            click.echo(f"error: {path}: {len(errors)} problem(s):\n"
+                       + "\n".join(f"  {e}" for e in errors), err=True)
+            failed += 1
+            continue
         click.echo(
             f"{path}: ok ({len(declared.beacons)} beacons, {len(declared.scanners)} scanners)"
         )
+    if failed:
+        _fail(f"{failed} of {len(fleet)} fleet file(s) have problems (above)")
 
 
 @beacons.command("render")

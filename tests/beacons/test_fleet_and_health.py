@@ -468,6 +468,24 @@ def test_validate_refuses_a_beacon_in_a_zone_no_scanner_covers(tmp_path: Path) -
     assert "correct its zone or declare the scanner of 'stockrom'" in result.stderr
 
 
+def test_validate_checks_every_file_and_zones_only_against_declared_scanners(
+    tmp_path: Path,
+) -> None:
+    """Why: validate stopped at the first bad file, so the files after it were never checked,
+    and a fleet that declares no scanners (the hub's own adapter, set in its config) had every
+    zoned beacon refused ("scanners cover: none")."""
+    typo, beacons_only = tmp_path / "typo.yaml", tmp_path / "beacons-only.yaml"
+    typo.write_text(ZONED_FLEET % "stockrom")
+    beacons_only.write_text((ZONED_FLEET % "stockroom").split("scanners:")[0])
+    result = CliRunner().invoke(main, ["beacons", "validate", str(typo), str(beacons_only),
+                                       str(tmp_path / "missing.yaml")])
+    assert result.exit_code == 1
+    assert f"{beacons_only}: ok (2 beacons, 0 scanners)" in result.stdout
+    assert f"error: {typo}: 1 problem(s)" in result.stderr
+    assert "missing.yaml" in result.stderr
+    assert result.stderr.endswith("error: 2 of 3 fleet file(s) have problems (above)\n")
+
+
 def test_validate_warns_of_a_scanner_whose_zone_has_no_beacon(tmp_path: Path) -> None:
     """A scanner's zone defaults to its name; presence needs no beacon there, so this passes."""
     path = tmp_path / "fleet.yaml"
