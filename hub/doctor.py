@@ -183,7 +183,7 @@ def check_broker(config: HubConfig) -> list[Finding]:
                         "every change until it is turned on")]
     try:
         settings = mqtt.broker_settings(f"{config.store.id}-doctor")
-    except OSError as exc:
+    except (OSError, UnicodeDecodeError) as exc:  # missing, unreadable, not text
         return [Finding("broker", "fail", f"cannot read mqtt.password_file: {exc}",
                         "point mqtt.password_file at the file with the store's broker password")]
     return [_broker_login("broker", settings, "mqtt.", "what the chain issued for this store",
@@ -197,7 +197,7 @@ def check_relay_broker(config: HubConfig) -> list[Finding]:
         return []
     try:
         password = beacons.relay_password()
-    except OSError as exc:
+    except (OSError, UnicodeDecodeError) as exc:  # missing, unreadable, not text
         return [Finding("relay broker", "fail", f"cannot read beacons.relay_password_file: {exc}",
                         "point beacons.relay_password_file at the file with the hub's password "
                         "on the relay nodes' broker")]
