@@ -138,7 +138,12 @@ class MqttRelaySource:
                     f"certificate and that the certificate names {self.host}"
                 )
             except OSError as exc:
-                self._failed(f"cannot be reached ({exc.strerror or exc})")
+                hint = (
+                    "; if it listens without TLS, use its TLS port or unset the relay CA file"
+                    if self._tls is not None and isinstance(exc, ConnectionResetError)
+                    else ""
+                )
+                self._failed(f"cannot be reached ({exc.strerror or exc}){hint}")
             await self._sleep(wait)
             wait = min(wait * 2, RETRY_MAX_S)
 
@@ -156,7 +161,7 @@ class MqttRelaySource:
         if self.error is not None:
             return
         if self.connected.is_set():
-            self._failed("closed the connection (paho reconnects)")
+            self._failed("closed the connection")
         else:
             self._failed(
                 "closed the connection without answering the login; if it listens with TLS, "
@@ -164,6 +169,8 @@ class MqttRelaySource:
             )
 
     def _connected(self) -> None:
+        if self.error is not None:  # said when it went wrong, so said when it is mended
+            _log.info("the relay nodes' broker %s:%s is connected again", self.host, self.port)
         self.error = None
         self.connected.set()
 

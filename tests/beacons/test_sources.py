@@ -368,6 +368,29 @@ async def test_relay_speaks_tls_and_verifies_the_broker(tmp_path: Path) -> None:
     )
 
 
+async def test_tls_to_a_plain_listener_is_named_and_a_mended_link_is_said(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Why: a hub set for TLS against a plain listener read only "cannot be reached
+    (Connection reset by peer)", and nothing was logged once a failing link was mended."""
+    pki = make_pki(tmp_path / "pki")
+    plain_broker = secured_broker(tmp_path / "plain")
+    try:
+        misled = relay(plain_broker.port, username="hub", password="hub-secret",
+                       tls=tls_context(pki.ca_cert))
+        assert await relay_outcome(misled, plain_broker) == []
+    finally:
+        plain_broker.kill()
+    assert "if it listens without TLS, use its TLS port or unset the relay CA file" in str(
+        misled.error)
+    mended = relay(1883)
+    with caplog.at_level("INFO", logger="beacons.sources.mqtt_relay"):
+        mended._failed("cannot be reached (Connection refused)")  # a broker restarting
+        mended._connected()  # as paho's thread reports it
+    assert mended.error is None
+    assert "the relay nodes' broker 127.0.0.1:1883 is connected again" in caplog.text
+
+
 async def test_the_hub_connects_its_relay_source_as_its_config_says(
     tmp_path: Path, services: Services
 ) -> None:
@@ -412,6 +435,10 @@ def test_doctor_checks_the_relay_broker_as_the_relay_logs_in(
         (refused,) = check_relay_broker(config)
         assert refused.status == "fail" and "refused the login" in refused.detail
         assert "beacons.relay_password_file" in (refused.fix or "")
+        password_file.write_bytes(b"\xff\xfe secret")  # not text
+        (unreadable,) = check_relay_broker(config)
+        assert unreadable.status == "fail"
+        assert unreadable.detail.startswith("cannot read beacons.relay_password_file: ")
         config.beacons = config.beacons.model_copy(update={"enabled": False})
         assert check_relay_broker(config) == []
     finally:
