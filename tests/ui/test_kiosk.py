@@ -127,8 +127,9 @@ def test_korean_not_in_store_takes_the_particle_the_word_needs(kiosk_page: Page)
     kiosk_page.get_by_role("button", name="이름 입력").click()
     box = kiosk_page.get_by_role("searchbox", name="상품 이름")
     text = kiosk_page.locator("#answer-text")
-    for word, particle in (("자전거", "를"), ("수영복", "을"), ("lego", "을(를)"),
-                           ("자전거?", "를"), ("수영복! ", "을"), ("콜라 2", "를"), ("콜라 10", "을")):
+    cases = (("자전거", "를"), ("수영복", "을"), ("lego", "을(를)"), ("자전거?", "를"),
+             ("수영복! ", "을"), ("콜라 2", "를"), ("콜라 10", "을"))
+    for word, particle in cases:
         box.fill("")
         box.press_sequentially(word, delay=40)
         expect(text).to_contain_text(f"이 매장에서 “{word.strip()}”{particle} 찾지 못했습니다.")
