@@ -198,7 +198,8 @@ class FleetHealth:
         count = self.etlm_rejected[beacon] = self.etlm_rejected.get(beacon, 0) + 1
         if count == 1:
             _log.warning(
-                "beacon %s: encrypted telemetry (ETLM) ignored: %s; its battery stays unknown",
+                "beacon %s: encrypted telemetry (ETLM) ignored: %s; its battery reading is not "
+                "updated",
                 beacon,
                 why,
             )
