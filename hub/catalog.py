@@ -99,6 +99,13 @@ class ProductIn(BaseModel):
         return out
 
 
+#: Every language of the catalogue's product names, in order.
+LANGUAGES_SQL = (
+    "SELECT DISTINCT lang.key AS lang FROM products, json_each(products.names) AS lang "
+    "ORDER BY lang.key"
+)
+
+
 def _lang(code: str) -> str:
     if not re.match(LANGUAGE_CODE, code):
         raise ValueError(f"{code!r} is not a language code such as 'en', 'ko' or 'zh'")

@@ -21,6 +21,7 @@ import paho.mqtt.client as mqtt
 
 from beacons.errors import BeaconsError
 from beacons.fleet import load_fleet
+from hub.catalog import LANGUAGES_SQL
 from hub.config import HubConfig
 from sync.mqtt_client import BrokerSettings, tls_context
 
@@ -80,6 +81,30 @@ def check_database(config: HubConfig) -> list[Finding]:
         return [Finding("database", "warn", f"{path}: journal mode {mode}",
                         "start the hub once; it switches the database to WAL")]
     return [Finding("database", "ok", f"{path}: integrity ok, WAL")]
+
+
+def check_kiosk_language(config: HubConfig) -> list[Finding]:
+    """store.language names the kiosk's first language; the kiosk passes over one that no
+    product has a name in without a word, so it is said here."""
+    wanted, path = config.store.language, config.store.database
+    if wanted is None or not path.exists():
+        return []
+    try:
+        conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=10)
+        try:
+            languages = [row[0] for row in conn.execute(LANGUAGES_SQL)]
+        finally:
+            conn.close()
+    except sqlite3.Error:
+        return []  # check_database says what is wrong with the database
+    if wanted in languages:
+        return [Finding("kiosk language", "ok", f"the kiosk starts in {wanted}")]
+    return [Finding("kiosk language", "warn",
+                    f"store.language = {wanted!r}, but no product has a name in it (the "
+                    f"catalogue's languages: {', '.join(languages) or 'none yet'}), so the "
+                    "kiosk starts in another",
+                    f"import the products' {wanted} names (a name_{wanted} column) or set "
+                    "store.language to one of the catalogue's languages")]
 
 
 def check_clock(_config: HubConfig) -> list[Finding]:
@@ -352,8 +377,9 @@ def check_fleet(config: HubConfig) -> list[Finding]:
 
 
 #: Every check ``retail-hub doctor`` runs, in order; features append theirs.
-CHECKS: list[Check] = [check_disk, check_database, check_clock, check_broker, check_bluetooth,
-                       check_relay_broker, check_fleet, check_models]
+CHECKS: list[Check] = [check_disk, check_database, check_kiosk_language, check_clock,
+                       check_broker, check_bluetooth, check_relay_broker, check_fleet,
+                       check_models]
 
 
 def run_checks(config: HubConfig, checks: list[Check] | None = None) -> list[Finding]:

@@ -8,6 +8,7 @@ from pathlib import Path
 
 from aiohttp import web
 
+from hub.catalog import LANGUAGES_SQL
 from hub.errors import NotFound
 from hub.web import speech
 from hub.web.common import inside, json_response, services
@@ -70,11 +71,7 @@ def kiosk_language(configured: str | None, voice: str | None, languages: list[st
 
 async def kiosk_config(request: web.Request) -> web.Response:
     svc = services(request)
-    rows = await svc.db.read(
-        svc.db.query,
-        "SELECT DISTINCT lang.key AS lang FROM products, json_each(products.names) AS lang "
-        "ORDER BY lang.key",
-    )
+    rows = await svc.db.read(svc.db.query, LANGUAGES_SQL)
     languages = [row["lang"] for row in rows]
     voice = svc.voice_search.language() if svc.voice_search is not None else None
     paths = {resource.canonical for resource in request.app.router.resources()}

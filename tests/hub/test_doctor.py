@@ -16,6 +16,7 @@ from hub.doctor import (
     check_database,
     check_disk,
     check_fleet,
+    check_kiosk_language,
     run_checks,
 )
 from hub.services import build_services
@@ -36,6 +37,23 @@ def test_database_states(make_config) -> None:
         config.store.database.with_name(config.store.database.name + side).unlink(missing_ok=True)
     finding = check_database(config)[0]
     assert finding.status == "fail" and "restore" in (finding.fix or "")
+
+
+def test_a_kiosk_language_without_names_is_said(make_config, catalog_rows, tmp_path) -> None:
+    """Why: store.language = 'zh' on a catalogue without Chinese names was passed over by the
+    kiosk without a word anywhere."""
+    config: HubConfig = make_config(store={"language": "zh"})
+    assert check_kiosk_language(config) == []  # no database yet: check_database says so
+    services = build_services(config, with_features=False)
+    assert not services.catalog.import_rows(catalog_rows, tmp_path).rejected
+    services.close()
+    (finding,) = check_kiosk_language(config)
+    assert (finding.status, finding.detail) == ("warn", "store.language = 'zh', but no product "
+                                                "has a name in it (the catalogue's languages: "
+                                                "en, ko), so the kiosk starts in another")
+    config.store.language = "ko"
+    assert [(f.status, f.detail) for f in check_kiosk_language(config)] == [
+        ("ok", "the kiosk starts in ko")]
 
 
 def test_every_failure_has_a_fix(make_config) -> None:
