@@ -119,24 +119,30 @@ async def test_staff_photo_is_stored_once_and_needs_the_token(
     assert missing.status == 404
 
 
+async def add_photo(client: TestClient, staff: dict[str, str], sku: str,
+                    data: bytes) -> tuple[int, dict]:
+    """POST a staff reference photo, the answer checked against the spec: (status, body)."""
+    response, body = await SpecClient(client).call(
+        "POST", f"/api/products/{sku}/photos", data=data,
+        headers={**staff, "Content-Type": "image/jpeg"})
+    return response.status, body
+
+
 async def test_a_photo_of_another_product_is_refused(
     photo_client: TestClient, staff: dict[str, str]
 ) -> None:
     """Why: the same photo could be enrolled under two products, teaching search both answers
     for it; it is nearly always a photo added to the wrong product."""
     data = photos("train.txt", BANANA, 6)[5].path.read_bytes()
-    headers = {**staff, "Content-Type": "image/jpeg"}
-    spec = SpecClient(photo_client)
-    response, first = await spec.call("POST", "/api/products/BAN-1/photos", data=data,
-                                      headers=headers)
-    assert response.status == 201
-    response, body = await spec.call("POST", "/api/products/OAT-1/photos", data=data,
-                                     headers=headers)
-    assert response.status == 409 and body["error"]["code"] == "photo_of_another_product"
+    status, first = await add_photo(photo_client, staff, "BAN-1", data)
+    assert status == 201
+    status, body = await add_photo(photo_client, staff, "OAT-1", data)
+    assert status == 409 and body["error"]["code"] == "photo_of_another_product"
     assert body["error"]["message"].startswith("this photo is already a reference photo of "
                                                "Banana (BAN-1)")
     assert body["error"]["details"] == {"sku": "BAN-1", "image_id": first["image_id"]}
-    _, listed = await spec.call("GET", "/api/products/OAT-1/photos", headers=staff)
+    _, listed = await SpecClient(photo_client).call("GET", "/api/products/OAT-1/photos",
+                                                    headers=staff)
     assert listed["photos"] and first["image_id"] not in {p["image_id"] for p in listed["photos"]}
 
 
@@ -147,29 +153,22 @@ async def test_a_shared_picture_is_refused_only_where_it_is_new(
     product the same picture, and another product's catalogue image was called its "reference
     photo" with advice to remove it, which the photo API refuses."""
     data = photos("train.txt", BANANA, 7)[6].path.read_bytes()
-    headers = {**staff, "Content-Type": "image/jpeg"}
-    spec = SpecClient(photo_client)
-    response, _ = await spec.call("POST", "/api/products/BAN-1/photos", data=data,
-                                  headers=headers)
-    assert response.status == 201
+    assert (await add_photo(photo_client, staff, "BAN-1", data))[0] == 201
     (tmp_path / "shared.jpg").write_bytes(data)
     row = {"sku": "ZZ-1", "names": {"en": "Plantain"}, "category": "Fruit", "price": "3.00",
            "shelf": "A9", "stock": 5, "image": "shared.jpg"}
     assert not stocked.catalog.import_rows([(1, row)], tmp_path).rejected
-    response, body = await spec.call("POST", "/api/products/BAN-1/photos", data=data,
-                                     headers=headers)
-    assert response.status == 200 and body["added"] is False
-    response, body = await spec.call("POST", "/api/products/OAT-1/photos", data=data,
-                                     headers=headers)
-    assert response.status == 409
+    status, body = await add_photo(photo_client, staff, "BAN-1", data)
+    assert status == 200 and body["added"] is False
+    status, body = await add_photo(photo_client, staff, "OAT-1", data)
+    assert status == 409
     assert body["error"]["message"] == ("this photo is already a reference photo of Banana "
                                         "(BAN-1); if it shows OAT-1, remove it from BAN-1 first")
     with stocked.db.transaction() as tx:  # only the catalogue image has the picture now
         tx.execute("DELETE FROM product_images WHERE sku = 'BAN-1' AND sha256 = ?",
                    (hashlib.sha256(data).hexdigest(),))
-    response, body = await spec.call("POST", "/api/products/OAT-1/photos", data=data,
-                                     headers=headers)
-    assert response.status == 409
+    status, body = await add_photo(photo_client, staff, "OAT-1", data)
+    assert status == 409
     assert body["error"]["message"] == ("this picture is the catalogue image of Plantain "
                                         "(ZZ-1); a reference photo of OAT-1 must show OAT-1 "
                                         "itself")
