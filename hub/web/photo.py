@@ -60,10 +60,17 @@ async def _form_photo(request: web.Request) -> bytes:
     """The ``photo`` field of a multipart form, read in chunks up to the upload limit (aiohttp's
     body cap does not apply to streamed multipart parts)."""
     limit = services(request).config.web.max_upload_bytes
-    reader = await request.multipart()
-    while (part := await reader.next()) is not None:
-        if isinstance(part, BodyPartReader) and part.name == FORM_FIELD:
-            return await read_steadily(part.read_chunk, limit, "the photo")
+    try:
+        reader = await request.multipart()
+        while (part := await reader.next()) is not None:
+            if isinstance(part, BodyPartReader) and part.name == FORM_FIELD:
+                return await read_steadily(part.read_chunk, limit, "the photo")
+    except (ValueError, AssertionError) as exc:  # aiohttp's words for a broken form
+        raise InvalidInput(
+            f"the multipart form cannot be read ({exc}); send it as a browser or curl -F does, "
+            f"or the image's bytes as image/jpeg, image/png or image/webp",
+            code="bad_image",
+        ) from None
     raise InvalidInput(f"the multipart form has no '{FORM_FIELD}' file field")
 
 

@@ -218,6 +218,23 @@ async def test_multipart_without_photo_field_is_explained(photo_client: TestClie
     assert "'photo' file field" in (await response.json())["error"]["message"]
 
 
+@pytest.mark.parametrize("content_type", [
+    "multipart/form-data; boundary=XX", "multipart/form-data",
+])
+async def test_a_broken_multipart_form_is_a_400_not_an_error(
+    photo_client: TestClient, staff: dict[str, str], content_type: str,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Why: a body that is not the multipart form its content type announces was answered 500
+    and logged with a traceback, on the kiosk's public endpoint too."""
+    for path, headers in (("/api/search/photo", {}), ("/api/products/BAN-1/photos", staff)):
+        response = await photo_client.post(path, data=b"not multipart",
+                                           headers={**headers, "Content-Type": content_type})
+        assert response.status == 400, path
+        assert "the multipart form cannot be read" in (await response.json())["error"]["message"]
+    assert not [r for r in caplog.records if r.levelname == "ERROR"]
+
+
 async def test_photo_search_turned_off_answers_503(client: TestClient) -> None:
     response = await client.post(
         "/api/search/photo", data=b"x", headers={"Content-Type": "image/jpeg"}
