@@ -157,6 +157,29 @@ def test_a_double_tap_starts_the_question_and_does_not_end_it(
     assert "Banana" in shown_products(kiosk_page)
 
 
+def test_a_held_enter_key_does_not_toggle_the_recording(kiosk_page: Page) -> None:
+    """Why: a held Enter repeats, and each repeat was a click: the recording went on and off
+    about once a second, searching a second of audio each time."""
+    kiosk_page.get_by_role("button", name="Ask out loud").click()
+    talk = kiosk_page.locator("#talk")
+    kiosk_page.evaluate("""() => {
+        window.stops = 0;
+        new MutationObserver(() => {
+            if (talk.getAttribute("aria-pressed") === "false") window.stops += 1;
+        }).observe(talk, {attributes: true, attributeFilter: ["aria-pressed"]});
+    }""")
+    talk.focus()
+    kiosk_page.keyboard.down("Enter")
+    expect(talk).to_have_attribute("aria-pressed", "true")
+    for _ in range(50):  # the key's repeats, as a keyboard sends them while it is held
+        kiosk_page.keyboard.down("Enter")
+        kiosk_page.wait_for_timeout(50)
+    kiosk_page.keyboard.up("Enter")
+    assert kiosk_page.evaluate("window.stops") == 0
+    expect(talk).to_have_attribute("aria-pressed", "true")
+    kiosk_page.get_by_role("button", name="Start over").click()
+
+
 def test_no_microphone_is_said_at_once(page: Page) -> None:
     """Why: with the microphone refused the kiosk showed "Listening…" for as long as the customer
     held the button, and said so only after they had spoken into nothing."""

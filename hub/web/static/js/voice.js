@@ -173,6 +173,11 @@ talk.addEventListener("pointercancel", () => {
   if (recording) stop();
 });
 talk.addEventListener("contextmenu", (event) => event.preventDefault());
+// A held Enter repeats its keydown, and each one is a click: the recording went on and off about
+// once a second. Only the first press of a key counts.
+talk.addEventListener("keydown", (event) => {
+  if (event.repeat && (event.key === "Enter" || event.key === " ")) event.preventDefault();
+});
 // Keyboard activation (a click with no pointer) toggles.
 talk.addEventListener("click", (event) => {
   if (event.detail !== 0 || finishing) return;
