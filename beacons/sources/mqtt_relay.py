@@ -131,6 +131,13 @@ class MqttRelaySource:
             try:
                 await loop.run_in_executor(None, client.connect, self.host, self.port, 30)
                 return
+            except (ConnectionResetError, ssl.SSLEOFError) as exc:  # a plain listener's ways
+                hint = (  # of ending a TLS handshake
+                    "; if it listens without TLS, use its TLS port or unset the relay CA file"
+                    if self._tls is not None
+                    else ""
+                )
+                self._failed(f"closed the connection ({exc.strerror or exc}){hint}")
             except ssl.SSLError as exc:  # before OSError: it is one
                 why = getattr(exc, "verify_message", None) or exc.reason or exc
                 self._failed(
@@ -138,12 +145,7 @@ class MqttRelaySource:
                     f"certificate and that the certificate names {self.host}"
                 )
             except OSError as exc:
-                hint = (
-                    "; if it listens without TLS, use its TLS port or unset the relay CA file"
-                    if self._tls is not None and isinstance(exc, ConnectionResetError)
-                    else ""
-                )
-                self._failed(f"cannot be reached ({exc.strerror or exc}){hint}")
+                self._failed(f"cannot be reached ({exc.strerror or exc})")
             await self._sleep(wait)
             wait = min(wait * 2, RETRY_MAX_S)
 

@@ -383,6 +383,24 @@ async def test_tls_to_a_plain_listener_is_named_and_a_mended_link_is_said(
         plain_broker.kill()
     assert "if it listens without TLS, use its TLS port or unset the relay CA file" in str(
         misled.error)
+    # A listener that reads the TLS greeting and hangs up cleanly (not with a reset).
+    async def hang_up(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.read(100)
+        writer.close()
+
+    server = await asyncio.start_server(hang_up, "127.0.0.1", 0)
+    try:
+        polite = relay(server.sockets[0].getsockname()[1], tls=tls_context(pki.ca_cert))
+        task = asyncio.create_task(polite.run(lambda _adv: None))
+        for _ in range(500):
+            if polite.error is not None:
+                break
+            await asyncio.sleep(0.01)
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+    finally:
+        server.close()
+    assert "use its TLS port or unset the relay CA file" in str(polite.error)
     mended = relay(1883)
     with caplog.at_level("INFO", logger="beacons.sources.mqtt_relay"):
         mended._failed("cannot be reached (Connection refused)")  # a broker restarting
@@ -435,6 +453,14 @@ def test_doctor_checks_the_relay_broker_as_the_relay_logs_in(
         (refused,) = check_relay_broker(config)
         assert refused.status == "fail" and "refused the login" in refused.detail
         assert "beacons.relay_password_file" in (refused.fix or "")
+        plain = secured_broker(tmp_path / "plain")  # the same users, no TLS
+        try:
+            config.beacons = config.beacons.model_copy(update={"relay_port": plain.port})
+            (hung_up,) = check_relay_broker(config)
+        finally:
+            plain.kill()
+        assert hung_up.status == "fail"
+        assert "if it listens without TLS, use its TLS port" in hung_up.detail
         password_file.write_bytes(b"\xff\xfe secret")  # not text
         (unreadable,) = check_relay_broker(config)
         assert unreadable.status == "fail"
