@@ -107,7 +107,7 @@ LANGUAGES_SQL = (
 
 
 def _lang(code: str) -> str:
-    if not re.match(LANGUAGE_CODE, code):
+    if not re.fullmatch(LANGUAGE_CODE, code):
         raise ValueError(f"{code!r} is not a language code such as 'en', 'ko' or 'zh'")
     return code
 

@@ -198,8 +198,9 @@ class PhotoService:
         same picture under two products teaches search both answers for it, and it is nearly
         always a photo added to the wrong product (the staff panel's product list is long)."""
         self.catalog.get(sku)  # an unknown product is a 404 first
-        rows = self.db.query(
-            "SELECT id, sku, kind FROM product_images WHERE sha256 = ? ORDER BY id",
+        rows = self.db.query(  # a catalogue image first: staff cannot remove that one
+            "SELECT id, sku, kind FROM product_images WHERE sha256 = ? "
+            "ORDER BY kind = 'iconic' DESC, id",
             (hashlib.sha256(data).hexdigest(),),
         )
         if not rows or any(row["sku"] == sku for row in rows):

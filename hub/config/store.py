@@ -12,7 +12,7 @@ from hub.config.base import StrictModel
 
 STORE_ID_PATTERN = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
 #: A language code as the catalogue's names are keyed: "en", "ko", "zh-TW".
-LANGUAGE_CODE = r"^[a-z]{2,3}(-[A-Za-z0-9]{2,8})?$"
+LANGUAGE_CODE = r"[a-z]{2,3}(-[A-Za-z0-9]{2,8})?"
 
 
 class StoreConfig(StrictModel):
@@ -63,7 +63,7 @@ class StoreConfig(StrictModel):
     @field_validator("language")
     @classmethod
     def _check_language(cls, value: str | None) -> str | None:
-        if value is not None and not re.match(LANGUAGE_CODE, value):
+        if value is not None and not re.fullmatch(LANGUAGE_CODE, value):
             raise ValueError(
                 f"{value!r} is not a language code as the catalogue's names are keyed, such as "
                 "'en', 'ko' or 'zh-TW'"

@@ -73,6 +73,8 @@ def test_the_kiosk_language_is_a_catalogue_language_code() -> None:
     code got the regular expression it failed instead of an example."""
     config = parse_config('[store]\nid = "s"\nname = "x"\nlanguage = "zh-TW"\n', Path("h.toml"))
     assert config.store.language == "zh-TW"
+    with pytest.raises(ConfigError):
+        parse_config('[store]\nid = "s"\nname = "x"\nlanguage = "ko\\n"\n', Path("h.toml"))
     with pytest.raises(ConfigError) as info:
         parse_config('[store]\nid = "s"\nname = "x"\nlanguage = "KO"\n', Path("h.toml"))
     assert "'KO' is not a language code as the catalogue's names are keyed, such as 'en', 'ko' " \
