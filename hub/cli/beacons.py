@@ -335,8 +335,10 @@ def validate_cmd(fleet: tuple[Path, ...]) -> None:
                        + "\n".join(f"  {e}" for e in errors), err=True)
             failed += 1
             continue
+        unchecked = "" if declared.scanners else "; zones not checked: it declares no scanners"
         click.echo(
             f"{path}: ok ({len(declared.beacons)} beacons, {len(declared.scanners)} scanners)"
+            + unchecked
         )
     if failed:
         _fail(f"{failed} of {len(fleet)} fleet file(s) have problems (above)")

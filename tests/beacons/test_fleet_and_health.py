@@ -480,7 +480,8 @@ def test_validate_checks_every_file_and_zones_only_against_declared_scanners(
     result = CliRunner().invoke(main, ["beacons", "validate", str(typo), str(beacons_only),
                                        str(tmp_path / "missing.yaml")])
     assert result.exit_code == 1
-    assert f"{beacons_only}: ok (2 beacons, 0 scanners)" in result.stdout
+    assert (f"{beacons_only}: ok (2 beacons, 0 scanners); zones not checked: it declares no "
+            "scanners") in result.stdout
     assert f"error: {typo}: 1 problem(s)" in result.stderr
     assert "missing.yaml" in result.stderr
     assert result.stderr.endswith("error: 2 of 3 fleet file(s) have problems (above)\n")
