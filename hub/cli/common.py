@@ -64,8 +64,11 @@ def reports_errors(fn: F) -> F:
 
 @contextmanager
 def open_services(config_path: Path) -> Iterator[Services]:
-    """Services for a one-off command (no background work), closed afterwards."""
-    services = build_services(load(config_path))
+    """Services for a one-off command (no background work), closed afterwards; the files the
+    config names are read first, as by ``run``, so a missing one is named, not a traceback."""
+    config = load(config_path)
+    check_files(config, config_path)
+    services = build_services(config)
     try:
         yield services
     finally:

@@ -62,3 +62,13 @@ def test_cli_errors_are_messages(cli) -> None:
     assert result.returncode == 2 and "SKU:QTY" in result.stderr
     result = cli("stock", "move", "MILK", "1", "theft", ok=False)
     assert result.returncode == 2
+
+
+def test_a_missing_staff_token_file_is_named_not_a_traceback(cli, tmp_path: Path) -> None:
+    """Why: 'catalog import' and 'stock show' ended with a FileNotFoundError traceback where
+    'run' named the missing file."""
+    (tmp_path / "staff-token").unlink()
+    for args in (("catalog", "import", str(tmp_path / "c.csv")), ("stock", "show", "MILK")):
+        result = cli(*args, ok=False)
+        assert result.returncode == 2, args
+        assert "staff token: [Errno 2] No such file or directory" in result.stderr
