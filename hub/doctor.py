@@ -13,7 +13,8 @@ import sqlite3
 import ssl
 import subprocess
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -59,18 +60,25 @@ def check_disk(config: HubConfig) -> list[Finding]:
     return [Finding("disk", "ok", detail)]
 
 
+@contextmanager
+def _read_only(path: Path) -> Iterator[sqlite3.Connection]:
+    """The store's database opened read-only: doctor must not change what it examines."""
+    conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=10)
+    try:
+        yield conn
+    finally:
+        conn.close()
+
+
 def check_database(config: HubConfig) -> list[Finding]:
     path = config.store.database
     if not path.exists():
         return [Finding("database", "warn", f"{path} does not exist yet",
                         "it is created by the first 'retail-hub run' or 'catalog import'")]
     try:
-        conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=10)
-        try:
+        with _read_only(path) as conn:
             result = conn.execute("PRAGMA quick_check").fetchone()[0]
             mode = conn.execute("PRAGMA journal_mode").fetchone()[0]
-        finally:
-            conn.close()
     except sqlite3.Error as exc:
         return [Finding("database", "fail", f"{path}: {exc}",
                         "restore the latest backup with 'retail-hub restore'")]
@@ -90,11 +98,8 @@ def check_kiosk_language(config: HubConfig) -> list[Finding]:
     if wanted is None or not path.exists():
         return []
     try:
-        conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=10)
-        try:
+        with _read_only(path) as conn:
             languages = [row[0] for row in conn.execute(LANGUAGES_SQL)]
-        finally:
-            conn.close()
     except sqlite3.Error:
         return []  # check_database says what is wrong with the database
     if wanted in languages:
