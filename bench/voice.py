@@ -156,9 +156,10 @@ def run(
     limit: int | None,
     baseline: tuple[str, ...],
     suppressions: tuple[str, ...],
+    accents: tuple[str, ...] = (),
 ) -> list[dict[str, object]]:
     started = time.perf_counter()
-    engine = open_engine(engine_type, None, lang)
+    engine = open_engine(engine_type, None, lang, accents=accents)
     load_s = time.perf_counter() - started
     searches = {
         method: VoiceSearch(
@@ -208,6 +209,7 @@ def run(
                     "lang": lang,
                     "mode": mode,
                     "suppression": method,
+                    "accents": list(accents),
                     "condition": name,
                     "voices": sorted({v.label for _, _, v, _ in usable}),
                     "products": len({s for _, s, _, _ in usable if s}),
@@ -239,7 +241,14 @@ def main() -> None:
         help="Noise suppressions to measure the grammar path with, comma-separated "
         "(rnnoise, spectral); the free-form baseline decodes the recording as it is.",
     )
+    parser.add_argument(
+        "--accents",
+        default="",
+        help="pocketsphinx: espeak-ng accents the catalogue's words are also listened for in "
+        "(voice.engine.accents), comma-separated, e.g. en-gb.",
+    )
     args = parser.parse_args()
+    accents = tuple(filter(None, args.accents.split(",")))
     suppressions = tuple(args.suppression.split(","))
     unknown = set(suppressions) - {"rnnoise", "spectral"}
     if unknown:
@@ -251,7 +260,8 @@ def main() -> None:
     summary = {}
     for engine_type in args.engines.split(","):
         lang = plan[engine_type]
-        for row in run(engine_type, lang, cats[lang], args.limit, baseline, suppressions):
+        heard_in = accents if engine_type == "pocketsphinx" else ()
+        for row in run(engine_type, lang, cats[lang], args.limit, baseline, suppressions, heard_in):
             mode = f"{row['mode']}+{row['suppression']}" if row["suppression"] else row["mode"]
             summary[f"{engine_type}/{lang}/{mode}/{row['condition']}"] = {
                 k: row[k] for k in ("top1", "top3", "false_accept", "rtf", "cpu_rtf")

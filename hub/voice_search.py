@@ -48,7 +48,9 @@ def open_configured_engine(config: VoiceConfig) -> SpeechEngine:
     """The engine ``config`` names, loaded (seconds: call it off the event loop)."""
     engine = config.engine
     if engine.type == "pocketsphinx":
-        return open_engine("pocketsphinx", engine.model_dir, "en", engine.dictionary)
+        return open_engine(
+            "pocketsphinx", engine.model_dir, "en", engine.dictionary, engine.accents
+        )
     return open_engine("vosk", engine.model_dir, engine.language)
 
 

@@ -70,8 +70,8 @@ class GrammarSpec:
 
     ``products`` are word sequences of product names and aliases, ``before``/``after`` the
     carrier phrases, ``articles`` and ``particles`` single optional words, ``fillers`` the
-    garbage words and phrases (space-separated), and ``pronunciations`` words the engine must
-    add before compiling.
+    garbage words and phrases (space-separated), ``pronunciations`` words the engine must
+    add before compiling, and ``store_pronounced`` those of them the store gave (said only so).
     """
 
     products: tuple[tuple[str, ...], ...]
@@ -81,3 +81,4 @@ class GrammarSpec:
     particles: tuple[str, ...]
     fillers: tuple[str, ...]
     pronunciations: tuple[tuple[str, str], ...]
+    store_pronounced: tuple[str, ...] = ()

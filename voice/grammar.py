@@ -251,6 +251,7 @@ def build_grammar(
         particles=singles["particles"],
         fillers=fillers,
         pronunciations=tuple(sorted(checker.added.items())),
+        store_pronounced=tuple(sorted(w for w in checker.added if w in checker.pronunciations)),
     )
     report = VocabularyReport(
         engine=engine.name,

@@ -11,6 +11,7 @@ from __future__ import annotations
 import shutil
 import subprocess
 import unicodedata
+from collections.abc import Sequence
 
 #: IPA (as espeak-ng writes it for en-us) to ARPAbet; longest keys are tried first.
 _IPA_TO_ARPABET: dict[str, str] = {
@@ -24,6 +25,8 @@ _IPA_TO_ARPABET: dict[str, str] = {
     "eə": "EH R",
     "ɪə": "IH R",
     "ʊə": "UH R",
+    "ɪəʊ": "IY OW",
+    "əʊ": "OW",
     "aɪ": "AY",
     "aʊ": "AW",
     "eɪ": "EY",
@@ -85,6 +88,17 @@ _IPA_TO_ARPABET: dict[str, str] = {
     "ʔ": "",
     "ː": "",
 }
+#: espeak-ng's English accents a store may have its catalogue's words listened for in, beside
+#: the dictionary's American pronunciations (``voice.sphinx``).
+ACCENTS = (
+    "en-gb",
+    "en-gb-x-rp",
+    "en-gb-scotland",
+    "en-gb-x-gbclan",
+    "en-gb-x-gbcwmd",
+    "en-029",
+    "en-us-nyc",
+)
 _KEYS = sorted(_IPA_TO_ARPABET, key=len, reverse=True)
 _IGNORED = set("ˈˌ‿\u0329\u0303\u0361-")
 
@@ -119,17 +133,42 @@ _VOWELS = {"AA", "AE", "AH", "AO", "AW", "AY", "EH", "ER", "EY", "IH", "IY", "OW
 
 def guess_arpabet(word: str, voice: str = "en-us") -> str:
     """ARPAbet for ``word`` as espeak-ng would say it."""
+    return guess_arpabet_all([word], voice)[word]
+
+
+def guess_arpabet_all(words: Sequence[str], voice: str = "en-us") -> dict[str, str]:
+    """ARPAbet for each of ``words`` as espeak-ng's ``voice`` says it; one espeak-ng run for
+    all of them (a catalogue has hundreds of words), one run each if its lines do not pair up.
+    """
     exe = shutil.which("espeak-ng")
     if exe is None:
         raise PronunciationUnavailable(
             "espeak-ng is not installed, so pronunciations of new words cannot be guessed; "
             "install it (apt-get install espeak-ng) or give them in voice.pronunciations"
         )
-    result = subprocess.run(
-        [exe, "-q", "--ipa", "-v", voice, word],
-        capture_output=True,
-        text=True,
-        timeout=10,
-        check=False,
-    )
-    return ipa_to_arpabet(result.stdout.strip())
+
+    def ipa(text: str) -> list[str]:
+        result = subprocess.run(
+            [exe, "-q", "--ipa", "-v", voice],
+            input=text,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+        return result.stdout.strip().splitlines()
+
+    lines = ipa("".join(f"{word}\n" for word in words)) if words else []
+    if len(lines) != len(words):
+        lines = [" ".join(ipa(word)) for word in words]
+    return {word: ipa_to_arpabet(line) for word, line in zip(words, lines, strict=True)}
+
+
+def same_consonants(phones: str, other: str) -> bool:
+    """Whether two ARPAbet strings have the same consonants in the same order (differing, if
+    at all, in vowels: how accents mostly differ)."""
+
+    def consonants(text: str) -> list[str]:
+        return [phone for phone in text.split() if phone not in _VOWELS]
+
+    return consonants(phones) == consonants(other)

@@ -43,18 +43,26 @@ audio on a busy core) decodes.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import itertools
+import re
 import tempfile
 import threading
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from pocketsphinx import Decoder, NGramModel, get_model_path
 
 from voice.engine import EngineError, GrammarSpec, Repair
 from voice.languages import language as language_named
-from voice.pronounce import PronunciationUnavailable, guess_arpabet
+from voice.pronounce import (
+    ACCENTS,
+    PronunciationUnavailable,
+    guess_arpabet,
+    guess_arpabet_all,
+    same_consonants,
+)
 from voice.trim import trim_quiet
 
 #: How often a partial result is recomputed while streaming, in seconds of new audio.
@@ -98,6 +106,9 @@ DECODER_SETTINGS = {
 }
 #: How many of the language model's most frequent words are kept as filler candidates.
 COMMON_WORDS = 2000
+#: An accent's pronunciation of a word is a dictionary word of its own, the word and a number
+#: ("banana_1"): grammar words never hold "_" (``voice.grammar``), and transcripts drop it.
+_VARIANT = re.compile(r"_\d+\b")
 
 
 class PocketsphinxEngine:
@@ -112,6 +123,7 @@ class PocketsphinxEngine:
         language: str = "en",
         filler_weight: float = 1e-6,
         max_fillers: int = 100,
+        accents: Sequence[str] = (),
     ) -> None:
         default = Path(get_model_path()) / "en-us"
         hmm = model_dir or default / "en-us"
@@ -120,6 +132,13 @@ class PocketsphinxEngine:
         for path, what in ((hmm, "acoustic model folder"), (dict_path, "dictionary")):
             if not path.exists():
                 raise EngineError(f"pocketsphinx {what} {path} does not exist")
+        for accent in accents:
+            if accent not in ACCENTS:
+                raise EngineError(
+                    f"unknown accent {accent!r}: one of {', '.join(ACCENTS)} (espeak-ng voices)"
+                )
+        self.accents = tuple(accents)
+        self._accent_phones: dict[tuple[str, str], str] = {}
         self._hmm, self._dict, self._lm = hmm, dict_path, lm
         self._added: dict[str, str] = {}
         self._searches: dict[str, str] = {}
@@ -196,7 +215,17 @@ class PocketsphinxEngine:
         a hub rebuilds only when its catalogue changes, so they stay few.
         """
         name = f"catalog{next(self._names)}"
-        jsgf = to_jsgf(grammar, self.filler_weight)
+        variants = self.accent_variants(grammar)
+        grammar = dataclasses.replace(
+            grammar,
+            pronunciations=grammar.pronunciations
+            + tuple(
+                (f"{word}_{i}", phones)
+                for word, each in variants.items()
+                for i, phones in enumerate(each, 1)
+            ),
+        )
+        jsgf = to_jsgf(grammar, self.filler_weight, {w: len(v) for w, v in variants.items()})
         with self._lock:
             new = {w: p for w, p in grammar.pronunciations if self._added.get(w) != p}
             if new:
@@ -223,6 +252,44 @@ class PocketsphinxEngine:
             self._searches[name] = jsgf
         return name
 
+    def accent_variants(self, grammar: GrammarSpec) -> dict[str, list[str]]:
+        """Each product word's pronunciations in the store's accents that differ from the one
+        the grammar uses, when they keep its consonants in their order.
+
+        Why: the CMU dictionary is American, so espeak-ng's British voice asking for "banana"
+        (B AH N AA N AH), "cabbage" or "valio" was heard as "doughnuts", "cottage" or "oat
+        milk". The store's own pronunciations (``voice.pronunciations``) are kept as given.
+        Variants with other consonants are left out: accents differ mostly in vowels, and such
+        variants were what off-catalogue questions matched (American "batteries", flapped, as
+        British "mandarin"). Figures in voice/README.md.
+        """
+        if not self.accents:
+            return {}
+        given = dict(grammar.pronunciations)
+        words = sorted({w for p in grammar.products for w in p} - set(grammar.store_pronounced))
+        for accent in self.accents:
+            new = [w for w in words if (accent, w) not in self._accent_phones]
+            try:
+                guessed = guess_arpabet_all(new, accent)
+            except PronunciationUnavailable:
+                return {}
+            self._accent_phones.update(((accent, w), p) for w, p in guessed.items())
+        with self._lock:
+            first = {w: given.get(w) or self._decoder.lookup_word(w) for w in words}
+        variants: dict[str, list[str]] = {}
+        for word in words:
+            for accent in self.accents:
+                phones = self._accent_phones[accent, word]
+                seen = [first[word], *variants.get(word, [])]
+                if (
+                    phones
+                    and first[word]
+                    and phones not in seen
+                    and same_consonants(phones, first[word])
+                ):
+                    variants.setdefault(word, []).append(phones)
+        return variants
+
     def decode(self, compiled: object, pcm: bytes) -> str:
         # Only the words are decoded under a grammar: the quiet lead-in and tail cost time and
         # invite filler words (see voice.trim; Vosk, by contrast, needs them).
@@ -243,7 +310,7 @@ class PocketsphinxEngine:
         decoder.process_raw(pcm, full_utt=True)
         decoder.end_utt()
         hyp = decoder.hyp()
-        return hyp.hypstr if hyp is not None else ""
+        return _VARIANT.sub("", hyp.hypstr) if hyp is not None else ""
 
     def stream(self, compiled: object) -> _BufferedStream:
         return _BufferedStream(self, compiled)
@@ -268,8 +335,17 @@ class _BufferedStream:
         return self._partial
 
 
-def to_jsgf(grammar: GrammarSpec, filler_weight: float) -> str:
-    """The JSGF text for ``grammar``; the filler alternative is weighted against the products."""
+def to_jsgf(
+    grammar: GrammarSpec, filler_weight: float, variants: Mapping[str, int] | None = None
+) -> str:
+    """The JSGF text for ``grammar``; the filler alternative is weighted against the products.
+    A product word with ``variants`` (how many) is said as itself or any of them ("banana_1").
+    """
+    said = {
+        word: f"({' | '.join([word, *(f'{word}_{i}' for i in range(1, n + 1))])})"
+        for word, n in (variants or {}).items()
+    }
+    products = [tuple(said.get(w, w) for w in phrase) for phrase in grammar.products]
 
     item = "<product>"
     if grammar.fillers:
@@ -290,7 +366,7 @@ def to_jsgf(grammar: GrammarSpec, filler_weight: float) -> str:
         "grammar catalog;",
         f"public <query> = {query};",
         f"<item> = {item};",
-        f"<product> = {factored(grammar.products)};",
+        f"<product> = {factored(products)};",
         *(f"<{rule}> = {body};" for rule, body in optional.items() if body),
     ]
     if grammar.fillers:

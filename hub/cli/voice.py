@@ -17,6 +17,7 @@ from voice.engine import EngineError
 from voice.engines import ENGINE_TYPES, open_engine
 from voice.evaluation import EvalInputError, evaluate, load_catalog, load_clips
 from voice.languages import language
+from voice.pronounce import ACCENTS
 from voice.search import VoiceSearch
 from voice.synthesis import FAINT_FLOOR_DB, Voice, add_noise, speak, to_wav
 from voice.vosk_model import ModelLayoutError, install_model
@@ -49,6 +50,13 @@ def voice() -> None:
     type=click.Choice(["en", "ko", "zh"]),
     help="Language of the names to listen for (default: from the engine or model).",
 )
+@click.option(
+    "--accent",
+    "accents",
+    type=click.Choice(ACCENTS),
+    multiple=True,
+    help="pocketsphinx: also listen for the words as this accent says them (repeatable).",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print only the JSON figures.")
 def eval_(
     catalog: Path,
@@ -56,6 +64,7 @@ def eval_(
     engine_type: str,
     model_dir: Path | None,
     lang: str | None,
+    accents: tuple[str, ...],
     as_json: bool,
 ) -> None:
     """Decode every clip in CLIPS (labels.jsonl: {"file", "sku"}) through voice search built
@@ -63,7 +72,7 @@ def eval_(
     try:
         entries = load_catalog(catalog)
         labelled = load_clips(clips, {entry.sku for entry in entries})
-        engine = open_engine(engine_type, model_dir, lang)
+        engine = open_engine(engine_type, model_dir, lang, accents=accents)
         search = VoiceSearch(engine, entries, language(engine.language))
         if not as_json:
             report = search.grammar.report

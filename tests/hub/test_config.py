@@ -220,3 +220,15 @@ def test_config_check_names_the_relay_brokers_missing_or_broken_files(tmp_path: 
                 in result.stderr)
         assert "password_file" not in result.stderr and "secret" not in result.stderr
         assert "Traceback" not in result.stderr
+
+
+def test_voice_accents_are_espeak_ng_english_accents() -> None:
+    """Why: an accent the hub cannot make pronunciations for must stop the start with the list
+    of those it can, not be ignored while the store believes British customers are heard."""
+    base = '[store]\nid = "s"\nname = "x"\n\n[voice.engine]\ntype = "pocketsphinx"\n'
+    config = parse_config(base + 'accents = ["en-gb", "en-gb"]\n', Path("h.toml"))
+    assert config.voice.engine.type == "pocketsphinx"
+    assert config.voice.engine.accents == ["en-gb"]
+    with pytest.raises(ConfigError) as info:
+        parse_config(base + 'accents = ["british"]\n', Path("h.toml"))
+    assert "unknown accent 'british': one of en-gb, en-gb-x-rp" in str(info.value)

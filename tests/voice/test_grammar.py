@@ -8,10 +8,12 @@ from pathlib import Path
 import pytest
 
 from voice.audio import Audio
+from voice.engine import EngineError
 from voice.engines import open_engine
 from voice.grammar import build_grammar, english_plural
 from voice.languages import ENGLISH, KOREAN, segment
 from voice.matcher import CatalogEntry
+from voice.pronounce import guess_arpabet, guess_arpabet_all
 from voice.search import VoiceSearch
 from voice.sphinx import PocketsphinxEngine, factored, to_jsgf
 from voice.synthesis import to_wav
@@ -47,6 +49,43 @@ def test_store_pronunciation_replaces_the_dictionarys_for_a_known_word(
     search = VoiceSearch(engine, entries, ENGLISH, pronunciations={"garlic": "B AH N AE N AH"})
     answer = search.answer_wav(to_wav(say("do you have banana")))
     assert [m.sku for m in answer.results][:1] == ["G"], answer.transcript
+
+
+def test_pronunciations_are_guessed_in_an_accent_many_words_at_a_time() -> None:
+    guessed = guess_arpabet_all(["banana", "oatly", "valio", "hello, world", "banana"], "en-gb")
+    assert guessed["banana"] == "B AH N AA N AH"  # the British vowel, not the CMU's AE
+    assert guessed["oatly"] == "OW T L IY"  # British "əʊ" is the same phoneme as American "oʊ"
+    assert guessed["valio"] == "V AE L IY OW"
+    assert guessed["hello, world"].startswith("HH")  # two lines from espeak-ng: asked alone
+    assert guess_arpabet("banana") == "B AH N AE N AH"  # American by default
+
+
+def test_accent_variants_differ_in_vowels_and_spare_the_stores_pronunciations(
+    sphinx: PocketsphinxEngine,
+) -> None:
+    """Why: the CMU dictionary is American, so espeak-ng's British voice asking for a banana
+    was heard as "doughnuts"; a British pronunciation with other consonants ("mandarin" as M AE
+    N D AH R IH N) matched off-catalogue questions, and a store's own pronunciation is final."""
+    accented = PocketsphinxEngine(accents=("en-gb",))
+    entries = [
+        CatalogEntry("X-1", {"en": "Banana"}),
+        CatalogEntry("X-2", {"en": "Mandarins"}),
+        CatalogEntry("X-3", {"en": "Arla Tomato"}),
+    ]
+    grammar = build_grammar(entries, accented, ENGLISH, {"tomato": "T AH M EY T OW"})
+    variants = accented.accent_variants(grammar.spec)
+    assert variants["banana"] == ["B AH N AA N AH"]
+    assert "mandarins" not in variants and "tomato" not in variants
+    assert sphinx.accent_variants(grammar.spec) == {}  # no accents configured
+    name = accented.compile(grammar.spec)
+    assert accented.knows("banana_1")
+    jsgf = to_jsgf(grammar.spec, accented.filler_weight, {"banana": 1})
+    assert "(banana | banana_1)" in jsgf and "banana_1" not in to_jsgf(grammar.spec, 1e-6)
+    assert name.startswith("catalog")
+    with pytest.raises(EngineError, match="unknown accent 'british'"):
+        PocketsphinxEngine(accents=("british",))
+    with pytest.raises(EngineError, match="accents are for the pocketsphinx engine"):
+        open_engine("vosk", packaged_korean_model(), "ko", accents=("en-gb",))
 
 
 def test_store_pronunciation_overrides_the_guess(sphinx: PocketsphinxEngine) -> None:
