@@ -98,6 +98,11 @@ class PhotoService:
     # --- lifecycle ------------------------------------------------------------------------
 
     @property
+    def failed(self) -> str | None:
+        """Why the model could not be loaded (until the hub restarts), or None."""
+        return self._load_error
+
+    @property
     def engine(self) -> PhotoSearch:
         if self._engine is None:
             if self._load_error is not None:

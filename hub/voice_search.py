@@ -77,6 +77,7 @@ class VoiceService:
         self._engine: SpeechEngine | None = None
         self._search: VoiceSearch | None = None
         self._problem: str | None = "voice search is starting"
+        self.failed: str | None = None  # why the engine could not be loaded, until a restart
         self._lock = threading.Lock()
         self._executor = ThreadPoolExecutor(max_workers=2, thread_name_prefix="voice")
         catalog.add_listener(self._catalog_changed)
@@ -94,7 +95,7 @@ class VoiceService:
         try:
             self._engine = open_configured_engine(self.config)
         except (EngineError, ValueError) as exc:
-            self._problem = f"the speech engine could not be loaded: {exc}"
+            self._problem = self.failed = f"the speech engine could not be loaded: {exc}"
             log.error("voice search disabled: %s", exc)
             return
         why = rnnoise.problem()

@@ -5,6 +5,7 @@ whether it reads answers aloud)."""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from aiohttp import web
 
@@ -13,14 +14,18 @@ from hub.errors import NotFound
 from hub.web import speech
 from hub.web.common import inside, json_response, services
 
+if TYPE_CHECKING:
+    from hub.photo_search import PhotoService
+    from hub.voice_search import VoiceService
+
 STATIC = Path(__file__).parent / "static"
 
-#: Search modes the kiosk offers when the hub serves the route and the feature is on:
-#: mode -> (route, config section).
+#: Search modes the kiosk offers when the hub serves the route and its service has not failed
+#: to load: mode -> (route, service attribute of Services).
 SEARCH_ROUTES = {
-    "photo": ("/api/search/photo", "vision"),
-    "voice": ("/api/search/voice", "voice"),
-    "voice_stream": ("/api/search/voice/stream", "voice"),
+    "photo": ("/api/search/photo", "photo_search"),
+    "voice": ("/api/search/voice", "voice_search"),
+    "voice_stream": ("/api/search/voice/stream", "voice_search"),
 }
 
 #: Same-origin only: no script, style, font or image from anywhere else, no framing.
@@ -69,6 +74,13 @@ def kiosk_language(configured: str | None, voice: str | None, languages: list[st
     return languages[0] if languages else "en"
 
 
+def _working(service: PhotoService | VoiceService | None) -> bool:
+    """Whether a search service is on and has not failed to load: a kiosk customer shown a
+    microphone whose engine is broken taps it only to be told it does not work. One that is
+    still starting counts as working: it answers in seconds."""
+    return service is not None and service.failed is None
+
+
 async def kiosk_config(request: web.Request) -> web.Response:
     svc = services(request)
     rows = await svc.db.read(svc.db.query, LANGUAGES_SQL)
@@ -80,8 +92,8 @@ async def kiosk_config(request: web.Request) -> web.Response:
                   "currency": svc.config.store.currency},
         "languages": languages,
         "default_language": kiosk_language(svc.config.store.language, voice, languages),
-        "search": {mode: path in paths and getattr(svc.config, section).enabled
-                   for mode, (path, section) in SEARCH_ROUTES.items()},
+        "search": {mode: path in paths and _working(getattr(svc, service))
+                   for mode, (path, service) in SEARCH_ROUTES.items()},
         "speech": "/api/speech" in paths and speech.available(request),
     })
 

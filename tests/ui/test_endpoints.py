@@ -26,7 +26,30 @@ async def test_kiosk_settings(client: TestClient) -> None:
     assert body["store"] == {"id": "test-store", "name": "Test Store", "currency": "SEK"}
     assert body["languages"] == ["en", "ko"]
     assert body["default_language"] == "en"
-    assert body["search"]["photo"] is True
+    # this hub is built without its features: nothing to search with but text
+    assert body["search"] == {"photo": False, "voice": False, "voice_stream": False}
+
+
+async def test_kiosk_offers_voice_while_it_starts_and_not_once_it_failed(
+    client: TestClient, stocked: Services, tmp_path: Path
+) -> None:
+    """Why: a kiosk whose speech engine could not be loaded still showed the microphone, and a
+    customer who tapped it was only told that voice search does not work."""
+    missing = tmp_path / "no-such-model"
+    service = VoiceService(stocked.catalog, VoiceConfig(engine={"type": "vosk", "model_dir":
+                                                                 str(missing)}), 1 << 20)
+    stocked.voice_search = service
+    try:
+        _, body = await SpecClient(client).call("GET", "/api/kiosk")
+        assert body["search"]["voice"] is body["search"]["voice_stream"] is True  # starting
+        await service.start()
+        await service.stop()  # waits for the load, which fails
+        assert service.failed is not None and str(missing) in service.failed
+        _, body = await SpecClient(client).call("GET", "/api/kiosk")
+        assert body["search"]["voice"] is body["search"]["voice_stream"] is False
+        assert body["search"]["photo"] is False
+    finally:
+        await service.stop()
 
 
 async def test_kiosk_starts_in_the_store_language(client: TestClient, stocked: Services) -> None:

@@ -61,8 +61,16 @@ function isClear() {
   return main.dataset.mode === "" && language() === defaultLanguage && !root.classList.contains("large");
 }
 
+// The search modes this hub offers now: a search whose model failed to load is not offered
+// (a customer would tap it only to hear it does not work).
+function showModes(config) {
+  document.getElementById("mode-photo").hidden = !config.search.photo;
+  document.getElementById("mode-voice").hidden = !config.search.voice_stream;
+}
+
 function startOver() {
   setMode("");
+  api("/api/kiosk").then(showModes, () => {}); // for the next customer; kept as it was offline
   voice.cancel();
   clearAnswer(); // also an answer that arrived after the last search was left
   setLargeText(false);
@@ -87,8 +95,7 @@ function languageButtons(languages) {
 async function init() {
   const config = await api("/api/kiosk");
   document.getElementById("store-name").textContent = config.store.name;
-  document.getElementById("mode-photo").hidden = !config.search.photo;
-  document.getElementById("mode-voice").hidden = !config.search.voice_stream;
+  showModes(config);
   setOffered(config.speech);
   defaultLanguage = config.default_language;
   languageButtons(config.languages);
