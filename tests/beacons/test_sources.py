@@ -8,24 +8,28 @@ import json
 from pathlib import Path
 from typing import Any
 
+import jsonschema
 import paho.mqtt.client as mqtt
 import pytest
+import yaml
 from bleak.backends.device import BLEDevice
 from bleak.backends.scanner import AdvertisementData
 from bleak.exc import BleakBluetoothNotAvailableError, BleakBluetoothNotAvailableReason, BleakError
 
 from beacons.advertisement import Advertisement
-from beacons.errors import ScannerUnavailableError
+from beacons.errors import ScannerUnavailableError, TraceError
+from beacons.fleet import relay_topic
 from beacons.pipeline import PresencePipeline, TraceClock
 from beacons.presence import PresenceEngine
 from beacons.settings import PresenceSettings
+from beacons.simulator import Scenario, simulate
 from beacons.sources.base import DetectionCallback
 from beacons.sources.bleak_scanner import BleakSource, explain, passive_patterns
 from beacons.sources.mqtt_relay import MAX_PAYLOAD_BYTES, MAX_SKEW_S, MqttRelaySource
 from beacons.sources.replay import ReplaySource
 from beacons.sources.simulated import SimulatedRadio
 from beacons.tokens import TokenResolver, token_uuid, window_of
-from beacons.trace import encode, write_trace
+from beacons.trace import decode_line, encode, write_trace
 from hub.clock import ManualClock
 from hub.doctor import check_relay_broker
 from hub.presence import make_source
@@ -35,6 +39,8 @@ from sync.mqtt_client import tls_context
 from tests.fixtures.mosquitto import Mosquitto
 from tests.sync.conftest import RawClient
 from tests.sync.pki import Pki, make_pki
+
+ROOT = Path(__file__).resolve().parents[2]
 
 PREFIX = bytes.fromhex("52455441494c4842")
 KEY = bytes(range(16))
@@ -469,3 +475,32 @@ def test_doctor_checks_the_relay_broker_as_the_relay_logs_in(
         assert check_relay_broker(config) == []
     finally:
         broker.kill()
+
+
+def test_relay_lines_match_the_asyncapi_document() -> None:
+    """Why: scanner nodes are built to docs/asyncapi.yaml, which had no word on the relay topic;
+    a line the document allows must be one the hub reads, and one the hub refuses, refused."""
+    doc = yaml.safe_load((ROOT / "docs" / "asyncapi.yaml").read_text(encoding="utf-8"))
+    channel = doc["channels"]["scannerAdvertisements"]
+    assert channel["address"] == relay_topic("{prefix}", "{store}", "{node}")
+    schema = doc["components"]["schemas"]["Advertisement"]
+    zoned = simulate(Scenario(seed=3, layout="zones", duration_s=600, visits_per_hour=120))
+    kinds = set()
+    every = {"manufacturer_data", "service_data", "service_uuids"}
+    for number, adv in enumerate(zoned.advertisements):
+        line = json.loads(encode(adv))
+        jsonschema.validate(line, schema)
+        kinds |= {k for k in every if line.get(k)}
+        if kinds == every and number > 500:
+            break
+    assert kinds == every, kinds
+    good = {"t": 1.0, "scanner": "door", "address": "AA:BB:CC:DD:EE:FF", "rssi": -60,
+            "manufacturer_data": {"76": "0215aabb"}, "service_data": {}}
+    decode_line(json.dumps(good))
+    for bad in ({**good, "rssi": 99}, {k: v for k, v in good.items() if k != "address"},
+                {**good, "manufacturer_data": {"apple": "00"}}, {**good, "t": "now"}):
+        with pytest.raises(jsonschema.ValidationError):
+            jsonschema.validate(bad, schema)
+        with pytest.raises(TraceError):
+            adv = decode_line(json.dumps(bad))
+            adv.manufacturer_bytes()
