@@ -356,6 +356,7 @@ def _vision_model(config: HubConfig) -> list[Finding]:
 def _voice_model(config: HubConfig) -> list[Finding]:
     from hub.voice_search import open_configured_engine
     from voice.engine import EngineError
+    from voice.engines import expected_language
 
     if not config.voice.enabled:
         return [Finding("voice model", "ok", "voice search is off")]
@@ -365,8 +366,17 @@ def _voice_model(config: HubConfig) -> list[Finding]:
         return [Finding("voice model", "fail", str(exc),
                         "install the model with 'retail-hub voice install-model' and set "
                         "voice.engine.model_dir, or turn voice off (voice.enabled = false)")]
-    return [Finding("voice model", "ok", f"{config.voice.engine.type} model loads "
-                    f"(language {engine.language})")]
+    loaded = Finding("voice model", "ok", f"{config.voice.engine.type} model loads "
+                     f"(language {engine.language})")
+    settings = config.voice.engine
+    if expected_language(settings.type, settings.model_dir, settings.language) is None:
+        # the kiosk asks for its language as the hub starts, before the model has loaded
+        return [loaded, Finding(
+            "voice language", "warn",
+            f"{settings.model_dir} does not name its language, so for the seconds the model "
+            "loads the kiosk starts in English",
+            f"set voice.engine.language = '{engine.language}' (or store.language)")]
+    return [loaded]
 
 
 def check_fleet(config: HubConfig) -> list[Finding]:

@@ -140,6 +140,27 @@ def test_model_checks_catch_a_changed_photo_model_and_a_missing_speech_model(
     assert speech.detail == "espeak-ng reads the kiosk's answers aloud"
 
 
+def test_doctor_says_to_name_the_language_of_a_vosk_model_whose_folder_does_not(
+        make_config, tmp_path: Path) -> None:
+    """Why: a kiosk that starts with the hub asks for its language before a Vosk model in a
+    folder such as 'model' has loaded, and started in English in a Korean store."""
+    from hub.doctor import _voice_model
+    from voice.vosk_model import packaged_korean_model
+
+    packaged = packaged_korean_model()
+    assert packaged is not None
+    (tmp_path / "model").symlink_to(packaged, target_is_directory=True)
+    config: HubConfig = make_config(voice={"engine": {"type": "vosk",
+                                                      "model_dir": str(tmp_path / "model")}})
+    loaded, language = _voice_model(config)
+    assert loaded.status == "ok" and "language ko" in loaded.detail
+    assert language.status == "warn" and language.fix is not None
+    assert "voice.engine.language = 'ko'" in language.fix
+    named = make_config(voice={"engine": {"type": "vosk", "language": "ko",
+                                          "model_dir": str(tmp_path / "model")}})
+    assert [f.status for f in _voice_model(named)] == ["ok"]
+
+
 def test_doctor_says_when_the_noise_suppression_library_is_missing(
         make_config, monkeypatch: pytest.MonkeyPatch) -> None:
     from hub.doctor import check_models
