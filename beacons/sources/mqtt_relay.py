@@ -133,7 +133,8 @@ class MqttRelaySource:
                 return
             except (ConnectionResetError, ssl.SSLEOFError) as exc:  # a plain listener's ways
                 hint = (  # of ending a TLS handshake
-                    "; if it listens without TLS, use its TLS port or unset the relay CA file"
+                    "; if it listens without TLS, use its TLS port or unset the relay CA file "
+                    "(beacons.relay_tls_ca_file)"
                     if self._tls is not None
                     else ""
                 )
@@ -141,8 +142,9 @@ class MqttRelaySource:
             except ssl.SSLError as exc:  # before OSError: it is one
                 why = getattr(exc, "verify_message", None) or exc.reason or exc
                 self._failed(
-                    f"failed TLS ({why}); check that the relay CA file signed the broker's "
-                    f"certificate and that the certificate names {self.host}"
+                    f"failed TLS ({why}); check that the relay CA file "
+                    f"(beacons.relay_tls_ca_file) signed the broker's certificate and that the "
+                    f"certificate names {self.host}"
                 )
             except OSError as exc:
                 self._failed(f"cannot be reached ({exc.strerror or exc})")
@@ -167,7 +169,7 @@ class MqttRelaySource:
         else:
             self._failed(
                 "closed the connection without answering the login; if it listens with TLS, "
-                "set the relay CA file"
+                "set the relay CA file (beacons.relay_tls_ca_file)"
             )
 
     def _connected(self) -> None:

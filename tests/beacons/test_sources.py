@@ -367,7 +367,8 @@ async def test_relay_speaks_tls_and_verifies_the_broker(tmp_path: Path) -> None:
     finally:
         broker.kill()
     assert "failed TLS (certificate" in str(misled.error)
-    assert "check that the relay CA file signed the broker's certificate" in str(misled.error)
+    assert "check that the relay CA file (beacons.relay_tls_ca_file) signed the broker's " \
+        "certificate" in str(misled.error)
     assert (
         "closed the connection without answering the login; if it listens with TLS, set the "
         "relay CA file" in str(plain.error)
