@@ -313,14 +313,16 @@ def eval_cmd(
 
 
 @beacons.command("validate")
-@click.argument("fleet", type=click.Path(path_type=Path, dir_okay=False), nargs=-1, required=True)
+@click.argument("fleet", type=click.Path(path_type=Path), nargs=-1, required=True)
 @_reports_beacon_errors
 def validate_cmd(fleet: tuple[Path, ...]) -> None:
-    """Check fleet files (firmware_configs/*.yaml) against the schema, and the beacons' zones
-    against the zones the scanners cover (a beacon in no scanner's zone is refused; a scanner
-    with no beacon in its zone is a warning). Every file is checked; exit 1 if any failed."""
+    """Check fleet files (firmware_configs/*.yaml, or a folder of them) against the schema, and
+    the beacons' zones against the zones the scanners cover (a beacon in no scanner's zone is
+    refused; a scanner with no beacon in its zone is a warning). Every file is checked; exit 1
+    if any failed."""
+    files = [p for given in fleet for p in _fleet_files(given)]
     failed = 0
-    for path in fleet:
+    for path in files:
         try:
             declared = load_fleet(path)
         except BeaconsError as exc:
@@ -341,7 +343,17 @@ def validate_cmd(fleet: tuple[Path, ...]) -> None:
             + unchecked
         )
     if failed:
-        _fail(f"{failed} of {len(fleet)} fleet file(s) have problems (above)")
+        _fail(f"{failed} of {len(files)} fleet file(s) have problems (above)")
+
+
+def _fleet_files(given: Path) -> list[Path]:
+    """``given``, or the YAML files in it when it is a folder (firmware_configs/)."""
+    if not given.is_dir():
+        return [given]
+    found = sorted(p for p in given.iterdir() if p.suffix in (".yaml", ".yml") and p.is_file())
+    if not found:
+        raise click.BadParameter(f"{given} holds no fleet files (*.yaml)", param_hint="FLEET")
+    return found
 
 
 @beacons.command("render")

@@ -487,6 +487,17 @@ def test_validate_checks_every_file_and_zones_only_against_declared_scanners(
     assert result.stderr.endswith("error: 2 of 3 fleet file(s) have problems (above)\n")
 
 
+def test_validate_takes_a_folder_of_fleet_files(tmp_path: Path) -> None:
+    """Why: 'beacons validate firmware_configs' was refused with click's usage error."""
+    result = CliRunner().invoke(main, ["beacons", "validate", str(ROOT / "firmware_configs")])
+    assert result.exit_code == 0, result.output
+    assert f"{DEMO}: ok" in result.stdout
+    (tmp_path / "notes.txt").write_text("not a fleet")
+    result = CliRunner().invoke(main, ["beacons", "validate", str(tmp_path)])
+    assert result.exit_code == 2
+    assert f"{tmp_path} holds no fleet files (*.yaml)" in result.stderr
+
+
 def test_validate_warns_of_a_scanner_whose_zone_has_no_beacon(tmp_path: Path) -> None:
     """A scanner's zone defaults to its name; presence needs no beacon there, so this passes."""
     path = tmp_path / "fleet.yaml"
