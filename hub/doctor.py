@@ -327,7 +327,9 @@ def _answer_speech(config: HubConfig) -> list[Finding]:
 
 
 def _vision_model(config: HubConfig) -> list[Finding]:
-    from vision.embedder import file_sha256  # only when checked: numpy and onnx stay unloaded
+    # only when checked: numpy and onnxruntime stay unloaded otherwise
+    from vision.embedder import OnnxEmbedder, file_sha256
+    from vision.errors import VisionError
 
     if not config.vision.enabled:
         return [Finding("vision model", "ok", "photo search is off")]
@@ -338,18 +340,25 @@ def _vision_model(config: HubConfig) -> list[Finding]:
         return [Finding("vision model", "fail", f"{model} is missing", rebuild)]
     provenance = model.with_suffix(".json")
     digest = file_sha256(model)
+    if provenance.is_file():
+        try:
+            expected = json.loads(provenance.read_text(encoding="utf-8"))["sha256"]
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            return [Finding("vision model", "fail", f"{provenance} cannot be read: {exc}",
+                            rebuild)]
+        if digest != expected:
+            return [Finding("vision model", "fail", f"{model.name}: sha256 {digest[:12]}... but "
+                            f"its provenance says {str(expected)[:12]}... (damaged or replaced)",
+                            rebuild)]
+    try:  # as the hub loads it: a file that is not a model fails here, not only at start
+        OnnxEmbedder(model, 1, config.vision.max_pixels)
+    except VisionError as exc:
+        return [Finding("vision model", "fail", f"{model.name} cannot be loaded: {exc}", rebuild)]
     if not provenance.is_file():
         return [Finding("vision model", "warn", f"{model.name}: sha256 {digest[:12]}..., no "
                         f"provenance file {provenance.name}",
                         "keep the provenance JSON that 'retail-hub vision train' writes beside "
                         "the model, so a changed file can be told from the one measured")]
-    try:
-        expected = json.loads(provenance.read_text(encoding="utf-8"))["sha256"]
-    except (OSError, ValueError, KeyError, TypeError) as exc:
-        return [Finding("vision model", "fail", f"{provenance} cannot be read: {exc}", rebuild)]
-    if digest != expected:
-        return [Finding("vision model", "fail", f"{model.name}: sha256 {digest[:12]}... but its "
-                        f"provenance says {str(expected)[:12]}... (damaged or replaced)", rebuild)]
     return [Finding("vision model", "ok", f"{model.name}: sha256 matches its provenance")]
 
 

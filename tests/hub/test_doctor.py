@@ -135,6 +135,11 @@ def test_model_checks_catch_a_changed_photo_model_and_a_missing_speech_model(
                                             "model_dir": str(tmp_path / "no-model")}})
     vision, voice, noise, speech = check_models(changed)
     assert vision.status == "fail" and "provenance" in vision.detail and vision.fix
+    (tmp_path / "model.json").unlink()  # no provenance to compare: loading it tells
+    broken, *_ = check_models(changed)
+    assert broken.status == "fail" and "model.onnx cannot be loaded" in broken.detail
+    copy.write_bytes(PACKAGED_MODEL.read_bytes())
+    assert check_models(changed)[0].status == "warn"  # a model, but not the one measured
     assert voice.status == "fail" and "install-model" in (voice.fix or "")
     assert noise.status == "ok" and "librnnoise.so" in noise.detail  # make setup installs it
     assert speech.detail == "espeak-ng reads the kiosk's answers aloud"
