@@ -181,6 +181,28 @@ def test_idle_kiosk_warns_then_clears_for_the_next_customer(page: Page) -> None:
     expect(page.locator("#query")).to_have_value("")
 
 
+def test_a_waiting_kiosk_stops_offering_a_search_that_failed(page: Page, ui_hub: UiHub) -> None:
+    """Why: a kiosk loaded while the models were loading kept showing the microphone after the
+    engine failed; it asked again only on "Start over", which nobody presses between customers.
+    """
+    voice = ui_hub.running.services.voice_search
+    assert voice is not None
+    page.clock.install()
+    page.goto("/kiosk")
+    page.wait_for_selector("html[data-ready=true]")
+    ask = page.get_by_role("button", name="Ask out loud")
+    expect(ask).to_be_visible()
+    voice.failed = "the speech engine could not be loaded: (a test)"
+    try:
+        page.clock.run_for(31_000)
+        expect(ask).to_be_hidden()
+        expect(page.get_by_role("button", name="Show a photo")).to_be_visible()
+    finally:
+        voice.failed = None
+    page.clock.run_for(31_000)
+    expect(ask).to_be_visible()
+
+
 def test_keyboard_only_search(kiosk_page: Page) -> None:
     focused = "() => document.activeElement.id"
     ring = "() => { const s = getComputedStyle(document.activeElement);" \

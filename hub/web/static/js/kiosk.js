@@ -13,6 +13,8 @@ import * as voice from "./voice.js";
 
 const IDLE_MS = 90000;
 const WARN_MS = 20000;
+// How often a kiosk waiting for its next customer asks which searches the hub offers now.
+const MODES_MS = 30000;
 
 const root = document.documentElement;
 const main = document.getElementById("main");
@@ -68,9 +70,15 @@ function showModes(config) {
   document.getElementById("mode-voice").hidden = !config.search.voice_stream;
 }
 
+// Asked again for each new customer, while the kiosk waits on its start screen and when the
+// hub is back after a restart; kept as they were while the hub cannot be reached.
+function refreshModes() {
+  api("/api/kiosk").then(showModes, () => {});
+}
+
 function startOver() {
   setMode("");
-  api("/api/kiosk").then(showModes, () => {}); // for the next customer; kept as it was offline
+  refreshModes();
   voice.cancel();
   clearAnswer(); // also an answer that arrived after the last search was left
   setLargeText(false);
@@ -108,7 +116,10 @@ async function init() {
   let connectedBefore = false;
   connectLive("/api/live/stock", {
     onOpen() {
-      if (connectedBefore) refreshStock().catch(() => {});
+      if (connectedBefore) {
+        refreshStock().catch(() => {});
+        refreshModes();
+      }
       connectedBefore = true;
     },
     onMessage(message) {
@@ -123,6 +134,7 @@ async function init() {
     onReset: startOver,
     warningText: (seconds) => t("idle_text", { s: seconds }),
   });
+  setInterval(() => { if (isClear()) refreshModes(); }, MODES_MS);
   root.dataset.ready = "true";
   performance.mark("kiosk-ready");
 }
