@@ -55,7 +55,7 @@ def _unhex(field: str, key: str, value: str) -> bytes:
     try:
         return binascii.unhexlify(value)
     except (binascii.Error, ValueError) as exc:
-        raise TraceError(f"{field}[{key!r}] is not lowercase hex bytes: {value!r}") from exc
+        raise TraceError(f"{field}[{key!r}] is not hex bytes: {value!r}") from exc
 
 
 def from_bleak(

@@ -46,6 +46,11 @@ def decode_line(
             source=source,
             line=number,
         )
+    try:  # now, not when a frame parser needs the bytes: there a bad line was dropped unsaid
+        adv.manufacturer_bytes()
+        adv.service_bytes()
+    except TraceError as exc:
+        raise TraceError(exc.message, source=source, line=number) from None
     return adv
 
 

@@ -70,6 +70,9 @@ def make_source(config: BeaconsConfig, services: Services) -> AdvertisementSourc
             tls=None if config.relay_tls_ca_file is None else tls_context(config.relay_tls_ca_file),
             clock=clock.now,
             sleep=clock.sleep,
+            nodes=[scanner.name for scanner in load_fleet(config.fleet_file).scanners] or None
+            if config.fleet_file
+            else None,
         )
     if config.source == "replay":
         assert config.replay_file is not None

@@ -22,7 +22,7 @@ import asyncio
 import logging
 import ssl
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Collection
 from typing import Any
 
 import paho.mqtt.client as mqtt
@@ -40,6 +40,11 @@ MAX_PAYLOAD_BYTES = 256 * 1024
 MAX_SKEW_S = 120.0
 #: First and longest wait before connecting again to a broker that could not be reached.
 RETRY_FIRST_S, RETRY_MAX_S = 1.0, 60.0
+#: Nodes counted by name in ``rejected`` (a metric label each) when the store declares none;
+#: past that, and for nodes the store does not declare, one shared label: anyone who can
+#: publish on the local broker could otherwise grow the metrics and the log without end.
+MAX_NODE_LABELS = 64
+OTHER_NODES = "(undeclared)"
 
 
 class MqttRelaySource:
@@ -59,9 +64,11 @@ class MqttRelaySource:
         client_factory: Callable[..., Any] = mqtt.Client,
         clock: Callable[[], float] = time.time,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        nodes: Collection[str] | None = None,
     ) -> None:
         """``username``/``password``: the hub's login (None: anonymous); ``tls``: a context
-        that verifies the broker (None: plain TCP)."""
+        that verifies the broker (None: plain TCP); ``nodes``: the scanner nodes the store
+        declares (its fleet file), the only ones heard (None: any node)."""
         self.name = f"mqtt:{host}:{port}"
         self.host, self.port = host, port
         self.topic = relay_topic(topic_prefix, store, "+")
@@ -71,6 +78,7 @@ class MqttRelaySource:
         self._factory = client_factory
         self._clock = clock
         self._sleep = sleep
+        self._nodes = None if nodes is None else frozenset(nodes)
         self.received = 0
         self.rejected: dict[str, int] = {}
         self.connected = asyncio.Event()
@@ -180,6 +188,16 @@ class MqttRelaySource:
 
     def _deliver(self, topic: str, payload: bytes, sink: AdvertisementSink) -> None:
         node = topic.split("/")[-2]
+        if self._nodes is not None and node not in self._nodes:
+            self._reject(
+                node,
+                TraceError(
+                    f"node {node!r} is not one of the store's scanners in its fleet file "
+                    f"({', '.join(sorted(self._nodes)) or 'none'})",
+                    source=topic,
+                ),
+            )
+            return
         if len(payload) > MAX_PAYLOAD_BYTES:
             self._reject(
                 node,
@@ -215,6 +233,10 @@ class MqttRelaySource:
 
     def _reject(self, node: str, exc: TraceError) -> None:
         """Count a refused line or message; the first from each node is logged."""
-        count = self.rejected[node] = self.rejected.get(node, 0) + 1
+        declared = node in self._nodes if self._nodes is not None else (
+            node in self.rejected or len(self.rejected) < MAX_NODE_LABELS
+        )
+        label = node if declared else OTHER_NODES
+        count = self.rejected[label] = self.rejected.get(label, 0) + 1
         if count == 1:
             _log.warning("relay node %s sent a bad advertisement: %s", node, exc)

@@ -25,7 +25,13 @@ from beacons.settings import PresenceSettings
 from beacons.simulator import Scenario, simulate
 from beacons.sources.base import DetectionCallback
 from beacons.sources.bleak_scanner import BleakSource, explain, passive_patterns
-from beacons.sources.mqtt_relay import MAX_PAYLOAD_BYTES, MAX_SKEW_S, MqttRelaySource
+from beacons.sources.mqtt_relay import (
+    MAX_NODE_LABELS,
+    MAX_PAYLOAD_BYTES,
+    MAX_SKEW_S,
+    OTHER_NODES,
+    MqttRelaySource,
+)
 from beacons.sources.replay import ReplaySource
 from beacons.sources.simulated import SimulatedRadio
 from beacons.tokens import TokenResolver, token_uuid, window_of
@@ -265,6 +271,39 @@ async def test_relay_nodes_deliver_over_a_real_broker(mosquitto: Mosquitto) -> N
     assert json.loads(encode(got[0]))["scanner"] == "aisles"
 
 
+async def test_relay_hears_only_the_stores_declared_nodes(mosquitto: Mosquitto) -> None:
+    """Why: any name on the relay topic was heard, and each new one was a metric series and a
+    log line of its own: anyone on the store network could grow both without end."""
+    source = MqttRelaySource(host="127.0.0.1", port=mosquitto.port, store="s1",
+                             clock=lambda: 5.0, nodes=["aisles"])
+    got: list[Advertisement] = []
+    task = asyncio.create_task(source.run(got.append))
+    await asyncio.wait_for(source.connected.wait(), timeout=10)
+    publisher = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2)
+    publisher.connect("127.0.0.1", mosquitto.port)
+    publisher.loop_start()
+    for node in ("ghost", "aisles"):
+        adv = Advertisement(t=5.0, scanner=node, address="a", rssi=-70)
+        topic = f"retail/v1/s1/scanners/{node}/adv"
+        publisher.publish(topic, encode(adv), qos=1).wait_for_publish(5)
+    for _ in range(200):
+        if got:
+            break
+        await asyncio.sleep(0.02)
+    publisher.loop_stop()
+    publisher.disconnect()
+    task.cancel()
+    await asyncio.gather(task, return_exceptions=True)
+    assert [adv.scanner for adv in got] == ["aisles"]
+    assert source.rejected == {OTHER_NODES: 1}
+    # a store that declares no nodes hears any, but counts at most so many names apart
+    open_store = MqttRelaySource(host="127.0.0.1", port=1, store="s1", clock=lambda: 5.0)
+    for number in range(MAX_NODE_LABELS + 40):
+        open_store._deliver(f"retail/v1/s1/scanners/n{number}/adv", b"{broken", got.append)
+    assert len(open_store.rejected) == MAX_NODE_LABELS + 1
+    assert open_store.rejected[OTHER_NODES] == 40
+
+
 # --- relay nodes on a broker that takes no anonymous clients ----------------------------------
 
 RELAY_TOPIC = "retail/v1/s1/scanners/aisles/adv"
@@ -430,6 +469,11 @@ async def test_the_hub_connects_its_relay_source_as_its_config_says(
     )
     source = make_source(services.config.beacons, services)
     assert isinstance(source, MqttRelaySource)
+    assert source._nodes is None  # no fleet file: any node is heard
+    with_fleet = services.config.beacons.model_copy(
+        update={"fleet_file": ROOT / "firmware_configs" / "demo-store.yaml"})
+    declared = make_source(with_fleet, services)
+    assert isinstance(declared, MqttRelaySource) and declared._nodes == {"door", "aisles", "pickup"}
     heard = Advertisement(t=services.clock.now(), scanner="aisles", address="a", rssi=-70)
     topic = f"retail/v1/{services.config.store.id}/scanners/aisles/adv"
     try:

@@ -71,10 +71,19 @@ def test_bad_lines_name_the_file_line_and_field(line: str, message: str) -> None
     assert message in str(caught.value)
 
 
-def test_bad_hex_is_reported_when_bytes_are_needed() -> None:
-    adv = decode_line(LINE.replace('"0215"', '"zz"'))
-    with pytest.raises(TraceError, match="not lowercase hex"):
-        adv.manufacturer_bytes()
+def test_bad_hex_and_company_ids_are_refused_with_the_line() -> None:
+    """Why: they were read as advertisements and only failed when a frame parser needed the
+    bytes, where fleet health dropped the whole line unsaid: a relay node with such a bug made
+    its beacons look missing, and no counter said why."""
+    for old, new, message in (('"0215"', '"zz"', "is not hex bytes: 'zz'"),
+                              ('"0215"', '"021"', "is not hex bytes: '021'"),
+                              ('"76"', '"apple"', "is not a company id"),
+                              ('"76"', '"65536"', "is not a company id")):
+        assert old in LINE
+        with pytest.raises(TraceError, match=message) as caught:
+            decode_line(LINE.replace(old, new, 1), source="relay", number=4)
+        assert str(caught.value).startswith("relay:4: ")
+    assert decode_line(LINE.replace('"0215"', '"02AB"')).manufacturer_bytes()  # any case
 
 
 def test_missing_trace_file_is_a_trace_error(tmp_path: Path) -> None:
