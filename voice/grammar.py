@@ -251,7 +251,7 @@ def build_grammar(
         particles=singles["particles"],
         fillers=fillers,
         pronunciations=tuple(sorted(checker.added.items())),
-        store_pronounced=tuple(sorted(w for w in checker.added if w in checker.pronunciations)),
+        store_pronounced=_store_pronounced(checker, language),
     )
     report = VocabularyReport(
         engine=engine.name,
@@ -269,6 +269,14 @@ def build_grammar(
         filler_words=frozenset(w for filler in fillers for w in filler.split()),
         respellings=respellings,
     )
+
+
+def _store_pronounced(checker: _Checker, language: Language) -> tuple[str, ...]:
+    """The words the store gave a pronunciation for, and their English plurals (a store that
+    pins "banana" means "bananas" too)."""
+    given = {w for w in checker.added if w in checker.pronunciations}
+    plurals = {english_plural(w) for w in given} if language.code == "en" else set()
+    return tuple(sorted(given | plurals))
 
 
 def _inside_a_name(words: tuple[str, ...], products: list[tuple[str, ...]]) -> bool:

@@ -47,6 +47,7 @@ import dataclasses
 import functools
 import itertools
 import re
+import shutil
 import tempfile
 import threading
 from collections.abc import Mapping, Sequence
@@ -137,6 +138,11 @@ class PocketsphinxEngine:
                 raise EngineError(
                     f"unknown accent {accent!r}: one of {', '.join(ACCENTS)} (espeak-ng voices)"
                 )
+        if accents and shutil.which("espeak-ng") is None:
+            raise EngineError(
+                "voice.engine.accents needs espeak-ng to say the catalogue's words in those "
+                "accents: install it (apt-get install espeak-ng) or remove the accents"
+            )
         self.accents = tuple(accents)
         self._accent_phones: dict[tuple[str, str], str] = {}
         self._hmm, self._dict, self._lm = hmm, dict_path, lm
@@ -269,10 +275,7 @@ class PocketsphinxEngine:
         words = sorted({w for p in grammar.products for w in p} - set(grammar.store_pronounced))
         for accent in self.accents:
             new = [w for w in words if (accent, w) not in self._accent_phones]
-            try:
-                guessed = guess_arpabet_all(new, accent)
-            except PronunciationUnavailable:
-                return {}
+            guessed = guess_arpabet_all(new, accent)  # espeak-ng is there: checked at start
             self._accent_phones.update(((accent, w), p) for w, p in guessed.items())
         with self._lock:
             first = {w: given.get(w) or self._decoder.lookup_word(w) for w in words}

@@ -30,12 +30,11 @@ class PocketsphinxEngineConfig(StrictModel):
     )
     accents: list[str] = Field(
         default_factory=list,
-        max_length=len(ACCENTS),
         description="Accents of the store's customers besides American English, as espeak-ng "
         f"voices ({', '.join(ACCENTS)}): the catalogue's words are also listened for as "
         "that accent says them (British 'banana', 'tomato', 'yoghurt'). More right answers "
-        "in that accent, a few more false accepts in noise and about a quarter more CPU time "
-        "(figures in voice/README.md).",
+        "in that accent, a few more false accepts in noise and about a fifth more CPU time "
+        "(figures in voice/README.md). Needs espeak-ng.",
     )
 
     @field_validator("accents")
@@ -43,7 +42,10 @@ class PocketsphinxEngineConfig(StrictModel):
     def _check_accents(cls, value: list[str]) -> list[str]:
         unknown = [accent for accent in value if accent not in ACCENTS]
         if unknown:
-            raise ValueError(f"unknown accent {unknown[0]!r}: one of {', '.join(ACCENTS)}")
+            raise ValueError(
+                f"unknown accent {unknown[0]!r}: one of {', '.join(ACCENTS)} (American "
+                "English, en-us, is always heard)"
+            )
         return list(dict.fromkeys(value))
 
 

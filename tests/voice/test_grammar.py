@@ -61,7 +61,7 @@ def test_pronunciations_are_guessed_in_an_accent_many_words_at_a_time() -> None:
 
 
 def test_accent_variants_differ_in_vowels_and_spare_the_stores_pronunciations(
-    sphinx: PocketsphinxEngine,
+    sphinx: PocketsphinxEngine, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
     """Why: the CMU dictionary is American, so espeak-ng's British voice asking for a banana
     was heard as "doughnuts"; a British pronunciation with other consonants ("mandarin" as M AE
@@ -76,6 +76,7 @@ def test_accent_variants_differ_in_vowels_and_spare_the_stores_pronunciations(
     variants = accented.accent_variants(grammar.spec)
     assert variants["banana"] == ["B AH N AA N AH"]
     assert "mandarins" not in variants and "tomato" not in variants
+    assert "tomatoes" not in variants  # the plural of a word the store pinned is pinned too
     assert sphinx.accent_variants(grammar.spec) == {}  # no accents configured
     name = accented.compile(grammar.spec)
     assert accented.knows("banana_1")
@@ -84,6 +85,9 @@ def test_accent_variants_differ_in_vowels_and_spare_the_stores_pronunciations(
     assert name.startswith("catalog")
     with pytest.raises(EngineError, match="unknown accent 'british'"):
         PocketsphinxEngine(accents=("british",))
+    monkeypatch.setenv("PATH", str(tmp_path))  # no espeak-ng: accents cannot be had
+    with pytest.raises(EngineError, match="accents needs espeak-ng"):
+        PocketsphinxEngine(accents=("en-gb",))
     with pytest.raises(EngineError, match="accents are for the pocketsphinx engine"):
         open_engine("vosk", packaged_korean_model(), "ko", accents=("en-gb",))
 
