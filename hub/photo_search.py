@@ -68,6 +68,14 @@ def user_error(exc: VisionError) -> HubError:
     return InvalidInput(exc.message, code=exc.code)
 
 
+#: What a kiosk client is told when the model failed to load; staff read the reason in store
+#: health (GET /api/health/store), the log and doctor.
+UNAVAILABLE = (
+    "photo search is unavailable: its model could not be loaded (staff: store health and "
+    "'retail-hub doctor' say why)"
+)
+
+
 class PhotoService:
     """The store's photo search: loads the model, keeps embeddings in step with product images."""
 
@@ -105,8 +113,8 @@ class PhotoService:
     @property
     def engine(self) -> PhotoSearch:
         if self._engine is None:
-            if self._load_error is not None:
-                raise Unavailable(f"photo search is unavailable: {self._load_error}")
+            if self._load_error is not None:  # the reason names server paths: staff only
+                raise Unavailable(UNAVAILABLE)
             raise Unavailable("photo search is still starting; try again in a few seconds")
         return self._engine
 

@@ -59,6 +59,14 @@ def catalog_entries(catalog: Catalog) -> list[CatalogEntry]:
     return [CatalogEntry(p.sku, p.names, p.aliases) for p in catalog.all()]
 
 
+#: What a kiosk client is told when the engine failed to load; staff read the reason in store
+#: health, the voice status with the staff token, the log and doctor.
+UNAVAILABLE = (
+    "voice search is unavailable: its speech engine could not be loaded (staff: store health "
+    "and 'retail-hub doctor' say why)"
+)
+
+
 class VoiceService:
     """The hub's voice search: one engine, the current catalogue grammar, and limits."""
 
@@ -144,10 +152,11 @@ class VoiceService:
     # --- answering ------------------------------------------------------------------------
 
     def current(self) -> VoiceSearch:
-        """The grammar in use, or 503 with the reason when there is none yet."""
+        """The grammar in use, or 503 with the reason when there is none yet (a failed engine's
+        reason names server paths: kiosk clients are told only that it failed)."""
         with self._lock:
             if self._search is None:
-                raise Unavailable(self._problem or "voice search is not ready")
+                raise Unavailable(UNAVAILABLE if self.failed else self._problem or "not ready")
             return self._search
 
     def language(self) -> str | None:
@@ -158,13 +167,14 @@ class VoiceService:
         engine = self.config.engine
         return expected_language(engine.type, engine.model_dir, engine.language)
 
-    def status(self) -> dict[str, Any]:
-        """Engine, language, noise suppression in use and vocabulary report for staff."""
+    def status(self, staff: bool = True) -> dict[str, Any]:
+        """Engine, language, noise suppression in use and vocabulary report; why it failed
+        only for ``staff``."""
         with self._lock:
             search, problem = self._search, self._problem
         return {
             "ready": search is not None,
-            "problem": problem,
+            "problem": UNAVAILABLE if self.failed and not staff else problem,
             "engine": self.config.engine.type,
             "noise_suppression": in_use(self.config.noise_suppression),
             "language": None if search is None else search.language.code,

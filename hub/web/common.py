@@ -95,6 +95,15 @@ def inside(folder: Path, relative: str) -> Path | None:
     return target if target.is_relative_to(base) and target.is_file() else None
 
 
+def is_staff(request: web.Request) -> bool:
+    """Whether the request carries the staff bearer token (public endpoints say more to staff)."""
+    try:
+        require_staff(request)
+    except Unauthorized:
+        return False
+    return True
+
+
 def require_staff(request: web.Request) -> None:
     """Refuse the request unless it carries the staff bearer token."""
     token = services(request).staff_token

@@ -56,6 +56,9 @@ def _off(enabled: bool) -> dict[str, Any]:
 def _vision(svc: Services) -> dict[str, Any]:
     if svc.photo_search is None:
         return _off(svc.config.vision.enabled)
+    if svc.photo_search.failed is not None:  # staff see why; kiosk clients are told less
+        return {"state": "unavailable",
+                "detail": f"the model could not be loaded: {svc.photo_search.failed}"}
     try:
         engine = svc.photo_search.engine
     except Unavailable as exc:

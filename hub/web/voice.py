@@ -27,7 +27,7 @@ from aiohttp import WSMsgType, web
 
 from hub.errors import HubError, InvalidInput, Unavailable, UnsupportedMedia
 from hub.voice_search import VoiceService
-from hub.web.common import json_response, read_body, services, upload_place
+from hub.web.common import is_staff, json_response, read_body, services, upload_place
 from hub.web.products import product_view
 from voice.audio import MAX_RATE, MIN_RATE, StreamResampler, to_pcm16
 from voice.search import VoiceAnswer
@@ -198,7 +198,7 @@ async def _fail(ws: web.WebSocketResponse, exc: HubError) -> None:
 
 
 async def voice_status(request: web.Request) -> web.Response:
-    return json_response(_service(request).status())
+    return json_response(_service(request).status(staff=is_staff(request)))
 
 
 def setup(app: web.Application) -> None:

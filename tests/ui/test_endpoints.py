@@ -48,6 +48,15 @@ async def test_kiosk_offers_voice_while_it_starts_and_not_once_it_failed(
         _, body = await SpecClient(client).call("GET", "/api/kiosk")
         assert body["search"]["voice"] is body["search"]["voice_stream"] is False
         assert body["search"]["photo"] is False
+        # the reason names server paths: told to staff, not to kiosk clients
+        _, public = await SpecClient(client).call("GET", "/api/search/voice/status")
+        assert str(missing) not in public["problem"] and "could not be loaded" in public["problem"]
+        _, staff = await SpecClient(client).call("GET", "/api/search/voice/status",
+                                                 headers={"Authorization": f"Bearer {STAFF_TOKEN}"})
+        assert str(missing) in staff["problem"]
+        response, refused = await SpecClient(client).call(
+            "POST", "/api/search/voice", data=b"RIFF", content_type="audio/wav")
+        assert response.status == 503 and str(missing) not in refused["error"]["message"]
     finally:
         await service.stop()
 

@@ -301,7 +301,10 @@ async def test_broken_model_disables_photo_search_not_the_hub(make_config, tmp_p
                 body = await response.json()
             async with session.get(f"{hub.url}/api/products?q=milk") as other:
                 assert other.status == 200
-        assert response.status == 503 and "cannot be loaded" in body["error"]["message"]
+        assert response.status == 503 and "could not be loaded" in body["error"]["message"]
+        assert str(tmp_path) not in body["error"]["message"]  # no server paths to the kiosk
+        health = hub.services.photo_search
+        assert health is not None and "cannot be loaded" in (health.failed or "")
     finally:
         await hub.stop()
 
