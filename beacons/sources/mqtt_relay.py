@@ -207,6 +207,7 @@ class MqttRelaySource:
             )
             return
         now = self._clock()
+        payload = payload.removeprefix(b"\xef\xbb\xbf")  # as trace files, a BOM is skipped
         for number, line in enumerate(payload.splitlines(), start=1):
             if not line.strip():
                 continue

@@ -302,6 +302,10 @@ async def test_relay_hears_only_the_stores_declared_nodes(mosquitto: Mosquitto) 
         open_store._deliver(f"retail/v1/s1/scanners/n{number}/adv", b"{broken", got.append)
     assert len(open_store.rejected) == MAX_NODE_LABELS + 1
     assert open_store.rejected[OTHER_NODES] == 40
+    heard = Advertisement(t=5.0, scanner="n1", address="a", rssi=-70)
+    open_store._deliver("retail/v1/s1/scanners/n1/adv", b"\xef\xbb\xbf" + encode(heard) + b"\r\n",
+                        got.append)
+    assert got[-1] == heard  # a byte-order mark and CRLF, as a Windows-built tool may send
 
 
 # --- relay nodes on a broker that takes no anonymous clients ----------------------------------
