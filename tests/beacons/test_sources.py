@@ -237,13 +237,34 @@ async def test_realtime_replay_sleeps_the_gaps(tmp_path: Path) -> None:
     assert len(got) == 3 and slept == []
 
 
+async def published(
+    source: MqttRelaySource, port: int, messages: list[tuple[str, bytes]], wanted: int
+) -> list[Advertisement]:
+    """Run ``source`` while a plain client publishes ``messages`` (topic, payload) on the broker
+    at ``port``; what reached the hub once ``wanted`` advertisements arrived (or 4 s passed)."""
+    got: list[Advertisement] = []
+    task = asyncio.create_task(source.run(got.append))
+    await asyncio.wait_for(source.connected.wait(), timeout=10)
+    publisher = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2)
+    publisher.connect("127.0.0.1", port)
+    publisher.loop_start()
+    for topic, payload in messages:
+        publisher.publish(topic, payload, qos=1).wait_for_publish(5)
+    for _ in range(200):
+        if len(got) >= wanted:
+            break
+        await asyncio.sleep(0.02)
+    publisher.loop_stop()
+    publisher.disconnect()
+    task.cancel()
+    await asyncio.gather(task, return_exceptions=True)
+    return got
+
+
 async def test_relay_nodes_deliver_over_a_real_broker(mosquitto: Mosquitto) -> None:
     source = MqttRelaySource(
         host="127.0.0.1", port=mosquitto.port, store="s1", clock=lambda: 5.0 + MAX_SKEW_S / 2
     )
-    got: list[Advertisement] = []
-    task = asyncio.create_task(source.run(got.append))
-    await asyncio.wait_for(source.connected.wait(), timeout=10)
     good = Advertisement(t=5.0, scanner="aisles", address="a", rssi=-70, service_uuids=["x"])
     wrong_node = Advertisement(t=5.1, scanner="door", address="b", rssi=-70)
     # A node whose clock is off: its beacons would look missing, its members leave and return.
@@ -251,21 +272,12 @@ async def test_relay_nodes_deliver_over_a_real_broker(mosquitto: Mosquitto) -> N
     payload = b"\n".join(
         [encode(good), b"{broken", encode(wrong_node), encode(unsynced), encode(good)]
     )
-    publisher = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2)
-    publisher.connect("127.0.0.1", mosquitto.port)
-    publisher.loop_start()
     oversized = b"\n".join([encode(good)] * (MAX_PAYLOAD_BYTES // len(encode(good)) + 1))
-    publisher.publish("retail/v1/s1/scanners/aisles/adv", oversized, qos=1).wait_for_publish(5)
-    publisher.publish("retail/v1/s1/scanners/aisles/adv", payload, qos=1).wait_for_publish(5)
-    publisher.publish("retail/v1/other-store/scanners/x/adv", encode(good), qos=1)
-    for _ in range(200):
-        if len(got) >= 2:
-            break
-        await asyncio.sleep(0.02)
-    publisher.loop_stop()
-    publisher.disconnect()
-    task.cancel()
-    await asyncio.gather(task, return_exceptions=True)
+    got = await published(source, mosquitto.port, [
+        ("retail/v1/s1/scanners/aisles/adv", oversized),
+        ("retail/v1/s1/scanners/aisles/adv", payload),
+        ("retail/v1/other-store/scanners/x/adv", encode(good)),
+    ], wanted=2)
     assert got == [good, good]
     assert source.rejected == {"aisles": 4}
     assert json.loads(encode(got[0]))["scanner"] == "aisles"
@@ -276,24 +288,11 @@ async def test_relay_hears_only_the_stores_declared_nodes(mosquitto: Mosquitto) 
     log line of its own: anyone on the store network could grow both without end."""
     source = MqttRelaySource(host="127.0.0.1", port=mosquitto.port, store="s1",
                              clock=lambda: 5.0, nodes=["aisles"])
-    got: list[Advertisement] = []
-    task = asyncio.create_task(source.run(got.append))
-    await asyncio.wait_for(source.connected.wait(), timeout=10)
-    publisher = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2)
-    publisher.connect("127.0.0.1", mosquitto.port)
-    publisher.loop_start()
-    for node in ("ghost", "aisles"):
-        adv = Advertisement(t=5.0, scanner=node, address="a", rssi=-70)
-        topic = f"retail/v1/s1/scanners/{node}/adv"
-        publisher.publish(topic, encode(adv), qos=1).wait_for_publish(5)
-    for _ in range(200):
-        if got:
-            break
-        await asyncio.sleep(0.02)
-    publisher.loop_stop()
-    publisher.disconnect()
-    task.cancel()
-    await asyncio.gather(task, return_exceptions=True)
+    got = await published(source, mosquitto.port, [
+        (f"retail/v1/s1/scanners/{node}/adv",
+         encode(Advertisement(t=5.0, scanner=node, address="a", rssi=-70)))
+        for node in ("ghost", "aisles")
+    ], wanted=1)
     assert [adv.scanner for adv in got] == ["aisles"]
     assert source.rejected == {OTHER_NODES: 1}
     # a store that declares no nodes hears any, but counts at most so many names apart
