@@ -36,7 +36,8 @@ class Advertisement(msgspec.Struct, frozen=True, forbid_unknown_fields=False):
         company id that is not a 16-bit decimal number or a value that is not hex."""
         out: dict[int, bytes] = {}
         for key, value in self.manufacturer_data.items():
-            if not key.isdigit() or int(key) > 0xFFFF:
+            # ASCII digits only: "²" and "７６" are digits to str.isdigit, and "²" not to int()
+            if not (key.isascii() and key.isdigit() and len(key) <= 5) or int(key) > 0xFFFF:
                 raise TraceError(
                     f"manufacturer_data key {key!r} is not a company id (decimal 0-65535)"
                 )

@@ -78,7 +78,10 @@ def test_bad_hex_and_company_ids_are_refused_with_the_line() -> None:
     for old, new, message in (('"0215"', '"zz"', "is not hex bytes: 'zz'"),
                               ('"0215"', '"021"', "is not hex bytes: '021'"),
                               ('"76"', '"apple"', "is not a company id"),
-                              ('"76"', '"65536"', "is not a company id")):
+                              ('"76"', '"65536"', "is not a company id"),
+                              ('"76"', '"²"', "is not a company id"),
+                              ('"76"', '"７６"', "is not a company id"),
+                              ('"76"', '"000076"', "is not a company id")):
         assert old in LINE
         with pytest.raises(TraceError, match=message) as caught:
             decode_line(LINE.replace(old, new, 1), source="relay", number=4)
