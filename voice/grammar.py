@@ -198,7 +198,12 @@ def build_grammar(
                 phrases += 1
                 if language.code == "en":
                     plural = english_plural(phrase[-1])
-                    if checker.engine.knows(plural):
+                    pinned = checker.pronunciations.get(phrase[-1])
+                    if pinned is not None and plural not in checker.pronunciations:
+                        # the store's pronunciation, not the dictionary's, with its ending
+                        checker.added[plural] = plural_phones(pinned)
+                        products.append((*phrase[:-1], plural))
+                    elif checker.engine.knows(plural):
                         products.append((*phrase[:-1], plural))
         if phrases == 0:
             without_name.append(entry.sku)
@@ -272,11 +277,20 @@ def build_grammar(
 
 
 def _store_pronounced(checker: _Checker, language: Language) -> tuple[str, ...]:
-    """The words the store gave a pronunciation for, and their English plurals (a store that
-    pins "banana" means "bananas" too)."""
+    """The words the store gave a pronunciation for, and their English plurals, which are said
+    after it (a store that pins "banana" means "bananas" too)."""
     given = {w for w in checker.added if w in checker.pronunciations}
     plurals = {english_plural(w) for w in given} if language.code == "en" else set()
-    return tuple(sorted(given | plurals))
+    return tuple(sorted(given | (plurals & set(checker.added))))
+
+
+def plural_phones(phones: str) -> str:
+    """ARPAbet of the English plural of a word said ``phones``: IH Z after a hissing sound, S
+    after another voiceless one, else Z."""
+    last = phones.split()[-1]
+    if last in ("S", "Z", "SH", "ZH", "CH", "JH"):
+        return f"{phones} IH Z"
+    return f"{phones} {'S' if last in ('P', 'T', 'K', 'F', 'TH') else 'Z'}"
 
 
 def _inside_a_name(words: tuple[str, ...], products: list[tuple[str, ...]]) -> bool:

@@ -10,7 +10,7 @@ import pytest
 from voice.audio import Audio
 from voice.engine import EngineError
 from voice.engines import open_engine
-from voice.grammar import build_grammar, english_plural
+from voice.grammar import build_grammar, english_plural, plural_phones
 from voice.languages import ENGLISH, KOREAN, segment
 from voice.matcher import CatalogEntry
 from voice.pronounce import guess_arpabet, guess_arpabet_all
@@ -77,6 +77,8 @@ def test_accent_variants_differ_in_vowels_and_spare_the_stores_pronunciations(
     assert variants["banana"] == ["B AH N AA N AH"]
     assert "mandarins" not in variants and "tomato" not in variants
     assert "tomatoes" not in variants  # the plural of a word the store pinned is pinned too
+    assert dict(grammar.spec.pronunciations)["tomatoes"] == "T AH M EY T OW Z"  # and said so
+    assert plural_phones("P IY CH") == "P IY CH IH Z" and plural_phones("K AE T") == "K AE T S"
     assert sphinx.accent_variants(grammar.spec) == {}  # no accents configured
     name = accented.compile(grammar.spec)
     assert accented.knows("banana_1")
