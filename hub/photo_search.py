@@ -69,7 +69,7 @@ def user_error(exc: VisionError) -> HubError:
 
 
 #: What a kiosk client is told when the model failed to load; staff read the reason in store
-#: health (GET /api/health/store), the log and doctor.
+#: health (GET /api/staff/health), the log and doctor.
 UNAVAILABLE = (
     "photo search is unavailable: its model could not be loaded (staff: store health and "
     "'retail-hub doctor' say why)"

@@ -18,7 +18,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from prometheus_client.registry import Collector
 
 from beacons.advertisement import Advertisement
-from beacons.fleet import load_fleet
+from beacons.fleet import Fleet, load_fleet
 from beacons.pipeline import PresencePipeline, TraceClock
 from beacons.presence import MemberView, PresenceEngine, PresenceEvent
 from beacons.simulator import Scenario, simulate
@@ -45,8 +45,11 @@ PRESENCE = "presence"  # staff-feed event: {"t", "member", "event", "zone"}
 TICK_S = 1.0
 
 
-def make_source(config: BeaconsConfig, services: Services) -> AdvertisementSource:
-    """The configured source of advertisements."""
+def make_source(
+    config: BeaconsConfig, services: Services, fleet: Fleet | None = None
+) -> AdvertisementSource:
+    """The configured source of advertisements; relay nodes are heard only when ``fleet``
+    (the store's fleet file, read once by the caller) declares them, if it declares any."""
     clock = services.clock
     if config.source == "bleak":
         return BleakSource(
@@ -70,9 +73,7 @@ def make_source(config: BeaconsConfig, services: Services) -> AdvertisementSourc
             tls=None if config.relay_tls_ca_file is None else tls_context(config.relay_tls_ca_file),
             clock=clock.now,
             sleep=clock.sleep,
-            nodes=[scanner.name for scanner in load_fleet(config.fleet_file).scanners] or None
-            if config.fleet_file
-            else None,
+            nodes=[s.name for s in fleet.scanners] if fleet and fleet.scanners else None,
         )
     if config.source == "replay":
         assert config.replay_file is not None
@@ -90,7 +91,8 @@ class PresenceService:
         config = services.config.beacons
         self.services = services
         self.config = config
-        self.source = source or make_source(config, services)
+        fleet = load_fleet(config.fleet_file) if config.fleet_file else None
+        self.source = source or make_source(config, services, fleet)
         # A flat-out replay runs on the trace's own time; everything else on the hub's clock.
         self._trace_clock = TraceClock()
         presence_now: Callable[[], float] = (
@@ -115,11 +117,11 @@ class PresenceService:
                 services.db,
                 services.clock,
                 services.bus,
-                load_fleet(config.fleet_file),
+                fleet,
                 config.health,
                 presence_now,
             )
-            if config.fleet_file
+            if fleet is not None
             else None
         )
         self._events: asyncio.Queue[PresenceEvent] = asyncio.Queue()

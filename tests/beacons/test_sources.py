@@ -18,7 +18,7 @@ from bleak.exc import BleakBluetoothNotAvailableError, BleakBluetoothNotAvailabl
 
 from beacons.advertisement import Advertisement
 from beacons.errors import ScannerUnavailableError, TraceError
-from beacons.fleet import relay_topic
+from beacons.fleet import load_fleet, relay_topic
 from beacons.pipeline import PresencePipeline, TraceClock
 from beacons.presence import PresenceEngine
 from beacons.settings import PresenceSettings
@@ -473,9 +473,8 @@ async def test_the_hub_connects_its_relay_source_as_its_config_says(
     source = make_source(services.config.beacons, services)
     assert isinstance(source, MqttRelaySource)
     assert source._nodes is None  # no fleet file: any node is heard
-    with_fleet = services.config.beacons.model_copy(
-        update={"fleet_file": ROOT / "firmware_configs" / "demo-store.yaml"})
-    declared = make_source(with_fleet, services)
+    declared = make_source(services.config.beacons, services,
+                           load_fleet(ROOT / "firmware_configs" / "demo-store.yaml"))
     assert isinstance(declared, MqttRelaySource) and declared._nodes == {"door", "aisles", "pickup"}
     heard = Advertisement(t=services.clock.now(), scanner="aisles", address="a", rssi=-70)
     topic = f"retail/v1/{services.config.store.id}/scanners/aisles/adv"
