@@ -73,7 +73,7 @@ class ConfigError(Exception):
         super().__init__(f"{path} has {len(problems)} problem(s):\n{lines}")
 
 
-_TABLE = re.compile(r"^\s*\[\s*([A-Za-z0-9_.\-\" ]+?)\s*\]\s*(#.*)?$")
+_TABLE = re.compile(r"^\s*\[\[?\s*([A-Za-z0-9_.\-\" ]+?)\s*\]\]?\s*(#.*)?$")
 _KEY = re.compile(r"^\s*([A-Za-z0-9_\-]+)\s*=")
 
 
@@ -144,15 +144,33 @@ def _validated(model: type[M], data: Any, text: str, path: Path, table: tuple[st
         return model.model_validate(data)
     except ValidationError as exc:
         lines = _key_lines(text)
-        problems = [
-            ConfigProblem(
-                _locate(lines, (*table, *err["loc"])),
-                ".".join(str(p) for p in (*table, *err["loc"])),
-                _explain(err),
+        problems = []
+        for err in exc.errors():
+            loc = (*table, *_in_file(data, err["loc"], err["type"] == "missing"))
+            problems.append(
+                ConfigProblem(_locate(lines, loc), ".".join(str(p) for p in loc), _explain(err))
             )
-            for err in exc.errors()
-        ]
         raise ConfigError(path, problems) from None
+
+
+def _in_file(data: Any, loc: tuple[Any, ...], missing: bool) -> tuple[Any, ...]:
+    """``loc`` as the file spells it: pydantic puts a tagged union's tag in the path
+    (``voice.engine.pocketsphinx.accents``), a key the file does not have; such parts are
+    dropped so the message names ``voice.engine.accents`` and the line that sets it (the last
+    part stays when it is the ``missing`` setting)."""
+    kept: list[Any] = []
+    here = data
+    for number, part in enumerate(loc):
+        if isinstance(here, dict) and part not in here and not (missing and number == len(loc) - 1):
+            continue  # a union's tag, not a key
+        kept.append(part)
+        if isinstance(here, dict):
+            here = here.get(part)
+        elif isinstance(here, list) and isinstance(part, int) and 0 <= part < len(here):
+            here = here[part]
+        else:
+            here = None
+    return tuple(kept)
 
 
 def _explain(err: Any) -> str:

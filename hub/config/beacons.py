@@ -158,7 +158,9 @@ class BeaconsConfig(StrictModel):
     simulate_seed: int = Field(default=0, description="source = 'simulate': the store's seed.")
     fleet_file: Path | None = Field(
         default=None,
-        description="Fleet declaration (firmware_configs/*.yaml) whose beacons health tracks.",
+        description="Fleet declaration (firmware_configs/*.yaml) whose beacons health tracks; "
+        "with source = 'mqtt' only its esp32-relay scanners are heard (any node when it "
+        "declares none).",
     )
     presence: PresenceSettings = Field(
         default_factory=PresenceSettings,

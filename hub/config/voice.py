@@ -8,7 +8,7 @@ import re
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 
 from hub.config.base import StrictModel
 from voice.pronounce import ACCENTS
@@ -49,6 +49,10 @@ class PocketsphinxEngineConfig(StrictModel):
         return list(dict.fromkeys(value))
 
 
+#: Settings only the pocketsphinx engine has; a Vosk engine table with one is told so by name.
+POCKETSPHINX_ONLY = ("accents", "dictionary")
+
+
 class VoskEngineConfig(StrictModel):
     """A Vosk model the store installed for its language (the production choice)."""
 
@@ -65,6 +69,21 @@ class VoskEngineConfig(StrictModel):
         "or zh. Unset: from the model folder's name, else from the script of the model's words "
         "(Korean for the packaged model).",
     )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_pocketsphinx_settings(cls, data: object) -> object:
+        """Name the engine a pocketsphinx-only setting belongs to: "unknown setting" read as a
+        misspelling to a store that had switched its engine to Vosk and kept its accents."""
+        if isinstance(data, dict):
+            for key in POCKETSPHINX_ONLY:
+                if key in data:
+                    raise ValueError(
+                        f"{key} is a setting of the pocketsphinx engine, not of a Vosk model "
+                        "(a Vosk model hears the words and accents it was trained on): "
+                        f"remove voice.engine.{key}"
+                    )
+        return data
 
 
 EngineConfig = Annotated[PocketsphinxEngineConfig | VoskEngineConfig, Field(discriminator="type")]

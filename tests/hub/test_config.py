@@ -232,3 +232,25 @@ def test_voice_accents_are_espeak_ng_english_accents() -> None:
     with pytest.raises(ConfigError) as info:
         parse_config(base + 'accents = ["british"]\n', Path("h.toml"))
     assert "unknown accent 'british': one of en-gb, en-gb-x-rp" in str(info.value)
+    assert info.value.problems[0].key == "voice.engine.accents"  # not ...pocketsphinx.accents
+    assert info.value.problems[0].line == 7
+
+
+def test_a_vosk_engine_is_told_accents_belong_to_pocketsphinx() -> None:
+    """Why: a store that switched to a Vosk model and kept its accents was told "unknown
+    setting", which reads as a misspelling of a setting it had copied from the docs."""
+    text = '[store]\nid = "s"\nname = "x"\n\n[voice.engine]\ntype = "vosk"\naccents = ["en-gb"]\n'
+    with pytest.raises(ConfigError) as info:
+        parse_config(text, Path("h.toml"))
+    (problem,) = info.value.problems
+    assert (problem.line, problem.key) == (5, "voice.engine")
+    assert "accents is a setting of the pocketsphinx engine" in problem.message
+    assert "remove voice.engine.accents" in problem.message
+
+
+def test_a_missing_setting_and_an_array_of_tables_are_located() -> None:
+    text = '[store]\nname = "x"\n\n[[beacons.scanners]]\nname = "door"\n'
+    with pytest.raises(ConfigError) as info:
+        parse_config(text, Path("h.toml"))
+    problems = {(p.line, p.key) for p in info.value.problems}
+    assert problems == {(1, "store.id"), (4, "beacons.scanners")}
