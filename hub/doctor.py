@@ -369,16 +369,19 @@ def _voice_model(config: HubConfig) -> list[Finding]:
 
     if not config.voice.enabled:
         return [Finding("voice model", "ok", "voice search is off")]
+    settings = config.voice.engine
     try:
         engine = open_configured_engine(config.voice)
     except (EngineError, ValueError, OSError) as exc:  # ModelLayoutError is a ValueError
+        fix = ("install the model with 'retail-hub voice install-model' and set "
+               "voice.engine.model_dir" if settings.type == "vosk" else
+               "do what the message says in [voice.engine]")
         return [Finding("voice model", "fail", str(exc),
-                        "install the model with 'retail-hub voice install-model' and set "
-                        "voice.engine.model_dir, or turn voice off (voice.enabled = false)")]
-    loaded = Finding("voice model", "ok", f"{config.voice.engine.type} model loads "
+                        f"{fix}, or turn voice off (voice.enabled = false)")]
+    loaded = Finding("voice model", "ok", f"{settings.type} model loads "
                      f"(language {engine.language})")
-    settings = config.voice.engine
-    if expected_language(settings.type, settings.model_dir, settings.language) is None:
+    named = expected_language(settings.type, settings.model_dir, settings.language)
+    if named is None and config.store.language is None:
         # the kiosk asks for its language as the hub starts, before the model has loaded
         return [loaded, Finding(
             "voice language", "warn",

@@ -140,8 +140,9 @@ class PocketsphinxEngine:
                 )
         if accents and shutil.which("espeak-ng") is None:
             raise EngineError(
-                "voice.engine.accents needs espeak-ng to say the catalogue's words in those "
-                "accents: install it (apt-get install espeak-ng) or remove the accents"
+                f"listening for the accents {', '.join(accents)} needs espeak-ng to say the "
+                "catalogue's words in them: install it (sudo apt-get install espeak-ng) or "
+                "listen without accents"
             )
         self.accents = tuple(accents)
         self._accent_phones: dict[tuple[str, str], str] = {}

@@ -164,6 +164,22 @@ def test_doctor_says_to_name_the_language_of_a_vosk_model_whose_folder_does_not(
     named = make_config(voice={"engine": {"type": "vosk", "language": "ko",
                                           "model_dir": str(tmp_path / "model")}})
     assert [f.status for f in _voice_model(named)] == ["ok"]
+    chosen = make_config(store={"language": "ko"},  # the kiosk starts in the store's choice
+                         voice={"engine": {"type": "vosk", "model_dir": str(tmp_path / "model")}})
+    assert [f.status for f in _voice_model(chosen)] == ["ok"]
+
+
+def test_doctor_tells_a_pocketsphinx_store_without_espeak_ng_to_fix_its_accents(
+        make_config, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """Why: the fix line spoke of installing a Vosk model to a store whose English engine
+    failed only because espeak-ng, needed for its accents, was missing."""
+    from hub.doctor import _voice_model
+
+    monkeypatch.setenv("PATH", str(tmp_path))  # no espeak-ng
+    config = make_config(voice={"engine": {"type": "pocketsphinx", "accents": ["en-gb"]}})
+    (failed,) = _voice_model(config)
+    assert failed.status == "fail" and "apt-get install espeak-ng" in failed.detail
+    assert failed.fix is not None and "install-model" not in failed.fix
 
 
 def test_doctor_says_when_the_noise_suppression_library_is_missing(

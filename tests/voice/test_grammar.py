@@ -88,7 +88,7 @@ def test_accent_variants_differ_in_vowels_and_spare_the_stores_pronunciations(
     with pytest.raises(EngineError, match="unknown accent 'british'"):
         PocketsphinxEngine(accents=("british",))
     monkeypatch.setenv("PATH", str(tmp_path))  # no espeak-ng: accents cannot be had
-    with pytest.raises(EngineError, match="accents needs espeak-ng"):
+    with pytest.raises(EngineError, match="accents en-gb needs espeak-ng"):
         PocketsphinxEngine(accents=("en-gb",))
     with pytest.raises(EngineError, match="accents are for the pocketsphinx engine"):
         open_engine("vosk", packaged_korean_model(), "ko", accents=("en-gb",))
