@@ -45,6 +45,13 @@ PRESENCE = "presence"  # staff-feed event: {"t", "member", "event", "zone"}
 TICK_S = 1.0
 
 
+def _relay_nodes(fleet: Fleet | None) -> list[str] | None:
+    """The relay nodes the fleet file declares (its hub adapters publish nothing to the broker,
+    so their names are not heard there), or None, any node, when it declares none."""
+    nodes = [s.name for s in fleet.scanners if s.kind == "esp32-relay"] if fleet else []
+    return nodes or None
+
+
 def make_source(
     config: BeaconsConfig, services: Services, fleet: Fleet | None = None
 ) -> AdvertisementSource:
@@ -73,7 +80,7 @@ def make_source(
             tls=None if config.relay_tls_ca_file is None else tls_context(config.relay_tls_ca_file),
             clock=clock.now,
             sleep=clock.sleep,
-            nodes=[s.name for s in fleet.scanners] if fleet and fleet.scanners else None,
+            nodes=_relay_nodes(fleet),
         )
     if config.source == "replay":
         assert config.replay_file is not None

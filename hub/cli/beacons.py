@@ -352,7 +352,9 @@ def _fleet_files(given: Path) -> list[Path]:
         return [given]
     found = sorted(p for p in given.iterdir() if p.suffix in (".yaml", ".yml") and p.is_file())
     if not found:
-        raise click.BadParameter(f"{given} holds no fleet files (*.yaml)", param_hint="FLEET")
+        raise click.BadParameter(
+            f"{given} holds no fleet files (*.yaml, *.yml)", param_hint="FLEET"
+        )
     return found
 
 

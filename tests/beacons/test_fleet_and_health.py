@@ -495,7 +495,7 @@ def test_validate_takes_a_folder_of_fleet_files(tmp_path: Path) -> None:
     (tmp_path / "notes.txt").write_text("not a fleet")
     result = CliRunner().invoke(main, ["beacons", "validate", str(tmp_path)])
     assert result.exit_code == 2
-    assert f"{tmp_path} holds no fleet files (*.yaml)" in result.stderr
+    assert f"{tmp_path} holds no fleet files (*.yaml, *.yml)" in result.stderr
 
 
 def test_validate_warns_of_a_scanner_whose_zone_has_no_beacon(tmp_path: Path) -> None:
