@@ -92,6 +92,12 @@ def _schemas() -> dict[str, dict[str, object]]:
     return doc["components"]["schemas"]
 
 
+def _resolvable(schemas: dict[str, dict[str, object]], name: str) -> dict[str, object]:
+    """Schema ``name`` with the document's other schemas beside it, its refs pointing there."""
+    schema = {**schemas[name], "$defs": schemas}
+    return json.loads(json.dumps(schema).replace("#/components/schemas/", "#/$defs/"))
+
+
 @pytest.mark.parametrize(("schema", "type_", "data"), [
     ("StockMovement", "stock.movement", {
         "movement_id": "01J0000000000000000000000Z", "seq": 5, "sku": "A", "qty": -1,
@@ -107,6 +113,8 @@ def _schemas() -> dict[str, dict[str, object]]:
     ("Resync", "sync.resync", messages.Resync(after_seq=4, snapshots=True)),
     ("CommandResult", "command.result", messages.CommandResult(
         command_id="01J0000000000000000000000Z", command_type="order.place", status="applied")),
+    ("BeaconHealth", "beacon.health", {"beacon": "door-1", "kind": "battery_low", "active": True,
+                                       "t": 1.0, "battery_mv": 2100}),
 ])
 def test_the_asyncapi_document_describes_what_is_sent(schema: str, type_: str,
                                                        data: object) -> None:
@@ -114,14 +122,25 @@ def test_the_asyncapi_document_describes_what_is_sent(schema: str, type_: str,
     payload = json.loads(build(store="s-1", epoch=1, seq=5, type_=type_, ts=1.0,
                                data=data if not isinstance(data, dict) else data,
                                prev=4 if type_ == "stock.movement" else None))
-    resolver = {"$defs": schemas}
-    envelope_schema = {**schemas["Envelope"], **resolver}
-    jsonschema.validate(payload, json.loads(json.dumps(envelope_schema).replace(
-        "#/components/schemas/", "#/$defs/")))
-    data_schema = {**schemas[schema], **resolver}
-    jsonschema.validate(payload["data"], json.loads(json.dumps(data_schema).replace(
-        "#/components/schemas/", "#/$defs/")))
+    jsonschema.validate(payload, _resolvable(schemas, "Envelope"))
+    jsonschema.validate(payload["data"], _resolvable(schemas, schema))
     assert msgspec.json.decode(json.dumps(payload).encode())["type"] == type_
+
+
+@pytest.mark.parametrize(("schema", "struct", "data"), [
+    ("OrderPlace", messages.OrderPlace, {"id": "o-1", "member": "ann@example.com",
+                                         "lines": [{"sku": "A", "qty": 1}]}),
+    ("MemberUpsert", messages.MemberUpsert, {"id": "bob@example.com", "consent": True}),
+    ("OrderCancel", messages.OrderCancel, {"id": "no such order!"}),
+])
+def test_the_asyncapi_document_refuses_ids_the_hub_refuses(
+        schema: str, struct: type, data: dict[str, object]) -> None:
+    """Why: the document had these ids as any string, so a shop using e-mail addresses as
+    member ids sent commands it believed valid and had them dead-lettered."""
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate(data, _resolvable(_schemas(), schema))
+    with pytest.raises(msgspec.ValidationError):
+        msgspec.convert(data, struct)
 
 
 async def test_a_stop_during_a_reply_is_not_lost() -> None:
