@@ -17,7 +17,7 @@ from ulid import ULID
 
 from hub.clock import Clock
 from hub.db import Database, Transaction
-from hub.errors import Conflict, NotFound
+from hub.errors import Conflict, InvalidInput, NotFound
 from hub.events import Event, EventBus
 from hub.metrics import Metrics
 from hub.outbox import enqueue
@@ -102,7 +102,7 @@ class Inventory:
         """Apply a movement once; returns it and whether it was already recorded (same ``ref``)."""
         direction = PUBLIC_REASONS[movement.reason]
         if movement.qty == 0:
-            raise Conflict("a movement must move at least one unit", code="zero_quantity")
+            raise InvalidInput("a movement must move at least one unit", code="zero_quantity")
         qty = abs(movement.qty) * direction if direction else movement.qty
         with self.db.transaction() as tx:
             if movement.ref is not None:

@@ -7,7 +7,7 @@ import sqlite3
 
 import pytest
 
-from hub.errors import Conflict, NotFound
+from hub.errors import Conflict, InvalidInput, NotFound
 from hub.inventory import MovementIn
 from hub.services import Services
 
@@ -62,7 +62,7 @@ def test_in_store_sale_below_zero_is_accepted_and_flagged(stocked: Services) -> 
 def test_unknown_sku_and_zero_quantity(stocked: Services) -> None:
     with pytest.raises(NotFound, match="import it into the catalogue"):
         move(stocked, "NOPE", 1, "receipt")
-    with pytest.raises(Conflict, match="at least one unit"):
+    with pytest.raises(InvalidInput, match="at least one unit"):  # 400: the input, not the state
         move(stocked, "OAT-1", 0, "adjustment")
 
 
