@@ -91,6 +91,7 @@ def read_split(
     if not path.is_file():
         raise DatasetError(f"split file {path} is missing")
     photos: list[LabelledPhoto] = []
+    first_seen: dict[Path, int] = {}
     for line_no, line in enumerate(_text(path).splitlines(), start=1):
         if not line.strip():
             continue
@@ -102,8 +103,12 @@ def read_split(
             photo = LabelledPhoto(root / parts[0].lstrip("/"), int(parts[1]), int(parts[2]), where)
         except ValueError as exc:
             raise DatasetError(f"{where}: class ids must be integers ({exc})") from exc
-        if not photo.path.is_file():
+        # ".." climbs out of the dataset; a photo linked into it from elsewhere is its own
+        if ".." in Path(parts[0]).parts or not photo.path.is_file():
             raise DatasetError(f"{where}: {parts[0]} is not a file in {root}")
+        # a photo listed twice would be counted twice in the figures
+        if (first := first_seen.setdefault(photo.path, line_no)) != line_no:
+            raise DatasetError(f"{where}: {parts[0]} is listed twice (line {first} too)")
         photos.append(photo)
     if classes is not None:
         _check_ids(photos, classes)

@@ -24,6 +24,11 @@ _REDUCED = (
     (2, cv2.IMREAD_REDUCED_COLOR_2),
 )
 
+#: Longest side over shortest side a photo may have. Why: the shorter side is scaled up to
+#: ``short_side`` before the crop, so a 20000 x 1 strip (a 6 kB JPEG, far under the pixel limit)
+#: became a 5.8-megapixel-wide row of gigabytes. A phone panorama is about 4:1.
+MAX_ASPECT = 20
+
 PIXEL_MEAN = 127.0
 PIXEL_SCALE = 128.0
 
@@ -52,9 +57,9 @@ class Preprocessor:
     def decode(self, data: bytes) -> np.ndarray:
         """Decode JPEG/PNG/WebP bytes into an upright RGB uint8 image, refusing what is unsafe.
 
-        The pixel count is checked from the header before anything is allocated; EXIF orientation
-        is applied by OpenCV's decoder; large JPEGs decode at a reduced scale that still leaves the
-        shorter side at least ``short_side`` pixels.
+        The pixel count and shape are checked from the header before anything is allocated;
+        EXIF orientation is applied by OpenCV's decoder; large JPEGs decode at a reduced scale
+        that still leaves the shorter side at least ``short_side`` pixels.
         """
         info = read_info(data)
         if info.pixels > self.max_pixels:
@@ -64,6 +69,11 @@ class Preprocessor:
                 width=info.width,
                 height=info.height,
                 max_pixels=self.max_pixels,
+            )
+        if max(info.width, info.height) > MAX_ASPECT * min(info.width, info.height):
+            raise ImageError(
+                f"the image is {info.width}x{info.height} pixels, a strip rather than a photo "
+                f"(at most {MAX_ASPECT} times longer than wide); send a photo of the product"
             )
         flag = cv2.IMREAD_COLOR
         if info.format == JPEG:

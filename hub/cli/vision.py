@@ -185,15 +185,15 @@ def eval_(
     photos = read_split_checked(dataset, split)
     with dataset_store(dataset, config) as store:
         figures = evaluate(store, photos)
+    if as_json:  # printed first: a provenance file that cannot be written does not lose them
+        click.echo(json.dumps(figures))
+    else:
+        for key, value in figures.items():
+            click.echo(f"{key:12} {value}")
     if record is not None:
         from vision.tools.build import record_accuracy
 
         record_accuracy(record, split, figures)
-    if as_json:
-        click.echo(json.dumps(figures))
-        return
-    for key, value in figures.items():
-        click.echo(f"{key:12} {value}")
 
 
 @vision.command("pack")

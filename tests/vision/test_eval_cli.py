@@ -68,6 +68,12 @@ def test_eval_prints_the_contract_json_and_records_it(tmp_path: Path) -> None:
     assert 0 < figures["ms_p50"] <= figures["ms_p95"]
     assert figures["model"] == MODEL.name
     assert json.loads(record.read_text(encoding="utf-8"))["accuracy"]["val.txt"] == figures
+    record.write_text("{\n")  # not a provenance file: named, and the figures still printed
+    broken = CliRunner().invoke(main, ["vision", "eval", str(dataset), "--split", "val.txt",
+                                       "--json", "--model", str(MODEL), "--record", str(record)])
+    assert broken.exit_code == 1 and "Traceback" not in broken.output
+    assert f"error: {record} is not a readable provenance JSON file" in broken.output
+    assert json.loads(broken.output.splitlines()[0])["n"] == 8
 
 
 def test_eval_names_a_missing_split_file(tmp_path: Path) -> None:
@@ -85,6 +91,8 @@ def test_eval_names_a_missing_split_file(tmp_path: Path) -> None:
         ("val.txt", "wrong coarse class", r"val\.txt:3: coarse class 99 is not class \d+'s"),
         ("val.txt", "corrupt photo", r"val\.txt:3: the JPEG file is cut short"),
         ("train.txt", "corrupt photo", r"train\.txt:3: the JPEG file is cut short"),
+        ("val.txt", "outside the dataset", r"val\.txt:3: \.\./outside\.jpg is not a file in"),
+        ("val.txt", "listed twice", r"val\.txt:3: \S+ is listed twice \(line 2 too\)"),
     ],
 )
 def test_eval_names_the_split_line_it_cannot_use(
@@ -92,8 +100,9 @@ def test_eval_names_the_split_line_it_cannot_use(
 ) -> None:
     """Why: a missing photo stopped eval with a traceback after all the enrolment, an unknown
     class id was counted silently as a miss, and a corrupt photo's error named no file (and,
-    among the train photos, a position that restarted every 256 photos)."""
-    dataset = small_dataset(tmp_path)
+    among the train photos, a position that restarted every 256 photos); a photo outside the
+    dataset or one listed twice was used."""
+    dataset = small_dataset(tmp_path / "data")
     lines = (dataset / split).read_text(encoding="utf-8").splitlines()
     path, fine, coarse = (part.strip() for part in lines[2].split(","))
     if change == "missing photo":
@@ -102,6 +111,11 @@ def test_eval_names_the_split_line_it_cannot_use(
         lines[2] = f"{path}, 999, {coarse}"
     elif change == "wrong coarse class":
         lines[2] = f"{path}, {fine}, 99"
+    elif change == "outside the dataset":  # a real photo, but not the dataset's
+        shutil.copyfile(dataset / path, tmp_path / "outside.jpg")
+        lines[2] = f"../outside.jpg, {fine}, {coarse}"
+    elif change == "listed twice":
+        lines[2] = lines[1]
     else:
         photo = dataset / path
         photo.write_bytes(photo.read_bytes()[:2000])

@@ -181,6 +181,7 @@ async def test_hostile_uploads_get_clear_4xx_and_service_keeps_serving(
         (good[: len(good) // 2], "image/jpeg", 400, "cut short"),
         (with_jpeg_size(tiny, 10_000, 10_000), "image/jpeg", 413, "megapixels"),
         (bomb, "image/png", 413, "megapixels"),
+        (jpeg(np.full((2, 60_000, 3), 128, np.uint8)), "image/jpeg", 400, "a strip"),
         (good, "text/plain", 415, "image/jpeg"),
         (good, "application/json", 415, "multipart"),
     ]

@@ -112,6 +112,17 @@ def test_png_decompression_bomb_is_refused_before_decoding() -> None:
         Preprocessor(max_pixels=50_000_000).decode(bomb)
 
 
+def test_a_strip_is_refused_before_it_is_scaled_up() -> None:
+    """Why: a 20000 x 1 JPEG is 6 kB and 0.02 megapixels, but scaling its short side up to the
+    crop made a row of gigabytes (60000 x 2 ran out of memory)."""
+    strip = jpeg(np.full((1, 20_000, 3), 128, np.uint8))
+    assert len(strip) < 20_000
+    with pytest.raises(ImageError, match="20000x1 pixels, a strip"):
+        Preprocessor().decode(strip)
+    panorama = jpeg(np.full((300, 1_500, 3), 128, np.uint8))  # 5:1 is still a photo
+    assert Preprocessor()(panorama).shape == (1, 3, 224, 224)
+
+
 def test_settings_are_checked() -> None:
     with pytest.raises(ValueError, match="multiple of 32"):
         Preprocessor(size=225)

@@ -115,7 +115,13 @@ def write_provenance(path: Path, provenance: dict[str, object]) -> None:
 
 
 def record_accuracy(path: Path, split: str, figures: dict[str, object]) -> None:
-    """Add an eval's figures to a provenance file under ``accuracy[split]``."""
-    provenance = json.loads(path.read_text(encoding="utf-8"))
+    """Add an eval's figures to a provenance file under ``accuracy[split]``; a file that is not
+    one raises ValueError naming it (an eval's minutes should not end in a bare JSON error)."""
+    try:
+        provenance = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError) as exc:
+        raise ValueError(f"{path} is not a readable provenance JSON file ({exc})") from exc
+    if not isinstance(provenance, dict) or not isinstance(provenance.get("accuracy", {}), dict):
+        raise ValueError(f"{path} is not a model provenance file (a JSON object)")
     provenance.setdefault("accuracy", {})[split] = figures
     write_provenance(path, provenance)
