@@ -55,6 +55,11 @@ class AudioLimits:
     max_seconds: float = 15.0
 
 
+#: A data chunk size from this up (or 0) is what a recorder writing to a pipe puts there, not
+#: knowing the length yet: espeak-ng and sox write 0x7FFFF000, others 0xFFFFFFFF.
+STREAMED_SIZE = 0x7FFFF000
+
+
 def read_wav(data: bytes, limits: AudioLimits = AudioLimits()) -> Audio:
     """Decode a RIFF/WAVE file (PCM 8/16/24/32-bit or float 32/64, any channel count) to mono."""
     if not data:
@@ -71,6 +76,14 @@ def read_wav(data: bytes, limits: AudioLimits = AudioLimits()) -> Audio:
         if chunk_id == b"fmt ":
             fmt = _read_fmt(body)
         elif chunk_id == b"data":
+            if size == 0 or size >= STREAMED_SIZE:  # the length was not known: the rest is data
+                body = data[offset + 8 :]
+            elif len(body) < size:  # decoding the part that came answered half a question
+                raise AudioError(
+                    "corrupt_audio",
+                    f"the WAV file is cut short: its data chunk declares {size} bytes and "
+                    f"{len(body)} arrived; send the whole recording",
+                )
             payload = body
             break
         offset += 8 + size + (size & 1)

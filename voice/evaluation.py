@@ -22,6 +22,8 @@ from voice.matcher import CatalogEntry
 from voice.search import VoiceAnswer, VoiceSearch
 
 MAX_CATALOG_BYTES = 20 * 1024 * 1024
+#: Longest name or alias, in characters: what the hub's catalogue import accepts.
+MAX_NAME_CHARS = 200
 
 
 class EvalInputError(ValueError):
@@ -46,13 +48,23 @@ def load_catalog(path: Path) -> list[CatalogEntry]:
         raise EvalInputError(f"{path}: file not found") from None
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise EvalInputError(f"{path} is not valid UTF-8 JSON: {exc}") from None
+    except RecursionError:
+        raise EvalInputError(f"{path}: JSON nested too deeply to be a catalogue") from None
     if isinstance(data, dict) and isinstance(data.get("products"), list):
         data = data["products"]
     if not isinstance(data, list):
         raise EvalInputError(f'{path}: expected a list of {{"sku", "names", "aliases"}}')
     if not data:
         raise EvalInputError(f"{path} lists no products")
-    return [_entry(item, f"{path} product {number}") for number, item in enumerate(data, start=1)]
+    entries = [_entry(item, f"{path} product {n}") for n, item in enumerate(data, start=1)]
+    first: dict[str, int] = {}
+    for number, entry in enumerate(entries, start=1):
+        # one SKU under two names would answer both with it, as if they were one product
+        if (seen := first.setdefault(entry.sku, number)) != number:
+            raise EvalInputError(
+                f"{path} product {number}: SKU {entry.sku} is given twice (product {seen} too)"
+            )
+    return entries
 
 
 def _entry(item: Any, where: str) -> CatalogEntry:
@@ -71,6 +83,7 @@ def _entry(item: Any, where: str) -> CatalogEntry:
     names = {k: v.strip() for k, v in names.items() if v and v.strip()}
     if not names:
         raise EvalInputError(f"{where} ({sku}): 'names' has no name in any language")
+    _check_lengths(names.values(), f"{where} ({sku})")
     aliases = item.get("aliases") or {}
     if not isinstance(aliases, dict):
         raise EvalInputError(f"{where} ({sku}): 'aliases' must map languages to lists")
@@ -80,7 +93,18 @@ def _entry(item: Any, where: str) -> CatalogEntry:
         if not isinstance(value, list) or not all(isinstance(a, str) for a in value):
             raise EvalInputError(f"{where} ({sku}): 'aliases' must map languages to lists")
         lists[lang] = [a.strip() for a in value if a.strip()]
+        _check_lengths(lists[lang], f"{where} ({sku})")
     return CatalogEntry(sku, names, lists)
+
+
+def _check_lengths(texts: Iterable[str], where: str) -> None:
+    """Names and aliases as long as the hub's catalogue import allows: a 2000-word name made
+    the grammar builder recurse past Python's limit."""
+    for text in texts:
+        if len(text) > MAX_NAME_CHARS:
+            raise EvalInputError(
+                f"{where}: a name or alias of {len(text)} characters; at most {MAX_NAME_CHARS}"
+            )
 
 
 def _sku(value: object) -> str | None:

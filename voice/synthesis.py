@@ -10,6 +10,7 @@ loudest), so "10 dB SNR" means what a listener would hear, not a figure flattere
 
 from __future__ import annotations
 
+import functools
 import io
 import shutil
 import subprocess
@@ -85,19 +86,31 @@ def _espeak(voice: Voice, text: str) -> bytes:
     return _espeak_stdin(text, voice.name, voice.speed)
 
 
-def _to_file(cmd: Callable[[str], list[str]], text: str | None) -> bytes:
+def _to_file(cmd: Callable[[str], list[str]], text: str | None, voice: Voice) -> bytes:
     with tempfile.TemporaryDirectory() as tmp:
-        out = str(Path(tmp) / "out.wav")
-        _run(cmd(out), text)
-        return Path(out).read_bytes()
+        out = Path(tmp) / "out.wav"
+        _run(cmd(str(out)), text)
+        if not out.is_file():  # text2wave exits 0 and writes nothing for a voice it lacks
+            raise VoiceUnavailable(f"{voice.label} wrote no audio; is that voice installed?")
+        return out.read_bytes()
 
 
 def _festival(voice: Voice, text: str) -> bytes:
-    return _to_file(lambda out: ["text2wave", "-eval", f"({voice.name})", "-o", out], text)
+    return _to_file(lambda out: ["text2wave", "-eval", f"({voice.name})", "-o", out], text, voice)
 
 
 def _flite(voice: Voice, text: str) -> bytes:
-    return _to_file(lambda out: ["flite", "-voice", voice.name, "-t", text, "-o", out], None)
+    # flite speaks a voice it does not have in its default one, without a word
+    if not Path(voice.name).is_file() and voice.name not in (known := _flite_voices()):
+        raise VoiceUnavailable(f"flite has no voice {voice.name!r}; it has {', '.join(known)}")
+    cmd = ["flite", "-voice", voice.name, "-t", text, "-o"]
+    return _to_file(lambda out: [*cmd, out], None, voice)
+
+
+@functools.cache
+def _flite_voices() -> tuple[str, ...]:
+    """The voices built into flite (``flite -lv``: "Voices available: kal awb rms slt")."""
+    return tuple(_run(["flite", "-lv"]).decode().partition(":")[2].split())
 
 
 _PIPER_CACHE: dict[str, object] = {}

@@ -19,7 +19,7 @@ from voice.evaluation import EvalInputError, evaluate, load_catalog, load_clips
 from voice.languages import language
 from voice.pronounce import ACCENTS
 from voice.search import VoiceSearch
-from voice.synthesis import FAINT_FLOOR_DB, Voice, add_noise, speak, to_wav
+from voice.synthesis import FAINT_FLOOR_DB, Voice, VoiceUnavailable, add_noise, speak, to_wav
 from voice.vosk_model import ModelLayoutError, install_model
 
 
@@ -167,19 +167,25 @@ _ESPEAK_VOICES = {"en": "en-us", "ko": "ko", "zh": "cmn"}
 @reports_errors
 def synth(catalog: Path, out: Path, lang: str, voices: tuple[str, ...], seed: int) -> None:
     """Speak one question per product of CATALOG into OUT, with labels.jsonl for 'voice eval'."""
-    entries = load_catalog(catalog)
+    entries = [entry for entry in load_catalog(catalog) if lang in entry.names]
+    if not entries:  # an empty labels.jsonl would only fail later, in eval
+        raise ValueError(f"{catalog} has no product with a name in '{lang}'")
     phrasing = language(lang)
     voices = voices or (f"espeak-ng:{_ESPEAK_VOICES[lang]}",)
     rng = np.random.default_rng(seed)
     pick = random.Random(seed)
     out.mkdir(parents=True, exist_ok=True)
     labels = []
-    for number, entry in enumerate(e for e in entries if lang in e.names):
+    for number, entry in enumerate(entries):
         engine, _, name = voices[number % len(voices)].partition(":")
         before = pick.choice((*phrasing.before, "")) if phrasing.before else ""
         after = pick.choice((*phrasing.after, "")) if phrasing.after else ""
         text = " ".join(p for p in (before, entry.names[lang], after) if p)
-        audio = add_noise(speak(Voice(engine, name), text), FAINT_FLOOR_DB, "white", rng)
+        try:
+            spoken = speak(Voice(engine, name), text)
+        except (VoiceUnavailable, ValueError) as exc:  # an AudioError is a ValueError
+            raise ValueError(f"{entry.sku} ({text!r}): {exc}") from None
+        audio = add_noise(spoken, FAINT_FLOOR_DB, "white", rng)
         file = f"{number:04d}.wav"
         (out / file).write_bytes(to_wav(audio))
         labels.append({"file": file, "sku": entry.sku, "text": text})

@@ -118,10 +118,17 @@ def test_too_long_audio_is_refused() -> None:
     assert "2 seconds" in caught.value.message
 
 
-def test_truncated_file_keeps_whole_frames() -> None:
+def test_a_cut_off_file_is_refused_and_a_streamed_one_read_whole() -> None:
+    """Why: half a question was decoded as if it were the whole, and answered wrong."""
     data = to_wav(Audio(_sine(16_000, 300), 16_000), channels=2)
-    audio = read_wav(data[:-3])  # a cut-off upload loses the last partial frame only
-    assert len(audio.samples) == 16_000 - 1
+    with pytest.raises(AudioError, match="cut short: its data chunk declares 64000 bytes and "
+                       "32000 arrived") as caught:
+        read_wav(data[: len(data) - 32_000])
+    assert caught.value.code == "corrupt_audio"
+    data_at = data.index(b"data")
+    for placeholder in (0, 0x7FFFF000, 0xFFFFFFFF):  # a recorder writing to a pipe
+        streamed = data[: data_at + 4] + struct.pack("<I", placeholder) + data[data_at + 8 :]
+        assert len(read_wav(streamed).samples) == 16_000
 
 
 @pytest.mark.parametrize("src", [8_000, 22_050, 44_100, 48_000, 191_999])

@@ -126,6 +126,46 @@ def test_catalogue_shapes_of_exported_shop_data_are_read(tmp_path: Path) -> None
         load_catalog(catalog)
 
 
+ASKED = r"error: A \('[^']*Oat Milk[^']*'\): "  # the product and the question it was asked in
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["--voice", "espeak-ng:zz-none"], ASKED + r"espeak-ng failed: .*voice does"),
+    (["--voice", "festival:nope"], ASKED + r"festival:nope wrote no audio"),
+    (["--voice", "flite:nope"], ASKED + r"flite has no voice 'nope'; it has "),
+    (["--lang", "ko"], r"error: \S+catalog\.json has no product with a name in 'ko'"),
+])
+def test_synth_names_the_voice_or_language_it_cannot_speak(
+        tmp_path: Path, args: list[str], message: str) -> None:
+    """Why: an unknown espeak-ng or festival voice ended in a traceback, flite spoke an unknown
+    voice in its default one without a word, and a language the catalogue lacks wrote 0 clips."""
+    catalog = tmp_path / "catalog.json"
+    catalog.write_text('[{"sku": "A", "names": {"en": "Oat Milk"}}]', encoding="utf-8")
+    result = CliRunner().invoke(main, ["voice", "synth", str(catalog), str(tmp_path / "out"),
+                                       "--seed", "1", *args])
+    assert result.exit_code == 1 and "Traceback" not in result.output, result.output
+    assert re.search(message, result.output), result.output
+
+
+@pytest.mark.parametrize(("text", "message"), [
+    ('[{"sku": "A", "names": {"en": "Oat Milk"}}, {"sku": "A", "names": {"en": "Soy Milk"}}]',
+     r"product 2: SKU A is given twice \(product 1 too\)"),
+    ('[{"sku": "A", "names": {"en": "' + "milk " * 400 + '"}}]',
+     r"product 1 \(A\): a name or alias of 1999 characters; at most 200"),
+    ('[{"sku": "A", "names": {"en": "Milk"}, "aliases": {"en": ["' + "a" * 201 + '"]}}]',
+     r"\(A\): a name or alias of 201 characters"),
+    ("[" * 100_000 + "]" * 100_000, "nested too deeply"),
+])
+def test_catalogues_that_would_mislead_or_break_the_grammar_are_refused(
+        tmp_path: Path, text: str, message: str) -> None:
+    """Why: a SKU given twice answered both names with it; a 2000-word name made the grammar
+    builder recurse past Python's limit (a traceback), as did JSON nested 100,000 deep."""
+    catalog = tmp_path / "catalog.json"
+    catalog.write_text(text, encoding="utf-8")
+    with pytest.raises(EvalInputError, match=message):
+        load_catalog(catalog)
+
+
 def test_clips_linked_into_the_folder_are_read_and_climbing_out_is_refused(tmp_path: Path) -> None:
     corpus = tmp_path / "corpus"
     corpus.mkdir()
