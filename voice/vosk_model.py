@@ -72,11 +72,12 @@ def sample_rate(path: Path) -> int:
     """The rate the model was trained at (``--sample-frequency`` in conf/mfcc.conf). A rate no
     microphone records at (0 divided every question by zero) is a broken model file."""
     text = (path / "conf" / "mfcc.conf").read_text(encoding="utf-8", errors="replace")
-    found = re.search(r"--sample-frequency=(\d+)", text)
-    rate = int(found.group(1)) if found else DEFAULT_RATE
+    found = re.search(r"--sample-frequency=(\S*)", text)
+    given = found.group(1) if found else str(DEFAULT_RATE)
+    rate = int(given) if given.isascii() and given.isdigit() else 0  # Kaldi would refuse "abc"
     if not MIN_RATE <= rate <= MAX_RATE:
         raise ModelLayoutError(
-            f"{path}/conf/mfcc.conf gives --sample-frequency={rate}; a Vosk model is trained at "
+            f"{path}/conf/mfcc.conf gives --sample-frequency={given}; a Vosk model is trained at "
             f"{MIN_RATE}-{MAX_RATE} Hz (usually 16000): the file is damaged"
         )
     return rate

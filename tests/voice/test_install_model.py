@@ -75,6 +75,7 @@ def test_a_zip_that_is_no_model_is_refused_before_anything_is_unpacked(tmp_path:
     ("make", "message"),
     [
         (lambda p: model_zip(p, mfcc="--sample-frequency=0\n"), "--sample-frequency=0"),
+        (lambda p: model_zip(p, mfcc="--sample-frequency=abc\n"), "--sample-frequency=abc;"),
         (lambda p: model_zip(p, extra={"../../escape": b"x"}), "a path outside the archive"),
     ],
 )
