@@ -14,7 +14,7 @@ from beacons.members_file import MemberKeys
 from beacons.presence import PresenceEngine, PresenceEvent
 from beacons.settings import PresenceSettings
 from beacons.tokens import TokenResolver, canonical
-from beacons.trace import decode_line
+from beacons.trace import decode_line, numbered_lines
 
 
 class Detector(Protocol):
@@ -108,12 +108,11 @@ class PresencePipeline:
 
     def run_lines(self, stream: IO[bytes], *, source: str) -> Iterator[PresenceEvent]:
         """Every event of a trace stream (one JSON advertisement per line)."""
-        for number, line in enumerate(stream, start=1):
-            if line.strip():
-                adv = decode_line(line, source=source, number=number)
-                yield from self.feed_fields(adv.t, adv.scanner, adv.rssi, adv.service_uuids)
-                if self.late and self.first_late_line is None:
-                    self.first_late_line = number
+        for number, line in numbered_lines(stream, source=source):
+            adv = decode_line(line, source=source, number=number)
+            yield from self.feed_fields(adv.t, adv.scanner, adv.rssi, adv.service_uuids)
+            if self.late and self.first_late_line is None:
+                self.first_late_line = number
 
 
 def replay_pipeline(

@@ -5,6 +5,7 @@ line number rather than a KeyError deep in the presence engine."""
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import IO
@@ -17,6 +18,11 @@ from beacons.errors import TraceError
 _decoder = msgspec.json.Decoder(Advertisement)
 #: Received power a Bluetooth LE radio can report, in dBm (HCI reports -127..20).
 RSSI_DBM = (-130, 30)
+#: The longest trace line read, in bytes. A real advertisement record is under 1 KiB; a file
+#: without line breaks (a binary file, /dev/zero) is refused at this length instead of being
+#: read whole into memory.
+MAX_LINE_BYTES = 64 * 1024
+_BOM = b"\xef\xbb\xbf"
 _encoder = msgspec.json.Encoder()
 
 
@@ -29,10 +35,11 @@ def decode_line(
     except msgspec.ValidationError as exc:
         raise TraceError(f"not an advertisement record: {exc}", source=source, line=number) from exc
     except msgspec.DecodeError as exc:
-        raise TraceError(f"not valid JSON: {exc}", source=source, line=number) from exc
+        raise TraceError(_not_json(line, exc), source=source, line=number) from exc
     except UnicodeDecodeError as exc:
         raise TraceError(
-            f"not UTF-8 text ({exc.reason} at byte {exc.start + 1} of the line)",
+            f"not UTF-8 text ({exc.reason} at byte {exc.start + 1} of the line); "
+            "save the trace as UTF-8",
             source=source,
             line=number,
         ) from exc
@@ -54,14 +61,48 @@ def decode_line(
     return adv
 
 
-def iter_lines(stream: IO[bytes], *, source: str) -> Iterator[Advertisement]:
-    """Decode a stream of trace lines, skipping blank lines; errors name ``source`` and the line.
-    A byte-order mark before the first line (some Windows tools write one) is skipped."""
-    for number, line in enumerate(stream, start=1):
+def _not_json(line: bytes | str, exc: msgspec.DecodeError) -> str:
+    """Why a line did not parse. msgspec reports bytes that are not UTF-8 (a UTF-16 export, a
+    binary file) as an "invalid character" at some byte, which says nothing about what to do;
+    the check runs only for a line that already failed, so good lines pay nothing for it."""
+    if isinstance(line, bytes):
+        if b"\x00" in line or line.startswith((b"\xff\xfe", b"\xfe\xff")):
+            return "not UTF-8 text (NUL bytes: UTF-16 or a binary file); save the trace as UTF-8"
+        try:
+            line.decode("utf-8")
+        except UnicodeDecodeError as bad:
+            return (
+                f"not UTF-8 text ({bad.reason} at byte {bad.start + 1} of the line); "
+                "save the trace as UTF-8"
+            )
+    return f"not valid JSON: {exc}"
+
+
+def numbered_lines(stream: IO[bytes], *, source: str) -> Iterator[tuple[int, bytes]]:
+    """The non-blank lines of a trace stream with their line numbers, for every trace reader
+    (replay's and eval's alike). A byte-order mark before the first line (some Windows tools
+    write one) is skipped; a line over MAX_LINE_BYTES raises TraceError naming it, after reading
+    no more than that, so no input is read whole into memory."""
+    limit = MAX_LINE_BYTES + 1
+    lines = enumerate(iter(functools.partial(stream.readline, limit), b""), start=1)
+    for number, line in lines:
         if number == 1:
-            line = line.removeprefix(b"\xef\xbb\xbf")
+            line = line.removeprefix(_BOM)
+        if len(line) >= limit and not line.endswith(b"\n"):
+            raise TraceError(
+                f"line longer than {MAX_LINE_BYTES // 1024} KiB (an advertisement record is "
+                "under 1 KiB): not a trace, or its line breaks are missing",
+                source=source,
+                line=number,
+            )
         if line.strip():
-            yield decode_line(line, source=source, number=number)
+            yield number, line
+
+
+def iter_lines(stream: IO[bytes], *, source: str) -> Iterator[Advertisement]:
+    """Decode a stream of trace lines, skipping blank lines; errors name ``source`` and the line."""
+    for number, line in numbered_lines(stream, source=source):
+        yield decode_line(line, source=source, number=number)
 
 
 def read_trace(path: Path) -> Iterator[Advertisement]:

@@ -17,7 +17,14 @@ from beacons.pipeline import PresencePipeline, TraceClock
 from beacons.presence import PresenceEngine
 from beacons.settings import PresenceSettings
 from beacons.tokens import TokenResolver, canonical, token_uuid, window_of
-from beacons.trace import decode_line, encode, iter_lines, read_trace, write_trace
+from beacons.trace import (
+    MAX_LINE_BYTES,
+    decode_line,
+    encode,
+    iter_lines,
+    read_trace,
+    write_trace,
+)
 
 LINE = (
     '{"t": 12.5, "scanner": "door", "address": "5A:01:02:03:04:05", "rssi": -67, '
@@ -222,3 +229,50 @@ def test_a_byte_order_mark_before_the_trace_or_members_file_is_skipped(tmp_path:
     doc = {"chain_prefix": "00" * 8, "members": [{"id": "a", "key": "11" * 16}]}
     path.write_bytes(b"\xef\xbb\xbf" + json.dumps(doc).encode())
     assert load_members(path).keys == {"a": b"\x11" * 16}
+
+
+def test_every_trace_reader_skips_a_byte_order_mark() -> None:
+    """Why: replay reads lines through the pipeline, not iter_lines, and refused a trace saved
+    with a BOM as "invalid character (byte 0)" while eval read the same file."""
+    prefix, key = b"\x01" * 8, b"\x02" * 16
+    t = 1_767_268_800.0
+    line = LINE.replace('"abc"', f'"{token_uuid(prefix, key, window_of(t))}"').replace(
+        '"t": 12.5', f'"t": {t}'
+    )
+    clock = TraceClock()
+    pipeline = PresencePipeline(
+        TokenResolver(prefix, {"m": key}), PresenceEngine(PresenceSettings(), clock), clock
+    )
+    stream = io.BytesIO(b"\xef\xbb\xbf" + line.encode() + b"\n")
+    assert list(pipeline.run_lines(stream, source="t.jsonl")) == []
+    assert pipeline.resolved == 1
+
+
+def test_a_trace_that_is_not_utf8_text_says_so() -> None:
+    """Why: a UTF-16 export was refused as "invalid character (byte 0)", which does not say
+    what to do about it."""
+    for data in (LINE.encode("utf-16"), LINE.encode("utf-16-be"), b"\xff" + LINE.encode()):
+        with pytest.raises(TraceError, match=r"t.jsonl:1: not UTF-8 text \(") as caught:
+            list(iter_lines(io.BytesIO(data + b"\n"), source="t.jsonl"))
+        assert "save the trace as UTF-8" in str(caught.value)
+
+
+def test_a_line_over_the_cap_is_refused_without_reading_it_whole() -> None:
+    """Why: a file without line breaks (/dev/zero, one 50 MB line) was read whole into memory
+    before anything was said."""
+    clock = TraceClock()
+    pipeline = PresencePipeline(
+        TokenResolver(b"\x01" * 8), PresenceEngine(PresenceSettings(), clock), clock
+    )
+    for read in (
+        lambda s: list(iter_lines(s, source="t.jsonl")),
+        lambda s: list(pipeline.run_lines(s, source="t.jsonl")),
+    ):
+        stream = io.BytesIO(LINE.encode() + b"\n" + b"\x00" * (10 * MAX_LINE_BYTES))
+        with pytest.raises(TraceError, match=r"t.jsonl:2: line longer than 64 KiB"):
+            read(stream)
+        assert stream.tell() <= len(LINE) + 2 + MAX_LINE_BYTES
+    # a line just under the cap is still read (and judged on its content)
+    padded = LINE[:-1] + ', "pad": "' + "x" * (MAX_LINE_BYTES - len(LINE) - 20) + '"}'
+    assert len(padded) < MAX_LINE_BYTES
+    assert list(iter_lines(io.BytesIO(padded.encode()), source="t.jsonl")) == [decode_line(LINE)]
