@@ -18,6 +18,10 @@ from beacons.errors import TraceError
 _decoder = msgspec.json.Decoder(Advertisement)
 #: Received power a Bluetooth LE radio can report, in dBm (HCI reports -127..20).
 RSSI_DBM = (-130, 30)
+#: The times a trace may carry, in seconds: Unix time, or seconds from 0 (README, "Trace"). The
+#: top is the year 2286: a larger t (1e18, 1e300) is a unit or encoding mistake, and at the end of
+#: a trace it would move the engine's clock so far that every member "left".
+T_RANGE_S = (0.0, 1e10)
 #: The longest trace line read, in bytes. A real advertisement record is under 1 KiB; a file
 #: without line breaks (a binary file, /dev/zero) is refused at this length instead of being
 #: read whole into memory.
@@ -45,8 +49,13 @@ def decode_line(
         ) from exc
     except RecursionError as exc:
         raise TraceError("JSON nested too deeply", source=source, line=number) from exc
-    if adv.t != adv.t or adv.t in (float("inf"), float("-inf")):
-        raise TraceError("t must be a finite Unix time in seconds", source=source, line=number)
+    if not T_RANGE_S[0] <= adv.t <= T_RANGE_S[1]:  # NaN fails this too
+        raise TraceError(
+            f"t must be Unix time in seconds (or seconds from 0), between {T_RANGE_S[0]:g} and "
+            f"{T_RANGE_S[1]:g}, got {adv.t!r}",
+            source=source,
+            line=number,
+        )
     if not RSSI_DBM[0] <= adv.rssi <= RSSI_DBM[1]:
         raise TraceError(
             f"rssi must be dBm between {RSSI_DBM[0]} and {RSSI_DBM[1]}, got {adv.rssi}",

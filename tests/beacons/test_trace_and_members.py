@@ -63,6 +63,9 @@ def test_lines_round_trip_and_keep_every_field() -> None:
         ('{"t": 1, "scanner": "door", "address": "a"}', "rssi"),
         ('{"t": "soon", "scanner": "door", "address": "a", "rssi": -60}', "t"),
         ('{"t": NaN, "scanner": "door", "address": "a", "rssi": -60}', ""),
+        ('{"t": 1e18, "scanner": "door", "address": "a", "rssi": -60}', "t must be Unix time"),
+        ('{"t": 1e300, "scanner": "door", "address": "a", "rssi": -60}', "between 0 and"),
+        ('{"t": -5, "scanner": "door", "address": "a", "rssi": -60}', "got -5"),
         ('{"t": 1, "scanner": "d\xe9", "address": "a", "rssi": -60}', "not UTF-8 text"),
         ('{"t": 1, "scanner": "d", "address": "a", "rssi": 1e300}', "rssi must be dBm between"),
         ('{"t": 1, "scanner": "d", "address": "a", "rssi": -60, "x": ' + "[" * 5000 + "]" * 5000
