@@ -7,10 +7,11 @@ so the same matching works for any detector's output."""
 from __future__ import annotations
 
 import bisect
+import functools
 import json
 import math
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -20,6 +21,7 @@ from beacons.members_file import MemberKeys
 from beacons.pipeline import Detector, PresencePipeline, TraceClock
 from beacons.presence import PresenceEvent
 from beacons.tokens import TokenResolver
+from beacons.trace import T_RANGE_S, numbered_lines
 
 EARLY_S = 30.0  # an arrival this long before the door crossing is early (latency < 0), not false
 QUIET_AROUND_S = 5.0  # not heard this close to the door crossing: the phone was quiet there
@@ -130,6 +132,8 @@ def score(
         if not isinstance(member, str):
             continue
         if kind == "arrived":
+            if member in open_visits:  # read_truth refuses this; a caller's own truth may not
+                open_visits.pop(member).left = t
             visit = _Visit(member, t, float("inf"), [(t, str(record["zone"]))])
             open_visits[member] = visit
             visits[member].append(visit)
@@ -213,47 +217,113 @@ def _visit_at(visits: list[_Visit], t: float) -> _Visit | None:
 
 
 def _zone_agreement(visit: _Visit, detected: list[tuple[float, str | None]]) -> tuple[int, int]:
-    """Seconds (sampled) of the visit after detection where the detected zone equals the truth."""
+    """Seconds (sampled every ZONE_STEP_S) of the visit after detection where the detected zone
+    equals the truth. Counted per stretch between zone changes rather than sample by sample, so
+    the work grows with the events, not with the length of the visit: a truth whose visit lasts
+    1e9 s scores as fast as one of minutes instead of stepping through every second."""
     times = [t for t, _ in detected]
     truth_times = [t for t, _ in visit.zones]
+    start = max(visit.arrived, visit.detected or visit.arrived)
+    end = visit.left
+    changes = sorted({t for t in (*times, *truth_times) if start < t < end})
     hits = samples = 0
-    t = max(visit.arrived, visit.detected or visit.arrived)
-    while t < visit.left:
+    for lo, hi in zip([start, *changes], [*changes, end], strict=True):
+        first = math.ceil((lo - start) / ZONE_STEP_S)  # the samples start + k * step in [lo, hi)
+        count = math.ceil((hi - start) / ZONE_STEP_S) - first
+        if count <= 0:
+            continue
+        t = start + first * ZONE_STEP_S
         i = bisect.bisect_right(times, t) - 1
         j = bisect.bisect_right(truth_times, t) - 1
         if i >= 0 and j >= 0:
-            samples += 1
-            hits += detected[i][1] == visit.zones[j][1]
-        t += ZONE_STEP_S
+            samples += count
+            hits += count if detected[i][1] == visit.zones[j][1] else 0
     return hits, samples
 
 
-def read_truth(path: Path) -> list[dict[str, object]]:
-    """Ground-truth records (JSON Lines). Raises TraceError naming the line of a bad record."""
+def read_truth(path: Path, members: Collection[str] | None = None) -> list[dict[str, object]]:
+    """Ground-truth records (JSON Lines). Raises TraceError naming the line of a bad record.
+
+    Scoring pairs each "arrived" with the member's next "left", in file order, so a truth that
+    breaks that pairing (arrived twice, left or zone without arrived, records out of time
+    order) would be scored as something else without a word: it is refused here instead. So is
+    a member the ``members`` file does not hold, whose visits no detector could ever recognise,
+    and a truth with nothing to score against."""
+    source = str(path)
     records: list[dict[str, object]] = []
+    inside: dict[str, int] = {}  # member -> line of their open "arrived"
+    previous = -math.inf
     try:
-        lines = path.read_text(encoding="utf-8").splitlines()
+        stream = path.open("rb")
     except OSError as exc:
-        raise TraceError(f"cannot read truth file: {exc.strerror}", source=str(path)) from exc
-    for number, line in enumerate(lines, start=1):
-        if not line.strip():
-            continue
-        try:
-            record = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise TraceError(f"not valid JSON: {exc}", source=str(path), line=number) from exc
-        if (
-            not isinstance(record, dict)
-            or not isinstance(record.get("t"), int | float)
-            or (record.get("event") not in TRUTH_EVENTS)
-        ):
-            raise TraceError(
-                f"a truth record needs a numeric 't' and an 'event' in {sorted(TRUTH_EVENTS)}",
-                source=str(path),
-                line=number,
-            )
-        records.append(record)
+        raise TraceError(f"cannot read truth file: {exc.strerror}", source=source) from exc
+    with stream:
+        for number, line in numbered_lines(stream, source=source):
+            record = _truth_record(line, source, number)
+            t, kind, member = record["t"], record["event"], record.get("member")
+            assert isinstance(t, int | float)
+            bad = functools.partial(TraceError, source=source, line=number)
+            if t < previous:
+                raise bad(f"t {t!r} is before the line above's {previous!r}: sort the truth by t")
+            previous = t
+            if kind == "scenario":
+                records.append(record)
+                continue
+            if not isinstance(member, str) or not member:
+                raise bad(f'a "{kind}" record needs "member", a member id, got {member!r}')
+            if members is not None and member not in members:
+                raise bad(
+                    f"member {member!r} is not in the members file, so no detector could "
+                    "recognise them: give eval the members file written with this truth"
+                )
+            if kind in ("arrived", "zone") and not isinstance(record.get("zone"), str):
+                raise bad(f'"{kind}" needs "zone", a zone name')
+            if kind == "arrived" and member in inside:
+                raise bad(
+                    f"member {member!r} arrives again without a \"left\" since line "
+                    f"{inside[member]}"
+                )
+            if kind in ("zone", "left") and member not in inside:
+                raise bad(f'"{kind}" for member {member!r}, who has not arrived')
+            if kind == "arrived":
+                inside[member] = number
+            elif kind == "left":
+                del inside[member]
+            records.append(record)
+    if not any(r["event"] in ("arrived", "passed") for r in records):
+        message = "no visits and no passers-by in the truth: nothing to score"
+        raise TraceError(message, source=source)
     return records
+
+
+def _truth_record(line: bytes, source: str, number: int) -> dict[str, object]:
+    """One truth line as a record with an ``event`` of TRUTH_EVENTS and a ``t`` in range."""
+    try:
+        record = json.loads(line.decode("utf-8"))
+    except UnicodeDecodeError as exc:
+        message = f"not UTF-8 text ({exc.reason} at byte {exc.start + 1} of the line)"
+        raise TraceError(message, source=source, line=number) from exc
+    except json.JSONDecodeError as exc:
+        raise TraceError(f"not valid JSON: {exc}", source=source, line=number) from exc
+    except RecursionError as exc:
+        raise TraceError("JSON nested too deeply", source=source, line=number) from exc
+    if not isinstance(record, dict) or record.get("event") not in TRUTH_EVENTS:
+        raise TraceError(
+            f"a truth record is a JSON object with an 'event' in {sorted(TRUTH_EVENTS)}",
+            source=source,
+            line=number,
+        )
+    t = record.get("t")
+    # bool is an int to Python; NaN (which Python's json reads) fails the range
+    number_t = isinstance(t, int | float) and not isinstance(t, bool)
+    if not number_t or not T_RANGE_S[0] <= t <= T_RANGE_S[1]:  # type: ignore[operator]
+        raise TraceError(
+            f"t must be a time in seconds between {T_RANGE_S[0]:g} and {T_RANGE_S[1]:g}, as in "
+            f"the trace, got {t!r}",
+            source=source,
+            line=number,
+        )
+    return record
 
 
 def write_truth(path: Path, records: Iterable[Mapping[str, object]]) -> None:

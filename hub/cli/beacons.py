@@ -287,13 +287,17 @@ def eval_cmd(
     """Score the presence engine (and the naive baseline) on TRACE against TRUTH; JSON out."""
     settings = _presence_settings(config_path)
     members = load_members(members_path or _members_path(trace))
+    records = read_truth(truth, members.keys)
     advertisements = list(read_trace(trace))
+    if not advertisements:
+        # every visit would be scored missed, as if the engine had failed on a real trace
+        _fail(f"{trace}: the trace has no advertisements: nothing to evaluate")
     late = count_late(a.t for a in advertisements)
     if late:
         click.echo(f"warning: {trace}: {_late(late)}", err=True)
     scores = evaluate(
         advertisements,
-        read_truth(truth),
+        records,
         members,
         {
             "engine": lambda clock: PresenceEngine(settings, clock),

@@ -342,6 +342,43 @@ def test_simulate_then_eval_round_trip(tmp_path: Path) -> None:
     assert "false_arrivals_per_100_passers" in metrics["engine"]
 
 
+def test_eval_refuses_an_empty_trace_and_truth_it_cannot_score(tmp_path: Path) -> None:
+    """Why: an empty trace scored every visit missed, an empty truth gave null metrics, and a
+    truth record with a null member or a member of another members file was scored silently."""
+    trace, truth, members = tmp_path / "t.jsonl", tmp_path / "truth.jsonl", tmp_path / "m.json"
+    write_store_trace(trace)
+    members.write_text(
+        json.dumps({"chain_prefix": PREFIX, "members": [{"id": "walker", "key": WALKER_KEY}]})
+    )
+    visit = [
+        {"t": START + 35, "member": "walker", "event": "arrived", "zone": "door"},
+        {"t": START + 200, "member": "walker", "event": "left", "zone": "door"},
+    ]
+    truth.write_text("".join(json.dumps(r) + "\n" for r in visit))
+    runner = CliRunner()
+
+    def run(trace_path: Path) -> tuple[int, str]:
+        result = runner.invoke(
+            main, ["beacons", "eval", str(trace_path), str(truth), "--members", str(members)]
+        )
+        return result.exit_code, result.output
+
+    code, output = run(trace)
+    assert code == 0 and json.loads(output)["engine"]["visits"] == 1, output
+    empty = tmp_path / "empty.jsonl"
+    empty.write_text("\n")
+    assert run(empty) == (1, f"error: {empty}: the trace has no advertisements: nothing to "
+                             "evaluate\n")
+    for bad, line in (({**visit[1], "member": None}, 2), ({**visit[1], "member": "other"}, 2)):
+        truth.write_text("".join(json.dumps(r) + "\n" for r in (visit[0], bad)))
+        code, output = run(trace)
+        assert code == 1 and output.startswith(f"error: {truth}:{line}: "), output
+        assert "member" in output
+    truth.write_text("")
+    assert run(trace) == (1, f"error: {truth}: no visits and no passers-by in the truth: nothing "
+                             "to score\n")
+
+
 def test_fleet_commands(tmp_path: Path, repo_root: Path) -> None:
     fleet = repo_root / "firmware_configs" / "demo-store.yaml"
     runner = CliRunner()

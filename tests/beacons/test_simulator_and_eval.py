@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import json
 import math
+from pathlib import Path
 
 import numpy as np
+import pytest
 
-from beacons.evaluation import score
+from beacons.errors import TraceError
+from beacons.evaluation import read_truth, score
 from beacons.presence import PresenceEvent
 from beacons.simulator import Scenario, simulate
 from beacons.simulator.layout import single_scanner_layout
@@ -171,3 +175,68 @@ def test_a_visit_the_truth_never_closes_lasts_to_the_end_of_the_run() -> None:
     assert metrics["arrival_latency_p50_s"] == 3.0
     assert metrics["zone_accuracy"] == 1.0
     assert metrics["flaps_per_visit_hour"] == 0.0  # over the 360 s heard
+
+
+@pytest.mark.timeout(20)
+def test_a_visit_of_a_billion_seconds_is_scored_at_once() -> None:
+    """Why: zone agreement stepped through a visit one second at a time, so a truth whose "left"
+    came 1e9 s after its "arrived" kept eval at full CPU for hours."""
+    truth = [
+        {"t": 100.0, "member": "v1", "event": "arrived", "zone": "door"},
+        {"t": 1e9, "member": "v1", "event": "zone", "zone": "till"},
+        {"t": 1e9 + 100, "member": "v1", "event": "left", "zone": "till"},
+    ]
+    events = [PresenceEvent(103.0, "v1", "arrived", "door")]
+    metrics = score(truth, events, {"v1": [99.0, 103.0]}).metrics()
+    assert metrics["zone_accuracy"] == round((1e9 - 103) / (1e9 - 3), 4)
+
+
+@pytest.mark.timeout(20)
+def test_a_second_arrival_before_leaving_closes_the_first_visit() -> None:
+    """Why: the first visit stayed open for ever (left = inf) and its zone scoring never ended."""
+    truth = [
+        {"t": 100.0, "member": "v1", "event": "arrived", "zone": "door"},
+        {"t": 200.0, "member": "v1", "event": "arrived", "zone": "door"},
+        {"t": 300.0, "member": "v1", "event": "left", "zone": "door"},
+    ]
+    events = [PresenceEvent(103.0, "v1", "arrived", "door")]
+    metrics = score(truth, events, {"v1": [99.0, 103.0]}).metrics()
+    assert metrics["visits"] == 2 and metrics["zone_accuracy"] == 1.0
+
+
+ARRIVED = {"t": 100.0, "member": "v1", "event": "arrived", "zone": "door"}
+LEFT = {"t": 200.0, "member": "v1", "event": "left", "zone": "door"}
+
+
+@pytest.mark.parametrize(
+    ("records", "message"),
+    [
+        ([ARRIVED, {**ARRIVED, "t": 150.0}, LEFT], ":2: member 'v1' arrives again without a"),
+        ([LEFT], ":1: \"left\" for member 'v1', who has not arrived"),
+        ([{**ARRIVED, "member": None}, LEFT], ':1: a "arrived" record needs "member"'),
+        ([ARRIVED, {**LEFT, "member": 7}], ':2: a "left" record needs "member"'),
+        ([{**ARRIVED, "t": math.nan}, LEFT], ":1: t must be a time in seconds"),
+        ([ARRIVED, {**LEFT, "t": True}], ":2: t must be a time in seconds"),
+        ([ARRIVED, {**LEFT, "t": 1e300}], ":2: t must be a time in seconds"),
+        ([LEFT | {"event": "arrived"}, {**LEFT, "t": 50.0}], ":2: t 50.0 is before the line"),
+        ([{k: v for k, v in ARRIVED.items() if k != "zone"}], ':1: "arrived" needs "zone"'),
+        ([ARRIVED, {**LEFT, "member": "stranger"}], ":2: member 'stranger' is not in the"),
+        ([], ": no visits and no passers-by in the truth"),
+    ],
+)
+def test_malformed_truth_is_refused_with_its_line(
+    tmp_path: Path, records: list[dict[str, object]], message: str
+) -> None:
+    """Why: such truth was scored as something else without a word (a null member skipped, NaN
+    times compared false, an empty truth gave null metrics), or made eval spin for ever."""
+    path = tmp_path / "truth.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in records))
+    with pytest.raises(TraceError) as caught:
+        read_truth(path, {"v1"})
+    assert str(caught.value).startswith(f"{path}{message}"), str(caught.value)
+
+
+def test_truth_with_a_byte_order_mark_reads(tmp_path: Path) -> None:
+    path = tmp_path / "truth.jsonl"
+    path.write_bytes(b"\xef\xbb\xbf" + (json.dumps(ARRIVED) + "\n" + json.dumps(LEFT)).encode())
+    assert read_truth(path, {"v1"}) == [ARRIVED, LEFT]
