@@ -44,6 +44,7 @@ def parse_members(doc: object, *, source: str = "members file") -> MemberKeys:
     except MembersFileError as exc:
         raise MembersFileError(f"{source}: {exc}") from exc
     keys: dict[str, bytes] = {}
+    owners: dict[bytes, str] = {}  # who holds each key: one key for two ids mis-attributes
     for index, entry in enumerate(members):
         if not isinstance(entry, dict) or not {"id", "key"} <= set(entry):
             raise MembersFileError(f'{source}: members[{index}] must be {{"id", "key"}}')
@@ -58,6 +59,14 @@ def parse_members(doc: object, *, source: str = "members file") -> MemberKeys:
             keys[member] = parse_key(member, key)
         except MembersFileError as exc:
             raise MembersFileError(f"{source}: {exc}") from exc
+        if keys[member] in owners:
+            # both phones would advertise the same tokens, and every sighting of either would
+            # be put down to one of them
+            raise MembersFileError(
+                f"{source}: members[{index}] {member!r} has the same key as "
+                f"{owners[keys[member]]!r}; each member needs their own key"
+            )
+        owners[keys[member]] = member
     return MemberKeys(prefix, keys)
 
 

@@ -10,6 +10,8 @@ non-members anonymous."""
 from __future__ import annotations
 
 import hmac
+import logging
+from collections import Counter
 from collections.abc import Mapping
 from uuid import UUID
 
@@ -21,6 +23,7 @@ WINDOWS = range(2**64)
 TOKEN_LABEL = b"rh-token"
 PREFIX_BYTES = 8
 KEY_BYTES = 16
+_log = logging.getLogger(__name__)
 
 
 def window_of(t: float) -> int:
@@ -111,7 +114,17 @@ class TokenResolver:
         for member, key in keys.items():
             if len(key) != KEY_BYTES:
                 raise MembersFileError(f"member {member!r}: key must be {KEY_BYTES} bytes")
-        self._keys = dict(keys)
+        # Two members with one key advertise the same tokens: whichever the table kept would
+        # be told of the other's visits. Neither is recognised until the keys are put right.
+        shared = {key for key, count in Counter(keys.values()).items() if count > 1}
+        if shared:
+            ambiguous = sorted(member for member, key in keys.items() if key in shared)
+            _log.warning(
+                "members %s share a beacon key; none of them is recognised until each has "
+                "their own",
+                ", ".join(ambiguous),
+            )
+        self._keys = {member: key for member, key in keys.items() if key not in shared}
         self._by_window.clear()
         if self._center is not None:
             self._rebuild(self._center)

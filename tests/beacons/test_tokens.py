@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import logging
 
 import pytest
 
@@ -130,3 +131,18 @@ def test_bad_keys_are_refused_with_the_member_named() -> None:
 def test_prefix_text_matches_the_uuid_form() -> None:
     uuid = token_uuid(PREFIX, KEY, 1)
     assert uuid.startswith(_resolver().prefix_text)
+
+
+def test_members_sharing_a_key_are_not_recognised_and_a_warning_says_so(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Why: both phones advertise the same tokens, and the table kept one of the two members,
+    who was then told of the other's visits."""
+    shared, own = b"\x07" * 16, b"\x08" * 16
+    with caplog.at_level(logging.WARNING, logger="beacons.tokens"):
+        resolver = TokenResolver(PREFIX, {"ann": shared, "bob": shared, "cy": own})
+    assert "members ann, bob share a beacon key" in caplog.text
+    t = 1_767_268_800.0
+    assert resolver.resolve(token_uuid(PREFIX, shared, window_of(t)), t) is None
+    assert resolver.resolve(token_uuid(PREFIX, own, window_of(t)), t) == "cy"
+    assert resolver.member_count == 1

@@ -166,6 +166,13 @@ def test_members_file_as_member_systems_export_it(tmp_path: Path) -> None:
         ({"chain_prefix": "00" * 8, "members": [{"id": "a"}]}, r"members\[0\]"),
         ({"chain_prefix": "00" * 8, "members": [{"id": "a", "key": "xyz"}]}, "'a'"),
         ({"chain_prefix": "00" * 8, "members": [{"id": "a", "key": "11" * 16}] * 2}, "twice"),
+        (
+            {
+                "chain_prefix": "00" * 8,
+                "members": [{"id": "a", "key": "ab" * 16}, {"id": "b", "key": "AB" * 16}],
+            },
+            r"members\[1\] 'b' has the same key as 'a'",
+        ),
     ],
 )
 def test_members_file_errors_say_what_to_fix(tmp_path: Path, doc: object, message: str) -> None:
