@@ -10,6 +10,11 @@ from pathlib import Path
 from beacons.errors import MembersFileError
 from beacons.tokens import parse_key, parse_prefix
 
+#: The largest members file read. An entry is about 60 bytes, so this holds half a million
+#: members (a whole chain's export of 200 000 is 12 MB); anything larger (a wrong file,
+#: /dev/zero) is refused before it fills the memory.
+MAX_MEMBERS_FILE_BYTES = 32 * 1024 * 1024
+
 
 @dataclass(frozen=True, slots=True)
 class MemberKeys:
@@ -73,7 +78,12 @@ def parse_members(doc: object, *, source: str = "members file") -> MemberKeys:
 def load_members(path: Path) -> MemberKeys:
     """Read and validate a members file."""
     try:
-        doc = json.loads(path.read_text(encoding="utf-8-sig"))
+        with path.open("rb") as stream:
+            data = stream.read(MAX_MEMBERS_FILE_BYTES + 1)
+        if len(data) > MAX_MEMBERS_FILE_BYTES:
+            limit = MAX_MEMBERS_FILE_BYTES // (1024 * 1024)
+            raise MembersFileError(f"{path}: larger than {limit} MiB: not a members file")
+        doc = json.loads(data.decode("utf-8-sig"))
     except OSError as exc:
         raise MembersFileError(f"{path}: cannot read: {exc.strerror}") from exc
     except UnicodeDecodeError as exc:

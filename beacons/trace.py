@@ -99,8 +99,8 @@ def numbered_lines(stream: IO[bytes], *, source: str) -> Iterator[tuple[int, byt
             line = line.removeprefix(_BOM)
         if len(line) >= limit and not line.endswith(b"\n"):
             raise TraceError(
-                f"line longer than {MAX_LINE_BYTES // 1024} KiB (an advertisement record is "
-                "under 1 KiB): not a trace, or its line breaks are missing",
+                f"line longer than {MAX_LINE_BYTES // 1024} KiB (a record is under 1 KiB): "
+                "not a trace, or its line breaks are missing",
                 source=source,
                 line=number,
             )

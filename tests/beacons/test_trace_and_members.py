@@ -286,3 +286,12 @@ def test_a_line_over_the_cap_is_refused_without_reading_it_whole() -> None:
     padded = LINE[:-1] + ', "pad": "' + "x" * (MAX_LINE_BYTES - len(LINE) - 20) + '"}'
     assert len(padded) < MAX_LINE_BYTES
     assert list(iter_lines(io.BytesIO(padded.encode()), source="t.jsonl")) == [decode_line(LINE)]
+
+
+def test_a_members_file_over_the_cap_is_refused_without_reading_it_whole(tmp_path: Path) -> None:
+    """Why: it was read whole into memory (a wrong file, /dev/zero) before anything was said."""
+    path = tmp_path / "members.json"
+    with path.open("wb") as out:  # sparse: 1 GiB on the disk costs nothing
+        out.truncate(1024**3)
+    with pytest.raises(MembersFileError, match=r"members\.json: larger than 32 MiB"):
+        load_members(path)
