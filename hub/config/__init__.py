@@ -207,11 +207,37 @@ def load_presence(path: Path) -> PresenceSettings:
     """Only the ``[beacons.presence]`` table of the config file at ``path`` (defaults when it has
     none). Why: ``beacons replay`` and ``eval`` use nothing else, and a file written for them
     alone need not describe a store (``[store]`` id and name); a whole hub.toml reads the same.
+    A key or table that is no section of the hub config (``window_s = 1`` at the top, a
+    ``[presence]`` table) is refused with its line: skipping it would replay on the defaults
+    while the file seems to say otherwise.
     """
     text = _read(path)
-    beacons = _toml(text, path).get("beacons", {})
+    data = _toml(text, path)
+    beacons = data.get("beacons", {})
+    unknown = [(key,) for key in data if key not in HubConfig.model_fields]
+    if isinstance(beacons, dict):
+        unknown += [("beacons", key) for key in beacons if key not in BeaconsConfig.model_fields]
+    if unknown:
+        lines = _key_lines(text)
+        raise ConfigError(
+            path,
+            [
+                ConfigProblem(_locate(lines, loc), ".".join(loc), _explain(_UNKNOWN) + _hint(loc))
+                for loc in unknown
+            ],
+        )
     presence = beacons.get("presence", {}) if isinstance(beacons, dict) else {}
     return _validated(PresenceSettings, presence, text, path, ("beacons", "presence"))
+
+
+_UNKNOWN = {"type": "extra_forbidden"}
+
+
+def _hint(loc: tuple[str, ...]) -> str:
+    """Where a presence setting found in the wrong place belongs."""
+    if loc[-1] in PresenceSettings.model_fields or loc[-1] == "presence":
+        return "; presence settings go in the [beacons.presence] table"
+    return ""
 
 
 __all__ = [

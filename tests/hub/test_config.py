@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 from pydantic import BaseModel
 
-from hub.config import ConfigError, HubConfig, load_config, parse_config
+from beacons.settings import PresenceSettings
+from hub.config import ConfigError, HubConfig, load_config, load_presence, parse_config
 
 ROOT = Path(__file__).resolve().parents[2]
 CLI = [sys.executable, "-m", "hub.cli"]
@@ -254,3 +255,32 @@ def test_a_missing_setting_and_an_array_of_tables_are_located() -> None:
         parse_config(text, Path("h.toml"))
     problems = {(p.line, p.key) for p in info.value.problems}
     assert problems == {(1, "store.id"), (4, "beacons.scanners")}
+
+
+@pytest.mark.parametrize(
+    ("text", "problem"),
+    [
+        ("window_s = 1\n", "line 1: window_s: unknown setting"),
+        ("\n[presence]\nwindow_s = 1\n", "line 2: presence: unknown setting"),
+        ('[store]\nid = "s1"\n[beacons.presense]\nwindow_s = 1\n', "line 3: beacons.presense: "),
+    ],
+)
+def test_presence_settings_outside_their_table_are_refused(
+    tmp_path: Path, text: str, problem: str
+) -> None:
+    """Why: replay and eval read only [beacons.presence], so these were skipped and the
+    defaults used while the file seemed to set something else."""
+    path = tmp_path / "presence.toml"
+    path.write_text(text)
+    with pytest.raises(ConfigError) as caught:
+        load_presence(path)
+    assert f"{path}: {problem}" in str(caught.value)
+
+
+def test_presence_of_a_whole_hub_config_without_the_table_is_the_defaults(tmp_path: Path) -> None:
+    path = tmp_path / "hub.toml"
+    path.write_text('[store]\nid = "s1"\nname = "Shop"\n\n[web]\nport = 8080\n\n[beacons]\n'
+                    "enabled = true\n")
+    assert load_presence(path) == PresenceSettings()
+    path.write_text("[beacons.presence]\nwindow_s = 2\n")
+    assert load_presence(path).window_s == 2
