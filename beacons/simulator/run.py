@@ -127,7 +127,9 @@ def simulate(scenario: Scenario) -> Simulation:
 
 
 def _arrivals(rng: np.random.Generator, per_hour: float, t0: float, t1: float) -> list[float]:
-    """Poisson arrival times in ``[t0, t1)``."""
+    """Poisson arrival times in ``[t0, t1)``; none when the run is too short for that span."""
+    if t1 <= t0:
+        return []
     count = int(rng.poisson(per_hour * max(0.0, t1 - t0) / 3600))
     return sorted(float(t) for t in rng.uniform(t0, t1, count))
 

@@ -15,7 +15,7 @@ class Scenario(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    seed: int = Field(default=0, description="Seed of every random draw of the run.")
+    seed: int = Field(default=0, ge=0, description="Seed of every random draw of the run.")
     duration_s: float = Field(
         default=3600.0, gt=60, le=7 * 86400, description="Length of the trace in seconds."
     )

@@ -56,12 +56,21 @@ def _reports_beacon_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
     return wrapper
 
 
-def _scenario_option(field: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
-    """A simulate option made from the scenario field: its type, default and description."""
+#: The shortest simulated run the CLI takes: visits start until 900 s before the end (so each
+#: departure and the silence after it are in the trace), so a shorter run could hold none.
+MIN_SIMULATE_S = 1200.0
+MAX_SIMULATE_S = 7 * 86400.0
+
+
+def _scenario_option(
+    field: str, kind: click.ParamType | None = None
+) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """A simulate option made from the scenario field: its type (or ``kind``, a range click
+    checks before anything runs), default and description."""
     info = Scenario.model_fields[field]
     return click.option(
         f"--{field.replace('_', '-')}",
-        type=info.annotation,
+        type=kind or info.annotation,
         default=info.default,
         show_default=True,
         help=info.description,
@@ -171,14 +180,15 @@ def _late(count: int) -> str:
     default=None,
     help="Members file to write [default: TRACE.members.json].",
 )
-@_scenario_option("seed")
+@_scenario_option("seed", click.IntRange(min=0))
 @click.option(
     "--duration",
     "duration_s",
-    type=float,
+    type=click.FloatRange(MIN_SIMULATE_S, MAX_SIMULATE_S),
     default=3600.0,
     show_default=True,
-    help="Seconds of trace (more than 60, at most a week).",
+    help=f"Seconds of trace, {MIN_SIMULATE_S:g} (visits start until 900 s before the end) to "
+    f"{MAX_SIMULATE_S:g} (a week).",
 )
 @click.option(
     "--layout",
@@ -240,9 +250,14 @@ def simulate_cmd(
         _fail(f"bad scenario: {problems}")
         return
     members_path = members_path or _members_path(out_path)
-    for path in (out_path, truth_path, members_path):
+    outputs = {"--out": out_path, "--truth": truth_path, "--members": members_path}
+    seen: dict[Path, str] = {}
+    for option, path in outputs.items():
         if not path.parent.is_dir():
             _fail(f"{path}: folder {path.parent} does not exist")
+        same = seen.setdefault(path.resolve(), option)
+        if same != option:  # the second file written would replace the first
+            _fail(f"{option} and {same} name the same file, {path}: give each its own")
     sim = simulate(scenario)
     count = write_trace(out_path, sim.advertisements)
     write_truth(truth_path, sim.truth)
@@ -254,6 +269,13 @@ def simulate_cmd(
         f"passers-by to {truth_path}, members to {members_path}",
         err=True,
     )
+    if not visits:
+        click.echo(
+            "warning: the run has no visits (Poisson arrivals at --visits-per-hour "
+            f"{visits_per_hour:g} over {duration_s - 900:g} s gave none): raise either to "
+            "score arrivals",
+            err=True,
+        )
 
 
 @beacons.command("eval")

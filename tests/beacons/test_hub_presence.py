@@ -262,8 +262,39 @@ def test_simulate_checks_its_options_and_folders_before_simulating(tmp_path: Pat
             "10",
         ],
     )
-    assert result.exit_code == 1 and "--duration: " in result.output
+    assert result.exit_code == 2 and "'--duration': 10.0 is not in the range" in result.output
     assert "duration_s" not in result.output
+
+
+def test_simulate_refuses_what_it_cannot_honour_and_says_when_nothing_visited(
+    tmp_path: Path,
+) -> None:
+    """Why: --duration 61 and --seed -1 ended in numpy tracebacks, a short run wrote a trace
+    with no visits without a word, and --out and --truth naming one file kept only the truth."""
+    runner = CliRunner()
+    out, truth = str(tmp_path / "a.jsonl"), str(tmp_path / "t.jsonl")
+
+    def simulate_with(*args: str) -> tuple[int, str]:
+        result = runner.invoke(main, ["beacons", "simulate", *args])
+        return result.exit_code, result.output
+
+    for args in (("--duration", "61"), ("--duration", "100"), ("--seed", "-1")):
+        code, output = simulate_with("--out", out, "--truth", truth, *args)
+        assert code == 2 and "is not in the range" in output and "Traceback" not in output
+    code, output = simulate_with("--help")
+    assert "1200 (visits start until 900 s before the end)" in " ".join(output.split())
+    code, output = simulate_with("--out", out, "--truth", out)
+    assert (code, output.strip()) == (
+        1,
+        f"error: --truth and --out name the same file, {out}: give each its own",
+    )
+    code, output = simulate_with("--out", out, "--truth", truth, "--members", out)
+    assert code == 1 and "--members and --out name the same file" in output
+    code, output = simulate_with(
+        "--out", out, "--truth", truth, "--duration", "1200", "--visits-per-hour", "0",
+        "--passers-per-hour", "10", "--non-members-per-hour", "0", "--store-beacons", "0",
+    )
+    assert code == 0 and "warning: the run has no visits" in output, output
 
 
 def test_replay_command_warns_about_scanners_it_was_not_told_about(tmp_path: Path) -> None:

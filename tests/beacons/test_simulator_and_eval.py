@@ -240,3 +240,9 @@ def test_truth_with_a_byte_order_mark_reads(tmp_path: Path) -> None:
     path = tmp_path / "truth.jsonl"
     path.write_bytes(b"\xef\xbb\xbf" + (json.dumps(ARRIVED) + "\n" + json.dumps(LEFT)).encode())
     assert read_truth(path, {"v1"}) == [ARRIVED, LEFT]
+
+
+def test_a_run_shorter_than_the_arrival_margins_simulates_without_visits() -> None:
+    """Why: a run under 120 s asked numpy for arrivals in a span that ends before it starts."""
+    sim = simulate(Scenario(seed=1, duration_s=61))
+    assert [r["event"] for r in sim.truth] == ["scenario"]
