@@ -8,12 +8,17 @@ consumer (frames, fleet health) asks for bytes."""
 from __future__ import annotations
 
 import binascii
+import re
 
 import msgspec
 from bleak.backends.device import BLEDevice
 from bleak.backends.scanner import AdvertisementData
 
 from beacons.errors import TraceError
+from beacons.tokens import canonical
+
+#: A 128-bit service UUID as bleak writes it (``canonical`` brings capitals and bare hex to it).
+_UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 
 
 class Advertisement(msgspec.Struct, frozen=True, forbid_unknown_fields=False):
@@ -45,11 +50,16 @@ class Advertisement(msgspec.Struct, frozen=True, forbid_unknown_fields=False):
         return out
 
     def service_bytes(self) -> dict[str, bytes]:
-        """``service_data`` as bleak types it (service UUID -> bytes)."""
-        return {
-            key.lower(): _unhex("service_data", key, value)
-            for key, value in self.service_data.items()
-        }
+        """``service_data`` as bleak types it (service UUID -> bytes). Raises TraceError on a key
+        that is not a 128-bit UUID (bleak's form, in capitals or as 32 bare hex digits) or a
+        value that is not hex: no frame parser could ever match such a key."""
+        out: dict[str, bytes] = {}
+        for key, value in self.service_data.items():
+            uuid = canonical(key)
+            if not _UUID.fullmatch(uuid):
+                raise TraceError(f"service_data key {key!r} is not a 128-bit service UUID")
+            out[uuid] = _unhex("service_data", key, value)
+        return out
 
 
 def _unhex(field: str, key: str, value: str) -> bytes:

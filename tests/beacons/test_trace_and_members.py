@@ -91,12 +91,18 @@ def test_bad_hex_and_company_ids_are_refused_with_the_line() -> None:
                               ('"76"', '"65536"', "is not a company id"),
                               ('"76"', '"²"', "is not a company id"),
                               ('"76"', '"７６"', "is not a company id"),
-                              ('"76"', '"000076"', "is not a company id")):
+                              ('"76"', '"000076"', "is not a company id"),
+                              ('"0000feaa-0000-1000-8000-00805f9b34fb"', '"feaa"',
+                               "service_data key 'feaa' is not a 128-bit service UUID"),
+                              ('"0000feaa-0000-1000-8000-00805f9b34fb"', '"not-a-uuid"',
+                               "is not a 128-bit service UUID")):
         assert old in LINE
         with pytest.raises(TraceError, match=message) as caught:
             decode_line(LINE.replace(old, new, 1), source="relay", number=4)
         assert str(caught.value).startswith("relay:4: ")
     assert decode_line(LINE.replace('"0215"', '"02AB"')).manufacturer_bytes()  # any case
+    bare = LINE.replace("0000feaa-0000-1000-8000-00805f9b34fb", "0000FEAA00001000800000805F9B34FB")
+    assert decode_line(bare).service_bytes() == decode_line(LINE).service_bytes()
 
 
 def test_missing_trace_file_is_a_trace_error(tmp_path: Path) -> None:
