@@ -13,7 +13,7 @@ from typing import Annotated, Any, Literal
 from uuid import UUID
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, Strict, ValidationError, model_validator
 
 from beacons.errors import FleetError, FrameError
 from beacons.frames import (
@@ -35,7 +35,13 @@ FLAGS_AD = bytes([0x02, 0x01, 0x06])  # LE general discoverable, BR/EDR not supp
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    # YAML reads .inf and .nan as numbers: no position or power is infinite
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
+
+
+#: A whole number as written: pydantic would otherwise take `true` as 1, 2.0 as 2 and "7" as 7,
+#: and a beacon flashed with a value nobody wrote.
+Int = Annotated[int, Strict()]
 
 
 class Position(_Strict):
@@ -67,13 +73,13 @@ class BeaconSpec(_Strict):
         Field(description="Frame format it advertises.")
     )
     uuid: UUID | None = Field(default=None, description="iBeacon proximity UUID / AltBeacon id1.")
-    major: int | None = Field(
+    major: Int | None = Field(
         default=None, ge=0, le=65535, description="iBeacon major / AltBeacon id2."
     )
-    minor: int | None = Field(
+    minor: Int | None = Field(
         default=None, ge=0, le=65535, description="iBeacon minor / AltBeacon id3."
     )
-    company_id: int = Field(
+    company_id: Int = Field(
         default=0x0118,
         ge=0,
         le=65535,
@@ -87,17 +93,17 @@ class BeaconSpec(_Strict):
     identity_key: Hex | None = Field(
         default=None, description="Eddystone-EID identity key, 32 hex."
     )
-    rotation_exponent: int = Field(
+    rotation_exponent: Int = Field(
         default=10, ge=0, le=15, description="Eddystone-EID: a new id every 2^k seconds."
     )
-    measured_power: int = Field(
+    measured_power: Int = Field(
         default=-59, ge=-100, le=0, description="Calibrated RSSI at 1 m, dBm (measure it)."
     )
-    radio_tx_power: int = Field(default=0, ge=-40, le=10, description="Radio output setting, dBm.")
-    interval_ms: int = Field(
+    radio_tx_power: Int = Field(default=0, ge=-40, le=10, description="Radio output setting, dBm.")
+    interval_ms: Int = Field(
         default=1000, ge=20, le=10240, description="Advertising interval (BLE allows 20-10240)."
     )
-    tlm_every: int = Field(
+    tlm_every: Int = Field(
         default=10,
         ge=0,
         le=100,
@@ -179,11 +185,11 @@ class ScannerNodeSpec(_Strict):
         description="Send scan requests. Passive is enough for tokens and beacons and does not "
         "make phones answer.",
     )
-    scan_interval_ms: int = Field(default=100, ge=3, le=10240, description="Scan interval.")
-    scan_window_ms: int = Field(
+    scan_interval_ms: Int = Field(default=100, ge=3, le=10240, description="Scan interval.")
+    scan_window_ms: Int = Field(
         default=100, ge=3, le=10240, description="Scan window (<= interval)."
     )
-    batch_ms: int = Field(
+    batch_ms: Int = Field(
         default=200,
         ge=10,
         le=5000,

@@ -130,6 +130,21 @@ def test_render_needs_the_store_id_for_relay_nodes(tmp_path: Path) -> None:
             "'000000000001', measured_power: -10}",
             "ranging data of 31 dBm",
         ),
+        # Why: these were taken as major 1 and an infinite position
+        (
+            "beacons:\n  - {id: a, kind: ibeacon, uuid: 7d2a1e0c-5b3f-4c1d-9a7e-2f6b8c4d0e11, "
+            "major: true, minor: 1}",
+            "beacons.0 (a).major: Input should be a valid integer",
+        ),
+        (
+            "beacons:\n  - {id: a, kind: ibeacon, uuid: 7d2a1e0c-5b3f-4c1d-9a7e-2f6b8c4d0e11, "
+            "major: 1, minor: 2.0}",
+            "beacons.0 (a).minor: Input should be a valid integer",
+        ),
+        (
+            "scanners:\n  - {name: a, kind: hub-adapter, position: {x: .inf, y: 1}}",
+            "scanners.0 (a).position.x: Input should be a finite number",
+        ),
         # Why: plain YAML keeps the last of two keys, so this declared no beacons at all.
         ("beacons:\n  - {id: a, kind: eddystone-eid, identity_key: " + "ab" * 16 + "}\n"
          "beacons: []\n", "(line 3, column 1): 'beacons' is given twice"),
