@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import json
+import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -50,6 +51,11 @@ def _reports_beacon_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
             return fn(*args, **kwargs)
         except BeaconsError as exc:
             _fail(str(exc))
+        except BrokenPipeError:
+            # stdout's reader has gone (replay | head -1): it wants nothing more, so no message;
+            # stdout is pointed at /dev/null so Python's own flush at exit does not fail again
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            sys.exit(141)  # 128 + SIGPIPE: what a shell reports for a command cut off so
         except OSError as exc:  # a full disk, a folder that went away
             _fail(f"{exc.filename or 'output'}: {exc.strerror or exc}")
 

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import subprocess
+import sys
 from collections.abc import Callable
 from pathlib import Path
 
@@ -220,6 +222,26 @@ def test_replay_command_reports_a_bad_trace_line(tmp_path: Path) -> None:
     result = CliRunner().invoke(main, ["beacons", "replay", str(trace), "--members", str(members)])
     assert result.exit_code == 1
     assert f"{trace}:1:" in result.output and "address" in result.output
+
+
+def test_replay_into_a_closed_pipe_ends_quietly(tmp_path: Path) -> None:
+    """Why: ``replay | head -1`` ended with "error: output: Broken pipe" and exit 1, as if the
+    trace were at fault."""
+    trace = tmp_path / "store.jsonl"
+    write_store_trace(trace)
+    members = tmp_path / "members.json"
+    members.write_text(
+        json.dumps({"chain_prefix": PREFIX, "members": [{"id": "walker", "key": WALKER_KEY}]})
+    )
+    command = [sys.executable, "-m", "hub.cli", "beacons", "replay", str(trace)]
+    process = subprocess.Popen(
+        [*command, "--members", str(members)], stdout=subprocess.PIPE, stderr=subprocess.PIPE
+    )
+    assert process.stdout is not None and process.stderr is not None
+    process.stdout.close()  # the reader is gone before the first event is written
+    stderr = process.stderr.read()
+    assert process.wait(timeout=60) == 141
+    assert stderr == b""
 
 
 def test_replay_command_warns_about_a_trace_out_of_time_order(tmp_path: Path) -> None:
