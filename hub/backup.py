@@ -3,7 +3,8 @@
 A backup uses SQLite's backup API, so the hub keeps serving while it runs and the copy is a
 consistent snapshot. A restore puts a backup back in place (keeping the replaced file) and records
 when it happened (``store_meta.restored_at``). Every start of the hub begins a new sync epoch that
-is above any earlier one even when the database is older (the epoch is time-based), so the shop
+is above any earlier one even when the database is older (the epoch is time-based, and a restore
+keeps the replaced database's epoch as its floor for a clock that is behind), so the shop
 sees the rewind, forgets what it applied beyond the restored sequence and rebuilds its view from
 the store's snapshots instead of mistaking new sequence numbers for old ones.
 """
@@ -72,6 +73,21 @@ def backup(database: Path, folder: Path, keep: int | None = None, now: float | N
     return target
 
 
+def _epoch(database: Path) -> int:
+    """The sync epoch of the hub database at ``database`` (0 when there is none to read)."""
+    if not database.is_file():
+        return 0
+    try:
+        conn = sqlite3.connect(f"file:{database}?mode=ro", uri=True)
+        try:
+            row = conn.execute("SELECT value FROM sync_state WHERE key = 'epoch'").fetchone()
+        finally:
+            conn.close()
+    except sqlite3.DatabaseError:  # a damaged database is what the backup replaces
+        return 0
+    return int(row[0]) if row else 0
+
+
 def restore(backup_file: Path, database: Path, now: float | None = None) -> Path | None:
     """Put ``backup_file`` in place of ``database``; returns where the replaced file was kept."""
     if not backup_file.is_file():
@@ -99,6 +115,10 @@ def restore(backup_file: Path, database: Path, now: float | None = None) -> Path
                 "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
                 (stamp,),
             )
+            # The next run must be newer than the replaced database's, even with the clock
+            # behind: the shop takes a run older than one it knows for a stale message.
+            conn.execute("UPDATE sync_state SET value = max(CAST(value AS INTEGER), ?) "
+                         "WHERE key = 'epoch'", (_epoch(database),))
             conn.commit()
         finally:
             conn.close()

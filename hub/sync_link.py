@@ -40,15 +40,16 @@ class HubStoreLink:
 
     # --- sequence and outbox --------------------------------------------------------------------
 
-    async def begin_epoch(self, now: float) -> int:
-        return await self.db.write(self._begin_epoch, now)
+    async def begin_epoch(self, now: float, above: int = 0) -> int:
+        return await self.db.write(self._begin_epoch, now, above)
 
-    def _begin_epoch(self, now: float) -> int:
+    def _begin_epoch(self, now: float, above: int) -> int:
         # Time-based so that a database restored from a backup (which carries an older epoch)
-        # still starts an epoch above every one the shop has seen.
+        # still starts an epoch above every one the shop has seen; ``above`` for when the clock
+        # was behind and the shop says so.
         with self.db.transaction() as tx:
             old = _state(tx, "epoch")
-            epoch = max(old + 1, int(now * 1000))
+            epoch = max(old + 1, int(now * 1000), above + 1)
             tx.execute("UPDATE sync_state SET value = ? WHERE key = 'epoch'", (epoch,))
         return epoch
 
@@ -205,7 +206,8 @@ class HubSync:
             nearby_stores=tuple(cfg.nearby_stores),
         )
         self.agent = SyncAgent(self.link, cfg.broker_settings(services.config.store.id), settings,
-                               clock=services.clock.now, sleep=services.clock.sleep,
+                               clock=services.clock.now, monotonic=services.clock.monotonic,
+                               sleep=services.clock.sleep,
                                registry=services.metrics.registry)
         self._subscription: Subscription | None = None
         self._task: asyncio.Task[None] | None = None

@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from prometheus_client import CollectorRegistry
 
 from sync import inbound, messages
-from sync.envelope import ProtocolError, build, decode_data
+from sync.envelope import MAX_SEQ, ProtocolError, build, decode_data
 from sync.metrics import SyncMetrics
 from sync.mqtt_client import BrokerSettings, Incoming, MqttClient, Outgoing, Session
 from sync.ports import CommandIn, StockLevel, StoreLink
@@ -62,12 +62,13 @@ class SyncAgent:
     """Owns the MQTT client of one store and everything that flows through it."""
 
     def __init__(self, link: StoreLink, broker: BrokerSettings, settings: AgentSettings, *,
-                 clock: Callable[[], float], sleep: Sleep,
+                 clock: Callable[[], float], monotonic: Callable[[], float], sleep: Sleep,
                  registry: CollectorRegistry | None = None) -> None:
         self.link = link
         self.settings = settings
         self.topics = StoreTopics(settings.prefix, settings.store)
-        self.clock = clock
+        self.clock = clock  # wall time, for what is recorded and sent
+        self.monotonic = monotonic  # for intervals: an NTP step back must not pause resends
         self.sleep = sleep
         self.metrics = SyncMetrics(registry or CollectorRegistry(), "hub")
         self.client = MqttClient(broker, on_message=self._received, sleep=sleep,
@@ -89,6 +90,7 @@ class SyncAgent:
         self._full_snapshot = True
         self._snapshot_seq = 0
         self._tasks: list[asyncio.Task[None]] = []
+        self._overtaken: asyncio.Task[None] | None = None  # starting a run above the shop's
 
     # --- lifecycle ------------------------------------------------------------------------------
 
@@ -113,9 +115,10 @@ class SyncAgent:
             with contextlib.suppress(Exception):
                 await session.send_confirmed(self._state("offline"), timeout=2.0)
                 await session.disconnect(timeout=2.0)
-        for task in self._tasks:
+        tasks = [*self._tasks, *([self._overtaken] if self._overtaken else [])]
+        for task in tasks:
             task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await asyncio.gather(*tasks, return_exceptions=True)
         self._tasks = []
 
     def wake(self) -> None:
@@ -160,12 +163,12 @@ class SyncAgent:
         self.cursor = self.acked
         self._unacked.clear()
         self._generation += 1
-        self._last_progress = self.clock()
+        self._last_progress = self.monotonic()
 
     async def _drain(self, session: Session) -> None:
         s = self.settings
         while True:
-            if self._unacked and self.clock() - self._last_progress > s.ack_timeout_s:
+            if self._unacked and self.monotonic() - self._last_progress > s.ack_timeout_s:
                 log.info("no ack for %.0f s: sending again from seq %s", s.ack_timeout_s,
                          self.acked)
                 self.metrics.replays.inc()
@@ -191,19 +194,37 @@ class SyncAgent:
                 if generation != self._generation:
                     break
                 if not self._unacked:
-                    self._last_progress = self.clock()
+                    self._last_progress = self.monotonic()
                 self._unacked.append(row.seq)
                 self.cursor = row.seq
                 self._last_seq = max(self._last_seq, row.seq)
                 self.metrics.sent.labels(topic.rsplit("/", 1)[1]).inc()
 
     def _ack_received(self, acked_seq: int, epoch: int) -> None:
+        if self.epoch < epoch < MAX_SEQ and self._overtaken is None:
+            self._overtaken = asyncio.create_task(self._start_above(epoch), name="sync-epoch")
         if epoch != self.epoch:
             log.debug("ignoring an ack for epoch %s (now %s)", epoch, self.epoch)
             return
         if acked_seq > self._ack_target:
             self._ack_target = acked_seq
             self._ack_wanted.set()
+
+    async def _start_above(self, seen: int) -> None:
+        """The shop acknowledges a run newer than this one. The epoch comes from the clock, so a
+        clock running behind (a Pi without a battery clock before NTP) after a restore starts a
+        run the shop takes for an old one: it ignores the birth, keeps its longer history and
+        acks in its run, and the outbox stalls. Begin a run above it and announce it."""
+        try:
+            log.warning("the shop acknowledges run %s, newer than this run %s (is the clock "
+                        "behind?): starting a run above it", seen, self.epoch)
+            self.epoch = await self.link.begin_epoch(self.clock(), above=seen)
+            self._rewind()
+            session = self.client.session
+            if session is not None and not session.closed.is_set():
+                await session.send(self._state("online"))
+        finally:
+            self._overtaken = None
 
     async def _record_acks(self) -> None:
         """Apply the newest ack seen (acks coalesce: only the highest matters)."""
@@ -223,7 +244,7 @@ class SyncAgent:
             if acked <= self.acked:
                 continue
             self.acked = acked
-            self._last_progress = self.clock()
+            self._last_progress = self.monotonic()
             while self._unacked and self._unacked[0] <= acked:
                 self._unacked.popleft()
             if acked > self.cursor:
@@ -237,14 +258,14 @@ class SyncAgent:
         """Retained per-SKU stock, republished for SKUs that moved (coalesced per interval), and
         for every SKU now and then, so products that never moved appear and the shop can check
         its whole view for drift."""
-        last_full = self.clock()
+        last_full = self.monotonic()
         while True:
-            if self.clock() - last_full >= self.settings.full_snapshot_interval_s:
+            if self.monotonic() - last_full >= self.settings.full_snapshot_interval_s:
                 self._full_snapshot = True
             full = self._full_snapshot
             self._full_snapshot = False
             if full:
-                last_full = self.clock()
+                last_full = self.monotonic()
             levels = await self.link.stock_since(None if full else self._snapshot_seq)
             for level in levels:
                 data = messages.StockSnapshot(sku=level.sku, on_hand=level.on_hand,

@@ -79,8 +79,9 @@ class DeadLetter:
 class StoreLink(Protocol):
     """The store side of the link: its outbox, its sequence and its services."""
 
-    async def begin_epoch(self, now: float) -> int:
-        """Start a new epoch (every start, and after a restore) and return it; never reused."""
+    async def begin_epoch(self, now: float, above: int = 0) -> int:
+        """Start a new epoch (every start, and after a restore) and return it; never reused,
+        and above ``above`` (a run the shop already knows)."""
 
     async def position(self) -> Position:
         """The store's last sequence number and the last one the shop acknowledged."""

@@ -92,7 +92,8 @@ CREATE TABLE IF NOT EXISTS commands (
     created_at  REAL NOT NULL,
     sent_at     REAL,
     attempts    INTEGER NOT NULL DEFAULT 0,
-    resolved_at REAL
+    resolved_at REAL,
+    result_seq  INTEGER                      -- seq of the store's command.result event
 );
 CREATE INDEX IF NOT EXISTS commands_pending ON commands (store, status, sent_at);
 

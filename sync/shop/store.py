@@ -141,6 +141,9 @@ class ShopStore:
             # the best guess at the newest birth (a guess too low would rewind a live stream).
             conn.executescript("BEGIN; ALTER TABLE stores ADD COLUMN born_epoch INTEGER NOT NULL "
                                "DEFAULT 0; UPDATE stores SET born_epoch = epoch; COMMIT;")
+        if "result_seq" not in {row[1] for row in conn.execute("PRAGMA table_info(commands)")}:
+            # Older databases: their commands' results are taken to predate any restore.
+            conn.execute("ALTER TABLE commands ADD COLUMN result_seq INTEGER")
 
     def close(self) -> None:
         self._writer.shutdown(wait=True)
@@ -295,9 +298,9 @@ class ShopStore:
     def _apply_result(conn: sqlite3.Connection, env: Envelope, result: messages.CommandResult,
                       now: float) -> None:
         conn.execute(
-            "UPDATE commands SET status = ?, reason = ?, resolved_at = ? "
+            "UPDATE commands SET status = ?, reason = ?, resolved_at = ?, result_seq = ? "
             "WHERE id = ? AND status = 'pending'",
-            (result.status, result.reason, now, result.command_id),
+            (result.status, result.reason, now, env.seq, result.command_id),
         )
         if result.status == "rejected" and result.command_type == messages.ORDER_PLACE:
             # The store never created the order, so no status event will come for it.
@@ -366,12 +369,29 @@ class ShopStore:
     def _rewind(self, conn: sqlite3.Connection, store: str, watermark: int, last_seq: int,
                 now: float) -> None:
         """The store came back with a shorter history (restored from a backup): forget what came
-        after it, and rebuild the stock view from snapshots."""
+        after it, rebuild the stock view from snapshots, and put orders and commands back where
+        that history leaves them."""
         keep = conn.execute("SELECT coalesce(max(seq), 0) FROM applied WHERE store = ? "
                             "AND seq <= ?", (store, last_seq)).fetchone()[0]
         for table in ("applied", "movements", "order_events", "reminders", "other_events"):
             conn.execute(f"DELETE FROM {table} WHERE store = ? AND seq > ?", (store, keep))
         conn.execute("DELETE FROM stock_view WHERE store = ?", (store,))
+        # The restored store never saw the commands it answered after the backup (an order
+        # placed or cancelled there): ask again. Commands answered before it are known to it
+        # and are not resent (it would take them as duplicates and say nothing).
+        conn.execute("UPDATE commands SET status = 'pending', reason = NULL, resolved_at = NULL, "
+                     "result_seq = NULL, sent_at = NULL WHERE store = ? AND result_seq > ?",
+                     (store, keep))
+        # Orders show their last status the restored history has, or 'requested' when the
+        # order is in none of it (its order.place is pending again, above).
+        last = ("SELECT {} FROM order_events e WHERE e.store = orders.store AND "
+                "e.order_id = orders.id ORDER BY e.seq DESC LIMIT 1")
+        conn.execute(
+            f"UPDATE orders SET state = coalesce(({last.format('state')}), 'requested'), "
+            f"reason = ({last.format('reason')}), seq = coalesce(({last.format('seq')}), 0), "
+            "updated_at = ? WHERE store = ? AND seq > ?",
+            (now, store, keep),
+        )
         conn.execute("UPDATE stores SET watermark = ? WHERE store = ?", (keep, store))
         self._drift(conn, store, "rewind", None, keep, {"watermark": watermark,
                                                          "store_last_seq": last_seq}, now)

@@ -58,13 +58,19 @@ def test_restore_puts_the_backup_back(make_config, tmp_path: Path) -> None:
     target = backup(config.store.database, tmp_path / "bk")
     svc.inventory.record(MovementIn(sku="A", qty=2, reason="sale"))
     svc.close()
+    live = sqlite3.connect(config.store.database)  # a later run, as the shop knows it
+    live.execute("UPDATE sync_state SET value = 1800000000000 WHERE key = 'epoch'")
+    live.commit()
+    live.close()
     kept = restore(target, config.store.database)
     assert kept is not None and ledger_count(kept) == 2, "the replaced database is kept whole"
     assert ledger_count(config.store.database) == 1
     conn = sqlite3.connect(config.store.database)
     marker = conn.execute("SELECT value FROM store_meta WHERE key = 'restored_at'").fetchone()
+    # the next run starts above the replaced one's even if the clock is behind then
+    (epoch,) = conn.execute("SELECT value FROM sync_state WHERE key = 'epoch'").fetchone()
     conn.close()
-    assert marker is not None
+    assert marker is not None and int(epoch) == 1_800_000_000_000
     svc = build_services(config, with_features=False)
     assert svc.inventory.stock("A").on_hand == 5
     svc.close()
