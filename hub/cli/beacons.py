@@ -141,6 +141,14 @@ def replay_cmd(trace: Path, members_path: Path, config_path: Path | None) -> Non
             )
             out.write(b"\n")
     out.flush()
+    if not pipeline.advertisements:  # no events because nothing was heard, not because no one came
+        click.echo(f"warning: {trace} holds no advertisements", err=True)
+    elif not pipeline.resolved:
+        click.echo(
+            f"warning: none of the {pipeline.advertisements} advertisements in {trace} is a "
+            f"token of a member in {members_path} (another chain prefix, or other keys?)",
+            err=True,
+        )
     if pipeline.late:
         click.echo(
             f"warning: {trace}:{pipeline.first_late_line}: {_late(pipeline.late)}",

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import subprocess
 import sys
 from collections.abc import Callable
@@ -222,6 +223,25 @@ def test_replay_command_reports_a_bad_trace_line(tmp_path: Path) -> None:
     result = CliRunner().invoke(main, ["beacons", "replay", str(trace), "--members", str(members)])
     assert result.exit_code == 1
     assert f"{trace}:1:" in result.output and "address" in result.output
+
+
+def test_replay_says_when_nothing_was_heard_or_no_member_was(tmp_path: Path) -> None:
+    """Why: an empty trace, or one whose tokens are of other keys or another chain, printed no
+    events and no word, which reads as "no member came"."""
+    members = tmp_path / "members.json"
+    members.write_text(json.dumps({"chain_prefix": PREFIX,
+                                   "members": [{"id": "other", "key": "ab" * 16}]}))
+    empty = tmp_path / "empty.jsonl"
+    empty.write_text("\n")
+    result = CliRunner().invoke(main, ["beacons", "replay", str(empty), "--members", str(members)])
+    assert result.exit_code == 0 and result.stdout == ""
+    assert f"warning: {empty} holds no advertisements" in result.stderr
+    trace = tmp_path / "store.jsonl"
+    write_store_trace(trace)
+    result = CliRunner().invoke(main, ["beacons", "replay", str(trace), "--members", str(members)])
+    assert result.exit_code == 0 and result.stdout == ""
+    assert re.search(rf"none of the \d+ advertisements in {re.escape(str(trace))} is a token",
+                     result.stderr), result.stderr
 
 
 def test_replay_into_a_closed_pipe_ends_quietly(tmp_path: Path) -> None:
