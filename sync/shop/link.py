@@ -240,6 +240,10 @@ class ShopLink:
             self.on_stock(outcome.stock)
         for store, position in outcome.acks.items():
             self._acks_due[store] = position
+        for store in outcome.stale_runs:
+            # its watermark may not move, yet the store must hear of the newer run (an ack
+            # carries it) to begin a run above it
+            self._acks_sent.pop(store, None)
         if outcome.acks:
             self._ack_wanted.set()
         session = self.client.session
@@ -255,6 +259,12 @@ class ShopLink:
                     epoch, watermark = outcome.acks[store]
                     await self._send_resync(session, store, epoch, watermark, snapshots)
                     self._resynced.add(store)
+                await self._send_commands(
+                    session, await self.store.read(self.store.pending_commands, store, None))
+            for store in outcome.snapshots_wanted.difference(outcome.births):
+                # rewound on an event of a newer run, its birth not (yet) heard
+                epoch, watermark = outcome.acks[store]
+                await self._send_resync(session, store, epoch, watermark, True)
                 await self._send_commands(
                     session, await self.store.read(self.store.pending_commands, store, None))
         except Exception:  # noqa: BLE001 - the next connection or resend covers it

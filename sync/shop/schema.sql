@@ -22,6 +22,7 @@ CREATE TABLE IF NOT EXISTS applied (
     type       TEXT NOT NULL,
     dead       INTEGER NOT NULL DEFAULT 0,   -- 1: data failed its schema; kept in dead_letters
     applied_at REAL NOT NULL,
+    epoch      INTEGER NOT NULL DEFAULT 0,   -- the store's run that sent it
     PRIMARY KEY (store, seq)
 );
 CREATE INDEX IF NOT EXISTS applied_prev ON applied (store, prev);

@@ -98,6 +98,8 @@ class BatchOutcome:
     acks: dict[str, tuple[int, int]] = field(default_factory=dict)  # store -> (epoch, watermark)
     births: list[str] = field(default_factory=list)
     snapshots_wanted: set[str] = field(default_factory=set)
+    # stores heard from in a run older than one the shop knows: acked at once, so they learn it
+    stale_runs: set[str] = field(default_factory=set)
 
 
 class ShopStore:
@@ -144,6 +146,9 @@ class ShopStore:
         if "result_seq" not in {row[1] for row in conn.execute("PRAGMA table_info(commands)")}:
             # Older databases: their commands' results are taken to predate any restore.
             conn.execute("ALTER TABLE commands ADD COLUMN result_seq INTEGER")
+        if "epoch" not in {row[1] for row in conn.execute("PRAGMA table_info(applied)")}:
+            # Older databases: their events count as of the earliest run.
+            conn.execute("ALTER TABLE applied ADD COLUMN epoch INTEGER NOT NULL DEFAULT 0")
 
     def close(self) -> None:
         self._writer.shutdown(wait=True)
@@ -171,7 +176,7 @@ class ShopStore:
         out = BatchOutcome()
         with self._tx() as conn:
             touched: set[str] = set()
-            watermarks = self._note_stores(conn, items, now)
+            watermarks = self._note_stores(conn, items, now, out)
             for item in items:
                 if isinstance(item, DeadItem):
                     self._dead_letter(conn, item.letter)
@@ -185,8 +190,9 @@ class ShopStore:
                             "SELECT watermark FROM stores WHERE store = ?", (store,)).fetchone()[0]
                 elif isinstance(item, SnapshotItem):
                     self._apply_snapshot(conn, item, now, out)
-                elif self._apply_event(conn, item, watermarks[item.envelope.store], now, out):
+                elif self._apply_event(conn, item, watermarks, now, out):
                     touched.add(item.envelope.store)
+            touched |= out.stale_runs
             for store in sorted(touched):
                 out.acks[store] = self._advance(conn, store)
         return out
@@ -201,29 +207,45 @@ class ShopStore:
                      (epoch, now, store))
         return before, watermark
 
-    def _note_stores(self, conn: sqlite3.Connection, items: list[Item],
-                     now: float) -> dict[str, int]:
+    def _note_stores(self, conn: sqlite3.Connection, items: list[Item], now: float,
+                     out: BatchOutcome) -> dict[str, int]:
         """Create and update every store the events of a batch name (once per store, not per
-        event); returns their watermarks before the batch."""
+        event); returns their watermarks before the batch, and notes stores whose events are
+        all of a run older than one the shop knows."""
         epochs: dict[str, int] = {}
         for item in items:
             if isinstance(item, EventItem):
                 store = item.envelope.store
                 epochs[store] = max(epochs.get(store, 0), item.envelope.epoch)
-        return {store: self._store_row(conn, store, epoch, now)[1]
-                for store, epoch in epochs.items()}
+        watermarks = {}
+        for store, epoch in epochs.items():
+            before, watermarks[store] = self._store_row(conn, store, epoch, now)
+            if epoch < before:
+                out.stale_runs.add(store)
+        return watermarks
 
-    def _apply_event(self, conn: sqlite3.Connection, item: EventItem, watermark: int,
-                     now: float, out: BatchOutcome) -> bool:
+    def _apply_event(self, conn: sqlite3.Connection, item: EventItem,
+                     watermarks: dict[str, int], now: float, out: BatchOutcome) -> bool:
         env = item.envelope
-        inserted = watermark < env.seq and conn.execute(
-            "INSERT OR IGNORE INTO applied (store, seq, prev, msg_id, type, dead, applied_at) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?)",
-            (env.store, env.seq, env.prev, env.id, env.type, int(item.problem is not None), now),
+        inserted = watermarks[env.store] < env.seq and conn.execute(
+            "INSERT OR IGNORE INTO applied (store, seq, prev, msg_id, type, dead, applied_at, "
+            "epoch) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            (env.store, env.seq, env.prev, env.id, env.type, int(item.problem is not None), now,
+             env.epoch),
         ).rowcount == 1
         if not inserted:
-            known = conn.execute("SELECT msg_id FROM applied WHERE store = ? AND seq = ?",
+            known = conn.execute("SELECT msg_id, epoch FROM applied WHERE store = ? AND seq = ?",
                                  (env.store, env.seq)).fetchone()
+            if known is not None and known[0] != env.id and env.epoch > known[1]:
+                # A newer run has another event at this seq: the store's history was cut back
+                # before it (a restore), and its birth, which says so, came late or not at all
+                # (it wrote past the old watermark first, or its clock was behind).
+                self._rewind(conn, env.store, watermarks[env.store], env.seq - 1, now)
+                watermarks[env.store] = conn.execute(
+                    "SELECT watermark FROM stores WHERE store = ?", (env.store,)).fetchone()[0]
+                out.snapshots_wanted.add(env.store)
+                out.drift += 1
+                return self._apply_event(conn, item, watermarks, now, out)
             if known is not None and known[0] != env.id:
                 self._drift(conn, env.store, "seq_reused", None, env.seq,
                             {"applied": known[0], "received": env.id}, now)
@@ -337,7 +359,9 @@ class ShopStore:
         env, st = item.envelope, item.state
         before, watermark = self._store_row(conn, env.store, env.epoch, now)
         if env.epoch < before:
-            return  # a late will or retained birth of an earlier run
+            # a late will or retained birth of an earlier run, or a store whose clock is behind
+            out.stale_runs.add(env.store)
+            return
         conn.execute("UPDATE stores SET last_seq = ?, acked_seq = ?, online = ?, state_at = ? "
                      "WHERE store = ?",
                      (st.last_seq, st.acked_seq, int(st.state == "online"), env.ts, env.store))

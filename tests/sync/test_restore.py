@@ -85,6 +85,37 @@ async def test_a_hub_the_shop_thinks_older_starts_a_run_above_it(pair: SyncPair)
     assert (await pair.settled()).exact
 
 
+async def test_a_restored_hub_behind_the_shops_run_rewinds_it_on_its_events(
+        pair: SyncPair) -> None:
+    """Why: restored with its clock behind the run the shop knew, the hub's birth was taken for
+    a stale one, so nothing was rewound; the shop ignored the new events at the lost sequence
+    numbers as duplicates (`seq_reused`) and kept the lost sales' units for good. The same
+    happened with the clock right when the hub wrote past the old watermark before its birth
+    reached the shop."""
+    await pair.settled()
+    assert pair.hub is not None
+    database = pair.hub.services.config.store.database
+    saved = await asyncio.to_thread(backup, database, pair.folder / "backups")
+    for i in range(6):
+        await pair.hub_api("POST", "/api/stock/movements",
+                           {"sku": "OAT-1", "qty": 1, "reason": "sale", "ref": f"lost-{i}"})
+    await pair.settled()
+    await pair.stop_hub()
+    await asyncio.to_thread(restore, saved, database)
+    conn = sqlite3.connect(pair.shop_db)  # the run the shop knows is an hour ahead of the clock
+    conn.execute("UPDATE stores SET epoch = epoch + 3600000, born_epoch = born_epoch + 3600000 "
+                 "WHERE store = ?", (pair.store,))
+    conn.commit()
+    conn.close()
+    await pair.start_hub()
+    for i in range(10):  # past the old watermark: the birth alone would not show a rewind
+        await pair.hub_api("POST", "/api/stock/movements",
+                           {"sku": "BAN-1", "qty": 1, "reason": "sale", "ref": f"new-{i}"})
+    await wait_until(lambda: acked_to_the_end(pair), 30, "the shop to acknowledge every event")
+    report = await pair.settled()
+    assert report.exact and not report.unit_diff
+
+
 async def test_orders_after_the_backup_are_asked_for_again(pair: SyncPair) -> None:
     """Why: after a restore the shop kept showing an order placed after the backup as accepted
     (the hub had never heard of it) and one cancelled after it as cancelled (the hub still held

@@ -79,13 +79,37 @@ def test_a_restored_store_is_rewound_when_its_birth_comes_with_its_events(
 
 def test_a_restored_store_is_rewound_when_its_events_come_before_its_birth(
         shop: ShopStore) -> None:
-    # Another shop instance got the first new event before anyone applied the birth.
+    # Another shop instance got the first new event before anyone applied the birth: a newer
+    # run's other event at seq 14 already says the history was cut back before it.
     early = shop.apply_batch([sale(2, 14, new_on_hand(14))], 2.0)
-    assert early.applied == 0, "seq 14 is still the old run's here: refused, not applied"
+    assert early.applied == 1 and early.snapshots_wanted == {STORE}
     shop.apply_batch([birth(2, 13, 13)], 2.1)
     # The store sends again what was not acked (ack timeout).
     shop.apply_batch([sale(2, seq, new_on_hand(seq)) for seq in range(14, 18)], 2.2)
     assert_followed_the_restore(shop)
+
+
+def test_a_restored_store_is_rewound_on_its_events_when_its_birth_says_nothing(
+        shop: ShopStore) -> None:
+    """Why: a restored store that wrote past the shop's watermark before its birth got there
+    (a broker outage) announced a last seq above it, so the birth showed no rewind; its new
+    events at the lost numbers were dropped as duplicates and the lost sales kept for good."""
+    shop.apply_batch([sale(2, seq, new_on_hand(seq)) for seq in range(14, 26)], 2.0)
+    shop.apply_batch([birth(2, 25, 13)], 2.1)
+    assert rows(shop, "SELECT max(seq), count(*) FROM applied") == [(25, 25)]
+    assert rows(shop, "SELECT movement_id FROM movements WHERE seq = 20") == [("m-2-20",)]
+    assert rows(shop, "SELECT on_hand, seq FROM stock_view") == [(new_on_hand(25), 25)]
+
+
+def test_an_older_runs_events_rewind_nothing_and_ask_for_an_ack(shop: ShopStore) -> None:
+    """A store whose run is older than the shop's newest (a late message, or a store whose
+    clock is behind): its other events at known numbers change nothing, and the shop acks at
+    once so such a store learns of the newer run."""
+    outcome = shop.apply_batch([sale(0, seq, 7) for seq in range(14, 18)], 2.0)
+    assert outcome.applied == 0 and outcome.stale_runs == {STORE} and STORE in outcome.acks
+    assert rows(shop, "SELECT count(*) FROM applied") == [(20,)]
+    assert ("seq_reused",) in rows(shop, "SELECT kind FROM drift")
+    assert ("rewind",) not in rows(shop, "SELECT kind FROM drift")
 
 
 def test_a_retained_birth_of_the_current_run_rewinds_nothing(shop: ShopStore) -> None:
