@@ -130,6 +130,7 @@ async def test_orders_after_the_backup_are_asked_for_again(pair: SyncPair) -> No
         await wait_until(lambda: _is(shop_state(placed["id"]), "accepted"), 30, "accepted")
         return str(placed["id"])
 
+    await pair.settled()  # the store has reported to the shop, which takes orders for it
     kept = await place()
     assert pair.hub is not None
     database = pair.hub.services.config.store.database
