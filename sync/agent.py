@@ -223,6 +223,8 @@ class SyncAgent:
             session = self.client.session
             if session is not None and not session.closed.is_set():
                 await session.send(self._state("online"))
+        except Exception:  # the next such ack tries again
+            log.exception("could not start a run above the shop's")
         finally:
             self._overtaken = None
 
