@@ -173,12 +173,14 @@ def _in_file(data: Any, loc: tuple[Any, ...], missing: bool) -> tuple[Any, ...]:
     return tuple(kept)
 
 
+UNKNOWN_SETTING = (
+    "unknown setting (check the spelling; 'retail-hub config reference' lists every setting)"
+)
+
+
 def _explain(err: Any) -> str:
     if err["type"] == "extra_forbidden":
-        return (
-            "unknown setting (check the spelling; 'retail-hub config reference' lists every "
-            "setting)"
-        )
+        return UNKNOWN_SETTING
     if err["type"] == "missing":
         return "required setting is missing"
     return str(err["msg"]).removeprefix("Value error, ")
@@ -222,15 +224,12 @@ def load_presence(path: Path) -> PresenceSettings:
         raise ConfigError(
             path,
             [
-                ConfigProblem(_locate(lines, loc), ".".join(loc), _explain(_UNKNOWN) + _hint(loc))
+                ConfigProblem(_locate(lines, loc), ".".join(loc), UNKNOWN_SETTING + _hint(loc))
                 for loc in unknown
             ],
         )
     presence = beacons.get("presence", {}) if isinstance(beacons, dict) else {}
     return _validated(PresenceSettings, presence, text, path, ("beacons", "presence"))
-
-
-_UNKNOWN = {"type": "extra_forbidden"}
 
 
 def _hint(loc: tuple[str, ...]) -> str:
