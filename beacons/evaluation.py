@@ -350,22 +350,42 @@ class _Heard:
         return []
 
 
+@dataclass
+class Evaluation:
+    """Each detector's score, and what the one pass over the advertisements saw."""
+
+    scores: dict[str, Score]
+    advertisements: int
+    #: advertisements more than ``LATE_S`` older than one before them (an unsorted trace)
+    late: int
+
+
 def evaluate(
-    advertisements: Sequence[Advertisement],
+    advertisements: Iterable[Advertisement],
     truth: Sequence[Mapping[str, object]],
     members: MemberKeys,
     detectors: Mapping[str, Callable[[TraceClock], Detector]],
-) -> dict[str, Score]:
-    """Run each detector over the same advertisements and score it against ``truth``."""
+) -> Evaluation:
+    """Run each detector over the same advertisements and score it against ``truth``.
 
-    def run(detector: Detector, clock: TraceClock) -> list[PresenceEvent]:
-        resolver = TokenResolver(members.chain_prefix, members.keys)
-        return list(PresencePipeline(resolver, detector, clock).run(advertisements))
-
+    One pass feeds every detector side by side, so a trace file is read as a stream: a store's
+    day of advertisements (millions of lines) is never held in memory at once."""
     heard = _Heard()
-    run(heard, TraceClock())
-    scores: dict[str, Score] = {}
+    pipelines = {"": PresencePipeline(_resolver(members), heard)}
     for name, make in detectors.items():
         clock = TraceClock()
-        scores[name] = score(truth, run(make(clock), clock), heard.times)
-    return scores
+        pipelines[name] = PresencePipeline(_resolver(members), make(clock), clock)
+    events: dict[str, list[PresenceEvent]] = {name: [] for name in pipelines}
+    for adv in advertisements:
+        for name, pipeline in pipelines.items():
+            events[name] += pipeline.feed(adv)
+    first = pipelines[""]
+    return Evaluation(
+        scores={name: score(truth, events[name], heard.times) for name in detectors},
+        advertisements=first.advertisements,
+        late=first.late,
+    )
+
+
+def _resolver(members: MemberKeys) -> TokenResolver:
+    return TokenResolver(members.chain_prefix, members.keys)

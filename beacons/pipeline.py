@@ -5,7 +5,6 @@ its address, token and RSSI are neither stored nor logged."""
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterable, Iterator
 from typing import IO, Protocol
 
@@ -43,17 +42,6 @@ class TraceClock:
 #: How far behind the newest advertisement one may arrive without counting as out of order:
 #: scanner nodes relaying over MQTT deliver a few seconds apart.
 LATE_S = 5.0
-
-
-def count_late(times: Iterable[float]) -> int:
-    """How many of ``times`` are more than ``LATE_S`` before a time that came earlier."""
-    newest, late = -math.inf, 0
-    for t in times:
-        if t > newest:
-            newest = t
-        elif t < newest - LATE_S:
-            late += 1
-    return late
 
 
 class PresencePipeline:

@@ -24,7 +24,7 @@ from beacons.evaluation import evaluate, read_truth, write_truth
 from beacons.fleet import load_fleet, render_beacon, render_scanner, zone_problems
 from beacons.members_file import load_members, save_members
 from beacons.naive import ThresholdDetector
-from beacons.pipeline import LATE_S, count_late, replay_pipeline
+from beacons.pipeline import LATE_S, replay_pipeline
 from beacons.presence import PresenceEngine
 from beacons.settings import PresenceSettings
 from beacons.simulator import Scenario, simulate
@@ -324,15 +324,8 @@ def eval_cmd(
     settings = _presence_settings(config_path)
     members = load_members(members_path or _members_path(trace))
     records = read_truth(truth, members.keys)
-    advertisements = list(read_trace(trace))
-    if not advertisements:
-        # every visit would be scored missed, as if the engine had failed on a real trace
-        _fail(f"{trace}: the trace has no advertisements: nothing to evaluate")
-    late = count_late(a.t for a in advertisements)
-    if late:
-        click.echo(f"warning: {trace}: {_late(late)}", err=True)
-    scores = evaluate(
-        advertisements,
+    evaluation = evaluate(
+        read_trace(trace),
         records,
         members,
         {
@@ -340,12 +333,17 @@ def eval_cmd(
             "naive": lambda clock: ThresholdDetector(settings, naive_dbm),
         },
     )
+    if not evaluation.advertisements:
+        # every visit would be scored missed, as if the engine had failed on a real trace
+        _fail(f"{trace}: the trace has no advertisements: nothing to evaluate")
+    if evaluation.late:
+        click.echo(f"warning: {trace}: {_late(evaluation.late)}", err=True)
     click.echo(
         json.dumps(
             {
-                "advertisements": len(advertisements),
+                "advertisements": evaluation.advertisements,
                 "naive_dbm": naive_dbm,
-                **{name: s.metrics() for name, s in scores.items()},
+                **{name: s.metrics() for name, s in evaluation.scores.items()},
             },
             indent=2,
         )

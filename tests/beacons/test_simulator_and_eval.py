@@ -10,12 +10,14 @@ import numpy as np
 import pytest
 
 from beacons.errors import TraceError
-from beacons.evaluation import read_truth, score
-from beacons.presence import PresenceEvent
+from beacons.evaluation import evaluate, read_truth, score
+from beacons.naive import ThresholdDetector
+from beacons.presence import PresenceEngine, PresenceEvent
 from beacons.simulator import Scenario, simulate
 from beacons.simulator.layout import single_scanner_layout
 from beacons.simulator.radio import Radio
 from beacons.simulator.scenario import Physics
+from beacons.settings import PresenceSettings
 from beacons.tokens import TokenResolver
 
 SMALL = dict(duration_s=1200, visits_per_hour=20, passers_per_hour=60, non_members_per_hour=30)
@@ -136,6 +138,25 @@ def test_scoring_counts_latency_misses_false_arrivals_and_flaps() -> None:
     assert metrics["flaps_per_visit_hour"] == round(1 / ((300 + 100) / 3600), 4)
     assert metrics["departure_latency_p50_s"] == 200.0
     assert metrics["zone_accuracy"] == round(287 / 297, 4)  # no zone while wrongly "left"
+
+
+def test_evaluation_reads_the_advertisements_once_for_every_detector() -> None:
+    """`beacons eval` streams a trace file: a store's day is millions of lines, so every
+    detector is fed in the same pass, never from a list of the whole trace."""
+    sim = simulate(Scenario(seed=3, **SMALL))
+    settings = PresenceSettings()
+    detectors = {
+        "engine": lambda clock: PresenceEngine(settings, clock),
+        "naive": lambda clock: ThresholdDetector(settings, -70.0),
+    }
+    listed = evaluate(sim.advertisements, sim.truth, sim.members, detectors)
+    streamed = evaluate(iter(sim.advertisements), sim.truth, sim.members, detectors)
+    assert streamed.advertisements == listed.advertisements == len(sim.advertisements)
+    assert streamed.late == 0
+    for name in detectors:
+        assert streamed.scores[name].metrics() == listed.scores[name].metrics()
+        assert streamed.scores[name].visits > 0
+    assert listed.scores["naive"].latencies  # both detectors saw the members
 
 
 def test_missed_arrivals_are_split_by_cause() -> None:
