@@ -9,11 +9,15 @@ from typing import Literal
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
+#: Arrivals of one kind per hour a run may ask for: one a second, far beyond a busy store, and
+#: a bound on the trace's size (an hour of that is about a million advertisements).
+MAX_PER_HOUR = 3600.0
+
 
 class Scenario(BaseModel):
     """Options of one simulated store run. Every random draw comes from ``seed``."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
     seed: int = Field(default=0, ge=0, description="Seed of every random draw of the run.")
     duration_s: float = Field(
@@ -31,10 +35,16 @@ class Scenario(BaseModel):
         "reporting the same zone; 'zones': entrance, aisles and pickup zones with a scanner each.",
     )
     visits_per_hour: float = Field(
-        default=30.0, ge=0, description="Members walking in per hour (each visit is ground truth)."
+        default=30.0,
+        ge=0,
+        le=MAX_PER_HOUR,
+        description="Members walking in per hour (each visit is ground truth).",
     )
     passers_per_hour: float = Field(
-        default=150.0, ge=0, description="Members walking past on the pavement per hour."
+        default=150.0,
+        ge=0,
+        le=MAX_PER_HOUR,
+        description="Members walking past on the pavement per hour.",
     )
     window_shopper_share: float = Field(
         default=0.25,
@@ -45,6 +55,7 @@ class Scenario(BaseModel):
     non_members_per_hour: float = Field(
         default=150.0,
         ge=0,
+        le=MAX_PER_HOUR,
         description="Phones of non-members and other Bluetooth devices passing or visiting.",
     )
     background_share: float = Field(

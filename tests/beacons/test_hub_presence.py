@@ -311,7 +311,8 @@ def test_simulate_checks_its_options_and_folders_before_simulating(tmp_path: Pat
 def test_simulate_refuses_what_it_cannot_honour_and_says_when_nothing_visited(
     tmp_path: Path,
 ) -> None:
-    """Why: --duration 61 and --seed -1 ended in numpy tracebacks, a short run wrote a trace
+    """Why: --duration 61 and --seed -1 (and --visits-per-hour inf) ended in numpy tracebacks,
+    --duration nan was told it is over a week, a short run wrote a trace
     with no visits without a word, and --out and --truth naming one file kept only the truth."""
     runner = CliRunner()
     out, truth = str(tmp_path / "a.jsonl"), str(tmp_path / "t.jsonl")
@@ -323,6 +324,13 @@ def test_simulate_refuses_what_it_cannot_honour_and_says_when_nothing_visited(
     for args in (("--duration", "61"), ("--duration", "100"), ("--seed", "-1")):
         code, output = simulate_with("--out", out, "--truth", truth, *args)
         assert code == 2 and "is not in the range" in output and "Traceback" not in output
+    for args, why in (
+        (("--visits-per-hour", "inf"), "--visits-per-hour: Input should be a finite number"),
+        (("--duration", "nan"), "--duration: Input should be a finite number"),
+        (("--passers-per-hour", "1e9"), "--passers-per-hour: Input should be less than or equal"),
+    ):
+        code, output = simulate_with("--out", out, "--truth", truth, *args)
+        assert code == 1 and why in output and "Traceback" not in output, output
     code, output = simulate_with("--help")
     assert "1200 (visits start until 900 s before the end)" in " ".join(output.split())
     code, output = simulate_with("--out", out, "--truth", out)

@@ -13,11 +13,11 @@ from beacons.errors import TraceError
 from beacons.evaluation import evaluate, read_truth, score
 from beacons.naive import ThresholdDetector
 from beacons.presence import PresenceEngine, PresenceEvent
+from beacons.settings import PresenceSettings
 from beacons.simulator import Scenario, simulate
 from beacons.simulator.layout import single_scanner_layout
 from beacons.simulator.radio import Radio
 from beacons.simulator.scenario import Physics
-from beacons.settings import PresenceSettings
 from beacons.tokens import TokenResolver
 
 SMALL = dict(duration_s=1200, visits_per_hour=20, passers_per_hour=60, non_members_per_hour=30)
