@@ -30,8 +30,8 @@ from beacons.settings import PresenceSettings
 from beacons.simulator import Scenario, simulate
 from beacons.sources.bleak_scanner import BleakSource
 from beacons.tokens import parse_prefix
-from beacons.trace import encode, read_trace, write_trace
-from hub.cli.common import load
+from beacons.trace import RSSI_DBM, encode, read_trace, write_trace
+from hub.cli.common import FiniteRange, load
 from hub.config import load_presence
 
 _event_encoder = msgspec.json.Encoder()
@@ -198,7 +198,7 @@ def _late(count: int) -> str:
 @click.option(
     "--duration",
     "duration_s",
-    type=click.FloatRange(MIN_SIMULATE_S, MAX_SIMULATE_S),
+    type=FiniteRange(MIN_SIMULATE_S, MAX_SIMULATE_S),
     default=3600.0,
     show_default=True,
     help=f"Seconds of trace, {MIN_SIMULATE_S:g} (visits start until 900 s before the end) to "
@@ -311,7 +311,7 @@ def simulate_cmd(
 )
 @click.option(
     "--naive-dbm",
-    type=float,
+    type=FiniteRange(RSSI_DBM[0], RSSI_DBM[1]),
     default=-70.0,
     show_default=True,
     help="Threshold of the fixed-threshold baseline scored alongside.",
@@ -443,7 +443,7 @@ def render_cmd(fleet: Path, out_dir: Path | None, topic_prefix: str) -> None:
     help="Trace file to write [default: stdout].",
 )
 @click.option(
-    "--seconds", type=click.FloatRange(min=1), default=60.0, show_default=True, help="How long."
+    "--seconds", type=FiniteRange(min=1), default=60.0, show_default=True, help="How long."
 )
 @click.option("--adapter", default=None, help="BlueZ adapter, e.g. hci1.")
 @click.option(

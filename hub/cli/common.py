@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import math
 import ssl
 import sys
 from collections.abc import Callable, Iterator
@@ -29,6 +30,19 @@ config_option = click.option(
     "--config", "config_path", type=click.Path(path_type=Path), default="hub.toml",
     envvar="RETAIL_HUB_CONFIG", show_default=True, help="The hub's TOML config file.",
 )
+
+
+class FiniteRange(click.FloatRange):
+    """A float option in a range that also refuses ``nan`` and ``inf``: click's own range lets
+    NaN through (it compares false with both ends), which then decides nothing silently."""
+
+    name = "finite float range"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        number = super().convert(value, param, ctx)
+        if not math.isfinite(number):
+            self.fail(f"{value!r} is not a finite number.", param, ctx)
+        return number
 
 
 C = TypeVar("C")

@@ -324,9 +324,10 @@ def test_simulate_refuses_what_it_cannot_honour_and_says_when_nothing_visited(
     for args in (("--duration", "61"), ("--duration", "100"), ("--seed", "-1")):
         code, output = simulate_with("--out", out, "--truth", truth, *args)
         assert code == 2 and "is not in the range" in output and "Traceback" not in output
+    code, output = simulate_with("--out", out, "--truth", truth, "--duration", "nan")
+    assert code == 2 and "'nan' is not a finite number" in output
     for args, why in (
         (("--visits-per-hour", "inf"), "--visits-per-hour: Input should be a finite number"),
-        (("--duration", "nan"), "--duration: Input should be a finite number"),
         (("--passers-per-hour", "1e9"), "--passers-per-hour: Input should be less than or equal"),
     ):
         code, output = simulate_with("--out", out, "--truth", truth, *args)
@@ -421,6 +422,9 @@ def test_simulate_then_eval_round_trip(tmp_path: Path) -> None:
     assert set(metrics) == {"advertisements", "naive_dbm", "engine", "naive"}
     assert metrics["engine"]["visits"] == metrics["naive"]["visits"] > 0
     assert "false_arrivals_per_100_passers" in metrics["engine"]
+    # a NaN threshold compared false with every reading: the baseline silently found no one
+    refused = runner.invoke(main, ["beacons", "eval", str(out), str(truth), "--naive-dbm", "nan"])
+    assert refused.exit_code == 2 and "'nan' is not a finite number" in refused.output
 
 
 def test_eval_refuses_an_empty_trace_and_truth_it_cannot_score(tmp_path: Path) -> None:
