@@ -55,8 +55,9 @@ def open_configured_engine(config: VoiceConfig) -> SpeechEngine:
 
 
 def catalog_entries(catalog: Catalog) -> list[CatalogEntry]:
-    """The store's products as the matcher and grammar see them."""
-    return [CatalogEntry(p.sku, p.names, p.aliases) for p in catalog.all()]
+    """The store's products as the matcher and grammar see them (names under language tags
+    such as "en-GB", which the catalogue accepts, are listened for as their language)."""
+    return [CatalogEntry.tagged(p.sku, p.names, p.aliases) for p in catalog.all()]
 
 
 #: What a kiosk client is told when the engine failed to load; staff read the reason in store

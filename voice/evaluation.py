@@ -80,10 +80,10 @@ def _entry(item: Any, where: str) -> CatalogEntry:
         isinstance(k, str) and (v is None or isinstance(v, str)) for k, v in names.items()
     ):
         raise EvalInputError(f"{where} ({sku}): 'names' must map language codes to text")
-    names = {k: v.strip() for k, v in names.items() if v and v.strip()}
-    if not names:
+    given = {k: v.strip() for k, v in names.items() if v and v.strip()}
+    if not given:
         raise EvalInputError(f"{where} ({sku}): 'names' has no name in any language")
-    _check_lengths(names.values(), f"{where} ({sku})")
+    _check_lengths(given.values(), f"{where} ({sku})")
     aliases = item.get("aliases") or {}
     if not isinstance(aliases, dict):
         raise EvalInputError(f"{where} ({sku}): 'aliases' must map languages to lists")
@@ -94,7 +94,7 @@ def _entry(item: Any, where: str) -> CatalogEntry:
             raise EvalInputError(f"{where} ({sku}): 'aliases' must map languages to lists")
         lists[lang] = [a.strip() for a in value if a.strip()]
         _check_lengths(lists[lang], f"{where} ({sku})")
-    return CatalogEntry(sku, names, lists)
+    return CatalogEntry.tagged(sku, given, lists)
 
 
 def _check_lengths(texts: Iterable[str], where: str) -> None:
@@ -130,6 +130,7 @@ def load_clips(folder: Path, skus: Collection[str] | None = None) -> list[Clip]:
             f"{labels} is not UTF-8 text ({exc.reason} at byte {exc.start})"
         ) from None
     clips = []
+    listed: dict[Path, int] = {}
     for number, line in enumerate(text.splitlines(), start=1):
         if not line.strip():
             continue
@@ -146,7 +147,10 @@ def load_clips(folder: Path, skus: Collection[str] | None = None) -> list[Clip]:
             )
         sku = _sku(row["sku"])
         if sku is None and row["sku"] is not None:
-            raise EvalInputError(f"{labels} line {number}: 'sku' must be a string or null")
+            raise EvalInputError(
+                f"{labels} line {number}: 'sku' must be a product's SKU (a non-empty string) "
+                "or null"
+            )
         if sku is not None and skus is not None and sku not in skus:
             raise EvalInputError(f"{labels} line {number}: sku {sku!r} is not in the catalogue")
         # By the name's own parts, so clips linked into the folder from a shared corpus are read
@@ -155,6 +159,11 @@ def load_clips(folder: Path, skus: Collection[str] | None = None) -> list[Clip]:
         path = folder / name
         if name.is_absolute() or ".." in name.parts or not path.is_file():
             raise EvalInputError(f"{labels} line {number}: {row['file']} is not a file in {folder}")
+        if path in listed:  # counted twice, it would weigh that question double
+            raise EvalInputError(
+                f"{labels} line {number}: {row['file']} is listed already (line {listed[path]})"
+            )
+        listed[path] = number
         clips.append(Clip(path, sku))
     if not clips:
         raise EvalInputError(f"{labels} lists no clips")
@@ -208,17 +217,21 @@ def peak_rss_mb() -> float:
 
 def evaluate(search: VoiceSearch, clips: Iterable[Clip]) -> dict[str, Any]:
     """Run every clip through the API's search path; the contract's figures. Every clip is read
-    first, so an unreadable one stops the run before any decoding, named in the error."""
+    and checked first, so an unreadable one stops the run before any decoding, named in the
+    error; each is read again to be decoded, so ``rss_mb`` is the product's memory, not the
+    size of the clip set."""
     tally = Tally()
-    read = []
-    for clip in clips:
+    checked = [(clip, _seconds(clip.path.read_bytes(), clip)) for clip in clips]
+    for clip, seconds in checked:
         data = clip.path.read_bytes()
-        try:
-            read.append((clip, data, read_wav(data).seconds))
-        except AudioError as exc:
-            raise EvalInputError(f"{clip.path}: {exc}") from None
-    for clip, data, seconds in read:
         started = time.perf_counter()
         answer = search.answer_wav(data)
         tally.add(answer, clip.sku, seconds, time.perf_counter() - started)
     return tally.summary()
+
+
+def _seconds(data: bytes, clip: Clip) -> float:
+    try:
+        return read_wav(data).seconds
+    except AudioError as exc:
+        raise EvalInputError(f"{clip.path}: {exc}") from None

@@ -233,11 +233,12 @@ def build_grammar(
         )
         + phrases
     )
+    # an article or particle the model lacks is noted in no name or carrier: it is its own text
     missing = tuple(
         MissingWord(
             word,
-            where[word][0],
-            tuple(sorted(where[word][1])),
+            where.get(word, (word, set()))[0],
+            tuple(sorted(where.get(word, (word, set()))[1])),
             repair,
             _suggestion(word, repair, engine.name),
         )

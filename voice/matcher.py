@@ -14,7 +14,7 @@ recognition errors are small:
 from __future__ import annotations
 
 import unicodedata
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 
 from pypinyin import lazy_pinyin
@@ -28,6 +28,31 @@ class CatalogEntry:
     sku: str
     names: dict[str, str]
     aliases: dict[str, list[str]] = field(default_factory=dict)
+
+    @classmethod
+    def tagged(
+        cls, sku: str, names: Mapping[str, str], aliases: Mapping[str, Iterable[str]]
+    ) -> CatalogEntry:
+        """An entry from names and aliases keyed by language tags as shop systems write them
+        ("en-US", "en_GB", "EN"): grammars and matching look names up by the bare language code
+        ("en"), so a name kept under its tag is a product no question could reach. A second name
+        in one language ("en-US" and "en-GB") is kept as an alias of it, not dropped."""
+        by_code: dict[str, str] = {}
+        extra: dict[str, list[str]] = {}
+        for key, text in names.items():
+            code = language_code(key)
+            if code not in by_code:
+                by_code[code] = text
+            elif text != by_code[code]:
+                extra.setdefault(code, []).append(text)
+        for key, texts in aliases.items():
+            extra.setdefault(language_code(key), []).extend(texts)
+        return cls(sku, by_code, {code: list(dict.fromkeys(t)) for code, t in extra.items()})
+
+
+def language_code(tag: str) -> str:
+    """A language tag's primary subtag, lower-case: "en-US", "en_GB" and "EN" are all "en"."""
+    return tag.strip().replace("_", "-").split("-")[0].lower()
 
 
 @dataclass(frozen=True)

@@ -74,21 +74,40 @@ def eval_(
         labelled = load_clips(clips, {entry.sku for entry in entries})
         engine = open_engine(engine_type, model_dir, lang, accents=accents)
         search = VoiceSearch(engine, entries, language(engine.language))
-        if not as_json:
-            report = search.grammar.report
-            for missing in report.missing:
-                click.echo(f"vocabulary: {missing.suggestion}", err=True)
-            for sku in report.products_without_name:
-                click.echo(
-                    f"vocabulary: {sku} has no name the model can say in "
-                    f"'{report.language}'; it cannot be asked for",
-                    err=True,
-                )
+        # on stderr with --json too: stdout stays the figures, and a product no question can
+        # reach must not pass for a miss of the engine's
+        _warn_vocabulary(search, len(entries), builtin=engine_type == "vosk" and not model_dir)
         figures = evaluate(search, labelled)
     except (EvalInputError, EngineError, ModelLayoutError, ValueError) as exc:
         click.echo(f"error: {exc}", err=True)
         sys.exit(1)
     click.echo(json.dumps(figures) if as_json else json.dumps(figures, indent=2))
+
+
+#: Products without a name the model can say listed one by one; the rest are counted.
+_LISTED = 10
+
+
+def _warn_vocabulary(search: VoiceSearch, products: int, *, builtin: bool) -> None:
+    report = search.grammar.report
+    for missing in report.missing:
+        click.echo(f"vocabulary: {missing.suggestion}", err=True)
+    unsayable = report.products_without_name
+    for sku in unsayable[:_LISTED]:
+        click.echo(
+            f"vocabulary: {sku} has no name the model can say in '{report.language}'; "
+            "it cannot be asked for and its clips count as misses",
+            err=True,
+        )
+    if len(unsayable) > _LISTED:
+        click.echo(f"vocabulary: and {len(unsayable) - _LISTED} more products like them", err=True)
+    if unsayable and builtin:
+        click.echo(
+            f"vocabulary: {len(unsayable)} of {products} products have no '{report.language}' "
+            "name; the built-in Vosk model is Korean (tests and the Korean demo): give --model "
+            "for a model of the catalogue's language",
+            err=True,
+        )
 
 
 @voice.command("install-model")

@@ -234,3 +234,19 @@ def test_a_catalogue_imported_by_another_process_reaches_the_running_hub(
     assert services.catalog.notice_other_imports() is False  # told once
     services.catalog.import_rows([(1, {"sku": "Q", "names": {"en": "Quince"}})], tmp_path)
     assert services.catalog.notice_other_imports() is False  # its own import needs no telling
+
+
+def test_names_under_language_tags_are_listened_for_as_their_language(
+    services: Services, tmp_path: Path
+) -> None:
+    """The catalogue keeps names under tags such as "en-GB" (shop systems write them); voice
+    search looks names up by the bare code, so such a product could not be asked for."""
+    from hub.voice_search import catalog_entries
+
+    catalog = [{"sku": "OAT-1", "names": {"en-GB": "Oat Milk", "en-US": "Oat Beverage"},
+                "aliases": {"en-GB": ["oat drink"]}, "price": 2.5, "shelf": "A1"}]
+    report = services.catalog.import_file(write(tmp_path, "cat.json", json.dumps(catalog)))
+    assert report.added == ["OAT-1"], report
+    (entry,) = [e for e in catalog_entries(services.catalog) if e.sku == "OAT-1"]
+    assert entry.names == {"en": "Oat Milk"}
+    assert entry.aliases == {"en": ["Oat Beverage", "oat drink"]}

@@ -12,6 +12,7 @@ from click.testing import CliRunner
 
 from hub.cli import main
 from voice.evaluation import EvalInputError, load_catalog, load_clips
+from voice.vosk_engine import VoskEngine
 
 
 def test_synth_then_eval_prints_the_contract_figures(tmp_path: Path) -> None:
@@ -234,3 +235,86 @@ def test_eval_says_a_missing_vosk_model_folder_is_missing(tmp_path: Path) -> Non
          str(tmp_path / "no-such-model")],
     )
     assert result.exit_code == 1 and "no-such-model not found" in result.output, result.output
+
+
+def test_language_tags_in_a_catalogue_are_read_as_their_language(tmp_path: Path) -> None:
+    """Why: names keyed "EN", "en-US" or "en_GB" (language tags, as shop systems write them)
+    were never listened for, and their clips were counted as the engine's misses."""
+    catalog = tmp_path / "catalog.json"
+    catalog.write_text(
+        json.dumps(
+            [
+                {"sku": "O", "names": {"EN": "Oat Milk"}, "aliases": {"en_GB": "oat drink"}},
+                {
+                    "sku": "B",
+                    "names": {"en-US": "Bananas", "en-GB": "Banana Bunch", "ko": "바나나"},
+                },
+            ]
+        ),
+        encoding="utf-8",
+    )
+    oat, banana = load_catalog(catalog)
+    assert oat.names == {"en": "Oat Milk"} and oat.aliases == {"en": ["oat drink"]}
+    # a second name in one language is kept as an alias, not dropped
+    assert banana.names == {"en": "Bananas", "ko": "바나나"}
+    assert banana.aliases == {"en": ["Banana Bunch"]}
+
+
+def test_clips_listed_twice_or_with_an_empty_sku_are_refused(tmp_path: Path) -> None:
+    (tmp_path / "a.wav").write_bytes(b"RIFF")
+    labels = tmp_path / "labels.jsonl"
+    labels.write_text('{"file": "a.wav", "sku": "B"}\n\n{"file": "./a.wav", "sku": "B"}\n')
+    with pytest.raises(EvalInputError, match=r"line 3: \./a\.wav is listed already \(line 1\)"):
+        load_clips(tmp_path)  # counted twice, it would weigh one question double
+    labels.write_text('{"file": "a.wav", "sku": ""}\n')
+    with pytest.raises(EvalInputError, match="must be a product's SKU .* or null"):
+        load_clips(tmp_path)
+
+
+def test_a_vosk_model_of_another_language_is_refused_before_loading(tmp_path: Path) -> None:
+    """Why: --engine vosk --lang en with the built-in Korean model ended in a KeyError from the
+    grammar builder; a model whose folder names one language asked for another would decode
+    nothing."""
+    from voice.engine import EngineError
+    from voice.engines import open_engine
+
+    with pytest.raises(EngineError, match="built-in Vosk model .* hears Korean, not 'en'"):
+        open_engine("vosk", None, "en")
+    model = tmp_path / "vosk-model-small-cn-0.22"
+    model.mkdir()
+    with pytest.raises(EngineError, match="vosk-model-small-cn-0.22 is for 'zh', not 'ko'"):
+        open_engine("vosk", model, "ko")
+
+
+def test_english_carriers_on_a_korean_model_are_reported_not_a_traceback(
+    korean: VoskEngine,
+) -> None:
+    """An unnamed model folder asked for English: the carriers' and articles' words the model
+    lacks are reported like a name's (they had no entry, and the report raised KeyError)."""
+    from voice.grammar import build_grammar
+    from voice.languages import language
+    from voice.matcher import CatalogEntry
+
+    grammar = build_grammar([CatalogEntry("B", {"en": "Banana"}, {})], korean, language("en"))
+    words = {m.word: m for m in grammar.report.missing}
+    assert "the" in words and words["the"].text == "the" and words["the"].skus == ()
+    assert grammar.report.products_without_name == ("B",)
+
+
+def test_eval_with_json_still_warns_of_products_no_question_can_reach(tmp_path: Path) -> None:
+    catalog = tmp_path / "catalog.json"
+    catalog.write_text(
+        json.dumps(
+            [{"sku": "B", "names": {"en": "Banana"}}, {"sku": "K", "names": {"ko": "김치"}}]
+        ),
+        encoding="utf-8",
+    )
+    clips = tmp_path / "clips"
+    made = CliRunner().invoke(main, ["voice", "synth", str(catalog), str(clips)])
+    assert made.exit_code == 0, made.output
+    result = CliRunner().invoke(
+        main, ["voice", "eval", str(catalog), str(clips), "--engine", "pocketsphinx", "--json"]
+    )
+    assert result.exit_code == 0, result.output
+    assert "K has no name the model can say in 'en'" in result.stderr
+    assert set(json.loads(result.stdout)) >= {"n", "top1"}  # stdout is the figures alone
