@@ -233,7 +233,10 @@ def build_grammar(
         )
         + phrases
     )
-    # an article or particle the model lacks is noted in no name or carrier: it is its own text
+    # An article or particle the model lacks is noted in no name or carrier: it is its own
+    # text. A size or number given a pronunciation ("330ml": "three hundred thirty m l") is
+    # said as written and the name is also heard without it (voice.spoken): nothing for the
+    # staff to do, so it is not reported.
     missing = tuple(
         MissingWord(
             word,
@@ -243,6 +246,7 @@ def build_grammar(
             _suggestion(word, repair, engine.name),
         )
         for word, repair in checker.repairs.items()
+        if not (repair is not None and repair.kind == "pronunciation" and _has_digit(word))
     )
     carrier_words = (
         frozenset(w for group in (*carriers["before"], *carriers["after"]) for w in group)
@@ -299,6 +303,10 @@ def _inside_a_name(words: tuple[str, ...], products: list[tuple[str, ...]]) -> b
     milk", "peanut butter" in "smooth peanut butter"): as filler it would swallow the product."""
     n = len(words)
     return any(p[i : i + n] == words for p in products for i in range(len(p) - n + 1))
+
+
+def _has_digit(word: str) -> bool:
+    return any(ch.isdigit() for ch in word)
 
 
 def _phrase(

@@ -28,8 +28,10 @@ class Language:
     and phrases inside a product's name, are left out when its grammar is built. ``spaced`` is
     False for scripts written without spaces (Chinese), whose names are split into model words by
     the vocabulary itself. ``symbols`` are the characters of a label said as words ("&" ->
-    "and"), ``decimal_word`` the word said for a decimal point, and ``pack_words`` the
-    packaging words a customer leaves off the end of a name ("can", "bottle"), ``label_words``
+    "and"), ``abbreviations`` the short words of a label said in full ("Dr Pepper": the
+    dictionary's first "dr" is "drive"), ``decimal_word`` the word said for a decimal point,
+    and ``pack_words`` the packaging words a customer leaves off the end of a name ("can",
+    "bottle"), ``label_words``
     the words a shelf label adds that no customer says ("loose", "original"); see
     :mod:`voice.spoken`.
     """
@@ -43,6 +45,7 @@ class Language:
     shop_words: tuple[str, ...] = ()
     spaced: bool = True
     symbols: tuple[tuple[str, str], ...] = ()
+    abbreviations: tuple[tuple[str, str], ...] = ()
     decimal_word: str = ""
     pack_words: frozenset[str] = frozenset()
     label_words: frozenset[str] = frozenset()
@@ -73,6 +76,8 @@ def _things(*aisles: str) -> tuple[str, ...]:
 ENGLISH = Language(
     code="en",
     symbols=(("&", "and"), ("+", "plus"), ("%", "percent")),
+    # brands: "Dr Pepper", "Dr. Oetker", "St Ivel", "St Dalfour", "Mr Kipling"
+    abbreviations=(("dr", "doctor"), ("st", "saint"), ("mr", "mister")),
     decimal_word="point",
     pack_words=frozenset(
         "can cans bottle bottles jar jars tin tins carton cartons tub tubs pot pots pack packs "

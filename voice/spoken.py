@@ -87,4 +87,6 @@ def _read_aloud(text: str, language: Language) -> str:
         text = _DECIMAL.sub(rf"\1 {language.decimal_word} \2", text)
     for symbol, word in language.symbols:
         text = text.replace(symbol, f" {word} ")
+    for short, word in language.abbreviations:
+        text = re.sub(rf"(?<!\w){short}\.?(?!\w)", f" {word} ", text, flags=re.IGNORECASE)
     return text

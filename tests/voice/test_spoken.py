@@ -25,6 +25,10 @@ from voice.spoken import spoken_forms, with_spoken_forms
         ("Evian 1.5L Bottle", ("evian 1 point 5l bottle", "evian")),
         ("Yorkshire Tea 160 Bags", ("yorkshire tea",)),
         ("Mars 4 Bars", ("mars",)),
+        # abbreviations said in full ("dr" is "drive" first in the dictionary)
+        ("Dr Pepper 330ml", ("doctor pepper 330ml", "doctor pepper")),
+        ("Dr. Oetker Pizza", ("doctor oetker pizza",)),
+        ("St Ivel Shape", ("saint ivel shape",)),
         # a count inside the name, and the label's own words ("loose", "original")
         ("Birds Eye 10 Fish Fingers", ("birds eye fish fingers",)),
         ("Bananas Loose", ("bananas",)),
