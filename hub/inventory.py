@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StrictInt
+from pydantic import BaseModel, ConfigDict, Field, StrictInt, field_validator
 from ulid import ULID
 
 from hub.clock import Clock
@@ -52,8 +52,10 @@ class MovementIn(BaseModel):
     qty: StrictInt = Field(
         ge=-MAX_MOVEMENT_QTY,
         le=MAX_MOVEMENT_QTY,
-        description="Units moved. For sale and write_off stock goes down and for receipt and "
-        "return it goes up whatever the sign; for adjustment the sign decides.",
+        description="Units moved. For sale and write_off stock goes down whatever the sign (a "
+        "till may send the units sold or the change, -2); receipt and return take a positive "
+        "number (a negative one contradicts them and is refused); for adjustment the sign "
+        "decides.",
     )
     reason: PublicReason = Field(description="Why the stock moved.")
     ref: str | None = Field(
@@ -64,7 +66,17 @@ class MovementIn(BaseModel):
         description="Client reference (receipt number, scanner event id). A movement with a "
         "reference already recorded is applied once.",
     )
-    note: str | None = Field(default=None, max_length=500, description="Free text for staff.")
+    note: str | None = Field(
+        default=None,
+        max_length=500,
+        description="Free text for staff; surrounding spaces are dropped and a blank note is none.",
+    )
+
+    @field_validator("note")
+    @classmethod
+    def _note(cls, value: str | None) -> str | None:
+        """A note of only spaces showed as a blank line in the ledger."""
+        return (value.strip() or None) if value is not None else None
 
 
 @dataclass(frozen=True)
@@ -103,6 +115,12 @@ class Inventory:
         direction = PUBLIC_REASONS[movement.reason]
         if movement.qty == 0:
             raise InvalidInput("a movement must move at least one unit", code="zero_quantity")
+        if direction > 0 and movement.qty < 0:
+            raise InvalidInput(
+                f"a {movement.reason} adds stock, so qty {movement.qty} contradicts it: give "
+                f"{-movement.qty}, or record an adjustment of {movement.qty} to take stock away",
+                code="contrary_quantity",
+            )
         qty = abs(movement.qty) * direction if direction else movement.qty
         with self.db.transaction() as tx:
             if movement.ref is not None:

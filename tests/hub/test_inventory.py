@@ -25,7 +25,7 @@ def ledger_totals(svc: Services) -> dict[str, tuple[int, int]]:
 def test_reasons_move_stock_in_their_direction(stocked: Services) -> None:
     assert move(stocked, "BAN-1", 3, "sale")[0].qty == -3
     assert move(stocked, "BAN-1", -3, "sale")[0].qty == -3
-    assert move(stocked, "BAN-1", -5, "receipt")[0].qty == 5
+    assert move(stocked, "BAN-1", 5, "receipt")[0].qty == 5
     assert move(stocked, "BAN-1", 1, "return")[0].qty == 1
     assert move(stocked, "BAN-1", -2, "adjustment")[0].qty == -2
     assert move(stocked, "BAN-1", 4, "write_off")[0].qty == -4
@@ -57,6 +57,19 @@ def test_in_store_sale_below_zero_is_accepted_and_flagged(stocked: Services) -> 
     assert [m["movement_id"] for m in flagged] == [movement.movement_id]
     ok, _ = move(stocked, "OAT-1", 1, "sale")
     assert not ok.flagged
+
+
+def test_a_negative_receipt_or_return_is_refused_not_turned_round(stocked: Services) -> None:
+    """Why: a receipt of -5 was recorded as +5 without a word; whoever sent it meant stock to
+    go down (a correction), and the opposite was booked."""
+    for reason in ("receipt", "return"):
+        with pytest.raises(InvalidInput, match=rf"a {reason} adds stock, so qty -5 contradicts"):
+            move(stocked, "BAN-1", -5, reason)
+    assert stocked.inventory.stock("BAN-1").on_hand == 40
+    blank, _ = stocked.inventory.record(
+        MovementIn(sku="BAN-1", qty=1, reason="receipt", note="   ")
+    )
+    assert blank.note is None
 
 
 def test_unknown_sku_and_zero_quantity(stocked: Services) -> None:
