@@ -62,7 +62,11 @@ def _mosquitto() -> str | None:
 
 
 def _port_free(port: int) -> bool:
+    """Whether nothing listens on ``port``. SO_REUSEADDR as the servers themselves set it: a
+    demo stopped a moment ago leaves its connections in TIME_WAIT, which does not keep the
+    broker or the web servers from starting again, so it must not stop the demo either."""
     with socket.socket() as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             sock.bind(("127.0.0.1", port))
         except OSError:

@@ -21,6 +21,8 @@ IMAGES = Path(__file__).parent / "images"
 #: ``retail-hub vision pack``): photo search then knows each product from shop photos, not only
 #: from its catalogue image, without shipping the photos.
 REFERENCE_PACK = Path(__file__).parent / "reference-pack.npz"
+#: The simulated shop floor's own shelf beacons, declared so store health tracks them.
+FLEET = Path(__file__).parent / "fleet.yaml"
 
 STORE_ID = "demo-stockholm"
 SIMULATION_SEED = 7
@@ -130,6 +132,8 @@ def prepare_demo(data_dir: Path, port: int, shop_port: int = 8090,
     config.web.port = port
     if config.vision.reference_pack is None:
         config.vision.reference_pack = REFERENCE_PACK
+    if config.beacons.fleet_file is None and config.beacons.source == "simulate":
+        config.beacons.fleet_file = FLEET
     services = build_services(config, with_features=False)
     try:
         report = services.catalog.import_file(CATALOG, IMAGES)

@@ -60,6 +60,9 @@ def test_demo_runs_the_store_the_shop_and_the_broker(tmp_path: Path) -> None:
         ready = get(f"{hub}/api/orders?state=ready", token)["orders"]
         assert len(ready) == 6 and all(o["member_id"] for o in ready)
         assert get(f"{hub}/api/presence", token)["enabled"] is True
+        # the simulated floor's shelf beacons are declared, so store health tracks them
+        fleet = get(f"{hub}/api/staff/health", token)["beacons"]
+        assert fleet["state"] == "ok" and len(fleet["beacons"]) == 3, fleet
         # The shop hears the store through the demo's broker and sees its stock.
         shop = f"http://127.0.0.1:{shop_port}"
         while time.monotonic() < deadline:
@@ -74,3 +77,23 @@ def test_demo_runs_the_store_the_shop_and_the_broker(tmp_path: Path) -> None:
         proc.send_signal(signal.SIGINT)
         assert proc.wait(timeout=60) == 0
     assert not listening(broker_port) and not listening(shop_port), "companions stopped"
+
+
+def test_a_port_left_in_time_wait_by_a_stopped_demo_counts_as_free() -> None:
+    """Why: `make demo` again within a minute of Ctrl-C said "port 18830 is in use" though
+    nothing listened: the stopped broker's connections were in TIME_WAIT. A listening port is
+    still in use."""
+    from hub.cli.demo import _port_free
+
+    with socket.socket() as server:
+        server.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        server.bind(("127.0.0.1", 0))
+        server.listen()
+        port = server.getsockname()[1]
+        assert not _port_free(port)
+        client = socket.create_connection(("127.0.0.1", port))
+        accepted, _ = server.accept()
+        accepted.close()  # the server side closes first: its end waits in TIME_WAIT
+        time.sleep(0.05)
+        client.close()
+    assert _port_free(port)
