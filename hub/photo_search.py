@@ -33,7 +33,7 @@ from hub.inventory import Inventory
 from hub.periodic import PeriodicJob
 from vision.embedder import OnnxEmbedder
 from vision.errors import GalleryError, ImageTooLargeError, VisionError
-from vision.imageinfo import sniff_format
+from vision.imageinfo import read_info, sniff_format
 from vision.pack import PackError, ReferencePack, load_pack
 from vision.search import PhotoSearch
 
@@ -45,6 +45,9 @@ T = TypeVar("T")
 _EXTENSIONS = {"jpeg": ".jpg", "png": ".png", "webp": ".webp"}
 #: Photos embedded per database transaction when many are enrolled at once.
 BATCH = 64
+#: Shorter side, in pixels, a staff reference photo needs: a thumbnail or a 1x1 picture shows
+#: no product, and once enrolled it is answered for whatever resembles its few pixels.
+MIN_REFERENCE_SIDE = 64
 #: How often the hub looks for product images another process stored, in seconds.
 IMAGE_SYNC_S = 60.0
 
@@ -202,9 +205,24 @@ class PhotoService:
     def _enrol_one(self, sku: str, data: bytes) -> tuple[Enrolment, Future[int] | None]:
         """On the vision thread, storing and asking for the retraining in one step: a request
         cancelled in between had left a stored photo that search never used."""
+        self._refuse_if_too_small(data)
         self._refuse_if_another_products(sku, data)
         (enrolment,) = self.enrol_many([(sku, data)], "reference", False)
         return enrolment, self.request_rebuild() if enrolment.added else None
+
+    @staticmethod
+    def _refuse_if_too_small(data: bytes) -> None:
+        try:
+            info = read_info(data)
+        except VisionError as exc:
+            raise user_error(exc) from exc
+        if min(info.width, info.height) < MIN_REFERENCE_SIDE:
+            raise InvalidInput(
+                f"the photo is {info.width}x{info.height} pixels, too small to show the product; "
+                f"a reference photo needs at least {MIN_REFERENCE_SIDE} pixels on its shorter "
+                "side (send the camera's photo, not a thumbnail)",
+                code="bad_image",
+            )
 
     def _refuse_if_another_products(self, sku: str, data: bytes) -> None:
         """409 when this very photo is enrolled for another product and not for ``sku``: the

@@ -85,14 +85,15 @@ def upload_place(request: web.Request) -> contextlib.AbstractAsyncContextManager
 
 def inside(folder: Path, relative: str) -> Path | None:
     """The file ``relative`` names inside ``folder`` (links followed), or None when it is not a
-    file there: climbing out, a NUL byte (which made the path unusable and answered 500), or
-    nothing at all."""
+    file there: climbing out, a NUL byte or a name over the file system's limit (each made the
+    path unusable and answered 500), or nothing at all."""
     base = folder.resolve()
     try:
         target = (base / relative).resolve()
+        # is_file raises, not answers False, for a name too long for the file system
+        return target if target.is_relative_to(base) and target.is_file() else None
     except (ValueError, OSError):
         return None
-    return target if target.is_relative_to(base) and target.is_file() else None
 
 
 def is_staff(request: web.Request) -> bool:
@@ -176,6 +177,11 @@ async def read_json(request: web.Request, model: type[M]) -> M:
         data = json.loads(raw)
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise InvalidInput(f"the body is not valid JSON: {exc}") from None
+    except RecursionError:  # a few kB of "[[[[..." nest past Python's limit: 500 before
+        raise InvalidInput(
+            "the JSON body is nested too deeply; no request of this API nests more than a few "
+            "levels"
+        ) from None
     if not isinstance(data, dict):
         raise InvalidInput("the body must be a JSON object")
     try:
@@ -194,6 +200,18 @@ def validation_details(exc: ValidationError) -> list[dict[str, str]]:
             message = "unknown field"
         details.append({"field": ".".join(str(p) for p in err["loc"]), "message": message})
     return details
+
+
+async def prepare_websocket(request: web.Request, ws: web.WebSocketResponse) -> None:
+    """Open ``ws``, or a 400 a person can act on for a request that is not a WebSocket
+    handshake (aiohttp's own answer is "No WebSocket UPGRADE hdr: None" as plain text)."""
+    if not ws.can_prepare(request).ok:
+        raise InvalidInput(
+            f"{request.path} is a WebSocket: open it with a WebSocket client (a GET with "
+            "'Connection: Upgrade' and 'Upgrade: websocket'), not a plain request",
+            code="not_websocket",
+        )
+    await ws.prepare(request)
 
 
 def json_response(data: Any, status: int = 200) -> web.Response:

@@ -24,7 +24,7 @@ from aiohttp import WSCloseCode, WSMsgType, web
 from hub.events import Event, Subscription
 from hub.inventory import STOCK_CHANGED
 from hub.services import Services
-from hub.web.common import client_address, services
+from hub.web.common import client_address, prepare_websocket, services
 
 #: Open sockets, closed when the hub stops (an open socket would otherwise hold the shutdown).
 SOCKETS: web.AppKey[set[web.WebSocketResponse]] = web.AppKey("live_sockets", set)
@@ -87,7 +87,7 @@ async def _open(request: web.Request) -> web.WebSocketResponse:
     client = client_address(request)
     mine = sum(1 for ws in sockets if ws.get(CLIENT) == client)
     ws = web.WebSocketResponse(heartbeat=HEARTBEAT_S)
-    await ws.prepare(request)
+    await prepare_websocket(request, ws)
     if len(sockets) >= MAX_SOCKETS or mine >= MAX_SOCKETS_PER_CLIENT:
         message = ("too many live connections are open on this hub; close other kiosk or staff "
                    "pages (this page retries by itself)")

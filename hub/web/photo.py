@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 
 from aiohttp import BodyPartReader, web
+from aiohttp.http_exceptions import HttpProcessingError
 
 from hub.errors import InvalidInput, Unavailable, UnsupportedMedia
 from hub.photo_search import PhotoService
@@ -65,7 +66,8 @@ async def _form_photo(request: web.Request) -> bytes:
         while (part := await reader.next()) is not None:
             if isinstance(part, BodyPartReader) and part.name == FORM_FIELD:
                 return await read_steadily(part.read_chunk, limit, "the photo")
-    except (ValueError, AssertionError) as exc:  # aiohttp's words for a broken form
+    # aiohttp's words for a broken form; a part's malformed header is an HttpProcessingError
+    except (ValueError, AssertionError, HttpProcessingError) as exc:
         raise InvalidInput(
             f"the multipart form cannot be read ({exc}); send it as a browser or curl -F does, "
             f"or the image's bytes as image/jpeg, image/png or image/webp",
@@ -119,7 +121,8 @@ async def remove_photo(request: web.Request) -> web.Response:
     sku, raw_id = request.match_info["sku"], request.match_info["image_id"]
     if not raw_id.isascii() or not raw_id.isdigit() or len(raw_id) > 18:
         raise InvalidInput(
-            f"the photo id must be a whole number (image_id from the list); got {raw_id!r}"
+            f"the photo id must be an image_id from the product's photo list (a whole number "
+            f"of at most 18 digits); got {raw_id[:40]!r}"
         )
     left = await service.remove_photo(sku, int(raw_id))
     return json_response({"sku": sku, "image_id": int(raw_id), "photos": left})

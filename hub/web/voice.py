@@ -27,7 +27,14 @@ from aiohttp import WSMsgType, web
 
 from hub.errors import HubError, InvalidInput, Unavailable, UnsupportedMedia
 from hub.voice_search import VoiceService
-from hub.web.common import is_staff, json_response, read_body, services, upload_place
+from hub.web.common import (
+    is_staff,
+    json_response,
+    prepare_websocket,
+    read_body,
+    services,
+    upload_place,
+)
 from hub.web.products import product_view
 from voice.audio import MAX_RATE, MIN_RATE, StreamResampler, to_pcm16
 from voice.search import VoiceAnswer
@@ -88,7 +95,7 @@ async def stream_voice(request: web.Request) -> web.WebSocketResponse:
     ws = web.WebSocketResponse(
         max_msg_size=1024 * 1024, receive_timeout=IDLE_S, heartbeat=HEARTBEAT_S, compress=False
     )
-    await ws.prepare(request)
+    await prepare_websocket(request, ws)
     if service.streams.locked():
         await _fail(ws, Unavailable("too many kiosks are streaming at once; try again shortly"))
         return ws

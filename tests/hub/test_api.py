@@ -87,6 +87,8 @@ async def test_staff_endpoints_need_the_token(client: TestClient, headers: dict[
     (b'{"sku": "OAT-1", "qty": 1, "reason": "sale", "ref": "' + b"r" * 200 + b'"}',
      "application/json", 400, "match"),
     (b'\xff\xfe{}', "application/json", 400, "not valid JSON"),
+    # 4 kB of brackets nest past Python's recursion limit: a 500 before
+    (b'{"sku": ' + b"[" * 2000 + b"]" * 2000 + b"}", "application/json", 400, "nested too deeply"),
 ])
 async def test_malformed_movements(client: TestClient, staff: dict[str, str], data: bytes,
                                    content_type: str, status: int, text: str) -> None:
@@ -252,3 +254,22 @@ async def test_unparseable_requests_are_answered_quietly(
         assert "hub_http_malformed_requests_total 2.0" in metrics
     finally:
         await hub.stop()
+
+
+async def test_a_file_name_too_long_for_the_file_system_is_a_404(client: TestClient) -> None:
+    """Why: a name over 255 bytes made the file system refuse the lookup, answered 500 on the
+    public /images and /static paths."""
+    for path in ("/images/" + "a" * 300 + ".jpg", "/static/" + "é" * 200):
+        response = await client.get(path)
+        assert response.status == 404, path
+        assert (await response.json())["error"]["code"] == "not_found"
+
+
+async def test_a_plain_request_to_a_websocket_is_told_what_it_is(api: SpecClient) -> None:
+    """Why: a plain GET got aiohttp's text "No WebSocket UPGRADE hdr: None", which says nothing
+    a person can act on and is not the API's JSON error."""
+    for path in ("/api/live/stock", "/api/staff/events"):
+        response, body = await api.call("GET", path)
+        assert response.status == 400, path
+        assert body["error"]["code"] == "not_websocket"
+        assert "open it with a WebSocket client" in body["error"]["message"]

@@ -127,6 +127,22 @@ async def add_photo(client: TestClient, staff: dict[str, str], sku: str,
     return response.status, body
 
 
+async def test_a_thumbnail_is_refused_as_a_reference_photo(
+    photo_client: TestClient, staff: dict[str, str]
+) -> None:
+    """Why: a 1x1 picture was enrolled (201) and answered for whatever resembled its pixel."""
+    for width, height in ((1, 1), (200, 40)):
+        ok, tiny = cv2.imencode(".jpg", np.full((height, width, 3), 128, np.uint8))
+        assert ok
+        status, body = await add_photo(photo_client, staff, "BAN-1", tiny.tobytes())
+        assert status == 400, body
+        assert body["error"]["message"].startswith(f"the photo is {width}x{height} pixels")
+        assert body["error"]["code"] == "bad_image"
+    ok, small = cv2.imencode(".jpg", np.full((64, 64, 3), 128, np.uint8))
+    status, _ = await add_photo(photo_client, staff, "BAN-1", small.tobytes())
+    assert status == 201
+
+
 async def test_a_photo_of_another_product_is_refused(
     photo_client: TestClient, staff: dict[str, str]
 ) -> None:
@@ -225,6 +241,22 @@ async def test_a_broken_multipart_form_is_a_400_not_an_error(
                                            headers={**headers, "Content-Type": content_type})
         assert response.status == 400, path
         assert "the multipart form cannot be read" in (await response.json())["error"]["message"]
+    assert not [r for r in caplog.records if r.levelname == "ERROR"]
+
+
+async def test_a_form_part_with_a_malformed_header_is_a_400_not_an_error(
+    photo_client: TestClient, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Why: a part header aiohttp cannot parse (a control character in the field name, as
+    curl -F $'ph\x7fto=@x.jpg' sends) was answered 500 on the kiosk's public endpoint."""
+    body = (b'--XX\r\nContent-Disposition: form-data; name="ph\x7fto"; filename="x.jpg"\r\n'
+            b"Content-Type: image/jpeg\r\n\r\nx\r\n--XX--\r\n")
+    response = await photo_client.post(
+        "/api/search/photo", data=body,
+        headers={"Content-Type": "multipart/form-data; boundary=XX"},
+    )
+    assert response.status == 400
+    assert "the multipart form cannot be read" in (await response.json())["error"]["message"]
     assert not [r for r in caplog.records if r.levelname == "ERROR"]
 
 
