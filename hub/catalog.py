@@ -28,16 +28,12 @@ from hub.errors import InvalidInput, NotFound
 from hub.events import Event, EventBus
 from hub.inventory import Inventory, Sku
 from vision.errors import ImageError
-from vision.imageinfo import read_info
+from vision.imageinfo import EXTENSIONS, read_info, sniff_format
 
 MAX_CATALOG_BYTES = 20 * 1024 * 1024
 MAX_ROWS = 100_000
 MAX_IMAGE_BYTES = 20 * 1024 * 1024
 CATALOG_CHANGED = "catalog.changed"
-IMAGE_SIGNATURES = {
-    b"\xff\xd8\xff": ".jpg",
-    b"\x89PNG\r\n\x1a\n": ".png",
-}
 
 
 class ProductIn(BaseModel):
@@ -381,7 +377,7 @@ class _ImageFile:
     @classmethod
     def of(cls, sku: str, data: bytes) -> _ImageFile:
         digest = hashlib.sha256(data).hexdigest()
-        return cls(data, digest, f"{sku}/{digest[:16]}{IMAGE_SIGNATURES[_signature(data)]}")
+        return cls(data, digest, f"{sku}/{digest[:16]}{EXTENSIONS[sniff_format(data)]}")
 
 
 def _product(row: dict[str, Any]) -> Product:
@@ -397,17 +393,13 @@ def _product(row: dict[str, Any]) -> Product:
     )
 
 
-def _signature(data: bytes) -> bytes:
-    for magic in IMAGE_SIGNATURES:
-        if data.startswith(magic):
-            return magic
-    raise InvalidInput("image is not a JPEG or PNG file")
-
-
 def _check_image(folder: Path, name: str, max_pixels: int) -> bytes:
     """The bytes of image file ``name`` inside ``folder`` (read once, then stored); refuses paths
     that climb out of it, and images whose header declares more than ``max_pixels`` (photo search
     could never embed them, the kiosk would show them, and every start logged them again).
+
+    The formats are those photo search takes from an upload (JPEG, PNG, WebP), under the same
+    header checks: a WebP catalogue image was refused while a WebP photo of it was enrolled.
 
     Why by the path's own parts and not by resolving it: a catalogue file is untrusted input, so
     an absolute path or a ".." is refused, but links inside the images folder were put there by
@@ -422,7 +414,10 @@ def _check_image(folder: Path, name: str, max_pixels: int) -> bytes:
     if size > MAX_IMAGE_BYTES:
         raise InvalidInput(f"image {name!r} is larger than {MAX_IMAGE_BYTES // 2**20} MiB")
     data = candidate.read_bytes()
-    _signature(data[:16])
+    try:
+        sniff_format(data)
+    except ImageError:
+        raise InvalidInput(f"image {name!r} is not a JPEG, PNG or WebP file") from None
     try:
         info = read_info(data)
     except ImageError as exc:

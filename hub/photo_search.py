@@ -33,7 +33,7 @@ from hub.inventory import Inventory
 from hub.periodic import PeriodicJob
 from vision.embedder import OnnxEmbedder
 from vision.errors import GalleryError, ImageTooLargeError, VisionError
-from vision.imageinfo import read_info, sniff_format
+from vision.imageinfo import EXTENSIONS, read_info, sniff_format
 from vision.pack import PackError, ReferencePack, load_pack
 from vision.search import PhotoSearch
 
@@ -42,7 +42,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
-_EXTENSIONS = {"jpeg": ".jpg", "png": ".png", "webp": ".webp"}
 #: Photos embedded per database transaction when many are enrolled at once.
 BATCH = 64
 #: Shorter side, in pixels, a staff reference photo needs: a thumbnail or a 1x1 picture shows
@@ -361,7 +360,7 @@ class PhotoService:
                 error.details = {**(error.details or {}), "photo": number, "sku": sku}
                 raise error from exc
             digest = hashlib.sha256(data).hexdigest()
-            rel = f"{sku}/{digest[:16]}{_EXTENSIONS[sniff_format(data)]}"
+            rel = f"{sku}/{digest[:16]}{EXTENSIONS[sniff_format(data)]}"
             prepared.append((sku, data, digest, rel, vector))
         for _, data, _, rel, _ in prepared:
             target = self.images_dir / rel

@@ -13,6 +13,8 @@ from dataclasses import dataclass
 from vision.errors import ImageError
 
 JPEG, PNG, WEBP = "jpeg", "png", "webp"
+#: The file name extension a stored image of each format gets (the web server's content type).
+EXTENSIONS = {JPEG: ".jpg", PNG: ".png", WEBP: ".webp"}
 
 # Start-of-frame markers that carry the frame size (all SOFn except DHT, JPG and DAC).
 _SOF_MARKERS = {0xC0, 0xC1, 0xC2, 0xC3, 0xC5, 0xC6, 0xC7, 0xC9, 0xCA, 0xCB, 0xCD, 0xCE, 0xCF}

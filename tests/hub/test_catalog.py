@@ -120,7 +120,29 @@ def test_non_utf8_and_fake_images(services: Services, tmp_path: Path) -> None:
     (tmp_path / "fake.jpg").write_bytes(b"GIF89a not a jpeg")
     report = services.catalog.import_rows(
         [(1, {"sku": "A", "names": {"en": "A"}, "image": "fake.jpg"})], tmp_path)
-    assert report.rejected[0].errors == ["image is not a JPEG or PNG file"]
+    assert report.rejected[0].errors == ["image 'fake.jpg' is not a JPEG, PNG or WebP file"]
+
+
+def test_webp_catalogue_images_are_taken_as_webp_photos_are(
+    services: Services, tmp_path: Path
+) -> None:
+    """Why: a WebP catalogue image was refused as "not a JPEG or PNG file" while a WebP photo of
+    the same product was enrolled; it passes the same header checks, the pixel limit included."""
+    webp = cv2.imencode(".webp", np.full((8, 8, 3), 200, np.uint8))[1].tobytes()
+    (tmp_path / "pear.webp").write_bytes(webp)
+    vp8l = webp.find(b"VP8L")
+    assert vp8l > 0, "lossless WebP expected (OpenCV's default quality)"
+    bits = (9_999 | 9_999 << 14).to_bytes(4, "little")  # 10,000 x 10,000 in the VP8L header
+    huge = webp[: vp8l + 9] + bits + webp[vp8l + 13 :]
+    (tmp_path / "huge.webp").write_bytes(huge)
+    report = services.catalog.import_rows(
+        [(1, {"sku": "P", "names": {"en": "Pear"}, "image": "pear.webp"}),
+         (2, {"sku": "H", "names": {"en": "Huge"}, "image": "huge.webp"})], tmp_path)
+    assert report.added == ["P"]
+    stored = services.catalog.get("P").image
+    assert stored is not None and stored.endswith(".webp")
+    assert (services.config.store.images_dir / stored).read_bytes() == webp
+    assert "10000x10000 (100 megapixels)" in report.rejected[0].errors[0]
 
 
 def test_images_too_large_to_search_or_show_are_refused_at_import(

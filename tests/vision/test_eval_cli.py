@@ -3,18 +3,21 @@ product's code and prints the contract's JSON."""
 
 from __future__ import annotations
 
+import csv
 import json
 import re
 import shutil
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
+import cv2
 import pytest
-from click.testing import CliRunner
+from click.testing import CliRunner, Result
 
 from hub.cli import main
 from tests.conftest import GROCERY
-from tests.vision.conftest import CLASSES, MODEL, PROVENANCE, photos
+from tests.vision.conftest import BANANA, CLASSES, MODEL, PROVENANCE, photos
 from vision.dataset import DatasetError, read_classes, read_split
 from vision.tools import TrainExtraMissingError, require_torch
 
@@ -225,3 +228,46 @@ def test_train_refuses_too_few_photos_and_keeps_an_existing_model(tmp_path: Path
     )
     assert result.exit_code == 1 and "--force" in result.output
     assert (out / "grocery-lite0-int8.onnx").read_bytes() == b"in use"
+
+
+def edit_classes(dataset: Path, edit: Callable[[list[list[str]]], list[list[str]]]) -> None:
+    """Rewrite the dataset's classes.csv as ``edit`` changes its rows (the header first)."""
+    path = dataset / "classes.csv"
+    rows = list(csv.reader(path.read_text(encoding="utf-8").splitlines()))
+    with path.open("w", encoding="utf-8", newline="") as fh:
+        csv.writer(fh, lineterminator="\n").writerows(edit(rows))
+
+
+def banana_row(dataset: Path) -> tuple[int, list[str]]:
+    """Banana's line number in the dataset's classes.csv and its cells."""
+    lines = (dataset / "classes.csv").read_text(encoding="utf-8").splitlines()
+    for number, cells in enumerate(csv.reader(lines), start=1):
+        if cells[1] == str(BANANA):
+            return number, cells
+    raise AssertionError("no Banana row")
+
+
+def run_eval(dataset: Path) -> Result:
+    """``vision eval DATASET --split val.txt --json`` as the outside checks call it."""
+    arguments = [str(dataset), "--split", "val.txt", "--json", "--model", str(MODEL)]
+    return CliRunner().invoke(main, ["vision", "eval", *arguments])
+
+
+def test_a_webp_iconic_image_is_enrolled_as_webp_photos_are(tmp_path: Path) -> None:
+    """Why: a WebP catalogue image was refused ("not a JPEG or PNG file") while WebP photos in
+    the splits were enrolled and searched."""
+    dataset = small_dataset(tmp_path / "data")
+    _, cells = banana_row(dataset)
+    jpeg_file = dataset / cells[4].lstrip("/")
+    ok, webp = cv2.imencode(".webp", cv2.imread(str(jpeg_file)), [cv2.IMWRITE_WEBP_QUALITY, 90])
+    assert ok
+    jpeg_file.with_suffix(".webp").write_bytes(bytes(webp))
+    jpeg_file.unlink()
+    written = cells[4].removesuffix(".jpg") + ".webp"
+    edit_classes(dataset, lambda rows: [
+        row[:4] + [written] + row[5:] if row[1] == str(BANANA) else row for row in rows
+    ])
+    result = run_eval(dataset)
+    assert result.exit_code == 0, result.output
+    figures = json.loads(result.output.strip().splitlines()[-1])
+    assert figures["n"] == 8 and figures["top1"] == 1.0
