@@ -81,7 +81,7 @@ def float_model(fp32: Path, int8: Path, work: Path) -> tuple[Path, str]:
 def gallery_photos(dataset: Path) -> list[LabelledPhoto]:
     """What the models are enrolled with: each catalogue image, then the train photos."""
     classes = read_classes(dataset)
-    iconic = [LabelledPhoto(c.iconic, c.class_id, c.coarse_id) for c in classes]
+    iconic = [LabelledPhoto(c.iconic, c.class_id, c.coarse_id) for c in classes if c.iconic]
     return iconic + read_split(dataset, "train.txt")
 
 

@@ -8,6 +8,7 @@ a wrong column or path must fail with a message that names the file and line, no
 from __future__ import annotations
 
 import csv
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -28,9 +29,14 @@ class ProductClass:
     name: str
     coarse_id: int
     coarse_name: str
-    iconic: Path
+    #: The catalogue image, or None when its classes.csv cell is empty.
+    iconic: Path | None
     #: Line of classes.csv, for errors about this product.
     line: int = 0
+    #: The iconic image path as classes.csv writes it, for errors a person can find it by.
+    iconic_written: str = ""
+    #: classes.csv and its line, for errors.
+    where: str = ""
 
 
 @dataclass(frozen=True)
@@ -43,40 +49,99 @@ class LabelledPhoto:
     where: str = ""
 
 
+#: The classes.csv columns read, by their header names (case and a "(str)"/"(int)" type suffix
+#: aside); others, such as Product Description Path, are ignored.
+CLASS_NAME = "Class Name"
+CLASS_ID = "Class ID"
+COARSE_NAME = "Coarse Class Name"
+COARSE_ID = "Coarse Class ID"
+ICONIC = "Iconic Image Path"
+CLASS_COLUMNS = (CLASS_NAME, CLASS_ID, COARSE_NAME, COARSE_ID, ICONIC)
+_TYPE_SUFFIX = re.compile(r"\((?:str|int)\)$", re.IGNORECASE)
+
+
 def read_classes(root: Path) -> list[ProductClass]:
-    """Parse ``classes.csv``; products come back ordered by class id."""
+    """Parse ``classes.csv``; products come back ordered by class id.
+
+    Columns are found by their header names, not their position: a spreadsheet that reorders
+    them had every id read from the wrong column, blamed later on a split line or an image."""
     path = root / "classes.csv"
     if not path.is_file():
         raise DatasetError(f"{path} is missing; a dataset folder needs classes.csv")
     classes: list[ProductClass] = []
     rows = csv.reader(_text(path).splitlines())
-    header = next(rows, None)
-    if header and len(header) > 1 and header[1].strip().lstrip("-").isdigit():
-        raise DatasetError(
-            f"{path}:1: the first line must name the columns (Class Name, Class ID, Coarse Class "
-            f"Name, Coarse Class ID, Iconic Image Path); it holds product {header[0]!r}"
-        )
-    for line_no, row in enumerate(rows, start=2):
-        if not row:
-            continue
-        if len(row) < 5:
-            raise DatasetError(f"{path}:{line_no}: expected at least 5 columns, got {len(row)}")
-        try:
-            classes.append(
-                ProductClass(
-                    class_id=int(row[1]),
-                    name=row[0].strip(),
-                    coarse_id=int(row[3]),
-                    coarse_name=row[2].strip(),
-                    iconic=root / row[4].strip().lstrip("/"),
-                    line=line_no,
-                )
-            )
-        except ValueError as exc:
-            raise DatasetError(f"{path}:{line_no}: class ids must be integers ({exc})") from exc
+    column = _columns(path, next(rows, None) or [])
+    for row in rows:
+        if not any(cell.strip() for cell in row):
+            continue  # a blank line, or a spreadsheet's empty ",,,,," row
+        classes.append(_product(root, path, rows.line_num, row, column))
     if not classes:
         raise DatasetError(f"{path} lists no products")
     return sorted(classes, key=lambda c: c.class_id)
+
+
+def _columns(path: Path, header: list[str]) -> dict[str, int]:
+    """The position of each needed column in classes.csv's header line."""
+    if not "".join(header).strip():
+        raise DatasetError(
+            f"{path}:1: the first line must name the columns ({', '.join(CLASS_COLUMNS)}); "
+            "it is empty"
+        )
+    if len(header) > 1 and header[1].strip().lstrip("-").isdigit():
+        raise DatasetError(
+            f"{path}:1: the first line must name the columns ({', '.join(CLASS_COLUMNS)}); "
+            f"it holds product {header[0]!r}"
+        )
+    needed = {_column_key(name) for name in CLASS_COLUMNS}
+    found: dict[str, int] = {}
+    for index, name in enumerate(header):
+        key = _column_key(name)
+        if key in needed and key in found:  # which one is meant? (other columns are not read)
+            raise DatasetError(
+                f"{path}:1: columns {found[key] + 1} and {index + 1} are both {name.strip()!r}"
+            )
+        found.setdefault(key, index)
+    missing = [name for name in CLASS_COLUMNS if _column_key(name) not in found]
+    if missing:
+        raise DatasetError(
+            f"{path}:1: the header has no {' or '.join(repr(m) for m in missing)} column; "
+            f"classes.csv needs the columns {', '.join(CLASS_COLUMNS)} (in any order; case and "
+            f"a (str)/(int) suffix do not matter), and its header is: {','.join(header)}"
+        )
+    return {name: found[_column_key(name)] for name in CLASS_COLUMNS}
+
+
+def _column_key(name: str) -> str:
+    """A header name as compared: "Class ID (int)" and "class id" are the same column."""
+    return " ".join(_TYPE_SUFFIX.sub("", name.strip()).split()).casefold()
+
+
+def _product(
+    root: Path, path: Path, line: int, row: list[str], column: dict[str, int]
+) -> ProductClass:
+    """Line ``line`` of classes.csv (``path``) as a product, its cells found by ``column``."""
+    where = f"{path}:{line}"
+    for name, index in column.items():
+        if index >= len(row):
+            raise DatasetError(
+                f"{where}: only {len(row)} columns, so no {name} (column {index + 1} of the header)"
+            )
+    cell = {name: row[index].strip() for name, index in column.items()}
+    try:
+        class_id, coarse_id = int(cell[CLASS_ID]), int(cell[COARSE_ID])
+    except ValueError as exc:
+        raise DatasetError(f"{where}: class ids must be integers ({exc})") from exc
+    iconic = cell[ICONIC].lstrip("/")
+    return ProductClass(
+        class_id=class_id,
+        name=cell[CLASS_NAME],
+        coarse_id=coarse_id,
+        coarse_name=cell[COARSE_NAME],
+        iconic=root / iconic if iconic else None,
+        line=line,
+        iconic_written=cell[ICONIC],
+        where=where,
+    )
 
 
 def read_split(
@@ -115,6 +180,21 @@ def read_split(
     if not photos:
         raise DatasetError(f"split file {path} lists no photos")
     return photos
+
+
+def check_every_product_has_a_photo(
+    classes: list[ProductClass], photos: list[LabelledPhoto], split: str
+) -> None:
+    """Refuse a product with neither an iconic image nor a photo in ``split``: nothing of it
+    would be enrolled, so search could never answer it and its photos would count as misses."""
+    photographed = {photo.class_id for photo in photos}
+    for product in classes:
+        if product.iconic is None and product.class_id not in photographed:
+            raise DatasetError(
+                f"{product.where}: product {product.name!r} (class {product.class_id}) has no "
+                f"iconic image and no photo in {split}, so nothing of it can be enrolled; give "
+                "it an iconic image path or train photos"
+            )
 
 
 def _check_ids(photos: list[LabelledPhoto], classes: list[ProductClass]) -> None:

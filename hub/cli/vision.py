@@ -28,7 +28,14 @@ from hub.db import Database
 from hub.errors import HubError, InvalidInput
 from hub.inventory import Inventory
 from hub.photo_search import PhotoService
-from vision.dataset import DatasetError, LabelledPhoto, ProductClass, read_classes, read_split
+from vision.dataset import (
+    DatasetError,
+    LabelledPhoto,
+    ProductClass,
+    check_every_product_has_a_photo,
+    read_classes,
+    read_split,
+)
 from vision.errors import VisionError
 from vision.pack import ReferencePack, save_pack
 from vision.tools.finetune import BACKBONES, FinetuneSettings, TrainingPhoto
@@ -58,6 +65,7 @@ def dataset_store(
     try:
         classes = read_classes(dataset)
         enrol = read_split(dataset, enrol_split, classes)
+        check_every_product_has_a_photo(classes, enrol, enrol_split)
     except DatasetError as exc:
         raise InvalidInput(exc.message) from exc
     with tempfile.TemporaryDirectory(prefix="rh-vision-eval-") as tmp:
@@ -94,12 +102,14 @@ def dataset_store(
 
 
 def _product_row(product: ProductClass, dataset: Path) -> dict[str, object]:
-    return {
+    row: dict[str, object] = {
         "sku": dataset_sku(product.class_id),
         "names": {"en": product.name.replace("-", " ")},
         "category": product.coarse_name,
-        "image": str(product.iconic.relative_to(dataset)),
     }
+    if product.iconic is not None:  # without one the product has only its train photos
+        row["image"] = str(product.iconic.relative_to(dataset))
+    return row
 
 
 def _naming_the_photo(exc: HubError, chunk: list[LabelledPhoto]) -> HubError:
@@ -409,11 +419,13 @@ def _dataset_photos(dataset: Path) -> tuple[list[tuple[bytes, int]], list[str]]:
     """Catalogue images, then train photos: the order a store built from the dataset holds them."""
     try:
         classes = read_classes(dataset)
+        train = read_split(dataset, "train.txt", classes)
+        check_every_product_has_a_photo(classes, train, "train.txt")
     except DatasetError as exc:
         raise InvalidInput(exc.message) from exc
     index = {c.class_id: i for i, c in enumerate(classes)}
-    photos = [(c.iconic.read_bytes(), index[c.class_id]) for c in classes]
-    photos += _split_photos(dataset, "train.txt")
+    photos = [(c.iconic.read_bytes(), index[c.class_id]) for c in classes if c.iconic]
+    photos += [(p.path.read_bytes(), index[p.class_id]) for p in train]
     return photos, [dataset_sku(c.class_id) for c in classes]
 
 

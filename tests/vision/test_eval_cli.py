@@ -247,10 +247,117 @@ def banana_row(dataset: Path) -> tuple[int, list[str]]:
     raise AssertionError("no Banana row")
 
 
+def drop_train_photos(dataset: Path, class_id: int) -> None:
+    train = dataset / "train.txt"
+    lines = train.read_text(encoding="utf-8").splitlines()
+    kept = [line for line in lines if int(line.split(",")[1]) != class_id]
+    train.write_text("\n".join(kept) + "\n", encoding="utf-8")
+
+
 def run_eval(dataset: Path) -> Result:
     """``vision eval DATASET --split val.txt --json`` as the outside checks call it."""
     arguments = [str(dataset), "--split", "val.txt", "--json", "--model", str(MODEL)]
     return CliRunner().invoke(main, ["vision", "eval", *arguments])
+
+
+def test_classes_csv_columns_are_found_by_their_header_names(tmp_path: Path) -> None:
+    """Why: columns were read by position, so a classes.csv with Class ID and Coarse Class ID
+    swapped (header and rows alike) was blamed on val.txt's coarse classes, and one with the
+    iconic and description paths swapped had every image refused as "not a JPEG or PNG file"."""
+    dataset = small_dataset(tmp_path / "data")
+    expected = read_classes(dataset)
+    order = [0, 3, 2, 1, 5, 4]  # ids swapped, iconic and description paths swapped
+
+    def reorder(rows: list[list[str]]) -> list[list[str]]:
+        header = ["class name", "Coarse Class ID", "COARSE CLASS NAME (str)", "Class ID(int)",
+                  "Product Description Path (str)", " Iconic  Image Path (str) ", "Notes"]
+        return [header] + [[row[i] for i in order] + ["from a spreadsheet"] for row in rows[1:]]
+
+    edit_classes(dataset, reorder)
+    assert read_classes(dataset) == expected
+    result = run_eval(dataset)
+    assert result.exit_code == 0, result.output
+    figures = json.loads(result.output.strip().splitlines()[-1])
+    assert figures["n"] == 8 and figures["top1"] == 1.0 and figures["coarse_top1"] == 1.0
+
+
+@pytest.mark.parametrize(
+    ("header", "message"),
+    [
+        (
+            ["Class Name", "Class ID", "Coarse Class Name", "Coarse ID", "Iconic Image Path"],
+            r"the header has no 'Coarse Class ID' column",
+        ),
+        (
+            ["Class Name", "Class ID", "Coarse Class Name", "Coarse Class ID", "Image"],
+            r"the header has no 'Iconic Image Path' column",
+        ),
+        (
+            ["Class Name", "Class ID", "Coarse Class Name", "Class ID", "Iconic Image Path"],
+            r"columns 2 and 4 are both 'Class ID'",
+        ),
+    ],
+)
+def test_classes_csv_without_a_needed_column_says_which_it_needs(
+    tmp_path: Path, header: list[str], message: str
+) -> None:
+    """Why: a header naming other columns was ignored and its rows read by position; now a
+    missing column is refused with the columns needed and the header found."""
+    dataset = small_dataset(tmp_path / "data")
+    edit_classes(dataset, lambda rows: [header] + [row[:5] for row in rows[1:]])
+    with pytest.raises(DatasetError, match=rf"classes\.csv:1: {message}") as err:
+        read_classes(dataset)
+    if "both" not in message:
+        needed = "Class Name, Class ID, Coarse Class Name, Coarse Class ID, Iconic Image Path"
+        assert needed in err.value.message
+        assert err.value.message.endswith(f"its header is: {','.join(header)}")
+
+
+def test_blank_and_comma_only_rows_of_classes_csv_are_skipped(tmp_path: Path) -> None:
+    """Why: the empty ",,,,," rows a spreadsheet leaves stopped the run with "class ids must be
+    integers"; like blank lines in split files they are skipped, and line numbers still count
+    them."""
+    dataset = small_dataset(tmp_path / "data")
+    expected = [(c.class_id, c.name) for c in read_classes(dataset)]
+    classes = dataset / "classes.csv"
+    lines = classes.read_text(encoding="utf-8").splitlines()
+    lines[2:2] = [",,,,,", "   ", "", " , ,"]
+    lines.append(",,,,,")
+    classes.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    read = read_classes(dataset)
+    assert [(c.class_id, c.name) for c in read] == expected
+    assert [c.line for c in read] == [2, 7, 8, 9]
+    lines[3] = "Half,a row"
+    classes.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    with pytest.raises(DatasetError, match=r"classes\.csv:4: only 2 columns, so no Coarse Class"):
+        read_classes(dataset)
+
+
+def test_a_product_without_an_iconic_image_is_enrolled_with_its_train_photos(
+    tmp_path: Path,
+) -> None:
+    """Why: an empty Iconic Image Path became the dataset folder itself and stopped the run with
+    "image '.' is outside the images folder". Without train photos either, the product could
+    never be found: that is refused, named, before anything is enrolled."""
+    dataset = small_dataset(tmp_path / "data")
+    number, _ = banana_row(dataset)
+
+    def no_iconic(rows: list[list[str]]) -> list[list[str]]:
+        return [row[:4] + [""] + row[5:] if row[1] == str(BANANA) else row for row in rows]
+
+    edit_classes(dataset, no_iconic)
+    assert next(c for c in read_classes(dataset) if c.class_id == BANANA).iconic is None
+    result = run_eval(dataset)
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.output.strip().splitlines()[-1])["n"] == 8
+    drop_train_photos(dataset, BANANA)
+    result = run_eval(dataset)
+    assert result.exit_code == 1 and "Traceback" not in result.output, result.output
+    assert re.search(
+        rf"error: .*classes\.csv:{number}: product 'Banana' \(class {BANANA}\) has no iconic "
+        r"image and no photo in train\.txt",
+        result.output,
+    ), result.output
 
 
 def test_a_webp_iconic_image_is_enrolled_as_webp_photos_are(tmp_path: Path) -> None:
