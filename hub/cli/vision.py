@@ -20,7 +20,7 @@ from pathlib import Path
 import click
 import numpy as np
 
-from hub.catalog import Catalog
+from hub.catalog import Catalog, RowProblem
 from hub.cli.common import config_option, load, print_json, reports_errors
 from hub.clock import SystemClock
 from hub.config.vision import VisionConfig
@@ -80,12 +80,10 @@ def dataset_store(
                 [(c.line, _product_row(c, dataset)) for c in classes], dataset
             )
             if report.rejected:
-                raise InvalidInput(
-                    "classes.csv has products the catalogue refuses",
-                    details=[p.__dict__ for p in report.rejected],
-                )
+                raise _refused(report.rejected, classes)
             service = PhotoService(db, catalog, inventory, root / "images", config)
             service.load()
+            _check_iconic_embedded(service, classes)
             for first in range(0, len(enrol), ENROL_CHUNK):
                 chunk = enrol[first : first + ENROL_CHUNK]
                 try:
@@ -110,6 +108,40 @@ def _product_row(product: ProductClass, dataset: Path) -> dict[str, object]:
     if product.iconic is not None:  # without one the product has only its train photos
         row["image"] = str(product.iconic.relative_to(dataset))
     return row
+
+
+def _refused(problems: list[RowProblem], classes: list[ProductClass]) -> InvalidInput:
+    """The catalogue's refusal of classes.csv rows, named by file and line as the split errors
+    are (the import's row number is the classes.csv line it was given)."""
+    where = {c.line: c.where for c in classes}
+    first = problems[0]
+    more = f" (and {len(problems) - 1} more products, below)" if len(problems) > 1 else ""
+    return InvalidInput(
+        f"{where.get(first.row, 'classes.csv')}: the catalogue refuses product {first.sku}: "
+        f"{'; '.join(first.errors)}{more}",
+        details=[p.__dict__ for p in problems] if more else None,
+    )
+
+
+def _check_iconic_embedded(service: PhotoService, classes: list[ProductClass]) -> None:
+    """Stop at an iconic image the service could not embed. Why: a store logs and skips such a
+    file (one bad image must not stop its search), so the eval went on without the product's
+    catalogue image, or without the product at all, and printed figures as if nothing was wrong.
+    The image is embedded again here only to say why, in the words a photo's error uses."""
+    embedded = set(service.stored_vectors("iconic")[0])
+    for product in classes:
+        if product.iconic is None or dataset_sku(product.class_id) in embedded:
+            continue
+        try:
+            service.engine.embed(product.iconic.read_bytes())
+            reason, code = "it could not be embedded (the log above says why)", None
+        except VisionError as exc:
+            reason, code = exc.message, exc.code
+        except OSError as exc:
+            reason, code = f"it cannot be read ({exc.strerror})", None
+        raise InvalidInput(
+            f"{product.where}: iconic image {product.iconic_written}: {reason}", code=code
+        )
 
 
 def _naming_the_photo(exc: HubError, chunk: list[LabelledPhoto]) -> HubError:

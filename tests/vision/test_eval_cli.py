@@ -260,6 +260,41 @@ def run_eval(dataset: Path) -> Result:
     return CliRunner().invoke(main, ["vision", "eval", *arguments])
 
 
+@pytest.mark.parametrize("train_photos", [True, False], ids=["with train photos", "iconic only"])
+def test_eval_stops_at_an_iconic_image_it_cannot_decode(tmp_path: Path, train_photos: bool) -> None:
+    """Why: a cut-short catalogue image was only logged under its stored name
+    (GS-006/9aed....jpg) and the figures printed with exit 0; a product with no train photos then
+    had nothing enrolled and its photos counted as misses. It now stops as a bad train photo
+    does, naming classes.csv's line, the path as written there, and the reason."""
+    dataset = small_dataset(tmp_path / "data")
+    number, cells = banana_row(dataset)
+    iconic = dataset / cells[4].lstrip("/")
+    iconic.write_bytes(iconic.read_bytes()[:2000])
+    if not train_photos:
+        drop_train_photos(dataset, BANANA)
+    result = run_eval(dataset)
+    assert result.exit_code == 1 and "Traceback" not in result.output, result.output
+    where = rf"classes\.csv:{number}: iconic image {re.escape(cells[4])}: "
+    assert re.search(rf"error: .*{where}the JPEG file is cut short", result.output), result.output
+
+
+def test_eval_names_the_classes_csv_line_of_an_iconic_image_it_cannot_import(
+    tmp_path: Path,
+) -> None:
+    """Why: a missing iconic image stopped the run with "classes.csv has products the catalogue
+    refuses" and the line only in a JSON list below it."""
+    dataset = small_dataset(tmp_path / "data")
+    number, cells = banana_row(dataset)
+    (dataset / cells[4].lstrip("/")).unlink()
+    result = run_eval(dataset)
+    assert result.exit_code == 1 and "Traceback" not in result.output, result.output
+    assert re.search(
+        rf"error: .*classes\.csv:{number}: the catalogue refuses product GS-006: image "
+        rf"'{re.escape(cells[4].lstrip('/'))}' not found in",
+        result.output,
+    ), result.output
+
+
 def test_classes_csv_columns_are_found_by_their_header_names(tmp_path: Path) -> None:
     """Why: columns were read by position, so a classes.csv with Class ID and Coarse Class ID
     swapped (header and rows alike) was blamed on val.txt's coarse classes, and one with the
