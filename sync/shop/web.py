@@ -8,6 +8,7 @@ the order's status follows as the store reports it.
 from __future__ import annotations
 
 import json
+import logging
 import re
 import secrets
 from collections.abc import Awaitable, Callable
@@ -21,6 +22,7 @@ from sync.envelope import STORE_PATTERN, new_id
 from sync.messages import ID_PATTERN, SKU_PATTERN
 from sync.shop.context import SHOP, Shop
 
+log = logging.getLogger(__name__)
 M = TypeVar("M", bound=BaseModel)
 IdText = Annotated[str, Field(pattern=ID_PATTERN)]
 SkuText = Annotated[str, Field(pattern=SKU_PATTERN)]
@@ -69,24 +71,43 @@ class OptOutIn(BaseModel):
 
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+_HTTP_CODES = {404: "not_found", 405: "method_not_allowed", 413: "too_large",
+               415: "unsupported_media_type"}
+
+
+def _error(status: int, code: str, message: str, details: Any = None) -> web.Response:
+    body: dict[str, Any] = {"code": code, "message": message}
+    if details is not None:
+        body["details"] = details
+    return web.json_response({"error": body}, status=status)
 
 
 @web.middleware
 async def errors(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """Every failure leaves as ``{"error": {"code", "message", "details"}}``, never a traceback."""
+    """Every failure leaves as ``{"error": {"code", "message", "details"}}``, never a traceback.
+
+    Anything unexpected is logged with its traceback and answered as the documented JSON 500:
+    aiohttp's own answer is a text/plain 500 the mini-program cannot read (a RecursionError on
+    deeply nested JSON reached it that way)."""
     try:
         return await handler(request)
     except ApiError as exc:
-        body: dict[str, Any] = {"code": exc.code, "message": exc.message}
-        if exc.details is not None:
-            body["details"] = exc.details
-        return web.json_response({"error": body}, status=exc.status)
-    except web.HTTPNotFound:
-        return web.json_response({"error": {"code": "not_found", "message": "no such path"}},
-                                 status=404)
-    except web.HTTPMethodNotAllowed:
-        return web.json_response({"error": {"code": "method_not_allowed",
-                                             "message": "method not allowed here"}}, status=405)
+        return _error(exc.status, exc.code, exc.message, exc.details)
+    except web.HTTPException as exc:
+        if exc.status < 400:
+            raise
+        message = {404: "no such path", 405: f"{request.method} is not allowed here"}.get(
+            exc.status, exc.reason)
+        response = _error(exc.status, _HTTP_CODES.get(exc.status, "invalid"), message)
+        if "Allow" in exc.headers:
+            response.headers["Allow"] = exc.headers["Allow"]
+        return response
+    except ConnectionResetError:  # the client went away mid-request: nobody to answer
+        log.info("client left during %s %s", request.method, request.path)
+        return web.Response(status=400)
+    except Exception:
+        log.exception("unhandled error on %s %s", request.method, request.path)
+        return _error(500, "internal", "internal error; see the shop's log")
 
 
 def shop(request: web.Request) -> Shop:
@@ -94,6 +115,7 @@ def shop(request: web.Request) -> Shop:
 
 
 async def read_json(request: web.Request, model: type[M]) -> M:
+    """The body validated into ``model``, or an ApiError that says what is wrong with it."""
     limit = shop(request).config.http.max_json_bytes
     if request.content_type != "application/json":
         raise ApiError(415, "unsupported_media_type", "send JSON with Content-Type: "
@@ -106,6 +128,9 @@ async def read_json(request: web.Request, model: type[M]) -> M:
         data = json.loads(raw)
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise ApiError(400, "invalid", f"the body is not valid JSON: {exc}") from None
+    except RecursionError:  # Python's parser gives up near 1000 levels; no request needs 3
+        raise ApiError(400, "invalid", "the JSON is nested too deeply to read; no request "
+                       "nests more than three levels") from None
     try:
         return model.model_validate(data)
     except ValidationError as exc:

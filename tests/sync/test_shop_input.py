@@ -1,0 +1,69 @@
+"""What fuzzing the shop's API found, and what each case is answered now. Exchanges go through
+``call``, so each is also checked against docs/shop-openapi.yaml."""
+
+from __future__ import annotations
+
+import logging
+import sqlite3
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import pytest_asyncio
+
+from tests.fixtures.mosquitto import Mosquitto
+from tests.sync.conftest import STORE, SyncPair
+from tests.sync.test_shop_api import call
+
+
+@pytest_asyncio.fixture
+async def shop(tmp_path: Path, mosquitto: Mosquitto) -> AsyncIterator[SyncPair]:
+    """The shop alone on a broker, with ``STORE`` known as if it had reported (no hub: these
+    checks never reach a store)."""
+    pair = SyncPair(tmp_path, mosquitto)
+    await pair.start_shop()
+    _sql(pair, "INSERT INTO stores (store) VALUES (?)", STORE)
+    yield pair
+    await pair.close()
+
+
+def _sql(pair: SyncPair, query: str, *params: Any) -> list[tuple[Any, ...]]:
+    conn = sqlite3.connect(pair.shop_db)
+    try:
+        with conn:
+            return conn.execute(query, params).fetchall()
+    finally:
+        conn.close()
+
+
+def _nested(depth: int) -> bytes:
+    return b"[" * depth + b"]" * depth
+
+
+@pytest.mark.parametrize(("path", "template"), [
+    ("/api/orders/o-1/cancel", b'{"reason": %s}'),
+    ("/api/orders", b'{"store": "store-1", "member": "m-1", "lines": %s}'),
+    ("/api/members/m-1/opt-in", b'{"store": "store-1", "display_name": %s}'),
+])
+async def test_deeply_nested_json_is_refused_with_a_json_400(shop: SyncPair, path: str,
+                                                             template: bytes) -> None:
+    status, body = await call(shop, "POST", path, raw=template % _nested(2000))
+    assert status == 400
+    assert body["error"]["code"] == "invalid"
+    assert "nested too deeply" in body["error"]["message"]
+
+
+async def test_an_unexpected_failure_is_logged_and_answered_as_json(
+        shop: SyncPair, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+    assert shop.shop is not None
+
+    def broken() -> None:
+        raise RuntimeError("disk on fire")
+
+    monkeypatch.setattr(shop.shop.shop.store, "stores", broken)
+    with caplog.at_level(logging.ERROR, logger="sync.shop.web"):
+        status, body = await call(shop, "GET", "/api/stores")
+    assert status == 500
+    assert body == {"error": {"code": "internal", "message": "internal error; see the shop's log"}}
+    assert "disk on fire" in caplog.text and "Traceback" in caplog.text
