@@ -67,3 +67,26 @@ async def test_an_unexpected_failure_is_logged_and_answered_as_json(
     assert status == 500
     assert body == {"error": {"code": "internal", "message": "internal error; see the shop's log"}}
     assert "disk on fire" in caplog.text and "Traceback" in caplog.text
+
+
+@pytest.mark.parametrize(("method", "path", "body"), [
+    ("POST", "/api/members/ann%0A/opt-in", {"store": STORE}),
+    ("POST", "/api/members/ann%0A/opt-out", {"store": STORE}),
+    ("POST", "/api/members/ann%0A/withdraw", None),
+    ("GET", "/api/members/ann%0A/reminders", None),
+    ("GET", "/api/stock/OAT-1%0A", None),
+    ("GET", f"/api/stores/{STORE}%0A/stock", None),
+    ("GET", f"/api/stores/{STORE}/stock/OAT-1%0A", None),
+    ("GET", "/api/orders/o-1%0A", None),
+    ("POST", "/api/orders/o-1%0A/cancel", {}),
+])
+async def test_a_trailing_newline_in_a_path_id_is_refused(shop: SyncPair, method: str, path: str,
+                                                          body: Any) -> None:
+    status, error = await call(shop, method, path, body)
+    assert status == 400 and error["error"]["code"] == "invalid"
+    assert _sql(shop, "SELECT count(*) FROM commands") == [(0,)]
+
+
+async def test_withdraw_documents_its_400(shop: SyncPair) -> None:
+    status, body = await call(shop, "POST", "/api/members/bad!/withdraw")
+    assert status == 400 and body["error"]["code"] == "invalid"
