@@ -147,11 +147,11 @@ def _check(plan: BrokerPlan) -> None:
     if not plan.stores:
         raise BrokerSetupError("name at least one store")
     for store in plan.stores:
-        if not re.match(STORE_PATTERN, store):
+        if not re.fullmatch(STORE_PATTERN, store):
             raise BrokerSetupError(f"store id {store!r} is not valid (lowercase letters, digits, "
                                    "'-' and '_')")
     for user in plan.shop_users:
-        if not re.match(USER_PATTERN, user):
+        if not re.fullmatch(USER_PATTERN, user):
             raise BrokerSetupError(f"shop user name {user!r} is not valid")
     clash = set(plan.stores) & set(plan.shop_users)
     if clash:

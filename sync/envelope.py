@@ -22,10 +22,18 @@ STORE_PATTERN = r"^[a-z0-9][a-z0-9_-]{0,63}$"
 TYPE_PATTERN = r"^[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)*$"
 T = TypeVar("T")
 
+
+def whole(pattern: str) -> str:
+    r"""``pattern`` (``^...$``) for msgspec, which checks with ``re.search``: there ``$`` also
+    matches before a trailing newline, so 'store-1\n' passed as a store id. ``\Z`` ends it at the
+    very end; the ``$`` form stays for JSON Schema and pydantic, which anchor it there."""
+    return pattern.removesuffix("$") + r"\Z"
+
+
 Seq = Annotated[int, msgspec.Meta(ge=0, le=MAX_SEQ)]
-MessageId = Annotated[str, msgspec.Meta(pattern=ULID_PATTERN)]
-StoreId = Annotated[str, msgspec.Meta(pattern=STORE_PATTERN)]
-MessageType = Annotated[str, msgspec.Meta(pattern=TYPE_PATTERN, max_length=64)]
+MessageId = Annotated[str, msgspec.Meta(pattern=whole(ULID_PATTERN))]
+StoreId = Annotated[str, msgspec.Meta(pattern=whole(STORE_PATTERN))]
+MessageType = Annotated[str, msgspec.Meta(pattern=whole(TYPE_PATTERN), max_length=64)]
 
 
 class Envelope(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):

@@ -12,12 +12,12 @@ from typing import Annotated, Any, Literal
 
 import msgspec
 
-from sync.envelope import MessageId, Seq
+from sync.envelope import MessageId, Seq, whole
 
 ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,63}$"
 SKU_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"
-ID = Annotated[str, msgspec.Meta(pattern=ID_PATTERN)]
-Sku = Annotated[str, msgspec.Meta(pattern=SKU_PATTERN)]
+ID = Annotated[str, msgspec.Meta(pattern=whole(ID_PATTERN))]
+Sku = Annotated[str, msgspec.Meta(pattern=whole(SKU_PATTERN))]
 Text = Annotated[str, msgspec.Meta(max_length=500)]
 OrderState = Literal[
     "pending", "accepted", "rejected", "ready", "collected", "cancelled", "expired"
@@ -139,7 +139,7 @@ class MemberUpsert(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     id: ID
     display_name: Annotated[str, msgspec.Meta(max_length=100)] = ""
     consent: bool
-    beacon_key: Annotated[str, msgspec.Meta(pattern=r"^[0-9a-fA-F]{32}$")] | None = None
+    beacon_key: Annotated[str, msgspec.Meta(pattern=r"^[0-9a-fA-F]{32}\Z")] | None = None
 
 
 class CatalogUpdate(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):

@@ -150,7 +150,8 @@ def test_generated_files(tmp_path: Path) -> None:
     assert again.exit_code == 0
     assert (tmp_path / "credentials" / "a-1.password").read_text() == first
     for bad in (["--store", "Bad Store", "--no-tls"], ["--store", "shop", "--no-tls"],
-                ["--store", "a"]):
+                ["--store", "a"], ["--store", "a-1\n", "--no-tls"],
+                ["--store", "a-1", "--shop-user", "shop\n", "--no-tls"]):
         refused = CliRunner().invoke(main, ["broker", "config", "--out", str(tmp_path), *bad])
         assert refused.exit_code == 2, bad
     assert password_hash("secret", b"\x00" * 12).startswith("$7$101$AAAAAAAAAAAAAAAA$")

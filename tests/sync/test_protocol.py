@@ -143,6 +143,26 @@ def test_the_asyncapi_document_refuses_ids_the_hub_refuses(
         msgspec.convert(data, struct)
 
 
+@pytest.mark.parametrize(("struct", "data"), [
+    (messages.MemberUpsert, {"id": "ann\n", "consent": True}),
+    (messages.MemberUpsert, {"id": "ann", "consent": True, "beacon_key": "0" * 32 + "\n"}),
+    (messages.OrderPlace, {"id": "o-1", "lines": [{"sku": "A\n", "qty": 1}]}),
+])
+def test_a_trailing_newline_is_not_part_of_a_valid_id(struct: type,
+                                                      data: dict[str, object]) -> None:
+    """Why: msgspec checks patterns with re.search, where '$' also matches before a final
+    newline, so a command could carry 'ann\\n' as a member id."""
+    with pytest.raises(msgspec.ValidationError):
+        msgspec.convert(data, struct)
+
+
+def test_an_envelope_whose_store_ends_in_a_newline_is_refused() -> None:
+    payload = build(store="s-1", epoch=0, seq=1, type_="a", ts=0, data={})
+    with pytest.raises(ProtocolError) as caught:
+        decode(payload.replace(b'"s-1"', b'"s-1\\n"'), 1024)
+    assert caught.value.reason == "invalid_envelope"
+
+
 async def test_a_stop_during_a_reply_is_not_lost() -> None:
     """Why: asyncio.wait_for on Python 3.11 returns the result when the awaited future completes
     in the same loop step as the cancel, losing the cancellation; the connection task then ran on
