@@ -34,6 +34,10 @@ class ShopHttpConfig(_Strict):
     port: int = Field(default=8090, ge=0, le=65535, description="TCP port (0 picks a free one).")
     max_json_bytes: int = Field(default=64 * 1024, ge=1024, le=16 * 1024 * 1024,
                                 description="Largest JSON request body.")
+    body_timeout_s: float = Field(
+        default=15.0, gt=0, le=300,
+        description="A request body must arrive whole within this many seconds, or it is refused "
+        "(400 too_slow): a body that stops arriving would otherwise hold its request for ever.")
 
 
 class ShopSyncConfig(_Strict):

@@ -7,6 +7,7 @@ the order's status follows as the store reports it.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import re
@@ -116,14 +117,20 @@ def shop(request: web.Request) -> Shop:
 
 async def read_json(request: web.Request, model: type[M]) -> M:
     """The body validated into ``model``, or an ApiError that says what is wrong with it."""
-    limit = shop(request).config.http.max_json_bytes
+    http = shop(request).config.http
     if request.content_type != "application/json":
         raise ApiError(415, "unsupported_media_type", "send JSON with Content-Type: "
                        "application/json")
-    try:  # the app's client_max_size is the limit; read() waits for the whole body
-        raw = await request.read()
+    try:  # the app's client_max_size is the limit; read() waits for the whole body ...
+        async with asyncio.timeout(http.body_timeout_s):  # ... so not for ever
+            raw = await request.read()
     except web.HTTPRequestEntityTooLarge:
-        raise ApiError(413, "too_large", f"the JSON body is larger than {limit} bytes") from None
+        raise ApiError(413, "too_large", f"the JSON body is larger than {http.max_json_bytes} "
+                       "bytes") from None
+    except TimeoutError:
+        raise ApiError(400, "too_slow", f"the body did not arrive within "
+                       f"{http.body_timeout_s:g} s; send it again over a better connection"
+                       ) from None
     try:
         data = json.loads(raw)
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:

@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import json
 import logging
 import sqlite3
 from collections.abc import AsyncIterator
@@ -11,10 +13,11 @@ from typing import Any
 
 import pytest
 import pytest_asyncio
+from openapi_core.testing import MockRequest, MockResponse
 
 from tests.fixtures.mosquitto import Mosquitto
 from tests.sync.conftest import STORE, SyncPair
-from tests.sync.test_shop_api import call
+from tests.sync.test_shop_api import call, spec
 
 
 @pytest_asyncio.fixture
@@ -85,6 +88,32 @@ async def test_a_trailing_newline_in_a_path_id_is_refused(shop: SyncPair, method
     status, error = await call(shop, method, path, body)
     assert status == 400 and error["error"]["code"] == "invalid"
     assert _sql(shop, "SELECT count(*) FROM commands") == [(0,)]
+
+
+async def test_a_body_that_stops_arriving_is_refused_too_slow(shop: SyncPair) -> None:
+    """Content-Length 1000 and 7 bytes sent: the answer comes once the body timeout passes."""
+    assert shop.shop is not None
+    shop.shop.config.http.body_timeout_s = 0.5
+    host, port = shop.shop.url.removeprefix("http://").split(":")
+    reader, writer = await asyncio.open_connection(host, int(port))
+    try:
+        writer.write(b"POST /api/orders HTTP/1.1\r\nHost: shop\r\nContent-Type: application/json"
+                     b"\r\nContent-Length: 1000\r\n\r\n{\"store")
+        await writer.drain()
+        head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 10)
+        lines = head.decode().split("\r\n")
+        headers = {k.lower(): v.strip() for k, _, v in (h.partition(":") for h in lines[1:] if h)}
+        payload = await asyncio.wait_for(reader.readexactly(int(headers["content-length"])), 10)
+    finally:
+        writer.close()
+    assert lines[0].startswith("HTTP/1.1 400")
+    assert headers["content-type"].startswith("application/json")
+    body = json.loads(payload)
+    assert body["error"]["code"] == "too_slow" and "0.5 s" in body["error"]["message"]
+    request = MockRequest("http://127.0.0.1:8090", "post", "/api/orders",
+                          content_type="application/json")
+    spec().validate_response(request, MockResponse(payload, status_code=400,
+                                                   content_type="application/json"))
 
 
 async def test_withdraw_documents_its_400(shop: SyncPair) -> None:
