@@ -22,6 +22,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from sync.envelope import STORE_PATTERN, new_id
 from sync.messages import ID_PATTERN, SKU_PATTERN
 from sync.shop.context import SHOP, Shop
+from sync.shop.store import UnknownStore
 
 log = logging.getLogger(__name__)
 M = TypeVar("M", bound=BaseModel)
@@ -157,6 +158,11 @@ def _path(request: web.Request, name: str, pattern: str) -> str:
     return value
 
 
+def _unknown_store(store: str) -> ApiError:
+    return ApiError(404, "not_found", f"store {store!r} has not reported to the shop; check the "
+                    "store id, or wait until the store has connected once")
+
+
 async def healthz(request: web.Request) -> web.Response:
     s = shop(request)
     return web.json_response({"status": "ok", "broker": "connected" if s.link.subscribed.is_set()
@@ -177,7 +183,7 @@ async def store_stock(request: web.Request) -> web.Response:
     store = _path(request, "store", STORE_PATTERN)
     rows = await s.store.read(s.store.stock, store, None)
     if not rows and not await s.store.read(s.store.store_known, store):
-        raise ApiError(404, "not_found", f"no store {store!r} has reported to the shop")
+        raise _unknown_store(store)
     return web.json_response({"store": store, "stock": [r.to_json() for r in rows]})
 
 
@@ -225,12 +231,13 @@ async def stock_stream(request: web.Request) -> web.StreamResponse:
 async def place_order(request: web.Request) -> web.Response:
     s = shop(request)
     order = await read_json(request, OrderIn)
-    if not await s.store.read(s.store.store_known, order.store):
-        raise ApiError(404, "not_found", f"no store {order.store!r} has reported to the shop")
     order_id = f"o-{new_id()}"
     lines = [line.model_dump() for line in order.lines]
-    command = await s.store.write(s.store.place_order, order_id, order.store, order.member,
-                                  lines, s.clock())
+    try:
+        command = await s.store.write(s.store.place_order, order_id, order.store, order.member,
+                                      lines, s.clock())
+    except UnknownStore:
+        raise _unknown_store(order.store) from None
     await s.link.send(command)
     return web.json_response({"id": order_id, "store": order.store, "state": "requested"},
                              status=202)
@@ -263,8 +270,11 @@ async def opt_in(request: web.Request) -> web.Response:
     s = shop(request)
     member = _path(request, "member", ID_PATTERN)
     body = await read_json(request, OptInIn)
-    key, command = await s.store.write(s.store.opt_in, member, body.store, body.display_name,
-                                       True, secrets.token_hex(16), s.clock())
+    try:
+        key, command = await s.store.write(s.store.opt_in, member, body.store, body.display_name,
+                                           True, secrets.token_hex(16), s.clock())
+    except UnknownStore:
+        raise _unknown_store(body.store) from None
     await s.link.send(command)
     return web.json_response({"member": member, "store": body.store, "beacon_key": key},
                              status=202)
@@ -276,8 +286,11 @@ async def opt_out(request: web.Request) -> web.Response:
     body = await read_json(request, OptOutIn)
     if not await s.store.read(s.store.member_known, member):
         raise ApiError(404, "not_found", f"member {member!r} never opted in")
-    _, command = await s.store.write(s.store.opt_in, member, body.store, "", False,
-                                     secrets.token_hex(16), s.clock())
+    try:
+        _, command = await s.store.write(s.store.opt_in, member, body.store, "", False,
+                                         secrets.token_hex(16), s.clock())
+    except UnknownStore:
+        raise _unknown_store(body.store) from None
     await s.link.send(command)
     return web.json_response({"member": member, "store": body.store, "beacon_key": None},
                              status=202)

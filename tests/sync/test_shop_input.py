@@ -15,6 +15,7 @@ import pytest
 import pytest_asyncio
 from openapi_core.testing import MockRequest, MockResponse
 
+from sync.shop.store import ShopStore, UnknownStore
 from tests.fixtures.mosquitto import Mosquitto
 from tests.sync.conftest import STORE, SyncPair
 from tests.sync.test_shop_api import call, spec
@@ -114,6 +115,42 @@ async def test_a_body_that_stops_arriving_is_refused_too_slow(shop: SyncPair) ->
                           content_type="application/json")
     spec().validate_response(request, MockResponse(payload, status_code=400,
                                                    content_type="application/json"))
+
+
+async def test_opting_in_or_out_at_a_store_that_never_reported_is_refused(
+        shop: SyncPair) -> None:
+    status, body = await call(shop, "POST", "/api/members/m-1/opt-in", {"store": "nowhere"})
+    assert status == 404 and "has not reported to the shop" in body["error"]["message"]
+    status, _ = await call(shop, "POST", "/api/members/m-1/opt-in", {"store": STORE})
+    assert status == 202
+    status, body = await call(shop, "POST", "/api/members/m-1/opt-out", {"store": "nowhere"})
+    assert status == 404 and "has not reported to the shop" in body["error"]["message"]
+    status, body = await call(shop, "POST", "/api/members/m-1/withdraw")
+    assert status == 202 and body["stores"] == [STORE]
+    assert _sql(shop, "SELECT store, count(*) FROM commands GROUP BY store") == [(STORE, 2)]
+    assert _sql(shop, "SELECT store FROM member_stores") == [(STORE,)]
+
+
+def test_no_command_is_stored_for_a_store_that_never_reported(tmp_path: Path) -> None:
+    """The database refuses it too, and pending commands of unknown stores left by an older
+    version do not crowd out real ones in what is sent on a reconnect."""
+    store = ShopStore(tmp_path / "shop.db")
+    try:
+        store.create_schema()
+        conn = store._conn()
+        conn.execute("INSERT INTO stores (store) VALUES (?)", (STORE,))
+        with pytest.raises(UnknownStore, match="'nowhere' has not reported to the shop"):
+            store.opt_in("m-1", "nowhere", "", True, "0" * 32, 1.0)
+        with pytest.raises(UnknownStore):
+            store.place_order("o-1", "nowhere", "m-1", [{"sku": "OAT-1", "qty": 1}], 1.0)
+        assert conn.execute("SELECT count(*) FROM commands").fetchone() == (0,)
+        conn.executemany("INSERT INTO commands (id, store, type, data, status, created_at) "
+                         "VALUES (?, ?, 'member.upsert', '{}', 'pending', 0)",
+                         [(f"old-{i}", "ghost") for i in range(1500)])
+        store.opt_in("m-1", STORE, "", True, "0" * 32, 1.0)
+        assert [c.store for c in store.pending_commands(None, None)] == [STORE]
+    finally:
+        store.close()
 
 
 async def test_withdraw_documents_its_400(shop: SyncPair) -> None:
