@@ -29,6 +29,9 @@ M = TypeVar("M", bound=BaseModel)
 IdText = Annotated[str, Field(pattern=ID_PATTERN)]
 SkuText = Annotated[str, Field(pattern=SKU_PATTERN)]
 StoreText = Annotated[str, Field(pattern=STORE_PATTERN)]
+#: Request bodies are validated strictly: ``true`` or ``"1"`` is not a quantity (the hub, which
+#: applies the command, refuses them; accepting them here promised what would never happen).
+STRICT = ConfigDict(extra="forbid", strict=True)
 
 
 class ApiError(Exception):
@@ -40,7 +43,7 @@ class ApiError(Exception):
 
 
 class LineIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = STRICT
     sku: SkuText = Field(description="Product SKU.")
     qty: int = Field(ge=1, le=99, description="Units wanted.")
 
@@ -48,27 +51,27 @@ class LineIn(BaseModel):
 class OrderIn(BaseModel):
     """An order for pickup at a store."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = STRICT
     store: StoreText = Field(description="Store to collect from.")
     member: IdText = Field(description="Member placing the order.")
     lines: list[LineIn] = Field(min_length=1, max_length=50, description="What to reserve.")
 
 
 class CancelIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = STRICT
     reason: str | None = Field(default=None, max_length=300, description="Why.")
 
 
 class OptInIn(BaseModel):
     """A member opting in to arrival reminders at a store."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = STRICT
     store: StoreText = Field(description="The member's store.")
     display_name: str = Field(default="", max_length=100, description="Name staff see.")
 
 
 class OptOutIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = STRICT
     store: StoreText = Field(description="The store to stop reminders at.")
 
 
@@ -145,8 +148,9 @@ async def read_json(request: web.Request, model: type[M]) -> M:
         details = [{"field": ".".join(map(str, e["loc"])),
                     "message": "unknown field" if e["type"] == "extra_forbidden" else e["msg"]}
                    for e in exc.errors()]
-        raise ApiError(400, "invalid", "the body does not match what this endpoint expects",
-                       details) from None
+        fields = ", ".join(d["field"] for d in details)
+        raise ApiError(400, "invalid", f"the body does not match what this endpoint expects: "
+                       f"{fields}", details) from None
 
 
 def _path(request: web.Request, name: str, pattern: str) -> str:

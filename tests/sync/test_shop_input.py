@@ -20,6 +20,8 @@ from tests.fixtures.mosquitto import Mosquitto
 from tests.sync.conftest import STORE, SyncPair
 from tests.sync.test_shop_api import call, spec
 
+ORDER = {"store": STORE, "member": "m-1", "lines": [{"sku": "OAT-1", "qty": 1}]}
+
 
 @pytest_asyncio.fixture
 async def shop(tmp_path: Path, mosquitto: Mosquitto) -> AsyncIterator[SyncPair]:
@@ -151,6 +153,22 @@ def test_no_command_is_stored_for_a_store_that_never_reported(tmp_path: Path) ->
         assert [c.store for c in store.pending_commands(None, None)] == [STORE]
     finally:
         store.close()
+
+
+@pytest.mark.parametrize(("path", "body", "field"), [
+    ("/api/orders", {**ORDER, "lines": [{"sku": "OAT-1", "qty": True}]}, "lines.0.qty"),
+    ("/api/orders", {**ORDER, "lines": [{"sku": "OAT-1", "qty": "1"}]}, "lines.0.qty"),
+    ("/api/orders", {**ORDER, "lines": [{"sku": "OAT-1", "qty": 1.0}]}, "lines.0.qty"),
+    ("/api/members/m-1/opt-in", {"store": STORE, "display_name": 5}, "display_name"),
+    ("/api/orders/o-1/cancel", {"reason": False}, "reason"),
+])
+async def test_lax_types_are_refused_naming_the_field(shop: SyncPair, path: str,
+                                                      body: dict[str, Any], field: str) -> None:
+    status, error = await call(shop, "POST", path, body)
+    assert status == 400
+    assert [d["field"] for d in error["error"]["details"]] == [field]
+    assert field in error["error"]["message"]
+    assert _sql(shop, "SELECT count(*) FROM commands") == [(0,)]
 
 
 async def test_withdraw_documents_its_400(shop: SyncPair) -> None:
