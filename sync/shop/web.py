@@ -142,6 +142,8 @@ async def read_json(request: web.Request, model: type[M]) -> M:
     except RecursionError:  # Python's parser gives up near 1000 levels; no request needs 3
         raise ApiError(400, "invalid", "the JSON is nested too deeply to read; no request "
                        "nests more than three levels") from None
+    if not isinstance(data, dict):
+        raise ApiError(400, "invalid", "the body must be a JSON object")
     try:
         return model.model_validate(data)
     except ValidationError as exc:
