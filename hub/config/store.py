@@ -53,7 +53,7 @@ class StoreConfig(StrictModel):
     @field_validator("id")
     @classmethod
     def _check_id(cls, value: str) -> str:
-        if not STORE_ID_PATTERN.match(value):
+        if not STORE_ID_PATTERN.fullmatch(value):
             raise ValueError(
                 "store id must be 1-64 characters of lowercase letters, digits, '-' or '_', "
                 "starting with a letter or digit"

@@ -25,7 +25,7 @@ async def ledger(request: web.Request) -> web.Response:
     require_staff(request)
     svc = services(request)
     sku = request.query.get("sku")
-    if sku is not None and not re.match(SKU_PATTERN, sku):
+    if sku is not None and not re.fullmatch(SKU_PATTERN, sku):
         raise InvalidInput("'sku' is not a valid SKU")
     flagged_raw = request.query.get("flagged")
     if flagged_raw not in (None, "true", "false"):

@@ -120,6 +120,14 @@ async def test_oversized_bodies(client: TestClient, staff: dict[str, str]) -> No
     assert (await response.json())["error"]["code"] == "too_large"
 
 
+async def test_a_ledger_query_for_a_sku_with_a_trailing_newline_is_refused(
+    client: TestClient, staff: dict[str, str]
+) -> None:
+    response = await client.get("/api/stock/movements?sku=OAT-1%0A", headers=staff)
+    assert response.status == 400
+    assert "not a valid SKU" in (await response.json())["error"]["message"]
+
+
 async def test_unknown_paths_and_methods(client: TestClient) -> None:
     response = await client.get("/api/nothing-here")
     assert response.status == 404 and (await response.json())["error"]["code"] == "not_found"
