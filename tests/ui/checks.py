@@ -1,12 +1,13 @@
-"""Checks run inside the page: axe-core (the copy shipped with axe-playwright-python) and the
-size of everything a finger or a pointer can activate."""
+"""Checks run inside the page: axe-core (the copy shipped with axe-playwright-python), the
+size of everything a finger or a pointer can activate, and the contrast of a control as it looks
+at the moment (hovered, pressed), which axe does not put it in."""
 
 from __future__ import annotations
 
 from typing import Any
 
 from axe_playwright_python.sync_playwright import Axe
-from playwright.sync_api import Page
+from playwright.sync_api import Locator, Page
 
 AXE = Axe()
 KIOSK_TARGET_PX = 80
@@ -40,3 +41,38 @@ def visible_targets(page: Page) -> list[dict[str, Any]]:
 def small_targets(page: Page, minimum: float = KIOSK_TARGET_PX) -> list[dict[str, Any]]:
     return [t for t in visible_targets(page)
             if t["width"] < minimum - 0.5 or t["height"] < minimum - 0.5]
+
+
+_CONTRAST_JS = """(el) => {
+  const rgb = (value) => value.match(/[\\d.]+/g).map(Number);
+  const luminance = ([r, g, b]) => [r, g, b].map((c) => c / 255)
+    .map((c) => (c <= 0.03928 ? c / 12.92 : ((c + 0.055) / 1.055) ** 2.4))
+    .reduce((sum, c, i) => sum + c * [0.2126, 0.7152, 0.0722][i], 0);
+  let paper = [255, 255, 255];
+  for (let node = el; node; node = node.parentElement) {
+    const colour = rgb(getComputedStyle(node).backgroundColor);
+    if (colour.length < 4 || colour[3] > 0) { paper = colour; break; }
+  }
+  const [light, dark] = [luminance(rgb(getComputedStyle(el).color)), luminance(paper)]
+    .sort((a, b) => b - a);
+  return (light + 0.05) / (dark + 0.05);
+}"""
+
+
+def contrast(target: Locator) -> float:
+    """Contrast ratio of an element's text on its background as it looks now (hovered, focused,
+    pressed or not): the WCAG formula on the computed colours, both taken as opaque."""
+    ratio: float = target.evaluate(_CONTRAST_JS)
+    return ratio
+
+
+def low_contrast_buttons(page: Page, minimum: float = 7.0) -> list[str]:
+    """Every visible button whose text falls under ``minimum`` while the mouse is over it (those
+    of the open dialog only: it takes the pointer from the page behind it)."""
+    dialog = page.locator("dialog[open]")
+    low = []
+    for button in (dialog if dialog.count() else page).locator("button:visible").all():
+        button.hover()
+        if (ratio := contrast(button)) < minimum:
+            low.append(f"{button.evaluate('el => el.outerHTML.slice(0, 80)')}: {ratio:.2f}")
+    return low

@@ -1,15 +1,22 @@
 """axe-core finds no violation on any kiosk or staff screen (the kiosk also held to the AAA 7:1
-contrast rule), and every kiosk control is at least 80 x 80 CSS pixels on every screen."""
+contrast rule), every kiosk control is at least 80 x 80 CSS pixels on every screen, and buttons
+keep 7:1 tapped, under a mouse, focused and turned on."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 
 import pytest
-from playwright.sync_api import Page, expect
+from playwright.sync_api import Browser, Page, expect
 
-from tests.ui.checks import assert_accessible, small_targets, visible_targets
-from tests.ui.conftest import UiHub
+from tests.ui.checks import (
+    assert_accessible,
+    contrast,
+    low_contrast_buttons,
+    small_targets,
+    visible_targets,
+)
+from tests.ui.conftest import TIMEOUT_MS, UiHub
 
 
 def kiosk_home(page: Page) -> None:
@@ -80,6 +87,47 @@ def test_target_check_sees_a_small_button(kiosk_page: Page) -> None:
     assert small == ['<button style="min-height: 0px; min-width: 0px; padding: 0px;">x</button>']
 
 
+def test_a_tapped_toggle_stays_readable_on_a_touch_screen(browser: Browser, ui_hub: UiHub) -> None:
+    """Why: on a touch screen the tapped "Larger text" kept its hover look on top of its on look,
+    white on light grey (1.1:1), its words invisible until a tap elsewhere."""
+    context = browser.new_context(base_url=ui_hub.url, viewport={"width": 1280, "height": 800},
+                                  has_touch=True, reduced_motion="reduce")
+    context.set_default_timeout(TIMEOUT_MS)
+    try:
+        page = context.new_page()
+        page.goto("/kiosk")
+        page.wait_for_selector("html[data-ready=true]")
+        toggle = page.locator("#large-text")
+        toggle.tap()
+        expect(toggle).to_have_attribute("aria-pressed", "true")
+        assert contrast(toggle) >= 7
+        korean = page.get_by_role("button", name="한국어")
+        korean.tap()
+        expect(korean).to_have_attribute("aria-pressed", "true")
+        assert contrast(korean) >= 7
+        toggle.tap()
+        expect(toggle).to_have_attribute("aria-pressed", "false")
+        assert contrast(toggle) >= 7
+    finally:
+        context.close()
+
+
+def test_kiosk_buttons_stay_readable_under_a_mouse_on_and_off(kiosk_page: Page) -> None:
+    """Every kiosk button keeps 7:1 under the mouse, focused, and turned on (pressed)."""
+    kiosk_page.emulate_media(reduced_motion="reduce")  # colours at once, not mid-transition
+    assert low_contrast_buttons(kiosk_page) == []
+    toggle = kiosk_page.locator("#large-text")
+    toggle.click()  # on, focused and under the mouse at once
+    expect(toggle).to_have_attribute("aria-pressed", "true")
+    assert contrast(toggle) >= 7
+    kiosk_page.get_by_role("button", name="한국어").click()
+    kiosk_page.keyboard.press("Shift+Tab")  # "English", off, focused from the keyboard
+    assert contrast(kiosk_page.locator(":focus")) >= 7
+    assert low_contrast_buttons(kiosk_page) == []
+    kiosk_page.get_by_role("button", name="말로 찾기").click()
+    assert low_contrast_buttons(kiosk_page) == []
+
+
 def staff_orders(page: Page, hub: UiHub) -> None:
     expect(page.get_by_role("heading", name="Pickup queue")).to_be_visible()
 
@@ -114,6 +162,8 @@ STAFF_SCREENS: dict[str, Callable[[Page, UiHub], None]] = {
 def test_staff_screen_is_accessible(staff_page: Page, ui_hub: UiHub, screen: str) -> None:
     STAFF_SCREENS[screen](staff_page, ui_hub)
     assert_accessible(staff_page)
+    staff_page.emulate_media(reduced_motion="reduce")
+    assert low_contrast_buttons(staff_page) == []
 
 
 def test_staff_sign_in_screen_is_accessible(page: Page) -> None:
