@@ -8,7 +8,7 @@ import itertools
 import re
 from urllib.parse import parse_qs, urlsplit
 
-from playwright.sync_api import Page, expect
+from playwright.sync_api import Page, Route, expect
 
 from sync.ports import StockLevel
 from tests.ui.conftest import UiHub
@@ -75,6 +75,30 @@ def test_unknown_product_is_not_in_this_store(kiosk_page: Page) -> None:
     expect(answer_title(kiosk_page)).to_have_text("Not in this store")
     expect(kiosk_page.locator("#answer-text")).to_contain_text("“brocoli”")
     expect(kiosk_page.locator("#results .card")).to_have_count(0)
+
+
+SEARCH_DOWN = "The search is not working right now. Please ask a member of staff."
+
+
+def test_a_search_that_fails_is_told_in_plain_words(kiosk_page: Page) -> None:
+    """Why: with the hub down a typed search answered "Sorry, something went wrong: The hub
+    cannot be reached.", and a server error "…: The hub answered 500."."""
+    failures = {"oat": lambda route: route.abort("connectionrefused"),
+                "banana": lambda route: route.fulfill(status=500, body="Internal Server Error"),
+                "kiwi": lambda route: route.fulfill(status=502, json={"error": {
+                    "code": "bad_gateway", "message": "upstream hub.local:8080 refused"}})}
+
+    def fail(route: Route) -> None:
+        query = parse_qs(urlsplit(route.request.url).query)["q"][0]
+        failures[query](route)
+
+    kiosk_page.route(re.compile(r".*/api/products\?.*"), fail)
+    type_search(kiosk_page, "oat")
+    for query in failures:
+        box = kiosk_page.get_by_role("searchbox", name="Product name")
+        box.fill(query)
+        expect(answer_title(kiosk_page)).to_have_text(SEARCH_DOWN)
+    expect(kiosk_page.locator("#announce")).to_have_text(SEARCH_DOWN)
 
 
 def test_stock_change_is_pushed_to_an_open_kiosk(kiosk_page: Page, ui_hub: UiHub) -> None:

@@ -14,6 +14,7 @@ from playwright.sync_api import Page, Route, expect
 from tests.ui.conftest import GROCERY, UiHub
 
 SHOWN_NAMES = "#results .card .name, #choices button"
+SEARCH_DOWN = "The search is not working right now. Please ask a member of staff."
 BANANA_PHOTO = GROCERY / "val" / "Fruit" / "Banana" / "Banana_001.jpg"
 
 
@@ -119,6 +120,78 @@ def test_a_file_that_is_no_picture_is_explained_plainly(kiosk_page: Page, tmp_pa
         kiosk_page.get_by_role("button", name="Choose a picture").click()
     chooser.value.set_files(big)
     assert "Banana" in shown_products(kiosk_page)
+
+
+def choose_picture(page: Page, picture: Path) -> None:
+    with page.expect_file_chooser() as chooser:
+        page.get_by_role("button", name="Choose a picture").click()
+    chooser.value.set_files(picture)
+
+
+def test_a_photo_the_hub_cannot_take_is_not_blamed_on_the_picture(kiosk_page: Page,
+                                                                   tmp_path: Path) -> None:
+    """Why: a photo sent while the hub was unreachable was answered "This picture could not be
+    used. Please take a photo with the camera": the picture was fine."""
+    answers: list = [lambda route: route.abort("connectionrefused"),
+                     lambda route: route.fulfill(status=500, body="Internal Server Error"),
+                     lambda route: route.fulfill(status=413, json={"error": {
+                         "code": "too_large", "message": "the upload is over 12 MiB"}})]
+    kiosk_page.route("**/api/search/photo", lambda route: answers.pop(0)(route))
+    kiosk_page.get_by_role("button", name="Show a photo").click()
+    wait_for_video(kiosk_page)
+    title = kiosk_page.locator("#answer-title")
+    for expected in (SEARCH_DOWN, SEARCH_DOWN, "This picture could not be used. Please take a "
+                     "photo with the camera, or ask a member of staff."):
+        kiosk_page.get_by_role("button", name="Take photo").click()
+        expect(title).to_have_text(expected)
+        expect(kiosk_page.locator("#photo-status")).to_have_text("")
+        title.evaluate("el => { el.textContent = ''; }")
+    assert answers == []
+
+
+def test_without_a_camera_a_bad_picture_asks_for_another_picture(page: Page,
+                                                                  tmp_path: Path) -> None:
+    """Why: with no camera, a file that was no picture was answered "Please take a photo with
+    the camera"."""
+    page.add_init_script(
+        "navigator.mediaDevices.getUserMedia = () => "
+        "Promise.reject(new DOMException('Requested device not found', 'NotFoundError'));")
+    page.goto("/kiosk")
+    page.wait_for_selector("html[data-ready=true]")
+    page.get_by_role("button", name="Show a photo").click()
+    expect(page.get_by_role("button", name="Take photo")).to_be_hidden()
+    fake = tmp_path / "holiday.jpg"
+    fake.write_text("not a picture")
+    choose_picture(page, fake)
+    expect(page.locator("#answer-title")).to_have_text(
+        "This picture could not be used. Please choose another picture, or ask a member of "
+        "staff.")
+
+
+def test_voice_search_that_cannot_start_is_told_in_plain_words(page: Page) -> None:
+    """Why: with the hub down "Ask out loud" showed "Sorry, something went wrong: Failed to load
+    worklet module script: http://…/static/js/pcm-worklet.js (Network error)". (Playwright does
+    not see a worklet's request, so the browser's own failure is played here.)"""
+    page.add_init_script("""{
+        const load = AudioWorklet.prototype.addModule;
+        let failures = 1;
+        AudioWorklet.prototype.addModule = function (url, options) {
+            if (failures-- > 0) return Promise.reject(new DOMException(
+                `Failed to load worklet module script: ${url} (Network error)`, "AbortError"));
+            return load.call(this, url, options);
+        };
+    }""")
+    page.goto("/kiosk")
+    page.wait_for_selector("html[data-ready=true]")
+    page.get_by_role("button", name="Ask out loud").click()
+    talk = page.locator("#talk")
+    talk.click()
+    expect(page.locator("#answer-title")).to_have_text(SEARCH_DOWN)
+    expect(talk).to_have_accessible_name("Hold to talk")
+    expect(page.locator("#transcript")).to_have_text("")
+    talk.click()  # the hub is back: the next press loads the worklet again
+    expect(talk).to_have_accessible_name("Tap again to search")
+    page.get_by_role("button", name="Start over").click()
 
 
 def test_a_tap_says_how_to_finish_and_start_over_forgets_the_question(

@@ -139,6 +139,6 @@ async function init() {
   performance.mark("kiosk-ready");
 }
 
-init().catch((err) => {
-  document.getElementById("prompt").textContent = t("failed", { message: err.message });
+init().catch(() => {
+  document.getElementById("prompt").textContent = t("search_down");
 });

@@ -10,6 +10,10 @@ const LONG_SIDE = 1024;
 const CHOSEN_LONG_SIDE = 1600;
 // Photo scores are probabilities: products far below the best are not shown at all.
 const SCORE_FLOOR = 0.05;
+// The hub's refusals of the picture itself (not a picture, too large once decoded): the customer
+// can try another. Anything else (the hub unreachable, a server error) is not their picture's
+// fault, and only staff can help.
+const PICTURE_REFUSED = new Set(["bad_image", "image_too_large", "too_large", "unsupported_media_type"]);
 
 const video = document.getElementById("camera");
 const status = document.getElementById("photo-status");
@@ -45,6 +49,12 @@ export function closeCamera() {
   video.srcObject = null;
 }
 
+// A picture that could not be used: another photo from the camera, or another picture where
+// there is no camera.
+function unreadable() {
+  return t(stream ? "photo_unreadable" : "photo_unreadable_pick");
+}
+
 // `slot`: the answer slot when the customer asked ("Start over" meanwhile: nothing is shown).
 async function search(blob, slot = ticket()) {
   busy = true;
@@ -59,9 +69,9 @@ async function search(blob, slot = ticket()) {
       confident: found.confident, focus: true, slot });
   } catch (err) {
     status.textContent = "";
-    showMessage(err instanceof ApiError && err.status === 503 ? t("unavailable")
-      : err instanceof ApiError && err.status < 500 ? t("photo_unreadable")
-      : t("failed", { message: err.message }), slot);
+    showMessage(!(err instanceof ApiError) ? t("search_down")
+      : err.status === 503 ? t("unavailable") // photo search is off or still starting
+      : PICTURE_REFUSED.has(err.code) ? unreadable() : t("search_down"), slot);
   } finally {
     busy = false;
   }
@@ -91,7 +101,7 @@ async function searchFile(file) {
   try {
     picture = await createImageBitmap(file, { imageOrientation: "from-image" });
   } catch {
-    showMessage(t("photo_unreadable"), slot); // not a picture the browser can read
+    showMessage(unreadable(), slot); // not a picture the browser can read
     return;
   }
   const blob = await shrunk(picture, picture.width, picture.height, CHOSEN_LONG_SIDE);

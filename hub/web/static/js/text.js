@@ -37,7 +37,8 @@ async function search() {
       { signal: controller.signal });
     if (!controller.signal.aborted) await showOutcome({ query, ...judgeMatches(found.results) });
   } catch (err) {
-    if (err.name !== "AbortError") showMessage(t("failed", { message: err.message }));
+    // The hub's own words are for developers: a customer is told to ask a member of staff.
+    if (err.name !== "AbortError") showMessage(t("search_down"));
   } finally {
     if (pending === controller) pending = null;
   }

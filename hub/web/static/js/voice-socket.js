@@ -32,7 +32,8 @@ export function openVoiceSocket({ onPartial }) {
   socket.addEventListener("close", () => fail(failure("the voice connection closed")));
 
   return new Promise((resolve, reject) => {
-    socket.addEventListener("error", () => reject(failure("voice search is not available", true)), { once: true });
+    // No connection at all: the hub cannot be reached (a hub without voice search is not offered).
+    socket.addEventListener("error", () => reject(failure("the hub cannot be reached")), { once: true });
     socket.addEventListener("open", () => {
       socket.send(JSON.stringify({ rate: RATE }));
       resolve({

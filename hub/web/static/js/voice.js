@@ -30,8 +30,14 @@ export function isBusy() {
 
 async function audioContext() {
   if (context === null) {
-    context = new AudioContext();
-    await context.audioWorklet.addModule("/static/js/pcm-worklet.js");
+    const fresh = new AudioContext();
+    try {
+      await fresh.audioWorklet.addModule("/static/js/pcm-worklet.js");
+    } catch (err) { // the hub cannot be reached: the next press loads it again
+      fresh.close();
+      throw err;
+    }
+    context = fresh;
   }
   await context.resume();
   return context;
@@ -55,10 +61,14 @@ async function begin(session) {
   session.source.connect(session.node);
 }
 
-// What the customer is told when recording or searching failed.
+// What the customer is told when recording or searching failed, in plain words: no microphone;
+// voice search busy or starting (another way works); else the hub cannot be reached or failed
+// (the worklet did not load, the connection closed, a server error), which staff must see to.
+// The hub's own messages are for developers and never shown.
+const NO_MICROPHONE = new Set(["NotAllowedError", "NotFoundError", "NotReadableError", "OverconstrainedError"]);
+
 function failure(err) {
-  return err.name === "NotAllowedError" || err.name === "NotFoundError" ? t("mic_off")
-    : err.unavailable ? t("unavailable") : t("failed", { message: err.message });
+  return NO_MICROPHONE.has(err.name) ? t("mic_off") : err.unavailable ? t("unavailable") : t("search_down");
 }
 
 function showIdle() {
