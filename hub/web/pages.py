@@ -1,6 +1,6 @@
 """The kiosk and staff pages: their HTML, the static files they load (all local, no CDN), and the
-kiosk's start-up facts (store name, catalogue languages, which search modes this hub offers and
-whether it reads answers aloud)."""
+kiosk's start-up facts (store name, catalogue languages, which search modes this hub offers,
+whether it reads answers aloud and how long a spoken question may be)."""
 
 from __future__ import annotations
 
@@ -95,6 +95,9 @@ async def kiosk_config(request: web.Request) -> web.Response:
         "search": {mode: path in paths and _working(getattr(svc, service))
                    for mode, (path, service) in SEARCH_ROUTES.items()},
         "speech": "/api/speech" in paths and speech.available(request),
+        # the kiosk stops listening a little before this, and searches what it heard
+        "voice_max_seconds": (svc.voice_search.config.max_seconds
+                              if svc.voice_search is not None else None),
     })
 
 

@@ -28,6 +28,7 @@ async def test_kiosk_settings(client: TestClient) -> None:
     assert body["default_language"] == "en"
     # this hub is built without its features: nothing to search with but text
     assert body["search"] == {"photo": False, "voice": False, "voice_stream": False}
+    assert body["voice_max_seconds"] is None
 
 
 async def test_kiosk_offers_voice_while_it_starts_and_not_once_it_failed(
@@ -42,6 +43,7 @@ async def test_kiosk_offers_voice_while_it_starts_and_not_once_it_failed(
     try:
         _, body = await SpecClient(client).call("GET", "/api/kiosk")
         assert body["search"]["voice"] is body["search"]["voice_stream"] is True  # starting
+        assert body["voice_max_seconds"] == 10.0  # voice.max_seconds, for the kiosk's own stop
         await service.start()
         await service.stop()  # waits for the load, which fails
         assert service.failed is not None and str(missing) in service.failed

@@ -68,6 +68,7 @@ function isClear() {
 function showModes(config) {
   document.getElementById("mode-photo").hidden = !config.search.photo;
   document.getElementById("mode-voice").hidden = !config.search.voice_stream;
+  voice.setMaxSeconds(config.voice_max_seconds);
 }
 
 // Asked again for each new customer, while the kiosk waits on its start screen and when the

@@ -1,7 +1,8 @@
 // Voice search: press and hold the talk button (or tap to start and tap to stop, a double tap
 // counting as one tap; Enter or Space toggles from the keyboard). While it records, 16 kHz PCM
 // from the audio worklet streams to the voice WebSocket and the partial transcript shows live; on
-// release the final answer is shown.
+// release the final answer is shown. A question as long as the hub accepts ends by itself, and
+// what was heard is searched.
 // The microphone is open only while recording.
 
 import { t } from "./i18n.js";
@@ -13,7 +14,11 @@ const HOLD_MS = 400; // a shorter press is a tap: recording goes on until the ne
 // A second press this soon after the first is the same tap: a double tap (the habit from a mouse,
 // often slow) had stopped the recording before a word was said, answering "did not catch that".
 const DOUBLE_TAP_MS = 1000;
-const MAX_RECORDING_MS = 15000;
+// The kiosk stops listening this long before the hub's limit on a question (voice.max_seconds):
+// past it the hub refuses the whole question, and a customer who held on, or tapped and walked
+// away, was told "Let go to search" until an error came.
+const LIMIT_MARGIN_MS = 500;
+let maxRecordingMs = 10000 - LIMIT_MARGIN_MS; // the hub's default, until it says
 
 const talk = document.getElementById("talk");
 const label = document.getElementById("talk-label");
@@ -26,6 +31,13 @@ let holding = false; // the press going on started the recording: letting go aft
 
 export function isBusy() {
   return recording !== null || finishing;
+}
+
+// The hub's longest question in seconds (GET /api/kiosk voice_max_seconds).
+export function setMaxSeconds(seconds) {
+  if (typeof seconds === "number" && seconds > 0) {
+    maxRecordingMs = Math.max(seconds * 1000 - LIMIT_MARGIN_MS, seconds * 500);
+  }
 }
 
 async function audioContext() {
@@ -91,7 +103,7 @@ function start(tapped = false) {
     transcript.textContent = "";
     showMessage(failure(err), session.slot);
   });
-  session.limit = setTimeout(stop, MAX_RECORDING_MS);
+  session.limit = setTimeout(stop, maxRecordingMs); // then searches what it heard
   session.slot = ticket();
   recording = session;
   talk.classList.add("recording");
