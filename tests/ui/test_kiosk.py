@@ -62,6 +62,21 @@ def test_text_search_shows_price_shelf_and_stock(kiosk_page: Page, ui_hub: UiHub
     assert said == f"Oatly Oat Milk. Shelf C3. {available(ui_hub, 'GS-045')} left."
 
 
+def test_a_slow_text_search_says_it_is_searching(kiosk_page: Page) -> None:
+    """Why: photo search said "Looking…" while it worked, text search nothing at all."""
+    held: list[Route] = []
+    kiosk_page.route(re.compile(r".*/api/products\?.*"), lambda route: held.append(route))
+    status = kiosk_page.locator("#text-status")
+    expect(status).to_have_attribute("aria-live", "polite")
+    type_search(kiosk_page, "oat milk")
+    expect(status).to_have_text("Searching…")
+    kiosk_page.unroute_all()
+    for route in held:
+        route.fallback()
+    expect(answer_title(kiosk_page)).to_have_text("Results for “oat milk”")
+    expect(status).to_have_text("")
+
+
 def test_unsure_text_offers_did_you_mean(kiosk_page: Page) -> None:
     type_search(kiosk_page, "straberry")
     expect(answer_title(kiosk_page)).to_have_text("Did you mean…")
