@@ -77,6 +77,39 @@ def test_a_slow_text_search_says_it_is_searching(kiosk_page: Page) -> None:
     expect(status).to_have_text("")
 
 
+_SCROLLS_JS = """{
+    window.scrolls = [];
+    const scroll = Element.prototype.scrollIntoView;
+    Element.prototype.scrollIntoView = function (options) {
+        window.scrolls.push(options?.behavior ?? "auto");
+        return scroll.call(this, options);
+    };
+}"""
+
+
+def test_the_answer_scrolls_into_view_on_a_1280_by_800_screen(page: Page) -> None:
+    """Why: at 1280 x 800, after typing "oat milk" the top result's shelf was at the bottom edge
+    and its stock below it. The answer now scrolls into view, smoothly, or at once for a
+    customer whose device asks for reduced motion."""
+    page.set_viewport_size({"width": 1280, "height": 800})
+    page.add_init_script(_SCROLLS_JS)
+    page.goto("/kiosk")
+    page.wait_for_selector("html[data-ready=true]")
+    type_search(page, "oat milk")
+    first = page.locator("#results .card").first
+    expect(first.locator(".name")).to_have_text("Oatly Oat Milk")
+    for part in (".name", ".shelf", ".stock"):
+        expect(first.locator(part)).to_be_in_viewport(ratio=1)
+    expect(page.get_by_role("searchbox", name="Product name")).to_be_in_viewport()
+    assert "smooth" in page.evaluate("window.scrolls")
+    page.emulate_media(reduced_motion="reduce")
+    page.evaluate("() => { window.scrolls = []; window.scrollTo(0, 0); }")
+    page.get_by_role("searchbox", name="Product name").fill("banana")
+    expect(first.locator(".name")).to_have_text("Banana")
+    expect(first.locator(".stock")).to_be_in_viewport(ratio=1)
+    assert page.evaluate("window.scrolls") and "smooth" not in page.evaluate("window.scrolls")
+
+
 def test_unsure_text_offers_did_you_mean(kiosk_page: Page) -> None:
     type_search(kiosk_page, "straberry")
     expect(answer_title(kiosk_page)).to_have_text("Did you mean…")

@@ -9,6 +9,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import cv2
 import numpy as np
+import pytest
 from playwright.sync_api import Page, Route, expect
 
 from tests.ui.conftest import GROCERY, UiHub
@@ -54,6 +55,18 @@ def test_photo_from_the_camera_finds_the_product(kiosk_page: Page) -> None:
     expect(kiosk_page.locator("#results .card .shelf").first).to_have_text("Shelf C3")
     kiosk_page.get_by_role("button", name="Type the name").click()
     assert kiosk_page.evaluate("document.getElementById('camera').srcObject") is None
+
+
+@pytest.mark.parametrize("size", [(1280, 800), (800, 1280)])
+def test_take_photo_shows_without_scrolling(kiosk_page: Page, size: tuple[int, int]) -> None:
+    """Why: at 1280 x 800 the camera preview pushed "Take photo" to y = 783-863, 18 px of it on
+    the screen; held upright, the three search buttons took two rows and did the same."""
+    kiosk_page.set_viewport_size({"width": size[0], "height": size[1]})
+    kiosk_page.get_by_role("button", name="Show a photo").click()
+    wait_for_video(kiosk_page)
+    for name in ("Take photo", "Choose a picture"):
+        expect(kiosk_page.get_by_role("button", name=name)).to_be_in_viewport(ratio=1)
+    assert kiosk_page.evaluate("scrollY") == 0
 
 
 def test_photo_from_a_file_finds_the_product(kiosk_page: Page) -> None:

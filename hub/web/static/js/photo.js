@@ -41,6 +41,9 @@ export async function openCamera() {
   video.srcObject = stream;
   video.hidden = shutter.hidden = stream === null;
   status.textContent = t(stream ? "camera_ready" : "camera_off");
+  // With larger text the buttons may still be below the edge: bring them up, without scrolling
+  // where they already show.
+  if (!shutter.closest(".panel").hidden) shutter.parentElement.scrollIntoView({ block: "nearest" });
 }
 
 export function closeCamera() {

@@ -62,7 +62,8 @@ export async function showOutcome({ query, items, confident, suggestions = [], f
   stopSpeaking();
   state = next;
   render();
-  if (focus) title.focus();
+  if (focus) title.focus({ preventScroll: true });
+  reveal();
   return true;
 }
 
@@ -71,7 +72,17 @@ export function showMessage(message, slot = generation) {
   stopSpeaking();
   state = { kind: "message", message, products: [] };
   render();
+  reveal();
   return true;
+}
+
+// Scrolls the answer on screen as far as needed: the top result's name, shelf and stock, or the
+// choices, or the message (on a 1280 x 800 screen the top result's stock was below the edge).
+// Smooth, unless the customer's device asks for reduced motion.
+function reveal() {
+  const target = list.firstElementChild ?? (choices.hidden ? answer : choices);
+  const still = matchMedia("(prefers-reduced-motion: reduce)").matches;
+  target.scrollIntoView({ block: "nearest", behavior: still ? "auto" : "smooth" });
 }
 
 export function clearAnswer() {
@@ -170,7 +181,8 @@ function choiceButton(product) {
     stopSpeaking();
     state = { kind: "chosen", query: state.query, products: [product] };
     render();
-    title.focus();
+    title.focus({ preventScroll: true });
+    reveal();
     if (spoken) speakAnswer();
   });
   item.append(button);
