@@ -12,10 +12,12 @@ import numpy as np
 import pytest
 from playwright.sync_api import Page, Route, expect
 
+from tests.ui.checks import assert_accessible, small_targets
 from tests.ui.conftest import GROCERY, UiHub
 
 SHOWN_NAMES = "#results .card .name, #choices button"
 SEARCH_DOWN = "The search is not working right now. Please ask a member of staff."
+MIC_OFF = "The microphone is not available. Please type instead."
 BANANA_PHOTO = GROCERY / "val" / "Fruit" / "Banana" / "Banana_001.jpg"
 
 
@@ -313,10 +315,51 @@ def test_no_microphone_is_said_at_once(page: Page) -> None:
     talk = page.locator("#talk")
     talk.hover()
     page.mouse.down()
-    expect(page.locator("#answer-title")).to_have_text(
-        "The microphone is not available. Please type instead.")
+    expect(page.locator("#answer-title")).to_have_text(MIC_OFF)
     expect(talk).to_have_accessible_name("Hold to talk")
     page.mouse.up()
+    # and the next customer is not offered it
+    page.get_by_role("button", name="Start over").click()
+    expect(page.locator("#mode-voice")).to_be_disabled()
+    expect(page.locator("#mode-voice")).to_have_accessible_name(f"Ask out loud {MIC_OFF}")
+
+
+@pytest.mark.parametrize(("devices", "offered"), [
+    ("no media devices", False),
+    ("a camera only", False),
+    ("a microphone not yet allowed", True),  # listed with empty labels and ids
+])
+def test_voice_search_is_shown_unavailable_without_a_microphone(page: Page, devices: str,
+                                                                offered: bool) -> None:
+    """Why: with no microphone "Ask out loud" was offered, and the customer learnt only after
+    pressing it; without a camera the kiosk already offered "Choose a picture"."""
+    listed = {"a camera only": ["videoinput"],
+              "a microphone not yet allowed": ["audioinput", "videoinput"]}.get(devices)
+    if listed is None:
+        page.add_init_script(
+            "Object.defineProperty(Navigator.prototype, 'mediaDevices', {get: () => undefined});")
+    else:
+        page.add_init_script(f"""navigator.mediaDevices.enumerateDevices = async () =>
+            {listed}.map((kind) => ({{kind, label: "", deviceId: "", groupId: ""}}));""")
+    page.goto("/kiosk")
+    page.wait_for_selector("html[data-ready=true]")
+    ask = page.locator("#mode-voice")
+    expect(ask).to_be_visible()
+    if offered:
+        expect(ask).to_be_enabled()
+        expect(ask).to_have_accessible_name("Ask out loud Say the product's name")
+        ask.click()
+        expect(page.locator("#talk")).to_be_visible()
+    else:
+        expect(ask).to_be_disabled()
+        expect(ask).to_have_accessible_name(f"Ask out loud {MIC_OFF}")
+        assert_accessible(page, enhanced_contrast=True)
+        assert small_targets(page) == []
+        page.get_by_role("button", name="한국어").click()
+        expect(ask.locator(".mode-hint")).to_have_text(
+            "마이크를 쓸 수 없습니다. 이름을 입력해 주세요.")
+        page.get_by_role("button", name="이름 입력").click()
+        expect(page.get_by_role("searchbox")).to_be_focused()
 
 
 def test_an_answer_that_arrives_after_start_over_is_not_shown(kiosk_page: Page) -> None:

@@ -20,6 +20,8 @@ const root = document.documentElement;
 const main = document.getElementById("main");
 const modeButtons = [...document.querySelectorAll(".mode")];
 const languageGroup = document.getElementById("languages");
+const voiceButton = document.getElementById("mode-voice");
+const voiceHint = voiceButton.querySelector(".mode-hint");
 const largeText = document.getElementById("large-text");
 let defaultLanguage = "en";
 
@@ -71,10 +73,21 @@ function showModes(config) {
   voice.setMaxSeconds(config.voice_max_seconds);
 }
 
+// Without a microphone (none, or refused) voice search is shown as not available, with a word
+// to type instead, as the photo panel offers a picture where there is no camera: a customer
+// had learnt it only after pressing.
+async function checkMicrophone() {
+  const present = await voice.microphoneAvailable();
+  voiceButton.disabled = !present;
+  voiceHint.dataset.i18n = present ? "mode_voice_hint" : "mic_off";
+  voiceHint.textContent = t(voiceHint.dataset.i18n);
+}
+
 // Asked again for each new customer, while the kiosk waits on its start screen and when the
 // hub is back after a restart; kept as they were while the hub cannot be reached.
 function refreshModes() {
   api("/api/kiosk").then(showModes, () => {});
+  checkMicrophone();
 }
 
 function startOver() {
@@ -105,6 +118,8 @@ async function init() {
   const config = await api("/api/kiosk");
   document.getElementById("store-name").textContent = config.store.name;
   showModes(config);
+  await checkMicrophone();
+  voice.whenMicrophoneChanges(checkMicrophone);
   setOffered(config.speech);
   defaultLanguage = config.default_language;
   languageButtons(config.languages);

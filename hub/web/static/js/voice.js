@@ -25,6 +25,8 @@ const label = document.getElementById("talk-label");
 const transcript = document.getElementById("transcript");
 
 let context = null;
+let refused = false; // the microphone was refused or not found: not offered until a device comes
+let onMicrophoneChange = () => {};
 let recording = null; // {mic, node, socket, ready, pressedAt, limit}
 let finishing = false;
 let holding = false; // the press going on started the recording: letting go after HOLD_MS ends it
@@ -32,6 +34,32 @@ let holding = false; // the press going on started the recording: letting go aft
 export function isBusy() {
   return recording !== null || finishing;
 }
+
+// Whether this kiosk can take a spoken question: the browser has media devices, one of them is a
+// microphone, it was not refused (by the browser's setting or at a press). Before permission is
+// given, devices are listed with empty labels and ids: only their kind counts.
+export async function microphoneAvailable() {
+  const devices = navigator.mediaDevices;
+  if (refused || !devices?.getUserMedia) return false;
+  try {
+    if (!(await devices.enumerateDevices()).some((device) => device.kind === "audioinput")) return false;
+  } catch { /* cannot tell: it is offered, and a press says so if it fails */ }
+  try {
+    if ((await navigator.permissions.query({ name: "microphone" })).state === "denied") return false;
+  } catch { /* a browser that cannot be asked */ }
+  return true;
+}
+
+// `callback` runs when the microphone may have come or gone (refused at a press, a device
+// plugged in or out): ask microphoneAvailable() again.
+export function whenMicrophoneChanges(callback) {
+  onMicrophoneChange = callback;
+}
+
+navigator.mediaDevices?.addEventListener("devicechange", () => {
+  refused = false;
+  onMicrophoneChange();
+});
 
 // The hub's longest question in seconds (GET /api/kiosk voice_max_seconds).
 export function setMaxSeconds(seconds) {
@@ -56,9 +84,18 @@ async function audioContext() {
 }
 
 async function begin(session) {
-  const mic = await navigator.mediaDevices.getUserMedia({
-    audio: { channelCount: 1, echoCancellation: false, noiseSuppression: false, autoGainControl: false },
-  });
+  let mic;
+  try {
+    mic = await navigator.mediaDevices.getUserMedia({
+      audio: { channelCount: 1, echoCancellation: false, noiseSuppression: false, autoGainControl: false },
+    });
+  } catch (err) {
+    if (err.name === "NotAllowedError" || err.name === "NotFoundError") { // not a passing fault
+      refused = true;
+      onMicrophoneChange();
+    }
+    throw err;
+  }
   session.mic = mic;
   const ctx = await audioContext();
   session.node = new AudioWorkletNode(ctx, "pcm16k", { numberOfOutputs: 0 });
