@@ -253,6 +253,37 @@ def test_idle_kiosk_warns_then_clears_for_the_next_customer(page: Page) -> None:
     expect(page.locator("#query")).to_have_value("")
 
 
+def idle_countdown(page: Page) -> list[str]:
+    """Every warning the idle dialog shows, second by second, until the kiosk clears."""
+    dialog = page.get_by_role("dialog")
+    for _ in range(90):
+        if dialog.is_visible():
+            break
+        page.clock.run_for(1000)
+    seen = []
+    while dialog.is_visible():
+        seen.append(page.locator("#idle-text").inner_text())
+        page.clock.run_for(1000)
+    return seen
+
+
+def test_the_idle_countdown_says_second_and_seconds(page: Page) -> None:
+    """Why: the last warning read "clear for the next customer in 1 seconds"."""
+    page.clock.install()
+    page.goto("/kiosk")
+    page.wait_for_selector("html[data-ready=true]")
+    type_search(page, "banana")
+    page.clock.run_for(500)
+    expect(answer_title(page)).to_have_text("Results for “banana”")
+    seen = idle_countdown(page)
+    assert "The screen will clear for the next customer in 2 seconds." in seen
+    assert seen[-1] == "The screen will clear for the next customer in 1 second."
+    page.get_by_role("button", name="한국어").click()
+    page.get_by_role("button", name="이름 입력").click()
+    page.get_by_role("searchbox").press_sequentially("떡", delay=40)
+    assert idle_countdown(page)[-1] == "1초 후 다음 손님을 위해 화면이 지워집니다."  # one form
+
+
 def test_a_waiting_kiosk_stops_offering_a_search_that_failed(page: Page, ui_hub: UiHub) -> None:
     """Why: a kiosk loaded while the models were loading kept showing the microphone after the
     engine failed; it asked again only on "Start over", which nobody presses between customers.

@@ -52,7 +52,8 @@ const STRINGS = {
     unavailable: "This search is not available right now. Please try another way.",
     search_down: "The search is not working right now. Please ask a member of staff.",
     idle_title: "Are you still there?",
-    idle_text: "The screen will clear for the next customer in {s} seconds.",
+    idle_text_one: "The screen will clear for the next customer in {n} second.",
+    idle_text_other: "The screen will clear for the next customer in {n} seconds.",
     still_here: "I'm still here",
   },
   ko: {
@@ -105,7 +106,7 @@ const STRINGS = {
     unavailable: "지금은 이 검색을 쓸 수 없습니다. 다른 방법으로 찾아 주세요.",
     search_down: "지금은 검색이 되지 않습니다. 직원에게 문의해 주세요.",
     idle_title: "계속 이용하시나요?",
-    idle_text: "{s}초 후 다음 손님을 위해 화면이 지워집니다.",
+    idle_text_other: "{n}초 후 다음 손님을 위해 화면이 지워집니다.",
     still_here: "계속 이용",
   },
 };
@@ -123,6 +124,15 @@ export function language() {
 export function t(key, vars = {}) {
   const text = STRINGS[current]?.[key] ?? STRINGS.en[key];
   return text.replace(/\{(\w+)\}/g, (_, name) => String(vars[name]));
+}
+
+// A text with a count {n} in it, in the form the language uses for that number: the key with
+// "_one", "_few", "_other"… (Intl.PluralRules), "_other" where the language has no such form.
+// English had said "in 1 seconds"; Korean has one form for every number.
+export function tn(key, n, vars = {}) {
+  const lang = STRINGS[current] ? current : "en";
+  const form = `${key}_${new Intl.PluralRules(lang).select(n)}`;
+  return t(form in STRINGS[lang] ? form : `${key}_other`, { ...vars, n });
 }
 
 // The Korean object particle after a word: 을 after a closing consonant, 를 after a vowel, told

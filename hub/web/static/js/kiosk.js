@@ -3,7 +3,7 @@
 
 import { api } from "./api.js";
 import { watchIdle } from "./idle.js";
-import { autonym, language, setLanguage, t, translatePage } from "./i18n.js";
+import { autonym, language, setLanguage, t, tn, translatePage } from "./i18n.js";
 import { connectLive } from "./live.js";
 import * as photo from "./photo.js";
 import { clearAnswer, refreshStock, render, updateStock } from "./results.js";
@@ -148,7 +148,7 @@ async function init() {
     isBusy: () => photo.isBusy() || voice.isBusy() || text.isBusy(),
     isClear,
     onReset: startOver,
-    warningText: (seconds) => t("idle_text", { s: seconds }),
+    warningText: (seconds) => tn("idle_text", seconds),
   });
   setInterval(() => { if (isClear()) refreshModes(); }, MODES_MS);
   root.dataset.ready = "true";
