@@ -7,6 +7,7 @@ from __future__ import annotations
 import itertools
 import re
 
+import pytest
 from playwright.sync_api import Page, Route, expect
 
 from beacons.presence import PresenceEvent
@@ -136,6 +137,35 @@ def test_member_with_ready_orders_arriving_shows_a_banner(staff_page: Page,
     assert_accessible(staff_page)
     staff_page.get_by_role("button", name="Dismiss: Kim Lee has arrived").click()
     expect(banner).to_have_count(0)
+
+
+LONG_ID = "o-01M8FM4JDD7SMEZYAX029N6JXM"  # an order id as the online shop makes them
+
+
+@pytest.mark.parametrize("size", [(800, 1280), (1280, 800), (390, 844)])
+def test_the_pickup_queue_fits_a_tablet_and_a_phone(page: Page, ui_hub: UiHub,
+                                                    size: tuple[int, int]) -> None:
+    """Why: at 800 px wide the queue was 945 px, as order ids like o-01M8FM4JDD7SMEZYAX029N6JXM
+    did not wrap, and the action buttons were off the screen. On a phone each order is a card."""
+    status, _ = ui_hub.call("POST", "/api/orders", {"id": LONG_ID, "lines": [
+        {"sku": "GS-006", "qty": 1}, {"sku": "GS-045", "qty": 2}]})
+    assert status in (200, 201)
+    page.set_viewport_size({"width": size[0], "height": size[1]})
+    page.goto("/staff")
+    page.get_by_label("Staff token").fill(ui_hub.token)
+    page.get_by_role("button", name="Sign in").click()
+    row = page.locator(f"tr[data-order='{LONG_ID}']")
+    expect(row).to_contain_text("Oatly Oat Milk")
+    assert page.evaluate("document.documentElement.scrollWidth") <= size[0]
+    assert row.locator("th").inner_text().replace("\n", "") == LONG_ID  # whole, if wrapped
+    for name in ("Mark ready", "Cancel"):
+        button = page.get_by_role("button", name=f"{name}: order {LONG_ID}")
+        box = button.bounding_box()
+        assert box is not None and box["x"] >= 0 and box["x"] + box["width"] <= size[0], box
+        assert box["height"] >= 48
+    if size[0] < 720:
+        expect(row.locator("td").first).to_have_css("display", "block")
+        assert_accessible(page)
 
 
 def test_store_health_shows_every_part(staff_page: Page, ui_hub: UiHub) -> None:

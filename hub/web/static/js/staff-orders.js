@@ -103,13 +103,20 @@ function productName(sku) {
   return productNames.get(sku);
 }
 
+// A cell named as its column is, for the phone's layout (one card per order).
+function cell(label, text = "", className = "") {
+  const td = el("td", text, className);
+  td.dataset.label = label;
+  return td;
+}
+
 function orderRow(order) {
   const row = el("tr");
   row.dataset.order = order.id;
-  const id = el("th", order.id);
+  const id = el("th", order.id, "order-id");
   id.scope = "row";
   id.tabIndex = -1;
-  const items = el("td");
+  const items = cell("Items");
   for (const line of order.lines) {
     const item = el("div", `${line.qty} × ${line.sku}`);
     productName(line.sku).then((name) => { item.textContent = `${line.qty} × ${name}`; });
@@ -123,9 +130,9 @@ function orderRow(order) {
     button.addEventListener("click", () => move(order, to, label));
     actions.append(button);
   }
-  row.append(id, el("td", order.member_id ? memberName(order.member_id) : "—"), items,
-    el("td", LABELS[order.state] + (order.reason ? ` (${order.reason})` : ""), `state state-${order.state}`),
-    el("td", formatTime(order.pickup_by)), actions);
+  row.append(id, cell("Member", order.member_id ? memberName(order.member_id) : "—"), items,
+    cell("Status", LABELS[order.state] + (order.reason ? ` (${order.reason})` : ""), `state state-${order.state}`),
+    cell("Pick up by", formatTime(order.pickup_by)), actions);
   return row;
 }
 
