@@ -10,7 +10,7 @@ import re
 import pytest
 from playwright.sync_api import Page, Route, expect
 
-from beacons.presence import PresenceEvent
+from beacons.presence import MemberView, PresenceEvent
 from hub.members import MemberIn
 from tests.ui.checks import assert_accessible
 from tests.ui.conftest import GROCERY, UiHub
@@ -166,6 +166,46 @@ def test_the_pickup_queue_fits_a_tablet_and_a_phone(page: Page, ui_hub: UiHub,
     if size[0] < 720:
         expect(row.locator("td").first).to_have_css("display", "block")
         assert_accessible(page)
+
+
+def test_a_member_in_the_store_before_the_page_opened_is_marked_on_ready_orders(
+    page: Page, ui_hub: UiHub
+) -> None:
+    """Why: an arrival (a member in the store with an order ready) was shown only as a live
+    alert: a page opened after it never knew the member was waiting. The queue now marks the
+    member's ready orders from GET /api/presence, and live as they come and go."""
+    svc = ui_hub.running.services
+    assert svc.presence is not None
+    ui_hub.run(svc.db.write(svc.members.upsert, MemberIn(
+        id="m-ana", display_name="Ana Berg", consent=True, beacon_key="0d" * 16)))
+    ready = place_order(ui_hub, "GS-006", 1, member="m-ana")
+    status, _ = ui_hub.call("POST", f"/api/orders/{ready}/transition", {"to": "ready"})
+    assert status == 200
+    picking = place_order(ui_hub, "GS-045", 1, member="m-ana")
+    now = svc.clock.now()
+    # she arrived before the page was opened (the presence engine is fed no radio here)
+    svc.presence.present = lambda: [MemberView("m-ana", "entrance", now, now, [])]
+    try:
+        page.goto("/staff")
+        page.get_by_label("Staff token").fill(ui_hub.token)
+        page.get_by_role("button", name="Sign in").click()
+        row = page.locator(f"tr[data-order='{ready}']")
+        expect(row).to_contain_text("Ana Berg")
+        expect(row.locator(".in-store")).to_have_text("In the store now")
+        expect(page.locator(f"tr[data-order='{picking}']")).to_contain_text("Ana Berg")
+        expect(page.locator(f"tr[data-order='{picking}'] .in-store")).to_have_count(0)
+        assert_accessible(page)
+        svc.presence.present = lambda: []
+        ui_hub.run(svc.db.write(svc.presence.record, PresenceEvent(
+            t=now + 60, member="m-ana", event="left", zone=None)))
+        expect(row.locator(".in-store")).to_have_count(0)
+        ui_hub.run(svc.db.write(svc.presence.record, PresenceEvent(
+            t=now + 120, member="m-ana", event="arrived", zone="entrance")))
+        expect(row.locator(".in-store")).to_have_text("In the store now")
+        page.get_by_role("button", name=f"Mark collected: order {ready}").click()
+        expect(row).to_have_count(0)
+    finally:
+        del svc.presence.present
 
 
 def test_store_health_shows_every_part(staff_page: Page, ui_hub: UiHub) -> None:

@@ -1,5 +1,6 @@
 // The pickup queue: orders newest first with their status and the next steps staff can take.
-// Rows update in place from the live feed ('order.status' events).
+// Rows update in place from the live feed ('order.status' events). A ready order whose member is
+// in the store now is marked so: the arrival alert is shown only to a page open when it came.
 
 import { el, formatTime, staffApi } from "./staff-session.js";
 
@@ -24,11 +25,13 @@ const reasonText = document.getElementById("reason-text");
 
 const orders = new Map();
 const members = new Map();
+const inStore = new Set(); // ids of the members in the store now (beacons; GET /api/presence)
 const productNames = new Map(); // sku -> Promise of the product's name
 
 export async function load() {
   error.textContent = "";
-  const [list, known] = await Promise.all([staffApi("/api/orders?limit=500"), staffApi("/api/members")]);
+  const [list, known, present] = await Promise.all([staffApi("/api/orders?limit=500"),
+    staffApi("/api/members"), staffApi("/api/presence").catch(() => ({ present: [] }))]);
   // The live feed may have brought orders while the list was on its way: a copy newer than the
   // list's, or an order newer than every listed one, is kept (else a new order would vanish).
   const live = new Map(orders);
@@ -40,7 +43,18 @@ export async function load() {
     if (listed ? order.updated_at > listed.updated_at : order.created_at >= newest) orders.set(id, order);
   }
   setMembers(known.members);
+  inStore.clear();
+  for (const view of present.present) inStore.add(view.member); // none without beacons
   renderAll();
+}
+
+// A presence event from the live feed: the member's ready orders gain or lose their mark.
+export function onPresence({ member, event }) {
+  if (event === "left") inStore.delete(member);
+  else inStore.add(member); // arrived, or moved to another zone
+  for (const order of orders.values()) {
+    if (order.member_id === member) onOrder(order);
+  }
 }
 
 let membersLoading = null;
@@ -130,7 +144,11 @@ function orderRow(order) {
     button.addEventListener("click", () => move(order, to, label));
     actions.append(button);
   }
-  row.append(id, cell("Member", order.member_id ? memberName(order.member_id) : "—"), items,
+  const member = cell("Member", order.member_id ? memberName(order.member_id) : "—");
+  if (order.state === "ready" && inStore.has(order.member_id)) {
+    member.append(el("strong", "In the store now", "in-store"));
+  }
+  row.append(id, member, items,
     cell("Status", LABELS[order.state] + (order.reason ? ` (${order.reason})` : ""), `state state-${order.state}`),
     cell("Pick up by", formatTime(order.pickup_by)), actions);
   return row;

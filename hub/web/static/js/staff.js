@@ -65,6 +65,7 @@ function onEvent(message) {
   else if (type === "stock.changed") stock.onStock(data);
   else if (type === "members.changed") orders.reloadMembers().catch(() => {});
   else if (type === "arrival.alert") orders.knowMember(data.member_id).catch(() => {}).then(() => showArrival(data));
+  else if (type === "presence") orders.onPresence(data);
   else if (type === "resync") reloadAll();
   if (section() === "health") health.reloadSoon();
 }
