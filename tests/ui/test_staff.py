@@ -6,9 +6,11 @@ from __future__ import annotations
 
 import itertools
 import re
+from datetime import datetime
+from zoneinfo import ZoneInfo
 
 import pytest
-from playwright.sync_api import Page, Route, expect
+from playwright.sync_api import Browser, Page, Route, expect
 
 from beacons.presence import MemberView, PresenceEvent
 from hub.members import MemberIn
@@ -206,6 +208,24 @@ def test_a_member_in_the_store_before_the_page_opened_is_marked_on_ready_orders(
         expect(row).to_have_count(0)
     finally:
         del svc.presence.present
+
+
+def test_times_are_written_the_same_way_everywhere(browser: Browser, ui_hub: UiHub) -> None:
+    """Why: a Stockholm store's tablet with an American browser showed "11/29/26, 11:02 PM"."""
+    order_id = place_order(ui_hub)
+    pickup_by = order_state(ui_hub, order_id)["pickup_by"]
+    context = browser.new_context(base_url=ui_hub.url, locale="en-US",
+                                  timezone_id="Europe/Stockholm")
+    try:
+        page = context.new_page()
+        page.goto("/staff")
+        page.get_by_label("Staff token").fill(ui_hub.token)
+        page.get_by_role("button", name="Sign in").click()
+        shown = datetime.fromtimestamp(pickup_by, ZoneInfo("Europe/Stockholm"))
+        expect(page.locator(f"tr[data-order='{order_id}'] td").nth(3)).to_have_text(
+            shown.strftime("%Y-%m-%d %H:%M"))
+    finally:
+        context.close()
 
 
 def test_store_health_shows_every_part(staff_page: Page, ui_hub: UiHub) -> None:

@@ -34,10 +34,16 @@ export async function staffApi(path, options = {}) {
   }
 }
 
+// A time as "2026-11-29 23:02" (the tablet's clock, 24-hour), read the same way everywhere: the
+// browser's own locale had written a Stockholm store's times as "11/29/26, 11:02 PM". The page
+// knows no locale of the store (store.language is the kiosk's catalogue language, and "en"
+// names no country), and its own words are English.
 export function formatTime(unixSeconds) {
   if (unixSeconds === null || unixSeconds === undefined) return "—";
-  return new Intl.DateTimeFormat(undefined, { dateStyle: "short", timeStyle: "short" })
-    .format(new Date(unixSeconds * 1000));
+  const time = new Date(unixSeconds * 1000);
+  const two = (n) => String(n).padStart(2, "0");
+  return `${time.getFullYear()}-${two(time.getMonth() + 1)}-${two(time.getDate())} `
+    + `${two(time.getHours())}:${two(time.getMinutes())}`;
 }
 
 // Creates an element with text, for building rows without innerHTML.
