@@ -120,6 +120,35 @@ def test_record_a_movement_and_see_stock_live(staff_page: Page, ui_hub: UiHub) -
     expect(available).to_have_text(str(level["available"] + 3))
 
 
+def test_a_movement_needs_whole_units_and_a_reason(staff_page: Page, ui_hub: UiHub) -> None:
+    """Why: "1e3" was recorded as 1000 units, and a reason of only spaces was accepted."""
+    staff_page.get_by_role("link", name="Stock").click()
+    staff_page.get_by_label("Product name or SKU").fill("GS-045")
+    staff_page.get_by_role("button", name="Find").click()
+    expect(staff_page.locator("#stock-name")).to_have_text("Oatly Oat Milk")
+    _, before = ui_hub.call("GET", "/api/stock/movements?sku=GS-045&limit=1")
+    form = staff_page.locator("#movement-form")
+    result = staff_page.locator("#movement-result")
+    units, why = form.get_by_label("Units"), form.get_by_label("Reason")
+    form.get_by_label("Kind").select_option("receipt")
+    for typed, note, said, field in (
+        ("1e3", "delivery", "Enter the units as a whole number, such as 12.", units),
+        ("2", "   ", "Enter the reason for this movement.", why),
+    ):
+        units.fill(typed)
+        why.fill(note)
+        form.get_by_role("button", name="Record movement").click()
+        expect(result).to_have_text(said)
+        expect(field).to_be_focused()
+    _, after = ui_hub.call("GET", "/api/stock/movements?sku=GS-045&limit=1")
+    assert after == before  # nothing recorded
+    why.fill("  delivery from the depot ")
+    form.get_by_role("button", name="Record movement").click()
+    expect(result).to_contain_text("Recorded: Receipt +2")
+    _, after = ui_hub.call("GET", "/api/stock/movements?sku=GS-045&limit=1")
+    assert after["movements"][0]["note"] == "delivery from the depot"
+
+
 def test_member_with_ready_orders_arriving_shows_a_banner(staff_page: Page,
                                                            ui_hub: UiHub) -> None:
     svc = ui_hub.running.services

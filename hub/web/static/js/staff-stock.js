@@ -105,16 +105,28 @@ find.addEventListener("submit", (event) => {
   lookUp(query.value.trim()).catch((err) => { status.textContent = err.message; });
 });
 reason.addEventListener("change", setQtyRange);
+// What is wrong with the form, or null. A number field takes "1e3" as 1000 and the browser's
+// "required" takes a reason of spaces: units are digits only, and a reason has words.
+function formProblem(units, why) {
+  if (!/^[+-]?\d+$/.test(units)) return [qty, "Enter the units as a whole number, such as 12."];
+  if (Number(units) === 0) return [qty, "Enter a number of units other than 0."];
+  if (why === "") return [note, "Enter the reason for this movement."];
+  return null;
+}
+
 form.addEventListener("submit", async (event) => {
   event.preventDefault();
-  const units = Number(qty.value);
-  if (units === 0) {
-    result.textContent = "Enter a number of units other than 0.";
+  const why = note.value.trim();
+  const problem = formProblem(qty.value.trim(), why);
+  if (problem) {
+    const [field, message] = problem;
+    result.textContent = message;
+    field.focus();
     return;
   }
   try {
     const movement = await staffApi("/api/stock/movements", {
-      method: "POST", json: { sku: current.sku, qty: units, reason: reason.value, ref, note: note.value.trim() },
+      method: "POST", json: { sku: current.sku, qty: Number(qty.value), reason: reason.value, ref, note: why },
     });
     result.textContent = `Recorded: ${KIND_LABELS[movement.reason]} ${movement.qty > 0 ? "+" : ""}${movement.qty}. ` +
       `Available now ${movement.stock.available}.` + (movement.flagged ? " Flagged for review: stock went below zero." : "");
