@@ -171,6 +171,20 @@ def test_member_with_ready_orders_arriving_shows_a_banner(staff_page: Page,
 
 
 LONG_ID = "o-01M8FM4JDD7SMEZYAX029N6JXM"  # an order id as the online shop makes them
+#: How many lines each match of `pattern` in an element's text takes (one per match unbroken).
+_LINES_JS = """(el, pattern) => {
+    const lines = [];
+    const walk = document.createTreeWalker(el, NodeFilter.SHOW_TEXT);
+    for (let node = walk.nextNode(); node; node = walk.nextNode()) {
+        for (const match of node.data.matchAll(new RegExp(pattern, "g"))) {
+            const range = document.createRange();
+            range.setStart(node, match.index);
+            range.setEnd(node, match.index + match[0].length);
+            lines.push(new Set([...range.getClientRects()].map((r) => Math.round(r.top))).size);
+        }
+    }
+    return lines;
+}"""
 
 
 @pytest.mark.parametrize("size", [(800, 1280), (1280, 800), (390, 844)])
@@ -178,9 +192,18 @@ def test_the_pickup_queue_fits_a_tablet_and_a_phone(page: Page, ui_hub: UiHub,
                                                     size: tuple[int, int]) -> None:
     """Why: at 800 px wide the queue was 945 px, as order ids like o-01M8FM4JDD7SMEZYAX029N6JXM
     did not wrap, and the action buttons were off the screen. On a phone each order is a card."""
+    svc = ui_hub.running.services
     status, _ = ui_hub.call("POST", "/api/orders", {"id": LONG_ID, "lines": [
         {"sku": "GS-006", "qty": 1}, {"sku": "GS-045", "qty": 2}]})
     assert status in (200, 201)
+    short = "demo-0099"  # beside long product names and a long member name, in a ready order
+    ui_hub.run(svc.db.write(svc.members.upsert, MemberIn(
+        id="m-long", display_name="Margareta Lindqvist-Andersson", consent=True,
+        beacon_key="0c" * 16)))
+    status, _ = ui_hub.call("POST", "/api/orders", {"id": short, "member": "m-long", "lines": [
+        {"sku": "GS-032", "qty": 1}, {"sku": "GS-054", "qty": 2}]})
+    assert status in (200, 201)
+    ui_hub.call("POST", f"/api/orders/{short}/transition", {"to": "ready"})
     page.set_viewport_size({"width": size[0], "height": size[1]})
     page.goto("/staff")
     page.get_by_label("Staff token").fill(ui_hub.token)
@@ -194,6 +217,10 @@ def test_the_pickup_queue_fits_a_tablet_and_a_phone(page: Page, ui_hub: UiHub,
         box = button.bounding_box()
         assert box is not None and box["x"] >= 0 and box["x"] + box["width"] <= size[0], box
         assert box["height"] >= 48
+    # a short id, and the date and the time of day, each stay on one line
+    short_row = page.locator(f"tr[data-order='{short}']")
+    assert short_row.locator("th").evaluate(_LINES_JS, short) == [1]
+    assert short_row.evaluate(_LINES_JS, r"\d{4}-\d\d-\d\d|\d\d:\d\d") == [1, 1]
     if size[0] < 720:
         expect(row.locator("td").first).to_have_css("display", "block")
         assert_accessible(page)

@@ -2,7 +2,7 @@
 // GET /api/staff/health. Reloaded when shown, on demand, and (at most every few seconds) when
 // the live feed reports something that changes it.
 
-import { el, formatTime, staffApi } from "./staff-session.js";
+import { el, formatTime, staffApi, timeElement } from "./staff-session.js";
 
 const SOON_MS = 3000;
 const STATE_WORDS = {
@@ -52,8 +52,9 @@ function render(health) {
     : `${STATE_WORDS[fleet.state] ?? fleet.state}${fleet.detail ? ` — ${fleet.detail}` : ""}`;
   document.getElementById("beacon-rows").replaceChildren(...fleet.beacons.map((beacon) => {
     const row = el("tr");
-    row.append(el("td", beacon.zone ? `${beacon.id} (${beacon.zone})` : beacon.id),
-      el("td", formatTime(beacon.last_seen)),
+    const seen = el("td");
+    seen.append(timeElement(beacon.last_seen));
+    row.append(el("td", beacon.zone ? `${beacon.id} (${beacon.zone})` : beacon.id), seen,
       el("td", beacon.battery_mv === null ? "—" : `${(beacon.battery_mv / 1000).toFixed(2)} V`,
         beacon.battery_low ? "bad" : ""),
       el("td", beacon.missing ? "Missing" : "OK", beacon.missing ? "bad" : "good"));

@@ -2,7 +2,7 @@
 // Rows update in place from the live feed ('order.status' events). A ready order whose member is
 // in the store now is marked so: the arrival alert is shown only to a page open when it came.
 
-import { el, formatTime, staffApi } from "./staff-session.js";
+import { el, staffApi, timeElement } from "./staff-session.js";
 
 const OPEN = new Set(["pending", "accepted", "ready"]);
 const LABELS = {
@@ -144,13 +144,15 @@ function orderRow(order) {
     button.addEventListener("click", () => move(order, to, label));
     actions.append(button);
   }
+  const timeCell = cell("Pick up by");
+  timeCell.append(timeElement(order.pickup_by));
   const member = cell("Member", order.member_id ? memberName(order.member_id) : "—");
   if (order.state === "ready" && inStore.has(order.member_id)) {
     member.append(el("strong", "In the store now", "in-store"));
   }
   row.append(id, member, items,
     cell("Status", LABELS[order.state] + (order.reason ? ` (${order.reason})` : ""), `state state-${order.state}`),
-    cell("Pick up by", formatTime(order.pickup_by)), actions);
+    timeCell, actions);
   return row;
 }
 

@@ -46,6 +46,17 @@ export function formatTime(unixSeconds) {
     + `${two(time.getHours())}:${two(time.getMinutes())}`;
 }
 
+// The same time as a <time> element whose date and clock time each stay whole: a narrow
+// column had broken "2026-11-30" at its hyphens.
+export function timeElement(unixSeconds) {
+  if (unixSeconds === null || unixSeconds === undefined) return document.createTextNode("—");
+  const [day, clock] = formatTime(unixSeconds).split(" ");
+  const time = el("time");
+  time.dateTime = new Date(unixSeconds * 1000).toISOString();
+  time.append(el("span", day, "nowrap"), " ", el("span", clock, "nowrap"));
+  return time;
+}
+
 // Creates an element with text, for building rows without innerHTML.
 export function el(tag, text = "", className = "") {
   const element = document.createElement(tag);

@@ -3,7 +3,7 @@
 // is recorded once.
 
 import { ApiError } from "./api.js";
-import { el, formatTime, staffApi } from "./staff-session.js";
+import { el, staffApi, timeElement } from "./staff-session.js";
 import * as photos from "./staff-photos.js";
 
 const KIND_LABELS = {
@@ -75,7 +75,9 @@ async function loadHistory() {
   const { movements } = await staffApi(`/api/stock/movements?sku=${encodeURIComponent(current.sku)}&limit=10`);
   history.replaceChildren(...movements.map((m) => {
     const row = el("tr");
-    row.append(el("td", formatTime(m.ts)), el("td", KIND_LABELS[m.reason] ?? m.reason),
+    const when = el("td");
+    when.append(timeElement(m.ts));
+    row.append(when, el("td", KIND_LABELS[m.reason] ?? m.reason),
       el("td", (m.qty > 0 ? "+" : "") + m.qty, m.flagged ? "flagged" : ""), el("td", m.note ?? ""));
     return row;
   }));
