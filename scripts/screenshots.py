@@ -23,7 +23,11 @@ def main() -> None:
     token = (args.data / "staff-token").read_text(encoding="utf-8").strip()
     OUT.mkdir(parents=True, exist_ok=True)
     with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=args.chromium)
+        # a kiosk has a camera and a microphone; without them the page rightly offers neither
+        browser = playwright.chromium.launch(
+            executable_path=args.chromium,
+            args=["--use-fake-device-for-media-stream", "--use-fake-ui-for-media-stream"],
+        )
         page = browser.new_page(viewport={"width": 1280, "height": 800}, base_url=args.hub)
         page.goto("/kiosk")
         page.get_by_role("button", name="Type the name").click()
