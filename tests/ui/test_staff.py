@@ -120,6 +120,19 @@ def test_record_a_movement_and_see_stock_live(staff_page: Page, ui_hub: UiHub) -
     expect(available).to_have_text(str(level["available"] + 3))
 
 
+def test_an_order_reservation_shows_the_units_it_holds(staff_page: Page, ui_hub: UiHub) -> None:
+    """Why: a "Reserved for order" row showed Units 0 (it moves no units on the shelf) and no
+    reason, which told the staff nothing."""
+    order_id = place_order(ui_hub, "GS-012", 2)
+    staff_page.get_by_role("link", name="Stock").click()
+    staff_page.get_by_label("Product name or SKU").fill("GS-012")
+    staff_page.get_by_role("button", name="Find").click()  # a SKU opens its product at once
+    first = staff_page.locator("#movement-rows tr").first
+    expect(first).to_contain_text("Reserved for order")
+    expect(first).to_contain_text("2 held")
+    expect(first).to_contain_text(f"Order {order_id}")
+
+
 def test_a_movement_needs_whole_units_and_a_reason(staff_page: Page, ui_hub: UiHub) -> None:
     """Why: "1e3" was recorded as 1000 units, and a reason of only spaces was accepted."""
     staff_page.get_by_role("link", name="Stock").click()

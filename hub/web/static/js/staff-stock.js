@@ -78,9 +78,19 @@ async function loadHistory() {
     const when = el("td");
     when.append(timeElement(m.ts));
     row.append(when, el("td", KIND_LABELS[m.reason] ?? m.reason),
-      el("td", (m.qty > 0 ? "+" : "") + m.qty, m.flagged ? "flagged" : ""), el("td", m.note ?? ""));
+      el("td", unitsMoved(m), m.flagged ? "flagged" : ""),
+      el("td", m.note ?? (m.order_id ? `Order ${m.order_id}` : "")));
     return row;
   }));
+}
+
+// A reservation or its release moves no units on the shelf, only units held for an order:
+// "+0" told staff nothing.
+function unitsMoved(m) {
+  if (m.qty === 0 && m.reserved_qty !== 0) {
+    return `${Math.abs(m.reserved_qty)} ${m.reserved_qty > 0 ? "held" : "no longer held"}`;
+  }
+  return (m.qty > 0 ? "+" : "") + m.qty;
 }
 
 // A stock level from the live feed or a lookup: shown when it is the current product's.
