@@ -232,13 +232,18 @@ def test_larger_text(kiosk_page: Page) -> None:
     assert kiosk_page.evaluate(body_size) == "32px"
 
 
-def test_idle_kiosk_warns_then_clears_for_the_next_customer(page: Page) -> None:
+def answered_on_a_held_clock(page: Page) -> None:
+    """A kiosk whose clock the test moves, showing the answer to a typed "banana"."""
     page.clock.install()
     page.goto("/kiosk")
     page.wait_for_selector("html[data-ready=true]")
     type_search(page, "banana")
     page.clock.run_for(500)
     expect(answer_title(page)).to_have_text("Results for “banana”")
+
+
+def test_idle_kiosk_warns_then_clears_for_the_next_customer(page: Page) -> None:
+    answered_on_a_held_clock(page)
     dialog = page.get_by_role("dialog", name="Are you still there?")
     page.clock.run_for(60_000)
     expect(dialog).to_be_hidden()
@@ -269,12 +274,7 @@ def idle_countdown(page: Page) -> list[str]:
 
 def test_the_idle_countdown_says_second_and_seconds(page: Page) -> None:
     """Why: the last warning read "clear for the next customer in 1 seconds"."""
-    page.clock.install()
-    page.goto("/kiosk")
-    page.wait_for_selector("html[data-ready=true]")
-    type_search(page, "banana")
-    page.clock.run_for(500)
-    expect(answer_title(page)).to_have_text("Results for “banana”")
+    answered_on_a_held_clock(page)
     seen = idle_countdown(page)
     assert "The screen will clear for the next customer in 2 seconds." in seen
     assert seen[-1] == "The screen will clear for the next customer in 1 second."

@@ -260,6 +260,13 @@ def run_eval(dataset: Path) -> Result:
     return CliRunner().invoke(main, ["vision", "eval", *arguments])
 
 
+def assert_refused(dataset: Path, error: str) -> None:
+    """The eval of ``dataset`` stops (exit 1, no traceback) with an error matching ``error``."""
+    result = run_eval(dataset)
+    assert result.exit_code == 1 and "Traceback" not in result.output, result.output
+    assert re.search(rf"error: .*{error}", result.output), result.output
+
+
 @pytest.mark.parametrize("train_photos", [True, False], ids=["with train photos", "iconic only"])
 def test_eval_stops_at_an_iconic_image_it_cannot_decode(tmp_path: Path, train_photos: bool) -> None:
     """Why: a cut-short catalogue image was only logged under its stored name
@@ -272,10 +279,8 @@ def test_eval_stops_at_an_iconic_image_it_cannot_decode(tmp_path: Path, train_ph
     iconic.write_bytes(iconic.read_bytes()[:2000])
     if not train_photos:
         drop_train_photos(dataset, BANANA)
-    result = run_eval(dataset)
-    assert result.exit_code == 1 and "Traceback" not in result.output, result.output
     where = rf"classes\.csv:{number}: iconic image {re.escape(cells[4])}: "
-    assert re.search(rf"error: .*{where}the JPEG file is cut short", result.output), result.output
+    assert_refused(dataset, rf"{where}the JPEG file is cut short")
 
 
 def test_eval_names_the_classes_csv_line_of_an_iconic_image_it_cannot_import(
@@ -286,13 +291,11 @@ def test_eval_names_the_classes_csv_line_of_an_iconic_image_it_cannot_import(
     dataset = small_dataset(tmp_path / "data")
     number, cells = banana_row(dataset)
     (dataset / cells[4].lstrip("/")).unlink()
-    result = run_eval(dataset)
-    assert result.exit_code == 1 and "Traceback" not in result.output, result.output
-    assert re.search(
-        rf"error: .*classes\.csv:{number}: the catalogue refuses product GS-006: image "
+    assert_refused(
+        dataset,
+        rf"classes\.csv:{number}: the catalogue refuses product GS-006: image "
         rf"'{re.escape(cells[4].lstrip('/'))}' not found in",
-        result.output,
-    ), result.output
+    )
 
 
 def test_classes_csv_columns_are_found_by_their_header_names(tmp_path: Path) -> None:
@@ -386,13 +389,11 @@ def test_a_product_without_an_iconic_image_is_enrolled_with_its_train_photos(
     assert result.exit_code == 0, result.output
     assert json.loads(result.output.strip().splitlines()[-1])["n"] == 8
     drop_train_photos(dataset, BANANA)
-    result = run_eval(dataset)
-    assert result.exit_code == 1 and "Traceback" not in result.output, result.output
-    assert re.search(
-        rf"error: .*classes\.csv:{number}: product 'Banana' \(class {BANANA}\) has no iconic "
+    assert_refused(
+        dataset,
+        rf"classes\.csv:{number}: product 'Banana' \(class {BANANA}\) has no iconic "
         r"image and no photo in train\.txt",
-        result.output,
-    ), result.output
+    )
 
 
 def test_a_webp_iconic_image_is_enrolled_as_webp_photos_are(tmp_path: Path) -> None:
