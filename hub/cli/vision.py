@@ -457,8 +457,7 @@ def _dataset_photos(dataset: Path) -> tuple[list[tuple[bytes, int]], list[str]]:
         raise InvalidInput(exc.message) from exc
     index = {c.class_id: i for i, c in enumerate(classes)}
     photos = [(c.iconic.read_bytes(), index[c.class_id]) for c in classes if c.iconic]
-    photos += [(p.path.read_bytes(), index[p.class_id]) for p in train]
-    return photos, [dataset_sku(c.class_id) for c in classes]
+    return photos + _labelled(train, index), [dataset_sku(c.class_id) for c in classes]
 
 
 def _split_photos(dataset: Path, split: str) -> list[tuple[bytes, int]]:
@@ -468,7 +467,12 @@ def _split_photos(dataset: Path, split: str) -> list[tuple[bytes, int]]:
         chosen = read_split(dataset, split)
     except DatasetError as exc:
         raise InvalidInput(exc.message) from exc
-    return [(p.path.read_bytes(), index[p.class_id]) for p in chosen]
+    return _labelled(chosen, index)
+
+
+def _labelled(photos: list[LabelledPhoto], index: dict[int, int]) -> list[tuple[bytes, int]]:
+    """Each photo's bytes with its class's position in ``classes.csv`` order."""
+    return [(p.path.read_bytes(), index[p.class_id]) for p in photos]
 
 
 def _store_photos(config: object) -> tuple[list[tuple[bytes, int]], list[str]]:
