@@ -11,7 +11,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
-from aiohttp import web
+from aiohttp import WSCloseCode, web
 from pydantic import BaseModel, ValidationError
 
 from hub.errors import InvalidInput, TooLarge, TooSlow, Unauthorized, UnsupportedMedia
@@ -200,6 +200,34 @@ def validation_details(exc: ValidationError) -> list[dict[str, str]]:
             message = "unknown field"
         details.append({"field": ".".join(str(p) for p in err["loc"]), "message": message})
     return details
+
+
+class SizedWebSocket(web.WebSocketResponse):
+    """A WebSocket that says why when a client's message is over ``max_msg_size``.
+
+    Why: aiohttp closes such a socket with code 1009 and no reason, so a client that sent a
+    20 MB frame saw its connection drop with nothing to act on. The socket's own error message
+    (``error(code, message)``, each socket has its form) goes out first, and the close frame
+    carries a short reason.
+    """
+
+    def __init__(
+        self, *, max_msg_size: int, error: Callable[[str, str], dict[str, Any]], **kwargs: Any
+    ) -> None:
+        super().__init__(max_msg_size=max_msg_size, **kwargs)
+        self._limit = max_msg_size
+        self._error = error
+
+    async def close(
+        self, *, code: int = WSCloseCode.OK, message: bytes = b"", drain: bool = True
+    ) -> bool:
+        if code == WSCloseCode.MESSAGE_TOO_BIG and not self.closed:
+            text = (f"a message on this socket may hold at most {self._limit:,} bytes; "
+                    "send smaller ones")
+            with contextlib.suppress(ConnectionResetError):
+                await self.send_json(self._error("too_big", text))
+            message = message or b"message too big"
+        return await super().close(code=code, message=message, drain=drain)
 
 
 async def prepare_websocket(request: web.Request, ws: web.WebSocketResponse) -> None:

@@ -6,7 +6,8 @@ Kiosk, ``GET /api/live/stock``: the server sends ``{"type": "stock", "sku", "on_
 
 Staff, ``GET /api/staff/events``: the client's first message is ``{"token": "<staff token>"}``
 within ``AUTH_TIMEOUT_S``; a wrong or late token gets ``{"type": "error", "error": {...}}`` and the
-socket is closed with code 4401. Then ``{"type": "ready"}``, and every hub event as
+socket is closed with code 4401 (a message over ``MAX_MESSAGE_BYTES`` gets the error ``too_big``
+and code 1009). Then ``{"type": "ready"}``, and every hub event as
 ``{"type": <event type>, "data": {...}}``. ``{"type": "resync"}`` says events were dropped
 because the client read too slowly: reload the lists.
 """
@@ -24,7 +25,7 @@ from aiohttp import WSCloseCode, WSMsgType, web
 from hub.events import Event, Subscription
 from hub.inventory import STOCK_CHANGED
 from hub.services import Services
-from hub.web.common import client_address, prepare_websocket, services
+from hub.web.common import SizedWebSocket, client_address, prepare_websocket, services
 
 #: Open sockets, closed when the hub stops (an open socket would otherwise hold the shutdown).
 SOCKETS: web.AppKey[set[web.WebSocketResponse]] = web.AppKey("live_sockets", set)
@@ -34,10 +35,16 @@ MAX_SOCKETS = 256
 MAX_SOCKETS_PER_CLIENT = 16
 AUTH_TIMEOUT_S = 10.0
 HEARTBEAT_S = 20.0
+#: Largest message a client may send: the staff token; a kiosk sends nothing.
+MAX_MESSAGE_BYTES = 64 * 1024
 CLOSE_UNAUTHORIZED = 4401
 CLOSE_BUSY = 4429
 #: Each socket's remote address, kept on the socket.
 CLIENT: web.ResponseKey[str | None] = web.ResponseKey("client", str)
+
+
+def _error(code: str, message: str) -> dict[str, Any]:
+    return {"type": "error", "error": {"code": code, "message": message}}
 
 
 def _kiosk_message(event: Event) -> dict[str, Any]:
@@ -86,12 +93,12 @@ async def _open(request: web.Request) -> web.WebSocketResponse:
     sockets = request.app[SOCKETS]
     client = client_address(request)
     mine = sum(1 for ws in sockets if ws.get(CLIENT) == client)
-    ws = web.WebSocketResponse(heartbeat=HEARTBEAT_S)
+    ws = SizedWebSocket(max_msg_size=MAX_MESSAGE_BYTES, error=_error, heartbeat=HEARTBEAT_S)
     await prepare_websocket(request, ws)
     if len(sockets) >= MAX_SOCKETS or mine >= MAX_SOCKETS_PER_CLIENT:
         message = ("too many live connections are open on this hub; close other kiosk or staff "
                    "pages (this page retries by itself)")
-        await ws.send_json({"type": "error", "error": {"code": "busy", "message": message}})
+        await ws.send_json(_error("busy", message))
         await ws.close(code=CLOSE_BUSY, message=b"busy")
         return ws
     ws[CLIENT] = client
@@ -148,9 +155,11 @@ async def _authenticated(ws: web.WebSocketResponse, svc: Services) -> None:
         raw = first.data if first.type == WSMsgType.TEXT else None
     except TimeoutError:
         raw = None
+    if ws.closed:  # gone, or closed for a message over MAX_MESSAGE_BYTES (said on the socket)
+        return
     problem = _token_problem(svc, raw)
     if problem is not None:
-        await ws.send_json({"type": "error", "error": {"code": "unauthorized", "message": problem}})
+        await ws.send_json(_error("unauthorized", problem))
         await ws.close(code=CLOSE_UNAUTHORIZED, message=b"unauthorized")
         return
     sub = svc.bus.subscribe()

@@ -12,8 +12,8 @@ WebSocket protocol (``GET /api/search/voice/stream``):
 
 Errors are sent as ``{"type": "error", "code", "message"}`` and close the socket; so is silence
 of ``IDLE_S`` (code ``idle``), a question whose audio takes longer than its limit plus
-``STREAM_SLACK_S`` to arrive (``too_slow``) and a connection open over ``SESSION_MAX_S``
-(``session_too_long``).
+``STREAM_SLACK_S`` to arrive (``too_slow``), a connection open over ``SESSION_MAX_S``
+(``session_too_long``) and a message over ``MAX_FRAME_BYTES`` (``too_big``, close code 1009).
 """
 
 from __future__ import annotations
@@ -28,6 +28,7 @@ from aiohttp import WSMsgType, web
 from hub.errors import HubError, InvalidInput, Unavailable, UnsupportedMedia
 from hub.voice_search import VoiceService
 from hub.web.common import (
+    SizedWebSocket,
     is_staff,
     json_response,
     prepare_websocket,
@@ -47,6 +48,8 @@ IDLE_S = 30.0
 HEARTBEAT_S = 10.0
 #: A question's audio may arrive over its length (voice.max_seconds) plus this, in seconds.
 STREAM_SLACK_S = 5.0
+#: Largest message: a kiosk sends about a tenth of a second of PCM at a time (under 10 kB).
+MAX_FRAME_BYTES = 1024 * 1024
 #: Longest a streaming connection stays open, in seconds: the kiosk opens one per question.
 SESSION_MAX_S = 120.0
 
@@ -92,8 +95,12 @@ async def stream_voice(request: web.Request) -> web.WebSocketResponse:
     # No per-message deflate: PCM hardly compresses, and a closed stream's socket lingers in
     # reference cycles inside aiohttp until a full garbage collection, holding its zlib state
     # (about 0.25 MB): 2,000 questions abandoned mid-way had raised the hub's memory by 430 MB.
-    ws = web.WebSocketResponse(
-        max_msg_size=1024 * 1024, receive_timeout=IDLE_S, heartbeat=HEARTBEAT_S, compress=False
+    ws = SizedWebSocket(
+        max_msg_size=MAX_FRAME_BYTES,
+        error=_error,
+        receive_timeout=IDLE_S,
+        heartbeat=HEARTBEAT_S,
+        compress=False,
     )
     await prepare_websocket(request, ws)
     if service.streams.locked():
@@ -196,9 +203,13 @@ def _rate(value: Any) -> int:
     return value
 
 
+def _error(code: str, message: str) -> dict[str, Any]:
+    return {"type": "error", "code": code, "message": message}
+
+
 async def _fail(ws: web.WebSocketResponse, exc: HubError) -> None:
     try:
-        await ws.send_json({"type": "error", "code": exc.code, "message": exc.message})
+        await ws.send_json(_error(exc.code, exc.message))
         await ws.close()
     except ConnectionResetError:  # already gone
         pass

@@ -196,6 +196,18 @@ async def test_staff_socket_refuses_without_the_token(client: TestClient, first:
     assert closing.type == WSMsgType.CLOSE and closing.data == live.CLOSE_UNAUTHORIZED
 
 
+async def test_staff_socket_says_why_it_closes_on_an_oversized_message(
+        client: TestClient) -> None:
+    """Why: a 5 MB first message dropped the connection with no reason given."""
+    async with client.ws_connect("/api/staff/events") as ws:
+        await ws.send_str('{"token": "' + "x" * (live.MAX_MESSAGE_BYTES + 1) + '"}')
+        message = await ws.receive_json(timeout=5)
+        closing = await ws.receive(timeout=5)
+    assert message["type"] == "error" and message["error"]["code"] == "too_big"
+    assert f"{live.MAX_MESSAGE_BYTES:,} bytes" in message["error"]["message"]
+    assert closing.type == WSMsgType.CLOSE and closing.data == WSCloseCode.MESSAGE_TOO_BIG
+
+
 async def test_staff_socket_streams_events_after_the_token(client: TestClient,
                                                            staff: dict[str, str]) -> None:
     async with client.ws_connect("/api/staff/events") as ws:

@@ -11,6 +11,7 @@ from collections.abc import AsyncIterator, Callable
 import numpy as np
 import pytest
 import pytest_asyncio
+from aiohttp import WSCloseCode, WSMsgType
 from aiohttp.test_utils import TestClient, TestServer
 
 from hub.services import Services
@@ -153,6 +154,18 @@ async def test_websocket_refuses_nesting_and_closes_an_idle_kiosk(
         closed = await ws.receive()
     assert (idle["type"], idle["code"]) == ("error", "idle")
     assert closed.type.name in ("CLOSE", "CLOSED", "CLOSING")
+
+
+async def test_websocket_says_why_it_closes_on_an_oversized_frame(
+    voice_client: TestClient,
+) -> None:
+    """Why: a 20 MB frame dropped the kiosk's connection with close code 1009 and no reason."""
+    async with voice_client.ws_connect("/api/search/voice/stream") as ws:
+        await ws.send_bytes(b"\x00" * (voice_web.MAX_FRAME_BYTES + 2))
+        error = await asyncio.wait_for(ws.receive_json(), timeout=10)
+        closed = await ws.receive(timeout=10)
+    assert (error["type"], error["code"]) == ("error", "too_big")
+    assert closed.type == WSMsgType.CLOSE and closed.data == WSCloseCode.MESSAGE_TOO_BIG
 
 
 async def test_websocket_declines_compression(voice_client: TestClient) -> None:
