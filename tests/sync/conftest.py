@@ -79,6 +79,20 @@ async def wait_until(check: Callable[[], Any] | Callable[[], Awaitable[Any]],
         await asyncio.sleep(0.05)
 
 
+async def applied(shop: ShopService, timeout: float = 30.0) -> None:
+    """Wait until ``shop`` has finished with every message it received so far.
+
+    Its database shows a batch as soon as the writer thread commits it; the batch's metrics,
+    acks and live-feed rows follow on the event loop afterwards. A test that sees a commit and
+    then looks at those without letting the loop run races the shop (and loses on a busy
+    machine), so it waits for this first.
+    """
+    try:
+        await asyncio.wait_for(shop.shop.link.idle.wait(), timeout)
+    except TimeoutError:
+        raise AssertionError(f"the shop still busy after {timeout} s") from None
+
+
 class SyncPair:
     """A hub and the shop service on one broker, with the calls tests make on both."""
 
@@ -154,7 +168,8 @@ class SyncPair:
         return audit_store(self.shop_db, self.store, ledger, stock)
 
     async def settled(self, timeout: float = 30.0) -> AuditReport:
-        """Wait until the shop's view equals the hub's ledger exactly, and return the audit."""
+        """Wait until the shop's view equals the hub's ledger exactly and the shop has finished
+        with what it applied, and return the audit."""
         report: AuditReport | None = None
 
         def exact() -> bool:
@@ -167,6 +182,8 @@ class SyncPair:
         except AssertionError:
             raise AssertionError(f"not settled: {report}") from None
         assert report is not None
+        if self.shop is not None:
+            await applied(self.shop, timeout)
         return report
 
 

@@ -15,7 +15,14 @@ from sync.shop.service import ShopService
 from sync.topics import StoreTopics
 from tests.fixtures.hub_process import free_port, start_hub
 from tests.fixtures.mosquitto import Mosquitto
-from tests.sync.conftest import CATALOG, RawClient, SyncPair, shop_config, wait_until
+from tests.sync.conftest import (
+    CATALOG,
+    RawClient,
+    SyncPair,
+    applied,
+    shop_config,
+    wait_until,
+)
 from tests.sync.processes import (
     STAFF_TOKEN,
     hub_toml,
@@ -255,8 +262,9 @@ async def test_two_shop_instances_share_the_load_on_one_database(pair: SyncPair)
             await svc.db.write(svc.inventory.record, movement)
         report = await pair.settled(timeout=60)
         assert report.ledger_rows == 3 - 1 + len(stream)
-        applied = [instance.shop.link.metrics.received.labels("event")._value.get()
-                   for instance in (pair.shop, second)]
-        assert all(count > 0 for count in applied), applied  # both took a share
+        await applied(second)  # settled() waited for the first instance only
+        applied_counts = [instance.shop.link.metrics.received.labels("event")._value.get()
+                          for instance in (pair.shop, second)]
+        assert all(count > 0 for count in applied_counts), applied_counts  # both took a share
     finally:
         await second.stop()
