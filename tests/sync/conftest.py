@@ -16,6 +16,7 @@ import pytest_asyncio
 from paho.mqtt.enums import CallbackAPIVersion
 
 from hub.app import RunningHub, start_hub
+from hub.clock import Clock
 from hub.config import HubConfig
 from hub.sync_link import audit_export
 from sync.shop.audit import AuditReport, audit_store
@@ -106,9 +107,9 @@ class SyncPair:
         self.http = aiohttp.ClientSession()
         self.staff = {"Authorization": f"Bearer {STAFF_TOKEN}"}
 
-    async def start_hub(self, **mqtt: Any) -> RunningHub:
+    async def start_hub(self, clock: Clock | None = None, **mqtt: Any) -> RunningHub:
         self.hub = await start_hub(hub_config(self.folder / "hub", self.broker.port,
-                                              protocol=self.protocol, **mqtt))
+                                              protocol=self.protocol, **mqtt), clock=clock)
         return self.hub
 
     async def start_shop(self, **sync: Any) -> ShopService:

@@ -7,10 +7,13 @@ from __future__ import annotations
 import asyncio
 import shutil
 import sqlite3
+from pathlib import Path
 
 from hub.backup import backup, restore
+from hub.clock import ManualClock
 from hub.inventory import MovementIn
-from tests.sync.conftest import SyncPair, wait_until
+from tests.fixtures.mosquitto import Mosquitto
+from tests.sync.conftest import FAST_MQTT, SyncPair, wait_until
 
 
 async def _sell(pair: SyncPair, count: int, sku: str = "BAN-1") -> None:
@@ -52,21 +55,37 @@ async def test_a_shop_that_lost_its_database_catches_up_from_snapshots(pair: Syn
                      what="the history gap recorded")
 
 
-async def test_drift_in_the_shop_view_is_found_and_corrected(pair: SyncPair) -> None:
-    assert pair.hub is not None and pair.hub.services.sync is not None
-    await _sell(pair, 3, "OAT-1")
-    await pair.settled()
-    conn = sqlite3.connect(pair.shop_db)
-    conn.execute("UPDATE stock_view SET on_hand = on_hand + 5, available = available + 5 "
-                 "WHERE sku = 'OAT-1'")
-    conn.commit()
-    conn.close()
-    assert pair.audit().view_diff
-    pair.hub.services.sync.agent.refresh_snapshots()
-    await wait_until(lambda: ("stock", "OAT-1") in _drift(pair), what="drift reported")
-    await pair.settled()
-    assert pair.shop is not None
-    assert pair.shop.shop.link.metrics.drift._value.get() >= 1  # noqa: SLF001
+async def test_drift_in_the_shop_view_is_found_and_corrected(tmp_path: Path,
+                                                             mosquitto: Mosquitto) -> None:
+    """The hub runs on a held clock, so its snapshots go out only when the test moves it: none
+    can reach the shop between the view being spoiled and the check that it is."""
+    clock = ManualClock()
+    pair = SyncPair(tmp_path, mosquitto)
+    try:
+        hub = await pair.start_hub(clock=clock)
+        await pair.import_catalog()
+        await pair.start_shop()
+        await _sell(pair, 3, "OAT-1")
+        await pair.settled()
+        conn = sqlite3.connect(pair.shop_db)
+        conn.execute("UPDATE stock_view SET on_hand = on_hand + 5, available = available + 5 "
+                     "WHERE sku = 'OAT-1'")
+        conn.commit()
+        conn.close()
+        assert pair.audit().view_diff
+        assert hub.services.sync is not None
+        hub.services.sync.agent.refresh_snapshots()  # sent at the next snapshot interval
+
+        def drift_reported() -> bool:
+            clock.advance(FAST_MQTT["snapshot_interval_s"])
+            return ("stock", "OAT-1") in _drift(pair)
+
+        await wait_until(drift_reported, what="drift reported")
+        await pair.settled()
+        assert pair.shop is not None
+        assert pair.shop.shop.link.metrics.drift._value.get() >= 1  # noqa: SLF001
+    finally:
+        await pair.close()
 
 
 async def test_a_store_restored_from_a_backup_is_followed_exactly(pair: SyncPair) -> None:
