@@ -138,19 +138,28 @@ async def _reminders(pair: SyncPair) -> tuple[int, Any] | None:
 
 async def test_sse_stream_carries_stock_changes(pair: SyncPair) -> None:
     assert pair.hub is not None and pair.shop is not None
-    await pair.settled()
+    await pair.settled()  # also: every change before it has gone out to the feed
     seen: list[dict[str, Any]] = []
+    connected = asyncio.Event()
 
     async def listen() -> None:
         async with pair.http.get(f"{pair.shop.url}/api/stock/stream?sku=OAT-1") as response:
             assert response.headers["Content-Type"].startswith("text/event-stream")
             async for line in response.content:
+                if line.startswith(b": connected"):  # sent once the shop listens for us
+                    connected.set()
                 if line.startswith(b"data: "):
                     seen.append(json.loads(line[6:]))
                     return
 
     listener = asyncio.create_task(listen())
-    await asyncio.sleep(0.2)
+    # Changes made before the stream listens are not sent on it: wait until it does.
+    ready = asyncio.create_task(connected.wait())
+    await asyncio.wait({ready, listener}, timeout=30, return_when=asyncio.FIRST_COMPLETED)
+    ready.cancel()
+    if listener.done():
+        listener.result()  # its failure, if it failed
+    assert connected.is_set(), "the stream did not say it was connected within 30 s"
     await pair.hub_api("POST", "/api/stock/movements",
                        {"sku": "BAN-1", "qty": 1, "reason": "sale"}, expect=201)
     await pair.hub_api("POST", "/api/stock/movements",
