@@ -8,7 +8,7 @@ import sqlite3
 
 from sync.envelope import build, new_id
 from sync.topics import StoreTopics
-from tests.sync.conftest import RawClient, SyncPair, wait_until
+from tests.sync.conftest import RawClient, SyncPair, applied, wait_until
 
 
 def metric(text: str, name: str, reason: str) -> float:
@@ -111,6 +111,7 @@ async def test_bad_events_become_dead_letters_at_the_shop(pair: SyncPair) -> Non
         try:
             await wait_until(lambda: conn.execute(
                 "SELECT count(*) FROM dead_letters").fetchone()[0] >= 6, what="dead letters")
+            await applied(pair.shop)  # the letters are counted after they are committed
             reasons = [r for (r,) in conn.execute("SELECT reason FROM dead_letters ORDER BY id")]
             watermark = conn.execute("SELECT watermark FROM stores WHERE store = 'ghost'"
                                      ).fetchone()[0]
