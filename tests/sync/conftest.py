@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import inspect
+import sqlite3
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
@@ -138,6 +139,21 @@ class SyncPair:
     def shop_db(self) -> Path:
         return self.folder / "shop" / "shop.db"
 
+    async def reported(self, store: str | None = None, timeout: float = 30.0) -> None:
+        """Wait until ``store`` (this pair's by default) has reported to the shop, which takes
+        commands (orders, opt-ins) only for stores it has heard from."""
+        wanted = store or self.store
+
+        def known() -> bool:
+            conn = sqlite3.connect(self.shop_db)
+            try:
+                return conn.execute("SELECT 1 FROM stores WHERE store = ?",
+                                    (wanted,)).fetchone() is not None
+            finally:
+                conn.close()
+
+        await wait_until(known, timeout, f"{wanted} to report to the shop")
+
     async def import_catalog(self) -> None:
         assert self.hub is not None
         svc = self.hub.services
@@ -190,11 +206,13 @@ class SyncPair:
 
 @pytest_asyncio.fixture
 async def pair(tmp_path: Path, mosquitto: Mosquitto) -> AsyncIterator[SyncPair]:  # noqa: F811
-    """A hub (catalogue imported) and the shop, both started, on MQTT 5."""
+    """A hub (catalogue imported) and the shop, both started, on MQTT 5; the store has reported
+    to the shop (its birth comes in the background, after the shop subscribed)."""
     sync_pair = SyncPair(tmp_path, mosquitto)
     await sync_pair.start_hub()
     await sync_pair.import_catalog()
     await sync_pair.start_shop()
+    await sync_pair.reported()
     yield sync_pair
     await sync_pair.close()
 

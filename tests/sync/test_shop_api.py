@@ -200,11 +200,6 @@ async def _known(pair: SyncPair) -> bool:
     return bool(body["stores"])
 
 
-async def _reported(pair: SyncPair, store: str) -> bool:
-    _, body = await call(pair, "GET", "/api/stores")
-    return any(known["store"] == store for known in body["stores"])
-
-
 async def _expired(pair: SyncPair, order_id: str) -> dict[str, Any] | None:
     _, order = await call(pair, "GET", f"/api/orders/{order_id}")
     return order if order["state"] == "expired" else None
@@ -217,7 +212,7 @@ async def test_withdrawing_consent_removes_the_key_from_every_store(pair: SyncPa
         stores = {pair.store: pair.hub.services.members, "store-b": other.services.members}
         # The shop takes opt-ins only for stores that have reported to it; store-b has just
         # started and connects in the background.
-        await wait_until(lambda: _reported(pair, "store-b"), what="store-b's birth at the shop")
+        await pair.reported("store-b")
         status, body = await call(pair, "POST", "/api/members/m-2/opt-in",
                                   {"store": pair.store, "display_name": "Bo"})
         assert status == 202
