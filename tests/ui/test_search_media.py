@@ -71,6 +71,50 @@ def test_take_photo_shows_without_scrolling(kiosk_page: Page, size: tuple[int, i
     assert kiosk_page.evaluate("scrollY") == 0
 
 
+#: Each way to search, and the buttons of its panel, by id (the same in every language).
+MODES = ("#mode-photo", "#mode-voice", "#mode-text")
+PANEL_BUTTONS = {"#mode-photo": ("#shutter", "#pick-photo"), "#mode-voice": ("#talk",),
+                 "#mode-text": ("#query", "#clear-query")}
+
+
+def off_screen(page: Page, selectors: tuple[str, ...], minimum: float = 80) -> list[str]:
+    """Those of ``selectors`` not wholly inside the viewport as it is, or under ``minimum`` CSS
+    pixels either way, with their boxes."""
+    size = page.viewport_size
+    assert size is not None
+    wrong = []
+    for selector in selectors:
+        box = page.locator(selector).bounding_box()
+        assert box is not None, f"{selector} is not shown"
+        if (box["x"] < 0 or box["y"] < 0 or box["x"] + box["width"] > size["width"]
+                or box["y"] + box["height"] > size["height"]
+                or min(box["width"], box["height"]) < minimum - 0.5):
+            wrong.append(f"{selector}: {box}")
+    return wrong
+
+
+@pytest.mark.parametrize("language", ["English", "한국어"])
+@pytest.mark.parametrize("size", [(1280, 800), (800, 1280)])
+def test_larger_text_keeps_every_way_to_search_on_the_screen(
+    kiosk_page: Page, size: tuple[int, int], language: str
+) -> None:
+    """Why: with larger text at 1280 x 800 the camera preview pushed "Take photo" and "Choose a
+    picture" below the edge (the kiosk then scrolled the three search buttons half off the top),
+    and held upright "Type the name" was below the edge of the start screen."""
+    kiosk_page.set_viewport_size({"width": size[0], "height": size[1]})
+    kiosk_page.get_by_role("button", name=language).click()
+    kiosk_page.locator("#large-text").click()
+    expect(kiosk_page.locator("html")).to_have_class("large")
+    assert off_screen(kiosk_page, MODES) == []
+    for mode, buttons in PANEL_BUTTONS.items():
+        kiosk_page.locator(mode).click()
+        if mode == "#mode-photo":
+            wait_for_video(kiosk_page)
+        assert off_screen(kiosk_page, MODES + buttons) == [], mode
+        assert kiosk_page.evaluate("scrollY") == 0, mode
+    assert kiosk_page.evaluate("getComputedStyle(document.body).fontSize") == "32px"
+
+
 def test_photo_from_a_file_finds_the_product(kiosk_page: Page) -> None:
     kiosk_page.get_by_role("button", name="Show a photo").click()
     with kiosk_page.expect_file_chooser() as chooser:

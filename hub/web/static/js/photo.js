@@ -41,8 +41,8 @@ export async function openCamera() {
   video.srcObject = stream;
   video.hidden = shutter.hidden = stream === null;
   status.textContent = t(stream ? "camera_ready" : "camera_off");
-  // With larger text the buttons may still be below the edge: bring them up, without scrolling
-  // where they already show.
+  // On a screen smaller than a kiosk's (1280 x 800, or 800 x 1280 upright) the buttons may be
+  // below the edge: bring them up, without scrolling where they already show.
   if (!shutter.closest(".panel").hidden) shutter.parentElement.scrollIntoView({ block: "nearest" });
 }
 
