@@ -201,3 +201,28 @@ def recent(db: Database, limit: int) -> list[Reminder]:
         (limit,),
     )
     return [Reminder(**row) for row in rows]
+
+
+def standing_alerts(
+    db: Database, inside: list[tuple[str, float]], repeat_s: float
+) -> list[dict[str, object]]:
+    """The staff alerts still standing, for a staff page opened or reloaded after they came: for
+    each member in the store now (``inside``: member id and arrival time), the latest alert sent
+    about each of their orders that is still ready, from this visit or one that flickered into it
+    (within ``repeat_s`` before it, when the alert was held as a repeat). One entry per member
+    and visit, as the live feed's banners are, newest first."""
+    visits: dict[tuple[str, float], list[str]] = {}
+    for member, arrived in inside:
+        rows = db.query(
+            "SELECT r.order_id, max(r.visit_at) AS visit_at FROM reminders r "
+            "JOIN orders o ON o.id = r.order_id WHERE r.member_id = ? AND r.kind = 'staff' "
+            "AND r.status = 'sent' AND o.state = 'ready' AND r.visit_at >= ? "
+            "GROUP BY r.order_id ORDER BY r.order_id",
+            (member, arrived - repeat_s),
+        )
+        for row in rows:
+            visits.setdefault((member, row["visit_at"]), []).append(row["order_id"])
+    return [
+        {"member_id": member, "visit_at": visit_at, "order_ids": orders}
+        for (member, visit_at), orders in sorted(visits.items(), key=lambda v: -v[0][1])
+    ]

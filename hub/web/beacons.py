@@ -1,12 +1,13 @@
 """Staff routes of the Bluetooth LE feature: who is in the shop now, recent arrivals and
-departures, the reminders decided, and the health of the store's beacon fleet."""
+departures, the reminders decided, the arrival alerts still standing, and the health of the
+store's beacon fleet."""
 
 from __future__ import annotations
 
 import msgspec
 from aiohttp import web
 
-from hub.reminders import recent
+from hub.reminders import recent, standing_alerts
 from hub.web.common import int_query, json_response, require_staff, services
 
 
@@ -42,6 +43,20 @@ async def reminders(request: web.Request) -> web.Response:
     return json_response({"reminders": [r.to_json() for r in decided]})
 
 
+async def arrivals(request: web.Request) -> web.Response:
+    """Arrival alerts still standing: members in the store now whose ready orders the staff
+    were alerted about, so a staff page opened or reloaded later shows the banners too."""
+    require_staff(request)
+    svc = services(request)
+    presence = svc.presence
+    if presence is None:
+        return json_response({"enabled": False, "arrivals": []})
+    inside = [(view.member, view.arrived) for view in presence.present()]
+    repeat_s = presence.config.reminders.staff_repeat_after_s
+    standing = await svc.db.read(standing_alerts, svc.db, inside, repeat_s)
+    return json_response({"enabled": True, "arrivals": standing})
+
+
 async def fleet_health(request: web.Request) -> web.Response:
     """Every declared beacon's last sighting, RSSI and battery, and the latest alerts."""
     require_staff(request)
@@ -57,4 +72,5 @@ def setup(app: web.Application) -> None:
     app.router.add_get("/api/presence", present)
     app.router.add_get("/api/presence/events", presence_events)
     app.router.add_get("/api/reminders", reminders)
+    app.router.add_get("/api/arrivals", arrivals)
     app.router.add_get("/api/beacons/health", fleet_health)

@@ -8,7 +8,7 @@ from pathlib import Path
 from aiohttp.test_utils import TestClient
 from bleak.exc import BleakError
 
-from beacons.presence import PresenceEvent
+from beacons.presence import MemberView, PresenceEvent
 from beacons.sources.bleak_scanner import BleakSource
 from hub.members import MemberIn
 from hub.orders import OrderIn, OrderLineIn
@@ -28,8 +28,11 @@ async def test_routes_answer_when_presence_is_off(
     assert body == {"enabled": False, "present": []}
     _, body = await api.call("GET", "/api/beacons/health")
     assert body == {"enabled": False, "beacons": [], "alerts": []}
-    response, _ = await SpecClient(client).call("GET", "/api/reminders")
-    assert response.status == 401
+    _, body = await api.call("GET", "/api/arrivals")
+    assert body == {"enabled": False, "arrivals": []}
+    for path in ("/api/reminders", "/api/arrivals"):
+        response, _ = await SpecClient(client).call("GET", path)
+        assert response.status == 401
 
 
 async def test_recorded_events_and_reminders_are_listed(
@@ -66,6 +69,44 @@ async def test_recorded_events_and_reminders_are_listed(
     assert body == {"enabled": True, "present": []}
     response, _ = await api.call("GET", "/api/presence/events?limit=0")
     assert response.status == 400
+
+
+async def test_standing_arrival_alerts_are_listed_while_the_member_is_inside(
+    client: TestClient, staff: dict[str, str], stocked: Services, tmp_path: Path
+) -> None:
+    """Why: arrival banners lived only in the staff page's memory, from the live feed: a page
+    reloaded, or opened after the member walked in, showed none."""
+    stocked.config.beacons.chain_prefix = "00" * 8
+    stocked.config.beacons.source = "replay"
+    stocked.config.beacons.replay_file = tmp_path / "unused.jsonl"
+    stocked.members.upsert(MemberIn(id="m1", consent=True, beacon_key=KEY))
+    for order_id in ("A1", "A2", "A3"):
+        stocked.orders.place(OrderIn(id=order_id, member="m1",
+                                     lines=[OrderLineIn(sku="OAT-1", qty=1)]))
+        if stocked.orders.get(order_id).state == "pending":
+            stocked.orders.accept(order_id)
+    stocked.orders.mark_ready("A1")
+    stocked.orders.mark_ready("A2")  # A3 is still being picked: no alert
+    presence = stocked.presence = PresenceService(stocked)
+    # yesterday's visit alerted about A1 too; only today's counts
+    await stocked.db.write(presence.record, PresenceEvent(NOON - 86400, "m1", "arrived", "door"))
+    await stocked.db.write(presence.record, PresenceEvent(NOON, "m1", "arrived", "door"))
+    api = SpecClient(client, staff)
+    _, body = await api.call("GET", "/api/arrivals")
+    assert body == {"enabled": True, "arrivals": []}  # nobody is inside
+    inside = [MemberView("m1", "door", NOON, NOON, [])]
+    presence.present = lambda: inside  # type: ignore[method-assign]
+    _, body = await api.call("GET", "/api/arrivals")
+    assert body["arrivals"] == [{"member_id": "m1", "visit_at": NOON, "order_ids": ["A1", "A2"]}]
+    # she steps out and back in a minute later: the staff are not alerted again, and the
+    # standing alert is still the one they were shown
+    await stocked.db.write(presence.record, PresenceEvent(NOON + 60, "m1", "arrived", "door"))
+    inside[0] = MemberView("m1", "door", NOON + 60, NOON + 60, [])
+    _, body = await api.call("GET", "/api/arrivals")
+    assert body["arrivals"] == [{"member_id": "m1", "visit_at": NOON, "order_ids": ["A1", "A2"]}]
+    stocked.orders.collect("A1")
+    _, body = await api.call("GET", "/api/arrivals")
+    assert body["arrivals"] == [{"member_id": "m1", "visit_at": NOON, "order_ids": ["A2"]}]
 
 
 async def test_store_health_says_when_the_scanner_cannot_scan(

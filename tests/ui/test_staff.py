@@ -183,6 +183,56 @@ def test_member_with_ready_orders_arriving_shows_a_banner(staff_page: Page,
     expect(banner).to_have_count(0)
 
 
+def test_arrival_banners_come_back_after_a_reload_and_dismissed_ones_do_not(
+    staff_page: Page, ui_hub: UiHub
+) -> None:
+    """Why: arrival banners lived only in the page's memory, from the live feed: a reload (or a
+    page opened after the member walked in) lost them, and a dismissed one could not be told
+    from one never shown. They are rebuilt from GET /api/arrivals; a dismissal is kept on the
+    tablet. Dismissing also hands the focus on, where it had been left on nothing."""
+    svc = ui_hub.running.services
+    assert svc.presence is not None
+    now = svc.clock.now()
+    inside = []
+    for t, member, name, key in ((now, "m-lou", "Lou Park", "1a"),
+                                 (now + 1, "m-eva", "Eva Holm", "1b")):
+        ui_hub.run(svc.db.write(svc.members.upsert, MemberIn(
+            id=member, display_name=name, consent=True, beacon_key=key * 16)))
+        order_id = place_order(ui_hub, "GS-006", 1, member=member)
+        status, _ = ui_hub.call("POST", f"/api/orders/{order_id}/transition", {"to": "ready"})
+        assert status == 200
+        ui_hub.run(svc.db.write(svc.presence.record, PresenceEvent(
+            t=t, member=member, event="arrived", zone="entrance")))
+        inside.append(MemberView(member, "entrance", t, t, []))
+    svc.presence.present = lambda: inside  # the presence engine is fed no radio here
+    banners = staff_page.get_by_role("region", name="Arrivals").locator(".arrival")
+    try:
+        expect(banners).to_have_count(2)  # from the live feed, the latest first
+        expect(banners.first).to_contain_text("Eva Holm has arrived. Order UI-")
+        staff_page.reload()
+        expect(banners).to_have_count(2)
+        expect(banners.first).to_contain_text("Eva Holm has arrived. Order UI-")
+        lou = staff_page.get_by_role("button", name="Dismiss: Lou Park has arrived")
+        lou.focus()
+        staff_page.keyboard.press("Enter")
+        expect(banners).to_have_count(1)
+        eva = staff_page.get_by_role("button", name="Dismiss: Eva Holm has arrived")
+        expect(eva).to_be_focused()
+        staff_page.reload()
+        expect(eva).to_be_visible()
+        expect(banners).to_have_count(1)
+        assert_accessible(staff_page)
+        eva.press("Space")
+        expect(banners).to_have_count(0)
+        expect(staff_page.get_by_role("heading", name="Pickup queue")).to_be_focused()
+        staff_page.reload()
+        expect(staff_page.get_by_role("heading", name="Pickup queue")).to_be_visible()
+        expect(staff_page.locator("tr[data-order]").first).to_be_visible()
+        expect(banners).to_have_count(0)
+    finally:
+        del svc.presence.present
+
+
 LONG_ID = "o-01M8FM4JDD7SMEZYAX029N6JXM"  # an order id as the online shop makes them
 #: How many lines each match of `pattern` in an element's text takes (one per match unbroken).
 _LINES_JS = """(el, pattern) => {

@@ -1,11 +1,12 @@
 // The staff page: sign-in, the three sections (#orders, #stock, #health), the live feed of hub
-// events over one authenticated WebSocket, and the arrival banner.
+// events over one authenticated WebSocket, and the arrival banners (from the live feed, and
+// rebuilt from GET /api/arrivals when the page is opened or reloaded).
 
 import { api } from "./api.js";
 import { connectLive } from "./live.js";
 import * as health from "./staff-health.js";
 import * as orders from "./staff-orders.js";
-import { el, signIn, signOut, token, whenSignedOut } from "./staff-session.js";
+import { el, signIn, signOut, staffApi, token, whenSignedOut } from "./staff-session.js";
 import * as stock from "./staff-stock.js";
 
 const SECTIONS = ["orders", "stock", "health"];
@@ -18,6 +19,9 @@ const signOutButton = document.getElementById("sign-out");
 const live = document.getElementById("live");
 const arrivals = document.getElementById("arrivals");
 const visits = new Map(); // "member@visit time" -> {banner, name, orders} of the arrival banners
+// The arrival alerts dismissed on this tablet, each as "member@visit time#order", so a dismissed
+// banner stays dismissed when the page is reloaded (a later order of the same visit shows again).
+const DISMISSED = "staff-dismissed-arrivals";
 let feed = null;
 
 function section() {
@@ -35,8 +39,31 @@ function showSection() {
   if (name === "health") health.load();
 }
 
+function dismissed() {
+  try {
+    return new Set(JSON.parse(localStorage.getItem(DISMISSED)) ?? []);
+  } catch {
+    return new Set(); // unreadable: the banners show again, nothing worse
+  }
+}
+
+function keepDismissed(keys) {
+  localStorage.setItem(DISMISSED, JSON.stringify([...keys]));
+}
+
+const alertKey = (member, time, order) => `${member}@${time}#${order}`;
+
+// After a banner goes, the focus goes to the next banner's button, or to the section shown (it
+// was left on nothing, and a screen reader said nothing).
+function focusAfterBanner(banner) {
+  const next = banner.nextElementSibling ?? banner.previousElementSibling;
+  const target = next?.querySelector("button") ?? document.getElementById(`${section()}-title`);
+  target.focus();
+}
+
 // One banner per member and visit; each ready order of theirs arrives as its own alert.
 function showArrival({ member_id: member, visit_at: time, order_id: order }) {
+  if (dismissed().has(alertKey(member, time, order))) return;
   const key = `${member}@${time}`;
   if (!visits.has(key)) {
     const banner = el("div", "", "arrival");
@@ -45,6 +72,10 @@ function showArrival({ member_id: member, visit_at: time, order_id: order }) {
     dismiss.type = "button";
     dismiss.setAttribute("aria-label", `Dismiss: ${name} has arrived`);
     dismiss.addEventListener("click", () => {
+      const keys = dismissed();
+      for (const id of visits.get(key).orders) keys.add(alertKey(member, time, id));
+      keepDismissed(keys);
+      if (banner.contains(document.activeElement)) focusAfterBanner(banner);
       banner.remove();
       visits.delete(key);
     });
@@ -53,10 +84,24 @@ function showArrival({ member_id: member, visit_at: time, order_id: order }) {
     visits.set(key, { banner, name, orders: [] });
   }
   const visit = visits.get(key);
+  if (visit.orders.includes(order)) return; // already shown (the live feed and a reload met)
   visit.orders.push(order);
   const ids = visit.orders.join(", ");
   visit.banner.firstChild.textContent = `${visit.name} has arrived. ` + (visit.orders.length === 1
     ? `Order ${ids} is ready for pickup.` : `Orders ${ids} are ready for pickup.`);
+}
+
+// The alerts still standing on the hub (members in the store now, orders still ready): a page
+// opened or reloaded after they came shows them too. Dismissals of alerts no longer standing
+// are forgotten, so the list stays as short as the banners.
+async function loadArrivals() {
+  const { arrivals: standing } = await staffApi("/api/arrivals");
+  const keys = new Set(standing.flatMap(({ member_id: member, visit_at: time, order_ids: ids }) =>
+    ids.map((id) => alertKey(member, time, id))));
+  keepDismissed([...dismissed()].filter((key) => keys.has(key)));
+  for (const { member_id: member, visit_at: time, order_ids: ids } of [...standing].reverse()) {
+    for (const id of ids) showArrival({ member_id: member, visit_at: time, order_id: id });
+  }
 }
 
 function onEvent(message) {
@@ -71,7 +116,10 @@ function onEvent(message) {
 }
 
 function reloadAll() {
-  orders.load().catch((err) => { document.getElementById("orders-error").textContent = err.message; });
+  orders.load()
+    .catch((err) => { document.getElementById("orders-error").textContent = err.message; })
+    .then(loadArrivals) // after the members' names are known
+    .catch(() => {}); // the live feed still brings new arrivals
   stock.reload().catch(() => {});
 }
 
