@@ -115,6 +115,21 @@ def test_larger_text_keeps_every_way_to_search_on_the_screen(
     assert kiosk_page.evaluate("getComputedStyle(document.body).fontSize") == "32px"
 
 
+def test_a_way_chosen_from_the_keyboard_hands_the_focus_to_its_button(kiosk_page: Page) -> None:
+    """Why: after choosing "Show a photo" or "Ask out loud" with Enter, the focus stayed on that
+    choice, and the other ways' buttons stood between it and "Take photo" or the talk button."""
+    kiosk_page.locator("#mode-voice").focus()
+    kiosk_page.keyboard.press("Enter")
+    expect(kiosk_page.locator("#talk")).to_be_focused()
+    expect(kiosk_page.locator("#talk")).to_have_attribute("aria-pressed", "false")
+    kiosk_page.locator("#mode-photo").focus()
+    kiosk_page.keyboard.press("Space")
+    expect(kiosk_page.get_by_role("button", name="Take photo")).to_be_focused()
+    kiosk_page.keyboard.press("Shift+Tab")
+    kiosk_page.keyboard.press("Enter")  # "Type the name"
+    expect(kiosk_page.get_by_role("searchbox")).to_be_focused()
+
+
 def test_photo_from_a_file_finds_the_product(kiosk_page: Page) -> None:
     kiosk_page.get_by_role("button", name="Show a photo").click()
     with kiosk_page.expect_file_chooser() as chooser:

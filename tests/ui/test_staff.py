@@ -233,6 +233,24 @@ def test_arrival_banners_come_back_after_a_reload_and_dismissed_ones_do_not(
         del svc.presence.present
 
 
+def test_the_focus_goes_on_when_an_order_leaves_the_queue(staff_page: Page,
+                                                           ui_hub: UiHub) -> None:
+    """Why: marking an order collected from the keyboard left the focus on nothing (the row was
+    gone) and a screen reader said nothing; the next order's button takes it, and the change is
+    said."""
+    older, newer = place_order(ui_hub), place_order(ui_hub)
+    for order_id in (older, newer):
+        ui_hub.call("POST", f"/api/orders/{order_id}/transition", {"to": "ready"})
+    staff_page.reload()
+    collect = staff_page.get_by_role("button", name=f"Mark collected: order {newer}")
+    collect.focus()
+    staff_page.keyboard.press("Enter")
+    expect(staff_page.locator(f"tr[data-order='{newer}']")).to_have_count(0)
+    expect(staff_page.get_by_role("status").filter(has_text=f"Order {newer}")).to_have_text(
+        f"Order {newer}: Collected.")
+    expect(staff_page.get_by_role("button", name=f"Mark collected: order {older}")).to_be_focused()
+
+
 LONG_ID = "o-01M8FM4JDD7SMEZYAX029N6JXM"  # an order id as the online shop makes them
 #: How many lines each match of `pattern` in an element's text takes (one per match unbroken).
 _LINES_JS = """(el, pattern) => {

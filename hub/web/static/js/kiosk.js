@@ -40,8 +40,19 @@ function setMode(mode) {
     button.setAttribute("aria-expanded", String(chosen));
     document.getElementById(button.getAttribute("aria-controls")).hidden = !chosen;
   }
-  if (mode === "photo") photo.openCamera();
+  const from = document.activeElement;
+  if (mode === "photo") photo.openCamera().then(() => focusPanel("photo", from));
+  if (mode === "voice") focusPanel("voice", from);
   if (mode === "text") document.getElementById("query").focus();
+}
+
+// The chosen way's first button takes the focus from the button that chose it: for a keyboard or
+// a screen reader the other ways' buttons stood between them. Not when the customer has moved on
+// meanwhile (the camera takes a moment).
+function focusPanel(mode, from) {
+  if (main.dataset.mode !== mode || document.activeElement !== from) return;
+  const panel = document.getElementById(`panel-${mode}`);
+  [...panel.querySelectorAll("button")].find((button) => !button.hidden)?.focus();
 }
 
 function chooseLanguage(lang) {

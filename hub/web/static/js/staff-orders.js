@@ -20,6 +20,8 @@ const rows = document.getElementById("order-rows");
 const filter = document.getElementById("order-filter");
 const empty = document.getElementById("orders-empty");
 const error = document.getElementById("orders-error");
+const done = document.getElementById("orders-done");
+const heading = document.getElementById("orders-title");
 const dialog = document.getElementById("reason-dialog");
 const reasonText = document.getElementById("reason-text");
 
@@ -87,7 +89,12 @@ export function onOrder(order) {
     row.replaceWith(fresh);
     if (hadFocus) (fresh.querySelector("button") ?? fresh.querySelector("th")).focus();
   } else if (row) {
+    // The focus goes on to the next order (or the one before, or the queue's heading): it was
+    // left on nothing when a collected order's row went, and a screen reader said nothing.
+    const next = row.nextElementSibling ?? row.previousElementSibling;
+    const hadFocus = row.contains(document.activeElement);
     row.remove();
+    if (hadFocus) (next?.querySelector("button") ?? next?.querySelector("th") ?? heading).focus();
   } else if (shown) {
     const later = [...rows.children].find((r) => orders.get(r.dataset.order).created_at < order.created_at);
     rows.insertBefore(orderRow(order), later ?? null);
@@ -170,14 +177,18 @@ function askReason(title) {
 
 async function move(order, to, label) {
   error.textContent = "";
+  done.textContent = "";
   let reason = null;
   if (NEEDS_REASON.has(to)) {
     reason = await askReason(`${label} order ${order.id}`);
     if (reason === null) return;
   }
   try {
-    onOrder(await staffApi(`/api/orders/${encodeURIComponent(order.id)}/transition`,
-      { method: "POST", json: { to, reason } }));
+    const moved = await staffApi(`/api/orders/${encodeURIComponent(order.id)}/transition`,
+      { method: "POST", json: { to, reason } });
+    onOrder(moved);
+    // Said, as well as shown: the row may have left the queue (collected, cancelled).
+    done.textContent = `Order ${moved.id}: ${LABELS[moved.state]}.`;
   } catch (err) {
     error.textContent = `Order ${order.id}: ${err.message}`;
   }
