@@ -412,7 +412,7 @@ def test_voice_search_is_shown_unavailable_without_a_microphone(page: Page, devi
     else:
         expect(ask).to_be_disabled()
         expect(ask).to_have_accessible_name(f"Ask out loud {MIC_OFF}")
-        assert_accessible(page, enhanced_contrast=True)
+        assert_accessible(page)
         assert small_targets(page) == []
         page.get_by_role("button", name="한국어").click()
         expect(ask.locator(".mode-hint")).to_have_text(
