@@ -230,6 +230,21 @@ class SizedWebSocket(web.WebSocketResponse):
         return await super().close(code=code, message=message, drain=drain)
 
 
+def close_on_shutdown(app: web.Application, key: web.AppKey[set[web.WebSocketResponse]]) -> None:
+    """Keep the open sockets of one kind in ``app[key]`` and close them when the hub stops.
+
+    Why: aiohttp's shutdown waits for every open handler, so a socket whose client said
+    nothing held Ctrl-C for the keep-alive timeout (a silent voice stream: 13 s instead of 1).
+    """
+    app[key] = set()
+
+    async def close_all(app: web.Application) -> None:
+        for ws in list(app[key]):
+            await ws.close(code=WSCloseCode.GOING_AWAY, message=b"the hub is stopping")
+
+    app.on_shutdown.append(close_all)
+
+
 async def prepare_websocket(request: web.Request, ws: web.WebSocketResponse) -> None:
     """Open ``ws``, or a 400 a person can act on for a request that is not a WebSocket
     handshake (aiohttp's own answer is "No WebSocket UPGRADE hdr: None" as plain text)."""

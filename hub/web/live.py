@@ -20,12 +20,18 @@ import json
 from collections.abc import Callable
 from typing import Any
 
-from aiohttp import WSCloseCode, WSMsgType, web
+from aiohttp import WSMsgType, web
 
 from hub.events import Event, Subscription
 from hub.inventory import STOCK_CHANGED
 from hub.services import Services
-from hub.web.common import SizedWebSocket, client_address, prepare_websocket, services
+from hub.web.common import (
+    SizedWebSocket,
+    client_address,
+    close_on_shutdown,
+    prepare_websocket,
+    services,
+)
 
 #: Open sockets, closed when the hub stops (an open socket would otherwise hold the shutdown).
 SOCKETS: web.AppKey[set[web.WebSocketResponse]] = web.AppKey("live_sockets", set)
@@ -106,11 +112,6 @@ async def _open(request: web.Request) -> web.WebSocketResponse:
     return ws
 
 
-async def _close_all(app: web.Application) -> None:
-    for ws in list(app[SOCKETS]):
-        await ws.close(code=WSCloseCode.GOING_AWAY, message=b"the hub is stopping")
-
-
 async def kiosk_stock(request: web.Request) -> web.WebSocketResponse:
     ws = await _open(request)
     if ws.closed:
@@ -168,7 +169,6 @@ async def _authenticated(ws: web.WebSocketResponse, svc: Services) -> None:
 
 
 def setup(app: web.Application) -> None:
-    app[SOCKETS] = set()
-    app.on_shutdown.append(_close_all)
+    close_on_shutdown(app, SOCKETS)
     app.router.add_get("/api/live/stock", kiosk_stock)
     app.router.add_get("/api/staff/events", staff_events)

@@ -23,12 +23,13 @@ import json
 from typing import Any
 
 import numpy as np
-from aiohttp import WSMsgType, web
+from aiohttp import WSMessage, WSMsgType, web
 
 from hub.errors import HubError, InvalidInput, Unavailable, UnsupportedMedia
 from hub.voice_search import VoiceService
 from hub.web.common import (
     SizedWebSocket,
+    close_on_shutdown,
     is_staff,
     json_response,
     prepare_websocket,
@@ -48,6 +49,8 @@ IDLE_S = 30.0
 HEARTBEAT_S = 10.0
 #: A question's audio may arrive over its length (voice.max_seconds) plus this, in seconds.
 STREAM_SLACK_S = 5.0
+#: Open streaming sockets, closed when the hub stops.
+STREAMS: web.AppKey[set[web.WebSocketResponse]] = web.AppKey("voice_streams", set)
 #: Largest message: a kiosk sends about a tenth of a second of PCM at a time (under 10 kB).
 MAX_FRAME_BYTES = 1024 * 1024
 #: Longest a streaming connection stays open, in seconds: the kiosk opens one per question.
@@ -96,25 +99,23 @@ async def stream_voice(request: web.Request) -> web.WebSocketResponse:
     # reference cycles inside aiohttp until a full garbage collection, holding its zlib state
     # (about 0.25 MB): 2,000 questions abandoned mid-way had raised the hub's memory by 430 MB.
     ws = SizedWebSocket(
-        max_msg_size=MAX_FRAME_BYTES,
-        error=_error,
-        receive_timeout=IDLE_S,
-        heartbeat=HEARTBEAT_S,
-        compress=False,
+        max_msg_size=MAX_FRAME_BYTES, error=_error, heartbeat=HEARTBEAT_S, compress=False
     )
     await prepare_websocket(request, ws)
     if service.streams.locked():
         await _fail(ws, Unavailable("too many kiosks are streaming at once; try again shortly"))
         return ws
+    open_streams = request.app[STREAMS]
     async with service.streams:
+        open_streams.add(ws)
         try:
             await _converse(request, ws, service)
         except HubError as exc:
             await _fail(ws, exc)
-        except TimeoutError:
-            await _fail(ws, InvalidInput(f"nothing arrived for {IDLE_S:g} s", code="idle"))
         except ConnectionResetError:  # the kiosk went away before its answer: nobody to tell
             pass
+        finally:
+            open_streams.discard(ws)
     return ws
 
 
@@ -125,26 +126,10 @@ async def _converse(request: web.Request, ws: web.WebSocketResponse, service: Vo
     received = 0  # samples at the sender's rate
     clock = asyncio.get_running_loop().time
     opened, question_began = clock(), None
-    async for msg in ws:
-        # A kiosk streams a question as it is spoken and opens a socket per question; a client
-        # trickling a few samples now and then held one of the few streaming places for good.
-        now = clock()
-        if now - opened > SESSION_MAX_S:
-            raise InvalidInput(
-                f"this connection has been open {SESSION_MAX_S:g} s; open a new one per question",
-                code="session_too_long",
-            )
-        if question_began is not None and now - question_began > (
-            service.config.max_seconds + STREAM_SLACK_S
-        ):
-            raise InvalidInput(
-                f"the question's audio took longer than "
-                f"{service.config.max_seconds + STREAM_SLACK_S:g} s to arrive; stream it as it "
-                "is spoken, then send 'end'",
-                code="too_slow",
-            )
+    while True:
+        msg = await _receive(ws, opened, question_began, service.config.max_seconds)
         if msg.type == WSMsgType.BINARY:
-            question_began = question_began or now
+            question_began = question_began or clock()
             if len(msg.data) % 2:
                 raise InvalidInput("PCM frames must hold whole 16-bit samples", code="bad_frame")
             samples = np.frombuffer(msg.data, dtype="<i2").astype(np.float32) / 32768.0
@@ -174,8 +159,42 @@ async def _converse(request: web.Request, ws: web.WebSocketResponse, service: Vo
                 search, stream = service.open_stream()
                 resampler = StreamResampler(resampler.src_rate, rate)
                 received, question_began = 0, None
-        elif msg.type == WSMsgType.ERROR:
+        elif msg.type not in (WSMsgType.TEXT, WSMsgType.BINARY):  # closed, closing or broken
             return
+
+
+async def _receive(
+    ws: web.WebSocketResponse, opened: float, question_began: float | None, max_seconds: float
+) -> WSMessage:
+    """The next message, or the error of the first of the stream's deadlines to pass.
+
+    Why deadlines and not aiohttp's ``receive_timeout``: that timeout starts again with every
+    ping and pong, so a kiosk page that froze mid-question (answering the heartbeat, sending
+    nothing) was never told ``idle`` and held one of the few streaming places until the hub
+    restarted. A kiosk opens a socket per question and streams it as it is spoken, so a client
+    trickling a few samples now and then is stopped by the other two deadlines."""
+    now = asyncio.get_running_loop().time()
+    deadlines = [
+        (now + IDLE_S, "idle", f"nothing arrived for {IDLE_S:g} s"),
+        (
+            opened + SESSION_MAX_S,
+            "session_too_long",
+            f"this connection has been open {SESSION_MAX_S:g} s; open a new one per question",
+        ),
+    ]
+    if question_began is not None:
+        deadlines.append((
+            question_began + max_seconds + STREAM_SLACK_S,
+            "too_slow",
+            f"the question's audio took longer than {max_seconds + STREAM_SLACK_S:g} s to "
+            "arrive; stream it as it is spoken, then send 'end'",
+        ))
+    when, code, message = min(deadlines)
+    try:
+        async with asyncio.timeout_at(when):
+            return await ws.receive()
+    except TimeoutError:
+        raise InvalidInput(message, code=code) from None
 
 
 def _command(text: str) -> dict[str, Any]:
@@ -220,6 +239,7 @@ async def voice_status(request: web.Request) -> web.Response:
 
 
 def setup(app: web.Application) -> None:
+    close_on_shutdown(app, STREAMS)
     app.router.add_post("/api/search/voice", search_voice)
     app.router.add_get("/api/search/voice/stream", stream_voice)
     app.router.add_get("/api/search/voice/status", voice_status)

@@ -148,12 +148,25 @@ async def test_websocket_refuses_nesting_and_closes_an_idle_kiosk(
         await ws.send_str('{"a":' * 10_000 + "1" + "}" * 10_000)
         nested = await ws.receive_json()
     assert (nested["type"], nested["code"]) == ("error", "bad_message")
-    monkeypatch.setattr(voice_web, "IDLE_S", 0.5)  # the real wait is 30 s of silence
+    # Why pings every 0.1 s: aiohttp's receive timeout started again at every ping and pong, so
+    # a frozen kiosk page (its browser answering the heartbeat) was never told idle.
+    monkeypatch.setattr(voice_web, "HEARTBEAT_S", 0.1)  # the real heartbeat: every 10 s
+    monkeypatch.setattr(voice_web, "IDLE_S", 1.0)  # the real wait is 30 s of silence
     async with voice_client.ws_connect("/api/search/voice/stream") as ws:
         idle = await asyncio.wait_for(ws.receive_json(), timeout=10)
         closed = await ws.receive()
     assert (idle["type"], idle["code"]) == ("error", "idle")
     assert closed.type.name in ("CLOSE", "CLOSED", "CLOSING")
+
+
+async def test_an_open_stream_is_closed_when_the_hub_stops(voice_client: TestClient) -> None:
+    """Why: the hub's shutdown waited for a silent stream's client (13 s after Ctrl-C)."""
+    async with voice_client.ws_connect("/api/search/voice/stream") as ws:
+        await ws.send_bytes(b"\x00\x01" * 1_600)
+        assert (await ws.receive_json(timeout=10))["type"] == "partial"
+        await asyncio.wait_for(voice_client.server.app.shutdown(), timeout=5)
+        closed = await ws.receive(timeout=5)
+    assert (closed.type, closed.data) == (WSMsgType.CLOSE, WSCloseCode.GOING_AWAY)
 
 
 async def test_websocket_says_why_it_closes_on_an_oversized_frame(
