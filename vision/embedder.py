@@ -2,15 +2,24 @@
 
 The session is created once with the configured thread count and warmed up with one inference, so
 the first shopper does not pay for onnxruntime's lazy initialisation.
+
+onnxruntime's own telemetry is turned off before it loads (``ORT_DISABLE_TELEMETRY``, read once
+per process when the library initialises; an operator may set it to 0): since 1.29 the PyPI
+build on Linux records a process event at import and session events afterwards in
+``~/.cache/Microsoft/DeveloperTools/.onnxruntime/`` with a device id, and uploads them when the
+network allows. A hub in a shop has no business reporting to a third party.
 """
 
 from __future__ import annotations
 
 import hashlib
+import os
 from pathlib import Path
 
 import numpy as np
-import onnxruntime as ort
+
+os.environ.setdefault("ORT_DISABLE_TELEMETRY", "1")
+import onnxruntime as ort  # noqa: E402  (after the telemetry setting, which it reads on load)
 
 from vision.errors import ModelError
 from vision.preprocess import Preprocessor

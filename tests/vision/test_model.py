@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import json
+import os
 import re
+import subprocess
+import sys
 from dataclasses import asdict
 
 import numpy as np
 import pytest
 
+from tests.conftest import REPO_ROOT
 from tests.vision.conftest import MODEL, PROVENANCE, photos
 from vision.embedder import OnnxEmbedder, file_sha256
 from vision.errors import ModelError
@@ -98,3 +102,14 @@ def test_float_twin_of_the_int8_model_embeds_like_it(embedder: OnnxEmbedder, tmp
     for photo in photos("val.txt", 6, 2) + photos("val.txt", 45, 1):
         data = photo.path.read_bytes()
         assert float(twin.embed(data) @ embedder.embed(data)) > 0.99
+
+
+def test_onnxruntime_reports_nothing_to_microsoft(tmp_path) -> None:
+    """Why: the PyPI onnxruntime (1.29 on) records telemetry with a device id under
+    ~/.cache/Microsoft and uploads it when the network allows; a shop's hub must not."""
+    env = {k: v for k, v in os.environ.items() if k != "ORT_DISABLE_TELEMETRY"}
+    env["HOME"] = str(tmp_path)
+    script = ("from vision.embedder import OnnxEmbedder; "
+              f"from pathlib import Path; OnnxEmbedder(Path({str(MODEL)!r}), threads=1)")
+    subprocess.run([sys.executable, "-c", script], env=env, check=True, cwd=REPO_ROOT, timeout=120)
+    assert not (tmp_path / ".cache" / "Microsoft").exists()
