@@ -106,6 +106,8 @@ DECODER_SETTINGS = {
     "fsgusealtpron": False,
     "maxhmmpf": 2000,
 }
+#: The free-form search's name (the language model's), beside the catalogue grammars'.
+FREE_SEARCH = "free"
 #: How many of the language model's most frequent words are kept as filler candidates.
 COMMON_WORDS = 2000
 #: An accent's pronunciation of a word is a dictionary word of its own, the word and a number
@@ -152,6 +154,7 @@ class PocketsphinxEngine:
         self._searches: dict[str, str] = {}
         self._workdir = tempfile.TemporaryDirectory(prefix="voice-dict-")
         self._decoder = self._load(dict_path)
+        self._free_on: Decoder | None = None  # the decoder the free-form search was added to
         self.language = language
         self.sample_rate = int(self._decoder.config["samprate"])
         self.filler_weight = filler_weight
@@ -164,7 +167,7 @@ class PocketsphinxEngine:
             return Decoder(
                 hmm=str(self._hmm),
                 dict=str(dictionary),
-                lm=str(self._lm),
+                lm=None,  # loaded only for free-form decoding (the bench's baseline), see there
                 loglevel="FATAL",
                 **DECODER_SETTINGS,
             )
@@ -304,8 +307,16 @@ class PocketsphinxEngine:
             return self._run(pcm)
 
     def decode_free(self, pcm: bytes) -> str:
+        """Free-form recognition with the package's language model, added on first use.
+
+        Why not loaded with the decoder: the product decodes only catalogue grammars, and the
+        language model held 63 MB of a hub's memory (pocketsphinx 5: 103 MB loaded with it,
+        40 MB without); only the bench's free-form baseline needs it."""
         with self._lock:
-            self._decoder.activate_search()
+            if self._free_on is not self._decoder:  # a new decoder after a catalogue rebuild
+                self._decoder.add_lm_file(FREE_SEARCH, str(self._lm))
+                self._free_on = self._decoder
+            self._decoder.activate_search(FREE_SEARCH)
             return self._run(pcm)
 
     def _run(self, pcm: bytes) -> str:
