@@ -17,7 +17,6 @@ import unicodedata
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 
-from pypinyin import lazy_pinyin
 from rapidfuzz import fuzz, process
 
 
@@ -96,7 +95,13 @@ def jamo_key(text: str) -> str:
 
 
 def pinyin_key(text: str) -> str:
-    """Toneless pinyin of the Chinese characters, one syllable per word; other text kept."""
+    """Toneless pinyin of the Chinese characters, one syllable per word; other text kept.
+
+    pypinyin is imported here, when the first Chinese text is met (a Chinese catalogue: when it
+    is indexed), not with the module: it loads its dictionaries at import, 55 MB of a hub's
+    memory that a store without Chinese names would hold for nothing."""
+    from pypinyin import lazy_pinyin
+
     return " ".join(lazy_pinyin(normalise(text).replace(" ", "")))
 
 

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
+from tests.conftest import REPO_ROOT
 from voice.matcher import CatalogEntry, ProductMatcher, jamo_key, pinyin_key
 
 CATALOG = [
@@ -61,3 +65,20 @@ def test_a_transcript_fragment_does_not_match_every_name_containing_it() -> None
     spoken = matcher.search("라", lang="ko", whole=True)
     assert not spoken or spoken[0].score < 0.8
     assert matcher.search("oatly oat milk", whole=True)[0].score == 1.0
+
+
+def test_pinyin_dictionaries_load_only_for_chinese_text() -> None:
+    """Why: pypinyin loads its dictionaries when imported, 55 MB of the hub's memory that a
+    store without Chinese names held for nothing."""
+    script = (
+        "import sys, hub.app\n"
+        "from voice.matcher import CatalogEntry, ProductMatcher\n"
+        "m = ProductMatcher([CatalogEntry('OAT-1', {'en': 'Oat milk', 'ko': '귀리 우유'})])\n"
+        "m.search('oat milk')\n"
+        "print('pypinyin' in sys.modules)\n"
+        "ProductMatcher([CatalogEntry('Y-1', {'zh': '酸奶'})])\n"
+        "print('pypinyin' in sys.modules)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                         check=True, cwd=REPO_ROOT, timeout=120).stdout.split()
+    assert out == ["False", "True"]
