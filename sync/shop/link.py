@@ -66,7 +66,7 @@ class ShopLink:
 
     def __init__(self, store: ShopStore, broker: BrokerSettings, settings: LinkSettings, *,
                  clock: Callable[[], float], sleep: Sleep, metrics: SyncMetrics,
-                 on_stock: Callable[[list[StockRow]], None]) -> None:
+                 on_stock: Callable[[list[StockRow], frozenset[str]], None]) -> None:
         self.store = store
         self.settings = settings
         self.clock = clock
@@ -236,8 +236,8 @@ class ShopLink:
         self.metrics.duplicates.inc(outcome.duplicates)
         self.metrics.received.labels("event").inc(outcome.applied)
         self.metrics.drift.inc(outcome.drift)
-        if outcome.stock:
-            self.on_stock(outcome.stock)
+        if outcome.stock or outcome.rewound:
+            self.on_stock(outcome.stock, frozenset(outcome.rewound))
         for store, position in outcome.acks.items():
             self._acks_due[store] = position
         for store in outcome.stale_runs:

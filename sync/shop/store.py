@@ -107,6 +107,8 @@ class BatchOutcome:
     acks: dict[str, tuple[int, int]] = field(default_factory=dict)  # store -> (epoch, watermark)
     births: list[str] = field(default_factory=list)
     snapshots_wanted: set[str] = field(default_factory=set)
+    # stores whose history was cut back (restored from a backup): their seqs start again lower
+    rewound: set[str] = field(default_factory=set)
     # stores heard from in a run older than one the shop knows: acked at once, so they learn it
     stale_runs: set[str] = field(default_factory=set)
 
@@ -250,6 +252,7 @@ class ShopStore:
                 # before it (a restore), and its birth, which says so, came late or not at all
                 # (it wrote past the old watermark first, or its clock was behind).
                 self._rewind(conn, env.store, watermarks[env.store], env.seq - 1, now)
+                out.rewound.add(env.store)
                 watermarks[env.store] = conn.execute(
                     "SELECT watermark FROM stores WHERE store = ?", (env.store,)).fetchone()[0]
                 out.snapshots_wanted.add(env.store)
@@ -387,6 +390,7 @@ class ShopStore:
             # birth, not the newest epoch seen: the new run's first events or snapshots can
             # reach the shop before its birth (same batch, another shop instance).
             self._rewind(conn, env.store, watermark, st.last_seq, now)
+            out.rewound.add(env.store)
             out.snapshots_wanted.add(env.store)
             out.drift += 1
         elif watermark < st.acked_seq:

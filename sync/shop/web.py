@@ -22,6 +22,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from sync.envelope import STORE_PATTERN, new_id
 from sync.messages import ID_PATTERN, SKU_PATTERN
 from sync.shop.context import SHOP, Shop
+from sync.shop.feed import Resync
 from sync.shop.store import UnknownStore
 
 log = logging.getLogger(__name__)
@@ -32,6 +33,10 @@ StoreText = Annotated[str, Field(pattern=STORE_PATTERN)]
 #: Request bodies are validated strictly: ``true`` or ``"1"`` is not a quantity (the hub, which
 #: applies the command, refuses them; accepting them here promised what would never happen).
 STRICT = ConfigDict(extra="forbid", strict=True)
+#: A comment line this often on a quiet stock stream: proxies and API gateways close idle ones.
+STREAM_HEARTBEAT_S = 15.0
+#: How long an EventSource waits before reconnecting after the stream ends, in milliseconds.
+STREAM_RETRY_MS = 3000
 
 
 class ApiError(Exception):
@@ -211,27 +216,49 @@ async def sku_stock(request: web.Request) -> web.Response:
 
 
 async def stock_stream(request: web.Request) -> web.StreamResponse:
-    """Server-Sent Events: one ``stock`` event per change, optionally for one store or SKU."""
+    """Server-Sent Events: one ``stock`` event per change, optionally for one store or SKU; a
+    ``resync`` event when the listener must re-read the stock endpoints; a comment every
+    ``STREAM_HEARTBEAT_S`` so proxies and gateways do not close a quiet stream."""
     s = shop(request)
-    store, sku = request.query.get("store"), request.query.get("sku")
+    store = _query(request, "store", STORE_PATTERN)
+    sku = _query(request, "sku", SKU_PATTERN)
+    if store is not None and not await s.store.read(s.store.store_known, store):
+        raise _unknown_store(store)  # a typo would otherwise wait on an empty stream for ever
     response = web.StreamResponse(headers={"Content-Type": "text/event-stream",
                                            "Cache-Control": "no-cache"})
     await response.prepare(request)
-    queue = s.feed.listen()
+    listener = s.feed.listen(store, sku)
     try:
-        await response.write(b": connected\n\n")
+        await response.write(f"retry: {STREAM_RETRY_MS}\n: connected\n\n".encode())
         while True:
-            row = await queue.get()
-            if (store and row.store != store) or (sku and row.sku != sku):
+            try:
+                item = await asyncio.wait_for(listener.get(), STREAM_HEARTBEAT_S)
+            except TimeoutError:
+                await response.write(b": keep-alive\n\n")
                 continue
-            body = json.dumps(row.to_json(), separators=(",", ":"))
-            await response.write(f"event: stock\nid: {row.store}:{row.seq}\ndata: {body}\n\n"
+            if item is None:  # the shop is stopping: end the stream cleanly
+                break
+            if isinstance(item, Resync):
+                body = json.dumps({"reason": item.reason, "store": item.store, "lost": item.lost},
+                                  separators=(",", ":"))
+                await response.write(f"event: resync\ndata: {body}\n\n".encode())
+                continue
+            body = json.dumps(item.to_json(), separators=(",", ":"))
+            await response.write(f"event: stock\nid: {item.store}:{item.seq}\ndata: {body}\n\n"
                                  .encode())
     except (ConnectionResetError, RuntimeError):
         pass  # the listener went away
     finally:
-        s.feed.forget(queue)
+        s.feed.forget(listener)
     return response
+
+
+def _query(request: web.Request, name: str, pattern: str) -> str | None:
+    """The query parameter ``name`` matched whole, or None when absent."""
+    value = request.query.get(name)
+    if value is not None and not re.fullmatch(pattern, value):
+        raise ApiError(400, "invalid", f"{name} {value!r} is not valid")
+    return value
 
 
 async def place_order(request: web.Request) -> web.Response:
@@ -325,6 +352,11 @@ async def reminders(request: web.Request) -> web.Response:
 def create_app(state: Shop) -> web.Application:
     app = web.Application(middlewares=[errors], client_max_size=state.config.http.max_json_bytes)
     app[SHOP] = state
+
+    async def end_streams(app: web.Application) -> None:
+        state.feed.close()
+
+    app.on_shutdown.append(end_streams)
     r = app.router
     r.add_get("/healthz", healthz)
     r.add_get("/metrics", metrics)

@@ -72,9 +72,9 @@ def assert_followed_the_restore(store: ShopStore) -> None:
 ])
 def test_a_restored_store_is_rewound_when_its_birth_comes_with_its_events(
         shop: ShopStore, batches: list[list[Item]]) -> None:
-    for batch in batches:
-        shop.apply_batch(batch, 2.0)
+    rewound = [shop.apply_batch(batch, 2.0).rewound for batch in batches]
     assert_followed_the_restore(shop)
+    assert rewound[0] == {STORE}  # the batch that rewound says so, for the live stream
 
 
 def test_a_restored_store_is_rewound_when_its_events_come_before_its_birth(
@@ -82,7 +82,7 @@ def test_a_restored_store_is_rewound_when_its_events_come_before_its_birth(
     # Another shop instance got the first new event before anyone applied the birth: a newer
     # run's other event at seq 14 already says the history was cut back before it.
     early = shop.apply_batch([sale(2, 14, new_on_hand(14))], 2.0)
-    assert early.applied == 1 and early.snapshots_wanted == {STORE}
+    assert early.applied == 1 and early.snapshots_wanted == {STORE} and early.rewound == {STORE}
     shop.apply_batch([birth(2, 13, 13)], 2.1)
     # The store sends again what was not acked (ack timeout).
     shop.apply_batch([sale(2, seq, new_on_hand(seq)) for seq in range(14, 18)], 2.2)
@@ -107,13 +107,15 @@ def test_an_older_runs_events_rewind_nothing_and_ask_for_an_ack(shop: ShopStore)
     once so such a store learns of the newer run."""
     outcome = shop.apply_batch([sale(0, seq, 7) for seq in range(14, 18)], 2.0)
     assert outcome.applied == 0 and outcome.stale_runs == {STORE} and STORE in outcome.acks
+    assert not outcome.rewound
     assert rows(shop, "SELECT count(*) FROM applied") == [(20,)]
     assert ("seq_reused",) in rows(shop, "SELECT kind FROM drift")
     assert ("rewind",) not in rows(shop, "SELECT kind FROM drift")
 
 
 def test_a_retained_birth_of_the_current_run_rewinds_nothing(shop: ShopStore) -> None:
-    shop.apply_batch([birth(1, 0, 0)], 2.0)  # the retained birth, heard again on reconnect
+    outcome = shop.apply_batch([birth(1, 0, 0)], 2.0)  # the retained birth, heard again
+    assert not outcome.rewound
     assert rows(shop, "SELECT watermark FROM stores") == [(20,)]
     assert ("rewind",) not in rows(shop, "SELECT kind FROM drift")
 
