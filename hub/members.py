@@ -16,8 +16,8 @@ from hub.clock import Clock
 from hub.db import Database
 from hub.errors import NotFound
 from hub.events import Event, EventBus
+from sync.messages import ID_PATTERN, NAME_PATTERN
 
-ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,63}$"
 MEMBERS_CHANGED = "members.changed"
 
 
@@ -27,7 +27,8 @@ class MemberIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     id: str = Field(pattern=ID_PATTERN, description="The shop's member id.")
-    display_name: str = Field(default="", max_length=100, description="Name staff see.")
+    display_name: str = Field(default="", max_length=100, pattern=NAME_PATTERN,
+                              description="Name staff see: no control characters or line breaks.")
     consent: bool = Field(description="Opted in to arrival reminders.")
     beacon_key: str | None = Field(
         default=None,

@@ -16,6 +16,9 @@ from sync.envelope import MessageId, Seq, whole
 
 ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,63}$"
 SKU_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"
+#: A name people read (a member's, on the staff page): any text without control characters or
+#: line breaks, which would break a banner's line or a log line.
+NAME_PATTERN = r"^[^\x00-\x1f\x7f-\x9f\u2028\u2029]*$"
 ID = Annotated[str, msgspec.Meta(pattern=whole(ID_PATTERN))]
 Sku = Annotated[str, msgspec.Meta(pattern=whole(SKU_PATTERN))]
 Text = Annotated[str, msgspec.Meta(max_length=500)]
@@ -137,7 +140,7 @@ class OrderCancel(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
 
 class MemberUpsert(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     id: ID
-    display_name: Annotated[str, msgspec.Meta(max_length=100)] = ""
+    display_name: Annotated[str, msgspec.Meta(max_length=100, pattern=whole(NAME_PATTERN))] = ""
     consent: bool
     beacon_key: Annotated[str, msgspec.Meta(pattern=r"^[0-9a-fA-F]{32}\Z")] | None = None
 

@@ -20,7 +20,7 @@ from prometheus_client import generate_latest
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from sync.envelope import STORE_PATTERN, new_id
-from sync.messages import ID_PATTERN, SKU_PATTERN
+from sync.messages import ID_PATTERN, NAME_PATTERN, SKU_PATTERN
 from sync.shop.context import SHOP, Shop
 from sync.shop.feed import Resync
 from sync.shop.store import UnknownStore
@@ -72,7 +72,8 @@ class OptInIn(BaseModel):
 
     model_config = STRICT
     store: StoreText = Field(description="The member's store.")
-    display_name: str = Field(default="", max_length=100, description="Name staff see.")
+    display_name: str = Field(default="", max_length=100, pattern=NAME_PATTERN,
+                              description="Name staff see: no control characters or line breaks.")
 
 
 class OptOutIn(BaseModel):
@@ -203,6 +204,8 @@ async def store_sku_stock(request: web.Request) -> web.Response:
     store = _path(request, "store", STORE_PATTERN)
     sku = _path(request, "sku", SKU_PATTERN)
     rows = await s.store.read(s.store.stock, store, sku)
+    if not rows and not await s.store.read(s.store.store_known, store):
+        raise _unknown_store(store)  # a typo in the store is not a product it lacks
     if not rows:
         raise ApiError(404, "not_found", f"store {store!r} has reported no stock of {sku!r}")
     return web.json_response(rows[0].to_json())

@@ -131,6 +131,9 @@ def test_the_asyncapi_document_describes_what_is_sent(schema: str, type_: str,
     ("OrderPlace", messages.OrderPlace, {"id": "o-1", "member": "ann@example.com",
                                          "lines": [{"sku": "A", "qty": 1}]}),
     ("MemberUpsert", messages.MemberUpsert, {"id": "bob@example.com", "consent": True}),
+    # Why: a name with a NUL or a line break was stored and shown to staff as it came
+    ("MemberUpsert", messages.MemberUpsert, {"id": "bob", "display_name": "a\x00b\n<i>",
+                                             "consent": False}),
     ("OrderCancel", messages.OrderCancel, {"id": "no such order!"}),
 ])
 def test_the_asyncapi_document_refuses_ids_the_hub_refuses(

@@ -187,3 +187,20 @@ async def test_what_every_json_endpoint_answers_is_documented(shop: SyncPair, pa
 async def test_withdraw_documents_its_400(shop: SyncPair) -> None:
     status, body = await call(shop, "POST", "/api/members/bad!/withdraw")
     assert status == 400 and body["error"]["code"] == "invalid"
+
+
+async def test_a_member_name_with_control_characters_is_refused(shop: SyncPair) -> None:
+    """Why: a display name with a NUL, a line break or markup-looking text was stored as sent
+    and shown on the staff page; markup is only text there, control characters are refused."""
+    status, body = await call(shop, "POST", "/api/members/m-1/opt-in",
+                              {"store": STORE, "display_name": "a\u0000b\n<script>"})
+    assert status == 400 and body["error"]["details"][0]["field"] == "display_name"
+    status, _ = await call(shop, "POST", "/api/members/m-1/opt-in",
+                           {"store": STORE, "display_name": "<Kim & Lee> 김민지"})
+    assert status == 202
+
+
+async def test_stock_of_a_store_that_never_reported_says_so(shop: SyncPair) -> None:
+    """Why: a typo in the store id read 'has reported no stock of' the product."""
+    status, body = await call(shop, "GET", "/api/stores/nowhere/stock/OAT-1")
+    assert status == 404 and "has not reported to the shop" in body["error"]["message"]
