@@ -70,6 +70,20 @@ CREATE TABLE IF NOT EXISTS orders (
 );
 CREATE INDEX IF NOT EXISTS orders_member ON orders (member);
 
+-- Idempotency-Key of POST /api/orders: a retried placement answers with the order the key made.
+-- Keys are scoped to the member the order is for (the caller, authenticated by the gateway);
+-- the primary key makes "first request wins" hold across shop instances on one database.
+CREATE TABLE IF NOT EXISTS order_keys (
+    member     TEXT NOT NULL,
+    key        TEXT NOT NULL,
+    request    TEXT NOT NULL,                -- SHA-256 of the canonical request body
+    order_id   TEXT NOT NULL,
+    store      TEXT NOT NULL,
+    created_at REAL NOT NULL,
+    PRIMARY KEY (member, key)
+);
+CREATE INDEX IF NOT EXISTS order_keys_created ON order_keys (created_at);
+
 CREATE TABLE IF NOT EXISTS order_events (
     store    TEXT NOT NULL,
     seq      INTEGER NOT NULL,

@@ -86,6 +86,24 @@ class PendingCommand:
     epoch: int
 
 
+@dataclass(frozen=True)
+class Placed:
+    """What POST /api/orders made, or found made by an earlier request with the same key
+    (``command`` is None then: nothing new to send)."""
+
+    order_id: str
+    store: str
+    command: PendingCommand | None
+
+
+class KeyReused(Exception):
+    """An Idempotency-Key already used for another request body (by the same member)."""
+
+    def __init__(self, key: str, order_id: str) -> None:
+        super().__init__(f"idempotency key {key!r} was used for order {order_id!r}")
+        self.key, self.order_id = key, order_id
+
+
 class UnknownStore(Exception):
     """A command for a store that has never reported to the shop: nobody would ever answer it,
     so it would stay pending for good (a fuzz run had left 138,644 such opt-ins)."""
@@ -466,15 +484,34 @@ class ShopStore:
     # --- what the shop asks of stores (writer thread) ------------------------------------------
 
     def place_order(self, order_id: str, store: str, member: str | None,
-                    lines: list[dict[str, Any]], now: float) -> PendingCommand:
-        """Record the order as 'requested' and the command that asks the store for it."""
+                    lines: list[dict[str, Any]], now: float,
+                    key: tuple[str, str, float] | None = None) -> Placed:
+        """Record the order as 'requested' and the command that asks the store for it.
+
+        ``key`` is (Idempotency-Key, fingerprint of the request, oldest time a key is kept
+        from): when ``member`` used the key since then, the order it made is returned instead
+        (or KeyReused raised when the fingerprint differs). Checked and recorded in the one
+        write transaction, so two requests with a key (two shop instances) make one order."""
         with self._tx() as conn:
+            if key is not None and member is not None:
+                conn.execute("DELETE FROM order_keys WHERE created_at < ?", (key[2],))
+                known = conn.execute("SELECT request, order_id, store FROM order_keys "
+                                     "WHERE member = ? AND key = ?", (member, key[0])).fetchone()
+                if known is not None:
+                    if known[0] != key[1]:
+                        raise KeyReused(key[0], known[1])
+                    return Placed(known[1], known[2], None)
             self._require_store(conn, store)
             conn.execute("INSERT INTO orders (id, store, member, state, lines, created_at, "
                          "updated_at) VALUES (?, ?, ?, 'requested', ?, ?, ?)",
                          (order_id, store, member, json.dumps(lines), now, now))
+            if key is not None and member is not None:
+                conn.execute("INSERT INTO order_keys (member, key, request, order_id, store, "
+                             "created_at) VALUES (?, ?, ?, ?, ?, ?)",
+                             (member, key[0], key[1], order_id, store, now))
             data = {"id": order_id, "member": member, "lines": lines}
-            return self._add_command(conn, store, messages.ORDER_PLACE, data, order_id, now)
+            command = self._add_command(conn, store, messages.ORDER_PLACE, data, order_id, now)
+            return Placed(order_id, store, command)
 
     def cancel_order(self, order_id: str, reason: str | None, now: float) -> PendingCommand:
         with self._tx() as conn:

@@ -8,6 +8,7 @@ the order's status follows as the store reports it.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
 import logging
 import re
@@ -23,7 +24,7 @@ from sync.envelope import STORE_PATTERN, new_id
 from sync.messages import ID_PATTERN, NAME_PATTERN, SKU_PATTERN
 from sync.shop.context import SHOP, Shop
 from sync.shop.feed import Resync
-from sync.shop.store import UnknownStore
+from sync.shop.store import KeyReused, UnknownStore
 
 log = logging.getLogger(__name__)
 M = TypeVar("M", bound=BaseModel)
@@ -37,6 +38,12 @@ STRICT = ConfigDict(extra="forbid", strict=True)
 STREAM_HEARTBEAT_S = 15.0
 #: How long an EventSource waits before reconnecting after the stream ends, in milliseconds.
 STREAM_RETRY_MS = 3000
+#: The Idempotency-Key header of POST /api/orders: 8 to 255 characters a UUID, ULID or
+#: base64 token is made of.
+IDEMPOTENCY_KEY_PATTERN = r"[A-Za-z0-9._:+/=-]{8,255}"
+#: How long a key is kept: a retry within this time gets the order the key made; after it the
+#: key is forgotten and makes a new order.
+IDEMPOTENCY_KEY_TTL_S = 24 * 3600.0
 
 
 class ApiError(Exception):
@@ -264,19 +271,43 @@ def _query(request: web.Request, name: str, pattern: str) -> str | None:
     return value
 
 
+def _idempotency_key(request: web.Request) -> str | None:
+    """The Idempotency-Key header, or None when absent; a malformed one is refused (400)."""
+    key = request.headers.get("Idempotency-Key")
+    if key is not None and not re.fullmatch(IDEMPOTENCY_KEY_PATTERN, key):
+        raise ApiError(400, "invalid", "the Idempotency-Key header must be 8 to 255 characters "
+                       "of A-Z a-z 0-9 . _ : + / = - (a UUID or ULID fits); send a new one")
+    return key
+
+
 async def place_order(request: web.Request) -> web.Response:
+    """Place an order; with an Idempotency-Key, a retry answers with the order the key made."""
     s = shop(request)
+    key = _idempotency_key(request)
     order = await read_json(request, OrderIn)
-    order_id = f"o-{new_id()}"
     lines = [line.model_dump() for line in order.lines]
+    now = s.clock()
+    keyed = None
+    if key is not None:
+        canonical = json.dumps(order.model_dump(), sort_keys=True, separators=(",", ":"))
+        keyed = (key, hashlib.sha256(canonical.encode()).hexdigest(), now - IDEMPOTENCY_KEY_TTL_S)
     try:
-        command = await s.store.write(s.store.place_order, order_id, order.store, order.member,
-                                      lines, s.clock())
+        placed = await s.store.write(s.store.place_order, f"o-{new_id()}", order.store,
+                                     order.member, lines, now, keyed)
     except UnknownStore:
         raise _unknown_store(order.store) from None
-    await s.link.send(command)
-    return web.json_response({"id": order_id, "store": order.store, "state": "requested"},
-                             status=202)
+    except KeyReused as exc:
+        raise ApiError(409, "idempotency_key_reused", f"Idempotency-Key {key!r} was already used "
+                       f"by member {order.member!r} for order {exc.order_id!r} with a different "
+                       "body; send the same body to get that order back, or a new key for a "
+                       "new order") from None
+    headers = {}
+    if placed.command is not None:
+        await s.link.send(placed.command)
+    else:
+        headers["Idempotent-Replayed"] = "true"
+    return web.json_response({"id": placed.order_id, "store": placed.store,
+                              "state": "requested"}, status=202, headers=headers)
 
 
 async def get_order(request: web.Request) -> web.Response:

@@ -25,20 +25,32 @@ def spec() -> OpenAPI:
 
 
 async def call(pair: SyncPair, method: str, path: str, body: Any = None,
-               raw: bytes | None = None, content_type: str = "application/json") -> tuple[int, Any]:
+               raw: bytes | None = None, content_type: str = "application/json",
+               headers: dict[str, str] | None = None) -> tuple[int, Any]:
     """One exchange with the shop, checked against the OpenAPI document."""
+    status, payload, _ = await exchange(pair, method, path, body, raw, content_type, headers)
+    return status, payload
+
+
+async def exchange(pair: SyncPair, method: str, path: str, body: Any = None,
+                   raw: bytes | None = None, content_type: str = "application/json",
+                   headers: dict[str, str] | None = None,
+                   url: str | None = None) -> tuple[int, Any, dict[str, str]]:
+    """``call`` that also returns the response headers (and can talk to another shop, ``url``)."""
     assert pair.shop is not None
     data = raw if raw is not None else (None if body is None else json.dumps(body).encode())
-    headers = {"Content-Type": content_type} if data is not None else {}
-    async with pair.http.request(method, pair.shop.url + path, data=data,
-                                 headers=headers) as response:
+    sent = {**({"Content-Type": content_type} if data is not None else {}), **(headers or {})}
+    async with pair.http.request(method, (url or pair.shop.url) + path, data=data,
+                                 headers=sent) as response:
         payload = await response.read()
         request = MockRequest("http://127.0.0.1:8090", method.lower(), path.split("?")[0],
-                              data=data, content_type=content_type if data else None)
+                              data=data, headers=sent,
+                              content_type=content_type if data else None)
         checked = MockResponse(payload, status_code=response.status,
+                               headers=dict(response.headers),
                                content_type=response.content_type)
         spec().validate_response(request, checked)
-        return response.status, json.loads(payload)
+        return response.status, json.loads(payload), dict(response.headers)
 
 
 async def test_api_contract_validation_and_errors(pair: SyncPair) -> None:

@@ -1,0 +1,131 @@
+"""The shop's orders API as a back end integrates it: retried placements (Idempotency-Key).
+Exchanges go through ``exchange``, so each is also checked against docs/shop-openapi.yaml."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from pathlib import Path
+from typing import Any
+
+from sync.shop.service import ShopService
+from sync.shop.store import ShopStore
+from tests.fixtures.mosquitto import Mosquitto
+from tests.sync.conftest import STORE, SyncPair, shop_config, wait_until
+from tests.sync.test_shop_api import exchange
+
+
+def _sql(pair: SyncPair, query: str, *params: Any) -> list[tuple[Any, ...]]:
+    conn = sqlite3.connect(pair.shop_db)
+    try:
+        with conn:
+            return conn.execute(query, params).fetchall()
+    finally:
+        conn.close()
+
+
+def _order(member: str = "m-1", qty: int = 3) -> dict[str, Any]:
+    return {"store": STORE, "member": member, "lines": [{"sku": "OAT-1", "qty": qty}]}
+
+
+async def test_a_retried_order_with_an_idempotency_key_is_placed_once(pair: SyncPair) -> None:
+    assert pair.hub is not None
+    key = {"Idempotency-Key": "0b9f6a4e-3c52-4c1e-9d7a-5a8e2f1c7b10"}
+    status, first, headers = await exchange(pair, "POST", "/api/orders", _order(), headers=key)
+    assert status == 202 and "Idempotent-Replayed" not in headers
+    # The client timed out and sends the same request again, key and all.
+    status, again, headers = await exchange(pair, "POST", "/api/orders", _order(), headers=key)
+    assert status == 202 and again == first and headers["Idempotent-Replayed"] == "true"
+
+    # The same key with another body is a client bug: refused, naming the order the key made.
+    status, error, _ = await exchange(pair, "POST", "/api/orders", _order(qty=4), headers=key)
+    assert status == 409 and error["error"]["code"] == "idempotency_key_reused"
+    assert first["id"] in error["error"]["message"]
+    # Keys belong to the member placing the order: another member's same key is its own order.
+    status, other, headers = await exchange(pair, "POST", "/api/orders", _order("m-2", 1),
+                                            headers=key)
+    assert status == 202 and other["id"] != first["id"] and "Idempotent-Replayed" not in headers
+
+    svc = pair.hub.services
+
+    async def both_accepted() -> bool:
+        held = await svc.db.read(svc.orders.list, "accepted", None, 100)
+        return len(held) == 2
+
+    await wait_until(both_accepted, what="the two orders accepted at the store")
+    await pair.settled()
+    held = await svc.db.read(svc.orders.list, None, None, 100)
+    assert sorted(o.id for o in held) == sorted([first["id"], other["id"]])
+    status, stock, _ = await exchange(pair, "GET", f"/api/stores/{STORE}/stock/OAT-1")
+    assert stock["reserved"] == 3 + 1  # reserved once for the retried order
+    assert _sql(pair, "SELECT count(*) FROM commands WHERE type = 'order.place'") == [(2,)]
+
+
+async def test_a_malformed_idempotency_key_is_refused(pair: SyncPair) -> None:
+    for bad in ("short", "has space in it", "x" * 256, "ключ-ключ-ключ"):
+        status, error, _ = await exchange(pair, "POST", "/api/orders", _order(),
+                                          headers={"Idempotency-Key": bad})
+        assert status == 400 and "Idempotency-Key" in error["error"]["message"], bad
+    assert _sql(pair, "SELECT count(*) FROM orders") == [(0,)]
+    # Without a key, every request is an order of its own (as before).
+    for _ in range(2):
+        assert (await exchange(pair, "POST", "/api/orders", _order()))[0] == 202
+    assert _sql(pair, "SELECT count(*) FROM orders") == [(2,)]
+
+
+async def test_two_shop_instances_make_one_order_of_concurrent_retries(
+        tmp_path: Path, mosquitto: Mosquitto) -> None:
+    """Two instances on one database, the same keyed request sent to both at once: one order,
+    and every answer names it."""
+    pair = SyncPair(tmp_path, mosquitto)
+    await pair.start_shop()
+    assert pair.shop is not None
+    _sql(pair, "INSERT INTO stores (store) VALUES (?)", STORE)
+    second = ShopService(shop_config(tmp_path / "shop", mosquitto.port).model_copy(
+        update={"mqtt": pair.shop.config.mqtt.model_copy(update={"client_id": "shop-2"})}))
+    await second.start()
+    try:
+        urls = [pair.shop.url, second.url] * 5
+        key = {"Idempotency-Key": "01JDQ3ZK6B8W1T9V4C2X7N5M0P"}
+        answers = await asyncio.gather(*(
+            exchange(pair, "POST", "/api/orders", _order(), headers=key, url=url)
+            for url in urls))
+        assert {status for status, _, _ in answers} == {202}
+        assert len({body["id"] for _, body, _ in answers}) == 1
+        assert sum("Idempotent-Replayed" not in headers for _, _, headers in answers) == 1
+        assert _sql(pair, "SELECT count(*) FROM orders") == [(1,)]
+        assert _sql(pair, "SELECT count(*) FROM commands") == [(1,)]
+    finally:
+        await second.stop()
+        await pair.close()
+
+
+def test_a_database_from_before_keys_takes_keyed_orders(tmp_path: Path) -> None:
+    """An existing database (no order_keys table) gets it when the shop starts; its orders
+    stay as they were."""
+    path = tmp_path / "shop.db"
+    store = ShopStore(path)
+    try:
+        store.create_schema()
+        conn = store._conn()
+        conn.execute("INSERT INTO stores (store) VALUES (?)", (STORE,))
+        store.place_order("o-old", STORE, "m-1", [{"sku": "OAT-1", "qty": 1}], 1.0)
+        conn.execute("DROP TABLE order_keys")
+    finally:
+        store.close()
+    store = ShopStore(path)
+    try:
+        store.create_schema()
+        key = ("key-0001", "a" * 64, 0.0)
+        first = store.place_order("o-1", STORE, "m-1", [{"sku": "OAT-1", "qty": 1}], 2.0, key)
+        again = store.place_order("o-2", STORE, "m-1", [{"sku": "OAT-1", "qty": 1}], 3.0, key)
+        assert first.command is not None and again.command is None
+        assert again.order_id == "o-1"
+        # A key older than the time it is kept is forgotten: the request makes a new order.
+        later = store.place_order("o-3", STORE, "m-1", [{"sku": "OAT-1", "qty": 1}], 9.0,
+                                  ("key-0001", "a" * 64, 5.0))
+        assert later.order_id == "o-3" and later.command is not None
+        assert [r[0] for r in store._conn().execute("SELECT id FROM orders ORDER BY id")] == [
+            "o-1", "o-3", "o-old"]
+    finally:
+        store.close()
