@@ -104,6 +104,18 @@ class KeyReused(Exception):
         self.key, self.order_id = key, order_id
 
 
+#: Order states no command changes: a cancel of such an order is refused by the store.
+FINAL_STATES = frozenset({"collected", "expired", "cancelled", "rejected"})
+
+
+class OrderFinal(Exception):
+    """A cancel of an order the shop already knows to be in a final state."""
+
+    def __init__(self, order_id: str, state: str) -> None:
+        super().__init__(f"order {order_id!r} is {state}")
+        self.order_id, self.state = order_id, state
+
+
 class UnknownStore(Exception):
     """A command for a store that has never reported to the shop: nobody would ever answer it,
     so it would stay pending for good (a fuzz run had left 138,644 such opt-ins)."""
@@ -514,9 +526,14 @@ class ShopStore:
             return Placed(order_id, store, command)
 
     def cancel_order(self, order_id: str, reason: str | None, now: float) -> PendingCommand:
+        """Record an order.cancel for the store; OrderFinal when the order is known to be in a
+        state the store would refuse it in (checked in the write transaction, so against
+        everything applied so far)."""
         with self._tx() as conn:
-            (store,) = conn.execute("SELECT store FROM orders WHERE id = ?",
-                                    (order_id,)).fetchone()
+            store, state = conn.execute("SELECT store, state FROM orders WHERE id = ?",
+                                        (order_id,)).fetchone()
+            if state in FINAL_STATES:
+                raise OrderFinal(order_id, state)
             data = {"id": order_id, "reason": reason}
             return self._add_command(conn, store, messages.ORDER_CANCEL, data, order_id, now)
 
@@ -647,11 +664,18 @@ class ShopStore:
             return None
         history = conn.execute("SELECT state, reason, ts, seq FROM order_events "
                                "WHERE order_id = ? ORDER BY seq", (order_id,)).fetchall()
+        # The newest cancel asked of the store, and its outcome once the store answered.
+        cancel = conn.execute("SELECT status, reason, created_at FROM commands WHERE type = ? "
+                              "AND ref = ? AND store = ? ORDER BY seq DESC LIMIT 1",
+                              (messages.ORDER_CANCEL, order_id, row[1])).fetchone()
         return {"id": row[0], "store": row[1], "member": row[2], "state": row[3],
                 "reason": row[4], "lines": json.loads(row[5]), "pickup_by": row[6],
                 "created_at": row[7], "updated_at": row[8],
                 "history": [{"state": h[0], "reason": h[1], "ts": h[2], "seq": h[3]}
-                            for h in history]}
+                            for h in history],
+                "cancel": None if cancel is None else {
+                    "status": cancel[0], "reason": cancel[1] if cancel[0] == "rejected" else None,
+                    "requested_at": cancel[2]}}
 
     def reminders(self, member: str, limit: int) -> list[dict[str, Any]]:
         rows = self._conn().execute(

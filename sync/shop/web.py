@@ -24,7 +24,7 @@ from sync.envelope import STORE_PATTERN, new_id
 from sync.messages import ID_PATTERN, NAME_PATTERN, SKU_PATTERN
 from sync.shop.context import SHOP, Shop
 from sync.shop.feed import Resync
-from sync.shop.store import KeyReused, UnknownStore
+from sync.shop.store import FINAL_STATES, KeyReused, OrderFinal, UnknownStore
 
 log = logging.getLogger(__name__)
 M = TypeVar("M", bound=BaseModel)
@@ -326,7 +326,12 @@ async def cancel_order(request: web.Request) -> web.Response:
     order = await s.store.read(s.store.order, order_id)
     if order is None:
         raise ApiError(404, "not_found", f"no order {order_id!r}")
-    command = await s.store.write(s.store.cancel_order, order_id, body.reason, s.clock())
+    try:
+        command = await s.store.write(s.store.cancel_order, order_id, body.reason, s.clock())
+    except OrderFinal as exc:
+        raise ApiError(409, "order_final", f"order {order_id!r} is already {exc.state}, a final "
+                       "state: the store cannot cancel it (only an order that is not yet "
+                       f"{', '.join(sorted(FINAL_STATES))} can be cancelled)") from None
     await s.link.send(command)
     return web.json_response({"id": order_id, "state": order["state"],
                               "cancel_requested": True}, status=202)

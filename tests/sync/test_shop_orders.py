@@ -129,3 +129,51 @@ def test_a_database_from_before_keys_takes_keyed_orders(tmp_path: Path) -> None:
             "o-1", "o-3", "o-old"]
     finally:
         store.close()
+
+
+async def _state(pair: SyncPair, order_id: str, state: str) -> dict[str, Any] | None:
+    status, order, _ = await exchange(pair, "GET", f"/api/orders/{order_id}")
+    assert status == 200
+    return order if order["state"] == state else None
+
+
+async def test_a_cancel_the_store_would_refuse_is_409_and_a_refused_one_is_shown(
+        pair: SyncPair) -> None:
+    assert pair.hub is not None and pair.hub.services.sync is not None
+    svc = pair.hub.services
+    _, placed, _ = await exchange(pair, "POST", "/api/orders", _order(qty=1))
+    order = await wait_until(lambda: _state(pair, placed["id"], "accepted"), what="accepted")
+    assert order["cancel"] is None
+    status, _, _ = await exchange(pair, "POST", f"/api/orders/{placed['id']}/cancel", {})
+    assert status == 202
+    order = await wait_until(lambda: _state(pair, placed["id"], "cancelled"), what="cancelled")
+    assert order["cancel"]["status"] == "applied" and order["cancel"]["reason"] is None
+    # Cancelled is final: a second cancel is refused at once, and nothing goes to the store.
+    status, error, _ = await exchange(pair, "POST", f"/api/orders/{placed['id']}/cancel", {})
+    assert status == 409 and error["error"]["code"] == "order_final"
+    assert "already cancelled" in error["error"]["message"]
+    assert _sql(pair, "SELECT count(*) FROM commands WHERE type = 'order.cancel'") == [(1,)]
+
+    # The member collects an order while the store's link is down; the shop, not knowing yet,
+    # takes a cancel for it, which the store refuses once the link is back.
+    _, placed, _ = await exchange(pair, "POST", "/api/orders", _order(qty=2))
+    await wait_until(lambda: _state(pair, placed["id"], "accepted"), what="accepted")
+    await svc.sync.stop()
+    await svc.db.write(svc.orders.mark_ready, placed["id"])
+    await svc.db.write(svc.orders.collect, placed["id"])
+    status, answer, _ = await exchange(pair, "POST", f"/api/orders/{placed['id']}/cancel",
+                                       {"reason": "changed my mind"})
+    assert status == 202 and answer["state"] == "accepted"
+    _, order, _ = await exchange(pair, "GET", f"/api/orders/{placed['id']}")
+    assert order["cancel"]["status"] == "pending"
+    await svc.sync.start()
+
+    async def refused() -> dict[str, Any] | None:
+        order = await _state(pair, placed["id"], "collected")
+        return order if order and order["cancel"]["status"] == "rejected" else None
+
+    order = await wait_until(refused, what="the store's refusal in the order")
+    assert "collected" in order["cancel"]["reason"]
+    status, error, _ = await exchange(pair, "POST", f"/api/orders/{placed['id']}/cancel", {})
+    assert status == 409 and "already collected" in error["error"]["message"]
+    await pair.settled()
