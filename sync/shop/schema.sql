@@ -56,8 +56,10 @@ CREATE TABLE IF NOT EXISTS stock_view (
 );
 CREATE INDEX IF NOT EXISTS stock_view_sku ON stock_view (sku);
 
+-- Keyed by (store, id): staff at each store choose ids for counter and phone orders, so two
+-- stores may have an order "counter-1" (the shop's own ids, o-<ULID>, are unique everywhere).
 CREATE TABLE IF NOT EXISTS orders (
-    id         TEXT PRIMARY KEY,
+    id         TEXT NOT NULL,
     store      TEXT NOT NULL,
     member     TEXT,
     state      TEXT NOT NULL,                -- 'requested' until the store answers
@@ -66,9 +68,11 @@ CREATE TABLE IF NOT EXISTS orders (
     seq        INTEGER NOT NULL DEFAULT 0,   -- seq of the status event shown
     pickup_by  REAL,
     created_at REAL NOT NULL,
-    updated_at REAL NOT NULL
+    updated_at REAL NOT NULL,
+    PRIMARY KEY (store, id)
 );
 CREATE INDEX IF NOT EXISTS orders_member ON orders (member);
+CREATE INDEX IF NOT EXISTS orders_id ON orders (id);
 
 -- Idempotency-Key of POST /api/orders: a retried placement answers with the order the key made.
 -- Keys are scoped to the member the order is for (the caller, authenticated by the gateway);
@@ -94,6 +98,7 @@ CREATE TABLE IF NOT EXISTS order_events (
     PRIMARY KEY (store, seq)
 );
 CREATE INDEX IF NOT EXISTS order_events_order ON order_events (order_id, seq);
+CREATE INDEX IF NOT EXISTS order_events_store_order ON order_events (store, order_id, seq);
 
 CREATE TABLE IF NOT EXISTS commands (
     seq         INTEGER PRIMARY KEY,         -- the envelope seq of shop -> store commands

@@ -190,6 +190,35 @@ class ShopStore:
         if "epoch" not in {row[1] for row in conn.execute("PRAGMA table_info(applied)")}:
             # Older databases: their events count as of the earliest run.
             conn.execute("ALTER TABLE applied ADD COLUMN epoch INTEGER NOT NULL DEFAULT 0")
+        self._key_orders_by_store(conn, script)
+
+    @staticmethod
+    def _key_orders_by_store(conn: sqlite3.Connection, script: str) -> None:
+        """Older databases keyed orders by id alone: rebuild the table keyed by (store, id).
+        Orders two stores' events had already merged stay one row (of the store whose status
+        came last); their histories are told apart by store from now on."""
+        def keyed_by_id() -> bool:
+            return {row[1]: row[5] for row in conn.execute("PRAGMA table_info(orders)")}.get(
+                "store") == 0
+
+        if not keyed_by_id():
+            return
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            if keyed_by_id():  # another shop instance may have done it meanwhile
+                columns = ("id, store, member, state, reason, lines, seq, pickup_by, created_at, "
+                           "updated_at")
+                conn.execute("ALTER TABLE orders RENAME TO orders_by_id")
+                table = script[script.index("CREATE TABLE IF NOT EXISTS orders ("):]
+                conn.execute(table[:table.index(");") + 2])
+                conn.execute(f"INSERT INTO orders ({columns}) SELECT {columns} FROM orders_by_id")
+                conn.execute("DROP TABLE orders_by_id")
+                conn.execute("CREATE INDEX IF NOT EXISTS orders_member ON orders (member)")
+                conn.execute("CREATE INDEX IF NOT EXISTS orders_id ON orders (id)")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        conn.execute("COMMIT")
 
     def close(self) -> None:
         self._writer.shutdown(wait=True)
@@ -351,8 +380,9 @@ class ShopStore:
         conn.execute(
             "INSERT INTO orders (id, store, member, state, reason, lines, seq, pickup_by, "
             "created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
-            "ON CONFLICT (id) DO UPDATE SET state = excluded.state, reason = excluded.reason, "
-            "seq = excluded.seq, pickup_by = excluded.pickup_by, updated_at = excluded.updated_at "
+            "ON CONFLICT (store, id) DO UPDATE SET state = excluded.state, "
+            "reason = excluded.reason, seq = excluded.seq, pickup_by = excluded.pickup_by, "
+            "updated_at = excluded.updated_at "
             "WHERE excluded.seq > orders.seq",
             (status.id, env.store, status.member_id, status.state, status.reason, lines, env.seq,
              status.pickup_by, status.created_at, now),
@@ -370,8 +400,9 @@ class ShopStore:
             # The store never created the order, so no status event will come for it.
             conn.execute(
                 "UPDATE orders SET state = 'rejected', reason = ?, seq = ?, updated_at = ? "
-                "WHERE id = (SELECT ref FROM commands WHERE id = ?) AND state = 'requested'",
-                (result.reason, env.seq, now, result.command_id),
+                "WHERE store = ? AND id = (SELECT ref FROM commands WHERE id = ?) "
+                "AND state = 'requested'",
+                (result.reason, env.seq, now, env.store, result.command_id),
             )
 
     def _apply_snapshot(self, conn: sqlite3.Connection, item: SnapshotItem, now: float,
@@ -525,13 +556,14 @@ class ShopStore:
             command = self._add_command(conn, store, messages.ORDER_PLACE, data, order_id, now)
             return Placed(order_id, store, command)
 
-    def cancel_order(self, order_id: str, reason: str | None, now: float) -> PendingCommand:
+    def cancel_order(self, order_id: str, store: str, reason: str | None,
+                     now: float) -> PendingCommand:
         """Record an order.cancel for the store; OrderFinal when the order is known to be in a
         state the store would refuse it in (checked in the write transaction, so against
         everything applied so far)."""
         with self._tx() as conn:
-            store, state = conn.execute("SELECT store, state FROM orders WHERE id = ?",
-                                        (order_id,)).fetchone()
+            (state,) = conn.execute("SELECT state FROM orders WHERE store = ? AND id = ?",
+                                    (store, order_id)).fetchone()
             if state in FINAL_STATES:
                 raise OrderFinal(order_id, state)
             data = {"id": order_id, "reason": reason}
@@ -655,15 +687,22 @@ class ShopStore:
         return self._conn().execute("SELECT 1 FROM stores WHERE store = ?",
                                     (store,)).fetchone() is not None
 
-    def order(self, order_id: str) -> dict[str, Any] | None:
+    def order_stores(self, order_id: str) -> list[str]:
+        """The stores that have an order ``order_id`` (more than one: staff at two stores chose
+        the same id)."""
+        return [row[0] for row in self._conn().execute(
+            "SELECT store FROM orders WHERE id = ? ORDER BY store", (order_id,))]
+
+    def order(self, order_id: str, store: str) -> dict[str, Any] | None:
         conn = self._conn()
         row = conn.execute("SELECT id, store, member, state, reason, lines, pickup_by, "
-                           "created_at, updated_at FROM orders WHERE id = ?",
-                           (order_id,)).fetchone()
+                           "created_at, updated_at FROM orders WHERE store = ? AND id = ?",
+                           (store, order_id)).fetchone()
         if row is None:
             return None
         history = conn.execute("SELECT state, reason, ts, seq FROM order_events "
-                               "WHERE order_id = ? ORDER BY seq", (order_id,)).fetchall()
+                               "WHERE store = ? AND order_id = ? ORDER BY seq",
+                               (store, order_id)).fetchall()
         # The newest cancel asked of the store, and its outcome once the store answered.
         cancel = conn.execute("SELECT status, reason, created_at FROM commands WHERE type = ? "
                               "AND ref = ? AND store = ? ORDER BY seq DESC LIMIT 1",

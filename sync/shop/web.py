@@ -310,24 +310,38 @@ async def place_order(request: web.Request) -> web.Response:
                               "state": "requested"}, status=202, headers=headers)
 
 
-async def get_order(request: web.Request) -> web.Response:
+async def _find_order(request: web.Request) -> dict[str, Any]:
+    """The order of the path's id at the ``store`` query parameter; without it, the only
+    store with that id (409 listing them when staff at several stores chose it)."""
     s = shop(request)
     order_id = _path(request, "order_id", ID_PATTERN)
-    order = await s.store.read(s.store.order, order_id)
+    store = _query(request, "store", STORE_PATTERN)
+    if store is None:
+        stores = await s.store.read(s.store.order_stores, order_id)
+        if len(stores) > 1:
+            raise ApiError(409, "ambiguous_order", f"stores {', '.join(stores)} each have an "
+                           f"order {order_id!r}; name one with ?store=")
+        store = stores[0] if stores else None
+    order = None if store is None else await s.store.read(s.store.order, order_id, store)
     if order is None:
-        raise ApiError(404, "not_found", f"no order {order_id!r}")
-    return web.json_response(order)
+        at = "" if request.query.get("store") is None else f" at store {store!r}"
+        raise ApiError(404, "not_found", f"no order {order_id!r}{at}")
+    return order
+
+
+async def get_order(request: web.Request) -> web.Response:
+    return web.json_response(await _find_order(request))
 
 
 async def cancel_order(request: web.Request) -> web.Response:
     s = shop(request)
-    order_id = _path(request, "order_id", ID_PATTERN)
+    _path(request, "order_id", ID_PATTERN)
     body = await read_json(request, CancelIn)
-    order = await s.store.read(s.store.order, order_id)
-    if order is None:
-        raise ApiError(404, "not_found", f"no order {order_id!r}")
+    order = await _find_order(request)
+    order_id, store = order["id"], order["store"]
     try:
-        command = await s.store.write(s.store.cancel_order, order_id, body.reason, s.clock())
+        command = await s.store.write(s.store.cancel_order, order_id, store, body.reason,
+                                      s.clock())
     except OrderFinal as exc:
         raise ApiError(409, "order_final", f"order {order_id!r} is already {exc.state}, a final "
                        "state: the store cannot cancel it (only an order that is not yet "

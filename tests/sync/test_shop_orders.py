@@ -8,10 +8,11 @@ import sqlite3
 from pathlib import Path
 from typing import Any
 
+from hub.app import start_hub
 from sync.shop.service import ShopService
 from sync.shop.store import ShopStore
 from tests.fixtures.mosquitto import Mosquitto
-from tests.sync.conftest import STORE, SyncPair, shop_config, wait_until
+from tests.sync.conftest import STORE, SyncPair, hub_config, shop_config, wait_until
 from tests.sync.test_shop_api import exchange
 
 
@@ -177,3 +178,73 @@ async def test_a_cancel_the_store_would_refuse_is_409_and_a_refused_one_is_shown
     status, error, _ = await exchange(pair, "POST", f"/api/orders/{placed['id']}/cancel", {})
     assert status == 409 and "already collected" in error["error"]["message"]
     await pair.settled()
+
+
+async def test_two_stores_orders_with_one_id_stay_apart(pair: SyncPair) -> None:
+    """Staff at two stores both take counter order "counter-1": the shop keeps two orders, and
+    asks which one when the id alone does not say."""
+    assert pair.hub is not None
+    other = await start_hub(hub_config(pair.folder / "hub-b", pair.broker.port, store="store-b"))
+    try:
+        await pair.reported("store-b")
+        await pair.hub_api("POST", "/api/orders", {"id": "counter-1", "member": "m-1",
+                                                   "lines": [{"sku": "OAT-1", "qty": 2}]})
+        async with pair.http.post(other.url + "/api/orders", headers=pair.staff, json={
+                "id": "counter-1", "lines": [{"sku": "NOPE-1", "qty": 1}]}) as response:
+            assert response.status == 201, await response.text()
+
+        async def both() -> bool:
+            return len(_sql(pair, "SELECT store FROM orders WHERE id = 'counter-1'")) == 2
+
+        await wait_until(both, what="both stores' counter-1 at the shop")
+        status, error, _ = await exchange(pair, "GET", "/api/orders/counter-1")
+        assert status == 409 and error["error"]["code"] == "ambiguous_order"
+        assert "store-1, store-b" in error["error"]["message"]
+        status, error, _ = await exchange(pair, "POST", "/api/orders/counter-1/cancel", {})
+        assert status == 409 and error["error"]["code"] == "ambiguous_order"
+
+        mine = await wait_until(lambda: _state_at(pair, STORE, "accepted"), what="accepted")
+        theirs = await wait_until(lambda: _state_at(pair, "store-b", "rejected"), what="rejected")
+        assert mine["lines"] == [{"sku": "OAT-1", "qty": 2}] and mine["member"] == "m-1"
+        assert theirs["lines"] == [{"sku": "NOPE-1", "qty": 1}] and theirs["member"] is None
+        assert [h["state"] for h in mine["history"]] == ["pending", "accepted"]
+        assert [h["state"] for h in theirs["history"]] == ["pending", "rejected"]
+        # A cancel reaches the store named, and only that one.
+        status, _, _ = await exchange(pair, "POST", f"/api/orders/counter-1/cancel?store={STORE}",
+                                      {})
+        assert status == 202
+        await wait_until(lambda: _state_at(pair, STORE, "cancelled"), what="cancelled")
+        assert (await other.services.db.read(other.services.orders.get, "counter-1")
+                ).state == "rejected"
+        assert (await exchange(pair, "GET", "/api/orders/counter-1?store=nowhere"))[0] == 404
+    finally:
+        await other.stop()
+
+
+async def _state_at(pair: SyncPair, store: str, state: str) -> dict[str, Any] | None:
+    status, order, _ = await exchange(pair, "GET", f"/api/orders/counter-1?store={store}")
+    assert status == 200 and order["store"] == store
+    return order if order["state"] == state else None
+
+
+def test_a_database_with_orders_keyed_by_id_is_rebuilt_keyed_by_store(tmp_path: Path) -> None:
+    path = tmp_path / "shop.db"
+    conn = sqlite3.connect(path)
+    conn.executescript("""
+        CREATE TABLE orders (id TEXT PRIMARY KEY, store TEXT NOT NULL, member TEXT,
+            state TEXT NOT NULL, reason TEXT, lines TEXT NOT NULL, seq INTEGER NOT NULL DEFAULT 0,
+            pickup_by REAL, created_at REAL NOT NULL, updated_at REAL NOT NULL);
+        INSERT INTO orders (id, store, state, lines, created_at, updated_at)
+            VALUES ('counter-1', 'store-1', 'accepted', '[]', 1, 1);
+    """)
+    conn.close()
+    store = ShopStore(path)
+    try:
+        store.create_schema()
+        conn = store._conn()
+        conn.execute("INSERT INTO orders (id, store, state, lines, created_at, updated_at) "
+                     "VALUES ('counter-1', 'store-b', 'pending', '[]', 2, 2)")
+        assert store.order_stores("counter-1") == ["store-1", "store-b"]
+        assert store.order("counter-1", "store-1")["state"] == "accepted"  # type: ignore[index]
+    finally:
+        store.close()
