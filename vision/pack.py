@@ -46,6 +46,8 @@ class ReferencePack:
 def save_pack(path: Path, pack: ReferencePack) -> None:
     """Write a pack as a compressed ``.npz``: int8 vectors, float32 scales, keys, model sha."""
     vectors = np.asarray(pack.vectors, dtype=np.float32)
+    if not np.isfinite(vectors).all():  # a store would load every answer as invalid JSON
+        raise PackError("the vectors to pack are not all finite: the model gave NaN or infinity")
     scales = np.maximum(np.abs(vectors).max(axis=1), 1e-12) / 127.0
     codes = np.round(vectors / scales[:, None]).astype(np.int8)
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -132,9 +132,14 @@ def test_damaged_or_foreign_pack_files_are_pack_errors(tmp_path: Path) -> None:
         (tmp_path / name).write_bytes(data)
         with pytest.raises(PackError, match="reference pack"):
             load_pack(tmp_path / name, "a" * 64)
-    for bad in (np.full_like(vectors, np.nan), np.zeros_like(vectors)):
-        path = tmp_path / "bad-values.npz"
-        save_pack(path, ReferencePack("a" * 64, ["A", "B", "C", "D"], bad))
+    with pytest.raises(PackError, match="not all finite"):  # nor is such a pack written
+        save_pack(tmp_path / "nan.npz", ReferencePack("a" * 64, list("ABCD"), vectors * np.nan))
+    zero = tmp_path / "zero.npz"
+    save_pack(zero, ReferencePack("a" * 64, ["A", "B", "C", "D"], np.zeros_like(vectors)))
+    nan = tmp_path / "nan.npz"  # as a damaged file could hold it
+    np.savez(nan, format=np.array(1), model_sha=np.array("a" * 64), keys=np.array(list("ABCD")),
+             codes=np.ones((4, 8), np.int8), scales=np.full(4, np.nan, np.float32))
+    for path in (zero, nan):
         with pytest.raises(PackError, match="not finite or are zero"):
             load_pack(path, "a" * 64)
     np.savez(tmp_path / "shapes.npz", format=np.array(1), model_sha=np.array("a" * 64),
