@@ -139,18 +139,22 @@ class SyncPair:
     def shop_db(self) -> Path:
         return self.folder / "shop" / "shop.db"
 
+    def shop_sql(self, query: str, *params: Any) -> list[tuple[Any, ...]]:
+        """Run ``query`` on the shop's database file (committed), as an operator would."""
+        conn = sqlite3.connect(self.shop_db)
+        try:
+            with conn:
+                return conn.execute(query, params).fetchall()
+        finally:
+            conn.close()
+
     async def reported(self, store: str | None = None, timeout: float = 30.0) -> None:
         """Wait until ``store`` (this pair's by default) has reported to the shop, which takes
         commands (orders, opt-ins) only for stores it has heard from."""
         wanted = store or self.store
 
         def known() -> bool:
-            conn = sqlite3.connect(self.shop_db)
-            try:
-                return conn.execute("SELECT 1 FROM stores WHERE store = ?",
-                                    (wanted,)).fetchone() is not None
-            finally:
-                conn.close()
+            return bool(self.shop_sql("SELECT 1 FROM stores WHERE store = ?", wanted))
 
         await wait_until(known, timeout, f"{wanted} to report to the shop")
 

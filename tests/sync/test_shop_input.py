@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import sqlite3
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -29,18 +28,9 @@ async def shop(tmp_path: Path, mosquitto: Mosquitto) -> AsyncIterator[SyncPair]:
     checks never reach a store)."""
     pair = SyncPair(tmp_path, mosquitto)
     await pair.start_shop()
-    _sql(pair, "INSERT INTO stores (store) VALUES (?)", STORE)
+    pair.shop_sql("INSERT INTO stores (store) VALUES (?)", STORE)
     yield pair
     await pair.close()
-
-
-def _sql(pair: SyncPair, query: str, *params: Any) -> list[tuple[Any, ...]]:
-    conn = sqlite3.connect(pair.shop_db)
-    try:
-        with conn:
-            return conn.execute(query, params).fetchall()
-    finally:
-        conn.close()
 
 
 def _nested(depth: int) -> bytes:
@@ -90,7 +80,7 @@ async def test_a_trailing_newline_in_a_path_id_is_refused(shop: SyncPair, method
                                                           body: Any) -> None:
     status, error = await call(shop, method, path, body)
     assert status == 400 and error["error"]["code"] == "invalid"
-    assert _sql(shop, "SELECT count(*) FROM commands") == [(0,)]
+    assert shop.shop_sql("SELECT count(*) FROM commands") == [(0,)]
 
 
 async def test_a_body_that_stops_arriving_is_refused_too_slow(shop: SyncPair) -> None:
@@ -129,8 +119,8 @@ async def test_opting_in_or_out_at_a_store_that_never_reported_is_refused(
     assert status == 404 and "has not reported to the shop" in body["error"]["message"]
     status, body = await call(shop, "POST", "/api/members/m-1/withdraw")
     assert status == 202 and body["stores"] == [STORE]
-    assert _sql(shop, "SELECT store, count(*) FROM commands GROUP BY store") == [(STORE, 2)]
-    assert _sql(shop, "SELECT store FROM member_stores") == [(STORE,)]
+    assert shop.shop_sql("SELECT store, count(*) FROM commands GROUP BY store") == [(STORE, 2)]
+    assert shop.shop_sql("SELECT store FROM member_stores") == [(STORE,)]
 
 
 def test_no_command_is_stored_for_a_store_that_never_reported(tmp_path: Path) -> None:
@@ -168,7 +158,7 @@ async def test_lax_types_are_refused_naming_the_field(shop: SyncPair, path: str,
     assert status == 400
     assert [d["field"] for d in error["error"]["details"]] == [field]
     assert field in error["error"]["message"]
-    assert _sql(shop, "SELECT count(*) FROM commands") == [(0,)]
+    assert shop.shop_sql("SELECT count(*) FROM commands") == [(0,)]
 
 
 @pytest.mark.parametrize("path", ["/api/orders/o-1/cancel", "/api/members/m-1/opt-in",

@@ -16,15 +16,6 @@ from tests.sync.conftest import STORE, SyncPair, hub_config, shop_config, wait_u
 from tests.sync.test_shop_api import exchange
 
 
-def _sql(pair: SyncPair, query: str, *params: Any) -> list[tuple[Any, ...]]:
-    conn = sqlite3.connect(pair.shop_db)
-    try:
-        with conn:
-            return conn.execute(query, params).fetchall()
-    finally:
-        conn.close()
-
-
 def _order(member: str = "m-1", qty: int = 3) -> dict[str, Any]:
     return {"store": STORE, "member": member, "lines": [{"sku": "OAT-1", "qty": qty}]}
 
@@ -59,7 +50,7 @@ async def test_a_retried_order_with_an_idempotency_key_is_placed_once(pair: Sync
     assert sorted(o.id for o in held) == sorted([first["id"], other["id"]])
     status, stock, _ = await exchange(pair, "GET", f"/api/stores/{STORE}/stock/OAT-1")
     assert stock["reserved"] == 3 + 1  # reserved once for the retried order
-    assert _sql(pair, "SELECT count(*) FROM commands WHERE type = 'order.place'") == [(2,)]
+    assert pair.shop_sql("SELECT count(*) FROM commands WHERE type = 'order.place'") == [(2,)]
 
 
 async def test_a_malformed_idempotency_key_is_refused(pair: SyncPair) -> None:
@@ -67,11 +58,11 @@ async def test_a_malformed_idempotency_key_is_refused(pair: SyncPair) -> None:
         status, error, _ = await exchange(pair, "POST", "/api/orders", _order(),
                                           headers={"Idempotency-Key": bad})
         assert status == 400 and "Idempotency-Key" in error["error"]["message"], bad
-    assert _sql(pair, "SELECT count(*) FROM orders") == [(0,)]
+    assert pair.shop_sql("SELECT count(*) FROM orders") == [(0,)]
     # Without a key, every request is an order of its own (as before).
     for _ in range(2):
         assert (await exchange(pair, "POST", "/api/orders", _order()))[0] == 202
-    assert _sql(pair, "SELECT count(*) FROM orders") == [(2,)]
+    assert pair.shop_sql("SELECT count(*) FROM orders") == [(2,)]
 
 
 async def test_two_shop_instances_make_one_order_of_concurrent_retries(
@@ -81,7 +72,7 @@ async def test_two_shop_instances_make_one_order_of_concurrent_retries(
     pair = SyncPair(tmp_path, mosquitto)
     await pair.start_shop()
     assert pair.shop is not None
-    _sql(pair, "INSERT INTO stores (store) VALUES (?)", STORE)
+    pair.shop_sql("INSERT INTO stores (store) VALUES (?)", STORE)
     second = ShopService(shop_config(tmp_path / "shop", mosquitto.port).model_copy(
         update={"mqtt": pair.shop.config.mqtt.model_copy(update={"client_id": "shop-2"})}))
     await second.start()
@@ -94,8 +85,8 @@ async def test_two_shop_instances_make_one_order_of_concurrent_retries(
         assert {status for status, _, _ in answers} == {202}
         assert len({body["id"] for _, body, _ in answers}) == 1
         assert sum("Idempotent-Replayed" not in headers for _, _, headers in answers) == 1
-        assert _sql(pair, "SELECT count(*) FROM orders") == [(1,)]
-        assert _sql(pair, "SELECT count(*) FROM commands") == [(1,)]
+        assert pair.shop_sql("SELECT count(*) FROM orders") == [(1,)]
+        assert pair.shop_sql("SELECT count(*) FROM commands") == [(1,)]
     finally:
         await second.stop()
         await pair.close()
@@ -153,7 +144,7 @@ async def test_a_cancel_the_store_would_refuse_is_409_and_a_refused_one_is_shown
     status, error, _ = await exchange(pair, "POST", f"/api/orders/{placed['id']}/cancel", {})
     assert status == 409 and error["error"]["code"] == "order_final"
     assert "already cancelled" in error["error"]["message"]
-    assert _sql(pair, "SELECT count(*) FROM commands WHERE type = 'order.cancel'") == [(1,)]
+    assert pair.shop_sql("SELECT count(*) FROM commands WHERE type = 'order.cancel'") == [(1,)]
 
     # The member collects an order while the store's link is down; the shop, not knowing yet,
     # takes a cancel for it, which the store refuses once the link is back.
@@ -194,7 +185,7 @@ async def test_two_stores_orders_with_one_id_stay_apart(pair: SyncPair) -> None:
             assert response.status == 201, await response.text()
 
         async def both() -> bool:
-            return len(_sql(pair, "SELECT store FROM orders WHERE id = 'counter-1'")) == 2
+            return len(pair.shop_sql("SELECT store FROM orders WHERE id = 'counter-1'")) == 2
 
         await wait_until(both, what="both stores' counter-1 at the shop")
         status, error, _ = await exchange(pair, "GET", "/api/orders/counter-1")
