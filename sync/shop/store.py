@@ -87,6 +87,16 @@ class PendingCommand:
 
 
 @dataclass(frozen=True)
+class OrderKey:
+    """An Idempotency-Key of POST /api/orders, the fingerprint of the request that came with
+    it, and the oldest time a key is kept from (older ones are forgotten)."""
+
+    key: str
+    fingerprint: str
+    kept_since: float
+
+
+@dataclass(frozen=True)
 class Placed:
     """What POST /api/orders made, or found made by an earlier request with the same key
     (``command`` is None then: nothing new to send)."""
@@ -528,21 +538,21 @@ class ShopStore:
 
     def place_order(self, order_id: str, store: str, member: str | None,
                     lines: list[dict[str, Any]], now: float,
-                    key: tuple[str, str, float] | None = None) -> Placed:
+                    key: OrderKey | None = None) -> Placed:
         """Record the order as 'requested' and the command that asks the store for it.
 
-        ``key`` is (Idempotency-Key, fingerprint of the request, oldest time a key is kept
-        from): when ``member`` used the key since then, the order it made is returned instead
-        (or KeyReused raised when the fingerprint differs). Checked and recorded in the one
-        write transaction, so two requests with a key (two shop instances) make one order."""
+        With ``key``: when ``member`` used it since ``key.kept_since``, the order it made is
+        returned instead (or KeyReused raised when the fingerprint differs). Checked and
+        recorded in the one write transaction, so two requests with a key (two shop instances)
+        make one order."""
         with self._tx() as conn:
             if key is not None and member is not None:
-                conn.execute("DELETE FROM order_keys WHERE created_at < ?", (key[2],))
+                conn.execute("DELETE FROM order_keys WHERE created_at < ?", (key.kept_since,))
                 known = conn.execute("SELECT request, order_id, store FROM order_keys "
-                                     "WHERE member = ? AND key = ?", (member, key[0])).fetchone()
+                                     "WHERE member = ? AND key = ?", (member, key.key)).fetchone()
                 if known is not None:
-                    if known[0] != key[1]:
-                        raise KeyReused(key[0], known[1])
+                    if known[0] != key.fingerprint:
+                        raise KeyReused(key.key, known[1])
                     return Placed(known[1], known[2], None)
             self._require_store(conn, store)
             conn.execute("INSERT INTO orders (id, store, member, state, lines, created_at, "
@@ -551,7 +561,7 @@ class ShopStore:
             if key is not None and member is not None:
                 conn.execute("INSERT INTO order_keys (member, key, request, order_id, store, "
                              "created_at) VALUES (?, ?, ?, ?, ?, ?)",
-                             (member, key[0], key[1], order_id, store, now))
+                             (member, key.key, key.fingerprint, order_id, store, now))
             data = {"id": order_id, "member": member, "lines": lines}
             command = self._add_command(conn, store, messages.ORDER_PLACE, data, order_id, now)
             return Placed(order_id, store, command)

@@ -24,7 +24,7 @@ from sync.envelope import STORE_PATTERN, new_id
 from sync.messages import ID_PATTERN, NAME_PATTERN, SKU_PATTERN
 from sync.shop.context import SHOP, Shop
 from sync.shop.feed import Resync
-from sync.shop.store import FINAL_STATES, KeyReused, OrderFinal, UnknownStore
+from sync.shop.store import FINAL_STATES, KeyReused, OrderFinal, OrderKey, UnknownStore
 
 log = logging.getLogger(__name__)
 M = TypeVar("M", bound=BaseModel)
@@ -171,7 +171,10 @@ async def read_json(request: web.Request, model: type[M]) -> M:
 def _path(request: web.Request, name: str, pattern: str) -> str:
     """The path parameter ``name``, matched whole: ``re.match`` with ``$`` let a trailing
     newline through ('ann\\n' opted in, and the store then refused the command)."""
-    value = request.match_info[name]
+    return _whole(name, request.match_info[name], pattern)
+
+
+def _whole(name: str, value: str, pattern: str) -> str:
     if not re.fullmatch(pattern, value):
         raise ApiError(400, "invalid", f"{name} {value!r} is not valid")
     return value
@@ -266,9 +269,7 @@ async def stock_stream(request: web.Request) -> web.StreamResponse:
 def _query(request: web.Request, name: str, pattern: str) -> str | None:
     """The query parameter ``name`` matched whole, or None when absent."""
     value = request.query.get(name)
-    if value is not None and not re.fullmatch(pattern, value):
-        raise ApiError(400, "invalid", f"{name} {value!r} is not valid")
-    return value
+    return None if value is None else _whole(name, value, pattern)
 
 
 def _idempotency_key(request: web.Request) -> str | None:
@@ -290,7 +291,8 @@ async def place_order(request: web.Request) -> web.Response:
     keyed = None
     if key is not None:
         canonical = json.dumps(order.model_dump(), sort_keys=True, separators=(",", ":"))
-        keyed = (key, hashlib.sha256(canonical.encode()).hexdigest(), now - IDEMPOTENCY_KEY_TTL_S)
+        keyed = OrderKey(key, hashlib.sha256(canonical.encode()).hexdigest(),
+                         now - IDEMPOTENCY_KEY_TTL_S)
     try:
         placed = await s.store.write(s.store.place_order, f"o-{new_id()}", order.store,
                                      order.member, lines, now, keyed)

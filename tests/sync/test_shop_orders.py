@@ -10,7 +10,7 @@ from typing import Any
 
 from hub.app import start_hub
 from sync.shop.service import ShopService
-from sync.shop.store import ShopStore
+from sync.shop.store import OrderKey, ShopStore
 from tests.fixtures.mosquitto import Mosquitto
 from tests.sync.conftest import STORE, SyncPair, hub_config, shop_config, wait_until
 from tests.sync.test_shop_api import exchange
@@ -108,14 +108,14 @@ def test_a_database_from_before_keys_takes_keyed_orders(tmp_path: Path) -> None:
     store = ShopStore(path)
     try:
         store.create_schema()
-        key = ("key-0001", "a" * 64, 0.0)
+        key = OrderKey("key-0001", "a" * 64, kept_since=0.0)
         first = store.place_order("o-1", STORE, "m-1", [{"sku": "OAT-1", "qty": 1}], 2.0, key)
         again = store.place_order("o-2", STORE, "m-1", [{"sku": "OAT-1", "qty": 1}], 3.0, key)
         assert first.command is not None and again.command is None
         assert again.order_id == "o-1"
         # A key older than the time it is kept is forgotten: the request makes a new order.
         later = store.place_order("o-3", STORE, "m-1", [{"sku": "OAT-1", "qty": 1}], 9.0,
-                                  ("key-0001", "a" * 64, 5.0))
+                                  OrderKey("key-0001", "a" * 64, kept_since=5.0))
         assert later.order_id == "o-3" and later.command is not None
         assert [r[0] for r in store._conn().execute("SELECT id FROM orders ORDER BY id")] == [
             "o-1", "o-3", "o-old"]
