@@ -421,6 +421,28 @@ def test_voice_search_is_shown_unavailable_without_a_microphone(page: Page, devi
         expect(page.get_by_role("searchbox")).to_be_focused()
 
 
+def test_voice_search_without_a_microphone_is_reached_by_tab_and_opens_typing(
+        page: Page) -> None:
+    """Why: the unavailable "Ask out loud" was a disabled button, which Tab skips, so a keyboard
+    or screen-reader user never heard that voice search was out or what to do instead; and a
+    customer who tapped it anyway got nothing."""
+    page.add_init_script(
+        "Object.defineProperty(Navigator.prototype, 'mediaDevices', {get: () => undefined});")
+    page.goto("/kiosk")
+    page.wait_for_selector("html[data-ready=true]")
+    ask = page.locator("#mode-voice")
+    expect(ask).to_have_attribute("aria-disabled", "true")
+    for _ in range(12):
+        page.keyboard.press("Tab")
+        if ask.evaluate("button => button === document.activeElement"):
+            break
+    expect(ask).to_be_focused()
+    page.keyboard.press("Enter")
+    expect(page.get_by_role("searchbox")).to_be_focused()
+    expect(page.locator("#text-status")).to_have_text(MIC_OFF)
+    expect(page.locator("#talk")).to_be_hidden()
+
+
 def test_an_answer_that_arrives_after_start_over_is_not_shown(kiosk_page: Page) -> None:
     """Why: a photo answer that came back after "Start over" was shown on the home screen to the
     next customer, and "Start over" could no longer clear it."""

@@ -46,6 +46,17 @@ function setMode(mode) {
   if (mode === "text") document.getElementById("query").focus();
 }
 
+// A way that cannot be used here (voice without a microphone) opens typing, which its hint
+// offers, and says why there.
+function chooseMode(button) {
+  if (button.getAttribute("aria-disabled") !== "true") {
+    setMode(button.dataset.mode);
+    return;
+  }
+  setMode("text");
+  document.getElementById("text-status").textContent = t("mic_off");
+}
+
 // The chosen way's first button takes the focus from the button that chose it: for a keyboard or
 // a screen reader the other ways' buttons stood between them. Not when the customer has moved on
 // meanwhile (the camera takes a moment).
@@ -86,10 +97,11 @@ function showModes(config) {
 
 // Without a microphone (none, or refused) voice search is shown as not available, with a word
 // to type instead, as the photo panel offers a picture where there is no camera: a customer
-// had learnt it only after pressing.
+// had learnt it only after pressing. aria-disabled rather than disabled: Tab skips a disabled
+// button, so a keyboard or screen-reader user never heard that voice was out or what to do.
 async function checkMicrophone() {
   const present = await voice.microphoneAvailable();
-  voiceButton.disabled = !present;
+  voiceButton.setAttribute("aria-disabled", String(!present));
   voiceHint.dataset.i18n = present ? "mode_voice_hint" : "mic_off";
   voiceHint.textContent = t(voiceHint.dataset.i18n);
 }
@@ -136,7 +148,7 @@ async function init() {
   languageButtons(config.languages);
   chooseLanguage(defaultLanguage);
 
-  for (const button of modeButtons) button.addEventListener("click", () => setMode(button.dataset.mode));
+  for (const button of modeButtons) button.addEventListener("click", () => chooseMode(button));
   largeText.addEventListener("click", () => setLargeText(!root.classList.contains("large")));
   document.getElementById("start-over").addEventListener("click", startOver);
 
