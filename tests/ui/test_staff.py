@@ -251,6 +251,18 @@ def test_the_focus_goes_on_when_an_order_leaves_the_queue(staff_page: Page,
     expect(staff_page.get_by_role("button", name=f"Mark collected: order {older}")).to_be_focused()
 
 
+def test_a_section_chosen_from_the_menu_takes_the_focus_to_its_heading(
+        staff_page: Page) -> None:
+    """Why: the focus stayed on the menu link and a screen reader said nothing of the section
+    that had replaced the page under it."""
+    for name, heading in (("Stock", "Stock"), ("Store health", "Store health"),
+                          ("Pickup queue", "Pickup queue")):
+        link = staff_page.get_by_role("navigation").get_by_role("link", name=name)
+        link.focus()
+        staff_page.keyboard.press("Enter")
+        expect(staff_page.get_by_role("heading", name=heading, level=1)).to_be_focused()
+
+
 LONG_ID = "o-01M8FM4JDD7SMEZYAX029N6JXM"  # an order id as the online shop makes them
 #: How many lines each match of `pattern` in an element's text takes (one per match unbroken).
 _LINES_JS = """(el, pattern) => {

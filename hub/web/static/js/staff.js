@@ -192,8 +192,12 @@ document.getElementById("login-form").addEventListener("submit", async (event) =
   }
 });
 signOutButton.addEventListener("click", () => signOut());
+// A section chosen from the menu takes the focus to its heading: the focus stayed on the menu
+// link and a screen reader said nothing of the page that had changed under it.
 window.addEventListener("hashchange", () => {
-  if (token()) showSection();
+  if (!token()) return;
+  showSection();
+  document.getElementById(`${section()}-title`).focus();
 });
 
 api("/api/kiosk").then((config) => {
