@@ -87,6 +87,18 @@ def test_reservation_never_makes_available_negative(stocked: Services) -> None:
     assert unknown.state == "rejected" and "not sold in this store" in (unknown.reason or "")
 
 
+def test_lines_of_one_sku_are_reserved_together(stocked: Services) -> None:
+    """Documented (docs/openapi.yaml, asyncapi.yaml): lines of the same SKU add up, so two
+    lines that each fit but together do not are refused with their sum."""
+    rejected, _ = stocked.orders.place(order("D1", ("OAT-1", 6), ("OAT-1", 6)))
+    assert rejected.state == "rejected"
+    assert "OAT-1 (wanted 12, available 10)" in (rejected.reason or "")
+    accepted, _ = stocked.orders.place(order("D2", ("OAT-1", 4), ("OAT-1", 5)))
+    assert accepted.state == "accepted"
+    assert [(line.sku, line.qty) for line in accepted.lines] == [("OAT-1", 4), ("OAT-1", 5)]
+    assert level(stocked, "OAT-1") == (10, 9, 1)
+
+
 def test_offline_sale_may_oversell_reserved_stock(stocked: Services) -> None:
     stocked.orders.place(order("A1", ("OAT-1", 8)))
     movement, _ = stocked.inventory.record(MovementIn(sku="OAT-1", qty=5, reason="sale"))
