@@ -2,6 +2,7 @@
 // GET /api/staff/health. Reloaded when shown, on demand, and (at most every few seconds) when
 // the live feed reports something that changes it.
 
+import { settle } from "./staff-orders.js";
 import { el, formatTime, staffApi, timeElement } from "./staff-session.js";
 
 const SOON_MS = 3000;
@@ -13,7 +14,33 @@ const GOOD = new Set(["online", "ready", "ok"]);
 const BAD = new Set(["offline", "unavailable"]);
 
 const error = document.getElementById("health-error");
+const link = document.getElementById("shop-link");
+// How often a signed-in page asks whether the link to the online shop is up.
+const LINK_MS = 15000;
 let timer = null;
+let linkTimer = null;
+
+// The link to the online shop, said above every section while it is down: staff had seen "Live"
+// and a normal queue, and only Store health said "Offline" (tried as a new user would).
+function showLink(sync) {
+  const hidden = sync.state !== "offline";
+  if (link.hidden !== hidden) settle(); // the queue below moves
+  link.hidden = hidden;
+  link.textContent = "The online shop cannot be reached. Your work here is kept and sent when "
+    + "it is back; new online orders arrive then.";
+}
+
+export function watchLink() {
+  clearInterval(linkTimer);
+  const poll = () => staffApi("/api/staff/health").then((health) => showLink(health.sync), () => {});
+  poll();
+  linkTimer = setInterval(poll, LINK_MS);
+}
+
+export function stopWatchingLink() {
+  clearInterval(linkTimer);
+  link.hidden = true;
+}
 
 function facts(id, pairs) {
   document.getElementById(id).replaceChildren(...pairs.flatMap(([term, value, tone = ""]) =>
@@ -31,6 +58,7 @@ function bytes(n) {
 
 function render(health) {
   const sync = health.sync;
+  showLink(sync);
   facts("sync-facts", [
     stateFact("Link", sync.state),
     ["Waiting to send", `${sync.outbox_depth} events`, sync.outbox_depth > 0 && sync.state === "offline" ? "bad" : ""],
@@ -57,9 +85,16 @@ function render(health) {
     row.append(el("td", beacon.zone ? `${beacon.id} (${beacon.zone})` : beacon.id), seen,
       el("td", beacon.battery_mv === null ? "—" : `${(beacon.battery_mv / 1000).toFixed(2)} V`,
         beacon.battery_low ? "bad" : ""),
-      el("td", beacon.missing ? "Missing" : "OK", beacon.missing ? "bad" : "good"));
+      beaconState(beacon));
     return row;
   }));
+}
+
+// What staff should do about a beacon, in its row: a low battery had read "OK" beside it.
+function beaconState(beacon) {
+  if (beacon.missing) return el("td", "Missing: check it is in its place and has power", "bad");
+  if (beacon.battery_low) return el("td", "Battery low: change it soon", "bad");
+  return el("td", "OK", "good");
 }
 
 export async function load() {

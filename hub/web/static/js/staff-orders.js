@@ -15,6 +15,10 @@ const ACTIONS = {
   ready: [["collected", "Mark collected"], ["cancelled", "Cancel"]],
 };
 const NEEDS_REASON = new Set(["rejected", "cancelled"]);
+// After the queue changes under the staff's finger its buttons wait this long before they act:
+// "Mark ready" turns into "Mark collected" in its place, and a row that leaves lets the next
+// slide up, so a double tap collected an order nobody had come for (tried as a new user would).
+const SETTLE_MS = 800;
 
 const rows = document.getElementById("order-rows");
 const filter = document.getElementById("order-filter");
@@ -22,6 +26,7 @@ const empty = document.getElementById("orders-empty");
 const error = document.getElementById("orders-error");
 const done = document.getElementById("orders-done");
 const heading = document.getElementById("orders-title");
+const search = document.getElementById("order-search");
 const dialog = document.getElementById("reason-dialog");
 const reasonText = document.getElementById("reason-text");
 
@@ -29,6 +34,9 @@ const orders = new Map();
 const members = new Map();
 const inStore = new Set(); // ids of the members in the store now (beacons; GET /api/presence)
 const productNames = new Map(); // sku -> Promise of the product's name
+const busy = new Set(); // ids of the orders with a step on its way to the hub
+let settling = null;
+let onlyMember = null; // the member chosen from an arrival banner, until the search is edited
 
 export async function load() {
   error.textContent = "";
@@ -59,15 +67,25 @@ export function onPresence({ member, event }) {
   }
 }
 
-let membersLoading = null;
+let membersLoading = null; // the request on its way
+let membersNext = null; // one more after it, shared by the callers that came meanwhile
 
-// Reloads the member names (one request at a time; callers share it).
+// Reloads the member names, one request at a time. A caller that comes while one is on its way
+// waits for the next: the one on its way may have left before the member it needs was added
+// (a member who joined and walked in at once was shown by id).
 export function reloadMembers() {
-  membersLoading ??= staffApi("/api/members").then((known) => {
-    setMembers(known.members);
-    renderAll();
-  }).finally(() => { membersLoading = null; });
-  return membersLoading;
+  if (membersLoading === null) {
+    membersLoading = staffApi("/api/members").then((known) => {
+      setMembers(known.members);
+      renderAll();
+    }).finally(() => { membersLoading = null; });
+    return membersLoading;
+  }
+  membersNext ??= membersLoading.catch(() => {}).then(() => {
+    membersNext = null;
+    return reloadMembers();
+  });
+  return membersNext;
 }
 
 // Makes sure a member's name is known (a member may arrive right after joining).
@@ -98,8 +116,35 @@ export function onOrder(order) {
   } else if (shown) {
     const later = [...rows.children].find((r) => orders.get(r.dataset.order).created_at < order.created_at);
     rows.insertBefore(orderRow(order), later ?? null);
+  } else {
+    return; // not in the queue shown: nothing on the screen moved
   }
   empty.hidden = rows.children.length > 0;
+  settle();
+}
+
+// The queue's layout just changed (a row came, went or changed, a banner above it came or
+// went): its buttons are held for SETTLE_MS, each read as unavailable meanwhile.
+export function settle() {
+  for (const button of rows.querySelectorAll("button")) button.setAttribute("aria-disabled", "true");
+  clearTimeout(settling);
+  settling = setTimeout(() => {
+    for (const row of rows.children) {
+      if (busy.has(row.dataset.order)) continue;
+      for (const button of row.querySelectorAll("button")) button.removeAttribute("aria-disabled");
+    }
+  }, SETTLE_MS);
+}
+
+// A member's orders found in the queue (from an arrival banner), the first one focused.
+export function findMember(id) {
+  search.value = memberName(id);
+  onlyMember = id; // their orders only, not every name the text is part of
+  renderAll();
+  const row = rows.firstElementChild;
+  if (!row) return;
+  row.scrollIntoView({ block: "center" });
+  row.querySelector("th").focus();
 }
 
 function setMembers(list) {
@@ -107,14 +152,25 @@ function setMembers(list) {
   for (const member of list) members.set(member.id, member.display_name);
 }
 
+// Staff find an order by any part of its id or of the member's name or id.
+function matches(order) {
+  if (onlyMember !== null) return order.member_id === onlyMember;
+  const wanted = search.value.trim().toLowerCase();
+  if (!wanted) return true;
+  const member = order.member_id ?? "";
+  return [order.id, member, memberName(member)].some((text) => text.toLowerCase().includes(wanted));
+}
+
 function isShown(order) {
-  return filter.value === "all" || OPEN.has(order.state);
+  return (filter.value === "all" || OPEN.has(order.state)) && matches(order);
 }
 
 function renderAll() {
   const shown = [...orders.values()].filter(isShown).sort((a, b) => b.created_at - a.created_at);
   rows.replaceChildren(...shown.map(orderRow));
   empty.hidden = shown.length > 0;
+  empty.textContent = search.value.trim() ? "No order matches that search." : "No orders to show.";
+  settle();
 }
 
 function productName(sku) {
@@ -148,7 +204,9 @@ function orderRow(order) {
     const button = el("button", label, to === "ready" || to === "collected" || to === "accepted" ? "primary" : "danger");
     button.type = "button";
     button.setAttribute("aria-label", `${label}: order ${order.id}`);
-    button.addEventListener("click", () => move(order, to, label));
+    button.addEventListener("click", () => {
+      if (button.getAttribute("aria-disabled") !== "true") move(order, to, label);
+    });
     actions.append(button);
   }
   const timeCell = cell("Pick up by");
@@ -183,6 +241,9 @@ async function move(order, to, label) {
     reason = await askReason(`${label} order ${order.id}`);
     if (reason === null) return;
   }
+  busy.add(order.id);
+  const row = rows.querySelector(`tr[data-order="${CSS.escape(order.id)}"]`);
+  for (const button of row?.querySelectorAll("button") ?? []) button.setAttribute("aria-disabled", "true");
   try {
     const moved = await staffApi(`/api/orders/${encodeURIComponent(order.id)}/transition`,
       { method: "POST", json: { to, reason } });
@@ -191,8 +252,15 @@ async function move(order, to, label) {
     done.textContent = `Order ${moved.id}: ${LABELS[moved.state]}.`;
   } catch (err) {
     error.textContent = `Order ${order.id}: ${err.message}`;
+  } finally {
+    busy.delete(order.id);
+    settle();
   }
 }
 
 filter.addEventListener("change", renderAll);
+search.addEventListener("input", () => {
+  onlyMember = null;
+  renderAll();
+});
 document.getElementById("reason-back").addEventListener("click", () => dialog.close());

@@ -118,10 +118,17 @@ find.addEventListener("submit", (event) => {
 });
 reason.addEventListener("change", setQtyRange);
 // What is wrong with the form, or null. A number field takes "1e3" as 1000 and the browser's
-// "required" takes a reason of spaces: units are digits only, and a reason has words.
+// "required" takes a reason of spaces: units are digits only, and a reason has words. The
+// form is checked here alone (novalidate): the browser's bubble for "-2" vanished after a few
+// seconds while the last "Recorded: ..." stayed, so it looked as if it had been saved.
 function formProblem(units, why) {
   if (!/^[+-]?\d+$/.test(units)) return [qty, "Enter the units as a whole number, such as 12."];
   if (Number(units) === 0) return [qty, "Enter a number of units other than 0."];
+  if (Number(units) < 0 && reason.value !== "adjustment") {
+    return [qty, `Enter the units without a minus sign: "${KIND_LABELS[reason.value]}" already `
+      + "says whether they come in or go out."];
+  }
+  if (Math.abs(Number(units)) > Number(qty.max)) return [qty, `Enter at most ${qty.max} units.`];
   if (why === "") return [note, "Enter the reason for this movement."];
   return null;
 }

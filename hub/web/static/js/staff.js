@@ -57,8 +57,16 @@ const alertKey = (member, time, order) => `${member}@${time}#${order}`;
 // was left on nothing, and a screen reader said nothing).
 function focusAfterBanner(banner) {
   const next = banner.nextElementSibling ?? banner.previousElementSibling;
-  const target = next?.querySelector("button") ?? document.getElementById(`${section()}-title`);
+  const target = next?.querySelector(".dismiss") ?? document.getElementById(`${section()}-title`);
   target.focus();
+}
+
+function removeBanner(key) {
+  const { banner } = visits.get(key);
+  if (banner.contains(document.activeElement)) focusAfterBanner(banner);
+  banner.remove();
+  visits.delete(key);
+  orders.settle(); // the queue below moved up
 }
 
 // One banner per member and visit; each ready order of theirs arrives as its own alert.
@@ -68,27 +76,56 @@ function showArrival({ member_id: member, visit_at: time, order_id: order }) {
   if (!visits.has(key)) {
     const banner = el("div", "", "arrival");
     const name = orders.memberName(member);
-    const dismiss = el("button", "Dismiss");
+    // Straight to their orders in the queue: the banner had only "Dismiss", and staff went
+    // looking for the order by eye.
+    const show = el("button", "Show orders", "primary");
+    show.type = "button";
+    show.setAttribute("aria-label", `Show the orders of ${name}`);
+    show.addEventListener("click", () => {
+      if (section() !== "orders") {
+        history.pushState(null, "", "#orders");
+        showSection();
+      }
+      orders.findMember(member);
+    });
+    const dismiss = el("button", "Dismiss", "dismiss");
     dismiss.type = "button";
     dismiss.setAttribute("aria-label", `Dismiss: ${name} has arrived`);
     dismiss.addEventListener("click", () => {
       const keys = dismissed();
       for (const id of visits.get(key).orders) keys.add(alertKey(member, time, id));
       keepDismissed(keys);
-      if (banner.contains(document.activeElement)) focusAfterBanner(banner);
-      banner.remove();
-      visits.delete(key);
+      removeBanner(key);
     });
-    banner.append(el("p"), dismiss);
+    const buttons = el("div", "", "arrival-actions");
+    buttons.append(show, dismiss);
+    banner.append(el("p"), buttons);
     arrivals.prepend(banner);
     visits.set(key, { banner, name, orders: [] });
+    orders.settle();
   }
   const visit = visits.get(key);
   if (visit.orders.includes(order)) return; // already shown (the live feed and a reload met)
   visit.orders.push(order);
+  describeVisit(visit);
+}
+
+function describeVisit(visit) {
   const ids = visit.orders.join(", ");
   visit.banner.firstChild.textContent = `${visit.name} has arrived. ` + (visit.orders.length === 1
     ? `Order ${ids} is ready for pickup.` : `Orders ${ids} are ready for pickup.`);
+}
+
+// An order no longer ready (collected, cancelled, expired) leaves its banner, and a banner with
+// no order left goes: it had gone on saying "ready for pickup" after the hand-over.
+function forgetOrder({ id, state }) {
+  if (state === "ready") return;
+  for (const [key, visit] of visits) {
+    if (!visit.orders.includes(id)) continue;
+    visit.orders = visit.orders.filter((other) => other !== id);
+    if (visit.orders.length === 0) removeBanner(key);
+    else describeVisit(visit);
+  }
 }
 
 // The alerts still standing on the hub (members in the store now, orders still ready): a page
@@ -106,7 +143,10 @@ async function loadArrivals() {
 
 function onEvent(message) {
   const { type, data } = message;
-  if (type === "order.status") orders.onOrder(data);
+  if (type === "order.status") {
+    orders.onOrder(data);
+    forgetOrder(data);
+  }
   else if (type === "stock.changed") stock.onStock(data);
   else if (type === "members.changed") orders.reloadMembers().catch(() => {});
   else if (type === "arrival.alert") orders.knowMember(data.member_id).catch(() => {}).then(() => showArrival(data));
@@ -163,11 +203,13 @@ function showSignedIn() {
   showSection();
   reloadAll();
   startFeed();
+  health.watchLink();
 }
 
 whenSignedOut((message) => {
   feed?.stop();
   feed = null;
+  health.stopWatchingLink();
   for (const id of SECTIONS) document.getElementById(id).hidden = true;
   nav.hidden = true;
   signOutButton.hidden = true;
