@@ -144,7 +144,11 @@ def _tell(hub: RunningHub, setup: DemoSetup, shop_port: int, with_broker: bool) 
     click.echo(f"  Metrics:      {hub.url}/metrics")
     click.echo(f"  Logs:         {setup.files.folder}/shop/shop.log"
                + (f", {setup.files.folder}/broker/mosquitto.log" if with_broker else ""))
-    click.echo("Simulated shoppers walk in over the next hour; members with a ready order "
-               f"({', '.join(setup.ready_orders)}) get an arrival reminder and the staff page "
-               "an alert.")
+    if setup.ready_orders:
+        click.echo("Simulated shoppers walk in over the next hour; members with a ready order "
+                   f"({', '.join(setup.ready_orders)}) get an arrival reminder and the staff "
+                   "page an alert.")
+    else:
+        click.echo("Simulated shoppers walk in over the next hour; the demo's orders are no "
+                   "longer ready (start with --fresh for new ones).")
     click.echo("Press Ctrl-C to stop.")

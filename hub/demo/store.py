@@ -161,7 +161,9 @@ def _seed_shoppers(services: Services, seed: int) -> tuple[int, dict[str, str]]:
             actor="demo")
         if not known and order.state == "accepted":
             services.orders.mark_ready(order_id, actor="demo")
-        orders[order_id] = member
+        # a restarted demo's orders may have been collected or cancelled meanwhile
+        if services.orders.get(order_id).state == "ready":
+            orders[order_id] = member
     return len(simulation.members.keys), orders
 
 

@@ -13,6 +13,8 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
+from hub.demo.store import prepare_demo
+from hub.services import build_services
 from tests.fixtures.hub_process import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -97,3 +99,19 @@ def test_a_port_left_in_time_wait_by_a_stopped_demo_counts_as_free() -> None:
         time.sleep(0.05)
         client.close()
     assert _port_free(port)
+
+
+def test_a_restarted_demo_counts_only_the_orders_still_ready(tmp_path: Path) -> None:
+    """Why: after a restart the demo said "6 orders ready for pickup" and named them for the
+    arrival reminders, though staff had collected some meanwhile."""
+    first = prepare_demo(tmp_path, 0)
+    assert len(first.ready_orders) >= 2
+    collected = next(iter(first.ready_orders))
+    services = build_services(first.config, with_features=False)
+    try:
+        services.orders.transition(collected, "collected", reason="picked up")
+    finally:
+        services.close()
+    again = prepare_demo(tmp_path, 0)
+    assert collected not in again.ready_orders
+    assert set(again.ready_orders) == set(first.ready_orders) - {collected}
