@@ -61,10 +61,10 @@ function render(health) {
   showLink(sync);
   facts("sync-facts", [
     stateFact("Link", sync.state),
-    ["Waiting to send", `${sync.outbox_depth} events`, sync.outbox_depth > 0 && sync.state === "offline" ? "bad" : ""],
+    ["Waiting to send", `${sync.outbox_depth} changes`, sync.outbox_depth > 0 && sync.state === "offline" ? "bad" : ""],
     ["Oldest waiting", formatTime(sync.oldest_pending_ts)],
-    ["Last acknowledged", sync.last_acked_seq ?? "—"],
-    ["Last recorded", sync.last_seq],
+    // numbers for whoever supports the store, in words staff can read out to them
+    ["For support", `change ${sync.last_seq} recorded, ${sync.last_acked_seq ?? "none"} confirmed by the shop`],
   ]);
   facts("model-facts", Object.entries(health.models).map(([name, model]) =>
     stateFact(name === "vision" ? "Photo search" : name === "voice" ? "Voice search" : name, model.state, model.detail)));

@@ -33,7 +33,7 @@ const reasonText = document.getElementById("reason-text");
 const orders = new Map();
 const members = new Map();
 const inStore = new Set(); // ids of the members in the store now (beacons; GET /api/presence)
-const productNames = new Map(); // sku -> Promise of the product's name
+const products = new Map(); // sku -> Promise of how the product is named in the queue
 const busy = new Set(); // ids of the orders with a step on its way to the hub
 let settling = null;
 let onlyMember = null; // the member chosen from an arrival banner, until the search is edited
@@ -173,11 +173,13 @@ function renderAll() {
   settle();
 }
 
-function productName(sku) {
-  if (!productNames.has(sku)) {
-    productNames.set(sku, staffApi(`/api/products/${encodeURIComponent(sku)}`).then((p) => p.name, () => sku));
+// The product's name and shelf: staff pick an accepted order shelf by shelf.
+function productLabel(sku) {
+  if (!products.has(sku)) {
+    products.set(sku, staffApi(`/api/products/${encodeURIComponent(sku)}`).then(
+      (p) => (p.shelf ? `${p.name} (shelf ${p.shelf})` : p.name), () => sku));
   }
-  return productNames.get(sku);
+  return products.get(sku);
 }
 
 // A cell named as its column is, for the phone's layout (one card per order).
@@ -196,7 +198,7 @@ function orderRow(order) {
   const items = cell("Items");
   for (const line of order.lines) {
     const item = el("div", `${line.qty} × ${line.sku}`);
-    productName(line.sku).then((name) => { item.textContent = `${line.qty} × ${name}`; });
+    productLabel(line.sku).then((label) => { item.textContent = `${line.qty} × ${label}`; });
     items.append(item);
   }
   const actions = el("td", "", "actions");
