@@ -261,12 +261,7 @@ class OrderService:
                 short.append({"sku": sku, "requested": qty, "available": max(available, 0),
                               "known": bool(known)})
         if short:
-            reason = "not enough stock: " + ", ".join(
-                f"{s['sku']} (wanted {s['requested']}, available {s['available']})"
-                if s["known"] else f"{s['sku']} (not sold in this store)"
-                for s in short
-            )
-            self._move(tx, order_id, "rejected", actor, reason)
+            self._move(tx, order_id, "rejected", actor, _shortage_reason(short))
             return
         expires = self.clock.now() + self.config.pickup_window_hours * 3600
         for sku, qty in sorted(wanted.items()):
@@ -364,6 +359,18 @@ def _check_transition(order: Order, target: str) -> None:
             code="illegal_transition",
             details={"state": order.state, "target": target},
         )
+
+
+def _shortage_reason(short: list[dict[str, Any]]) -> str:
+    """Why an order was refused, in the words a shop can show its member: a product the store
+    does not sell is not "not enough stock" (it had read "not enough stock: X (not sold in this
+    store)")."""
+    unknown = [s["sku"] for s in short if not s["known"]]
+    low = [f"{s['sku']} (wanted {s['requested']}, available {s['available']})"
+           for s in short if s["known"]]
+    parts = ([f"not sold in this store: {', '.join(unknown)}"] if unknown else []) + (
+        [f"not enough stock: {', '.join(low)}"] if low else [])
+    return "; ".join(parts)
 
 
 def _lines_key(lines: Any) -> str:

@@ -84,7 +84,10 @@ def test_reservation_never_makes_available_negative(stocked: Services) -> None:
     assert level(stocked, "OAT-1") == (10, 8, 2)
     assert level(stocked, "BAN-1") == (40, 0, 40), "a rejected order reserves nothing"
     unknown, _ = stocked.orders.place(order("A3", ("GHOST", 1)))
-    assert unknown.state == "rejected" and "not sold in this store" in (unknown.reason or "")
+    assert (unknown.state, unknown.reason) == ("rejected", "not sold in this store: GHOST")
+    both, _ = stocked.orders.place(order("A4", ("GHOST", 1), ("OAT-1", 5)))
+    assert both.reason == ("not sold in this store: GHOST; "
+                           "not enough stock: OAT-1 (wanted 5, available 2)")
 
 
 def test_lines_of_one_sku_are_reserved_together(stocked: Services) -> None:
