@@ -18,7 +18,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -53,12 +53,14 @@ IMAGE_SYNC_S = 60.0
 
 @dataclass(frozen=True)
 class Enrolment:
-    """A stored reference photo: its image row and whether it was new for the product."""
+    """A stored reference photo: its image row, whether it was new for the product and, for a
+    staff photo, the other product search took it for (see ``PhotoService._looks_like``)."""
 
     image_id: int
     sku: str
     path: str
     added: bool
+    looks_like: dict[str, Any] | None = None
 
 
 def user_error(exc: VisionError) -> HubError:
@@ -206,8 +208,26 @@ class PhotoService:
         cancelled in between had left a stored photo that search never used."""
         self._refuse_if_too_small(data)
         self._refuse_if_another_products(sku, data)
+        resembles = self._looks_like(sku, data)
         (enrolment,) = self.enrol_many([(sku, data)], "reference", False)
+        enrolment = replace(enrolment, looks_like=resembles if enrolment.added else None)
         return enrolment, self.request_rebuild() if enrolment.added else None
+
+    def _looks_like(self, sku: str, data: bytes) -> dict[str, Any] | None:
+        """The other product that search, before this photo, answers for it with confidence.
+
+        Why: a photo added to the wrong product (a banana under oat milk; the staff panel's
+        product list is long) was taken silently and taught search a wrong answer. It is not
+        refused: a product search knows only from its catalogue image may well be taken for
+        another until it has photos of its own, so staff are asked to look."""
+        try:
+            answer = self.search(data, top_k=1)
+        except Unavailable:  # nothing enrolled yet: nothing to take it for
+            return None
+        best = answer["results"][0] if answer["results"] else None
+        if not answer["confident"] or best is None or best["sku"] == sku:
+            return None
+        return {key: best[key] for key in ("sku", "name", "score")}
 
     @staticmethod
     def _refuse_if_too_small(data: bytes) -> None:

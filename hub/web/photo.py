@@ -96,7 +96,8 @@ async def add_photo(request: web.Request) -> web.Response:
         await asyncio.wrap_future(searchable)
     photos = await service.run(service.photo_count, sku)
     return json_response(
-        {"sku": sku, "image_id": enrolment.image_id, "added": enrolment.added, "photos": photos},
+        {"sku": sku, "image_id": enrolment.image_id, "added": enrolment.added, "photos": photos,
+         "looks_like": enrolment.looks_like},
         status=201 if enrolment.added else 200,
     )
 

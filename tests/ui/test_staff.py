@@ -599,3 +599,22 @@ def test_a_refused_movement_clears_the_last_result(staff_page: Page) -> None:
     expect(result).to_have_text('Enter the units without a minus sign: "Write-off" already says '
                                 "whether they come in or go out.")
     expect(form.get_by_label("Units")).to_be_focused()
+
+
+def test_a_photo_added_to_the_wrong_product_is_questioned(staff_page: Page,
+                                                          ui_hub: UiHub) -> None:
+    """Why: a banana photo added to oat milk was taken without a word."""
+    staff_page.get_by_role("link", name="Stock").click()
+    staff_page.get_by_label("Product name or SKU").fill("oat milk")
+    staff_page.get_by_role("button", name="Find").click()
+    staff_page.get_by_role("button", name="Oatly Oat Milk (GS-045, shelf C3)").click()
+    with staff_page.expect_file_chooser() as chooser:
+        staff_page.get_by_role("button", name="Add a photo").click()
+    chooser.value.set_files(GROCERY / "train" / "Fruit" / "Banana" / "Banana_011.jpg")
+    expect(staff_page.locator("#photo-result")).to_contain_text(
+        "Check it: photo search took it for Banana (GS-006)", timeout=30_000)
+    _, listed = ui_hub.call("GET", "/api/products/GS-045/photos")
+    added = listed["photos"][-1]["image_id"]
+    staff_page.once("dialog", lambda dialog: dialog.accept())
+    staff_page.get_by_role("button", name=f"Remove photo {added}").click()
+    expect(staff_page.locator("#photo-result")).to_have_text("Photo removed.", timeout=30_000)

@@ -91,7 +91,10 @@ input.addEventListener("change", async () => {
       { method: "POST", body: file, type: file.type || "image/jpeg" });
     if (forSku !== sku) return;
     result.textContent = added.added
-      ? `Photo added; the product has ${photoCount(added.photos)}.`
+      ? `Photo added; the product has ${photoCount(added.photos)}.` + (added.looks_like
+        ? ` Check it: photo search took it for ${added.looks_like.name} (${added.looks_like.sku}); `
+          + "if it shows another product, remove it below."
+        : "")
       : "This photo was already added.";
     await refresh(forSku);
   } catch (err) {
