@@ -43,21 +43,12 @@ MOVEMENT_MESSAGE = "stock.movement"
 Sku = Annotated[str, Field(pattern=SKU_PATTERN, description="Product SKU.")]
 
 
-class MovementIn(BaseModel):
-    """A stock movement as a till, staff member or script submits it."""
+class StockEntry(BaseModel):
+    """What every stock entry by a till, staff member or script carries."""
 
     model_config = ConfigDict(extra="forbid")
 
     sku: Sku
-    qty: StrictInt = Field(
-        ge=-MAX_MOVEMENT_QTY,
-        le=MAX_MOVEMENT_QTY,
-        description="Units moved. For sale and write_off stock goes down whatever the sign (a "
-        "till may send the units sold or the change, -2); receipt and return take a positive "
-        "number (a negative one contradicts them and is refused); for adjustment the sign "
-        "decides.",
-    )
-    reason: PublicReason = Field(description="Why the stock moved.")
     ref: str | None = Field(
         default=None,
         min_length=1,
@@ -77,6 +68,49 @@ class MovementIn(BaseModel):
     def _note(cls, value: str | None) -> str | None:
         """A note of only spaces showed as a blank line in the ledger."""
         return (value.strip() or None) if value is not None else None
+
+
+class MovementIn(StockEntry):
+    """A stock movement as a till, staff member or script submits it."""
+
+    qty: StrictInt = Field(
+        ge=-MAX_MOVEMENT_QTY,
+        le=MAX_MOVEMENT_QTY,
+        description="Units moved. For sale and write_off stock goes down whatever the sign (a "
+        "till may send the units sold or the change, -2); receipt and return take a positive "
+        "number (a negative one contradicts them and is refused); for adjustment the sign "
+        "decides.",
+    )
+    reason: PublicReason = Field(description="Why the stock moved.")
+
+
+class CountIn(StockEntry):
+    """The units of a product staff counted in the store (a stock take).
+
+    Why not an adjustment: staff count the shelf and had to work out the difference from the
+    number the hub showed, which may have moved while they counted; the hub takes the
+    difference from its own number in the transaction that records it."""
+
+    counted: StrictInt = Field(
+        ge=0,
+        le=MAX_MOVEMENT_QTY,
+        description="Units in the store now, those set aside for orders included.",
+    )
+
+
+@dataclass(frozen=True)
+class Count:
+    """A stock take's outcome: the adjustment it recorded (None when the count matched)."""
+
+    counted: int
+    change: int
+    movement: Movement | None
+    stock: StockLevel
+
+    def to_json(self) -> dict[str, Any]:
+        return {"counted": self.counted, "change": self.change,
+                "movement": self.movement.to_json() if self.movement else None,
+                "stock": asdict(self.stock)}
 
 
 @dataclass(frozen=True)
@@ -153,6 +187,31 @@ class Inventory:
                 ),
                 False,
             )
+
+    def count(self, count: CountIn) -> tuple[Count, bool]:
+        """Adjust on-hand stock to a count; returns it and whether its ``ref`` was recorded
+        already. A count that matches records nothing, so a count sent twice changes stock
+        once even without a reference."""
+        with self.db.transaction() as tx:
+            if count.ref is not None and (existing := self._by_ref(tx, count.ref)) is not None:
+                if (existing.sku, existing.reason) != (count.sku, "adjustment"):
+                    raise Conflict(
+                        f"reference {count.ref!r} was already used for a different movement "
+                        f"({existing.reason} {existing.qty:+d} of {existing.sku})",
+                        code="ref_reused",
+                    )
+                return Count(count.counted, existing.qty, existing, existing.stock), True
+            self.require_product(tx, count.sku)
+            before = self._level(tx, count.sku)
+            change = count.counted - before.on_hand
+            if change == 0:
+                return Count(count.counted, 0, None, before), False
+            note = f"counted {count.counted}" + (f": {count.note}" if count.note else "")
+            movement = self.apply(
+                tx, sku=count.sku, qty=change, reserved_qty=0, reason="adjustment",
+                ref=count.ref, note=note, flagged=before.available + change < 0,
+            )
+            return Count(count.counted, change, movement, movement.stock), False
 
     def apply(
         self,

@@ -1,4 +1,5 @@
-"""Staff stock API: record a movement, read the ledger (including sales flagged for review)."""
+"""Staff stock API: record a movement or a count, read the ledger (including sales flagged for
+review)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import re
 from aiohttp import web
 
 from hub.errors import InvalidInput
-from hub.inventory import SKU_PATTERN, MovementIn
+from hub.inventory import SKU_PATTERN, CountIn, MovementIn
 from hub.web.common import int_query, json_response, read_json, require_staff, services
 
 
@@ -19,6 +20,15 @@ async def record(request: web.Request) -> web.Response:
     body = result.to_json()
     body["duplicate"] = duplicate
     return json_response(body, status=200 if duplicate else 201)
+
+
+async def count(request: web.Request) -> web.Response:
+    require_staff(request)
+    svc = services(request)
+    entry = await read_json(request, CountIn)
+    result, duplicate = await svc.db.write(svc.inventory.count, entry)
+    body = {**result.to_json(), "duplicate": duplicate}
+    return json_response(body, status=201 if result.movement and not duplicate else 200)
 
 
 async def ledger(request: web.Request) -> web.Response:
@@ -44,5 +54,6 @@ async def levels(request: web.Request) -> web.Response:
 
 def setup(app: web.Application) -> None:
     app.router.add_post("/api/stock/movements", record)
+    app.router.add_post("/api/stock/counts", count)
     app.router.add_get("/api/stock/movements", ledger)
     app.router.add_get("/api/stock", levels)

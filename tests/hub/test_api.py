@@ -43,6 +43,24 @@ async def test_contract_movement_and_stock(api: SpecClient) -> None:
     assert response.status == 409 and err["error"]["code"] == "ref_reused"
 
 
+async def test_a_count_is_recorded_as_the_difference(api: SpecClient) -> None:
+    response, body = await api.call("POST", "/api/stock/counts",
+                                    json_body={"sku": "OAT-1", "counted": 12, "ref": "take-1"})
+    assert response.status == 201
+    assert (body["change"], body["stock"]["on_hand"], body["duplicate"]) == (2, 12, False)
+    assert body["movement"]["qty"] == 2 and body["movement"]["note"] == "counted 12"
+    response, again = await api.call("POST", "/api/stock/counts",
+                                     json_body={"sku": "OAT-1", "counted": 12, "ref": "take-1"})
+    assert response.status == 200 and again["duplicate"]
+    response, same = await api.call("POST", "/api/stock/counts",
+                                    json_body={"sku": "OAT-1", "counted": 12})
+    assert response.status == 200 and (same["change"], same["movement"]) == (0, None)
+    for bad in ({"sku": "OAT-1", "counted": -1}, {"sku": "OAT-1", "counted": 1.5},
+                {"sku": "OAT-1"}, {"sku": "OAT-1", "counted": 1, "qty": 1}):
+        response, err = await api.call("POST", "/api/stock/counts", json_body=bad)
+        assert response.status == 400, bad
+
+
 async def test_search_and_detail(public: SpecClient) -> None:
     _, body = await public.call("GET", "/api/products?q=oat%20mlik")
     assert body["results"][0]["sku"] == "OAT-1"

@@ -8,7 +8,8 @@ import sqlite3
 import pytest
 
 from hub.errors import Conflict, InvalidInput, NotFound
-from hub.inventory import MovementIn
+from hub.inventory import CountIn, MovementIn
+from hub.orders import OrderIn
 from hub.services import Services
 
 
@@ -47,6 +48,30 @@ def test_reference_applies_once(stocked: Services) -> None:
     assert stocked.inventory.stock("OAT-1").on_hand == 8
     with pytest.raises(Conflict, match="already used for a different movement"):
         move(stocked, "OAT-1", 3, "sale", ref="till-7:1001")
+
+
+def test_a_count_adjusts_on_hand_to_it_once(stocked: Services) -> None:
+    """Why: staff counted a shelf and had to work out the difference from the number the hub
+    showed, which sales may have moved meanwhile."""
+    stocked.orders.place(OrderIn(id="C1", member=None,  # 3 of the 10 set aside
+                                 lines=[{"sku": "OAT-1", "qty": 3}]))  # type: ignore[list-item]
+    counted, duplicate = stocked.inventory.count(CountIn(sku="OAT-1", counted=7, note="aisle 3"))
+    assert (counted.change, duplicate) == (-3, False)
+    assert counted.movement is not None
+    assert (counted.movement.reason, counted.movement.note) == ("adjustment", "counted 7: aisle 3")
+    level = stocked.inventory.stock("OAT-1")
+    assert (level.on_hand, level.reserved, level.available) == (7, 3, 4)
+    again, _ = stocked.inventory.count(CountIn(sku="OAT-1", counted=7))
+    assert (again.change, again.movement) == (0, None), "a count sent twice moved stock twice"
+    short, _ = stocked.inventory.count(CountIn(sku="OAT-1", counted=1, ref="count-9"))
+    assert short.change == -6 and short.movement is not None and short.movement.flagged
+    replayed, duplicate = stocked.inventory.count(CountIn(sku="OAT-1", counted=1, ref="count-9"))
+    assert duplicate and replayed.movement == short.movement
+    with pytest.raises(Conflict, match="already used for a different movement"):
+        stocked.inventory.count(CountIn(sku="BAN-1", counted=1, ref="count-9"))
+    with pytest.raises(NotFound):
+        stocked.inventory.count(CountIn(sku="GHOST", counted=1))
+    assert ledger_totals(stocked)["OAT-1"][0] == stocked.inventory.stock("OAT-1").on_hand
 
 
 def test_in_store_sale_below_zero_is_accepted_and_flagged(stocked: Services) -> None:

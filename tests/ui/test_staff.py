@@ -618,3 +618,30 @@ def test_a_photo_added_to_the_wrong_product_is_questioned(staff_page: Page,
     staff_page.once("dialog", lambda dialog: dialog.accept())
     staff_page.get_by_role("button", name=f"Remove photo {added}").click()
     expect(staff_page.locator("#photo-result")).to_have_text("Photo removed.", timeout=30_000)
+
+
+def test_staff_record_a_count_and_the_hub_works_out_the_difference(
+        staff_page: Page, ui_hub: UiHub) -> None:
+    """Why: a stock take meant working out the difference from the number on the screen (the
+    only way was an adjustment of + or -), which a sale meanwhile made wrong."""
+    _, level = ui_hub.call("GET", "/api/stock/GS-045")
+    staff_page.get_by_role("link", name="Stock").click()
+    staff_page.get_by_label("Product name or SKU").fill("oat milk")
+    staff_page.get_by_role("button", name="Find").click()
+    staff_page.get_by_role("button", name="Oatly Oat Milk (GS-045, shelf C3)").click()
+    form = staff_page.locator("#movement-form")
+    form.get_by_label("Kind").select_option("count")
+    counted = level["on_hand"] + 3
+    form.get_by_label("Units counted").fill(str(counted))
+    form.get_by_label("Reason").fill("weekly stock take")
+    form.get_by_role("button", name="Record movement").click()
+    expect(staff_page.locator("#movement-result")).to_have_text(
+        f"Counted {counted}: adjusted by +3. Available now {level['available'] + 3}.")
+    _, after = ui_hub.call("GET", "/api/stock/GS-045")
+    assert after["on_hand"] == counted
+    form.get_by_label("Kind").select_option("count")
+    form.get_by_label("Units counted").fill(str(counted))
+    form.get_by_label("Reason").fill("counted again")
+    form.get_by_role("button", name="Record movement").click()
+    expect(staff_page.locator("#movement-result")).to_have_text(
+        f"Counted {counted}: the same as the hub had; nothing recorded.")

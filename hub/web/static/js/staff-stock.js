@@ -1,5 +1,5 @@
-// Stock: find a product by name or SKU, see its levels (live), record a movement with a reason,
-// see its recent movements and its photos for photo search. Each movement form carries a fresh reference, so a double submit
+// Stock: find a product by name or SKU, see its levels (live), record a movement with a reason
+// or a count (the hub works out the difference), see its recent movements and its photos for photo search. Each movement form carries a fresh reference, so a double submit
 // is recorded once.
 
 import { ApiError } from "./api.js";
@@ -22,6 +22,7 @@ const reason = document.getElementById("movement-reason");
 const qty = document.getElementById("movement-qty");
 const note = document.getElementById("movement-note");
 const result = document.getElementById("movement-result");
+const qtyLabel = document.querySelector("label[for=movement-qty]");
 const history = document.getElementById("movement-rows");
 
 let current = null; // the product shown
@@ -109,7 +110,8 @@ export async function reload() {
 }
 
 function setQtyRange() {
-  qty.min = reason.value === "adjustment" ? "-100000" : "1";
+  qty.min = { adjustment: "-100000", count: "0" }[reason.value] ?? "1";
+  qtyLabel.textContent = reason.value === "count" ? "Units counted" : "Units";
 }
 
 find.addEventListener("submit", (event) => {
@@ -123,7 +125,9 @@ reason.addEventListener("change", setQtyRange);
 // seconds while the last "Recorded: ..." stayed, so it looked as if it had been saved.
 function formProblem(units, why) {
   if (!/^[+-]?\d+$/.test(units)) return [qty, "Enter the units as a whole number, such as 12."];
-  if (Number(units) === 0) return [qty, "Enter a number of units other than 0."];
+  if (reason.value === "count") {
+    if (Number(units) < 0) return [qty, "Enter the units counted: 0 or more."];
+  } else if (Number(units) === 0) return [qty, "Enter a number of units other than 0."];
   if (Number(units) < 0 && reason.value !== "adjustment") {
     return [qty, `Enter the units without a minus sign: "${KIND_LABELS[reason.value]}" already `
       + "says whether they come in or go out."];
@@ -132,6 +136,29 @@ function formProblem(units, why) {
   if (why === "") return [note, "Enter the reason for this movement."];
   return null;
 }
+
+async function recordMovement(why) {
+  const movement = await staffApi("/api/stock/movements", {
+    method: "POST", json: { sku: current.sku, qty: Number(qty.value), reason: reason.value, ref, note: why },
+  });
+  result.textContent = `Recorded: ${KIND_LABELS[movement.reason]} ${signed(movement.qty)}. `
+    + `Available now ${movement.stock.available}.` + flaggedText(movement);
+  return movement.stock;
+}
+
+async function recordCount(why) {
+  const count = await staffApi("/api/stock/counts", {
+    method: "POST", json: { sku: current.sku, counted: Number(qty.value), ref, note: why },
+  });
+  result.textContent = count.movement
+    ? `Counted ${count.counted}: adjusted by ${signed(count.change)}. Available now ${count.stock.available}.`
+      + flaggedText(count.movement)
+    : `Counted ${count.counted}: the same as the hub had; nothing recorded.`;
+  return count.stock;
+}
+
+const signed = (n) => (n > 0 ? `+${n}` : String(n));
+const flaggedText = (movement) => (movement.flagged ? " Flagged for review: stock went below zero." : "");
 
 form.addEventListener("submit", async (event) => {
   event.preventDefault();
@@ -144,12 +171,8 @@ form.addEventListener("submit", async (event) => {
     return;
   }
   try {
-    const movement = await staffApi("/api/stock/movements", {
-      method: "POST", json: { sku: current.sku, qty: Number(qty.value), reason: reason.value, ref, note: why },
-    });
-    result.textContent = `Recorded: ${KIND_LABELS[movement.reason]} ${movement.qty > 0 ? "+" : ""}${movement.qty}. ` +
-      `Available now ${movement.stock.available}.` + (movement.flagged ? " Flagged for review: stock went below zero." : "");
-    onStock(movement.stock);
+    const level = reason.value === "count" ? await recordCount(why) : await recordMovement(why);
+    onStock(level);
     form.reset();
     setQtyRange();
     newRef();
