@@ -9,6 +9,7 @@ two seconds here (far longer on a Pi) before doing anything; now a command impor
 from __future__ import annotations
 
 import importlib
+import os
 
 import click
 
@@ -54,4 +55,8 @@ class LazyGroup(click.Group):
 @click.option("-v", "--verbose", is_flag=True, help="Log debug messages.")
 def main(verbose: bool) -> None:
     """The in-store retail hub."""
+    # The databases, their backups and the shop's hold members' beacon keys: what any command
+    # writes is for its own user only (a backup run from a shell with umask 022 was readable by
+    # every local user, the kiosk's auto-login user included).
+    os.umask(os.umask(0o077) | 0o077)
     logs.configure(verbose)

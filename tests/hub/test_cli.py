@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -72,3 +73,25 @@ def test_a_missing_staff_token_file_is_named_not_a_traceback(cli, tmp_path: Path
         result = cli(*args, ok=False)
         assert result.returncode == 2, args
         assert "staff token: [Errno 2] No such file or directory" in result.stderr
+
+
+def test_what_the_commands_write_is_for_their_user_only(tmp_path: Path) -> None:
+    """Why: a backup run from a shell with umask 022 was a 0644 file in a 0755 folder, and the
+    database it copies holds every member's beacon key; the kiosk's auto-login user could read
+    it."""
+    config = write_hub_config(tmp_path, 0, store_id="umask-test")
+    catalog = tmp_path / "c.csv"
+    catalog.write_text("sku,name,price,shelf,stock\nMILK,Milk,12,C1,10\n")
+
+    def run(*args: str) -> None:
+        result = subprocess.run([sys.executable, "-m", "hub.cli", *args, "--config", str(config)],
+                                capture_output=True, text=True, cwd=ROOT, timeout=120,
+                                preexec_fn=lambda: os.umask(0o022))
+        assert result.returncode == 0, result.stderr
+
+    run("catalog", "import", str(catalog))
+    run("backup", "--to", str(tmp_path / "backups"))
+    written = [tmp_path / "hub.db", tmp_path / "backups", *(tmp_path / "backups").iterdir()]
+    assert len(written) == 3
+    for path in written:
+        assert path.stat().st_mode & 0o077 == 0, f"{path} is {oct(path.stat().st_mode)}"
