@@ -72,10 +72,11 @@ class SyncAgent:
         self.sleep = sleep
         self.metrics = SyncMetrics(registry or CollectorRegistry(), "hub")
         self.client = MqttClient(broker, on_message=self._received, sleep=sleep,
-                                 will=lambda: self._state("offline"),
+                                 will=self._will,
                                  on_attempt=lambda outcome: self.metrics.connects.labels(
                                      outcome).inc())
         self.epoch = 0
+        self._will_epoch = 0  # the run named by the will of the newest connection
         self.acked = 0
         self.cursor = 0  # seq of the last row sent in this session (or the acked seq)
         self._last_seq = 0
@@ -112,9 +113,7 @@ class SyncAgent:
         """Say goodbye (retained offline state, then DISCONNECT) and stop every task."""
         session = self.client.session
         if session is not None and not session.closed.is_set():
-            with contextlib.suppress(Exception):
-                await session.send_confirmed(self._state("offline"), timeout=2.0)
-                await session.disconnect(timeout=2.0)
+            await self._goodbye(session)
         tasks = [*self._tasks, *([self._overtaken] if self._overtaken else [])]
         for task in tasks:
             task.cancel()
@@ -132,6 +131,10 @@ class SyncAgent:
     # --- one connection -------------------------------------------------------------------------
 
     async def _session(self, session: Session) -> None:
+        if self._will_epoch != self.epoch:
+            # A new run began while this connection was being made: its will names the old one.
+            await self._goodbye(session)
+            return
         nearby = [StoreTopics(self.settings.prefix, store).snapshot("+")
                   for store in self.settings.nearby_stores]
         codes = await session.subscribe([self.topics.cmd, self.topics.ack, *nearby])
@@ -148,6 +151,24 @@ class SyncAgent:
             await asyncio.gather(self._drain(session), self._publish_snapshots(session))
         finally:
             self.metrics.connected.set(0)
+
+    def _will(self) -> Outgoing:
+        """The will of a connection about to be made, naming the run of this moment (MQTT fixes
+        a will for the life of its connection; see ``_goodbye``)."""
+        self._will_epoch = self.epoch
+        return self._state("offline")
+
+    async def _goodbye(self, session: Session) -> None:
+        """Retained offline state of the current run, then DISCONNECT, which makes the broker
+        drop this connection's will instead of publishing it. Also how a connection whose will
+        names an older run ends: the shop ignores states of a run older than one it knows, so
+        such a will, published after a crash, would leave the store online there for good. The
+        next connection registers a will of the current run; until then the state says offline,
+        so a crash in between cannot leave the store online either."""
+        with contextlib.suppress(Exception):  # the connection is ending either way
+            await session.send_confirmed(self._state("offline"), timeout=2.0)
+        with contextlib.suppress(Exception):
+            await session.disconnect(timeout=2.0)
 
     def _state(self, state: str) -> Outgoing:
         data = messages.StoreState(state=state, epoch=self.epoch,  # type: ignore[arg-type]
@@ -214,7 +235,8 @@ class SyncAgent:
         """The shop acknowledges a run newer than this one. The epoch comes from the clock, so a
         clock running behind (a Pi without a battery clock before NTP) after a restore starts a
         run the shop takes for an old one: it ignores the birth, keeps its longer history and
-        acks in its run, and the outbox stalls. Begin a run above it and announce it."""
+        acks in its run, and the outbox stalls. Begin a run above it, and reconnect so that the
+        will names it too; the new connection's birth announces it."""
         try:
             log.warning("the shop acknowledges run %s, newer than this run %s (is the clock "
                         "behind?): starting a run above it", seen, self.epoch)
@@ -222,7 +244,7 @@ class SyncAgent:
             self._rewind()
             session = self.client.session
             if session is not None and not session.closed.is_set():
-                await session.send(self._state("online"))
+                await self._goodbye(session)
         except Exception:  # the next such ack tries again
             log.exception("could not start a run above the shop's")
         finally:

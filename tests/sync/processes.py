@@ -8,6 +8,7 @@ import signal
 import subprocess
 import time
 import urllib.request
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -99,3 +100,20 @@ def wait_exact(hub_db: Path, shop_db: Path, store: str, timeout: float = 60.0) -
             raise AssertionError(f"shop view never matched the ledger: {report}")
         time.sleep(0.2)
 
+
+
+def get(url: str) -> Any:
+    """GET ``url`` and return its JSON body."""
+    with urllib.request.urlopen(url, timeout=10) as response:
+        return json.loads(response.read())
+
+
+def poll(check: Callable[[], Any], timeout: float, what: str) -> Any:
+    """Call ``check`` until it returns something truthy (for tests that drive processes from
+    plain threads); fail after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while not (result := check()):
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+        time.sleep(0.1)
+    return result
