@@ -103,7 +103,10 @@ class StockSnapshot(msgspec.Struct, kw_only=True):
 
 
 class StoreState(msgspec.Struct, kw_only=True):
-    """Birth (online) and will (offline): the epoch and how far the store's sequence has got."""
+    """Birth (online) and will (offline): the epoch and how far the store's sequence has got.
+
+    A will's numbers are those of the moment its connection began: the broker holds it from the
+    CONNECT, and MQTT offers no way to change it on a live connection."""
 
     state: Literal["online", "offline"]
     epoch: Seq

@@ -6,11 +6,11 @@ CREATE TABLE IF NOT EXISTS stores (
     store      TEXT PRIMARY KEY,
     epoch      INTEGER NOT NULL DEFAULT 0,   -- newest epoch seen (state or events)
     born_epoch INTEGER NOT NULL DEFAULT 0,   -- epoch of the newest online state applied
-    last_seq   INTEGER NOT NULL DEFAULT 0,   -- announced by the store's last state message
-    acked_seq  INTEGER NOT NULL DEFAULT 0,   -- what the store says the shop acknowledged
+    last_seq   INTEGER NOT NULL DEFAULT 0,   -- announced by the store's last online state
+    acked_seq  INTEGER NOT NULL DEFAULT 0,   -- what the store says the shop acknowledged (idem)
     watermark  INTEGER NOT NULL DEFAULT 0,   -- every event up to here is applied (chain of prev)
     online     INTEGER NOT NULL DEFAULT 0,
-    state_at   REAL,
+    state_at   REAL,                         -- ts of the last online state
     seen_at    REAL
 );
 

@@ -445,11 +445,14 @@ class ShopStore:
             # a late will or retained birth of an earlier run, or a store whose clock is behind
             out.stale_runs.add(env.store)
             return
-        conn.execute("UPDATE stores SET last_seq = ?, acked_seq = ?, online = ?, state_at = ? "
-                     "WHERE store = ?",
-                     (st.last_seq, st.acked_seq, int(st.state == "online"), env.ts, env.store))
         if st.state != "online":
+            # Only the state is news: a will's numbers and ts are of the moment its connection
+            # began (MQTT cannot change a will later), so they may be far behind the numbers
+            # of the online states that followed on that connection.
+            conn.execute("UPDATE stores SET online = 0 WHERE store = ?", (env.store,))
             return
+        conn.execute("UPDATE stores SET last_seq = ?, acked_seq = ?, online = 1, state_at = ? "
+                     "WHERE store = ?", (st.last_seq, st.acked_seq, env.ts, env.store))
         out.births.append(env.store)
         born = conn.execute("SELECT born_epoch FROM stores WHERE store = ?",
                             (env.store,)).fetchone()[0]
