@@ -199,6 +199,7 @@ class HubSync:
             prefix=cfg.topic_prefix,
             send_window=cfg.send_window,
             ack_timeout_s=cfg.ack_timeout_s,
+            ack_timeout_max_s=cfg.ack_timeout_max_s,
             snapshot_interval_s=cfg.snapshot_interval_s,
             full_snapshot_interval_s=cfg.full_snapshot_interval_s,
             poll_interval_s=cfg.poll_interval_s,

@@ -6,11 +6,16 @@ Delivery rules (see docs/sync-protocol.md):
   reads committed rows), at QoS 1, in sequence order, each carrying ``prev`` (the sequence number
   of the row before it) so the shop can find gaps;
 * a row is deleted only when the shop's application-level ack covers its ``seq``, never on PUBACK;
-* on every (re)connect, when the shop asks, and when acks stop coming for ``ack_timeout_s``, the
-  drainer goes back to the last acked row and sends everything after it again (the shop applies
-  each ``(store, seq)`` once, so repeats are harmless);
+* on every (re)connect and when the shop asks, the drainer goes back to the last acked row and
+  sends everything after it again (the shop applies each ``(store, seq)`` once, so repeats are
+  harmless);
 * at most ``send_window`` rows are sent ahead of the shop's acks, so a slow or absent shop never
-  makes the broker queue more than it keeps.
+  makes the broker queue more than it keeps;
+* when acks stop coming for ``ack_timeout_s``, only the first tenth of the window after the last
+  acked row is sent again, and nothing more until an ack moves; each further replay without one
+  waits twice as long, up to ``ack_timeout_max_s``. A shop that lost an event gets it back (its
+  watermark then jumps over what it holds, and its ack reopens the window), while a stopped shop
+  whose broker session lives on is not queued the whole window again every ``ack_timeout_s``.
 
 Commands are applied one at a time in arrival order by the store (``StoreLink.execute``), which
 records the command id in the same transaction as the effect and the result event.
@@ -38,6 +43,7 @@ from sync.waiting import Sleep, wait_or_sleep
 log = logging.getLogger(__name__)
 
 INBOX_LIMIT = 10_000  # commands waiting to be applied; beyond it the shop's resend covers them
+REPLAY_SHARE = 10  # an ack timeout sends again 1/REPLAY_SHARE of the window (see _replay)
 
 
 @dataclass(frozen=True)
@@ -49,6 +55,7 @@ class AgentSettings:
     send_window: int = 1000
     batch: int = 500
     ack_timeout_s: float = 15.0
+    ack_timeout_max_s: float = 300.0
     snapshot_interval_s: float = 1.0
     full_snapshot_interval_s: float = 300.0
     poll_interval_s: float = 2.0
@@ -83,6 +90,8 @@ class SyncAgent:
         self._generation = 0  # bumped whenever the cursor moves outside the drainer
         self._unacked: deque[int] = deque()
         self._last_progress = 0.0
+        self._window = settings.send_window  # a replay narrows it until the next ack progress
+        self._replay_wait = settings.ack_timeout_s  # doubles per replay without ack progress
         self._ack_target = 0
         self._ack_wanted = asyncio.Event()
         self._work = asyncio.Event()
@@ -189,13 +198,10 @@ class SyncAgent:
     async def _drain(self, session: Session) -> None:
         s = self.settings
         while True:
-            if self._unacked and self.monotonic() - self._last_progress > s.ack_timeout_s:
-                log.info("no ack for %.0f s: sending again from seq %s", s.ack_timeout_s,
-                         self.acked)
-                self.metrics.replays.inc()
-                self._rewind()
+            if self._unacked and self.monotonic() - self._last_progress > self._replay_wait:
+                self._replay()
             self._work.clear()
-            room = s.send_window - len(self._unacked)
+            room = max(0, self._window - len(self._unacked))
             # Taken before the read: an ack or rewind while it runs invalidates these rows' prev.
             generation = self._generation
             rows = await self.link.outbox_after(self.cursor, min(s.batch, room)) if room else []
@@ -220,6 +226,26 @@ class SyncAgent:
                 self.cursor = row.seq
                 self._last_seq = max(self._last_seq, row.seq)
                 self.metrics.sent.labels(topic.rsplit("/", 1)[1]).inc()
+
+    def _replay(self) -> None:
+        """No ack for the replay wait: send the first events after the ack again, and no more.
+
+        A shop missing an event holds its watermark before it however much follows, so those
+        first events fill its gap; its ack then reopens the window. A shop that stopped (its
+        broker session alive) gets only these again, ever more rarely, instead of the whole
+        window every ack timeout: the broker would queue it window upon window."""
+        s = self.settings
+        log.info("no ack for %.0f s: sending again from seq %s", self._replay_wait, self.acked)
+        self.metrics.replays.inc()
+        self._rewind()
+        self._window = max(1, s.send_window // REPLAY_SHARE)
+        self._replay_wait = min(self._replay_wait * 2, max(s.ack_timeout_max_s, s.ack_timeout_s))
+
+    def _reopen(self) -> None:
+        """The shop is listening (its ack moved, or it asked for a resync): whole window, first
+        replay wait."""
+        self._window = self.settings.send_window
+        self._replay_wait = self.settings.ack_timeout_s
 
     def _ack_received(self, acked_seq: int, epoch: int) -> None:
         if self.epoch < epoch < MAX_SEQ and self._overtaken is None:
@@ -269,6 +295,7 @@ class SyncAgent:
                 continue
             self.acked = acked
             self._last_progress = self.monotonic()
+            self._reopen()
             while self._unacked and self._unacked[0] <= acked:
                 self._unacked.popleft()
             if acked > self.cursor:
@@ -397,6 +424,7 @@ class SyncAgent:
         """The shop asks for everything it lacks again (and, optionally, every snapshot)."""
         self.metrics.replays.inc()
         self._rewind()
+        self._reopen()
         if request.snapshots:
             self._full_snapshot = True
         self._work.set()

@@ -29,7 +29,16 @@ class MqttConfig(StrictModel, BrokerConnection):
     )
     ack_timeout_s: float = Field(
         default=15.0, gt=0, le=3600,
-        description="With events unacknowledged and no ack for this long, send them again.",
+        description="With events unacknowledged and no ack for this long, send the first tenth "
+        "of send_window after the last ack again (a shop that lost an event gets it back) and "
+        "no more until an ack moves; each further replay without one waits twice as long, up to "
+        "ack_timeout_max_s. An ack that moves reopens the whole window.",
+    )
+    ack_timeout_max_s: float = Field(
+        default=300.0, gt=0, le=86_400,
+        description="Longest wait between replays while no ack comes (never below "
+        "ack_timeout_s): a stopped shop whose broker session lives on is queued a tenth of "
+        "send_window per wait, not a whole window per ack_timeout_s.",
     )
     snapshot_interval_s: float = Field(
         default=1.0, gt=0, le=3600,

@@ -1,0 +1,72 @@
+"""The send window against a shop that stops acknowledging while its broker session lives on
+(a stopped process, a stuck database): what the broker queues for it stays near one window."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from hub.clock import ManualClock
+from hub.inventory import MovementIn
+from sync import messages
+from sync.envelope import build
+from sync.topics import StoreTopics
+from tests.fixtures.mosquitto import Mosquitto
+from tests.sync.conftest import STORE, RawClient, SyncPair, wait_until
+
+WINDOW = 50
+
+
+def _seqs(shop: RawClient) -> list[int]:
+    """The seqs of the stock events ``shop`` received, in arrival order (copies included)."""
+    return [json.loads(m.payload)["seq"] for m in list(shop.received)
+            if m.topic.endswith("/events/stock")]
+
+
+async def test_a_shop_that_never_acks_is_not_sent_the_window_again_and_again(
+        tmp_path: Path, mosquitto: Mosquitto) -> None:
+    """Why: with the shop stopped (its broker session alive) the hub sent its window of 1,000
+    events, then the same 1,000 again every ack_timeout_s: the broker queued 2,000 and more for
+    a shop that could take none of them (mosquitto keeps 1,000 per client by default).
+
+    The hub runs on a held clock moved by the test: a minute passes, thirty ack timeouts."""
+    clock = ManualClock()
+    pair = SyncPair(tmp_path, mosquitto)
+    shop = RawClient(mosquitto.port, "stalled-shop")  # receives, never acks
+    try:
+        assert shop.subscribe(StoreTopics("retail", STORE).event("stock.movement")) == [1]
+        hub = await pair.start_hub(clock=clock, send_window=WINDOW)
+        await pair.import_catalog()
+        svc = hub.services
+        for n in range(4 * WINDOW):
+            await svc.db.write(svc.inventory.record,
+                               MovementIn(sku="BAN-1", qty=1, reason="sale", ref=f"s-{n}"))
+        assert svc.sync is not None
+        agent = svc.sync.agent
+        sent = agent.metrics.sent.labels("stock")
+        await wait_until(lambda: len(_seqs(shop)) >= WINDOW, what="the first window")
+
+        start = clock.monotonic()
+
+        def a_minute_passed() -> bool:
+            clock.advance(0.5)
+            return clock.monotonic() - start >= 60
+
+        await wait_until(a_minute_passed, what="a minute of the hub's clock")
+        await wait_until(lambda: len(_seqs(shop)) == sent._value.get(),  # noqa: SLF001
+                         what="the shop to receive all the hub sent")
+        got = _seqs(shop)
+        assert len(got) <= WINDOW + WINDOW // 2, f"{len(got)} events queued for a stalled shop"
+        assert got[0] == agent.acked + 1  # every replay began where the shop stands
+
+        # The shop comes back having lost an event: it acks the nine before it. The hub goes
+        # on from there at once, with its whole window, without waiting for another timeout.
+        lost = got[9] + 1
+        ack = build(store=STORE, epoch=agent.epoch, seq=lost - 1, type_=messages.ACK,
+                    ts=clock.now(), data=messages.Ack(acked_seq=lost - 1))
+        assert shop.publish(StoreTopics("retail", STORE).ack, ack) == 0
+        await wait_until(lambda: set(range(lost, lost + WINDOW)) <= set(_seqs(shop)[len(got):]),
+                         what="the lost event and a whole window after the ack")
+    finally:
+        shop.close()
+        await pair.close()
