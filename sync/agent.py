@@ -282,26 +282,30 @@ class SyncAgent:
             await self._ack_wanted.wait()
             self._ack_wanted.clear()
             target = self._ack_target
-            if target <= self.acked:
-                continue
             try:
-                acked = await self.link.acknowledge(target)
+                await self._record_ack(target)
             except Exception:
                 log.exception("could not record the shop's ack of seq %s; will retry", target)
                 await self.sleep(1.0)
                 self._ack_wanted.set()
-                continue
-            if acked <= self.acked:
-                continue
-            self.acked = acked
-            self._last_progress = self.monotonic()
-            self._reopen()
-            while self._unacked and self._unacked[0] <= acked:
-                self._unacked.popleft()
-            if acked > self.cursor:
-                self.cursor = acked
-                self._generation += 1
-            self._work.set()
+
+    async def _record_ack(self, target: int) -> None:
+        """Record that the shop holds everything up to ``target``: its outbox rows go, and the
+        window moves on past it."""
+        if target <= self.acked:
+            return
+        acked = await self.link.acknowledge(target)
+        if acked <= self.acked:
+            return
+        self.acked = acked
+        self._last_progress = self.monotonic()
+        self._reopen()
+        while self._unacked and self._unacked[0] <= acked:
+            self._unacked.popleft()
+        if acked > self.cursor:
+            self.cursor = acked
+            self._generation += 1
+        self._work.set()
 
     # --- snapshots ------------------------------------------------------------------------------
 
@@ -410,21 +414,34 @@ class SyncAgent:
             raise
         self.metrics.received.labels(env.type).inc()
         if isinstance(data, messages.Resync):
-            if data.after_seq is not None:
-                self._ack_received(data.after_seq, env.epoch)
-            self._resync(data)
-            session = self.client.session
-            if session is not None and not session.closed.is_set():
-                # The retained birth may be old: tell the shop where the stream stands now.
-                await session.send(self._state("online"))
+            await self._resync(data, env.epoch)
         outcome = await self.link.execute(CommandIn(env.id, env.type, data, env.ts))
         log.debug("command %s %s: %s", env.type, env.id, outcome)
 
-    def _resync(self, request: messages.Resync) -> None:
-        """The shop asks for everything it lacks again (and, optionally, every snapshot)."""
+    async def _resync(self, request: messages.Resync, epoch: int) -> None:
+        """The shop asks for everything after ``after_seq`` again (and, optionally, every
+        snapshot), then hears where the stream stands.
+
+        ``after_seq`` is the shop's watermark, an ack: it is recorded before the rewind, so the
+        replay begins after it and the answer's ``acked_seq`` names it. (Left to the ack task,
+        it was recorded after both: the shop was sent again what it had and told an older
+        ack.)"""
+        if request.after_seq is not None and epoch == self.epoch:
+            try:
+                await self._record_ack(request.after_seq)
+            except Exception:  # the ack task retries it; meanwhile repeats are harmless
+                log.exception("could not record the shop's resync from seq %s now",
+                              request.after_seq)
+                self._ack_received(request.after_seq, epoch)
+        elif request.after_seq is not None:
+            self._ack_received(request.after_seq, epoch)  # ignored, or a run above it begins
         self.metrics.replays.inc()
         self._rewind()
         self._reopen()
         if request.snapshots:
             self._full_snapshot = True
         self._work.set()
+        session = self.client.session
+        if session is not None and not session.closed.is_set():
+            # The retained birth may be old: tell the shop where the stream stands now.
+            await session.send(self._state("online"))

@@ -5,15 +5,20 @@ followed without doubling anything."""
 from __future__ import annotations
 
 import asyncio
+import json
 import shutil
 import sqlite3
 from pathlib import Path
+from typing import Any
 
 from hub.backup import backup, restore
 from hub.clock import ManualClock
 from hub.inventory import MovementIn
+from sync import messages
+from sync.envelope import build
+from sync.topics import StoreTopics
 from tests.fixtures.mosquitto import Mosquitto
-from tests.sync.conftest import FAST_MQTT, SyncPair, wait_until
+from tests.sync.conftest import FAST_MQTT, STORE, RawClient, SyncPair, wait_until
 
 
 async def _sell(pair: SyncPair, count: int, sku: str = "BAN-1") -> None:
@@ -106,3 +111,50 @@ async def test_a_store_restored_from_a_backup_is_followed_exactly(pair: SyncPair
     report = await pair.settled()
     assert report.ledger_rows == 2 + 10 + 4
     assert ("rewind", None) in _drift(pair)
+
+
+def _received(client: RawClient, channel: str) -> list[dict[str, Any]]:
+    """Envelopes ``client`` received on ``channel`` (state, events), in arrival order."""
+    return [json.loads(m.payload) for m in list(client.received)
+            if m.topic.split("/")[3] == channel]
+
+
+async def test_a_resync_is_answered_from_its_after_seq(tmp_path: Path,
+                                                       mosquitto: Mosquitto) -> None:
+    """Why: the shop's resync `{"after_seq": 192}` was answered with a state saying
+    `acked_seq: 190`, and seqs 191-192 were sent again: its after_seq was recorded as an ack
+    only after the rewind and the answer had used the older one.
+
+    The hub runs on a held clock, so no ack timeout sends anything again meanwhile."""
+    clock = ManualClock()
+    pair = SyncPair(tmp_path, mosquitto)
+    shop = RawClient(mosquitto.port, "resyncing-shop")  # a shop, as the broker sees it
+    topics = StoreTopics("retail", STORE)
+    try:
+        assert shop.subscribe(f"retail/v1/{STORE}/#") == [1]
+        hub = await pair.start_hub(clock=clock)
+        await pair.import_catalog()
+        await _sell(pair, 10)
+        sync = hub.services.sync
+        assert sync is not None
+        last = (await sync.link.position()).last_seq
+        await wait_until(lambda: last in [e["seq"] for e in _received(shop, "events")],
+                         what="every event sent once")
+        assert sync.agent.acked == 0
+        states, events = len(_received(shop, "state")), len(_received(shop, "events"))
+
+        after = last - 2
+        resync = build(store=STORE, epoch=sync.agent.epoch, seq=0,
+                       type_=messages.RESYNC, ts=clock.now(),
+                       data=messages.Resync(after_seq=after, snapshots=False))
+        assert shop.publish(topics.cmd, resync) == 0
+        answer = await wait_until(lambda: _received(shop, "state")[states:], what="the answer")
+        assert answer[0]["data"]["acked_seq"] == after
+        result = last + 1  # the resync's command.result
+        await wait_until(lambda: result in [e["seq"] for e in _received(shop, "events")],
+                         what="the resync's result")
+        again = [e["seq"] for e in _received(shop, "events")[events:]]
+        assert again == [last - 1, last, result]
+    finally:
+        shop.close()
+        await pair.close()
