@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections import Counter
 from typing import Any
 
 import numpy as np
@@ -29,6 +30,7 @@ from hub.errors import HubError, InvalidInput, Unavailable, UnsupportedMedia
 from hub.voice_search import VoiceService
 from hub.web.common import (
     SizedWebSocket,
+    client_address,
     close_on_shutdown,
     is_staff,
     json_response,
@@ -51,6 +53,11 @@ HEARTBEAT_S = 10.0
 STREAM_SLACK_S = 5.0
 #: Open streaming sockets, closed when the hub stops.
 STREAMS: web.AppKey[set[web.WebSocketResponse]] = web.AppKey("voice_streams", set)
+#: Streams one device may hold at once: a kiosk streams one question at a time (two leaves room
+#: for the socket of a question that is closing), so one device cannot take every place.
+MAX_STREAMS_PER_CLIENT = 2
+#: Open streams per device (``client_address``).
+STREAM_CLIENTS: web.AppKey[Counter[str]] = web.AppKey("voice_stream_clients", Counter)
 #: Largest message: a kiosk sends about a tenth of a second of PCM at a time (under 10 kB).
 MAX_FRAME_BYTES = 1024 * 1024
 #: Longest a streaming connection stays open, in seconds: the kiosk opens one per question.
@@ -102,12 +109,19 @@ async def stream_voice(request: web.Request) -> web.WebSocketResponse:
         max_msg_size=MAX_FRAME_BYTES, error=_error, heartbeat=HEARTBEAT_S, compress=False
     )
     await prepare_websocket(request, ws)
+    client, clients = client_address(request), request.app[STREAM_CLIENTS]
+    if clients[client] >= MAX_STREAMS_PER_CLIENT:
+        await _fail(ws, Unavailable(
+            f"this device already has {MAX_STREAMS_PER_CLIENT} questions streaming; finish or "
+            "close one first"))
+        return ws
     if service.streams.locked():
         await _fail(ws, Unavailable("too many kiosks are streaming at once; try again shortly"))
         return ws
     open_streams = request.app[STREAMS]
     async with service.streams:
         open_streams.add(ws)
+        clients[client] += 1
         try:
             await _converse(request, ws, service)
         except HubError as exc:
@@ -116,6 +130,9 @@ async def stream_voice(request: web.Request) -> web.WebSocketResponse:
             pass
         finally:
             open_streams.discard(ws)
+            clients[client] -= 1
+            if not clients[client]:
+                del clients[client]
     return ws
 
 
@@ -126,10 +143,12 @@ async def _converse(request: web.Request, ws: web.WebSocketResponse, service: Vo
     received = 0  # samples at the sender's rate
     clock = asyncio.get_running_loop().time
     opened, question_began = clock(), None
+    active = opened  # the last audio or answer: 'rate' messages do not keep a socket alive
     while True:
-        msg = await _receive(ws, opened, question_began, service.config.max_seconds)
+        msg = await _receive(ws, opened, active, question_began, service.config.max_seconds)
         if msg.type == WSMsgType.BINARY:
-            question_began = question_began or clock()
+            active = clock()
+            question_began = question_began or active
             if len(msg.data) % 2:
                 raise InvalidInput("PCM frames must hold whole 16-bit samples", code="bad_frame")
             samples = np.frombuffer(msg.data, dtype="<i2").astype(np.float32) / 32768.0
@@ -158,24 +177,29 @@ async def _converse(request: web.Request, ws: web.WebSocketResponse, service: Vo
                 await ws.send_json({"type": "final", **await answer_json(request, answer)})
                 search, stream = service.open_stream()
                 resampler = StreamResampler(resampler.src_rate, rate)
-                received, question_began = 0, None
+                received, question_began, active = 0, None, clock()
         elif msg.type not in (WSMsgType.TEXT, WSMsgType.BINARY):  # closed, closing or broken
             return
 
 
 async def _receive(
-    ws: web.WebSocketResponse, opened: float, question_began: float | None, max_seconds: float
+    ws: web.WebSocketResponse,
+    opened: float,
+    active: float,
+    question_began: float | None,
+    max_seconds: float,
 ) -> WSMessage:
     """The next message, or the error of the first of the stream's deadlines to pass.
 
     Why deadlines and not aiohttp's ``receive_timeout``: that timeout starts again with every
     ping and pong, so a kiosk page that froze mid-question (answering the heartbeat, sending
     nothing) was never told ``idle`` and held one of the few streaming places until the hub
-    restarted. A kiosk opens a socket per question and streams it as it is spoken, so a client
-    trickling a few samples now and then is stopped by the other two deadlines."""
-    now = asyncio.get_running_loop().time()
+    restarted. The idle deadline runs from the last audio or answer (``active``): a client that
+    sent only ``rate`` messages every few seconds had held its place until the session's limit.
+    A kiosk opens a socket per question and streams it as it is spoken, so a client trickling a
+    few samples now and then is stopped by the other two deadlines."""
     deadlines = [
-        (now + IDLE_S, "idle", f"nothing arrived for {IDLE_S:g} s"),
+        (active + IDLE_S, "idle", f"no audio arrived for {IDLE_S:g} s"),
         (
             opened + SESSION_MAX_S,
             "session_too_long",
@@ -240,6 +264,7 @@ async def voice_status(request: web.Request) -> web.Response:
 
 def setup(app: web.Application) -> None:
     close_on_shutdown(app, STREAMS)
+    app[STREAM_CLIENTS] = Counter()
     app.router.add_post("/api/search/voice", search_voice)
     app.router.add_get("/api/search/voice/stream", stream_voice)
     app.router.add_get("/api/search/voice/status", voice_status)

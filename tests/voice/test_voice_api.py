@@ -293,6 +293,52 @@ async def test_a_trickling_stream_gives_its_place_back(
     assert (message["type"], message["code"]) == ("error", code)
 
 
+async def test_rate_messages_do_not_keep_a_stream_alive(
+    voice_client: TestClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Why: a client sending only {"rate": ...} every few seconds reset the idle deadline and
+    held one of the few streaming places until the session's limit, again after each reconnect
+    (found by a security review)."""
+    monkeypatch.setattr(voice_web, "IDLE_S", 1.0)  # the real wait is 30 s
+    async with voice_client.ws_connect("/api/search/voice/stream") as ws:
+        started = asyncio.get_running_loop().time()
+        message = None
+        for _ in range(20):
+            await ws.send_json({"rate": 16000})
+            try:
+                message = await ws.receive_json(timeout=0.3)
+                break
+            except asyncio.TimeoutError:
+                continue
+    assert message is not None and (message["type"], message["code"]) == ("error", "idle")
+    assert asyncio.get_running_loop().time() - started < 3
+
+
+async def test_one_device_cannot_take_every_streaming_place(
+    voice_client: TestClient, stocked: Services
+) -> None:
+    """Why: one device could open every streaming place and keep the kiosks' spoken search
+    unavailable; a device holds at most two, and others still find a place."""
+    assert stocked.config.voice.max_stream_sessions > voice_web.MAX_STREAMS_PER_CLIENT
+    url = "/api/search/voice/stream"
+    held = [await voice_client.ws_connect(url) for _ in range(voice_web.MAX_STREAMS_PER_CLIENT)]
+    try:
+        for ws in held:
+            await ws.send_bytes(b"\x00\x00" * 160)
+            assert (await ws.receive_json(timeout=10))["type"] == "partial"
+        async with voice_client.ws_connect(url) as third:
+            refused = await third.receive_json(timeout=10)
+        assert (refused["type"], refused["code"]) == ("error", "unavailable")
+        assert "this device already has 2 questions streaming" in refused["message"]
+        other = {"X-Forwarded-For": "192.0.2.7"}  # another device behind the TLS proxy
+        async with voice_client.ws_connect(url, headers=other) as ws:
+            await ws.send_bytes(b"\x00\x00" * 160)
+            assert (await ws.receive_json(timeout=10))["type"] == "partial"
+    finally:
+        for ws in held:
+            await ws.close()
+
+
 async def test_without_the_rnnoise_library_noisy_questions_are_still_answered(
     stocked: Services,
     say: Callable[..., Audio],
