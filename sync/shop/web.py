@@ -180,6 +180,29 @@ def _whole(name: str, value: str, pattern: str) -> str:
     return value
 
 
+#: Set by the shop's API gateway to the mini-program user it authenticated (see ``_caller``).
+MEMBER_HEADER = "X-Member-Id"
+
+
+def _caller(request: web.Request) -> str | None:
+    """The member the gateway says is calling, or None for the shop's own back office.
+
+    Why: every member's paths trusted their caller, so anything that reached the service read,
+    cancelled or opted out another member's orders and got their beacon key (found by a
+    security review). The gateway authenticates the mini-program's user, sets this header and
+    removes any the client sent; a call without it is the shop's own and may act for anyone."""
+    value = request.headers.get(MEMBER_HEADER)
+    return None if value is None else _whole(MEMBER_HEADER, value, ID_PATTERN)
+
+
+def _act_for(request: web.Request, member: str) -> None:
+    """403 when a member's call names another member."""
+    caller = _caller(request)
+    if caller is not None and caller != member:
+        raise ApiError(403, "forbidden", f"this call is made for member {caller!r}, so it cannot "
+                       f"act for member {member!r}")
+
+
 def _unknown_store(store: str) -> ApiError:
     return ApiError(404, "not_found", f"store {store!r} has not reported to the shop; check the "
                     "store id, or wait until the store has connected once")
@@ -286,6 +309,7 @@ async def place_order(request: web.Request) -> web.Response:
     s = shop(request)
     key = _idempotency_key(request)
     order = await read_json(request, OrderIn)
+    _act_for(request, order.member)
     lines = [line.model_dump() for line in order.lines]
     now = s.clock()
     keyed = None
@@ -314,17 +338,20 @@ async def place_order(request: web.Request) -> web.Response:
 
 async def _find_order(request: web.Request) -> dict[str, Any]:
     """The order of the path's id at the ``store`` query parameter; without it, the only
-    store with that id (409 listing them when staff at several stores chose it)."""
+    store with that id (409 listing them when staff at several stores chose it). A member's
+    call finds only their own orders: another's is answered as if it did not exist."""
     s = shop(request)
     order_id = _path(request, "order_id", ID_PATTERN)
     store = _query(request, "store", STORE_PATTERN)
-    if store is None:
-        stores = await s.store.read(s.store.order_stores, order_id)
-        if len(stores) > 1:
-            raise ApiError(409, "ambiguous_order", f"stores {', '.join(stores)} each have an "
-                           f"order {order_id!r}; name one with ?store=")
-        store = stores[0] if stores else None
-    order = None if store is None else await s.store.read(s.store.order, order_id, store)
+    caller = _caller(request)
+    stores = [store] if store is not None else await s.store.read(s.store.order_stores, order_id)
+    found = [order for at in stores
+             if (order := await s.store.read(s.store.order, order_id, at)) is not None
+             and caller in (None, order["member"])]
+    if len(found) > 1:
+        raise ApiError(409, "ambiguous_order", f"stores {', '.join(o['store'] for o in found)} "
+                       f"each have an order {order_id!r}; name one with ?store=")
+    order = found[0] if found else None
     if order is None:
         at = "" if request.query.get("store") is None else f" at store {store!r}"
         raise ApiError(404, "not_found", f"no order {order_id!r}{at}")
@@ -357,6 +384,7 @@ async def opt_in(request: web.Request) -> web.Response:
     """Issue the member's 128-bit beacon key (kept across stores) and send it to the store."""
     s = shop(request)
     member = _path(request, "member", ID_PATTERN)
+    _act_for(request, member)
     body = await read_json(request, OptInIn)
     try:
         key, command = await s.store.write(s.store.opt_in, member, body.store, body.display_name,
@@ -371,6 +399,7 @@ async def opt_in(request: web.Request) -> web.Response:
 async def opt_out(request: web.Request) -> web.Response:
     s = shop(request)
     member = _path(request, "member", ID_PATTERN)
+    _act_for(request, member)
     body = await read_json(request, OptOutIn)
     if not await s.store.read(s.store.member_known, member):
         raise ApiError(404, "not_found", f"member {member!r} never opted in")
@@ -388,6 +417,7 @@ async def withdraw(request: web.Request) -> web.Response:
     """Withdraw consent everywhere: every store the member opted in at deletes the key."""
     s = shop(request)
     member = _path(request, "member", ID_PATTERN)
+    _act_for(request, member)
     if not await s.store.read(s.store.member_known, member):
         raise ApiError(404, "not_found", f"member {member!r} never opted in")
     commands = await s.store.write(s.store.withdraw, member, secrets.token_hex(16), s.clock())
@@ -400,6 +430,7 @@ async def withdraw(request: web.Request) -> web.Response:
 async def reminders(request: web.Request) -> web.Response:
     s = shop(request)
     member = _path(request, "member", ID_PATTERN)
+    _act_for(request, member)
     rows = await s.store.read(s.store.reminders, member, 100)
     return web.json_response({"member": member, "reminders": rows})
 

@@ -239,3 +239,37 @@ def test_a_database_with_orders_keyed_by_id_is_rebuilt_keyed_by_store(tmp_path: 
         assert store.order("counter-1", "store-1")["state"] == "accepted"  # type: ignore[index]
     finally:
         store.close()
+
+
+async def test_a_members_call_acts_only_for_that_member(pair: SyncPair) -> None:
+    """Why: every member's path trusted its caller: anything that reached the service read and
+    cancelled another member's order, opted them out and got their beacon key (found by a
+    security review). The gateway names the member in X-Member-Id; the back office sends none."""
+    ann, bob = {"X-Member-Id": "m-1"}, {"X-Member-Id": "m-2"}
+    status, placed, _ = await exchange(pair, "POST", "/api/orders", _order("m-1", 1), headers=ann)
+    assert status == 202
+    status, error, _ = await exchange(pair, "POST", "/api/orders", _order("m-1", 1), headers=bob)
+    assert (status, error["error"]["code"]) == (403, "forbidden")
+    order = f"/api/orders/{placed['id']}"
+    assert (await exchange(pair, "GET", order, headers=ann))[0] == 200
+    status, hidden, _ = await exchange(pair, "GET", order, headers=bob)
+    assert (status, hidden["error"]["code"]) == (404, "not_found")
+    status, _, _ = await exchange(pair, "POST", f"{order}/cancel", {"reason": "not mine"},
+                                  headers=bob)
+    assert status == 404
+    status, opted, _ = await exchange(pair, "POST", "/api/members/m-1/opt-in",
+                                      {"store": STORE}, headers=ann)
+    assert status == 202 and len(opted["beacon_key"]) == 32
+    for method, path, body in (("POST", "/api/members/m-1/opt-in", {"store": STORE}),
+                               ("POST", "/api/members/m-1/opt-out", {"store": STORE}),
+                               ("POST", "/api/members/m-1/withdraw", None),
+                               ("GET", "/api/members/m-1/reminders", None)):
+        status, error, _ = await exchange(pair, method, path, body, headers=bob)
+        assert (status, error["error"]["code"]) == (403, "forbidden"), path
+        assert "beacon_key" not in error
+    status, error, _ = await exchange(pair, "GET", order, headers={"X-Member-Id": "m 1"})
+    assert (status, error["error"]["code"]) == (400, "invalid")
+    # the shop's back office (no header) acts for anyone
+    assert (await exchange(pair, "GET", order))[0] == 200
+    assert (await exchange(pair, "POST", f"{order}/cancel", {"reason": "stock"}))[0] == 202
+    await pair.settled()
