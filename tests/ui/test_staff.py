@@ -28,6 +28,14 @@ def place_order(hub: UiHub, sku: str = "GS-006", qty: int = 1, member: str | Non
     return order_id
 
 
+def open_oat_milk(page: Page) -> None:
+    """The Stock section with the demo's oat milk open, as staff find it."""
+    page.get_by_role("link", name="Stock").click()
+    page.get_by_label("Product name or SKU").fill("oat milk")
+    page.get_by_role("button", name="Find").click()
+    page.get_by_role("button", name="Oatly Oat Milk (GS-045, shelf C3)").click()
+
+
 def order_state(hub: UiHub, order_id: str) -> dict:
     status, body = hub.call("GET", f"/api/orders/{order_id}")
     assert status == 200
@@ -96,10 +104,7 @@ def test_cancel_asks_for_a_reason(staff_page: Page, ui_hub: UiHub) -> None:
 
 
 def test_record_a_movement_and_see_stock_live(staff_page: Page, ui_hub: UiHub) -> None:
-    staff_page.get_by_role("link", name="Stock").click()
-    staff_page.get_by_label("Product name or SKU").fill("oat milk")
-    staff_page.get_by_role("button", name="Find").click()
-    staff_page.get_by_role("button", name="Oatly Oat Milk (GS-045, shelf C3)").click()
+    open_oat_milk(staff_page)
     available = staff_page.locator("#level-available")
     _, level = ui_hub.call("GET", "/api/stock/GS-045")
     expect(available).to_have_text(str(level["available"]))
@@ -581,10 +586,7 @@ def test_a_beacon_with_a_low_battery_says_so_in_its_row(staff_page: Page) -> Non
 def test_a_refused_movement_clears_the_last_result(staff_page: Page) -> None:
     """Why: "-2" for a write-off got the browser's bubble, gone in seconds, while the previous
     "Recorded: ..." stayed, so it looked saved."""
-    staff_page.get_by_role("link", name="Stock").click()
-    staff_page.get_by_label("Product name or SKU").fill("oat milk")
-    staff_page.get_by_role("button", name="Find").click()
-    staff_page.get_by_role("button", name="Oatly Oat Milk (GS-045, shelf C3)").click()
+    open_oat_milk(staff_page)
     form = staff_page.locator("#movement-form")
     form.get_by_label("Kind").select_option("write_off")
     form.get_by_label("Units").fill("1")
@@ -604,10 +606,7 @@ def test_a_refused_movement_clears_the_last_result(staff_page: Page) -> None:
 def test_a_photo_added_to_the_wrong_product_is_questioned(staff_page: Page,
                                                           ui_hub: UiHub) -> None:
     """Why: a banana photo added to oat milk was taken without a word."""
-    staff_page.get_by_role("link", name="Stock").click()
-    staff_page.get_by_label("Product name or SKU").fill("oat milk")
-    staff_page.get_by_role("button", name="Find").click()
-    staff_page.get_by_role("button", name="Oatly Oat Milk (GS-045, shelf C3)").click()
+    open_oat_milk(staff_page)
     with staff_page.expect_file_chooser() as chooser:
         staff_page.get_by_role("button", name="Add a photo").click()
     chooser.value.set_files(GROCERY / "train" / "Fruit" / "Banana" / "Banana_011.jpg")
@@ -625,10 +624,7 @@ def test_staff_record_a_count_and_the_hub_works_out_the_difference(
     """Why: a stock take meant working out the difference from the number on the screen (the
     only way was an adjustment of + or -), which a sale meanwhile made wrong."""
     _, level = ui_hub.call("GET", "/api/stock/GS-045")
-    staff_page.get_by_role("link", name="Stock").click()
-    staff_page.get_by_label("Product name or SKU").fill("oat milk")
-    staff_page.get_by_role("button", name="Find").click()
-    staff_page.get_by_role("button", name="Oatly Oat Milk (GS-045, shelf C3)").click()
+    open_oat_milk(staff_page)
     form = staff_page.locator("#movement-form")
     form.get_by_label("Kind").select_option("count")
     counted = level["on_hand"] + 3
