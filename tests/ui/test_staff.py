@@ -641,3 +641,30 @@ def test_staff_record_a_count_and_the_hub_works_out_the_difference(
     form.get_by_role("button", name="Record movement").click()
     expect(staff_page.locator("#movement-result")).to_have_text(
         f"Counted {counted}: the same as the hub had; nothing recorded.")
+
+
+def test_stock_below_zero_is_listed_to_count_and_goes_once_counted(
+        staff_page: Page, ui_hub: UiHub) -> None:
+    """Why: a sale that took stock below zero was "flagged for review" with nowhere on the page
+    to review it, and the shop went on showing stock that was not there."""
+    _, level = ui_hub.call("GET", "/api/stock/GS-001")
+    status, _ = ui_hub.call("POST", "/api/stock/movements", {
+        "sku": "GS-001", "qty": level["on_hand"] + 2, "reason": "sale", "ref": "ui-till:neg"})
+    assert status == 201
+    staff_page.get_by_role("link", name="Stock").click()
+    listed = staff_page.get_by_role("region", name="Count these: stock below zero")
+    short = -2 - level["reserved"]  # orders hold some of it too
+    entry = listed.get_by_role("button",
+                               name=re.compile(rf"\(GS-001, shelf .*\): {short} available"))
+    expect(entry).to_be_visible()
+    assert_accessible(staff_page)
+    entry.click()
+    form = staff_page.locator("#movement-form")
+    expect(form.get_by_label("Kind")).to_have_value("count")
+    counted = level["reserved"] + 5
+    form.get_by_label("Units counted").fill(str(counted))
+    form.get_by_label("Reason").fill("counted after the till said -2")
+    form.get_by_role("button", name="Record movement").click()
+    expect(staff_page.locator("#movement-result")).to_contain_text(
+        f"Counted {counted}: adjusted by +{counted + 2}. Available now 5.")
+    expect(listed).to_be_hidden()

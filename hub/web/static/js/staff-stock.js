@@ -24,6 +24,9 @@ const note = document.getElementById("movement-note");
 const result = document.getElementById("movement-result");
 const qtyLabel = document.querySelector("label[for=movement-qty]");
 const history = document.getElementById("movement-rows");
+const negative = document.getElementById("stock-negative");
+const negativeList = document.getElementById("negative-list");
+const below = new Map(); // sku -> level of the products whose available stock is below zero
 
 let current = null; // the product shown
 let ref = null;
@@ -96,13 +99,46 @@ function unitsMoved(m) {
 
 // A stock level from the live feed or a lookup: shown when it is the current product's.
 export function onStock(level) {
+  noteBelowZero(level);
   if (current === null || level.sku !== current.sku) return;
   document.getElementById("level-on-hand").textContent = level.on_hand;
   document.getElementById("level-reserved").textContent = level.reserved;
   document.getElementById("level-available").textContent = level.available;
 }
 
+// Products whose available stock went below zero (a sale recorded more than the hub had, or
+// orders hold more than is there), listed to be counted: a sale was "flagged for review" with
+// nowhere on the page to review it, and the online shop went on showing what was not there.
+function noteBelowZero(level) {
+  if (level.available < 0) below.set(level.sku, level);
+  else if (!below.delete(level.sku)) return;
+  showBelowZero();
+}
+
+function showBelowZero() {
+  negative.hidden = below.size === 0;
+  negativeList.replaceChildren(...[...below.values()].map((level) => {
+    const button = el("button", `${level.sku}: ${level.available} available`);
+    button.type = "button";
+    staffApi(`/api/products/${encodeURIComponent(level.sku)}`).then((product) => {
+      button.textContent = `${product.name} (${product.sku}, shelf ${product.shelf || "—"}): `
+        + `${level.available} available`;
+      button.onclick = () => show(product).then(() => {
+        reason.value = "count";
+        setQtyRange();
+      });
+    }, () => {});
+    const item = el("li");
+    item.append(button);
+    return item;
+  }));
+}
+
 export async function reload() {
+  const { stock } = await staffApi("/api/stock");
+  below.clear();
+  for (const level of stock) if (level.available < 0) below.set(level.sku, level);
+  showBelowZero();
   if (current !== null) {
     onStock(await staffApi(`/api/stock/${encodeURIComponent(current.sku)}`));
     await loadHistory();
