@@ -88,6 +88,7 @@ class SyncAgent:
         self.cursor = 0  # seq of the last row sent in this session (or the acked seq)
         self._last_seq = 0
         self._generation = 0  # bumped whenever the cursor moves outside the drainer
+        self._acking = 0  # acks being recorded: the outbox may change under the cursor
         self._unacked: deque[int] = deque()
         self._last_progress = 0.0
         self._window = settings.send_window  # a replay narrows it until the next ack progress
@@ -208,6 +209,13 @@ class SyncAgent:
             if not rows:
                 await wait_or_sleep(self._work, self.sleep, s.poll_interval_s)
                 continue
+            if self._acking:
+                # An ack was deleting rows while they were read: the first row after the gap
+                # would carry the old cursor as its prev, a link the shop's chain never makes
+                # (found on a starved machine: the shop's watermark stuck for good). Read again
+                # once the ack has moved the cursor.
+                await wait_or_sleep(self._work, self.sleep, s.poll_interval_s)
+                continue
             for row in rows:
                 if generation != self._generation:
                     break  # an ack or a rewind moved the cursor: read again from there
@@ -294,7 +302,13 @@ class SyncAgent:
         window moves on past it."""
         if target <= self.acked:
             return
-        acked = await self.link.acknowledge(target)
+        self._acking += 1
+        try:
+            acked = await self.link.acknowledge(target)
+        finally:
+            self._acking -= 1
+            self._generation += 1  # a read that overlapped it is read again (see _drain)
+            self._work.set()
         if acked <= self.acked:
             return
         self.acked = acked

@@ -331,6 +331,16 @@ class ShopStore:
                 self._drift(conn, env.store, "seq_reused", None, env.seq,
                             {"applied": known[0], "received": env.id}, now)
                 out.drift += 1
+            elif known is not None and env.prev is not None:
+                # The same event again with a nearer predecessor: a copy sent from a stale
+                # cursor named one too far back, and kept, it broke the chain for good (the
+                # watermark stuck before it). The nearest predecessor named is the true one.
+                repaired = conn.execute(
+                    "UPDATE applied SET prev = ? WHERE store = ? AND seq = ? AND "
+                    "(prev IS NULL OR prev < ?)", (env.prev, env.store, env.seq, env.prev),
+                ).rowcount
+                out.duplicates += 1
+                return repaired == 1  # the watermark may move along the mended chain
             out.duplicates += 1
             return False
         out.applied += 1

@@ -134,3 +134,23 @@ def test_a_database_from_before_births_were_recorded_keeps_its_epoch(tmp_path: P
     store.create_schema()
     store.apply_batch([birth(5, 3, 3)], 1.0)  # a stale retained birth of the running epoch
     assert rows(store, "SELECT born_epoch, watermark FROM stores") == [(5, 20)]
+
+
+def test_a_copy_with_a_nearer_predecessor_mends_the_chain(shop: ShopStore) -> None:
+    """Why: on a starved machine the hub sent an event from a stale cursor, naming a predecessor
+    too far back (21 after 1..20 with prev 5); the shop kept that copy and ignored the right one
+    sent later as a duplicate, so its watermark stuck at 20 for good and nothing after it was
+    acknowledged."""
+    event = sale(1, 21, 79)
+
+    def copy(prev: int) -> EventItem:  # the hub sends the outbox row again: the same id
+        return EventItem(decode(build(store=STORE, epoch=1, seq=21, type_="stock.movement",
+                                      ts=21.0, data=event.data, prev=prev,
+                                      msg_id=event.envelope.id), 65536), event.data)
+
+    out = shop.apply_batch([copy(5), sale(1, 22, 78)], 2.0)
+    assert out.acks[STORE][1] == 20, "the broken link was followed"
+    mended = shop.apply_batch([copy(20)], 3.0)
+    assert mended.duplicates == 1 and mended.applied == 0  # not applied twice
+    assert mended.acks[STORE][1] == 22
+    assert rows(shop, "SELECT count(*) FROM applied") == [(22,)]
