@@ -38,12 +38,15 @@ class RunningHub:
         self._lock = lock
 
     async def stop(self) -> None:
+        # The web side first: its open streams are told the hub is stopping and the requests
+        # under way finish while the services they use still run (stopped first, the voice
+        # threads refused the questions being streamed: "cannot schedule new futures").
+        await self.runner.cleanup()
         for part in reversed(self.services.lifecycle):
             try:
                 await part.stop()
             except Exception:
                 log.exception("error while stopping %s", type(part).__name__)
-        await self.runner.cleanup()
         self.services.close()
         self._lock.close()
 

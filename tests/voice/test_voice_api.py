@@ -5,15 +5,18 @@ a catalogue import rebuilds the grammar."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import threading
 from collections.abc import AsyncIterator, Callable
 
+import aiohttp
 import numpy as np
 import pytest
 import pytest_asyncio
 from aiohttp import WSCloseCode, WSMsgType
 from aiohttp.test_utils import TestClient, TestServer
 
+from hub.app import start_hub
 from hub.services import Services
 from hub.voice_search import VoiceService
 from hub.web import voice as voice_web
@@ -167,6 +170,35 @@ async def test_an_open_stream_is_closed_when_the_hub_stops(voice_client: TestCli
         await asyncio.wait_for(voice_client.server.app.shutdown(), timeout=5)
         closed = await ws.receive(timeout=5)
     assert (closed.type, closed.data) == (WSMsgType.CLOSE, WSCloseCode.GOING_AWAY)
+
+
+async def test_a_hub_stopped_mid_question_closes_the_stream_without_errors(
+    stocked: Services, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Why: the hub stopped its voice threads before its web side, so a question being streamed
+    at Ctrl-C failed with "cannot schedule new futures after shutdown" tracebacks and the kiosk
+    got close code 1006 (found by a slow-hardware check)."""
+    service = await _started(stocked)
+    hub = await start_hub(stocked.config, services=stocked)
+    stocked.lifecycle.append(service)  # the hub stops it, as it does the ones it builds
+    url = hub.url.replace("http://", "ws://") + "/api/search/voice/stream"
+    async with aiohttp.ClientSession() as session, session.ws_connect(url) as ws:
+
+        async def speak() -> None:
+            with contextlib.suppress(ConnectionError, RuntimeError):
+                while not ws.closed:
+                    await ws.send_bytes(b"\x00\x01" * 1_600)
+                    await asyncio.sleep(0.02)
+
+        speaking = asyncio.create_task(speak())
+        assert (await ws.receive_json(timeout=10))["type"] == "partial"
+        await asyncio.wait_for(hub.stop(), timeout=15)
+        closing = [await ws.receive(timeout=5) for _ in range(30)]
+        speaking.cancel()
+    closes = [m for m in closing if m.type == WSMsgType.CLOSE]
+    assert closes and closes[0].data == WSCloseCode.GOING_AWAY, closing[-3:]
+    assert "cannot schedule new futures" not in caplog.text
+    assert not [r for r in caplog.records if r.levelname == "ERROR"], caplog.text
 
 
 async def test_websocket_says_why_it_closes_on_an_oversized_frame(
