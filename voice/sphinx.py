@@ -67,8 +67,10 @@ from voice.pronounce import (
 )
 from voice.trim import trim_quiet
 
-#: How often a partial result is recomputed while streaming, in seconds of new audio.
+#: How often a partial result is recomputed while streaming, in seconds of new audio: at least
+#: this, and at least ``PARTIAL_GROWTH`` of the audio so far (see ``_BufferedStream``).
 PARTIAL_EVERY_S = 0.5
+PARTIAL_GROWTH = 0.5
 #: Decoder settings, measured on the demo catalogue (33 questions, 8 voices, CPU time):
 #: - ``bestpath`` off: pocketsphinx's default lattice rescoring made grammar decoding slow, and
 #:   slowest on noisy audio (a large lattice of filler-word exits): real-time factor 0.23 -> 0.04
@@ -303,8 +305,21 @@ class PocketsphinxEngine:
         # invite filler words (see voice.trim; Vosk, by contrast, needs them).
         pcm = trim_quiet(pcm, self.sample_rate)
         with self._lock:
-            self._decoder.activate_search(str(compiled))
-            return self._run(pcm)
+            return self._decode_trimmed(compiled, pcm)
+
+    def decode_if_free(self, compiled: object, pcm: bytes) -> str | None:
+        """:meth:`decode`, or None at once when the decoder is busy with another question."""
+        pcm = trim_quiet(pcm, self.sample_rate)
+        if not self._lock.acquire(blocking=False):
+            return None
+        try:
+            return self._decode_trimmed(compiled, pcm)
+        finally:
+            self._lock.release()
+
+    def _decode_trimmed(self, compiled: object, pcm: bytes) -> str:
+        self._decoder.activate_search(str(compiled))
+        return self._run(pcm)
 
     def decode_free(self, pcm: bytes) -> str:
         """Free-form recognition with the package's language model, added on first use.
@@ -338,7 +353,15 @@ class PocketsphinxEngine:
 
 
 class _BufferedStream:
-    """Streaming on top of whole-utterance decoding: partials re-decode the audio so far."""
+    """Streaming on top of whole-utterance decoding: partials re-decode the audio so far.
+
+    Why partials grow apart and give way: each re-decodes the whole question, so at a fixed
+    interval a question cost the square of its length (9.6 s of noisy speech: 2.9 CPU seconds
+    streamed against 0.4 uploaded), and every decode held the one decoder, so four kiosks
+    queued behind each other's partials: on a starved CPU the answer came half a minute after
+    the customer stopped (found by a slow-hardware check). Partials now come after at least
+    half as much new audio as there was (a geometric series: the total stays a small multiple
+    of one decode) and are skipped, keeping the last one, while another question decodes."""
 
     def __init__(self, engine: PocketsphinxEngine, compiled: object) -> None:
         self._engine = engine
@@ -350,9 +373,13 @@ class _BufferedStream:
     def accept(self, pcm: bytes) -> str:
         self._audio.extend(pcm)
         self._since += len(pcm)
-        if self._since >= PARTIAL_EVERY_S * self._engine.sample_rate * 2:
-            self._since = 0
-            self._partial = self._engine.decode(self._compiled, bytes(self._audio))
+        every = max(PARTIAL_EVERY_S * self._engine.sample_rate * 2,
+                    PARTIAL_GROWTH * (len(self._audio) - self._since))
+        if self._since >= every:
+            partial = self._engine.decode_if_free(self._compiled, bytes(self._audio))
+            if partial is not None:
+                self._since = 0
+                self._partial = partial
         return self._partial
 
 

@@ -181,6 +181,37 @@ def test_streaming_gives_partials_and_the_same_final_answer(
     assert any(partials) and answer.results[0].sku == "GS-062"
 
 
+def test_a_long_stream_re_decodes_little_and_gives_way_to_another_question(
+    sphinx: PocketsphinxEngine, english_search: VoiceSearch, say: Callable[..., Audio],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Why: every partial re-decoded the whole question every 0.5 s, a cost growing with the
+    square of its length, and held the one decoder, so kiosks queued behind each other's
+    partials (a customer on a starved Pi waited half a minute after speaking)."""
+    decoded: list[float] = []
+    real = sphinx.decode_if_free
+
+    def counted(compiled: object, pcm: bytes) -> str | None:
+        decoded.append(len(pcm) / 2 / sphinx.sample_rate)
+        return real(compiled, pcm)
+
+    monkeypatch.setattr(sphinx, "decode_if_free", counted)
+    pcm = to_pcm16(say("I'm looking for carrots").samples)
+    pause = bytes(2 * sphinx.sample_rate * 4)
+    pcm = pause + pcm + pause  # a ten-second recording: the kiosk started early, stopped late
+    stream = english_search.stream()
+    for i in range(0, len(pcm), 3_200):  # 0.1 s frames, as a kiosk sends them
+        stream.accept(pcm[i : i + 3_200])
+    seconds = len(pcm) / 2 / sphinx.sample_rate
+    assert sum(decoded) < 3 * seconds, decoded  # a fixed 0.5 s interval decoded ~10 times it
+    assert stream.finish().results[0].sku == "GS-062"
+    # while another question holds the decoder, a partial is skipped, not waited for
+    busy = english_search.stream()
+    with sphinx._lock:
+        answered = [busy.accept(pcm[i : i + 3_200]) for i in range(0, 64_000, 3_200)]
+    assert answered == [""] * len(answered)
+
+
 def test_a_noisy_stream_is_answered_as_its_upload(
     english_search: VoiceSearch, say: Callable[..., Audio]
 ) -> None:
