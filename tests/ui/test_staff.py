@@ -36,6 +36,15 @@ def open_oat_milk(page: Page) -> None:
     page.get_by_role("button", name="Oatly Oat Milk (GS-045, shelf C3)").click()
 
 
+def record_count(page: Page, counted: int, why: str) -> None:
+    """A count recorded in the open product's movement form."""
+    form = page.locator("#movement-form")
+    form.get_by_label("Kind").select_option("count")
+    form.get_by_label("Units counted").fill(str(counted))
+    form.get_by_label("Reason").fill(why)
+    form.get_by_role("button", name="Record movement").click()
+
+
 def order_state(hub: UiHub, order_id: str) -> dict:
     status, body = hub.call("GET", f"/api/orders/{order_id}")
     assert status == 200
@@ -625,20 +634,13 @@ def test_staff_record_a_count_and_the_hub_works_out_the_difference(
     only way was an adjustment of + or -), which a sale meanwhile made wrong."""
     _, level = ui_hub.call("GET", "/api/stock/GS-045")
     open_oat_milk(staff_page)
-    form = staff_page.locator("#movement-form")
-    form.get_by_label("Kind").select_option("count")
     counted = level["on_hand"] + 3
-    form.get_by_label("Units counted").fill(str(counted))
-    form.get_by_label("Reason").fill("weekly stock take")
-    form.get_by_role("button", name="Record movement").click()
+    record_count(staff_page, counted, "weekly stock take")
     expect(staff_page.locator("#movement-result")).to_have_text(
         f"Counted {counted}: adjusted by +3. Available now {level['available'] + 3}.")
     _, after = ui_hub.call("GET", "/api/stock/GS-045")
     assert after["on_hand"] == counted
-    form.get_by_label("Kind").select_option("count")
-    form.get_by_label("Units counted").fill(str(counted))
-    form.get_by_label("Reason").fill("counted again")
-    form.get_by_role("button", name="Record movement").click()
+    record_count(staff_page, counted, "counted again")
     expect(staff_page.locator("#movement-result")).to_have_text(
         f"Counted {counted}: the same as the hub had; nothing recorded.")
 
@@ -659,12 +661,9 @@ def test_stock_below_zero_is_listed_to_count_and_goes_once_counted(
     expect(entry).to_be_visible()
     assert_accessible(staff_page)
     entry.click()
-    form = staff_page.locator("#movement-form")
-    expect(form.get_by_label("Kind")).to_have_value("count")
+    expect(staff_page.locator("#movement-form").get_by_label("Kind")).to_have_value("count")
     counted = level["reserved"] + 5
-    form.get_by_label("Units counted").fill(str(counted))
-    form.get_by_label("Reason").fill("counted after the till said -2")
-    form.get_by_role("button", name="Record movement").click()
+    record_count(staff_page, counted, "counted after the till said -2")
     expect(staff_page.locator("#movement-result")).to_contain_text(
         f"Counted {counted}: adjusted by +{counted + 2}. Available now 5.")
     expect(listed).to_be_hidden()

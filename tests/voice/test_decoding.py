@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import numpy as np
+import pytest
 
 from tests.voice.conftest import ENGLISH_CATALOG
 from voice.audio import Audio, resample, to_pcm16

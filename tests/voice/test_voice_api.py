@@ -340,7 +340,7 @@ async def test_rate_messages_do_not_keep_a_stream_alive(
             try:
                 message = await ws.receive_json(timeout=0.3)
                 break
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 continue
     assert message is not None and (message["type"], message["code"]) == ("error", "idle")
     assert asyncio.get_running_loop().time() - started < 3
