@@ -117,6 +117,15 @@ class MqttRelaySource:
                 loop.call_soon_threadsafe(self._failed, problem)
                 return
             client.subscribe(self.topic, qos=0)
+
+        def on_subscribe(_client: Any, _userdata: Any, _mid: Any, reasons: Any, _p: Any) -> None:
+            # Connected means hearing: set at the login, nodes' first advertisements could be
+            # published before the broker had the subscription, and were never heard.
+            if any(reason.is_failure for reason in reasons):
+                problem = (f"refused the hub's subscription to {self.topic} ({reasons[0]}); "
+                           "check that the broker's ACL lets the relay user read it")
+                loop.call_soon_threadsafe(self._failed, problem)
+                return
             loop.call_soon_threadsafe(self._connected)
 
         def on_disconnect(_client: Any, _userdata: Any, _flags: Any, reason: Any, _p: Any) -> None:
@@ -127,6 +136,7 @@ class MqttRelaySource:
             loop.call_soon_threadsafe(self._deliver, message.topic, bytes(message.payload), sink)
 
         client.on_connect = on_connect
+        client.on_subscribe = on_subscribe
         client.on_disconnect = on_disconnect
         client.on_message = on_message
         return client
