@@ -176,8 +176,10 @@ class PhotoService:
         self.catalog.add_listener(self._on_import)
 
     async def stop(self) -> None:
-        self._executor.shutdown(wait=True)
-        self._gallery_builder.shutdown(wait=True)
+        """Wait for a search or gallery build under way off the event loop, which keeps
+        serving meanwhile."""
+        await asyncio.to_thread(self._executor.shutdown, wait=True)
+        await asyncio.to_thread(self._gallery_builder.shutdown, wait=True)
 
     async def run(self, fn: Callable[..., T], *args: Any) -> T:
         """Run blocking vision work on the service's worker thread."""

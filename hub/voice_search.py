@@ -98,7 +98,9 @@ class VoiceService:
         self._executor.submit(self._load)
 
     async def stop(self) -> None:
-        self._executor.shutdown(wait=True, cancel_futures=True)
+        """Wait for a decode under way on a thread of its own: waiting on the event loop froze
+        every other request, and the web side's goodbyes, for as long as the decode took."""
+        await asyncio.to_thread(self._executor.shutdown, wait=True, cancel_futures=True)
 
     def _load(self) -> None:
         try:

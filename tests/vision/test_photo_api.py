@@ -385,6 +385,23 @@ async def test_a_gallery_rebuild_never_holds_up_a_kiosk_search(
     assert blocker.result() is True
 
 
+async def test_stopping_waits_for_a_gallery_build_without_holding_the_event_loop(
+    photo_client: TestClient, stocked: Services
+) -> None:
+    """Why: stop waited for the vision threads on the event loop, so a gallery build under way
+    froze the hub's other requests and its goodbyes until it ended. Here the build ends only
+    when the loop lets it."""
+    service = stocked.photo_search
+    assert service is not None
+    release = threading.Event()
+    building = service._gallery_builder.submit(release.wait, 10)  # False if never released
+    stopping = asyncio.create_task(service.stop())
+    await asyncio.sleep(0.05)  # the stop is under way
+    release.set()
+    await asyncio.wait_for(stopping, 15)
+    assert building.result() is True
+
+
 async def test_a_burst_of_enrolments_shares_rebuilds(
     photo_client: TestClient, stocked: Services, staff: dict[str, str]
 ) -> None:

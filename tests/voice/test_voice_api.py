@@ -142,6 +142,35 @@ async def test_decoding_runs_off_the_event_loop(
     assert all(name.startswith("voice") for name in threads), threads
 
 
+async def test_stopping_waits_for_a_decode_without_holding_the_event_loop(
+    voice_client: TestClient, stocked: Services, say: Callable[..., Audio], monkeypatch
+) -> None:
+    """Why: stop waited for the voice threads on the event loop, so a decode under way froze
+    every other request until it ended. Here the decode ends only when the loop lets it."""
+    service = stocked.voice_search
+    assert service is not None
+    search = service.current()
+    entered, release = threading.Event(), threading.Event()
+    released: list[bool] = []
+    decode = search.engine.decode
+
+    def held(compiled: object, pcm: bytes) -> str:
+        entered.set()
+        released.append(release.wait(10))  # False: the loop never got to release it
+        return decode(compiled, pcm)
+
+    monkeypatch.setattr(search.engine, "decode", held)
+    question = asyncio.create_task(_post(voice_client, to_wav(say("do you have bananas"))))
+    assert await asyncio.to_thread(entered.wait, 10)
+    stopping = asyncio.create_task(service.stop())
+    await asyncio.sleep(0.05)  # the stop is under way
+    release.set()
+    await asyncio.wait_for(stopping, 15)
+    body = await asyncio.wait_for(question, 15)
+    assert released == [True]
+    assert body["status"] == 200 and body["results"][0]["sku"] == "BAN-1", body
+
+
 async def test_websocket_refuses_nesting_and_closes_an_idle_kiosk(
     voice_client: TestClient, monkeypatch: pytest.MonkeyPatch
 ) -> None:
