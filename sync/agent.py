@@ -33,7 +33,9 @@ from dataclasses import dataclass
 from prometheus_client import CollectorRegistry
 
 from sync import inbound, messages
+from sync.backoff import Backoff
 from sync.envelope import MAX_SEQ, ProtocolError, build, decode_data
+from sync.failures import FailureLog
 from sync.metrics import SyncMetrics
 from sync.mqtt_client import BrokerSettings, Incoming, MqttClient, Outgoing, Session
 from sync.ports import CommandIn, StockLevel, StoreLink
@@ -44,6 +46,8 @@ log = logging.getLogger(__name__)
 
 INBOX_LIMIT = 10_000  # commands waiting to be applied; beyond it the shop's resend covers them
 REPLAY_SHARE = 10  # an ack timeout sends again 1/REPLAY_SHARE of the window (see _replay)
+ACK_RETRY_S = 1.0  # recording an ack failed: the first wait before trying again (see _record_acks)
+ACK_RETRY_MAX_S = 30.0  # ... doubling up to this
 
 
 @dataclass(frozen=True)
@@ -102,6 +106,11 @@ class SyncAgent:
         self._snapshot_seq = 0
         self._tasks: list[asyncio.Task[None]] = []
         self._overtaken: asyncio.Task[None] | None = None  # starting a run above the shop's
+        # What keeps failing while the disk is full or read-only, logged once rather than a try.
+        self._ack_failures = FailureLog(log, "recording acks", monotonic)
+        self._command_failures = FailureLog(log, "applying commands", monotonic)
+        self._dead_letter_failures = FailureLog(log, "storing dead letters", monotonic)
+        self._overtaken_failures = FailureLog(log, "starting a run above the shop's", monotonic)
 
     # --- lifecycle ------------------------------------------------------------------------------
 
@@ -275,27 +284,39 @@ class SyncAgent:
             log.warning("the shop acknowledges run %s, newer than this run %s (is the clock "
                         "behind?): starting a run above it", seen, self.epoch)
             self.epoch = await self.link.begin_epoch(self.clock(), above=seen)
+            self._overtaken_failures.succeeded()
             self._rewind()
             session = self.client.session
             if session is not None and not session.closed.is_set():
                 await self._goodbye(session)
-        except Exception:  # the next such ack tries again
-            log.exception("could not start a run above the shop's")
+        except Exception as exc:  # the next such ack tries again
+            self._overtaken_failures.failed(exc, "could not start a run above the shop's")
         finally:
             self._overtaken = None
 
     async def _record_acks(self) -> None:
-        """Apply the newest ack seen (acks coalesce: only the highest matters)."""
+        """Apply the newest ack seen (acks coalesce: only the highest matters).
+
+        When recording fails (the disk full or read-only) the next try waits ``ACK_RETRY_S``,
+        doubling up to ``ACK_RETRY_MAX_S`` while it goes on failing, and starting again at the
+        first success. An ack that comes during a wait does not end it (the shop acks every
+        ``ack_interval_s``: that would be a try each time); the try after the wait takes the
+        newest ack, so once writing works again an ack is recorded within the wait under way."""
+        retry = Backoff(ACK_RETRY_S, ACK_RETRY_MAX_S, random=lambda: 1.0)  # one disk: no jitter
         while True:
             await self._ack_wanted.wait()
             self._ack_wanted.clear()
             target = self._ack_target
             try:
                 await self._record_ack(target)
-            except Exception:
-                log.exception("could not record the shop's ack of seq %s; will retry", target)
-                await self.sleep(1.0)
+            except Exception as exc:
+                self._ack_failures.failed(
+                    exc, "could not record the shop's ack of seq %s; will retry", target)
+                await self.sleep(retry.next())
                 self._ack_wanted.set()
+            else:
+                self._ack_failures.succeeded()
+                retry.reset()
 
     async def _record_ack(self, target: int) -> None:
         """Record that the shop holds everything up to ``target``: its outbox rows go, and the
@@ -407,10 +428,15 @@ class SyncAgent:
                 log.warning("dead letter on %s: %s", message.topic, exc)
                 try:
                     await self.link.dead_letter(inbound.dead_letter(message, exc, self.clock()))
-                except Exception:
-                    log.exception("could not store a dead letter")
-            except Exception:
-                log.exception("applying a command failed; the shop will send it again")
+                except Exception as failure:
+                    self._dead_letter_failures.failed(failure, "could not store a dead letter")
+                else:
+                    self._dead_letter_failures.succeeded()
+            except Exception as exc:
+                self._command_failures.failed(
+                    exc, "applying a command failed; the shop will send it again")
+            else:
+                self._command_failures.succeeded()
 
     async def _apply(self, message: Incoming) -> None:
         received = inbound.check(self.settings.prefix, message, self.settings.max_payload_bytes)
@@ -443,10 +469,12 @@ class SyncAgent:
         if request.after_seq is not None and epoch == self.epoch:
             try:
                 await self._record_ack(request.after_seq)
-            except Exception:  # the ack task retries it; meanwhile repeats are harmless
-                log.exception("could not record the shop's resync from seq %s now",
-                              request.after_seq)
+            except Exception as exc:  # the ack task retries it; meanwhile repeats are harmless
+                self._ack_failures.failed(
+                    exc, "could not record the shop's resync from seq %s now", request.after_seq)
                 self._ack_received(request.after_seq, epoch)
+            else:
+                self._ack_failures.succeeded()
         elif request.after_seq is not None:
             self._ack_received(request.after_seq, epoch)  # ignored, or a run above it begins
         self.metrics.replays.inc()
