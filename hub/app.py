@@ -11,9 +11,10 @@ from functools import partial
 
 from aiohttp import web
 
-from hub.backup import exclusive_use
+from hub.backup import exclusive_use, refuse_lost_database
 from hub.clock import Clock
 from hub.config import HubConfig
+from hub.database_file import DatabaseFileWatch
 from hub.expiry import OrderExpiry
 from hub.periodic import PeriodicJob
 from hub.retention import Retention
@@ -54,6 +55,7 @@ class RunningHub:
 async def start_hub(config: HubConfig, clock: Clock | None = None,
                     services: Services | None = None) -> RunningHub:
     """Build the services (unless given), start background work and serve the web app."""
+    refuse_lost_database(config.store.database)  # before the lock file is there in any case
     lock = ExitStack()
     lock.enter_context(exclusive_use(config.store.database))
     try:
@@ -62,7 +64,9 @@ async def start_hub(config: HubConfig, clock: Clock | None = None,
         lock.close()
         raise
     services.bus.bind(asyncio.get_running_loop())
+    services.database_file = DatabaseFileWatch(services.db, services.clock)
     services.lifecycle[:0] = [
+        services.database_file,
         OrderExpiry(services.orders, services.db, services.clock),
         Retention(config.retention, services.db, services.clock),
         PeriodicJob("catalog-imports", CATALOG_WATCH_S, services.clock,

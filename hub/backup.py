@@ -25,12 +25,37 @@ BACKUP_PREFIX = "hub-"
 PAGES_PER_STEP = 1024
 
 
+def lock_path(database: Path) -> Path:
+    """The lock file a running hub holds; it stays after the hub stops."""
+    return database.with_name(database.name + ".lock")
+
+
+def refuse_lost_database(database: Path) -> None:
+    """Refuse to start a store afresh where its database has gone missing.
+
+    SQLite would create an empty file in its place: the hub would begin a new run with no
+    products, the shop would take its empty stock for the truth and every order it sends again
+    would be rejected. The lock file left by an earlier run tells a lost database from a first
+    start.
+    """
+    lock = lock_path(database)
+    if database.exists() or not lock.exists():
+        return
+    copies = sorted(database.parent.glob(f"{database.name}.rescued-*"))
+    where = (f"the copy the hub saved when it noticed, {copies[-1]}" if copies
+             else "the latest backup")
+    raise Conflict(
+        f"{database} is missing, but a hub has run on it before ({lock} is left from that): "
+        f"restore {where} with 'retail-hub restore FILE'; to start this store with an empty "
+        f"database on purpose, delete {lock}", code="database_missing")
+
+
 @contextmanager
 def exclusive_use(database: Path) -> Iterator[None]:
     """Hold the database's lock file; refuse if a running hub (or a restore) already holds it."""
-    lock_path = database.with_name(database.name + ".lock")
-    lock_path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o600)
+    lock = lock_path(database)
+    lock.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o600)
     try:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -49,28 +74,49 @@ def backup(database: Path, folder: Path, keep: int | None = None, now: float | N
     if not database.exists():
         raise InvalidInput(f"{database} does not exist; nothing to back up")
     folder.mkdir(parents=True, exist_ok=True)
-    stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime(now if now is not None else time.time()))
-    target = folder / f"{BACKUP_PREFIX}{stamp}.db"
-    partial = target.with_suffix(".part")
+    target = folder / f"{BACKUP_PREFIX}{_stamp(now)}.db"
     source = sqlite3.connect(f"file:{database}?mode=ro", uri=True, timeout=30)
-    copy = sqlite3.connect(partial)
     try:
-        source.backup(copy, pages=PAGES_PER_STEP, sleep=0.005)
-        copy.execute("PRAGMA journal_mode=DELETE")
-        verdict = copy.execute("PRAGMA integrity_check").fetchone()[0]
+        copy_database(source, target)
     finally:
-        copy.close()
         source.close()
-    if verdict != "ok":
-        partial.unlink()
-        raise Conflict(f"the backup failed its integrity check: {verdict}")
-    with partial.open("rb") as fh:
-        os.fsync(fh.fileno())
-    partial.replace(target)
     if keep is not None:
         for old in sorted(folder.glob(f"{BACKUP_PREFIX}*.db"))[:-keep]:
             old.unlink()
     return target
+
+
+def rescue(source: sqlite3.Connection, database: Path, now: float | None = None) -> Path:
+    """Copy what the hub holds, through its own open ``source``, to a file beside ``database``
+    (whose path no longer names that file), for a restore to put back."""
+    target = database.with_name(f"{database.name}.rescued-{_stamp(now)}")
+    copy_database(source, target)
+    return target
+
+
+def copy_database(source: sqlite3.Connection, target: Path) -> None:
+    """A consistent, checked copy of ``source`` at ``target``, which appears only whole: a copy
+    that fails (a full disk) leaves nothing behind, not a partial file for nobody to remove."""
+    partial = target.with_name(target.name + ".part")
+    try:
+        copy = sqlite3.connect(partial)
+        try:
+            source.backup(copy, pages=PAGES_PER_STEP, sleep=0.005)
+            copy.execute("PRAGMA journal_mode=DELETE")
+            verdict = copy.execute("PRAGMA integrity_check").fetchone()[0]
+        finally:
+            copy.close()
+        if verdict != "ok":
+            raise Conflict(f"the copy failed its integrity check: {verdict}")
+        with partial.open("rb") as fh:
+            os.fsync(fh.fileno())
+        partial.replace(target)
+    finally:
+        partial.unlink(missing_ok=True)
+
+
+def _stamp(now: float | None) -> str:
+    return time.strftime("%Y%m%dT%H%M%SZ", time.gmtime(now if now is not None else time.time()))
 
 
 def _epoch(database: Path) -> int:
@@ -103,7 +149,7 @@ def restore(backup_file: Path, database: Path, now: float | None = None) -> Path
         raise InvalidInput(f"{backup_file} is not a hub database backup: {exc}") from None
     if verdict != "ok":
         raise InvalidInput(f"{backup_file} is damaged: {verdict}")
-    stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime(now if now is not None else time.time()))
+    stamp = _stamp(now)
     kept = None
     with exclusive_use(database):
         staged = database.with_name(database.name + ".restoring")

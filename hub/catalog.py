@@ -27,6 +27,7 @@ from hub.db import Database, Transaction
 from hub.errors import InvalidInput, NotFound
 from hub.events import Event, EventBus
 from hub.inventory import Inventory, Sku
+from hub.storage import write_whole
 from vision.errors import ImageError
 from vision.imageinfo import EXTENSIONS, read_info, sniff_format
 
@@ -322,10 +323,7 @@ class Catalog:
                      report: ImportReport) -> None:
         target = self.images_dir / image.rel
         if not target.exists():
-            target.parent.mkdir(parents=True, exist_ok=True)
-            tmp = target.with_suffix(".part")
-            tmp.write_bytes(image.data)
-            tmp.replace(target)
+            write_whole(target, image.data)
         # A new catalogue image replaces the old one (and, by cascade, its embeddings): a wrong
         # image corrected in the shop system must stop steering photo search.
         replaced = tx.execute("DELETE FROM product_images WHERE sku = ? AND kind = 'iconic' "

@@ -23,6 +23,8 @@ from typing import Any, TypeVar
 
 import sqlite_utils
 
+from hub.storage import StorageFailed, storage_failure
+
 T = TypeVar("T")
 
 _MIGRATION_NAME = re.compile(r"^(\d{4})_[a-z0-9_]+\.sql$")
@@ -66,19 +68,47 @@ class Database:
         )
         self._writer: threading.Thread | None = None
         self._readers = ThreadPoolExecutor(max_workers=2, thread_name_prefix="db-reader")
+        self._file: tuple[int, int] | None = None  # (device, inode) of the file first opened
+        #: Why the last write failed when the disk refused it; None once a write commits.
+        self.write_failure: StorageFailed | None = None
 
     def _connect(self) -> sqlite3.Connection:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        conn = sqlite3.connect(
-            self.path, isolation_level=None, check_same_thread=False, timeout=BUSY_TIMEOUT_MS / 1000
-        )
+        """A connection for this thread. Only the first may create the file: a later one opening
+        after the file was removed would otherwise write to a new, empty database."""
+        if self._file is None:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            target: str | Path = self.path
+        else:
+            target = f"{self.path.absolute().as_uri()}?mode=rw"
+        conn = sqlite3.connect(target, isolation_level=None, check_same_thread=False,
+                               timeout=BUSY_TIMEOUT_MS / 1000, uri=self._file is not None)
         conn.execute("PRAGMA journal_mode=WAL")
         conn.execute("PRAGMA synchronous=FULL")
         conn.execute("PRAGMA foreign_keys=ON")
         conn.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
         with self._lock:
             self._connections.append(conn)
+            if self._file is None:
+                found = self.path.stat()
+                self._file = (found.st_dev, found.st_ino)
         return conn
+
+    def file_problem(self) -> str | None:
+        """Why the file at ``path`` is no longer the one the hub writes, or None. A database
+        removed or replaced under a running hub takes everything written since with it at the
+        next start, and until then nothing says so: the open file goes on answering."""
+        if self._file is None:
+            return None
+        try:
+            found = self.path.stat()
+        except FileNotFoundError:
+            change = "was removed"
+        else:
+            if (found.st_dev, found.st_ino) == self._file:
+                return None
+            change = "was replaced by another file"
+        return (f"the database {self.path} {change} while the hub ran: what the hub holds is "
+                "lost when it stops")
 
     def conn(self) -> sqlite_utils.Database:
         """This thread's connection, opened on first use."""
@@ -114,9 +144,10 @@ class Database:
             try:
                 yield outer
             except BaseException:
-                db.conn.execute(f"ROLLBACK TO {name}")
-                db.conn.execute(f"RELEASE {name}")
                 outer._after_commit = hooks
+                if db.conn.in_transaction:  # else SQLite has rolled all of it back (see below)
+                    db.conn.execute(f"ROLLBACK TO {name}")
+                    db.conn.execute(f"RELEASE {name}")
                 raise
             finally:
                 self._local.depth = depth - 1
@@ -130,7 +161,8 @@ class Database:
             yield tx
         except BaseException:
             self._local.tx = None
-            db.conn.execute("ROLLBACK")
+            if db.conn.in_transaction:
+                db.conn.execute("ROLLBACK")
             raise
         self._local.tx = None
         db.conn.execute("COMMIT")
@@ -174,7 +206,16 @@ class Database:
             self._run_batch(batch)
 
     def _run_batch(self, batch: list[tuple[Callable[[], Any], asyncio.Future[Any]]]) -> None:
+        """Each job in a savepoint of one transaction.
+
+        A full disk or an I/O error makes SQLite roll back the whole transaction, not just the
+        failing job's savepoint. The jobs after it must then not run on their own (each would
+        commit alone while the batch reports failure, and a retried movement would count
+        twice): the batch stops, and its jobs run again one transaction each, so only those
+        that still cannot be written fail, with SQLite's own reason.
+        """
         outcomes: list[tuple[bool, Any]] = []
+        conn = self.conn().conn
         try:
             with self.transaction():
                 for fn, _ in batch:
@@ -182,9 +223,17 @@ class Database:
                         with self.transaction():
                             outcomes.append((True, fn()))
                     except Exception as exc:  # noqa: BLE001 - handed to the caller
+                        if not conn.in_transaction:
+                            raise
                         outcomes.append((False, exc))
         except Exception as exc:  # noqa: BLE001 - the commit itself failed: nothing was written
-            outcomes = [(False, exc)] * len(batch)
+            if len(batch) > 1:
+                for job in batch:
+                    self._run_batch([job])
+                return
+            outcomes = [(False, exc)]
+        failures = (storage_failure(value) for ok, value in outcomes if not ok)
+        self.write_failure = next((f for f in failures if f is not None), None)
         for (_, future), (ok, value) in zip(batch, outcomes, strict=True):
             future.get_loop().call_soon_threadsafe(_settle, future, ok, value)
 

@@ -24,6 +24,7 @@ from beacons.errors import BeaconsError
 from beacons.fleet import load_fleet
 from hub.catalog import LANGUAGES_SQL
 from hub.config import HubConfig
+from hub.storage import read_only
 from sync.mqtt_client import BrokerSettings, tls_context
 
 MIN_FREE_BYTES = 1024**3
@@ -53,6 +54,11 @@ def check_disk(config: HubConfig) -> list[Finding]:
     usage = shutil.disk_usage(folder)
     free_gib = usage.free / 1024**3
     detail = f"{free_gib:.1f} GiB free of {usage.total / 1024**3:.1f} GiB at {folder}"
+    if read_only(folder):
+        return [Finding("disk", "fail", f"{folder} is on a read-only filesystem ({detail})",
+                        "the kernel turns a filesystem read-only after a disk error: see "
+                        "'sudo dmesg | grep -i -e ext4 -e mmc', check the SD card with fsck from "
+                        "another computer or replace it; the database may well be intact")]
     if usage.free < MIN_FREE_BYTES or usage.free / usage.total < MIN_FREE_FRACTION:
         return [Finding("disk", "fail", detail,
                         "free space on the SD card: delete old backups or logs "
@@ -80,6 +86,9 @@ def check_database(config: HubConfig) -> list[Finding]:
             result = conn.execute("PRAGMA quick_check").fetchone()[0]
             mode = conn.execute("PRAGMA journal_mode").fetchone()[0]
     except sqlite3.Error as exc:
+        if read_only(path):  # WAL needs its shared-memory file: nothing is wrong with this one
+            return [Finding("database", "warn", f"{path} cannot be checked on a read-only "
+                            f"filesystem ({exc})", "see the disk finding first")]
         return [Finding("database", "fail", f"{path}: {exc}",
                         "restore the latest backup with 'retail-hub restore'")]
     if result != "ok":

@@ -31,6 +31,7 @@ from hub.db import Database, Transaction
 from hub.errors import Conflict, HubError, InvalidInput, NotFound, TooLarge, Unavailable
 from hub.inventory import Inventory
 from hub.periodic import PeriodicJob
+from hub.storage import write_whole
 from vision.embedder import OnnxEmbedder
 from vision.errors import GalleryError, ImageTooLargeError, VisionError
 from vision.imageinfo import EXTENSIONS, read_info, sniff_format
@@ -387,10 +388,7 @@ class PhotoService:
         for _, data, _, rel, _ in prepared:
             target = self.images_dir / rel
             if not target.exists():
-                target.parent.mkdir(parents=True, exist_ok=True)
-                part = target.with_suffix(".part")
-                part.write_bytes(data)
-                part.replace(target)
+                write_whole(target, data)
         enrolled = []
         with self.db.transaction() as tx:
             for sku, _, digest, rel, vector in prepared:

@@ -16,6 +16,7 @@ from pydantic import SecretStr
 from hub.catalog import Catalog
 from hub.clock import Clock, SystemClock
 from hub.config import HubConfig
+from hub.database_file import DatabaseFileWatch
 from hub.db import Database
 from hub.events import EventBus
 from hub.inventory import Inventory
@@ -63,6 +64,16 @@ class Services:
     photo_search: PhotoService | None = None  # photo search, when [vision] enabled
     voice_search: VoiceService | None = None  # voice search, when [voice] enabled
     presence: PresenceService | None = None  # BLE arrivals and reminders, when [beacons] enabled
+    database_file: DatabaseFileWatch | None = None  # while the hub runs
+
+    def storage_problem(self) -> str | None:
+        """Why the hub cannot keep what it is given (database file gone, disk full or
+        read-only), for the health checks; None when it can."""
+        if self.database_file is not None and self.database_file.problem():
+            return self.database_file.problem()
+        if self.db.write_failure is not None:
+            return self.db.write_failure.message
+        return self.db.file_problem()
 
     def close(self) -> None:
         self.db.close()

@@ -9,11 +9,15 @@ url="${RETAIL_HUB_KIOSK_URL:-http://127.0.0.1:8080/kiosk}"
 health="${url%/kiosk}/healthz"
 
 # The hub may still be starting (the model loads in a few seconds): wait for it.
-until curl -fs "$health" >/dev/null; do sleep 2; done
+# Any answer will do: a hub whose disk is full answers 503 but still serves the kiosk.
+until curl -s -o /dev/null "$health"; do sleep 2; done
+
+# Debian calls it chromium; older Raspberry Pi OS images chromium-browser.
+browser="$(command -v chromium || command -v chromium-browser || echo chromium)"
 
 # Restart the browser if it ever exits (a crash, an accidental close on the touch screen).
 while true; do
-  chromium --kiosk --noerrdialogs --disable-infobars --no-first-run --disable-translate \
+  "$browser" --kiosk --noerrdialogs --disable-infobars --no-first-run --disable-translate \
     --disable-features=TranslateUI --check-for-update-interval=31536000 \
     --autoplay-policy=no-user-gesture-required --ozone-platform-hint=auto "$url"
   sleep 5

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import math
+import sqlite3
 import ssl
 import sys
 from collections.abc import Callable, Iterator
@@ -18,9 +19,11 @@ import click
 from beacons.errors import BeaconsError
 from beacons.fleet import load_fleet
 from hub.app import RunningHub, serve_until_stopped
+from hub.backup import refuse_lost_database
 from hub.config import ConfigError, HubConfig, load_config
 from hub.errors import HubError
 from hub.services import Services, build_services
+from hub.storage import storage_failure
 from sync.broker_config import read_password_file
 from sync.mqtt_client import tls_context
 
@@ -72,6 +75,12 @@ def reports_errors(fn: F) -> F:
         except ValueError as exc:
             click.echo(f"error: {exc}", err=True)
             sys.exit(1)
+        except (OSError, sqlite3.Error) as exc:  # the disk, not the command: say which
+            failure = storage_failure(exc)
+            if failure is None:
+                raise
+            click.echo(f"error: {failure.message}", err=True)
+            sys.exit(1)
 
     return wrapper  # type: ignore[return-value]
 
@@ -82,6 +91,7 @@ def open_services(config_path: Path) -> Iterator[Services]:
     config names are read first, as by ``run``, so a missing one is named, not a traceback."""
     config = load(config_path)
     check_files(config, config_path)
+    refuse_lost_database(config.store.database)
     services = build_services(config)
     try:
         yield services
@@ -169,6 +179,13 @@ def serve(config: HubConfig, started: Callable[[RunningHub], None]) -> None:
     except HubError as exc:
         click.echo(f"error: {exc.message}", err=True)
         sys.exit(1)
-    except OSError as exc:
-        click.echo(f"error: cannot start the hub: {exc.strerror or exc}", err=True)
+    except (OSError, sqlite3.Error) as exc:
+        failure = storage_failure(exc)
+        if failure is not None:
+            why = f"{failure.message} ({config.store.database})"
+        elif isinstance(exc, OSError):
+            why = f"{exc.strerror or exc}" + (f": {exc.filename}" if exc.filename else "")
+        else:
+            raise
+        click.echo(f"error: cannot start the hub: {why}", err=True)
         sys.exit(1)

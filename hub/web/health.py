@@ -13,6 +13,7 @@ from aiohttp import web
 from hub.errors import Unavailable
 from hub.outbox import backlog
 from hub.services import Services
+from hub.storage import read_only
 from hub.web.common import json_response, require_staff, services
 
 #: Free space below this share of the disk (or below LOW_DISK_BYTES) is reported as low.
@@ -26,7 +27,8 @@ def _disk(svc: Services) -> dict[str, Any]:
     files = [database, database.with_name(database.name + "-wal")]
     db_bytes = sum(f.stat().st_size for f in files if f.exists())
     return {"total_bytes": usage.total, "free_bytes": usage.free, "database_bytes": db_bytes,
-            "low": usage.free < max(LOW_DISK_BYTES, usage.total * LOW_DISK_SHARE)}
+            "low": usage.free < max(LOW_DISK_BYTES, usage.total * LOW_DISK_SHARE),
+            "read_only": read_only(database), "problem": svc.storage_problem()}
 
 
 def _outbox(svc: Services) -> dict[str, Any]:

@@ -10,6 +10,7 @@ from collections.abc import Awaitable, Callable
 from aiohttp import web
 
 from hub.errors import HubError
+from hub.storage import storage_failure
 from hub.web.common import SERVICES, json_response, services
 
 log = logging.getLogger(__name__)
@@ -51,7 +52,11 @@ async def errors(request: web.Request, handler: Handler) -> web.StreamResponse:
     except ConnectionResetError:  # the client went away mid-request: nobody to answer
         log.info("client left during %s %s", request.method, request.path)
         return web.Response(status=400)
-    except Exception:
+    except Exception as exc:
+        failure = storage_failure(exc)
+        if failure is not None:  # the disk: one line, the health check tells the rest
+            log.error("%s %s not saved: %s", request.method, request.path, exc)
+            return json_response(failure.to_json(), status=failure.status)
         log.exception("unhandled error on %s %s", request.method, request.path)
         body = {"error": {"code": "internal", "message": "internal error; see the hub's log"}}
         return json_response(body, status=500)

@@ -8,15 +8,17 @@ from hub.web.common import json_response, services
 
 
 async def healthz(request: web.Request) -> web.Response:
+    """Liveness: the database answers, and what the hub is given can be kept (a full or
+    read-only disk, or a database file removed under the hub, is failing too)."""
     svc = services(request)
+    database = svc.storage_problem() or "ok"
     try:
         await svc.db.read(svc.db.query, "SELECT 1")
-        db_ok = True
     except Exception:  # noqa: BLE001 - any database failure means unhealthy
-        db_ok = False
-    body = {"status": "ok" if db_ok else "failing", "store": svc.config.store.id,
-            "database": "ok" if db_ok else "unreachable"}
-    return json_response(body, status=200 if db_ok else 503)
+        database = "unreachable" if database == "ok" else database
+    body = {"status": "ok" if database == "ok" else "failing", "store": svc.config.store.id,
+            "database": database}
+    return json_response(body, status=200 if database == "ok" else 503)
 
 
 async def metrics(request: web.Request) -> web.Response:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
+import threading
 
 import pytest
 
@@ -150,3 +151,38 @@ async def test_group_commit_isolates_failures(stocked: Services) -> None:
     outbox = stocked.db.query_one("SELECT count(*) AS n FROM outbox")["n"]
     ledger = stocked.db.query_one("SELECT count(*) AS n FROM stock_ledger")["n"]
     assert outbox == ledger
+
+
+async def test_a_write_that_fills_the_disk_fails_alone(stocked: Services) -> None:
+    """Why: a full disk makes SQLite roll back the whole group commit, not just the failing
+    write's savepoint; the writes after it then committed one by one while every caller was
+    told "cannot commit", so a movement retried after that error counted twice. Now the
+    others are written and only the one that cannot be fails, with SQLite's reason."""
+    def cap() -> None:  # a disk with about 400 kB left
+        conn = stocked.db.conn().conn
+        conn.execute("CREATE TABLE filler (data BLOB)")
+        pages = conn.execute("PRAGMA page_count").fetchone()[0]
+        conn.execute(f"PRAGMA max_page_count = {pages + 100}")
+
+    def fill() -> None:
+        stocked.db.conn().conn.execute("INSERT INTO filler VALUES (?)", (bytes(4_000_000),))
+
+    await stocked.db.write(cap)
+    gate = threading.Event()
+    held = asyncio.ensure_future(stocked.db.write(gate.wait, 10))  # the next ones share a batch
+    moves = [MovementIn(sku="OAT-1", qty=1, reason="receipt", ref=f"full-{i}") for i in range(4)]
+    writes = [asyncio.ensure_future(stocked.db.write(stocked.inventory.record, m))
+              for m in moves[:2]]
+    writes.append(asyncio.ensure_future(stocked.db.write(fill)))
+    writes += [asyncio.ensure_future(stocked.db.write(stocked.inventory.record, m))
+               for m in moves[2:]]
+    await asyncio.sleep(0.05)
+    gate.set()
+    assert await held is True
+    results = await asyncio.gather(*writes, return_exceptions=True)
+    failed = results.pop(2)
+    assert isinstance(failed, sqlite3.OperationalError) and "full" in str(failed), failed
+    assert not any(isinstance(r, Exception) for r in results), results
+    assert stocked.inventory.stock("OAT-1").on_hand == 10 + 4
+    rows = stocked.db.query("SELECT ref FROM stock_ledger WHERE ref LIKE 'full-%'")
+    assert {r["ref"] for r in rows} == {f"full-{i}" for i in range(4)}

@@ -576,6 +576,32 @@ def test_staff_are_told_when_the_online_shop_cannot_be_reached(staff_page: Page,
     expect(notice).to_be_hidden()
 
 
+def test_staff_are_told_when_the_hub_cannot_save(staff_page: Page) -> None:
+    """Why: on a full or read-only disk each change said only "Not recorded" where it was
+    made, and Store health showed free space and nothing else. (The hub's own answer is tested
+    on a full database in tests/hub/test_storage.py; here it is edited on the way.)"""
+    problem = {"text": "the hub's storage is full: nothing was saved. Free space on the hub"}
+
+    def edit(route: Route) -> None:
+        response = route.fetch()
+        health = response.json()
+        health["disk"]["problem"] = problem["text"]
+        route.fulfill(response=response, json=health)
+
+    staff_page.route("**/api/staff/health", edit)
+    staff_page.reload()
+    notice = staff_page.locator("#storage-problem")
+    expect(notice).to_have_text("The hub cannot save changes: the hub's storage is full: "
+                                "nothing was saved. Free space on the hub")
+    assert_accessible(staff_page)
+    staff_page.get_by_role("link", name="Store health").click()
+    expect(staff_page.locator("#disk-facts")).to_contain_text(problem["text"])
+    problem["text"] = None
+    staff_page.get_by_role("button", name="Refresh").click()
+    expect(notice).to_be_hidden()
+    expect(staff_page.locator("#disk-facts")).to_contain_text("SavingOK")
+
+
 def test_a_beacon_with_a_low_battery_says_so_in_its_row(staff_page: Page) -> None:
     """Why: a low battery's row read "OK" in its State column beside the red voltage."""
     def edit(route: Route) -> None:

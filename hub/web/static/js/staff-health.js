@@ -15,6 +15,7 @@ const BAD = new Set(["offline", "unavailable"]);
 
 const error = document.getElementById("health-error");
 const link = document.getElementById("shop-link");
+const storage = document.getElementById("storage-problem");
 // How often a signed-in page asks whether the link to the online shop is up.
 const LINK_MS = 15000;
 let timer = null;
@@ -30,9 +31,23 @@ function showLink(sync) {
     + "it is back; new online orders arrive then.";
 }
 
+// A disk that refuses changes (full, read-only, the database file gone), said above every
+// section too: each refused change said only "Not recorded" where it was made.
+function showStorage(disk) {
+  const hidden = disk.problem === null;
+  if (storage.hidden !== hidden) settle();
+  storage.hidden = hidden;
+  storage.textContent = hidden ? "" : `The hub cannot save changes: ${disk.problem}`;
+}
+
+function showNotices(health) {
+  showLink(health.sync);
+  showStorage(health.disk);
+}
+
 export function watchLink() {
   clearInterval(linkTimer);
-  const poll = () => staffApi("/api/staff/health").then((health) => showLink(health.sync), () => {});
+  const poll = () => staffApi("/api/staff/health").then(showNotices, () => {});
   poll();
   linkTimer = setInterval(poll, LINK_MS);
 }
@@ -40,6 +55,7 @@ export function watchLink() {
 export function stopWatchingLink() {
   clearInterval(linkTimer);
   link.hidden = true;
+  storage.hidden = true;
 }
 
 function facts(id, pairs) {
@@ -58,7 +74,7 @@ function bytes(n) {
 
 function render(health) {
   const sync = health.sync;
-  showLink(sync);
+  showNotices(health);
   facts("sync-facts", [
     stateFact("Link", sync.state),
     ["Waiting to send", `${sync.outbox_depth} changes`, sync.outbox_depth > 0 && sync.state === "offline" ? "bad" : ""],
@@ -72,6 +88,8 @@ function render(health) {
   facts("disk-facts", [
     ["Free", `${bytes(disk.free_bytes)} of ${bytes(disk.total_bytes)}`, disk.low ? "bad" : "good"],
     ["Database", `${(disk.database_bytes / 2 ** 20).toFixed(1)} MiB`],
+    ["Saving", disk.problem ?? (disk.read_only ? "Read-only" : "OK"),
+      disk.problem || disk.read_only ? "bad" : "good"],
   ]);
   const fleet = health.beacons;
   document.getElementById("beacon-summary").textContent = fleet.state === "ok"

@@ -1,0 +1,63 @@
+"""Telling a failing disk apart from a bug: a Pi's SD card fills up, or the kernel remounts it
+read-only after an error, and staff, the health check and the log must say so in words a
+person can act on instead of "internal error"."""
+
+from __future__ import annotations
+
+import errno
+import os
+import sqlite3
+from pathlib import Path
+
+from hub.errors import Unavailable
+
+#: SQLite's primary result codes for the disk failures (the low byte of an extended code).
+SQLITE_READONLY, SQLITE_IOERR, SQLITE_FULL = 8, 10, 13
+
+FULL = ("storage_full", "the hub's storage is full: nothing was saved. Free space on the hub "
+        "(old backups, logs), then try again")
+READ_ONLY = ("storage_read_only", "the hub's storage has turned read-only (an SD card fault?): "
+             "nothing was saved. The hub needs its disk checked or replaced")
+IO_ERROR = ("storage_error", "the hub cannot write to its storage (disk I/O error): nothing was "
+            "saved. The hub needs its disk checked")
+
+
+class StorageFailed(Unavailable):
+    """A write the disk refused; 503, since trying again once the disk is mended succeeds."""
+
+
+def storage_failure(exc: BaseException) -> StorageFailed | None:
+    """What ``exc`` says about the disk, or None when it is not a disk failure."""
+    kind: tuple[str, str] | None = None
+    if isinstance(exc, sqlite3.Error):
+        code = (getattr(exc, "sqlite_errorcode", None) or 0) & 0xFF
+        kind = {SQLITE_FULL: FULL, SQLITE_READONLY: READ_ONLY, SQLITE_IOERR: IO_ERROR}.get(code)
+    elif isinstance(exc, OSError):
+        kind = {errno.ENOSPC: FULL, errno.EDQUOT: FULL, errno.EROFS: READ_ONLY,
+                errno.EIO: IO_ERROR}.get(exc.errno or 0)
+    if kind is None:
+        return None
+    return StorageFailed(kind[1], code=kind[0])
+
+
+def read_only(path: Path) -> bool:
+    """Whether the filesystem holding ``path`` (or its nearest existing folder) is mounted
+    read-only."""
+    while not path.exists() and path != path.parent:
+        path = path.parent
+    return bool(os.statvfs(path).f_flag & os.ST_RDONLY)
+
+
+def write_whole(target: Path, data: bytes) -> None:
+    """Write ``data`` to ``target`` so that it appears only whole and on disk before the
+    database row that names it commits; a write the disk refuses leaves no partial file."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    part = target.with_name(target.name + ".part")
+    try:
+        with part.open("wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        part.replace(target)
+    finally:
+        part.unlink(missing_ok=True)
