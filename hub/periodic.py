@@ -1,7 +1,8 @@
 """Background jobs that run every so often on the injected clock (order expiry, retention).
 
-A failing run is logged and retried at the next interval, so one bad row never stops the job for
-good; tests move the clock instead of sleeping."""
+A failing run is retried at the next interval, so one bad row never stops the job for good; a
+failure that repeats (a full disk) is logged once with a count, not once a run. Tests move the
+clock instead of sleeping."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import logging
 from collections.abc import Awaitable, Callable
 
 from hub.clock import Clock
+from sync.failures import FailureLog
 
 log = logging.getLogger(__name__)
 
@@ -24,6 +26,8 @@ class PeriodicJob:
         self.clock = clock
         self.job = job
         self._task: asyncio.Task[None] | None = None
+        # a count every ten runs: a job of a minute would otherwise log each run
+        self._failures = FailureLog(log, name, clock.monotonic, summary_every_s=10 * every_s)
 
     async def start(self) -> None:
         self._task = asyncio.create_task(self._loop(), name=self.name)
@@ -38,6 +42,9 @@ class PeriodicJob:
         while True:
             try:
                 await self.job()
-            except Exception:
-                log.exception("%s failed; retrying in %s s", self.name, self.every_s)
+            except Exception as exc:  # noqa: BLE001 - logged, and tried again next time
+                self._failures.failed(exc, "%s failed; retrying every %s s", self.name,
+                                      self.every_s)
+            else:
+                self._failures.succeeded()
             await self.clock.sleep(self.every_s)

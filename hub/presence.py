@@ -34,6 +34,7 @@ from hub.events import Event, Subscription
 from hub.members import MEMBERS_CHANGED
 from hub.orders import ORDER_STATUS
 from hub.reminders import Reminder, ReminderRules
+from sync.failures import FailureLog
 from sync.mqtt_client import tls_context
 
 if TYPE_CHECKING:
@@ -116,6 +117,8 @@ class PresenceService:
             self._simulated_keys = self.source.simulation.members.keys
         self.resolver = TokenResolver(prefix, {**self._simulated_keys, **services.members.keys()})
         self.pipeline = PresencePipeline(self.resolver, self.engine, self._trace_clock)
+        self._record_failures = FailureLog(_log, "recording presence events",
+                                           services.clock.monotonic)
         self.rules = ReminderRules(
             services.clock, services.bus, config.reminders, services.config.store.timezone
         )
@@ -201,8 +204,11 @@ class PresenceService:
             event = await self._events.get()
             try:
                 await self.services.db.write(self.record, event)
-            except Exception:  # noqa: BLE001 - one bad write must not stop presence
-                _log.exception("recording presence event %s failed", event)
+            except Exception as exc:  # noqa: BLE001 - one bad write must not stop presence
+                self._record_failures.failed(exc, "recording a presence event (%s) failed",
+                                             event.event)
+            else:
+                self._record_failures.succeeded()
             finally:
                 self._events.task_done()
 

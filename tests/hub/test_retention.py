@@ -4,9 +4,12 @@ after their configured ages; recent rows and business records stay."""
 from __future__ import annotations
 
 import asyncio
+import logging
+import sqlite3
 
 from hub.clock import ManualClock
 from hub.config.retention import RetentionConfig
+from hub.periodic import PeriodicJob
 from hub.retention import DAY_S, Retention
 from hub.services import Services
 
@@ -66,3 +69,32 @@ async def test_the_job_prunes_as_the_clock_moves(services: Services, clock: Manu
         assert counts(services)["reminders"] == 1  # 90 days by default
     finally:
         await job.stop()
+
+
+async def test_a_job_that_keeps_failing_is_logged_once_with_a_count(caplog) -> None:  # noqa: ANN001
+    """Why: with the disk full, every periodic job logged its whole traceback at every run (each
+    minute, each job) for as long as the disk stayed full."""
+    caplog.set_level(logging.INFO, logger="hub.periodic")
+    clock = ManualClock()
+    runs: list[int] = []
+
+    async def job() -> None:
+        runs.append(1)
+        if len(runs) <= 10:
+            raise sqlite3.OperationalError("database or disk is full")
+
+    periodic = PeriodicJob("order-expiry", 60.0, clock, job)
+    await periodic.start()
+    try:
+        for _ in range(12):
+            await asyncio.sleep(0)
+            clock.advance(60.0)
+            await asyncio.sleep(0)
+    finally:
+        await periodic.stop()
+    assert len(runs) >= 11
+    errors = [r for r in caplog.records if r.levelno == logging.ERROR]
+    assert sum(r.exc_info is not None for r in errors) == 1
+    assert len(errors) <= 4, [r.getMessage() for r in errors]
+    recovered = [r.getMessage() for r in caplog.records if r.levelno == logging.INFO]
+    assert any(m.startswith("order-expiry works again after 10 failures") for m in recovered)
