@@ -291,7 +291,8 @@ def _mqtt_login(settings: BrokerSettings) -> str | None:
         deadline = time.monotonic() + settings.connect_timeout_s
         while not answer and time.monotonic() < deadline:
             client.loop(timeout=0.2)
-    except (ConnectionResetError, ssl.SSLEOFError) as exc:  # a plain listener ending TLS
+    # a plain listener ending TLS (SSLZeroReturnError on Debian's Python 3.11.2)
+    except (ConnectionResetError, ssl.SSLEOFError, ssl.SSLZeroReturnError) as exc:
         hint = "; if it listens without TLS, use its TLS port" if settings.ca_file else ""
         return f"connection failed: {exc}{hint}"
     except (OSError, ssl.SSLError) as exc:

@@ -7,7 +7,9 @@
 #                                       bench/voice.py)
 set -eu
 
-PACKAGES="mosquitto espeak-ng sox chromium fonts-dejavu-core fonts-nanum"
+# libatomic1: Vosk's library and Playwright's node need it on aarch64 (a Pi), where nothing
+# else pulls it in.
+PACKAGES="mosquitto espeak-ng sox chromium fonts-dejavu-core fonts-nanum libatomic1"
 TEST_PACKAGES="rabbitmq-server festival festvox-kallpc16k festvox-us-slt-hts flite"
 
 if [ "${1:-}" = "--test" ]; then

@@ -149,8 +149,9 @@ class MqttRelaySource:
             try:
                 await loop.run_in_executor(None, client.connect, self.host, self.port, 30)
                 return
-            except (ConnectionResetError, ssl.SSLEOFError) as exc:  # a plain listener's ways
-                hint = (  # of ending a TLS handshake
+            # a plain listener's ways of ending a TLS handshake (the last: Debian's Python 3.11.2)
+            except (ConnectionResetError, ssl.SSLEOFError, ssl.SSLZeroReturnError) as exc:
+                hint = (
                     "; if it listens without TLS, use its TLS port or unset the relay CA file "
                     "(beacons.relay_tls_ca_file)"
                     if self._tls is not None

@@ -30,7 +30,9 @@ from tests.ui.media import camera_y4m, spoken_wav
 ROOT = Path(__file__).resolve().parents[2]
 GROCERY = ROOT.parent / "shared" / "datasets" / "grocery"
 ARTIFACTS = ROOT / "test-artifacts" / "ui"
-CHROMIUM = "/usr/bin/chromium"
+# Debian's name, then Raspberry Pi OS's older one
+CHROMIUM = next((path for path in ("/usr/bin/chromium", "/usr/bin/chromium-browser")
+                 if Path(path).exists()), "/usr/bin/chromium")
 CAMERA_PHOTO = GROCERY / "val/Packages/Oat-Milk/Oatly-Oat-Milk/Oatly-Oat-Milk_002.jpg"
 SPOKEN_QUESTION = "do you have bananas"  # the answer names "bananas" alone
 #: How long an action or expectation waits: generous, as CI machines are shared and slow.
