@@ -13,13 +13,20 @@ from hub.periodic import PeriodicJob
 log = logging.getLogger(__name__)
 DAY_S = 86400.0
 
-#: table -> (its time column, the RetentionConfig field giving the age in days)
-RULES: dict[str, tuple[str, str]] = {
-    "presence_events": ("t", "presence_days"),
-    "reminders": ("created_at", "reminders_days"),
-    "beacon_alerts": ("t", "beacon_alerts_days"),
-    "sync_inbox": ("received_at", "sync_inbox_days"),
-    "sync_dead_letters": ("received_at", "dead_letters_days"),
+#: A command's id may go only once the shop has its result: until then the shop sends the
+#: command again, and without the id the hub would carry it out twice (a cancel, a member's
+#: opt-in) after an outage longer than the retention age.
+RESULT_ACKED = ("result_seq <= (SELECT CAST(value AS INTEGER) FROM sync_state "
+                "WHERE key = 'acked_seq')")
+
+#: table -> (its time column, the RetentionConfig field giving the age in days, and what else
+#: a row must meet to go)
+RULES: dict[str, tuple[str, str, str]] = {
+    "presence_events": ("t", "presence_days", "1"),
+    "reminders": ("created_at", "reminders_days", "1"),
+    "beacon_alerts": ("t", "beacon_alerts_days", "1"),
+    "sync_inbox": ("received_at", "sync_inbox_days", RESULT_ACKED),
+    "sync_dead_letters": ("received_at", "dead_letters_days", "1"),
 }
 
 
@@ -41,8 +48,9 @@ class Retention(PeriodicJob):
     def prune(self, now: float) -> dict[str, int]:
         deleted = {}
         with self.db.transaction() as tx:
-            for table, (column, field) in RULES.items():
+            for table, (column, field, also) in RULES.items():
                 before = now - getattr(self.config, field) * DAY_S
-                cursor = tx.execute(f"DELETE FROM {table} WHERE {column} < ?", (before,))
+                cursor = tx.execute(f"DELETE FROM {table} WHERE {column} < ? AND {also}",
+                                    (before,))
                 deleted[table] = cursor.rowcount
         return deleted

@@ -28,8 +28,9 @@ class RetentionConfig(StrictModel):
     sync_inbox_days: float = Field(
         default=30.0, ge=7, le=3650,
         description="Ids of commands already applied (kept so a re-sent command is not applied "
-        "twice) older than this are deleted; the shop stops re-sending once it has the result, "
-        "so this only needs to outlast the longest outage.",
+        "twice) older than this are deleted once the shop has acknowledged their result: the "
+        "shop re-sends a command until it has the result, so an id whose result it has not "
+        "had stays however old.",
     )
     dead_letters_days: float = Field(
         default=30.0, gt=0, le=3650,

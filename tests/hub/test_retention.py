@@ -43,11 +43,29 @@ def test_each_table_keeps_rows_younger_than_its_age(services: Services,
     now = clock.now()
     for days in (0.5, 1.5, 2.5, 3.5, 5.5, 7.5):
         seed(services, now - days * DAY_S)
+    acknowledge(services, 1)  # the shop has every command's result
     deleted = Retention(config, services.db, clock).prune(now)
     assert deleted == {"presence_events": 5, "reminders": 4, "beacon_alerts": 3,
                        "sync_inbox": 1, "sync_dead_letters": 2}
     assert counts(services) == {"presence_events": 1, "reminders": 2, "beacon_alerts": 3,
                                 "sync_inbox": 5, "sync_dead_letters": 4}
+
+
+def acknowledge(services: Services, seq: int) -> None:
+    with services.db.transaction() as tx:
+        tx.execute("UPDATE sync_state SET value = ? WHERE key = 'acked_seq'", (seq,))
+
+
+def test_a_command_id_stays_until_the_shop_has_its_result(services: Services,
+                                                          clock: ManualClock) -> None:
+    """Why: command ids went after 30 days whether or not the shop had the result; after a
+    longer outage the shop sent the command again and the hub carried it out twice (a
+    cancel, a member's opt-in)."""
+    config = RetentionConfig(sync_inbox_days=7)
+    seed(services, clock.now() - 8 * DAY_S)  # its result is seq 1
+    assert Retention(config, services.db, clock).prune(clock.now())["sync_inbox"] == 0
+    acknowledge(services, 1)
+    assert Retention(config, services.db, clock).prune(clock.now())["sync_inbox"] == 1
 
 
 async def test_the_job_prunes_as_the_clock_moves(services: Services, clock: ManualClock) -> None:
