@@ -16,6 +16,7 @@ import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from decimal import Decimal
+from functools import partial
 from pathlib import Path, PurePosixPath
 from typing import Any
 
@@ -326,8 +327,12 @@ class Catalog:
             write_whole(target, image.data)
         # A new catalogue image replaces the old one (and, by cascade, its embeddings): a wrong
         # image corrected in the shop system must stop steering photo search.
-        replaced = tx.execute("DELETE FROM product_images WHERE sku = ? AND kind = 'iconic' "
-                              "AND sha256 != ?", (sku, image.sha256)).rowcount
+        old_paths = [row[0] for row in tx.execute(
+            "DELETE FROM product_images WHERE sku = ? AND kind = 'iconic' AND sha256 != ? "
+            "RETURNING path", (sku, image.sha256))]
+        replaced = len(old_paths)
+        for path in old_paths:  # its file too, once the change is kept (years of imports add up)
+            tx.after_commit(partial((self.images_dir / path).unlink, missing_ok=True))
         existing = tx.execute("SELECT kind FROM product_images WHERE sku = ? AND sha256 = ?",
                               (sku, image.sha256)).fetchone()
         if existing is None:

@@ -200,11 +200,16 @@ def test_images_in_a_linked_folder_are_read_and_climbing_out_is_refused(
 
 def test_a_new_catalogue_image_replaces_the_old_one(services: Services, tmp_path: Path) -> None:
     """Why: re-importing a product with a corrected image kept the wrong one enrolled, so it went
-    on steering photo search; staff reference photos stay."""
+    on steering photo search; staff reference photos stay. The old image's file went on taking
+    room on the disk after its row was gone."""
     (tmp_path / "a.jpg").write_bytes(JPEG)
     (tmp_path / "b.jpg").write_bytes(JPEG + b"\x00")
     row = {"sku": "P", "names": {"en": "Pear"}, "image": "a.jpg"}
     services.catalog.import_rows([(1, row)], tmp_path)
+    old = services.db.query_one("SELECT path FROM product_images WHERE sku = 'P'")
+    assert old is not None
+    old_file = services.config.store.images_dir / old["path"]
+    assert old_file.is_file()
     with services.db.transaction() as tx:
         tx.execute(
             "INSERT INTO product_images (sku, path, kind, sha256, added_at) "
@@ -216,6 +221,7 @@ def test_a_new_catalogue_image_replaces_the_old_one(services: Services, tmp_path
     assert sorted(r["kind"] for r in kinds) == ["iconic", "reference"]
     iconic = next(r["sha256"] for r in kinds if r["kind"] == "iconic")
     assert iconic == hashlib.sha256(JPEG + b"\x00").hexdigest()
+    assert not old_file.exists()
 
 
 def test_a_staff_photo_chosen_as_the_catalogue_image_becomes_the_catalogue_image(
