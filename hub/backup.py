@@ -22,7 +22,6 @@ from pathlib import Path
 from hub.errors import Conflict, InvalidInput
 
 BACKUP_PREFIX = "hub-"
-PAGES_PER_STEP = 1024
 
 
 def lock_path(database: Path) -> Path:
@@ -96,12 +95,17 @@ def rescue(source: sqlite3.Connection, database: Path, now: float | None = None)
 
 def copy_database(source: sqlite3.Connection, target: Path) -> None:
     """A consistent, checked copy of ``source`` at ``target``, which appears only whole: a copy
-    that fails (a full disk) leaves nothing behind, not a partial file for nobody to remove."""
+    that fails (a full disk) leaves nothing behind, not a partial file for nobody to remove.
+
+    ``VACUUM INTO`` writes a compacted snapshot: the pages freed as the outbox drains are left
+    out (about half of a busy store's file after an outage), and a nightly copy kept for two
+    weeks costs that much less of the SD card.
+    """
     partial = target.with_name(target.name + ".part")
     try:
+        source.execute("VACUUM INTO ?", (str(partial),))
         copy = sqlite3.connect(partial)
         try:
-            source.backup(copy, pages=PAGES_PER_STEP, sleep=0.005)
             copy.execute("PRAGMA journal_mode=DELETE")
             verdict = copy.execute("PRAGMA integrity_check").fetchone()[0]
         finally:

@@ -51,6 +51,21 @@ def test_keep_prunes_old_backups(stocked: Services, tmp_path: Path) -> None:
     assert len(list(folder.glob("hub-*.db"))) == 2
 
 
+def test_a_backup_leaves_out_the_room_a_drained_outbox_freed(stocked: Services,
+                                                            tmp_path: Path) -> None:
+    """Why: backups copied the file page for page, free pages included: after an outage the
+    drained outbox leaves about half of a busy store's file free, in each of 14 nightly copies."""
+    for i in range(3000):
+        stocked.inventory.record(MovementIn(sku="BAN-1", qty=1, reason="receipt", ref=f"f{i}"))
+    with stocked.db.transaction() as tx:  # the shop has acknowledged it all
+        tx.execute("DELETE FROM outbox")
+    stocked.db.conn().conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    database = stocked.config.store.database
+    target = backup(database, tmp_path / "bk")
+    assert target.stat().st_size < 0.8 * database.stat().st_size
+    assert ledger_count(target) == ledger_count(database)
+
+
 def test_restore_puts_the_backup_back(make_config, tmp_path: Path) -> None:
     config: HubConfig = make_config()
     svc = build_services(config, with_features=False)
