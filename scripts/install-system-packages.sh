@@ -43,3 +43,12 @@ else
 fi
 $SUDO apt-get update -qq
 DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends $missing
+
+# The tests start RabbitMQ nodes of their own; the system service Debian starts on install would
+# only hold ports and memory on a store's hub for good.
+case " $missing " in
+    *" rabbitmq-server "*)
+        if command -v systemctl >/dev/null 2>&1; then
+            $SUDO systemctl disable --now rabbitmq-server >/dev/null 2>&1 || true
+        fi;;
+esac
