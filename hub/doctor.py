@@ -24,7 +24,7 @@ from beacons.errors import BeaconsError
 from beacons.fleet import load_fleet
 from hub.catalog import LANGUAGES_SQL
 from hub.config import HubConfig
-from hub.storage import read_only
+from hub.storage import read_only, refuses_writes
 from sync.mqtt_client import BrokerSettings, tls_context
 
 MIN_FREE_BYTES = 1024**3
@@ -54,8 +54,9 @@ def check_disk(config: HubConfig) -> list[Finding]:
     usage = shutil.disk_usage(folder)
     free_gib = usage.free / 1024**3
     detail = f"{free_gib:.1f} GiB free of {usage.total / 1024**3:.1f} GiB at {folder}"
-    if read_only(folder):
-        return [Finding("disk", "fail", f"{folder} is on a read-only filesystem ({detail})",
+    refused = refuses_writes(folder)
+    if refused is not None:
+        return [Finding("disk", "fail", f"{folder}: {refused} ({detail})",
                         "the kernel turns a filesystem read-only after a disk error: see "
                         "'sudo dmesg | grep -i -e ext4 -e mmc', check the SD card with fsck from "
                         "another computer or replace it; the database may well be intact")]

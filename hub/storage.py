@@ -7,6 +7,7 @@ from __future__ import annotations
 import errno
 import os
 import sqlite3
+import tempfile
 from pathlib import Path
 
 from hub.errors import Unavailable
@@ -46,6 +47,19 @@ def read_only(path: Path) -> bool:
     while not path.exists() and path != path.parent:
         path = path.parent
     return bool(os.statvfs(path).f_flag & os.ST_RDONLY)
+
+
+def refuses_writes(folder: Path) -> str | None:
+    """Why a new file cannot be written in ``folder``, or None. Asked of the disk itself: after
+    an error ext4 may refuse writes while still listed as mounted read-write."""
+    if read_only(folder):
+        return "the filesystem is mounted read-only"
+    try:
+        with tempfile.TemporaryFile(dir=folder):
+            pass
+    except OSError as exc:
+        return f"a file cannot be written there: {exc.strerror or exc}"
+    return None
 
 
 def write_whole(target: Path, data: bytes) -> None:

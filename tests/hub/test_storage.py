@@ -15,7 +15,7 @@ from hub.app import start_hub
 from hub.backup import copy_database, restore
 from hub.errors import Conflict
 from hub.services import Services
-from hub.storage import storage_failure, write_whole
+from hub.storage import refuses_writes, storage_failure, write_whole
 from tests.openapi_check import SpecClient
 
 CORE_ONLY = {"mqtt": {"enabled": False}, "voice": {"enabled": False},
@@ -130,3 +130,13 @@ async def test_a_database_removed_under_the_hub_is_saved_and_not_started_afresh(
         assert hub.services.storage_problem() is None
     finally:
         await hub.stop()
+
+
+def test_a_folder_that_refuses_files_is_named(tmp_path: Path) -> None:
+    """Why: after an SD card error ext4 refused writes while still listed as mounted read-write,
+    and the doctor's disk check looked only at free space."""
+    assert refuses_writes(tmp_path) is None
+    not_a_folder = tmp_path / "hub.db"
+    not_a_folder.write_bytes(b"")
+    refused = refuses_writes(not_a_folder)
+    assert refused is not None and refused.startswith("a file cannot be written there: ")
