@@ -115,7 +115,12 @@ CREATE TABLE IF NOT EXISTS commands (
     resolved_at REAL,
     result_seq  INTEGER                      -- seq of the store's command.result event
 );
-CREATE INDEX IF NOT EXISTS commands_pending ON commands (store, status, sent_at);
+-- Pending commands are few and looked for every few seconds (all of them, or one store's), so
+-- they get partial indexes; the cancel lookup of GET /api/orders/{id} and the rewind go by store
+-- and ref. (Databases from before have commands_pending (store, status, sent_at): dropped.)
+CREATE INDEX IF NOT EXISTS commands_pending_seq ON commands (seq) WHERE status = 'pending';
+CREATE INDEX IF NOT EXISTS commands_pending_store ON commands (store, seq) WHERE status = 'pending';
+CREATE INDEX IF NOT EXISTS commands_ref ON commands (store, ref, type);
 
 CREATE TABLE IF NOT EXISTS members (
     id           TEXT PRIMARY KEY,

@@ -201,6 +201,8 @@ class ShopStore:
             # Older databases: their events count as of the earliest run.
             conn.execute("ALTER TABLE applied ADD COLUMN epoch INTEGER NOT NULL DEFAULT 0")
         self._key_orders_by_store(conn, script)
+        # Replaced by the partial indexes of pending commands and the (store, ref) one.
+        conn.execute("DROP INDEX IF EXISTS commands_pending")
 
     @staticmethod
     def _key_orders_by_store(conn: sqlite3.Connection, script: str) -> None:
