@@ -56,6 +56,46 @@ class ShopSyncConfig(_Strict):
                        description="Messages applied per database transaction at most.")
 
 
+class ShopRetentionConfig(_Strict):
+    """How long the shop keeps records nobody needs any more (``[retention]``). Stock movements,
+    orders and their status history are business records and are never pruned; neither is a
+    pending command nor anything the protocol still relies on (see ``sync/shop/retention.py``)."""
+
+    reminders_days: float = Field(
+        default=90.0, gt=0, le=3650,
+        description="Arrival reminders of members (personal data) older than this are deleted; "
+        "as long as the hub keeps its copy (hub [retention] reminders_days).")
+    history_days: float = Field(
+        default=30.0, ge=7, le=3650,
+        description="Answered commands and the records of applied events are kept this long "
+        "beyond restore_window_days: as long as the hub's outage allowance (hub [retention] "
+        "sync_inbox_days), since a restored store may reach the shop only after an outage.")
+    restore_window_days: float = Field(
+        default=14.0, ge=0, le=3650,
+        description="Age of the oldest hub backup a store may be restored from (the hub's nightly "
+        "backup timer keeps 14). A restore from an older backup than this plus history_days may "
+        "not resend every command the store lost.")
+    dead_letters_days: float = Field(
+        default=30.0, gt=0, le=3650,
+        description="Refused incoming messages kept for diagnosis are deleted after this.")
+    drift_days: float = Field(
+        default=90.0, gt=0, le=3650,
+        description="Drift records (stock differences, rewinds, history gaps) are deleted after "
+        "this.")
+    check_every_s: float = Field(
+        default=3600.0, ge=1, le=86_400,
+        description="How often old rows are looked for (on the service's clock).")
+    batch_rows: int = Field(
+        default=5000, ge=100, le=1_000_000,
+        description="Rows deleted per write transaction at most, so a first run on a large "
+        "database does not hold up the applying of events.")
+
+    @property
+    def kept_history_days(self) -> float:
+        """Days answered commands and applied-event records are kept in all."""
+        return self.history_days + self.restore_window_days
+
+
 class ShopConfig(_Strict):
     """The whole shop service configuration."""
 
@@ -64,6 +104,8 @@ class ShopConfig(_Strict):
     http: ShopHttpConfig = Field(default_factory=ShopHttpConfig, description="The HTTP API.")
     mqtt: ShopBrokerConfig = Field(default_factory=ShopBrokerConfig, description="The broker.")
     sync: ShopSyncConfig = Field(default_factory=ShopSyncConfig, description="Event handling.")
+    retention: ShopRetentionConfig = Field(default_factory=ShopRetentionConfig,
+                                           description="Deleting old rows.")
 
 
 class ShopConfigError(Exception):

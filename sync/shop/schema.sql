@@ -1,6 +1,8 @@
 -- The shop service's database: a replica of each store's events, the views derived from them,
 -- and what the shop asks of the stores. Every event is recorded in `applied` in the same
--- transaction as its effect, so a (store, seq) delivered again changes nothing.
+-- transaction as its effect, so a (store, seq) delivered again changes nothing. Retention
+-- (sync/shop/retention.py) deletes old `applied` rows at or below the store's watermark, where a
+-- copy is dropped without them, keeping what a restore within its window needs.
 
 CREATE TABLE IF NOT EXISTS stores (
     store      TEXT PRIMARY KEY,
@@ -26,6 +28,7 @@ CREATE TABLE IF NOT EXISTS applied (
     PRIMARY KEY (store, seq)
 );
 CREATE INDEX IF NOT EXISTS applied_prev ON applied (store, prev);
+CREATE INDEX IF NOT EXISTS applied_age ON applied (store, applied_at, seq);  -- retention
 
 CREATE TABLE IF NOT EXISTS movements (
     store        TEXT NOT NULL,
@@ -121,6 +124,7 @@ CREATE TABLE IF NOT EXISTS commands (
 CREATE INDEX IF NOT EXISTS commands_pending_seq ON commands (seq) WHERE status = 'pending';
 CREATE INDEX IF NOT EXISTS commands_pending_store ON commands (store, seq) WHERE status = 'pending';
 CREATE INDEX IF NOT EXISTS commands_ref ON commands (store, ref, type);
+CREATE INDEX IF NOT EXISTS commands_resolved ON commands (resolved_at) WHERE status <> 'pending';
 
 CREATE TABLE IF NOT EXISTS members (
     id           TEXT PRIMARY KEY,
@@ -146,6 +150,7 @@ CREATE TABLE IF NOT EXISTS reminders (
     PRIMARY KEY (store, seq)
 );
 CREATE INDEX IF NOT EXISTS reminders_member ON reminders (member, ts);
+CREATE INDEX IF NOT EXISTS reminders_ts ON reminders (ts);  -- retention
 
 -- Events of other types (beacon health, types newer than this service): kept, never dropped.
 CREATE TABLE IF NOT EXISTS other_events (
@@ -166,6 +171,7 @@ CREATE TABLE IF NOT EXISTS drift (
     detail      TEXT NOT NULL,               -- JSON: what the shop had and what the store says
     detected_at REAL NOT NULL
 );
+CREATE INDEX IF NOT EXISTS drift_detected ON drift (detected_at);  -- retention
 
 CREATE TABLE IF NOT EXISTS dead_letters (
     id          INTEGER PRIMARY KEY,
@@ -176,3 +182,4 @@ CREATE TABLE IF NOT EXISTS dead_letters (
     payload     BLOB NOT NULL,
     received_at REAL NOT NULL
 );
+CREATE INDEX IF NOT EXISTS dead_letters_received ON dead_letters (received_at);  -- retention

@@ -16,6 +16,7 @@ from sync.shop.config import ShopConfig
 from sync.shop.context import Shop
 from sync.shop.feed import StockFeed
 from sync.shop.link import LinkSettings, ShopLink
+from sync.shop.retention import ShopRetention
 from sync.shop.store import ShopStore
 from sync.shop.web import create_app
 from sync.waiting import Sleep
@@ -43,12 +44,14 @@ class ShopService:
             on_stock=feed.publish,
         )
         self.shop = Shop(config, clock, store, link, feed, registry)
+        self.retention = ShopRetention(store, config.retention, clock=clock, sleep=sleep)
         self._runner: web.AppRunner | None = None
         self.url = ""
 
     async def start(self) -> None:
         self.shop.store.create_schema()
         await self.shop.link.start()
+        await self.retention.start()
         self._runner = web.AppRunner(create_app(self.shop), access_log=None,
                                      handle_signals=False, shutdown_timeout=1.0)
         await self._runner.setup()
@@ -63,6 +66,7 @@ class ShopService:
     async def stop(self) -> None:
         if self._runner is not None:
             await self._runner.cleanup()
+        await self.retention.stop()
         await self.shop.link.stop()
         self.shop.store.close()
 

@@ -97,6 +97,16 @@ class OrderKey:
 
 
 @dataclass(frozen=True)
+class PruneBefore:
+    """Times (Unix seconds) before which rows of each kind are deleted by retention."""
+
+    reminders: float
+    history: float  # answered commands, applied-event records
+    dead_letters: float
+    drift: float
+
+
+@dataclass(frozen=True)
 class Placed:
     """What POST /api/orders made, or found made by an earlier request with the same key
     (``command`` is None then: nothing new to send)."""
@@ -494,8 +504,12 @@ class ShopStore:
         """The store came back with a shorter history (restored from a backup): forget what came
         after it, rebuild the stock view from snapshots, and put orders and commands back where
         that history leaves them."""
-        keep = conn.execute("SELECT coalesce(max(seq), 0) FROM applied WHERE store = ? "
-                            "AND seq <= ?", (store, last_seq)).fetchone()[0]
+        # The newest event the restored history still has. Retention keeps every `applied` row
+        # a restore from a backup within its window needs; from an older backup, the event may
+        # be pruned from `applied` but is still among the business records, kept for good.
+        keep = max(conn.execute(f"SELECT coalesce(max(seq), 0) FROM {table} WHERE store = ? "
+                                "AND seq <= ?", (store, last_seq)).fetchone()[0]
+                   for table in ("applied", "movements", "order_events", "other_events"))
         for table in ("applied", "movements", "order_events", "reminders", "other_events"):
             conn.execute(f"DELETE FROM {table} WHERE store = ? AND seq > ?", (store, keep))
         conn.execute("DELETE FROM stock_view WHERE store = ?", (store,))
@@ -548,6 +562,45 @@ class ShopStore:
                      "received_at) VALUES (?, ?, ?, ?, ?, ?)",
                      (letter.topic, letter.reason, letter.message, letter.size, letter.payload,
                       letter.received_at))
+
+    # --- retention (writer thread) --------------------------------------------------------------
+
+    def prune(self, before: PruneBefore, limit: int) -> dict[str, int]:
+        """Delete at most ``limit`` old rows of each table in one transaction; returns how many
+        went from each (a count of ``limit`` means there may be more). What is kept and why:
+        ``sync/shop/retention.py``."""
+        def delete(table: str, where: str, *params: Any) -> int:
+            return conn.execute(f"DELETE FROM {table} WHERE rowid IN (SELECT rowid FROM {table} "
+                                f"WHERE {where} LIMIT ?)", (*params, limit)).rowcount
+
+        with self._tx() as conn:
+            return {
+                "reminders": delete("reminders", "ts < ?", before.reminders),
+                "commands": delete("commands", "status <> 'pending' AND resolved_at < ?",
+                                   before.history),
+                "applied": self._prune_applied(conn, before.history, limit),
+                "dead_letters": delete("dead_letters", "received_at < ?", before.dead_letters),
+                "drift": delete("drift", "detected_at < ?", before.drift),
+            }
+
+    @staticmethod
+    def _prune_applied(conn: sqlite3.Connection, before: float, limit: int) -> int:
+        """Delete `applied` rows applied before ``before``, at or below their store's watermark,
+        except each store's newest such row (its anchor) and everything above it."""
+        deleted = 0
+        for store, watermark in conn.execute("SELECT store, watermark FROM stores").fetchall():
+            if deleted >= limit:
+                break
+            # (+seq: through applied_age, the rows older than the window, not the whole store)
+            (anchor,) = conn.execute(
+                "SELECT max(seq) FROM applied WHERE store = ? AND applied_at < ? AND +seq <= ?",
+                (store, before, watermark)).fetchone()
+            if anchor is not None:
+                deleted += conn.execute(
+                    "DELETE FROM applied WHERE rowid IN (SELECT rowid FROM applied WHERE "
+                    "store = ? AND seq < ? AND applied_at < ? LIMIT ?)",
+                    (store, anchor, before, limit - deleted)).rowcount
+        return deleted
 
     # --- what the shop asks of stores (writer thread) ------------------------------------------
 
