@@ -27,6 +27,11 @@ EID_SLACK_QUANTA = 2  # accept an EID this many rotation periods either side of 
 #: A low battery clears only this far above the threshold: a reading that wobbles around the
 #: threshold (2490 / 2510 mV) alerted and cleared dozens of times an hour.
 BATTERY_CLEAR_MARGIN_MV = 100
+#: Addresses remembered per beacon (the latest ones it sent an identifying frame from), to tell
+#: whose telemetry an id-less TLM frame is. A beacon sends its telemetry from the address of its
+#: identifying frame, or from one of a few if each slot has its own; an EID beacon rotates its
+#: address (~every 15 min, ~35,000 a year), so the older ones are forgotten.
+ADDRESSES_PER_BEACON = 4
 
 
 @dataclass
@@ -79,7 +84,10 @@ class FleetHealth:
             if spec.kind != "eddystone-eid"
         }
         self._eid_specs = [spec for spec in fleet.beacons if spec.kind == "eddystone-eid"]
+        #: address -> beacon, only the latest ``ADDRESSES_PER_BEACON`` of each beacon.
         self._addresses: dict[str, str] = {}
+        #: beacon -> its latest addresses, oldest first (a dict used as an ordered set).
+        self._recent: dict[str, dict[str, None]] = {}
         #: Per EID beacon: (the start of the rotation period its last recognised id belongs to
         #: on the beacon's own clock, the time it was heard): what its ETLM nonce is made from.
         self._eid_clocks: dict[str, tuple[int, float]] = {}
@@ -107,9 +115,24 @@ class FleetHealth:
             )
             if beacon is None:
                 continue
-            self._addresses[adv.address] = beacon
+            self._remember(adv.address, beacon)
             status = self.status[beacon]
             status.last_seen, status.rssi, status.scanner = adv.t, adv.rssi, adv.scanner
+
+    def _remember(self, address: str, beacon: str) -> None:
+        """Note that ``beacon`` sends from ``address``, forgetting the oldest of its addresses
+        beyond ``ADDRESSES_PER_BEACON`` (and the address's earlier owner, if it had one)."""
+        previous = self._addresses.get(address)
+        if previous is not None and previous != beacon:
+            self._recent[previous].pop(address, None)
+        self._addresses[address] = beacon
+        recent = self._recent.setdefault(beacon, {})
+        recent.pop(address, None)
+        recent[address] = None
+        while len(recent) > ADDRESSES_PER_BEACON:
+            oldest = next(iter(recent))
+            del recent[oldest]
+            del self._addresses[oldest]
 
     def restore(self, saved: BeaconStatus) -> None:
         """Take up a declared beacon's status as the last run stored it, so a restart neither

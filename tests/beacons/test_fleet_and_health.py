@@ -527,3 +527,27 @@ def test_validate_warns_of_a_scanner_whose_zone_has_no_beacon(tmp_path: Path) ->
     )
     demo = CliRunner().invoke(main, ["beacons", "validate", str(DEMO)])
     assert demo.exit_code == 0 and demo.stderr == ""
+
+
+def test_a_rotating_eid_beacon_leaves_a_bounded_number_of_addresses() -> None:
+    """Why: every address a beacon was heard from was kept for good; an EID beacon rotating its
+    address every ~15 minutes left ~35,000 a year each. Its telemetry still finds it from the
+    address it sends from now."""
+    fleet = load_fleet(DEMO)
+    spec = fleet.beacons[4]
+    clock = Clock(NOW)
+    health = FleetHealth(fleet, clock, missing_after_s=600, battery_low_mv=2500)
+    period = 1 << spec.rotation_exponent
+    first = "40:00:00:00:00:00"
+    for turn in range(500):  # five and a half days of rotations
+        clock.now = NOW + turn * period
+        eid, _ = eid_and_etlm(spec, int(clock.now), EddystoneTLM(0, None, 0, 0))
+        health.observe(advert(eid, clock.now, f"40:00:00:00:{turn // 256:02x}:{turn % 256:02x}"))
+    assert len(health._addresses) <= 4
+    assert health.status["stockroom-eid"].last_seen == clock.now
+    latest = f"40:00:00:00:{499 // 256:02x}:{499 % 256:02x}"
+    tlm = EddystoneTLM(2400, 20.0, 1, 1)
+    health.observe(advert(tlm, clock.now + 1, first))  # an address long forgotten: ignored
+    assert health.status["stockroom-eid"].battery_mv is None
+    health.observe(advert(tlm, clock.now + 1, latest))
+    assert health.status["stockroom-eid"].battery_mv == 2400
