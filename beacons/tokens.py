@@ -1,18 +1,20 @@
 """Private shopper tokens (DESIGN.md): a phone advertises a 128-bit service UUID made of the chain's
 fixed 8-byte prefix and ``HMAC-SHA256(member_key, "rh-token" || u64be(floor(t / 512)))[:8]``.
 
-The resolver turns such a UUID back into a member id with one dict lookup: it precomputes the
+The resolver turns such a UUID back into a member id with a few dict lookups: it precomputes the
 tokens of every opted-in member for the current 512 s window and one either side (phones whose
-clock is off by up to a window still resolve), and recomputes only when the window turns. Tokens it
+clock is off by up to a window still resolve), makes each next window ahead of its turn (off the
+event loop in the hub) and updates only the members whose key changed. Tokens it
 cannot resolve are dropped here and never stored or logged, which is what keeps walkers-by and
 non-members anonymous."""
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 import logging
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from uuid import UUID
 
 from beacons.errors import MembersFileError
@@ -86,22 +88,42 @@ class TokenResolver:
     windows before the newest, so a phone a window behind is recognised in a late advertisement
     too. A jump back by more than one window (a new recording) rebuilds around the older time.
     Each token still resolves only within one window of the advertisement's own time.
-    Times before the first window (a trace in seconds from 0) simply have no previous window."""
+    Times before the first window (a trace in seconds from 0) simply have no previous window.
+
+    Cost: the table is one dict of tokens per window. ``set_keys`` touches only the members
+    whose key was added, changed or removed (a few HMACs each, per window held), so an opt-in or
+    a withdrawal among 50,000 members costs milliseconds, not a rebuild. Whole windows (start-up,
+    a window turn) are made by ``prepare``, off the event loop, before they are needed;
+    ``resolve`` builds a missing window itself only when nothing prepared it (a replay, a clock
+    jump, code without an event loop) so that a lookup is never wrong.
+
+    Threads: the resolver is used from one thread (the event loop: ``resolve``, ``set_keys``,
+    ``prepare``). Only ``prepare``'s token computation runs on a worker thread, and it reads
+    nothing but its own arguments: the key dict in force when it began, which is never changed
+    in place (``set_keys`` replaces it). The finished window is corrected for key changes made
+    meanwhile and swapped in on the loop, so a withdrawn member's token never comes back with
+    it.
+
+    Withdrawal timing: a member left out of ``set_keys`` stops resolving when ``set_keys``
+    returns, in every window held or being prepared; the hub calls it as soon as the member
+    table's change is read (one database read after the change is committed)."""
 
     def __init__(self, chain_prefix: bytes, keys: Mapping[str, bytes] | None = None) -> None:
         if len(chain_prefix) != PREFIX_BYTES:
             raise MembersFileError(f"chain prefix must be {PREFIX_BYTES} bytes")
         self._prefix = chain_prefix
+        self._uuid_head = str(UUID(bytes=chain_prefix + bytes(8)))[:18] + "-"
         self._keys: dict[str, bytes] = {}
         self._center: int | None = None
-        self._by_window: dict[int, dict[str, str]] = {}
-        self._table: dict[str, tuple[str, int]] = {}
+        #: window -> {token uuid: member}; the windows held are around ``_center`` plus any
+        #: prepared ahead of it.
+        self._windows: dict[int, dict[str, str]] = {}
         self.set_keys(keys or {})
 
     @property
     def prefix_text(self) -> str:
         """The chain prefix as it appears at the start of a token UUID (``xxxxxxxx-xxxx-xxxx``)."""
-        return str(UUID(bytes=self._prefix + bytes(8)))[:18]
+        return self._uuid_head[:18]
 
     @property
     def member_count(self) -> int:
@@ -110,13 +132,16 @@ class TokenResolver:
 
     def set_keys(self, keys: Mapping[str, bytes]) -> None:
         """Replace the opted-in members (id -> 16-byte key), e.g. after the member table changed
-        or sync delivered new keys. Members left out stop resolving immediately."""
+        or sync delivered new keys. Only members whose key was added, changed or removed have
+        their tokens recomputed; members left out stop resolving immediately."""
         for member, key in keys.items():
             if len(key) != KEY_BYTES:
                 raise MembersFileError(f"member {member!r}: key must be {KEY_BYTES} bytes")
         # Two members with one key advertise the same tokens: whichever the table kept would
         # be told of the other's visits. Neither is recognised until the keys are put right.
-        shared = {key for key, count in Counter(keys.values()).items() if count > 1}
+        shared: set[bytes] = set()
+        if len(set(keys.values())) < len(keys):
+            shared = {key for key, count in Counter(keys.values()).items() if count > 1}
         if shared:
             ambiguous = sorted(member for member, key in keys.items() if key in shared)
             _log.warning(
@@ -124,29 +149,113 @@ class TokenResolver:
                 "their own",
                 ", ".join(ambiguous),
             )
-        self._keys = {member: key for member, key in keys.items() if key not in shared}
-        self._by_window.clear()
-        if self._center is not None:
-            self._rebuild(self._center)
+        new = {member: key for member, key in keys.items() if key not in shared}
+        gone, added = _changes(self._keys, new)
+        self._keys = new
+        for window, table in self._windows.items():
+            self._patch(table, window, gone, added)
 
     def resolve(self, service_uuid: str, t: float) -> str | None:
         """The member advertising ``service_uuid`` at time ``t``, or None (then drop it)."""
         window = int(t // WINDOW_S)
         center = self._center
         if center is None or window > center or window < center - 1:
-            self._rebuild(window)
-        hit = self._table.get(service_uuid)
-        if hit is None or abs(hit[1] - window) > 1:
-            return None
-        return hit[0]
+            self._move(window)
+        windows = self._windows
+        for w in (window, window - 1, window + 1):
+            table = windows.get(w)
+            if table is not None:
+                member = table.get(service_uuid)
+                if member is not None:
+                    return member
+        return None
 
-    def _rebuild(self, center: int) -> None:
-        wanted = [w for w in range(center - 2, center + 2) if w in WINDOWS]
-        self._by_window = {w: self._by_window.get(w) or self._window_table(w) for w in wanted}
-        self._table = {
-            uuid: (member, w) for w in wanted for uuid, member in self._by_window[w].items()
-        }
+    def wanted(self, t: float) -> list[int]:
+        """The windows to hold around Unix time ``t``: those a lookup at ``t`` reads (two before,
+        one after) and the next one after, ready for the turn."""
+        center = int(t // WINDOW_S)
+        return [w for w in range(center - 2, center + 3) if w in WINDOWS]
+
+    def ready(self, t: float) -> bool:
+        """Whether every window ``prepare(t)`` makes is made (a lookup up to the next turn
+        after ``t`` then builds nothing)."""
+        return all(window in self._windows for window in self.wanted(t))
+
+    async def prepare(
+        self,
+        t: float,
+        run: Callable[..., Awaitable[dict[str, str]]] = asyncio.to_thread,
+    ) -> int:
+        """Make the windows around ``t`` not yet held (see ``wanted``) on a worker thread
+        (``run``) and swap each in when finished; returns how many were made. Call it on the
+        event loop, at start-up and soon after each window turn: lookups then never build."""
+        made = 0
+        for window in self.wanted(t):
+            if window in self._windows:
+                continue
+            keys = self._keys
+            table = await run(_window_table, self._uuid_head, keys, window)
+            if window in self._windows:
+                continue  # a lookup needed it first and built it
+            self._patch(table, window, *_changes(keys, self._keys))
+            self._windows[window] = table
+            made += 1
+        self._forget(int(t // WINDOW_S))
+        return made
+
+    def _move(self, center: int) -> None:
+        """Hold the windows a lookup around ``center`` reads, building any missing here."""
+        for window in range(center - 2, center + 2):
+            if window in WINDOWS and window not in self._windows:
+                self._windows[window] = _window_table(self._uuid_head, self._keys, window)
         self._center = center
+        self._forget(center)
 
-    def _window_table(self, window: int) -> dict[str, str]:
-        return {token_uuid(self._prefix, key, window): member for member, key in self._keys.items()}
+    def _forget(self, now: int) -> None:
+        """Drop windows neither the lookups (around ``_center``) nor ``prepare`` (around
+        ``now``) need: at most nine are held."""
+        keep = set(range(now - 2, now + 3))
+        if self._center is not None:
+            keep.update(range(self._center - 2, self._center + 2))
+        for window in [w for w in self._windows if w not in keep]:
+            del self._windows[window]
+
+    def _patch(
+        self,
+        table: dict[str, str],
+        window: int,
+        gone: list[tuple[str, bytes]],
+        added: list[tuple[str, bytes]],
+    ) -> None:
+        """Take the ``gone`` (member, key) pairs out of window ``window``'s ``table`` and put the
+        ``added`` ones in (see ``_changes``)."""
+        head = self._uuid_head
+        for member, key in gone:
+            uuid = _uuid(head, key, window)
+            if table.get(uuid) == member:
+                del table[uuid]
+        for member, key in added:
+            table[_uuid(head, key, window)] = member
+
+
+def _changes(
+    old: dict[str, bytes], new: dict[str, bytes]
+) -> tuple[list[tuple[str, bytes]], list[tuple[str, bytes]]]:
+    """The (member, key) pairs of ``old`` that ``new`` lacks and those it adds: a member whose
+    key changed is in both, one withdrawn only in the first, one added only in the second."""
+    if old is new:
+        return [], []
+    return [item for item in old.items() if new.get(item[0]) != item[1]], [
+        item for item in new.items() if old.get(item[0]) != item[1]
+    ]
+
+
+def _uuid(head: str, key: bytes, window: int) -> str:
+    """``token_uuid`` with the prefix already written out (``head``): the hot loop of a build."""
+    text = hmac.digest(key, TOKEN_LABEL + window.to_bytes(8, "big"), "sha256")[:8].hex()
+    return f"{head}{text[:4]}-{text[4:]}"
+
+
+def _window_table(head: str, keys: Mapping[str, bytes], window: int) -> dict[str, str]:
+    """Every member's token in ``window`` -> member (pure: safe on a worker thread)."""
+    return {_uuid(head, key, window): member for member, key in keys.items()}

@@ -146,3 +146,51 @@ def test_members_sharing_a_key_are_not_recognised_and_a_warning_says_so(
     assert resolver.resolve(token_uuid(PREFIX, shared, window_of(t)), t) is None
     assert resolver.resolve(token_uuid(PREFIX, own, window_of(t)), t) == "cy"
     assert resolver.member_count == 1
+
+
+OTHER = bytes.fromhex("0f0e0d0c0b0a09080706050403020100")
+
+
+async def test_windows_made_ahead_follow_opt_ins_and_withdrawals_at_once() -> None:
+    """Members added or withdrawn resolve, or stop, as soon as ``set_keys`` returns, in the
+    windows held now and in the one made ahead for the next turn."""
+    resolver = _resolver()
+    t = BOUNDARY + 10
+    assert await resolver.prepare(t) == 5 and resolver.ready(t)
+    resolver.set_keys({"m2": OTHER})
+    turned = t + WINDOW_S  # the next turn: served from the window made ahead
+    for when in (t, turned):
+        for skew in (-1, 0, 1):
+            window = window_of(when) + skew
+            assert resolver.resolve(token_uuid(PREFIX, OTHER, window), when) == "m2"
+            assert resolver.resolve(token_uuid(PREFIX, KEY, window), when) is None
+    resolver.set_keys({"m2": KEY})  # a key changed: the old one stops, the new one resolves
+    assert resolver.resolve(token_uuid(PREFIX, OTHER, window_of(turned)), turned) is None
+    assert resolver.resolve(token_uuid(PREFIX, KEY, window_of(turned)), turned) == "m2"
+
+
+async def test_a_withdrawal_while_a_window_is_being_made_does_not_come_back_with_it() -> None:
+    """A window made on a worker thread from the keys of before a withdrawal (and an opt-in)
+    is corrected when it is swapped in: the withdrawn member never resolves in it."""
+    resolver = _resolver()
+    t = BOUNDARY + 10
+
+    async def run(build, *args):  # noqa: ANN001, ANN202 - the worker thread's stand-in
+        table = build(*args)  # made from the keys in force when it began (m1's)
+        resolver.set_keys({"m2": OTHER})  # ...while m1 withdraws and m2 opts in
+        return table
+
+    await resolver.prepare(t, run=run)
+    later = t + WINDOW_S
+    assert resolver.resolve(token_uuid(PREFIX, KEY, window_of(later)), later) is None
+    assert resolver.resolve(token_uuid(PREFIX, OTHER, window_of(later)), later) == "m2"
+
+
+async def test_windows_made_ahead_are_forgotten_as_time_passes() -> None:
+    resolver = _resolver()
+    t = BOUNDARY + 10
+    for turn in range(50):
+        await resolver.prepare(t + turn * WINDOW_S)
+    assert len(resolver._windows) <= 9
+    last = t + 49 * WINDOW_S
+    assert resolver.resolve(token_uuid(PREFIX, KEY, window_of(last)), last) == "m1"
