@@ -5,7 +5,10 @@ advertisements feed fleet health.
 The advertisement callback runs on the event loop and only does in-memory work (the lean pipeline);
 database writes happen in a consumer task through the writer thread, so a slow SD card never
 stalls the radio. Member keys come from the member table and are reloaded whenever it changes
-(consent withdrawn: the member stops resolving at once)."""
+(consent withdrawn: the member stops resolving once that reload has read the table, one database
+read after the change; a burst of changes is one reload, and a reload recomputes only the changed
+members' tokens). The token table's whole windows (start-up, every 512 s turn) are made on a
+worker thread ahead of need, so neither thousands of members nor a window turn stall the loop."""
 
 from __future__ import annotations
 
@@ -27,7 +30,7 @@ from beacons.sources.bleak_scanner import BleakSource
 from beacons.sources.mqtt_relay import MqttRelaySource
 from beacons.sources.replay import ReplaySource
 from beacons.sources.simulated import SimulatedSource
-from beacons.tokens import TokenResolver
+from beacons.tokens import WINDOW_S, TokenResolver
 from hub.beacon_health import BeaconHealthService
 from hub.config.beacons import BeaconsConfig
 from hub.events import Event, Subscription
@@ -135,6 +138,8 @@ class PresenceService:
             else None
         )
         self._events: asyncio.Queue[PresenceEvent] = asyncio.Queue()
+        #: Times the member keys were read and handed to the resolver after the table changed.
+        self.key_reloads = 0
         self._tasks: list[asyncio.Task[None]] = []
         self.source_done = asyncio.Event()
         self.source_error: BaseException | None = None
@@ -151,6 +156,7 @@ class PresenceService:
             asyncio.create_task(self._consume(), name="presence-record"),
             asyncio.create_task(self._tick(), name="presence-tick"),
             asyncio.create_task(self._reload_keys(members), name="presence-keys"),
+            asyncio.create_task(self._tokens_ahead(), name="presence-tokens"),
             asyncio.create_task(self._ready_while_inside(orders), name="presence-ready"),
         ]
         if self.health is not None:
@@ -192,6 +198,9 @@ class PresenceService:
 
     async def _receive(self) -> None:
         try:
+            if self._live_time:
+                # The first advertisement finds its windows made (off the loop), not building.
+                await self.resolver.prepare(self._now())
             await self.source.run(self.on_advertisement)
         except Exception as exc:  # noqa: BLE001 - reported, the rest of the hub keeps running
             self.source_error = exc
@@ -239,11 +248,32 @@ class PresenceService:
             for event in self.pipeline.expire(self._now()):
                 self._events.put_nowait(event)
 
+    @property
+    def _live_time(self) -> bool:
+        """Presence runs on the hub's clock (not a flat-out replay's own time)."""
+        return not isinstance(self.source, ReplaySource)
+
+    async def _tokens_ahead(self) -> None:
+        """Make each window's tokens at the turn before they are needed, on a worker thread.
+        A replay runs on its trace's time: its few windows are made when first looked up."""
+        if not self._live_time:
+            return
+        clock = self.services.clock
+        while True:
+            now = clock.now()
+            await self.resolver.prepare(now)
+            await clock.sleep(WINDOW_S - now % WINDOW_S + 1.0)
+
     async def _reload_keys(self, subscription: Subscription) -> None:
+        """Reload the keys after the member table changed: the changes that arrived meanwhile
+        (a burst of opt-ins) are all covered by one read, so they make one reload."""
         while True:
             await subscription.get()
+            while not subscription.queue.empty():
+                subscription.queue.get_nowait()
             keys = await self.services.db.read(self.services.members.keys)
             self.resolver.set_keys({**self._simulated_keys, **keys})
+            self.key_reloads += 1
 
     async def _ready_while_inside(self, subscription: Subscription) -> None:
         """An order made ready while its member is in the store is reminded at once, as part of
@@ -287,6 +317,10 @@ class PresenceFigures(Collector):
         yield CounterMetricFamily("hub_presence_resolved",
                                   "Advertisements resolved to an opted-in member.",
                                   value=pipeline.resolved)
+        yield CounterMetricFamily("hub_presence_key_reloads",
+                                  "Member key reloads after the member table changed (a burst "
+                                  "of changes is one).",
+                                  value=presence.key_reloads)
         yield GaugeMetricFamily("hub_presence_source_ok",
                                 "1 while the source delivers; 0 when it cannot scan or stopped.",
                                 value=0 if presence.source_problem or presence.source_done.is_set()
