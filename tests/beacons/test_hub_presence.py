@@ -29,6 +29,8 @@ from hub.presence import PRESENCE, PresenceFigures, PresenceService
 from hub.reminders import REMINDER, STAFF_ALERT
 from hub.services import Services, build_services
 
+REPO = Path(__file__).resolve().parents[2]
+
 PREFIX = "52455441494c4842"
 WALKER_KEY = "00112233445566778899aabbccddeeff"
 LINGER_KEY = "ffeeddccbbaa99887766554433221100"
@@ -147,6 +149,14 @@ async def test_a_replayed_walk_in_gives_exactly_one_reminder_and_one_staff_alert
         resolved = presence.pipeline.resolved
         assert 0 < resolved < lines and f"hub_presence_resolved_total {float(resolved)}" in figures
         assert "hub_presence_source_ok 0.0" in figures
+        # and every family the hub serves is in docs/metrics.md, so a new figure comes with
+        # a line saying what it means
+        documented = (REPO / "docs" / "metrics.md").read_text()
+        families = re.findall(r"^# TYPE (\S+) ", figures, flags=re.MULTILINE)
+        assert "hub_presence_key_reloads_total" in families
+        undocumented = [name for name in families
+                        if not name.endswith("_created") and f"`{name}`" not in documented]
+        assert undocumented == []
     finally:
         svc.close()
 
