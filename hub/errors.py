@@ -11,6 +11,8 @@ class HubError(Exception):
 
     status = 400
     code = "bad_request"
+    #: Seconds the caller should wait before trying again (sent as Retry-After), when known.
+    retry_after_s: int | None = None
 
     def __init__(self, message: str, *, details: Any = None, code: str | None = None) -> None:
         super().__init__(message)
@@ -81,3 +83,20 @@ class Unavailable(HubError):
 
     status = 503
     code = "unavailable"
+
+
+class TooManyAttempts(HubError):
+    """A device sent too many wrong staff tokens and must wait before it tries again."""
+
+    status = 429
+    code = "too_many_attempts"
+
+    def __init__(self, wait_s: float) -> None:
+        self.retry_after_s = max(1, round(wait_s))
+        seconds = self.retry_after_s
+        if seconds >= 120:
+            when = f"{round(seconds / 60)} minutes"
+        else:
+            when = "1 second" if seconds == 1 else f"{seconds} seconds"
+        super().__init__(f"too many wrong staff tokens from this device: try again in {when}",
+                         details={"retry_after_s": seconds})

@@ -20,8 +20,9 @@ from hub.web import (
     stock,
     voice,
 )
-from hub.web.common import SERVICES, UPLOADS, UploadPlaces
+from hub.web.common import SERVICES, TOKEN_GUESSES, UPLOADS, UploadPlaces
 from hub.web.server import name_the_server
+from hub.web.token_guesses import TokenGuesses
 
 #: Route modules, each with ``setup(app)``; features add theirs here.
 ROUTE_MODULES = [ops, products, stock, orders, members, pages, live, health, photo, voice,
@@ -37,6 +38,7 @@ def create_app(services: Services) -> web.Application:
     name_the_server()
     app[SERVICES] = services
     app[UPLOADS] = UploadPlaces()
+    app[TOKEN_GUESSES] = TokenGuesses(services.clock)
     for module in ROUTE_MODULES:
         module.setup(app)
     return app

@@ -12,10 +12,18 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from aiohttp import WSCloseCode, web
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel, SecretStr, ValidationError
 
-from hub.errors import InvalidInput, TooLarge, TooSlow, Unauthorized, UnsupportedMedia
+from hub.errors import (
+    InvalidInput,
+    TooLarge,
+    TooManyAttempts,
+    TooSlow,
+    Unauthorized,
+    UnsupportedMedia,
+)
 from hub.services import Services
+from hub.web.token_guesses import TokenGuesses
 
 SERVICES: web.AppKey[Services] = web.AppKey("services", Services)
 #: Uploads (photos, recordings, spoken answers) read and worked on at once; more wait their turn
@@ -71,6 +79,7 @@ class UploadPlaces:
 
 
 UPLOADS: web.AppKey[UploadPlaces] = web.AppKey("uploads", UploadPlaces)
+TOKEN_GUESSES: web.AppKey[TokenGuesses] = web.AppKey("token_guesses", TokenGuesses)
 M = TypeVar("M", bound=BaseModel)
 
 
@@ -100,13 +109,14 @@ def is_staff(request: web.Request) -> bool:
     """Whether the request carries the staff bearer token (public endpoints say more to staff)."""
     try:
         require_staff(request)
-    except Unauthorized:
+    except (Unauthorized, TooManyAttempts):  # a device made to wait gets the public answer
         return False
     return True
 
 
 def require_staff(request: web.Request) -> None:
-    """Refuse the request unless it carries the staff bearer token."""
+    """Refuse the request unless it carries the staff bearer token; a device that sent too many
+    wrong ones waits first (``TokenGuesses``)."""
     token = services(request).staff_token
     header = request.headers.get("Authorization", "")
     scheme, _, given = header.partition(" ")
@@ -114,8 +124,20 @@ def require_staff(request: web.Request) -> None:
         raise Unauthorized("staff access is disabled: no staff token is configured on this hub")
     if scheme.lower() != "bearer" or not given:
         raise Unauthorized("staff endpoint: send 'Authorization: Bearer <staff token>'")
-    if not hmac.compare_digest(given.strip().encode(), token.get_secret_value().encode()):
+    if not token_matches(request, given.strip(), token):
         raise Unauthorized("the staff token is not valid")
+
+
+def token_matches(request: web.Request, given: str, token: SecretStr) -> bool:
+    """Whether ``given`` is the staff token, counted against the sending device: raises
+    ``TooManyAttempts`` while that device must wait after too many wrong ones."""
+    device, guesses = client_address(request), request.app[TOKEN_GUESSES]
+    guesses.check(device)
+    if hmac.compare_digest(given.encode(), token.get_secret_value().encode()):
+        guesses.passed(device)
+        return True
+    guesses.missed(device)
+    return False
 
 
 async def read_body(request: web.Request, limit: int, what: str) -> bytes:

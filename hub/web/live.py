@@ -15,22 +15,22 @@ because the client read too slowly: reload the lists.
 from __future__ import annotations
 
 import asyncio
-import hmac
 import json
 from collections.abc import Callable
 from typing import Any
 
 from aiohttp import WSMsgType, web
 
+from hub.errors import TooManyAttempts
 from hub.events import Event, Subscription
 from hub.inventory import STOCK_CHANGED
-from hub.services import Services
 from hub.web.common import (
     SizedWebSocket,
     client_address,
     close_on_shutdown,
     prepare_websocket,
     services,
+    token_matches,
 )
 
 #: Open sockets, closed when the hub stops (an open socket would otherwise hold the shutdown).
@@ -123,19 +123,24 @@ async def kiosk_stock(request: web.Request) -> web.WebSocketResponse:
     return ws
 
 
-def _token_problem(svc: Services, raw: str | None) -> str | None:
-    """Why the first message does not authenticate, or None when it does."""
+def _token_problem(request: web.Request, raw: str | None) -> tuple[str, str] | None:
+    """The error code and message saying why the first message does not authenticate, or None
+    when it does."""
+    svc = services(request)
     if svc.staff_token is None:
-        return "staff access is disabled: no staff token is configured on this hub"
+        return "unauthorized", "staff access is disabled: no staff token is configured on this hub"
     try:
         given = json.loads(raw) if raw is not None else None
     except (json.JSONDecodeError, RecursionError):  # not JSON, or nested beyond any token's
         given = None
     token = given.get("token") if isinstance(given, dict) else None
     if not isinstance(token, str):
-        return "send {\"token\": \"<staff token>\"} as the first message"
-    if not hmac.compare_digest(token.encode(), svc.staff_token.get_secret_value().encode()):
-        return "the staff token is not valid"
+        return "unauthorized", "send {\"token\": \"<staff token>\"} as the first message"
+    try:
+        if not token_matches(request, token, svc.staff_token):
+            return "unauthorized", "the staff token is not valid"
+    except TooManyAttempts as exc:
+        return exc.code, exc.message
     return None
 
 
@@ -144,13 +149,13 @@ async def staff_events(request: web.Request) -> web.WebSocketResponse:
     if ws.closed:
         return ws
     try:
-        await _authenticated(ws, services(request))
+        await _authenticated(ws, request)
     finally:
         request.app[SOCKETS].discard(ws)
     return ws
 
 
-async def _authenticated(ws: web.WebSocketResponse, svc: Services) -> None:
+async def _authenticated(ws: web.WebSocketResponse, request: web.Request) -> None:
     try:
         first = await ws.receive(timeout=AUTH_TIMEOUT_S)
         raw = first.data if first.type == WSMsgType.TEXT else None
@@ -158,12 +163,12 @@ async def _authenticated(ws: web.WebSocketResponse, svc: Services) -> None:
         raw = None
     if ws.closed:  # gone, or closed for a message over MAX_MESSAGE_BYTES (said on the socket)
         return
-    problem = _token_problem(svc, raw)
+    problem = _token_problem(request, raw)
     if problem is not None:
-        await ws.send_json(_error("unauthorized", problem))
+        await ws.send_json(_error(*problem))
         await ws.close(code=CLOSE_UNAUTHORIZED, message=b"unauthorized")
         return
-    sub = svc.bus.subscribe()
+    sub = services(request).bus.subscribe()
     await ws.send_json({"type": "ready"})
     await _serve(ws, sub, _staff_message)
 
