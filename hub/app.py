@@ -15,6 +15,7 @@ from hub.backup import exclusive_use, refuse_lost_database
 from hub.clock import Clock
 from hub.config import HubConfig
 from hub.database_file import DatabaseFileWatch
+from hub.disk_reserve import DiskReserve
 from hub.expiry import OrderExpiry
 from hub.periodic import PeriodicJob
 from hub.retention import Retention
@@ -98,8 +99,12 @@ async def start_hub(config: HubConfig, clock: Clock | None = None,
 
 async def serve_until_stopped(config: HubConfig,
                               on_started: Callable[[RunningHub], None] | None = None) -> None:
-    """Run the hub until SIGINT or SIGTERM, then stop everything in order."""
+    """Run the hub until SIGINT or SIGTERM, then stop everything in order. The disk reserve is
+    the long-running hub's: given up first when the disk is full, made again once started."""
+    reserve = DiskReserve(config.store.database, config.store.disk_reserve_mb)
+    reserve.release_if_full()
     hub = await start_hub(config)
+    await asyncio.to_thread(reserve.keep)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):

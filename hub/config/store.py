@@ -44,6 +44,15 @@ class StoreConfig(StrictModel):
         default=Path("var/hub.db"),
         description="SQLite database file. Relative paths are resolved against the config file.",
     )
+    disk_reserve_mb: int = Field(
+        default=16,
+        ge=0,
+        le=1024,
+        description="Megabytes of the database's disk held back in a file beside it "
+        "('<database>.reserve'), given up when `retail-hub run` finds the disk full at start so "
+        "the hub still starts, answers the kiosks and shows staff the full disk; made again at a "
+        "start with room to spare. 0 holds none.",
+    )
     images_dir: Path = Field(
         default=Path("var/images"),
         description="Folder for product images (catalogue and enrolled photos). Relative paths are "
