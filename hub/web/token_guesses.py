@@ -13,7 +13,7 @@ from hub.errors import TooManyAttempts
 #: Wrong tokens a device may send before any wait: enough for a person mistyping.
 FREE_MISSES = 10
 #: The wait after the first miss past the free ones; it doubles with each further miss.
-FIRST_WAIT_S = 1.0
+FIRST_WAIT_S = 30.0
 LONGEST_WAIT_S = 300.0
 #: A device that sent no wrong token for this long starts afresh.
 FORGET_AFTER_S = 3600.0

@@ -80,6 +80,24 @@ def test_wrong_token_is_refused(page: Page) -> None:
     assert page.evaluate("sessionStorage.getItem('staff-token')") is None
 
 
+def test_a_tablet_that_keeps_guessing_is_told_to_wait(page: Page, ui_hub: UiHub) -> None:
+    """Why: nothing limited wrong staff tokens; now a device waits after 10 (a device of its own
+    here, as the proxy names it, so the other tests' signed-in pages are not held up)."""
+    page.set_extra_http_headers({"X-Forwarded-For": "192.0.2.77"})
+    page.goto("/staff")
+    error = page.locator("#login-error")
+    for n in range(11):
+        page.get_by_label("Staff token").fill(f"a-wrong-token-{n:010d}")
+        page.get_by_role("button", name="Sign in").click()
+        expect(error).to_have_text("That staff token is not valid.")
+        page.evaluate("document.getElementById('login-error').textContent = ''")
+    page.get_by_label("Staff token").fill(ui_hub.token)
+    page.get_by_role("button", name="Sign in").click()
+    expect(error).to_have_text(re.compile(
+        r"^Too many wrong staff tokens from this device: try again in \d+ seconds?\.$"))
+    expect(page.get_by_role("link", name="Stock")).to_be_hidden()
+
+
 def test_order_appears_live_and_moves_to_collected(staff_page: Page, ui_hub: UiHub) -> None:
     order_id = place_order(ui_hub, "GS-006", 2)
     row = staff_page.locator(f"tr[data-order='{order_id}']")

@@ -230,7 +230,9 @@ document.getElementById("login-form").addEventListener("submit", async (event) =
     field.value = "";
     showSignedIn();
   } catch (err) {
-    loginError.textContent = err.status === 401 ? "That staff token is not valid." : err.message;
+    if (err.status === 401) loginError.textContent = "That staff token is not valid.";
+    else if (err.code === "too_many_attempts") loginError.textContent = `${err.message[0].toUpperCase()}${err.message.slice(1)}.`;
+    else loginError.textContent = err.message;
   }
 });
 signOutButton.addEventListener("click", () => signOut());
