@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import errno
 import os
+import shutil
 import sqlite3
 import tempfile
 from pathlib import Path
@@ -27,8 +28,14 @@ class StorageFailed(Unavailable):
     """A write the disk refused; 503, since trying again once the disk is mended succeeds."""
 
 
-def storage_failure(exc: BaseException) -> StorageFailed | None:
-    """What ``exc`` says about the disk, or None when it is not a disk failure."""
+#: A disk with less free than this is full: SQLite reports its WAL files' failure to grow on a
+#: full disk as an I/O error, which would send staff to replace a card that only needs room.
+FULL_BELOW_BYTES = 1024 * 1024
+
+
+def storage_failure(exc: BaseException, folder: Path | None = None) -> StorageFailed | None:
+    """What ``exc`` says about the disk, or None when it is not a disk failure. An I/O error on
+    a full disk (``folder`` holds the database) is said as the full disk it is."""
     kind: tuple[str, str] | None = None
     if isinstance(exc, sqlite3.Error):
         code = (getattr(exc, "sqlite_errorcode", None) or 0) & 0xFF
@@ -38,7 +45,16 @@ def storage_failure(exc: BaseException) -> StorageFailed | None:
                 errno.EIO: IO_ERROR}.get(exc.errno or 0)
     if kind is None:
         return None
+    if kind is IO_ERROR and folder is not None and _full(folder):
+        kind = FULL
     return StorageFailed(kind[1], code=kind[0])
+
+
+def _full(folder: Path) -> bool:
+    try:
+        return shutil.disk_usage(folder).free < FULL_BELOW_BYTES
+    except OSError:  # the disk cannot even say: leave the I/O error as it is
+        return False
 
 
 def read_only(path: Path) -> bool:

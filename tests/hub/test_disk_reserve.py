@@ -60,16 +60,21 @@ ON_A_SMALL_DISK = textwrap.dedent('''
                                  if os.path.exists(reserve) else None)
         return seen
 
+    def fill(name):
+        with open(os.path.join(folder, name), "wb", buffering=0) as f:
+            for size in (1 << 20, 4096, 1):
+                try:
+                    while True:
+                        f.write(b"x" * size)
+                except OSError as exc:
+                    assert exc.errno == errno.ENOSPC, exc
+
     first = run()
-    with open(os.path.join(folder, "filler"), "wb", buffering=0) as f:
-        for size in (1 << 20, 4096, 1):
-            try:
-                while True:
-                    f.write(b"x" * size)
-            except OSError as exc:
-                assert exc.errno == errno.ENOSPC, exc
+    fill("filler")
     free = os.statvfs(folder).f_bavail * os.statvfs(folder).f_frsize
-    print(json.dumps({"first": first, "free_when_full": free, "second": run()}))
+    second = run()
+    fill("filler-2")
+    print(json.dumps({"first": first, "free_when_full": free, "second": second, "third": run()}))
 ''')
 
 
@@ -89,6 +94,11 @@ def test_a_hub_whose_disk_filled_up_starts_on_its_reserve(tmp_path: Path) -> Non
     assert (second["healthz"], second["search"]) == (200, 200)
     assert "released the hub's 16 MiB reserve to start" in second["stderr"]
     assert second["reserve_bytes"] is None, "not made again on a disk without room"
+    # full again with the reserve spent: the start fails, and says the disk is full (SQLite's
+    # "disk I/O error" had sent staff to replace a card that only needed room)
+    third = seen["third"]
+    assert not third["started"]
+    assert "the hub's storage is full" in third["stderr"], third["stderr"]
 
 
 def test_the_reserve_is_kept_while_there_is_room_and_none_is_made_when_off(tmp_path: Path) -> None:
