@@ -38,6 +38,10 @@ MAX_IMAGE_BYTES = 20 * 1024 * 1024
 CATALOG_CHANGED = "catalog.changed"
 
 
+#: A price written with a decimal comma: "12,90", "7,5".
+DECIMAL_COMMA = re.compile(r"\d+,\d{1,2}")
+
+
 class ProductIn(BaseModel):
     """One product row of a catalogue file."""
 
@@ -61,6 +65,15 @@ class ProductIn(BaseModel):
     def _numeric_sku(cls, value: Any) -> Any:
         """Catalogues exported with numeric ids give the SKU as a JSON number."""
         return str(value) if isinstance(value, int) and not isinstance(value, bool) else value
+
+    @field_validator("price", mode="before")
+    @classmethod
+    def _decimal_comma(cls, value: Any) -> Any:
+        """Spreadsheets in most of Europe write prices with a decimal comma ("12,90"); a comma
+        followed by one or two digits, and nothing else, can only mean that."""
+        if isinstance(value, str) and DECIMAL_COMMA.fullmatch(value.strip()):
+            return value.strip().replace(",", ".")
+        return value
 
     @field_validator("names", mode="before")
     @classmethod
@@ -197,8 +210,8 @@ class Catalog:
             raise InvalidInput(f"{path}: file not found") from None
         try:
             text = raw.decode("utf-8-sig")
-        except UnicodeDecodeError:
-            raise InvalidInput(f"{path} is not UTF-8 text") from None
+        except UnicodeDecodeError as exc:
+            raise _not_utf8(path, raw, exc) from None
         suffix = path.suffix.lower()
         if suffix == ".json":
             rows = list(_json_rows(text, path))
@@ -456,12 +469,30 @@ def _json_rows(text: str, path: Path) -> Iterator[tuple[int, Any]]:
     yield from enumerate(data, start=1)
 
 
+def _not_utf8(path: Path, raw: bytes, exc: UnicodeDecodeError) -> InvalidInput:
+    """Where the file stops being UTF-8 and how to save it so: Excel on Windows writes CSV in the
+    system's code page unless told otherwise. Not guessed: a Korean or Chinese code page read as
+    Western European would give every name the wrong letters without a word."""
+    line = raw.count(b"\n", 0, exc.start) + 1
+    start = raw.rfind(b"\n", 0, exc.start) + 1
+    end = raw.find(b"\n", exc.start)
+    shown = raw[start : end if end >= 0 else len(raw)][:80].decode("utf-8", "replace").strip()
+    return InvalidInput(
+        f"{path} is not UTF-8 text (line {line}: {shown!r}). Save it as UTF-8: in Excel, "
+        f"'Save As' > 'CSV UTF-8'; or convert it, e.g. for a Western European file: "
+        f"iconv -f WINDOWS-1252 -t UTF-8 '{path}' > products-utf8.csv")
+
+
 def _csv_rows(text: str, path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
     """CSV columns: sku, name or name_<lang>, aliases_<lang> (';' separated), category,
-    description, price, shelf, image, stock."""
-    reader = csv.DictReader(io.StringIO(text))
+    description, price, shelf, image, stock. Columns are separated by commas, or by semicolons
+    or tabs when the header line uses those (Excel's "CSV" in locales with a decimal comma)."""
+    header = text.split("\n", 1)[0]
+    delimiter = max(",;\t", key=header.count)
+    reader = csv.DictReader(io.StringIO(text), delimiter=delimiter)
     if not reader.fieldnames or "sku" not in reader.fieldnames:
-        raise InvalidInput(f"{path}: the first line must name the columns and include 'sku'")
+        raise InvalidInput(f"{path}: the first line must name the columns and include 'sku' "
+                           f"(separated by commas, semicolons or tabs); it is {header[:120]!r}")
     for record in reader:
         number = reader.line_num
         fields: dict[str, Any] = {"names": {}, "aliases": {}}

@@ -112,6 +112,43 @@ def test_unusable_files(services: Services, tmp_path: Path, name: str, content: 
         services.catalog.import_file(write(tmp_path, name, content))
 
 
+def test_a_spreadsheet_saved_as_in_a_decimal_comma_locale_imports(services: Services,
+                                                                   tmp_path: Path) -> None:
+    """Why: Excel in a Swedish (or German, French...) locale saves "CSV" with semicolons and
+    prices like "12,90": the file was refused as having no 'sku' column, and with commas each
+    row's price as "not a valid decimal"."""
+    semicolons = write(tmp_path, "se.csv", 'sku;name;aliases_en;price;shelf;stock\r\n'
+                       'MJ-1;Mjölk 1,5 %;"milk;semi-skimmed milk";12,90;C1;20\r\n'
+                       'BR-2;Bröd;;29,5;B2;5\r\nBAD-3;Ost;;12,905;B3;1\r\n')
+    report = services.catalog.import_file(semicolons)
+    assert report.added == ["MJ-1", "BR-2"]
+    assert [(r.sku, r.errors[0].split(":")[0]) for r in report.rejected] == [("BAD-3", "price")]
+    milk = services.catalog.get("MJ-1")
+    assert (milk.names, milk.aliases["en"], milk.price_cents) == (
+        {"en": "Mjölk 1,5 %"}, ["milk", "semi-skimmed milk"], 1290)
+    assert services.catalog.get("BR-2").price_cents == 2950
+    tabs = write(tmp_path, "tabs.csv", "sku\tname\tprice\nTB-1\tTe\t4,00\n")
+    commas = write(tmp_path, "commas.csv", 'sku,name,price\nCM-1,Kaffe,"49,90"\n')
+    assert services.catalog.import_file(tabs).added == ["TB-1"]
+    assert services.catalog.import_file(commas).added == ["CM-1"]
+    assert services.catalog.get("CM-1").price_cents == 4990
+
+
+def test_a_file_in_the_windows_code_page_is_refused_with_the_way_to_save_it(
+        services: Services, tmp_path: Path) -> None:
+    """Why: "is not UTF-8 text" did not say where or what to do; Excel on Windows saves CSV in
+    the system's code page unless told otherwise. Not guessed: Korean or Chinese code pages read
+    as Western European would give every name the wrong letters without a word."""
+    ansi = tmp_path / "ansi.csv"
+    ansi.write_bytes("sku;name;price\nMJ-1;Mjölk;12,90\n".encode("cp1252"))
+    with pytest.raises(InvalidInput) as refused:
+        services.catalog.import_file(ansi)
+    message = refused.value.message
+    assert "is not UTF-8 text (line 2: 'MJ-1;Mj\ufffdlk;12,90')" in message
+    assert "'CSV UTF-8'" in message and "iconv -f WINDOWS-1252 -t UTF-8" in message
+    assert services.catalog.all() == []
+
+
 def test_non_utf8_and_fake_images(services: Services, tmp_path: Path) -> None:
     bad = tmp_path / "c.csv"
     bad.write_bytes(b"sku,name\n\xff\xfe,x\n")
