@@ -7,9 +7,11 @@ reason, so available stock never goes below zero because of an online order. The
     accepted -> ready | cancelled | expired
     ready -> collected | cancelled | expired
 
-Collecting turns the reservation into a sale (``pickup`` movements); cancelling or expiring
-releases it (``release`` movements). Every change is recorded in ``order_history``, published on
-the event bus and written to the outbox for the shop, all in one transaction.
+A rejected order carries a ``reason_code`` beside its English ``reason``, so the shop can tell
+its member what to do without parsing text. Collecting turns the reservation into a sale
+(``pickup`` movements); cancelling or expiring releases it (``release`` movements). Every change
+is recorded in ``order_history``, published on the event bus and written to the outbox for the
+shop, all in one transaction.
 """
 
 from __future__ import annotations
@@ -40,6 +42,10 @@ TRANSITIONS: dict[str, frozenset[str]] = {
 }
 
 ORDER_STATUS = "order.status"
+# ``reason_code`` of a rejected order (null in every other state):
+OUT_OF_STOCK = "out_of_stock"  # a line's product is sold here but its available stock is short
+NOT_SOLD_HERE = "not_sold_here"  # a line's product is not in the catalogue
+STAFF = "staff"  # staff rejected it (API or CLI)
 ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,63}$"
 
 
@@ -77,6 +83,7 @@ class Order:
     member_id: str | None
     state: str
     reason: str | None
+    reason_code: str | None  # set only when rejected: OUT_OF_STOCK, NOT_SOLD_HERE or STAFF
     created_at: float
     updated_at: float
     pickup_by: float | None
@@ -155,7 +162,7 @@ class OrderService:
 
     def reject(self, order_id: str, reason: str, actor: str = "staff") -> Order:
         with self.db.transaction() as tx:
-            self._move(tx, order_id, "rejected", actor, reason)
+            self._move(tx, order_id, "rejected", actor, reason, STAFF)
             return self._require(tx, order_id)
 
     def mark_ready(self, order_id: str, actor: str = "staff") -> Order:
@@ -261,7 +268,8 @@ class OrderService:
                 short.append({"sku": sku, "requested": qty, "available": max(available, 0),
                               "known": bool(known)})
         if short:
-            self._move(tx, order_id, "rejected", actor, _shortage_reason(short))
+            self._move(tx, order_id, "rejected", actor, _shortage_reason(short),
+                       _shortage_code(short))
             return
         expires = self.clock.now() + self.config.pickup_window_hours * 3600
         for sku, qty in sorted(wanted.items()):
@@ -294,14 +302,16 @@ class OrderService:
         )
 
     def _move(self, tx: Transaction, order_id: str, target: str, actor: str,
-              reason: str | None) -> None:
+              reason: str | None, reason_code: str | None = None) -> None:
+        """Record the transition; ``reason_code`` is replaced, not kept like ``reason``: it
+        says why the order is rejected, so every other state has none."""
         order = self._require(tx, order_id)
         _check_transition(order, target)
         now = self.clock.now()
         tx.execute(
-            "UPDATE orders SET state = ?, reason = coalesce(?, reason), updated_at = ? "
-            "WHERE id = ?",
-            (target, reason, now, order_id),
+            "UPDATE orders SET state = ?, reason = coalesce(?, reason), reason_code = ?, "
+            "updated_at = ? WHERE id = ?",
+            (target, reason, reason_code, now, order_id),
         )
         self._history(tx, order_id, order.state, target, actor, reason)
         self._announce(tx, order_id)
@@ -335,7 +345,7 @@ class OrderService:
     @staticmethod
     def _load_conn(conn: Any, order_id: str) -> Order | None:
         row = conn.execute(
-            "SELECT id, member_id, state, reason, created_at, updated_at, pickup_by "
+            "SELECT id, member_id, state, reason, reason_code, created_at, updated_at, pickup_by "
             "FROM orders WHERE id = ?",
             (order_id,),
         ).fetchone()
@@ -371,6 +381,12 @@ def _shortage_reason(short: list[dict[str, Any]]) -> str:
     parts = ([f"not sold in this store: {', '.join(unknown)}"] if unknown else []) + (
         [f"not enough stock: {', '.join(low)}"] if low else [])
     return "; ".join(parts)
+
+
+def _shortage_code(short: list[dict[str, Any]]) -> str:
+    """The code of a shortage: a product the store does not sell wins over short stock, since
+    offering the member a smaller quantity would not make that order acceptable."""
+    return NOT_SOLD_HERE if any(not s["known"] for s in short) else OUT_OF_STOCK
 
 
 def _lines_key(lines: Any) -> str:

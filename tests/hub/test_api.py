@@ -197,6 +197,24 @@ async def test_orders_through_the_api(api: SpecClient) -> None:
     assert response.status == 404
 
 
+async def test_a_rejected_orders_code_is_in_the_api(api: SpecClient, stocked: Services) -> None:
+    for order_id, sku, qty in (("R-1", "OAT-1", 99), ("R-2", "GHOST", 1)):
+        _, placed = await api.call("POST", "/api/orders", json_body={
+            "id": order_id, "lines": [{"sku": sku, "qty": qty}]})
+        assert placed["state"] == "rejected"
+    stocked.orders.config.auto_accept = False
+    await api.call("POST", "/api/orders", json_body={"id": "R-3", "lines": [
+        {"sku": "OAT-1", "qty": 1}]})
+    _, pending = await api.call("GET", "/api/orders/R-3")
+    assert (pending["state"], pending["reason_code"]) == ("pending", None)
+    await api.call("POST", "/api/orders/R-3/transition", json_body={"to": "rejected"})
+    _, listing = await api.call("GET", "/api/orders?state=rejected")
+    assert {o["id"]: (o["reason_code"], o["reason"]) for o in listing["orders"]} == {
+        "R-1": ("out_of_stock", "not enough stock: OAT-1 (wanted 99, available 10)"),
+        "R-2": ("not_sold_here", "not sold in this store: GHOST"),
+        "R-3": ("staff", "rejected by staff")}
+
+
 async def test_members_never_show_keys(api: SpecClient, stocked: Services) -> None:
     stocked.members.upsert(MemberIn(id="m1", display_name="Ann", consent=True,
                                     beacon_key="00112233445566778899aabbccddeeff"))

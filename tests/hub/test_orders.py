@@ -90,6 +90,37 @@ def test_reservation_never_makes_available_negative(stocked: Services) -> None:
                            "not enough stock: OAT-1 (wanted 5, available 2)")
 
 
+def test_a_rejected_order_says_why_in_a_code(stocked: Services) -> None:
+    """Why: the shop's mini-program must tell the member what to do (order fewer, the store
+    does not sell it, the store declined) and had only the English reason to parse."""
+    stocked.orders.place(order("A1", ("OAT-1", 8)))
+    short, _ = stocked.orders.place(order("A2", ("OAT-1", 3), ("BAN-1", 1)))
+    unknown, _ = stocked.orders.place(order("A3", ("GHOST", 1)))
+    both, _ = stocked.orders.place(order("A4", ("OAT-1", 5), ("GHOST", 1)))
+    stocked.orders.config.auto_accept = False
+    stocked.orders.place(order("A5", ("BAN-1", 1)))
+    declined = stocked.orders.transition("A5", "rejected", reason="shop closing early")
+    assert [(o.reason_code, o.reason) for o in (short, unknown, both, declined)] == [
+        ("out_of_stock", "not enough stock: OAT-1 (wanted 3, available 2)"),
+        ("not_sold_here", "not sold in this store: GHOST"),
+        ("not_sold_here", "not sold in this store: GHOST; "
+                          "not enough stock: OAT-1 (wanted 5, available 2)"),
+        ("staff", "shop closing early")]
+    rows = stocked.db.query("SELECT data FROM outbox WHERE type = 'order.status' ORDER BY seq")
+    sent = [(body["id"], body["state"], body["reason_code"])
+            for body in (json.loads(r["data"]) for r in rows)]
+    assert [s for s in sent if s[1] == "rejected"] == [
+        ("A2", "rejected", "out_of_stock"), ("A3", "rejected", "not_sold_here"),
+        ("A4", "rejected", "not_sold_here"), ("A5", "rejected", "staff")]
+    assert {code for _, state, code in sent if state != "rejected"} == {None}
+
+
+@pytest.mark.parametrize("state", STATES)
+def test_only_a_rejected_order_has_a_reason_code(stocked: Services, state: str) -> None:
+    drive_to(stocked, state, "o1")
+    assert stocked.orders.get("o1").reason_code == ("staff" if state == "rejected" else None)
+
+
 def test_lines_of_one_sku_are_reserved_together(stocked: Services) -> None:
     """Documented (docs/openapi.yaml, asyncapi.yaml): lines of the same SKU add up, so two
     lines that each fit but together do not are refused with their sum."""
