@@ -25,6 +25,8 @@ Text = Annotated[str, msgspec.Meta(max_length=500)]
 OrderState = Literal[
     "pending", "accepted", "rejected", "ready", "collected", "cancelled", "expired"
 ]
+#: Why the store rejected an order, for programs (``reason`` is English for people).
+ReasonCode = Literal["out_of_stock", "not_sold_here", "staff"]
 
 # --- store -> shop ---------------------------------------------------------------------------
 
@@ -70,6 +72,7 @@ class OrderStatus(msgspec.Struct, kw_only=True):
     member_id: str | None = None
     state: OrderState
     reason: str | None = None
+    reason_code: ReasonCode | None = None  # hubs from before it leave it out
     created_at: float
     updated_at: float
     pickup_by: float | None = None

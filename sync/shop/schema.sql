@@ -67,6 +67,7 @@ CREATE TABLE IF NOT EXISTS orders (
     member     TEXT,
     state      TEXT NOT NULL,                -- 'requested' until the store answers
     reason     TEXT,
+    reason_code TEXT,                        -- why rejected, for programs (shop-openapi.yaml)
     lines      TEXT NOT NULL,                -- JSON [{"sku", "qty"}]
     seq        INTEGER NOT NULL DEFAULT 0,   -- seq of the status event shown
     pickup_by  REAL,
@@ -97,6 +98,7 @@ CREATE TABLE IF NOT EXISTS order_events (
     order_id TEXT NOT NULL,
     state    TEXT NOT NULL,
     reason   TEXT,
+    reason_code TEXT,                      -- restored with reason by a rewind
     ts       REAL NOT NULL,
     PRIMARY KEY (store, seq)
 );

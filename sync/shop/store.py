@@ -126,6 +126,9 @@ class KeyReused(Exception):
 
 #: Order states no command changes: a cancel of such an order is refused by the store.
 FINAL_STATES = frozenset({"collected", "expired", "cancelled", "rejected"})
+#: ``reason_code`` of an order whose order.place the store refused (more lines or units than it
+#: takes, or data it cannot take): the store's own codes come with its order.status events.
+INVALID_ORDER = "invalid_order"
 
 
 class OrderFinal(Exception):
@@ -204,15 +207,29 @@ class ShopStore:
             # the best guess at the newest birth (a guess too low would rewind a live stream).
             conn.executescript("BEGIN; ALTER TABLE stores ADD COLUMN born_epoch INTEGER NOT NULL "
                                "DEFAULT 0; UPDATE stores SET born_epoch = epoch; COMMIT;")
-        if "result_seq" not in {row[1] for row in conn.execute("PRAGMA table_info(commands)")}:
-            # Older databases: their commands' results are taken to predate any restore.
-            conn.execute("ALTER TABLE commands ADD COLUMN result_seq INTEGER")
-        if "epoch" not in {row[1] for row in conn.execute("PRAGMA table_info(applied)")}:
-            # Older databases: their events count as of the earliest run.
-            conn.execute("ALTER TABLE applied ADD COLUMN epoch INTEGER NOT NULL DEFAULT 0")
+        # Older databases: their commands' results are taken to predate any restore.
+        self._add_column("commands", "result_seq", "INTEGER")
+        # Older databases: their events count as of the earliest run.
+        self._add_column("applied", "epoch", "INTEGER NOT NULL DEFAULT 0")
         self._key_orders_by_store(conn, script)
+        for table in ("orders", "order_events"):
+            # Older databases: their orders and events have no reason code (the text says why).
+            self._add_column(table, "reason_code", "TEXT")
         # Replaced by the partial indexes of pending commands and the (store, ref) one.
         conn.execute("DROP INDEX IF EXISTS commands_pending")
+
+    def _add_column(self, table: str, column: str, definition: str) -> None:
+        """Add ``column`` to ``table`` of an older database, looked for again in the write
+        transaction: another shop instance on the database may be starting at the same time,
+        and adding it twice would fail that start."""
+        def missing() -> bool:
+            return column not in {
+                row[1] for row in self._conn().execute(f"PRAGMA table_info({table})")}
+
+        if missing():
+            with self._tx() as conn:
+                if missing():
+                    conn.execute(f"ALTER TABLE {table} ADD COLUMN {column} {definition}")
 
     @staticmethod
     def _key_orders_by_store(conn: sqlite3.Connection, script: str) -> None:
@@ -404,20 +421,21 @@ class ShopStore:
     @staticmethod
     def _apply_order_status(conn: sqlite3.Connection, env: Envelope,
                             status: messages.OrderStatus, now: float) -> None:
-        conn.execute("INSERT INTO order_events (store, seq, order_id, state, reason, ts) "
-                     "VALUES (?, ?, ?, ?, ?, ?)",
+        conn.execute("INSERT INTO order_events (store, seq, order_id, state, reason, "
+                     "reason_code, ts) VALUES (?, ?, ?, ?, ?, ?, ?)",
                      (env.store, env.seq, status.id, status.state, status.reason,
-                      status.updated_at))
+                      status.reason_code, status.updated_at))
         lines = json.dumps([{"sku": line.sku, "qty": line.qty} for line in status.lines])
         conn.execute(
-            "INSERT INTO orders (id, store, member, state, reason, lines, seq, pickup_by, "
-            "created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+            "INSERT INTO orders (id, store, member, state, reason, reason_code, lines, seq, "
+            "pickup_by, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
             "ON CONFLICT (store, id) DO UPDATE SET state = excluded.state, "
-            "reason = excluded.reason, seq = excluded.seq, pickup_by = excluded.pickup_by, "
+            "reason = excluded.reason, reason_code = excluded.reason_code, "
+            "seq = excluded.seq, pickup_by = excluded.pickup_by, "
             "updated_at = excluded.updated_at "
             "WHERE excluded.seq > orders.seq",
-            (status.id, env.store, status.member_id, status.state, status.reason, lines, env.seq,
-             status.pickup_by, status.created_at, now),
+            (status.id, env.store, status.member_id, status.state, status.reason,
+             status.reason_code, lines, env.seq, status.pickup_by, status.created_at, now),
         )
 
     @staticmethod
@@ -431,10 +449,10 @@ class ShopStore:
         if result.status == "rejected" and result.command_type == messages.ORDER_PLACE:
             # The store never created the order, so no status event will come for it.
             conn.execute(
-                "UPDATE orders SET state = 'rejected', reason = ?, seq = ?, updated_at = ? "
-                "WHERE store = ? AND id = (SELECT ref FROM commands WHERE id = ?) "
+                "UPDATE orders SET state = 'rejected', reason = ?, reason_code = ?, seq = ?, "
+                "updated_at = ? WHERE store = ? AND id = (SELECT ref FROM commands WHERE id = ?) "
                 "AND state = 'requested'",
-                (result.reason, env.seq, now, env.store, result.command_id),
+                (result.reason, INVALID_ORDER, env.seq, now, env.store, result.command_id),
             )
 
     def _apply_snapshot(self, conn: sqlite3.Connection, item: SnapshotItem, now: float,
@@ -525,8 +543,9 @@ class ShopStore:
                 "e.order_id = orders.id ORDER BY e.seq DESC LIMIT 1")
         conn.execute(
             f"UPDATE orders SET state = coalesce(({last.format('state')}), 'requested'), "
-            f"reason = ({last.format('reason')}), seq = coalesce(({last.format('seq')}), 0), "
-            "updated_at = ? WHERE store = ? AND seq > ?",
+            f"reason = ({last.format('reason')}), reason_code = ({last.format('reason_code')}), "
+            f"seq = coalesce(({last.format('seq')}), 0), updated_at = ? "
+            "WHERE store = ? AND seq > ?",
             (now, store, keep),
         )
         conn.execute("UPDATE stores SET watermark = ? WHERE store = ?", (keep, store))
@@ -773,12 +792,12 @@ class ShopStore:
 
     def order(self, order_id: str, store: str) -> dict[str, Any] | None:
         conn = self._conn()
-        row = conn.execute("SELECT id, store, member, state, reason, lines, pickup_by, "
-                           "created_at, updated_at FROM orders WHERE store = ? AND id = ?",
-                           (store, order_id)).fetchone()
+        row = conn.execute("SELECT id, store, member, state, reason, reason_code, lines, "
+                           "pickup_by, created_at, updated_at FROM orders "
+                           "WHERE store = ? AND id = ?", (store, order_id)).fetchone()
         if row is None:
             return None
-        history = conn.execute("SELECT state, reason, ts, seq FROM order_events "
+        history = conn.execute("SELECT state, reason, reason_code, ts, seq FROM order_events "
                                "WHERE store = ? AND order_id = ? ORDER BY seq",
                                (store, order_id)).fetchall()
         # The newest cancel asked of the store, and its outcome once the store answered.
@@ -786,10 +805,10 @@ class ShopStore:
                               "AND ref = ? AND store = ? ORDER BY seq DESC LIMIT 1",
                               (messages.ORDER_CANCEL, order_id, row[1])).fetchone()
         return {"id": row[0], "store": row[1], "member": row[2], "state": row[3],
-                "reason": row[4], "lines": json.loads(row[5]), "pickup_by": row[6],
-                "created_at": row[7], "updated_at": row[8],
-                "history": [{"state": h[0], "reason": h[1], "ts": h[2], "seq": h[3]}
-                            for h in history],
+                "reason": row[4], "reason_code": row[5], "lines": json.loads(row[6]),
+                "pickup_by": row[7], "created_at": row[8], "updated_at": row[9],
+                "history": [{"state": h[0], "reason": h[1], "reason_code": h[2], "ts": h[3],
+                             "seq": h[4]} for h in history],
                 "cancel": None if cancel is None else {
                     "status": cancel[0], "reason": cancel[1] if cancel[0] == "rejected" else None,
                     "requested_at": cancel[2]}}

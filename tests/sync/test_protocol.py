@@ -113,6 +113,10 @@ def _resolvable(schemas: dict[str, dict[str, object]], name: str) -> dict[str, o
     ("Resync", "sync.resync", messages.Resync(after_seq=4, snapshots=True)),
     ("CommandResult", "command.result", messages.CommandResult(
         command_id="01J0000000000000000000000Z", command_type="order.place", status="applied")),
+    ("OrderStatus", "order.status", messages.OrderStatus(
+        id="o-1", state="rejected", reason="not sold in this store: X",
+        reason_code="not_sold_here", created_at=1.0, updated_at=2.0,
+        lines=[messages.EventOrderLine(sku="X", qty=1)])),
     ("BeaconHealth", "beacon.health", {"beacon": "door-1", "kind": "battery_low", "active": True,
                                        "t": 1.0, "battery_mv": 2100}),
 ])

@@ -14,6 +14,7 @@ from sync.shop.store import OrderKey, ShopStore
 from tests.fixtures.mosquitto import Mosquitto
 from tests.sync.conftest import STORE, SyncPair, hub_config, shop_config, wait_until
 from tests.sync.test_shop_api import exchange
+from tests.sync.test_shop_rewind import order_event
 
 
 def _order(member: str = "m-1", qty: int = 3) -> dict[str, Any]:
@@ -171,6 +172,42 @@ async def test_a_cancel_the_store_would_refuse_is_409_and_a_refused_one_is_shown
     await pair.settled()
 
 
+async def test_a_rejected_order_says_why_in_a_code_the_mini_program_can_act_on(
+        pair: SyncPair) -> None:
+    """Why: the mini-program had only the store's English reason to decide what to tell the
+    member (order fewer, not sold at this store, the store declined, the order was refused)."""
+    assert pair.hub is not None
+    svc = pair.hub.services
+    shown = {}
+
+    async def rejected(name: str, lines: list[dict[str, Any]]) -> None:
+        _, placed, _ = await exchange(pair, "POST", "/api/orders", {**_order(), "lines": lines})
+        shown[name] = await wait_until(lambda: _state(pair, placed["id"], "rejected"),
+                                       what=f"the {name} order rejected")
+
+    await rejected("short", [{"sku": "OAT-1", "qty": 60}])
+    await rejected("unknown", [{"sku": "NOPE-1", "qty": 1}])
+    await rejected("both", [{"sku": "OAT-1", "qty": 60}, {"sku": "NOPE-1", "qty": 1}])
+    svc.orders.config.max_line_qty = 5  # the store takes fewer units than the shop lets through
+    await rejected("refused", [{"sku": "OAT-1", "qty": 6}])
+    svc.orders.config.auto_accept = False
+    _, placed, _ = await exchange(pair, "POST", "/api/orders", _order(qty=1))
+    await wait_until(lambda: _state(pair, placed["id"], "pending"), what="the order pending")
+    await svc.db.write(svc.orders.transition, placed["id"], "rejected")
+    shown["declined"] = await wait_until(lambda: _state(pair, placed["id"], "rejected"),
+                                         what="the declined order rejected")
+
+    assert {name: order["reason_code"] for name, order in shown.items()} == {
+        "short": "out_of_stock", "unknown": "not_sold_here", "both": "not_sold_here",
+        "refused": "invalid_order", "declined": "staff"}
+    assert shown["short"]["reason"] == "not enough stock: OAT-1 (wanted 60, available 50)"
+    assert "at most 5 units" in shown["refused"]["reason"]
+    assert shown["refused"]["history"] == []  # the store never held it
+    assert [(h["state"], h["reason_code"]) for h in shown["declined"]["history"]] == [
+        ("pending", None), ("rejected", "staff")]
+    await pair.settled()
+
+
 async def test_two_stores_orders_with_one_id_stay_apart(pair: SyncPair) -> None:
     """Staff at two stores both take counter order "counter-1": the shop keeps two orders, and
     asks which one when the id alone does not say."""
@@ -237,6 +274,36 @@ def test_a_database_with_orders_keyed_by_id_is_rebuilt_keyed_by_store(tmp_path: 
                      "VALUES ('counter-1', 'store-b', 'pending', '[]', 2, 2)")
         assert store.order_stores("counter-1") == ["store-1", "store-b"]
         assert store.order("counter-1", "store-1")["state"] == "accepted"  # type: ignore[index]
+    finally:
+        store.close()
+
+
+def test_a_database_from_before_reason_codes_gets_them_on_start(tmp_path: Path) -> None:
+    """Its orders and order events get a null code; what the stores send next carries one."""
+    path = tmp_path / "shop.db"
+    conn = sqlite3.connect(path)
+    conn.executescript("""
+        CREATE TABLE orders (id TEXT NOT NULL, store TEXT NOT NULL, member TEXT,
+            state TEXT NOT NULL, reason TEXT, lines TEXT NOT NULL, seq INTEGER NOT NULL DEFAULT 0,
+            pickup_by REAL, created_at REAL NOT NULL, updated_at REAL NOT NULL,
+            PRIMARY KEY (store, id));
+        CREATE TABLE order_events (store TEXT NOT NULL, seq INTEGER NOT NULL,
+            order_id TEXT NOT NULL, state TEXT NOT NULL, reason TEXT, ts REAL NOT NULL,
+            PRIMARY KEY (store, seq));
+        INSERT INTO orders (id, store, state, reason, lines, seq, created_at, updated_at)
+            VALUES ('o-old', 'store-1', 'rejected', 'not sold in this store: X', '[]', 1, 1, 1);
+        INSERT INTO order_events VALUES ('store-1', 1, 'o-old', 'rejected',
+            'not sold in this store: X', 1);
+    """)
+    conn.close()
+    store = ShopStore(path)
+    try:
+        store.create_schema()
+        store.apply_batch([order_event(1, 2, "o-new", "rejected", reason_code="staff")], 2.0)
+        old, new = (store.order(order_id, STORE) for order_id in ("o-old", "o-new"))
+        assert old is not None and new is not None
+        assert (old["reason_code"], old["history"][0]["reason_code"]) == (None, None)
+        assert (new["reason_code"], new["history"][0]["reason_code"]) == ("staff", "staff")
     finally:
         store.close()
 

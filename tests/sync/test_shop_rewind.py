@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 
 from sync import messages
-from sync.envelope import build, decode
+from sync.envelope import build, decode, decode_data
+from sync.shop.link import EVENT_SCHEMAS
 from sync.shop.store import EventItem, Item, ShopStore, StateItem
 
 STORE = "store-1"
@@ -31,6 +32,17 @@ def sale(epoch: int, seq: int, on_hand: int) -> EventItem:
     env = decode(build(store=STORE, epoch=epoch, seq=seq, type_="stock.movement", ts=float(seq),
                        data=movement, prev=seq - 1), 65536)
     return EventItem(env, movement)
+
+
+def order_event(epoch: int, seq: int, order_id: str, state: str, **fields: object) -> EventItem:
+    """An order.status as the hub sends it, decoded as the shop's link does; a hub from before
+    reason codes sends no ``reason_code``."""
+    data = {"id": order_id, "member_id": "m-1", "state": state, "created_at": 1.0,
+            "updated_at": float(seq), "pickup_by": None,
+            "lines": [{"sku": "BAN-1", "qty": 1}], **fields}
+    env = decode(build(store=STORE, epoch=epoch, seq=seq, type_=messages.ORDER_STATUS,
+                       ts=float(seq), data=data, prev=seq - 1), 65536)
+    return EventItem(env, decode_data(env, EVENT_SCHEMAS[messages.ORDER_STATUS]))
 
 
 def new_on_hand(seq: int) -> int:
@@ -154,3 +166,38 @@ def test_a_copy_with_a_nearer_predecessor_mends_the_chain(shop: ShopStore) -> No
     assert mended.duplicates == 1 and mended.applied == 0  # not applied twice
     assert mended.acks[STORE][1] == 22
     assert rows(shop, "SELECT count(*) FROM applied") == [(22,)]
+
+
+def test_a_restore_puts_each_orders_reason_code_back_with_its_state(tmp_path: Path) -> None:
+    """The lost run rejected o-2 after the backup: restored, it is pending with no code again,
+    while o-1, rejected before the backup, keeps its code."""
+    shop = ShopStore(tmp_path / "shop.db")
+    shop.create_schema()
+    shop.apply_batch([birth(1, 0, 0), *(sale(1, seq, 100 - seq) for seq in range(1, 11)),
+                      order_event(1, 11, "o-1", "pending"),
+                      order_event(1, 12, "o-1", "rejected", reason="not sold in this store: X",
+                                  reason_code="not_sold_here"),
+                      order_event(1, 13, "o-2", "pending"),
+                      order_event(1, 14, "o-2", "rejected", reason="rejected by staff",
+                                  reason_code="staff")], 1.0)
+    assert shop.order("o-2", STORE)["reason_code"] == "staff"  # type: ignore[index]
+    assert shop.apply_batch([birth(2, 13, 13)], 2.0).rewound == {STORE}
+    restored = {order_id: shop.order(order_id, STORE) for order_id in ("o-1", "o-2")}
+    assert {order_id: (o["state"], o["reason"], o["reason_code"])  # type: ignore[index]
+            for order_id, o in restored.items()} == {
+        "o-1": ("rejected", "not sold in this store: X", "not_sold_here"),
+        "o-2": ("pending", None, None)}
+    shop.apply_batch([order_event(2, 14, "o-2", "rejected", reason="not enough stock: BAN-1",
+                                  reason_code="out_of_stock")], 3.0)
+    assert shop.order("o-2", STORE)["reason_code"] == "out_of_stock"  # type: ignore[index]
+    shop.close()
+
+
+def test_an_order_status_from_a_hub_before_reason_codes_is_applied(shop: ShopStore) -> None:
+    older = order_event(1, 21, "o-1", "rejected", reason="not enough stock: BAN-1")
+    assert shop.apply_batch([older], 2.0).applied == 1
+    order = shop.order("o-1", STORE)
+    assert order is not None
+    assert (order["state"], order["reason"], order["reason_code"]) == (
+        "rejected", "not enough stock: BAN-1", None)
+    assert [(h["state"], h["reason_code"]) for h in order["history"]] == [("rejected", None)]
