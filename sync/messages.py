@@ -25,8 +25,10 @@ Text = Annotated[str, msgspec.Meta(max_length=500)]
 OrderState = Literal[
     "pending", "accepted", "rejected", "ready", "collected", "cancelled", "expired"
 ]
-#: Why the store rejected an order, for programs (``reason`` is English for people).
-ReasonCode = Literal["out_of_stock", "not_sold_here", "staff"]
+#: Why the store rejected an order, for programs (``reason`` is English for people): one of
+#: docs/asyncapi.yaml's codes, read as any short code so that a later hub's new code is kept
+#: (and shown as a plain rejection) rather than its order.status refused by an older shop.
+ReasonCode = Annotated[str, msgspec.Meta(pattern=r"^[a-z][a-z_]{0,39}\Z")]
 
 # --- store -> shop ---------------------------------------------------------------------------
 

@@ -201,3 +201,15 @@ def test_an_order_status_from_a_hub_before_reason_codes_is_applied(shop: ShopSto
     assert (order["state"], order["reason"], order["reason_code"]) == (
         "rejected", "not enough stock: BAN-1", None)
     assert [(h["state"], h["reason_code"]) for h in order["history"]] == [("rejected", None)]
+
+
+def test_a_code_from_a_newer_hub_is_kept_not_refused(shop: ShopStore) -> None:
+    """Why: the code was a closed list in the shop's message model, so an older shop would have
+    refused a newer hub's whole order.status (the order never shown as rejected) for one code
+    it did not know."""
+    newer = order_event(1, 21, "o-1", "rejected", reason="the store is closing early",
+                        reason_code="store_closing")
+    assert shop.apply_batch([newer], 2.0).applied == 1
+    order = shop.order("o-1", STORE)
+    assert order is not None
+    assert (order["state"], order["reason_code"]) == ("rejected", "store_closing")
