@@ -18,8 +18,6 @@ from pathlib import Path
 
 log = logging.getLogger(__name__)
 
-#: The disk counts as full at start below this many free bytes, or below the reserve's size.
-FULL_BELOW_BYTES = 8 * 1024 * 1024
 #: A reserve is made only while the disk keeps this many times its size free besides.
 ROOM_FACTOR = 4
 
@@ -32,11 +30,12 @@ class DiskReserve:
         self.size = megabytes * 1024 * 1024
 
     def release_if_full(self) -> bool:
-        """Remove the reserve when the disk is full, so the hub can start; whether it did."""
+        """Remove the reserve when the disk is full (less free than the reserve would give), so
+        the hub can start; whether it did."""
         if not self.path.exists():
             return False
         free = shutil.disk_usage(self.path.parent).free
-        if free >= max(FULL_BELOW_BYTES, self.size):
+        if free >= self.size:
             return False
         self.path.unlink()
         log.warning("the disk holding %s was full (%.1f MiB free): released the hub's %d MiB "
@@ -47,8 +46,12 @@ class DiskReserve:
 
     def keep(self) -> None:
         """Make the reserve if it is missing and the disk has room for it to spare. Its blocks
-        are allocated, not left sparse: a sparse file would hold nothing back."""
-        if self.size == 0 or self.path.exists():
+        are allocated, not left sparse: a sparse file would hold nothing back. A reserve turned
+        off (0) is removed."""
+        if self.size == 0:
+            self.path.unlink(missing_ok=True)
+            return
+        if self.path.exists():
             return
         part = self.path.with_name(self.path.name + ".part")
         try:

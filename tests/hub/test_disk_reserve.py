@@ -111,4 +111,6 @@ def test_the_reserve_is_kept_while_there_is_room_and_none_is_made_when_off(tmp_p
     off = DiskReserve(tmp_path / "other.db", 0)
     off.keep()
     assert not off.path.exists()
+    DiskReserve(database, 0).keep()
+    assert not reserve.path.exists(), "turned off: the old reserve is given back"
     assert not list(tmp_path.glob("*.part"))
