@@ -38,8 +38,11 @@ MAX_IMAGE_BYTES = 20 * 1024 * 1024
 CATALOG_CHANGED = "catalog.changed"
 
 
-#: A price written with a decimal comma: "12,90", "7,5".
-DECIMAL_COMMA = re.compile(r"\d+,\d{1,2}")
+#: A price as spreadsheets in many locales write it: a decimal comma or point, and thousands
+#: grouped with spaces (Excel in Swedish or French puts a no-break space there): "12,90", "7,5",
+#: "1 049,00", "1049.5".
+PRICE = re.compile(r"(?P<sign>-?)(?P<units>\d+|\d{1,3}(?:[ \u00a0\u202f]\d{3})+)"
+                   r"(?:[.,](?P<cents>\d{1,2}))?")
 
 
 class ProductIn(BaseModel):
@@ -68,11 +71,31 @@ class ProductIn(BaseModel):
 
     @field_validator("price", mode="before")
     @classmethod
-    def _decimal_comma(cls, value: Any) -> Any:
-        """Spreadsheets in most of Europe write prices with a decimal comma ("12,90"); a comma
-        followed by one or two digits, and nothing else, can only mean that."""
-        if isinstance(value, str) and DECIMAL_COMMA.fullmatch(value.strip()):
-            return value.strip().replace(",", ".")
+    def _spreadsheet_price(cls, value: Any) -> Any:
+        """Spreadsheets in most of Europe write prices with a decimal comma ("12,90") and group
+        thousands with spaces ("1 049,00"); neither is ambiguous, so both are read. A currency
+        ("19,90 kr") or a point or comma between thousands ("1.049,00", "1,049.00", which mean
+        the same in different locales) is refused with what to write instead."""
+        if not isinstance(value, str):
+            return value
+        text = value.strip()
+        match = PRICE.fullmatch(text)
+        if match is None:
+            raise ValueError(
+                f"{text[:40]!r} is not a price: write the number alone, without a currency or "
+                "a separator between thousands, e.g. 1049.50 or 1049,50")
+        units = re.sub(r"\D", "", match["units"])
+        # a negative price is read, so that the range check says what is wrong with it
+        number = f"{match['sign']}{units}"
+        return f"{number}.{match['cents']}" if match["cents"] else number
+
+    @field_validator("stock", mode="before")
+    @classmethod
+    def _whole_units(cls, value: Any) -> Any:
+        """Stock is counted in items; "1,5" or "2.0" from a spreadsheet is not a count."""
+        if isinstance(value, str) and not value.strip().isdigit():
+            raise ValueError(f"{value.strip()[:40]!r} is not a count of items: write a whole "
+                             "number such as 12 (products sold by weight are counted in packs)")
         return value
 
     @field_validator("names", mode="before")

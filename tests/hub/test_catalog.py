@@ -134,6 +134,28 @@ def test_a_spreadsheet_saved_as_in_a_decimal_comma_locale_imports(services: Serv
     assert services.catalog.get("CM-1").price_cents == 4990
 
 
+def test_spreadsheet_prices_with_thousands_or_a_currency(services: Services,
+                                                          tmp_path: Path) -> None:
+    """Why: a price list formatted in Excel exports "1 049,00" (a no-break space between the
+    thousands) and sometimes "19,90 kr"; both were refused with pydantic's "Input should be a
+    valid decimal", and a stock of "1,5" with "unable to parse string as an integer", which do
+    not say what to write instead."""
+    listing = write(tmp_path, "se.csv", "sku;name;price;stock\n"
+                    "TV-1;TV;1\u00a0049,00;2\nKF-2;Kaffe;1 049;3\nMJ-3;Mjölk;19,90 kr;4\n"
+                    "OS-4;Ost;1.049,00;1\nAP-5;Äpplen;24,90;1,5\n")
+    report = services.catalog.import_file(listing)
+    assert report.added == ["TV-1", "KF-2"]
+    assert services.catalog.get("TV-1").price_cents == 104900
+    assert services.catalog.get("KF-2").price_cents == 104900
+    errors = {r.sku: r.errors for r in report.rejected}
+    assert errors["MJ-3"] == ["price: '19,90 kr' is not a price: write the number alone, without "
+                              "a currency or a separator between thousands, e.g. 1049.50 or "
+                              "1049,50"]
+    assert errors["OS-4"][0].startswith("price: '1.049,00' is not a price")
+    assert errors["AP-5"] == ["stock: '1,5' is not a count of items: write a whole number such "
+                              "as 12 (products sold by weight are counted in packs)"]
+
+
 def test_a_file_in_the_windows_code_page_is_refused_with_the_way_to_save_it(
         services: Services, tmp_path: Path) -> None:
     """Why: "is not UTF-8 text" did not say where or what to do; Excel on Windows saves CSV in
