@@ -27,7 +27,7 @@ from hub.config.store import LANGUAGE_CODE
 from hub.db import Database, Transaction
 from hub.errors import InvalidInput, NotFound
 from hub.events import Event, EventBus
-from hub.inventory import Inventory, Sku
+from hub.inventory import SKU_PATTERN, Inventory, Sku
 from hub.storage import write_whole
 from vision.errors import ImageError
 from vision.imageinfo import EXTENSIONS, read_info, sniff_format
@@ -43,6 +43,9 @@ CATALOG_CHANGED = "catalog.changed"
 #: "1 049,00", "1049.5".
 PRICE = re.compile(r"(?P<sign>-?)(?P<units>\d+|\d{1,3}(?:[ \u00a0\u202f]\d{3})+)"
                    r"(?:[.,](?P<cents>\d{1,2}))?")
+
+#: A number as a spreadsheet shows one too long for its column: "7,31087E+12", "7.3E+12".
+SCIENTIFIC = re.compile(r"\d[.,]?\d*[eE]\+?\d+")
 
 
 class ProductIn(BaseModel):
@@ -66,8 +69,20 @@ class ProductIn(BaseModel):
     @field_validator("sku", mode="before")
     @classmethod
     def _numeric_sku(cls, value: Any) -> Any:
-        """Catalogues exported with numeric ids give the SKU as a JSON number."""
-        return str(value) if isinstance(value, int) and not isinstance(value, bool) else value
+        """Catalogues exported with numeric ids give the SKU as a JSON number. A spreadsheet
+        shows a long barcode as "7,31087E+12" and saves it so, its last digits gone: that is
+        said, since the pattern alone would not tell a store manager what went wrong."""
+        if isinstance(value, int) and not isinstance(value, bool):
+            return str(value)
+        if isinstance(value, str) and not re.fullmatch(SKU_PATTERN, value.strip()):
+            if SCIENTIFIC.fullmatch(value.strip()):
+                raise ValueError(
+                    f"{value.strip()!r} is a code the spreadsheet shortened to scientific "
+                    "notation, losing its last digits: format the column as Text and enter "
+                    "the codes again")
+            raise ValueError(f"{value.strip()[:70]!r} is not a SKU: 1 to 64 letters, digits, "
+                             "'.', '_' or '-', starting with a letter or digit")
+        return value
 
     @field_validator("price", mode="before")
     @classmethod

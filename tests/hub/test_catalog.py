@@ -138,11 +138,12 @@ def test_spreadsheet_prices_with_thousands_or_a_currency(services: Services,
                                                           tmp_path: Path) -> None:
     """Why: a price list formatted in Excel exports "1 049,00" (a no-break space between the
     thousands) and sometimes "19,90 kr"; both were refused with pydantic's "Input should be a
-    valid decimal", and a stock of "1,5" with "unable to parse string as an integer", which do
-    not say what to write instead."""
+    valid decimal", a stock of "1,5" with "unable to parse string as an integer" and a barcode
+    shown as "7,31087E+12" with a regular expression, none of which says what to write."""
     listing = write(tmp_path, "se.csv", "sku;name;price;stock\n"
                     "TV-1;TV;1\u00a0049,00;2\nKF-2;Kaffe;1 049;3\nMJ-3;Mjölk;19,90 kr;4\n"
-                    "OS-4;Ost;1.049,00;1\nAP-5;Äpplen;24,90;1,5\n")
+                    "OS-4;Ost;1.049,00;1\nAP-5;Äpplen;24,90;1,5\n7,31087E+12;Te;4;1\n"
+                    "A 1;Salt;5;1\n")
     report = services.catalog.import_file(listing)
     assert report.added == ["TV-1", "KF-2"]
     assert services.catalog.get("TV-1").price_cents == 104900
@@ -154,6 +155,12 @@ def test_spreadsheet_prices_with_thousands_or_a_currency(services: Services,
     assert errors["OS-4"][0].startswith("price: '1.049,00' is not a price")
     assert errors["AP-5"] == ["stock: '1,5' is not a count of items: write a whole number such "
                               "as 12 (products sold by weight are counted in packs)"]
+    # a barcode column Excel showed in scientific notation, and a SKU with a space
+    assert [r.errors for r in report.rejected[3:]] == [
+        ["sku: '7,31087E+12' is a code the spreadsheet shortened to scientific notation, losing "
+         "its last digits: format the column as Text and enter the codes again"],
+        ["sku: 'A 1' is not a SKU: 1 to 64 letters, digits, '.', '_' or '-', starting with a "
+         "letter or digit"]]
 
 
 def test_a_file_in_the_windows_code_page_is_refused_with_the_way_to_save_it(
