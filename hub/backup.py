@@ -80,7 +80,10 @@ def backup(database: Path, folder: Path, keep: int | None = None, now: float | N
     finally:
         source.close()
     if keep is not None:
-        for old in sorted(folder.glob(f"{BACKUP_PREFIX}*.db"))[:-keep]:
+        # the copy just made is kept whatever its name says: a clock that was behind (a Pi
+        # without a battery clock, before NTP) names it older than the ones before
+        others = sorted(p for p in folder.glob(f"{BACKUP_PREFIX}*.db") if p != target)
+        for old in others[: max(0, len(others) - (keep - 1))]:
             old.unlink()
     return target
 

@@ -63,6 +63,17 @@ class RemindersConfig(StrictModel):
         description="Store-wide cap on reminder messages per minute (a runaway guard).",
     )
 
+    @field_validator("quiet_start", "quiet_end")
+    @classmethod
+    def _local_time(cls, value: time | None) -> time | None:
+        """Quiet hours are the store's local time (``store.timezone``, daylight saving
+        included); "21:00+01:00" would be compared with that local time and fail on every
+        arrival, so an offset is refused here."""
+        if value is not None and value.tzinfo is not None:
+            raise ValueError(f"write {value.replace(tzinfo=None).isoformat('minutes')} without "
+                             "an offset: quiet hours are local store time in store.timezone")
+        return value
+
     @model_validator(mode="after")
     def _both_or_neither(self) -> RemindersConfig:
         if (self.quiet_start is None) != (self.quiet_end is None):

@@ -51,6 +51,18 @@ def test_keep_prunes_old_backups(stocked: Services, tmp_path: Path) -> None:
     assert len(list(folder.glob("hub-*.db"))) == 2
 
 
+def test_keep_never_deletes_the_backup_just_made(stocked: Services, tmp_path: Path) -> None:
+    """Why: with the clock behind (a Pi after a power cut, before NTP) the new backup's name
+    sorted first and it was deleted at once, while the command said it was written."""
+    folder = tmp_path / "bk"
+    for day in range(3):
+        backup(stocked.config.store.database, folder, keep=3, now=1_800_000_000 + day * 86400)
+    behind = backup(stocked.config.store.database, folder, keep=3, now=1_800_000_000 - 30 * 86400)
+    kept = sorted(folder.glob("hub-*.db"))
+    assert behind.exists() and kept[0] == behind
+    assert [p.name[4:12] for p in kept] == ["20261216", "20270116", "20270117"]
+
+
 def test_a_backup_leaves_out_the_room_a_drained_outbox_freed(stocked: Services,
                                                             tmp_path: Path) -> None:
     """Why: backups copied the file page for page, free pages included: after an outage the

@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from datetime import time
 from pathlib import Path
 
 import pytest
-from pydantic import BaseModel
+from pydantic import BaseModel, ValidationError
 
 from beacons.settings import PresenceSettings
 from hub.config import ConfigError, HubConfig, load_config, load_presence, parse_config
+from hub.config.beacons import RemindersConfig
 
 ROOT = Path(__file__).resolve().parents[2]
 CLI = [sys.executable, "-m", "hub.cli"]
@@ -288,3 +290,11 @@ def test_presence_of_a_whole_hub_config_without_the_table_is_the_defaults(tmp_pa
     assert load_presence(path) == PresenceSettings()
     path.write_text("[beacons.presence]\nwindow_s = 2\n")
     assert load_presence(path).window_s == 2
+
+
+def test_quiet_hours_with_an_offset_are_refused() -> None:
+    """Why: "21:00+01:00" passed the config check, then every arrival failed comparing it with
+    the store's local time, and its staff alert and reminder were lost."""
+    with pytest.raises(ValidationError, match="write 21:00 without an offset"):
+        RemindersConfig(quiet_start="21:00+01:00", quiet_end="08:00")
+    assert RemindersConfig(quiet_start="21:30", quiet_end="07:00").quiet_start == time(21, 30)
