@@ -7,6 +7,18 @@ import asyncio
 import time
 from typing import Protocol
 
+#: A change of more than this between the wall clock and the monotonic one, from one look to
+#: the next, is the wall clock being set (NTP correcting a Pi that started without a battery
+#: clock), not drift: NTP slews drift at most half a millisecond per second.
+STEP_S = 60.0
+
+
+#: How long after starting the hub waits before doing what a wrong clock would make it do for
+#: good (expiring orders, deleting old rows): a Pi whose clock was set wrong starts with it,
+#: and NTP, once the network is up, sets it right within seconds to minutes (a step that
+#: :class:`ClockSteps` then sees).
+SETTLE_AFTER_START_S = 900.0
+
 
 class Clock(Protocol):
     """Unix wall time for records, monotonic time for intervals, and a sleep that honours both."""
@@ -48,12 +60,18 @@ class ManualClock:
     def monotonic(self) -> float:
         return self._now - self._origin
 
+    def step(self, seconds: float) -> None:
+        """Set the wall clock ``seconds`` forward or back, as NTP does, leaving monotonic time
+        and the sleepers (who wait on monotonic time, as asyncio's do) where they are."""
+        self._now += seconds
+        self._origin += seconds
+
     async def sleep(self, seconds: float) -> None:
         if seconds <= 0:
             await asyncio.sleep(0)
             return
         future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._sleepers.append((self._now + seconds, future))
+        self._sleepers.append((self.monotonic() + seconds, future))
         await future
 
     def advance(self, seconds: float) -> None:
@@ -61,8 +79,30 @@ class ManualClock:
         if seconds < 0:
             raise ValueError("a clock cannot move backwards")
         self._now += seconds
-        due = [(t, f) for t, f in self._sleepers if t <= self._now]
-        self._sleepers = [(t, f) for t, f in self._sleepers if t > self._now]
+        now = self.monotonic()
+        due = [(t, f) for t, f in self._sleepers if t <= now]
+        self._sleepers = [(t, f) for t, f in self._sleepers if t > now]
         for _, future in sorted(due, key=lambda item: item[0]):
             if not future.done():
                 future.set_result(None)
+
+
+class ClockSteps:
+    """Notices the wall clock being set while the hub runs.
+
+    Why: a Pi has no battery clock. After a power cut it starts at the time it last saved, often
+    hours or days behind, and the hub must serve at once; NTP then sets the clock forward in one
+    step. Times the hub worked out before the step (a pickup window's end) are off by the step,
+    and what acts on them irreversibly (expiring an order) must move them first.
+    """
+
+    def __init__(self, clock: Clock) -> None:
+        self._clock = clock
+        self._offset = clock.now() - clock.monotonic()
+
+    def step(self) -> float:
+        """Seconds the wall clock was set forward (or back, negative) since the last call; 0
+        when it only ran (or drifted by under ``STEP_S``)."""
+        offset = self._clock.now() - self._clock.monotonic()
+        moved, self._offset = offset - self._offset, offset
+        return moved if abs(moved) > STEP_S else 0.0

@@ -1,10 +1,11 @@
-"""Background release of reservations whose pickup window has passed."""
+"""Background release of reservations whose pickup window has passed, after moving the windows
+with the clock when it has been set (see :class:`hub.clock.ClockSteps`)."""
 
 from __future__ import annotations
 
 import logging
 
-from hub.clock import Clock
+from hub.clock import SETTLE_AFTER_START_S, Clock, ClockSteps
 from hub.db import Database
 from hub.orders import OrderService
 from hub.periodic import PeriodicJob
@@ -14,14 +15,23 @@ CHECK_EVERY_S = 60.0
 
 
 class OrderExpiry(PeriodicJob):
-    """Checks for expired orders once a minute (of the injected clock)."""
+    """Checks for expired orders once a minute (of the injected clock), the first time a while
+    after the start: a Pi started with its clock a year ahead expired every held order at
+    once, for good, before NTP could set the clock right."""
 
     def __init__(self, orders: OrderService, db: Database, clock: Clock) -> None:
-        super().__init__("order-expiry", CHECK_EVERY_S, clock, self.run_once)
+        super().__init__("order-expiry", CHECK_EVERY_S, clock, self.run_once,
+                         first_after_s=SETTLE_AFTER_START_S)
         self.orders = orders
         self.db = db
+        self.steps = ClockSteps(clock)
 
     async def run_once(self) -> int:
+        step = self.steps.step()
+        if step:  # windows first, or the step itself would end them
+            moved = await self.db.write(self.orders.follow_clock_step, step)
+            log.warning("the clock was set %+.0f s; the pickup windows of %d order(s) accepted "
+                        "before it were moved with it", step, len(moved))
         expired = await self.db.write(self.orders.expire_due)
         for order in expired:
             log.info("order %s expired; its reservation was released", order.id)

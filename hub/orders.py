@@ -109,6 +109,8 @@ class OrderService:
         self.inventory = inventory
         self.config = config
         self.bus = bus
+        #: orders accepted by this process: their windows were measured on this run's clock
+        self._windows_measured_here: set[str] = set()
 
     # --- intake -----------------------------------------------------------------------------
 
@@ -217,6 +219,29 @@ class OrderService:
                 expired.append(self._require(tx, order_id))
         return expired
 
+    def follow_clock_step(self, seconds: float) -> list[Order]:
+        """Move the pickup windows measured on this run's clock by ``seconds``, the step the
+        wall clock was just set by, and tell the shop and staff the new ends.
+
+        Why: an order accepted while a Pi's clock was three days behind (started after a power
+        cut, before NTP) got a window that ended, by the corrected clock, before it began, and
+        the next expiry check cancelled it for good. Orders accepted by earlier runs keep
+        theirs: their clock is not known to have been wrong. ``seconds`` is negative for a
+        clock that was ahead.
+        """
+        held = sorted(self._windows_measured_here)
+        moved = []
+        with self.db.transaction() as tx:
+            for order_id in held:
+                if tx.execute("UPDATE orders SET pickup_by = pickup_by + ? WHERE id = ? AND "
+                              "state IN ('accepted', 'ready')", (seconds, order_id)).rowcount:
+                    tx.execute("UPDATE reservations SET expires_at = expires_at + ? WHERE "
+                               "order_id = ? AND state = 'held'", (seconds, order_id))
+                    self._announce(tx, order_id)
+                    moved.append(self._require(tx, order_id))
+        self._windows_measured_here = {order.id for order in moved}
+        return moved
+
     # --- queries ----------------------------------------------------------------------------
 
     def get(self, order_id: str) -> Order:
@@ -228,11 +253,14 @@ class OrderService:
     def list(self, state: str | None = None, member_id: str | None = None,
              limit: int = 100) -> list[Order]:
         where, params = [], []
-        if state is not None:
-            if state not in TRANSITIONS:
-                raise InvalidInput(f"unknown order state {state!r}")
-            where.append("state = ?")
-            params.append(state)
+        if state is not None:  # one state, or several separated by commas ("pending,ready")
+            states = [s.strip() for s in state.split(",")]
+            unknown = [s for s in states if s not in TRANSITIONS]
+            if unknown:
+                raise InvalidInput(f"unknown order state {unknown[0][:40]!r}; use one or more of "
+                                   f"{', '.join(sorted(TRANSITIONS))}, separated by commas")
+            where.append(f"state IN ({', '.join('?' * len(states))})")
+            params.extend(states)
         if member_id is not None:
             where.append("member_id = ?")
             params.append(member_id)
@@ -282,6 +310,7 @@ class OrderService:
             )
         tx.execute("UPDATE orders SET pickup_by = ? WHERE id = ?", (expires, order_id))
         self._move(tx, order_id, "accepted", actor, None)
+        self._windows_measured_here.add(order_id)
 
     def _settle(self, tx: Transaction, order_id: str, outcome: str) -> None:
         """Turn held reservations into sales ('collected') or give them back ('released')."""

@@ -17,12 +17,14 @@ log = logging.getLogger(__name__)
 
 
 class PeriodicJob:
-    """Runs ``job`` now and then every ``every_s`` seconds of ``clock`` while the hub runs."""
+    """Runs ``job`` after ``first_after_s`` and then every ``every_s`` seconds of ``clock``
+    while the hub runs."""
 
     def __init__(self, name: str, every_s: float, clock: Clock,
-                 job: Callable[[], Awaitable[object]]) -> None:
+                 job: Callable[[], Awaitable[object]], first_after_s: float = 0.0) -> None:
         self.name = name
         self.every_s = every_s
+        self.first_after_s = first_after_s
         self.clock = clock
         self.job = job
         self._task: asyncio.Task[None] | None = None
@@ -39,6 +41,8 @@ class PeriodicJob:
             self._task = None
 
     async def _loop(self) -> None:
+        if self.first_after_s > 0:
+            await self.clock.sleep(self.first_after_s)
         while True:
             try:
                 await self.job()

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import logging
 
-from hub.clock import Clock
+from hub.clock import SETTLE_AFTER_START_S, Clock
 from hub.config.retention import RetentionConfig
 from hub.db import Database
 from hub.periodic import PeriodicJob
@@ -31,10 +31,13 @@ RULES: dict[str, tuple[str, str, str]] = {
 
 
 class Retention(PeriodicJob):
-    """Prunes every table in ``RULES`` once per ``check_every_s`` of the injected clock."""
+    """Prunes every table in ``RULES`` once per ``check_every_s`` of the injected clock, the
+    first time a while after the start: a hub started with its clock a year ahead deleted a
+    year of presence history and reminders before NTP could set the clock right."""
 
     def __init__(self, config: RetentionConfig, db: Database, clock: Clock) -> None:
-        super().__init__("retention", config.check_every_s, clock, self.run_once)
+        super().__init__("retention", config.check_every_s, clock, self.run_once,
+                         first_after_s=SETTLE_AFTER_START_S)
         self.config = config
         self.db = db
 

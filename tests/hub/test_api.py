@@ -193,6 +193,10 @@ async def test_orders_through_the_api(api: SpecClient) -> None:
     assert (stock["on_hand"], stock["reserved"]) == (8, 0)
     response, _ = await api.call("GET", "/api/orders?state=lost")
     assert response.status == 400
+    _, listing = await api.call("GET", "/api/orders?state=pending,collected")
+    assert [o["id"] for o in listing["orders"]] == ["W-1"]
+    response, err = await api.call("GET", "/api/orders?state=collected,lost")
+    assert response.status == 400 and "'lost'" in err["error"]["message"]
     response, _ = await api.call("GET", "/api/orders/NOPE")
     assert response.status == 404
 

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import json
 
 import pytest
 
-from hub.clock import ManualClock
+from hub.clock import ClockSteps, ManualClock
 from hub.errors import Conflict, InvalidInput
+from hub.expiry import OrderExpiry
 from hub.inventory import MovementIn
 from hub.orders import TRANSITIONS, OrderIn, OrderService
 from hub.services import Services
@@ -24,6 +26,11 @@ def order(order_id: str, *lines: tuple[str, int], member: str | None = "m1") -> 
 def level(svc: Services, sku: str) -> tuple[int, int, int]:
     s = svc.inventory.stock(sku)
     return s.on_hand, s.reserved, s.available
+
+
+def restarted(svc: Services) -> OrderService:
+    """The order service of the next start of the hub (it knows nothing of this run's)."""
+    return OrderService(svc.db, svc.clock, svc.inventory, svc.orders.config, svc.bus)
 
 
 def drive_to(svc: Services, state: str, order_id: str) -> None:
@@ -185,3 +192,76 @@ def test_service_uses_only_injected_clock(stocked: Services, clock: ManualClock)
     assert placed.created_at == clock.now()
     assert placed.pickup_by == clock.now() + 48 * 3600
     assert isinstance(stocked.orders, OrderService)
+
+
+async def test_a_clock_set_forward_moves_the_windows_it_measured(stocked: Services,
+                                                               clock: ManualClock) -> None:
+    """Why: a Pi without a battery clock starts after a power cut days behind; an order accepted
+    then was expired, for good, within a minute of NTP setting the clock, and the member told
+    so. Its window moves with the clock; an order of an earlier run keeps its window."""
+    stocked.bus.bind(asyncio.get_running_loop())
+    with stocked.db.transaction() as tx:  # accepted by an earlier run, due in an hour
+        stocked.orders.place(order("OLD", ("OAT-1", 1)))
+        tx.execute("UPDATE orders SET pickup_by = ? WHERE id = 'OLD'", (clock.now() + 3600,))
+    stocked.orders = restarted(stocked)
+    expiry = OrderExpiry(stocked.orders, stocked.db, clock)
+    clock.step(-3 * 86400)  # the hub started with its clock three days behind
+    expiry.steps = ClockSteps(clock)
+    new, _ = stocked.orders.place(order("NEW", ("OAT-1", 2)))
+    assert new.pickup_by == clock.now() + 48 * 3600
+    outbox_before = stocked.db.query("SELECT COUNT(*) AS n FROM outbox")[0]["n"]
+    clock.step(3 * 86400)  # NTP
+    assert await expiry.run_once() == 0
+    moved = stocked.orders.get("NEW")
+    assert moved.state == "accepted" and moved.pickup_by == clock.now() + 48 * 3600
+    assert stocked.orders.get("OLD").pickup_by == clock.now() + 3600
+    statuses = stocked.db.query("SELECT data FROM outbox WHERE type = 'order.status' "
+                                "ORDER BY seq DESC LIMIT 1")
+    assert json.loads(statuses[0]["data"])["pickup_by"] == moved.pickup_by  # the shop learns
+    assert stocked.db.query("SELECT COUNT(*) AS n FROM outbox")[0]["n"] == outbox_before + 1
+    held = stocked.db.query("SELECT expires_at FROM reservations WHERE order_id = 'NEW'")
+    assert held == [{"expires_at": moved.pickup_by}]
+    clock.advance(3600 + 60)  # the earlier run's order ends on time; the new one waits
+    assert await expiry.run_once() == 1
+    assert [o.state for o in (stocked.orders.get("OLD"), moved)] == ["expired", "accepted"]
+    clock.advance(47 * 3600)
+    assert await expiry.run_once() == 1 and stocked.orders.get("NEW").state == "expired"
+    assert level(stocked, "OAT-1") == (10, 0, 10)
+
+
+def test_small_changes_of_the_clock_are_not_steps(clock: ManualClock) -> None:
+    steps = ClockSteps(clock)
+    clock.advance(3600)
+    clock.step(30)  # drift NTP would slew, over a few looks
+    assert steps.step() == 0
+    clock.step(-90)
+    assert steps.step() == -90
+    assert steps.step() == 0
+
+
+async def test_a_hub_started_with_its_clock_ahead_expires_nothing_before_ntp(
+        stocked: Services, clock: ManualClock) -> None:
+    """Why: started with the clock a year ahead, the hub expired every held order in its first
+    second, for good, and the shop told the members."""
+    stocked.bus.bind(asyncio.get_running_loop())
+    stocked.orders.place(order("HELD", ("OAT-1", 1)))
+    clock.step(365 * 86400)  # the next start, with a clock set wrong
+    stocked.orders = restarted(stocked)
+    job = OrderExpiry(stocked.orders, stocked.db, clock)
+    await job.start()
+    try:
+        clock.advance(120)
+        await asyncio.sleep(0.05)
+        clock.step(-365 * 86400)  # NTP, once the network is up
+        for _ in range(20):
+            clock.advance(60)
+            await asyncio.sleep(0.01)
+        assert stocked.orders.get("HELD").state == "accepted"
+        clock.advance(48 * 3600)  # its real window ends: expired at the next look
+        for _ in range(100):
+            await asyncio.sleep(0.01)
+            if stocked.orders.get("HELD").state == "expired":
+                break
+        assert stocked.orders.get("HELD").state == "expired"
+    finally:
+        await job.stop()

@@ -116,3 +116,27 @@ async def test_a_job_that_keeps_failing_is_logged_once_with_a_count(caplog) -> N
     assert len(errors) <= 4, [r.getMessage() for r in errors]
     recovered = [r.getMessage() for r in caplog.records if r.levelno == logging.INFO]
     assert any(m.startswith("order-expiry works again after 10 failures") for m in recovered)
+
+
+async def test_a_hub_started_with_its_clock_ahead_deletes_nothing_before_ntp(
+        services: Services, clock: ManualClock) -> None:
+    """Why: started with the clock a year ahead, retention's first run (at once) deleted the
+    presence history, the reminders the rate limits read and the applied command ids."""
+    services.bus.bind(asyncio.get_running_loop())
+    seed(services, clock.now())
+    clock.step(365 * 86400)
+    job = Retention(RetentionConfig(check_every_s=3600), services.db, clock)
+    await job.start()
+    try:
+        for _ in range(10):
+            clock.advance(60)
+            await asyncio.sleep(0.01)
+        clock.step(-365 * 86400)  # NTP
+        for _ in range(10):
+            clock.advance(60)
+            await asyncio.sleep(0.01)
+        await asyncio.sleep(0.05)
+        assert counts(services)["presence_events"] == 1
+        assert counts(services)["reminders"] == 1
+    finally:
+        await job.stop()

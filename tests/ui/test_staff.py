@@ -20,6 +20,10 @@ from tests.ui.conftest import GROCERY, UiHub
 _numbers = itertools.count(1)
 
 
+#: The queue's two list requests: every open order, and the newest of all.
+ORDER_LISTS = re.compile(r".*/api/orders\?(state=pending,accepted,ready&limit=1000|limit=500)$")
+
+
 def place_order(hub: UiHub, sku: str = "GS-006", qty: int = 1, member: str | None = None) -> str:
     order_id = f"UI-{next(_numbers)}"
     status, body = hub.call("POST", "/api/orders", {"id": order_id, "member": member,
@@ -431,6 +435,19 @@ def test_store_health_shows_every_part(staff_page: Page, ui_hub: UiHub) -> None:
         f"{sum(b['battery_low'] for b in beacons)} with a low battery")
 
 
+def test_an_open_order_behind_many_newer_ones_is_in_the_queue(page: Page,
+                                                              ui_hub: UiHub) -> None:
+    """Why: the queue fetched the newest 500 orders of every state and kept the open ones, so
+    in a store with 500 newer collected orders an older order still to pick was not shown."""
+    waiting = place_order(ui_hub)
+    page.route(re.compile(r".*/api/orders\?limit=500$"),  # 500 newer ones, none of them open
+               lambda route: route.fulfill(json={"orders": []}))
+    page.goto("/staff")
+    page.get_by_label("Staff token").fill(ui_hub.token)
+    page.get_by_role("button", name="Sign in").click()
+    expect(page.locator(f"tr[data-order='{waiting}']")).to_contain_text("Accepted, to pick")
+
+
 def test_an_order_that_arrives_while_the_queue_loads_stays(page: Page, ui_hub: UiHub) -> None:
     """The queue's list is fetched before an order is placed and arrives after its live event:
     the order must stay in the queue (the stale list used to replace it)."""
@@ -440,20 +457,20 @@ def test_an_order_that_arrives_while_the_queue_loads_stays(page: Page, ui_hub: U
     def hold(route: Route) -> None:
         held.append((route, route.fetch()))
 
-    page.route(re.compile(r".*/api/orders\?limit=500$"), hold)
+    page.route(ORDER_LISTS, hold)
     page.goto("/staff")
     page.get_by_label("Staff token").fill(ui_hub.token)
     page.get_by_role("button", name="Sign in").click()
     expect(page.get_by_text("Live", exact=True)).to_be_visible()
-    for _ in range(200):  # the request may reach the handler after the feed is live
-        if held:
+    for _ in range(200):  # the requests may reach the handler after the feed is live
+        if len(held) == 2:
             break
         page.wait_for_timeout(50)
-    assert held, "the queue's list request was not seen in 10 s"
+    assert len(held) == 2, "the queue's two list requests were not seen in 10 s"
     arrived = place_order(ui_hub)
     expect(page.locator(f"tr[data-order='{arrived}']")).to_contain_text("Accepted, to pick")
-    route, stale = held[0]
-    route.fulfill(response=stale)
+    for route, stale in held:
+        route.fulfill(response=stale)
     expect(page.locator(f"tr[data-order='{listed}']")).to_be_visible()
     expect(page.locator(f"tr[data-order='{arrived}']")).to_contain_text("Accepted, to pick")
 

@@ -40,8 +40,12 @@ let onlyMember = null; // the member chosen from an arrival banner, until the se
 
 export async function load() {
   error.textContent = "";
-  const [list, known, present] = await Promise.all([staffApi("/api/orders?limit=500"),
-    staffApi("/api/members"), staffApi("/api/presence").catch(() => ({ present: [] }))]);
+  // Every open order, however many newer ones there are, and the newest of the rest for "All".
+  const [open, recent, known, present] = await Promise.all([
+    staffApi("/api/orders?state=pending,accepted,ready&limit=1000"),
+    staffApi("/api/orders?limit=500"), staffApi("/api/members"),
+    staffApi("/api/presence").catch(() => ({ present: [] }))]);
+  const list = { orders: [...recent.orders, ...open.orders] };
   // The live feed may have brought orders while the list was on its way: a copy newer than the
   // list's, or an order newer than every listed one, is kept (else a new order would vanish).
   const live = new Map(orders);
