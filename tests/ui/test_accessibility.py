@@ -171,6 +171,38 @@ def test_a_tapped_toggle_stays_readable_on_a_touch_screen(browser: Browser, ui_h
         context.close()
 
 
+#: What a forced-colours mode leaves of an element's look.
+LOOK = ("e => { const s = getComputedStyle(e); return [s.backgroundColor, s.color, "
+        "s.borderTopColor, s.outlineStyle].join(' / '); }")
+
+
+def test_on_chosen_and_listening_show_in_forced_colours(browser: Browser, ui_hub: UiHub) -> None:
+    """Why: in a high-contrast (forced colours) mode every background is the system's, and a
+    language turned on, the search chosen and the microphone listening looked exactly like the
+    buttons beside them."""
+    context = browser.new_context(base_url=ui_hub.url, viewport={"width": 1280, "height": 800},
+                                  forced_colors="active", reduced_motion="reduce")
+    context.set_default_timeout(TIMEOUT_MS)
+    try:
+        page = context.new_page()
+        page.goto("/kiosk")
+        page.wait_for_selector("html[data-ready=true]")
+        page.get_by_role("button", name="한국어").click()
+        page.mouse.click(5, 700)  # the focus ring away
+        korean, english = (page.get_by_role("button", name=n) for n in ("한국어", "English"))
+        assert korean.evaluate(LOOK) != english.evaluate(LOOK)
+        page.locator("#mode-text").click()
+        page.mouse.click(5, 700)
+        assert page.locator("#mode-text").evaluate(LOOK) != page.locator("#mode-photo").evaluate(LOOK)
+        page.locator("#mode-voice").click()
+        talk = page.locator("#talk")
+        idle = talk.evaluate(LOOK)
+        talk.evaluate("e => e.classList.add('recording')")  # the look the voice module gives it
+        assert talk.evaluate(LOOK) != idle
+    finally:
+        context.close()
+
+
 def test_kiosk_buttons_stay_readable_under_a_mouse_on_and_off(kiosk_page: Page) -> None:
     """Every kiosk button keeps 7:1 under the mouse, focused, and turned on (pressed)."""
     kiosk_page.emulate_media(reduced_motion="reduce")  # colours at once, not mid-transition
