@@ -38,8 +38,8 @@ SPOKEN_QUESTION = "do you have bananas"  # the answer names "bananas" alone
 #: How long an action or expectation waits: generous, as CI machines are shared and slow.
 TIMEOUT_MS = 20_000
 expect.set_options(timeout=TIMEOUT_MS)
-#: A product with a Korean name, so the kiosk offers a language switch.
-KOREAN_PRODUCT = {"sku": "RICE-CAKE", "names": {"en": "Rice cake", "ko": "떡"},
+#: A product with Korean and Chinese names, so the kiosk offers a language switch.
+KOREAN_PRODUCT = {"sku": "RICE-CAKE", "names": {"en": "Rice cake", "ko": "떡", "zh": "年糕"},
                   "category": "Bakery", "price": "25.00", "shelf": "D4", "stock": 3}
 
 

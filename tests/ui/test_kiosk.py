@@ -192,6 +192,27 @@ def test_language_switch_changes_words_and_product_names(kiosk_page: Page) -> No
     expect(kiosk_page.locator("#results .card .name").first).to_have_text("Rice cake")
 
 
+def test_every_name_and_word_is_marked_with_the_language_it_is_in(kiosk_page: Page) -> None:
+    """Why: in 中文 the page was marked Chinese over English words (screen readers read the
+    whole kiosk with a Mandarin voice), and a product with no name in the kiosk's language was
+    marked with that language all the same."""
+    kiosk_page.get_by_role("button", name="中文").click()
+    expect(kiosk_page.locator("html")).to_have_attribute("lang", "zh")
+    expect(kiosk_page.locator("#prompt")).to_have_text("您在找什么？")
+    kiosk_page.get_by_role("button", name="输入名称").click()
+    box = kiosk_page.get_by_role("searchbox", name="商品名称")
+    box.press_sequentially("年糕", delay=40)
+    rice_cake = kiosk_page.locator("#results .card .name").first
+    expect(rice_cake).to_have_text("年糕")
+    expect(rice_cake).to_have_attribute("lang", "zh")
+    kiosk_page.get_by_role("button", name="한국어").click()
+    kiosk_page.get_by_role("searchbox", name="상품 이름").fill("banana")
+    banana = kiosk_page.locator("#results .card .name").first
+    expect(banana).to_have_text(re.compile("Banana", re.IGNORECASE))
+    expect(banana).to_have_attribute("lang", "en")  # on a page marked Korean
+    expect(kiosk_page.locator("html")).to_have_attribute("lang", "ko")
+
+
 def test_korean_not_in_store_takes_the_particle_the_word_needs(kiosk_page: Page) -> None:
     """Why: the answer said "“자전거”을(를) 찾지 못했습니다", and the kiosk read "을(를)" aloud as
     two particles."""

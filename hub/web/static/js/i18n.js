@@ -1,5 +1,7 @@
 // The kiosk's words in each language it knows. A language of the catalogue without a
-// translation here shows product names in that language and these words in English.
+// translation here shows product names in that language and these words in English, and the
+// page is then marked as English (wordsLanguage), or screen readers read English words with,
+// say, a Mandarin voice.
 
 const STRINGS = {
   en: {
@@ -109,6 +111,59 @@ const STRINGS = {
     idle_text_other: "{n}초 후 다음 손님을 위해 화면이 지워집니다.",
     still_here: "계속 이용",
   },
+  zh: {
+    title: "查找商品",
+    prompt: "您在找什么？",
+    mode_photo: "拍照查找",
+    mode_photo_hint: "把商品拿到摄像头前",
+    mode_voice: "说出来",
+    mode_voice_hint: "说出商品的名称",
+    mode_text: "输入名称",
+    mode_text_hint: "边输入边显示结果",
+    language: "语言",
+    larger_text: "放大字体",
+    start_over: "重新开始",
+    camera_label: "摄像头画面",
+    camera_ready: "把商品拿到摄像头前，然后按“拍照”。",
+    camera_off: "摄像头无法使用。请选择一张图片。",
+    shutter: "拍照",
+    pick_photo: "选择图片",
+    talk: "按住说话",
+    talk_stop: "松开即查找",
+    talk_tap_stop: "再按一下即查找",
+    talk_help: "按住按钮说出商品名称，然后松开。" +
+      "也可以按一下开始，再按一下结束。",
+    listening: "正在听…",
+    mic_off: "麦克风无法使用。请输入名称。",
+    heard: "您说的是：“{text}”",
+    nothing_heard: "对不起，没有听清楚。请再说一遍。",
+    search_label: "商品名称",
+    clear: "清除",
+    searching: "正在搜索…",
+    looking: "正在查找…",
+    results_for: "“{q}”的搜索结果",
+    photo_results: "这看起来像：",
+    did_you_mean: "您要找的是不是…",
+    chosen: "就是这个：",
+    not_in_store: "本店没有",
+    not_in_store_text: "本店没有找到“{q}”。请询问店员。",
+    not_in_store_photo: "无法识别这个商品。请换一张照片，或询问店员。",
+    photo_unsure: "不确定这是什么",
+    hear: "听答案",
+    maybe: "或者您要找的是这些？",
+    photo_unreadable: "这张图片无法使用。请用摄像头拍照，或询问店员。",
+    photo_unreadable_pick: "这张图片无法使用。请选择另一张图片，或询问店员。",
+    found: "找到商品：{n} 件",
+    shelf: "货架",
+    left: "剩 {n} 件",
+    out_here: "本店缺货",
+    out_here_elsewhere: "本店缺货，{store}有货",
+    unavailable: "这种查找方式现在无法使用。请换一种方式。",
+    search_down: "搜索现在无法使用。请询问店员。",
+    idle_title: "您还在吗？",
+    idle_text_other: "屏幕将在 {n} 秒后为下一位顾客清空。",
+    still_here: "我还在",
+  },
 };
 
 let current = "en";
@@ -121,6 +176,11 @@ export function language() {
   return current;
 }
 
+// The language the kiosk's own words are in: the one chosen, or English where it has none.
+export function wordsLanguage() {
+  return STRINGS[current] ? current : "en";
+}
+
 export function t(key, vars = {}) {
   const text = STRINGS[current]?.[key] ?? STRINGS.en[key];
   return text.replace(/\{(\w+)\}/g, (_, name) => String(vars[name]));
@@ -130,7 +190,7 @@ export function t(key, vars = {}) {
 // "_one", "_few", "_other"… (Intl.PluralRules), "_other" where the language has no such form.
 // English had said "in 1 seconds"; Korean has one form for every number.
 export function tn(key, n, vars = {}) {
-  const lang = STRINGS[current] ? current : "en";
+  const lang = wordsLanguage();
   const form = `${key}_${new Intl.PluralRules(lang).select(n)}`;
   return t(form in STRINGS[lang] ? form : `${key}_other`, { ...vars, n });
 }

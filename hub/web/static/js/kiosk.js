@@ -3,7 +3,7 @@
 
 import { api } from "./api.js";
 import { watchIdle } from "./idle.js";
-import { autonym, language, setLanguage, t, tn, translatePage } from "./i18n.js";
+import { autonym, language, setLanguage, t, tn, translatePage, wordsLanguage } from "./i18n.js";
 import { connectLive } from "./live.js";
 import * as photo from "./photo.js";
 import { clearAnswer, refreshStock, render, updateStock } from "./results.js";
@@ -69,7 +69,7 @@ function focusPanel(mode, from) {
 function chooseLanguage(lang) {
   stopSpeaking();
   setLanguage(lang);
-  root.lang = lang;
+  root.lang = wordsLanguage();
   document.title = t("title");
   translatePage();
   for (const button of languageGroup.children) {

@@ -164,6 +164,18 @@ function productName(product) {
   return product.names[language()] ?? product.name;
 }
 
+// An element with the product's name, marked with the language the name is in when it has none
+// in the kiosk's: a screen reader then reads "Oat Milk" with an English voice on a Korean page.
+function nameElement(tag, product, className = "") {
+  const element = document.createElement(tag);
+  if (className) element.className = className;
+  element.textContent = productName(product);
+  const lang = product.names[language()] ? language()
+    : Object.keys(product.names).find((code) => product.names[code] === product.name);
+  if (lang) element.lang = lang;
+  return element;
+}
+
 function choiceButton(product) {
   const item = document.createElement("li");
   const button = document.createElement("button");
@@ -175,7 +187,7 @@ function choiceButton(product) {
     img.alt = "";
     button.append(img);
   }
-  button.append(productName(product));
+  button.append(nameElement("span", product));
   button.addEventListener("click", () => {
     const spoken = state.spoken;
     stopSpeaking();
@@ -195,7 +207,7 @@ function card(product) {
   const img = item.querySelector("img");
   if (product.image) img.src = product.image;
   else img.remove();
-  item.querySelector(".name").textContent = productName(product);
+  item.querySelector(".name").replaceWith(nameElement("h3", product, "name"));
   item.querySelector(".price").textContent = product.price
     ? new Intl.NumberFormat(language(), { style: "currency", currency: product.price.currency })
       .format(Number(product.price.amount))
