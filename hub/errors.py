@@ -42,6 +42,13 @@ class Unauthorized(HubError):
     code = "unauthorized"
 
 
+class Forbidden(HubError):
+    """A request the hub will not serve whoever sends it (a page of another site)."""
+
+    status = 403
+    code = "forbidden"
+
+
 class NotFound(HubError):
     """The named product, order or member does not exist."""
 

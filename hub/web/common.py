@@ -10,11 +10,13 @@ import json
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any, TypeVar
+from urllib.parse import urlsplit
 
 from aiohttp import WSCloseCode, web
 from pydantic import BaseModel, SecretStr, ValidationError
 
 from hub.errors import (
+    Forbidden,
     InvalidInput,
     TooLarge,
     TooManyAttempts,
@@ -276,6 +278,13 @@ async def prepare_websocket(request: web.Request, ws: web.WebSocketResponse) -> 
             "'Connection: Upgrade' and 'Upgrade: websocket'), not a plain request",
             code="not_websocket",
         )
+    origin = request.headers.get("Origin")
+    if origin is not None and urlsplit(origin).netloc.lower() != request.host.lower():
+        # A browser names the page that opens a socket. A page of another site, open on a
+        # staff tablet, could otherwise send wrong staff tokens from it until the tablet was
+        # locked out, or hold the kiosk's voice places; programs send no Origin.
+        raise Forbidden(f"{request.path} takes WebSockets from the hub's own pages, not from "
+                        f"{origin[:100]!r}", code="foreign_origin")
     await ws.prepare(request)
 
 

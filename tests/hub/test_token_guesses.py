@@ -6,7 +6,7 @@ store network could try them as fast as the hub answered."""
 from __future__ import annotations
 
 import pytest
-from aiohttp import WSMsgType
+from aiohttp import WSMsgType, WSServerHandshakeError
 from aiohttp.test_utils import TestClient, make_mocked_request
 
 from hub.clock import ManualClock
@@ -114,3 +114,26 @@ async def test_the_staff_socket_counts_wrong_tokens_too(client: TestClient, toke
         assert closing.type == WSMsgType.CLOSE and closing.data == live.CLOSE_UNAUTHORIZED
     assert message["error"]["code"] == "too_many_attempts"
     assert "try again in 30 seconds" in message["error"]["message"]
+
+
+@pytest.mark.parametrize("path", ["/api/staff/events", "/api/live/stock"])
+async def test_a_page_of_another_site_cannot_open_the_hubs_sockets(client: TestClient,
+                                                                  path: str) -> None:
+    """Why: a page of another site, open on a staff tablet, could open the staff socket and send
+    wrong tokens until the tablet itself was locked out of staff work (a socket has no CORS
+    preflight), or hold the kiosk's voice places (the voice socket opens through the same
+    check). The hub's own pages still open them."""
+    with pytest.raises(WSServerHandshakeError) as refused:
+        async with client.ws_connect(path, headers={"Origin": "https://ads.example"}):
+            pass
+    assert refused.value.status == 403
+    own = f"http://{client.server.host}:{client.server.port}"
+    async with client.ws_connect(path, headers={"Origin": own}) as ws:
+        assert not ws.closed
+    response = await client.get(path, headers={"Origin": "https://ads.example",
+                                                "Connection": "Upgrade", "Upgrade": "websocket",
+                                                "Sec-WebSocket-Version": "13",
+                                                "Sec-WebSocket-Key": "dGhlIHNhbXBsZSBub25jZQ=="})
+    body = await response.json()
+    assert body["error"]["code"] == "foreign_origin"
+    assert "from the hub's own pages" in body["error"]["message"]

@@ -193,7 +193,8 @@ def test_on_chosen_and_listening_show_in_forced_colours(browser: Browser, ui_hub
         assert korean.evaluate(LOOK) != english.evaluate(LOOK)
         page.locator("#mode-text").click()
         page.mouse.click(5, 700)
-        assert page.locator("#mode-text").evaluate(LOOK) != page.locator("#mode-photo").evaluate(LOOK)
+        chosen, other = (page.locator(f"#mode-{m}").evaluate(LOOK) for m in ("text", "photo"))
+        assert chosen != other
         page.locator("#mode-voice").click()
         talk = page.locator("#talk")
         idle = talk.evaluate(LOOK)
