@@ -107,3 +107,14 @@ class TooManyAttempts(HubError):
             when = "1 second" if seconds == 1 else f"{seconds} seconds"
         super().__init__(f"too many wrong staff tokens from this device: try again in {when}",
                          details={"retry_after_s": seconds})
+
+
+class Busy(HubError):
+    """The hub has as much of this kind of work waiting as it takes; the sender tries later."""
+
+    status = 429
+    code = "busy"
+
+    def __init__(self, message: str, retry_after_s: int) -> None:
+        super().__init__(message, details={"retry_after_s": retry_after_s})
+        self.retry_after_s = retry_after_s

@@ -16,6 +16,7 @@ from aiohttp import WSCloseCode, web
 from pydantic import BaseModel, SecretStr, ValidationError
 
 from hub.errors import (
+    Busy,
     Forbidden,
     InvalidInput,
     TooLarge,
@@ -39,6 +40,14 @@ MAX_UPLOADS_PER_CLIENT = 2
 #: ``UPLOAD_GRACE_S``, and never a pause over ``UPLOAD_PAUSE_S``. A 3 MB phone photo over a poor
 #: shop Wi-Fi (200 kbit/s, 25 kB/s) arrives; one byte every few seconds does not.
 UPLOAD_MIN_RATE = 8 * 1024
+#: Uploads one address may have on their way (holding a place or waiting for one), and all
+#: addresses together, and how long one waits for a place. A waiting upload's connection stays
+#: open with its body unread: without these, one device that kept opening uploads without
+#: sending them held ~20,000 connections, every file descriptor the hub had, and the hub
+#: stopped answering anything. A kiosk's burst of a dozen searches still waits its turn.
+MAX_QUEUED_PER_CLIENT = 16
+MAX_QUEUED = 64
+UPLOAD_WAIT_S = 60.0
 UPLOAD_GRACE_S = 10.0
 UPLOAD_PAUSE_S = 15.0
 _LOOPBACK = ("127.0.0.1", "::1")
@@ -65,12 +74,27 @@ class UploadPlaces:
 
     @contextlib.asynccontextmanager
     async def place(self, request: web.Request) -> AsyncIterator[None]:
-        """Wait for a place (the sender's own first, then one of all) and hold it."""
+        """Wait for a place (the sender's own first, then one of all) and hold it; refused with
+        429 ``busy`` when too many are on their way or the wait is too long."""
         client = client_address(request)
         own, users = self._clients.get(client) or (asyncio.Semaphore(MAX_UPLOADS_PER_CLIENT), 0)
+        if users >= MAX_QUEUED_PER_CLIENT:
+            raise Busy(f"this device has {users} uploads on their way to the hub: wait for "
+                       "their answers before sending more", retry_after_s=5)
+        if sum(n for _, n in self._clients.values()) >= MAX_QUEUED:
+            raise Busy("the hub has as many uploads waiting as it takes: try again in a "
+                       "moment", retry_after_s=5)
         self._clients[client] = (own, users + 1)
         try:
-            async with own, self._all:
+            async with contextlib.AsyncExitStack() as held:
+                try:
+                    async with asyncio.timeout(UPLOAD_WAIT_S):
+                        await held.enter_async_context(own)
+                        await held.enter_async_context(self._all)
+                except TimeoutError:
+                    raise Busy(f"the hub has been busy with other uploads for "
+                               f"{UPLOAD_WAIT_S:.0f} s: try again in a moment",
+                               retry_after_s=10) from None
                 yield
         finally:
             own, users = self._clients[client]
