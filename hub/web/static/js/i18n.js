@@ -26,6 +26,10 @@ const STRINGS = {
     talk_tap_stop: "Tap again to search",
     talk_help: "Hold the button and say the product's name, then let go. " +
       "You can also tap once to start and tap again to stop.",
+    talk_limit_one: "You can speak for up to 1 second.",
+    talk_limit_other: "You can speak for up to {n} seconds.",
+    seconds_left_one: "1 second left",
+    seconds_left_other: "{n} seconds left",
     listening: "Listening…",
     mic_off: "The microphone is not available. Please type instead.",
     heard: "You said: “{text}”",
@@ -80,6 +84,8 @@ const STRINGS = {
     talk_tap_stop: "다시 누르면 찾습니다",
     talk_help: "버튼을 누른 채 상품 이름을 말하고 손을 떼세요. " +
       "한 번 눌러 시작하고 다시 눌러 끝낼 수도 있습니다.",
+    talk_limit_other: "최대 {n}초까지 말할 수 있습니다.",
+    seconds_left_other: "{n}초 남음",
     listening: "듣는 중…",
     mic_off: "마이크를 쓸 수 없습니다. 이름을 입력해 주세요.",
     heard: "말씀하신 내용: “{text}”",
@@ -133,6 +139,8 @@ const STRINGS = {
     talk_tap_stop: "再按一下即查找",
     talk_help: "按住按钮说出商品名称，然后松开。" +
       "也可以按一下开始，再按一下结束。",
+    talk_limit_other: "最多可以说 {n} 秒。",
+    seconds_left_other: "还剩 {n} 秒",
     listening: "正在听…",
     mic_off: "麦克风无法使用。请输入名称。",
     heard: "您说的是：“{text}”",
@@ -213,6 +221,9 @@ export function objectParticle(word) {
 // Fills every [data-i18n] element's text and every [data-i18n-label] element's aria-label.
 export function translatePage(root = document) {
   for (const el of root.querySelectorAll("[data-i18n]")) el.textContent = t(el.dataset.i18n);
+  for (const el of root.querySelectorAll("[data-i18n-count]")) { // a count in data-n
+    el.textContent = tn(el.dataset.i18nCount, Number(el.dataset.n));
+  }
   for (const el of root.querySelectorAll("[data-i18n-label]")) {
     el.setAttribute("aria-label", t(el.dataset.i18nLabel));
   }

@@ -5,7 +5,7 @@
 // what was heard is searched.
 // The microphone is open only while recording.
 
-import { t } from "./i18n.js";
+import { t, tn } from "./i18n.js";
 import { showMessage, showOutcome, speakAnswer, ticket } from "./results.js";
 import { speak, stopSpeaking } from "./speech.js";
 import { openVoiceSocket } from "./voice-socket.js";
@@ -19,10 +19,14 @@ const DOUBLE_TAP_MS = 1000;
 // away, was told "Let go to search" until an error came.
 const LIMIT_MARGIN_MS = 500;
 let maxRecordingMs = 10000 - LIMIT_MARGIN_MS; // the hub's default, until it says
+// The last seconds are counted down on the button: a customer who pauses between words was cut
+// off mid-question without a warning.
+const WARN_MS = 3000;
 
 const talk = document.getElementById("talk");
 const label = document.getElementById("talk-label");
 const transcript = document.getElementById("transcript");
+const limitText = document.getElementById("talk-limit");
 
 let context = null;
 let refused = false; // the microphone was refused or not found: not offered until a device comes
@@ -66,6 +70,8 @@ export function setMaxSeconds(seconds) {
   if (typeof seconds === "number" && seconds > 0) {
     maxRecordingMs = Math.max(seconds * 1000 - LIMIT_MARGIN_MS, seconds * 500);
   }
+  limitText.dataset.n = String(Math.floor(maxRecordingMs / 1000)); // said under the button
+  limitText.textContent = tn(limitText.dataset.i18nCount, Number(limitText.dataset.n));
 }
 
 async function audioContext() {
@@ -121,6 +127,7 @@ function failure(err) {
 }
 
 function showIdle() {
+  transcript.setAttribute("aria-live", "polite"); // what was heard is read out again
   talk.classList.remove("recording");
   talk.setAttribute("aria-pressed", "false");
   label.textContent = t("talk");
@@ -141,16 +148,29 @@ function start(tapped = false) {
     showMessage(failure(err), session.slot);
   });
   session.limit = setTimeout(stop, maxRecordingMs); // then searches what it heard
+  session.countdown = setInterval(() => countDown(session), 250);
   session.slot = ticket();
   recording = session;
   talk.classList.add("recording");
   talk.setAttribute("aria-pressed", "true");
   label.textContent = t(tapped ? "talk_tap_stop" : "talk_stop");
+  // The partial transcripts change several times a second: read aloud, a screen reader would
+  // speak every wrong guess into the open microphone.
+  transcript.setAttribute("aria-live", "off");
   transcript.textContent = t("listening");
+}
+
+function countDown(session) {
+  const left = maxRecordingMs - (performance.now() - session.pressedAt);
+  if (recording !== session || left > WARN_MS) return;
+  const action = t(holding ? "talk_stop" : "talk_tap_stop");
+  const text = `${tn("seconds_left", Math.max(1, Math.ceil(left / 1000)))} · ${action}`;
+  if (label.textContent !== text) label.textContent = text;
 }
 
 function release(session) {
   clearTimeout(session.limit);
+  clearInterval(session.countdown);
   session.source?.disconnect();
   session.mic?.getTracks().forEach((track) => track.stop());
 }
