@@ -302,3 +302,49 @@ def test_staff_sign_in_screen_is_accessible(page: Page) -> None:
     expect(page.locator("#login-error")).to_have_text("That staff token is not valid.")
     assert_accessible(page)
     assert small_targets(page, STAFF_TARGET_PX) == []
+
+
+#: What scrolls sideways on a page: the page itself, or any of the kiosk's ways to search that
+#: cuts its words.
+OVERFLOW = """() => [
+  ...(document.documentElement.scrollWidth > document.documentElement.clientWidth
+    ? [`the page: ${document.documentElement.scrollWidth} px`] : []),
+  ...[...document.querySelectorAll('.mode')].filter((e) => e.scrollWidth > e.clientWidth)
+    .map((e) => `${e.id}: ${e.scrollWidth} > ${e.clientWidth} px`)]"""
+
+
+def test_pages_reflow_at_400_percent_zoom(browser: Browser, ui_hub: UiHub) -> None:
+    """Why: at 320 CSS px (a 1280 px screen zoomed to 400 %, WCAG 1.4.10) the chosen way's row
+    cut its words ("Show a phot") and pushed the kiosk sideways, the search field showed two
+    letters, Larger text made the start screen scroll sideways, and the staff Stock and Store
+    health sections were 405 and 418 px wide."""
+    context = browser.new_context(base_url=ui_hub.url, viewport={"width": 320, "height": 256},
+                                  reduced_motion="reduce")
+    context.set_default_timeout(TIMEOUT_MS)
+    try:
+        page = context.new_page()
+        page.goto("/kiosk")
+        page.wait_for_selector("html[data-ready=true]")
+        assert page.evaluate(OVERFLOW) == [], "start screen"
+        page.locator("#mode-text").click()
+        page.locator("#query").fill("milk")
+        expect(page.locator("#results .card").first).to_be_visible()
+        assert page.evaluate(OVERFLOW) == [], "text search"
+        assert page.locator("#query").bounding_box()["width"] >= 200
+        page.locator("#large-text").click()
+        assert page.evaluate(OVERFLOW) == [], "text search, larger text"
+        page.get_by_role("button", name="Start over").click()
+        assert page.evaluate(OVERFLOW) == [], "start screen, larger text"
+        staff = context.new_page()
+        staff.goto("/staff")
+        staff.get_by_label("Staff token").fill(ui_hub.token)
+        staff.get_by_role("button", name="Sign in").click()
+        expect(staff.get_by_text("Live", exact=True)).to_be_visible()
+        assert staff.evaluate(OVERFLOW) == [], "pickup queue"
+        staff_stock(staff, ui_hub)
+        expect(staff.locator("#movement-rows tr").first).to_be_visible()
+        assert staff.evaluate(OVERFLOW) == [], "stock"
+        staff_health(staff, ui_hub)
+        assert staff.evaluate(OVERFLOW) == [], "store health"
+    finally:
+        context.close()
