@@ -5,6 +5,7 @@ from __future__ import annotations
 from aiohttp import web
 
 from hub.catalog import Product
+from hub.db import Database
 from hub.errors import InvalidInput, NotFound
 from hub.services import Services
 from hub.web.common import inside, int_query, json_response, services
@@ -75,13 +76,26 @@ async def stock(request: web.Request) -> web.Response:
                           "available": level.available, "seq": level.seq})
 
 
+#: A product image is a picture, never a page: no script of it runs, whatever its bytes.
+IMAGE_HEADERS = {"Cache-Control": "public, max-age=86400", "X-Content-Type-Options": "nosniff",
+                 "Content-Security-Policy": "default-src 'none'; sandbox"}
+
+
+def _recorded(db: Database, path: str) -> bool:
+    return db.conn().conn.execute("SELECT 1 FROM product_images WHERE path = ? UNION ALL "
+                        "SELECT 1 FROM products WHERE image = ? LIMIT 1",
+                        (path, path)).fetchone() is not None
+
+
 async def image(request: web.Request) -> web.FileResponse:
+    """A catalogue or enrolled image. Only files the hub recorded are served: anything else an
+    operator leaves in the images folder (a backup, a page, a note) stays private."""
     svc = services(request)
-    target = inside(svc.config.store.images_dir, request.match_info["path"])
-    if target is None:
+    path = request.match_info["path"]
+    target = inside(svc.config.store.images_dir, path)
+    if target is None or not await svc.db.read(_recorded, svc.db, path):
         raise NotFound("no such image")
-    headers = {"Cache-Control": "public, max-age=86400", "X-Content-Type-Options": "nosniff"}
-    return web.FileResponse(target, headers=headers)
+    return web.FileResponse(target, headers=IMAGE_HEADERS)
 
 
 def setup(app: web.Application) -> None:

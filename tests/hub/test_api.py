@@ -4,7 +4,10 @@ auth, malformed/oversized/unauthenticated requests, concurrency and metrics."""
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
 
+import cv2
+import numpy as np
 import pytest
 from aiohttp.test_utils import TestClient
 
@@ -321,3 +324,23 @@ async def test_a_plain_request_to_a_websocket_is_told_what_it_is(api: SpecClient
         assert response.status == 400, path
         assert body["error"]["code"] == "not_websocket"
         assert "open it with a WebSocket client" in body["error"]["message"]
+
+
+async def test_only_the_images_the_hub_recorded_are_served(
+        client: TestClient, stocked: Services, tmp_path: Path) -> None:
+    """Why: /images served any file in the images folder (a backup, a note, an .html or .svg
+    page beside the staff page's origin); only recorded images are served now, as pictures."""
+    picture = tmp_path / "import" / "tea.jpg"
+    picture.parent.mkdir()
+    picture.write_bytes(cv2.imencode(".jpg", np.full((64, 64, 3), 200, np.uint8))[1].tobytes())
+    report = stocked.catalog.import_rows(
+        [(1, {"sku": "TEA-1", "names": {"en": "Tea"}, "image": "tea.jpg"})], picture.parent)
+    assert report.added == ["TEA-1"]
+    folder = stocked.config.store.images_dir
+    (folder / "notes.html").write_text("<script>alert(1)</script>")
+    response = await client.get("/images/notes.html")
+    assert response.status == 404
+    product = stocked.catalog.get("TEA-1")
+    response = await client.get(f"/images/{product.image}")
+    assert response.status == 200
+    assert response.headers["Content-Security-Policy"] == "default-src 'none'; sandbox"
