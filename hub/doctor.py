@@ -11,6 +11,7 @@ import shutil
 import socket
 import sqlite3
 import ssl
+import stat
 import subprocess
 import time
 from collections.abc import Callable, Iterator
@@ -418,9 +419,31 @@ def check_fleet(config: HubConfig) -> list[Finding]:
 
 
 #: Every check ``retail-hub doctor`` runs, in order; features append theirs.
+def check_secret_files(config: HubConfig) -> list[Finding]:
+    """The staff token and broker passwords give staff powers and the store's sync: a file any
+    user of the hub can read (a copy made with the default umask) is said, with the fix."""
+    secrets = {"web.staff_token_file": config.web.staff_token_file,
+               "mqtt.password_file": config.mqtt.password_file,
+               "beacons.relay_password_file": config.beacons.relay_password_file}
+    findings = []
+    for name, path in secrets.items():
+        try:
+            mode = path.stat().st_mode if path is not None else 0
+        except OSError:
+            continue  # missing or unreadable: the check that reads it says so
+        if mode & 0o007:
+            findings.append(Finding(
+                "secret files", "warn", f"{name} {path} can be read by every user of this "
+                f"machine (mode {stat.filemode(mode)})",
+                f"sudo chown root:retail-hub {path} && sudo chmod 640 {path}"))
+    if not findings and any(secrets.values()):
+        return [Finding("secret files", "ok", "readable by their owner and group only")]
+    return findings
+
+
 CHECKS: list[Check] = [check_disk, check_database, check_kiosk_language, check_clock,
                        check_broker, check_bluetooth, check_relay_broker, check_fleet,
-                       check_models]
+                       check_models, check_secret_files]
 
 
 def run_checks(config: HubConfig, checks: list[Check] | None = None) -> list[Finding]:

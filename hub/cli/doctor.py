@@ -17,7 +17,8 @@ MARK = {"ok": "ok  ", "warn": "WARN", "fail": "FAIL"}
 @config_option
 @click.option("--json", "as_json", is_flag=True, help="Print the findings as JSON.")
 def doctor(config_path: Path, as_json: bool) -> None:
-    """Check the adapter, BlueZ, models, broker, clock, disk and database; exit 1 on a failure."""
+    """Check the adapter, BlueZ, models, broker, clock, disk, database and secret files; exit 1
+    on a failure."""
     findings = run_checks(load(config_path))
     if as_json:
         click.echo(json.dumps([f.to_json() for f in findings], indent=2))

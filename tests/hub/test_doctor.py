@@ -17,6 +17,7 @@ from hub.doctor import (
     check_disk,
     check_fleet,
     check_kiosk_language,
+    check_secret_files,
     run_checks,
 )
 from hub.services import build_services
@@ -204,3 +205,17 @@ def test_doctor_says_when_answers_cannot_be_read_aloud(
     monkeypatch.setenv("PATH", "/nonexistent")  # a machine without espeak-ng
     speech = check_models(make_config(voice={"enabled": False}))[-1]
     assert speech.status == "warn" and speech.fix == "sudo apt-get install espeak-ng"
+
+
+def test_a_secret_file_every_user_can_read_is_said(make_config, tmp_path: Path) -> None:  # noqa: ANN001
+    """Why: a staff token copied with the default umask (0644) gave every user of the hub's
+    machine the staff's powers, and neither doctor nor config check said a word."""
+    token = tmp_path / "staff-token"
+    token.write_text("a-staff-token-of-some-length\n")
+    token.chmod(0o644)
+    config = make_config(web={"staff_token_file": str(token)})
+    (finding,) = check_secret_files(config)
+    assert finding.status == "warn" and "-rw-r--r--" in finding.detail
+    assert finding.fix == f"sudo chown root:retail-hub {token} && sudo chmod 640 {token}"
+    token.chmod(0o640)
+    assert [f.status for f in check_secret_files(config)] == ["ok"]
