@@ -50,7 +50,8 @@ MAX_QUEUED = 64
 UPLOAD_WAIT_S = 60.0
 UPLOAD_GRACE_S = 10.0
 UPLOAD_PAUSE_S = 15.0
-_LOOPBACK = ("127.0.0.1", "::1")
+#: Addresses of the hub's own machine: its kiosk screen, and the TLS proxy in front of it.
+LOOPBACK = ("127.0.0.1", "::1")
 
 
 def client_address(request: web.Request) -> str:
@@ -59,17 +60,26 @@ def client_address(request: web.Request) -> str:
     names it (the proxy sets it; a device on the network cannot reach the hub past the proxy)."""
     peer = request.remote or "unknown"
     forwarded = request.headers.get("X-Forwarded-For", "")
-    if peer in _LOOPBACK and forwarded:
+    if peer in LOOPBACK and forwarded:
         return forwarded.split(",")[-1].strip() or peer
     return peer
 
 
+def own_screen(request: web.Request) -> bool:
+    """Whether ``request`` comes from the hub's own screen, the kiosk's Chromium on the same
+    machine (loopback, not through the TLS proxy, which names the device it forwards for)."""
+    return request.remote in LOOPBACK and "X-Forwarded-For" not in request.headers
+
+
 class UploadPlaces:
     """The places uploads take while their bodies are read and worked on: ``MAX_UPLOADS`` in
-    all, ``MAX_UPLOADS_PER_CLIENT`` for one device, whose further uploads wait for its own."""
+    all, ``MAX_UPLOADS_PER_CLIENT`` for one device, whose further uploads wait for its own. One
+    place is kept for the hub's own screen: two devices on the network holding two slow uploads
+    each had kept the kiosk's photo and voice search waiting."""
 
     def __init__(self) -> None:
         self._all = asyncio.Semaphore(MAX_UPLOADS)
+        self._others = asyncio.Semaphore(MAX_UPLOADS - 1)  # every device but the hub's screen
         self._clients: dict[str, tuple[asyncio.Semaphore, int]] = {}
 
     @contextlib.asynccontextmanager
@@ -90,6 +100,8 @@ class UploadPlaces:
                 try:
                     async with asyncio.timeout(UPLOAD_WAIT_S):
                         await held.enter_async_context(own)
+                        if not own_screen(request):
+                            await held.enter_async_context(self._others)
                         await held.enter_async_context(self._all)
                 except TimeoutError:
                     raise Busy(f"the hub has been busy with other uploads for "

@@ -29,11 +29,13 @@ from aiohttp import WSMessage, WSMsgType, web
 from hub.errors import HubError, InvalidInput, Unavailable, UnsupportedMedia
 from hub.voice_search import VoiceService
 from hub.web.common import (
+    LOOPBACK,
     SizedWebSocket,
     client_address,
     close_on_shutdown,
     is_staff,
     json_response,
+    own_screen,
     prepare_websocket,
     read_body,
     services,
@@ -115,7 +117,11 @@ async def stream_voice(request: web.Request) -> web.WebSocketResponse:
             f"this device already has {MAX_STREAMS_PER_CLIENT} questions streaming; finish or "
             "close one first"))
         return ws
-    if service.streams.locked():
+    others = sum(n for address, n in clients.items() if address not in LOOPBACK)
+    if service.streams.locked() or (not own_screen(request) and others >= max(
+            1, services(request).config.voice.max_stream_sessions - 1)):
+        # one place is kept for the hub's own screen: two devices on the network had held
+        # every place and the kiosk's spoken search was unavailable for as long as they liked
         await _fail(ws, Unavailable("too many kiosks are streaming at once; try again shortly"))
         return ws
     open_streams = request.app[STREAMS]

@@ -60,10 +60,36 @@ async def test_an_upload_waits_for_a_place_a_bounded_time(
         async with places.place(upload_from(address)):
             await release.wait()
 
-    holders = [asyncio.create_task(hold(f"10.0.0.{n}")) for n in range(MAX_UPLOADS)]
+    # every place devices on the network may take (one is kept for the hub's own screen)
+    holders = [asyncio.create_task(hold(f"10.0.0.{n}")) for n in range(MAX_UPLOADS - 1)]
     await asyncio.sleep(0.01)
     with pytest.raises(Busy, match="busy with other uploads"):
         async with places.place(upload_from("10.0.0.99")):
             pass
     release.set()
     await asyncio.gather(*holders)
+
+
+async def test_a_place_is_kept_for_the_hubs_own_screen() -> None:
+    """Why: two devices on the network, each with two slow uploads, held all four places and
+    the kiosk's photo and voice search waited for as long as they liked."""
+    places = UploadPlaces()
+    release = asyncio.Event()
+
+    async def hold(request) -> None:  # noqa: ANN001 - an aiohttp request
+        async with places.place(request):
+            await release.wait()
+
+    devices = [make_mocked_request("POST", "/api/search/photo", headers={
+        "X-Forwarded-For": f"10.0.0.{n}"}).clone(remote="127.0.0.1") for n in (1, 1, 2, 2)]
+    held = [asyncio.create_task(hold(device)) for device in devices]
+    try:
+        await asyncio.sleep(0.01)
+        assert sum(task.done() for task in held) == 0
+        kiosk = make_mocked_request("POST", "/api/search/photo").clone(remote="127.0.0.1")
+        async with asyncio.timeout(1):  # at once, while the devices' fourth waits
+            async with places.place(kiosk):
+                pass
+    finally:
+        release.set()
+        await asyncio.gather(*held)

@@ -400,6 +400,30 @@ async def test_one_device_cannot_take_every_streaming_place(
             await ws.close()
 
 
+async def test_a_streaming_place_is_kept_for_the_hubs_own_screen(
+    voice_client: TestClient, stocked: Services
+) -> None:
+    """Why: two devices on the network, two streams each, held every place, and the kiosk's
+    spoken search said "too many kiosks" for as long as they reconnected."""
+    url = "/api/search/voice/stream"
+    places = stocked.config.voice.max_stream_sessions
+    devices = [{"X-Forwarded-For": f"192.0.2.{n // 2}"} for n in range(places - 1)]
+    held = [await voice_client.ws_connect(url, headers=device) for device in devices]
+    try:
+        for ws in held:
+            await ws.send_bytes(b"\x00\x00" * 160)
+            assert (await ws.receive_json(timeout=10))["type"] == "partial"
+        async with voice_client.ws_connect(url, headers={"X-Forwarded-For": "192.0.2.99"}) as ws:
+            refused = await ws.receive_json(timeout=10)
+        assert "too many kiosks are streaming" in refused["message"]
+        async with voice_client.ws_connect(url) as kiosk:  # the screen on the hub itself
+            await kiosk.send_bytes(b"\x00\x00" * 160)
+            assert (await kiosk.receive_json(timeout=10))["type"] == "partial"
+    finally:
+        for ws in held:
+            await ws.close()
+
+
 async def test_without_the_rnnoise_library_noisy_questions_are_still_answered(
     stocked: Services,
     say: Callable[..., Audio],
