@@ -6,15 +6,17 @@ from __future__ import annotations
 
 import errno
 import os
+import pwd
 import shutil
 import sqlite3
 import tempfile
+from collections.abc import Iterable
 from pathlib import Path
 
 from hub.errors import Unavailable
 
 #: SQLite's primary result codes for the disk failures (the low byte of an extended code).
-SQLITE_READONLY, SQLITE_IOERR, SQLITE_FULL = 8, 10, 13
+SQLITE_READONLY, SQLITE_IOERR, SQLITE_FULL, SQLITE_CANTOPEN = 8, 10, 13, 14
 
 FULL = ("storage_full", "the hub's storage is full: nothing was saved. Free space on the hub "
         "(old backups, logs), then try again")
@@ -22,6 +24,13 @@ READ_ONLY = ("storage_read_only", "the hub's storage has turned read-only (an SD
              "nothing was saved. The hub needs its disk checked or replaced")
 IO_ERROR = ("storage_error", "the hub cannot write to its storage (disk I/O error): nothing was "
             "saved. The hub needs its disk checked")
+
+
+PERMISSION_CODE = "storage_permission"
+PERMISSION_TEXT = ("the hub may not use its own files: they belong to another user (a command "
+                   "run with sudo, or as another user, made them). Nothing was saved. Give them "
+                   "back to the hub's user (docs/install-pi.md: sudo chown -R retail-hub: "
+                   "/var/lib/retail-hub)")
 
 
 class StorageFailed(Unavailable):
@@ -35,12 +44,21 @@ FULL_BELOW_BYTES = 1024 * 1024
 
 def storage_failure(exc: BaseException, folder: Path | None = None) -> StorageFailed | None:
     """What ``exc`` says about the disk, or None when it is not a disk failure. An I/O error on
-    a full disk (``folder`` holds the database) is said as the full disk it is."""
+    a full disk (``folder`` holds the database) is said as the full disk it is, and a database
+    SQLite may not write because its files belong to another user as that, not as a failing
+    card."""
     kind: tuple[str, str] | None = None
     if isinstance(exc, sqlite3.Error):
         code = (getattr(exc, "sqlite_errorcode", None) or 0) & 0xFF
+        if code in (SQLITE_READONLY, SQLITE_CANTOPEN) and folder is not None:
+            foreign = foreign_file([folder, *_children(folder)])
+            if foreign is not None:
+                return StorageFailed(f"{PERMISSION_TEXT} ({foreign})", code=PERMISSION_CODE)
         kind = {SQLITE_FULL: FULL, SQLITE_READONLY: READ_ONLY, SQLITE_IOERR: IO_ERROR}.get(code)
     elif isinstance(exc, OSError):
+        if exc.errno in (errno.EACCES, errno.EPERM) and exc.filename:
+            return StorageFailed(f"{PERMISSION_TEXT} ({exc.filename}: {exc.strerror})",
+                                 code=PERMISSION_CODE)
         kind = {errno.ENOSPC: FULL, errno.EDQUOT: FULL, errno.EROFS: READ_ONLY,
                 errno.EIO: IO_ERROR}.get(exc.errno or 0)
     if kind is None:
@@ -91,3 +109,34 @@ def write_whole(target: Path, data: bytes) -> None:
         part.replace(target)
     finally:
         part.unlink(missing_ok=True)
+
+
+def foreign_file(paths: Iterable[Path]) -> str | None:
+    """The first of ``paths`` (those that exist) this process may not write, said for a person
+    ("hub.db belongs to root and the hub runs as retail-hub"), or None.
+
+    Why: after a command run with sudo the hub's database or images belong to root, and SQLite
+    then reports a read-only database, which reads like a failing SD card."""
+    for path in paths:
+        try:
+            if path.exists() and not os.access(path, os.W_OK | (os.X_OK if path.is_dir() else 0)):
+                return (f"{path} belongs to {_user(path.stat().st_uid)} and this runs as "
+                        f"{_user(os.geteuid())}")
+        except OSError:
+            continue
+    return None
+
+
+def _children(folder: Path) -> list[Path]:
+    """The files directly in ``folder`` (the database's: the database, its -wal and -shm)."""
+    try:
+        return sorted(p for p in folder.iterdir() if p.is_file())[:100]
+    except OSError:
+        return []
+
+
+def _user(uid: int) -> str:
+    try:
+        return pwd.getpwuid(uid).pw_name
+    except KeyError:
+        return f"user {uid}"

@@ -1,0 +1,71 @@
+"""Files of the hub that belong to another user (a command run with sudo made them): said as
+that, with the chown that mends it, never as a failing SD card or a damaged database."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+from hub.services import Services
+
+#: Run as a process that may not write the hub's files: the real SQLite refusal, mapped.
+WRITE_REFUSED = textwrap.dedent('''
+    import json, sqlite3, sys
+    from pathlib import Path
+    from hub.storage import storage_failure
+    database = Path(sys.argv[1])
+    try:
+        conn = sqlite3.connect(database)
+        conn.execute("CREATE TABLE IF NOT EXISTS probe (x)")
+        conn.commit()
+        print(json.dumps(None))
+    except sqlite3.Error as exc:
+        failure = storage_failure(exc, database.parent)
+        print(json.dumps(failure and [failure.code, failure.message]))
+''')
+
+
+def as_another_user(command: list[str], owned: list[Path]) -> subprocess.CompletedProcess:
+    """Run ``command`` so that the files ``owned`` are another user's. As root (CI): they are
+    given to a user the command's user namespace (``unshare -r``) does not map, so its root has
+    no power over them; otherwise they are made read-only, which binds their owner."""
+    if os.geteuid() == 0:
+        for path in owned:
+            os.chown(path, 12345, 12345)
+        command = ["unshare", "-r", *command]
+    else:
+        for path in owned:
+            path.chmod(0o555 if path.is_dir() else 0o444)
+    return subprocess.run(command, capture_output=True, text=True, timeout=120)
+
+
+def test_doctor_and_a_write_say_whose_files_they_are(stocked: Services, tmp_path: Path) -> None:
+    """Why: after 'sudo retail-hub catalog import' the database belonged to root; the hub's
+    writes were refused as "storage has turned read-only (an SD card fault?)" and doctor told
+    staff to replace the card and to restore the last backup, losing the changes since."""
+    database = stocked.config.store.database
+    stocked.db.close()
+    config = tmp_path / "hub.toml"
+    config.write_text(f'[store]\nid = "s"\nname = "S"\ndatabase = "{database}"\n'
+                      f'images_dir = "{stocked.config.store.images_dir}"\n'
+                      "[mqtt]\nenabled = false\n[beacons]\nenabled = false\n"
+                      "[voice]\nenabled = false\n[vision]\nenabled = false\n")
+    database.parent.chmod(0o755)  # the folder stays readable: the config is read from it
+    owned = [database.parent, *database.parent.glob(f"{database.name}*")]
+    written = as_another_user([sys.executable, "-c", WRITE_REFUSED, str(database)], owned)
+    assert written.stdout, written.stderr
+    code, message = json.loads(written.stdout)
+    assert code == "storage_permission", written.stderr
+    assert "belong to another user" in message and "sudo chown -R retail-hub:" in message
+    hub = Path(sys.executable).with_name("retail-hub")
+    checked = as_another_user([str(hub), "doctor", "--json", "--config", str(config)], [])
+    assert checked.stdout, checked.stderr
+    findings = {f["check"]: f for f in json.loads(checked.stdout)}
+    assert findings["disk"]["status"] == "fail"
+    assert "belongs to" in findings["disk"]["detail"]
+    assert findings["disk"]["fix"].startswith("give the hub's files back to the user")
+    assert "SD card" not in json.dumps(findings) and "restore" not in json.dumps(findings)
