@@ -279,6 +279,25 @@ def test_idle_kiosk_warns_then_clears_for_the_next_customer(page: Page) -> None:
     expect(page.locator("#query")).to_have_value("")
 
 
+def test_the_idle_warning_is_read_aloud_to_a_customer_who_listened(page: Page) -> None:
+    """Why: a customer who had the answer read aloud (and may not read the screen) got the
+    "Are you still there?" warning on screen only, and the answer went 20 s later, often while
+    they walked to the shelf. A customer who only read the answer is not spoken to."""
+    spoken: list[str] = []
+    page.on("request", lambda r: spoken.append(parse_qs(urlsplit(r.url).query)["text"][0])
+            if "/api/speech" in r.url else None)
+    answered_on_a_held_clock(page)
+    page.clock.run_for(75_000)  # read, not listened to: the warning is silent
+    expect(page.get_by_role("dialog", name="Are you still there?")).to_be_visible()
+    page.get_by_role("button", name="I'm still here").click()
+    page.get_by_role("button", name="Hear the answer").click()
+    page.clock.run_for(75_000)
+    expect(page.get_by_role("dialog", name="Are you still there?")).to_be_visible()
+    page.wait_for_timeout(300)
+    assert [text.split(" The screen")[0] for text in spoken[1:]] == ["Are you still there?"]
+    assert spoken[0].startswith("Banana."), spoken
+
+
 def idle_countdown(page: Page) -> list[str]:
     """Every warning the idle dialog shows, second by second, until the kiosk clears."""
     dialog = page.get_by_role("dialog")

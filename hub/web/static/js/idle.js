@@ -6,7 +6,9 @@ const dialog = document.getElementById("idle");
 const message = document.getElementById("idle-text");
 const ACTIVITY = ["pointerdown", "keydown", "input", "wheel"];
 
-export function watchIdle({ idleMs, warnMs, isBusy, isClear, onReset, warningText }) {
+// `onWarn` runs once each time the warning opens (the kiosk reads it aloud to a customer who was
+// listening to the answer: the dialog alone is silent).
+export function watchIdle({ idleMs, warnMs, isBusy, isClear, onReset, warningText, onWarn = () => {} }) {
   let lastActive = Date.now();
 
   const active = () => {
@@ -28,7 +30,10 @@ export function watchIdle({ idleMs, warnMs, isBusy, isClear, onReset, warningTex
       onReset();
     } else if (left <= warnMs) {
       message.textContent = warningText(Math.ceil(left / 1000));
-      if (!dialog.open) dialog.showModal();
+      if (!dialog.open) {
+        dialog.showModal();
+        onWarn(message.textContent);
+      }
     }
   }, 1000);
 }

@@ -6,8 +6,8 @@ import { watchIdle } from "./idle.js";
 import { autonym, language, setLanguage, t, tn, translatePage, wordsLanguage } from "./i18n.js";
 import { connectLive } from "./live.js";
 import * as photo from "./photo.js";
-import { clearAnswer, refreshStock, render, updateStock } from "./results.js";
-import { setOffered, stopSpeaking } from "./speech.js";
+import { answerWasSpoken, clearAnswer, refreshStock, render, updateStock } from "./results.js";
+import { setOffered, speak, stopSpeaking } from "./speech.js";
 import * as text from "./text.js";
 import * as voice from "./voice.js";
 
@@ -172,6 +172,7 @@ async function init() {
     isClear,
     onReset: startOver,
     warningText: (seconds) => tn("idle_text", seconds),
+    onWarn: (warning) => { if (answerWasSpoken()) speak(`${t("idle_title")} ${warning}`); },
   });
   setInterval(() => { if (isClear()) refreshModes(); }, MODES_MS);
   root.dataset.ready = "true";

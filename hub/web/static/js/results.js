@@ -117,6 +117,12 @@ export function speakAnswer() {
   speak(spokenText());
 }
 
+// Whether the answer on screen was read aloud: its customer may be listening rather than
+// reading, so the kiosk's warning before it clears is read aloud too.
+export function answerWasSpoken() {
+  return state?.spoken === true;
+}
+
 hear.addEventListener("click", speakAnswer);
 
 export function render() {
