@@ -435,6 +435,37 @@ def test_store_health_shows_every_part(staff_page: Page, ui_hub: UiHub) -> None:
         f"{sum(b['battery_low'] for b in beacons)} with a low battery")
 
 
+def test_a_reload_after_the_clock_was_set_back_shows_the_hubs_state(page: Page,
+                                                                     ui_hub: UiHub) -> None:
+    """Why: the queue kept its own copy of an order over the reloaded list's when its
+    updated_at was later; after the hub's clock was set back an hour, an order collected while
+    the tablet was offline stayed "ready" in the queue, Collect answering 409, until a full
+    reload. A copy from before the list was asked for now gives way to the list's."""
+    sockets = []
+
+    def through(socket) -> None:  # noqa: ANN001 - Playwright's WebSocketRoute
+        socket.connect_to_server()  # messages pass both ways, as without the route
+        sockets.append(socket)
+
+    page.route_web_socket(re.compile(r".*/api/staff/events$"), through)
+    waiting = place_order(ui_hub)
+    page.goto("/staff")
+    page.get_by_label("Staff token").fill(ui_hub.token)
+    page.get_by_role("button", name="Sign in").click()
+    row = page.locator(f"tr[data-order='{waiting}']")
+    expect(row).to_contain_text("Accepted, to pick")
+    svc = ui_hub.running.services
+
+    def collected_an_hour_back() -> None:  # as a clock an hour behind records it, unseen
+        with svc.db.transaction() as tx:
+            tx.execute("UPDATE orders SET state = 'collected', updated_at = updated_at - 3600 "
+                       "WHERE id = ?", (waiting,))
+
+    ui_hub.run(svc.db.write(collected_an_hour_back))
+    sockets[0].send('{"type": "resync"}')  # the page reloads, as after a reconnect
+    expect(row).to_be_hidden()
+
+
 def test_an_open_order_behind_many_newer_ones_is_in_the_queue(page: Page,
                                                               ui_hub: UiHub) -> None:
     """Why: the queue fetched the newest 500 orders of every state and kept the open ones, so

@@ -37,25 +37,31 @@ const products = new Map(); // sku -> Promise of how the product is named in the
 const busy = new Set(); // ids of the orders with a step on its way to the hub
 let settling = null;
 let onlyMember = null; // the member chosen from an arrival banner, until the search is edited
+let changes = 0; // orders changed on this page so far (live events, steps taken here)
+const changedAt = new Map(); // order id -> the count when it last changed, until the next load
 
 export async function load() {
   error.textContent = "";
+  const asked = changes;
   // Every open order, however many newer ones there are, and the newest of the rest for "All".
   const [open, recent, known, present] = await Promise.all([
     staffApi("/api/orders?state=pending,accepted,ready&limit=1000"),
     staffApi("/api/orders?limit=500"), staffApi("/api/members"),
     staffApi("/api/presence").catch(() => ({ present: [] }))]);
   const list = { orders: [...recent.orders, ...open.orders] };
-  // The live feed may have brought orders while the list was on its way: a copy newer than the
-  // list's, or an order newer than every listed one, is kept (else a new order would vanish).
+  // The live feed may have brought orders while the list was on its way: such a copy is kept
+  // unless the list's is newer (else a new order would vanish). Every other copy gives way to
+  // the list's, whatever its times say: the hub's clock may have been set back since.
   const live = new Map(orders);
   orders.clear();
   for (const order of list.orders) orders.set(order.id, order);
-  const newest = list.orders.reduce((latest, order) => Math.max(latest, order.created_at), 0);
   for (const [id, order] of live) {
     const listed = orders.get(id);
-    if (listed ? order.updated_at > listed.updated_at : order.created_at >= newest) orders.set(id, order);
+    if ((changedAt.get(id) ?? 0) > asked && (!listed || order.updated_at >= listed.updated_at)) {
+      orders.set(id, order);
+    }
   }
+  changedAt.clear();
   setMembers(known.members);
   inStore.clear();
   for (const view of present.present) inStore.add(view.member); // none without beacons
@@ -103,6 +109,7 @@ export function memberName(id) {
 
 export function onOrder(order) {
   orders.set(order.id, order);
+  changedAt.set(order.id, ++changes);
   const row = rows.querySelector(`tr[data-order="${CSS.escape(order.id)}"]`);
   const shown = isShown(order);
   if (row && shown) {
