@@ -7,16 +7,16 @@ import asyncio
 import time
 from typing import Protocol
 
-#: A change of more than this between the wall clock and the monotonic one, from one look to
-#: the next, is the wall clock being set (NTP correcting a Pi that started without a battery
-#: clock), not drift: NTP slews drift at most half a millisecond per second.
+#: A change of more than this in the difference between the wall clock and the monotonic one
+#: is the wall clock having been set (NTP correcting a Pi that started without a battery clock),
+#: not drift, which NTP slews at most half a millisecond per second.
 STEP_S = 60.0
 
 
 #: How long after starting the hub waits before doing what a wrong clock would make it do for
 #: good (expiring orders, deleting old rows): a Pi whose clock was set wrong starts with it,
 #: and NTP, once the network is up, sets it right within seconds to minutes (a step that
-#: :class:`ClockSteps` then sees).
+#: ``OrderService.follow_clock`` then follows).
 SETTLE_AFTER_START_S = 900.0
 
 
@@ -85,24 +85,3 @@ class ManualClock:
         for _, future in sorted(due, key=lambda item: item[0]):
             if not future.done():
                 future.set_result(None)
-
-
-class ClockSteps:
-    """Notices the wall clock being set while the hub runs.
-
-    Why: a Pi has no battery clock. After a power cut it starts at the time it last saved, often
-    hours or days behind, and the hub must serve at once; NTP then sets the clock forward in one
-    step. Times the hub worked out before the step (a pickup window's end) are off by the step,
-    and what acts on them irreversibly (expiring an order) must move them first.
-    """
-
-    def __init__(self, clock: Clock) -> None:
-        self._clock = clock
-        self._offset = clock.now() - clock.monotonic()
-
-    def step(self) -> float:
-        """Seconds the wall clock was set forward (or back, negative) since the last call; 0
-        when it only ran (or drifted by under ``STEP_S``)."""
-        offset = self._clock.now() - self._clock.monotonic()
-        moved, self._offset = offset - self._offset, offset
-        return moved if abs(moved) > STEP_S else 0.0

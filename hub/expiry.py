@@ -1,11 +1,11 @@
 """Background release of reservations whose pickup window has passed, after moving the windows
-with the clock when it has been set (see :class:`hub.clock.ClockSteps`)."""
+with the clock when it has been set (see ``OrderService.follow_clock``)."""
 
 from __future__ import annotations
 
 import logging
 
-from hub.clock import SETTLE_AFTER_START_S, Clock, ClockSteps
+from hub.clock import SETTLE_AFTER_START_S, Clock
 from hub.db import Database
 from hub.orders import OrderService
 from hub.periodic import PeriodicJob
@@ -24,14 +24,12 @@ class OrderExpiry(PeriodicJob):
                          first_after_s=SETTLE_AFTER_START_S)
         self.orders = orders
         self.db = db
-        self.steps = ClockSteps(clock)
 
     async def run_once(self) -> int:
-        step = self.steps.step()
-        if step:  # windows first, or the step itself would end them
-            moved = await self.db.write(self.orders.follow_clock_step, step)
-            log.warning("the clock was set %+.0f s; the pickup windows of %d order(s) accepted "
-                        "before it were moved with it", step, len(moved))
+        moved = await self.db.write(self.orders.follow_clock)  # first, or a step would end them
+        if moved:
+            log.warning("the clock has been set since the pickup windows of %d order(s) were "
+                        "measured; they were moved with it", len(moved))
         expired = await self.db.write(self.orders.expire_due)
         for order in expired:
             log.info("order %s expired; its reservation was released", order.id)

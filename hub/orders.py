@@ -23,7 +23,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from hub.clock import Clock
+from hub.clock import STEP_S, Clock
 from hub.config.orders import OrdersConfig
 from hub.db import Database, Transaction
 from hub.errors import Conflict, InvalidInput, NotFound
@@ -109,8 +109,9 @@ class OrderService:
         self.inventory = inventory
         self.config = config
         self.bus = bus
-        #: orders accepted by this process: their windows were measured on this run's clock
-        self._windows_measured_here: set[str] = set()
+        #: held orders accepted by this process -> the wall clock's lead over the monotonic one
+        #: when their windows were measured (``follow_clock``)
+        self._measured_at: dict[str, float] = {}
 
     # --- intake -----------------------------------------------------------------------------
 
@@ -219,27 +220,31 @@ class OrderService:
                 expired.append(self._require(tx, order_id))
         return expired
 
-    def follow_clock_step(self, seconds: float) -> list[Order]:
-        """Move the pickup windows measured on this run's clock by ``seconds``, the step the
-        wall clock was just set by, and tell the shop and staff the new ends.
+    def follow_clock(self) -> list[Order]:
+        """Move each pickup window this process measured by as much as the wall clock has been
+        set since (more than ``STEP_S``), and tell the shop and staff the new ends.
 
         Why: an order accepted while a Pi's clock was three days behind (started after a power
         cut, before NTP) got a window that ended, by the corrected clock, before it began, and
-        the next expiry check cancelled it for good. Orders accepted by earlier runs keep
-        theirs: their clock is not known to have been wrong. ``seconds`` is negative for a
-        clock that was ahead.
+        the next expiry check cancelled it for good. Each window is moved by the step its own
+        measurement missed, so an order accepted after NTP keeps its window; orders accepted by
+        earlier runs keep theirs: their clock is not known to have been wrong.
         """
-        held = sorted(self._windows_measured_here)
+        offset = self.clock.now() - self.clock.monotonic()
         moved = []
         with self.db.transaction() as tx:
-            for order_id in held:
-                if tx.execute("UPDATE orders SET pickup_by = pickup_by + ? WHERE id = ? AND "
-                              "state IN ('accepted', 'ready')", (seconds, order_id)).rowcount:
-                    tx.execute("UPDATE reservations SET expires_at = expires_at + ? WHERE "
-                               "order_id = ? AND state = 'held'", (seconds, order_id))
-                    self._announce(tx, order_id)
-                    moved.append(self._require(tx, order_id))
-        self._windows_measured_here = {order.id for order in moved}
+            for order_id, measured in sorted(self._measured_at.items()):
+                step = offset - measured
+                if abs(step) <= STEP_S:
+                    continue
+                tx.execute("UPDATE orders SET pickup_by = pickup_by + ? WHERE id = ? AND "
+                           "state IN ('accepted', 'ready')", (step, order_id))
+                tx.execute("UPDATE reservations SET expires_at = expires_at + ? WHERE "
+                           "order_id = ? AND state = 'held'", (step, order_id))
+                self._announce(tx, order_id)
+                moved.append(self._require(tx, order_id))
+        for order in moved:
+            self._measured_at[order.id] = offset
         return moved
 
     # --- queries ----------------------------------------------------------------------------
@@ -310,7 +315,7 @@ class OrderService:
             )
         tx.execute("UPDATE orders SET pickup_by = ? WHERE id = ?", (expires, order_id))
         self._move(tx, order_id, "accepted", actor, None)
-        self._windows_measured_here.add(order_id)
+        self._measured_at[order_id] = self.clock.now() - self.clock.monotonic()
 
     def _settle(self, tx: Transaction, order_id: str, outcome: str) -> None:
         """Turn held reservations into sales ('collected') or give them back ('released')."""
@@ -336,6 +341,8 @@ class OrderService:
         says why the order is rejected, so every other state has none."""
         order = self._require(tx, order_id)
         _check_transition(order, target)
+        if target not in ("accepted", "ready"):  # its window ends no more
+            self._measured_at.pop(order_id, None)
         now = self.clock.now()
         tx.execute(
             "UPDATE orders SET state = ?, reason = coalesce(?, reason), reason_code = ?, "

@@ -8,7 +8,7 @@ import json
 
 import pytest
 
-from hub.clock import ClockSteps, ManualClock
+from hub.clock import ManualClock
 from hub.errors import Conflict, InvalidInput
 from hub.expiry import OrderExpiry
 from hub.inventory import MovementIn
@@ -206,7 +206,6 @@ async def test_a_clock_set_forward_moves_the_windows_it_measured(stocked: Servic
     stocked.orders = restarted(stocked)
     expiry = OrderExpiry(stocked.orders, stocked.db, clock)
     clock.step(-3 * 86400)  # the hub started with its clock three days behind
-    expiry.steps = ClockSteps(clock)
     new, _ = stocked.orders.place(order("NEW", ("OAT-1", 2)))
     assert new.pickup_by == clock.now() + 48 * 3600
     outbox_before = stocked.db.query("SELECT COUNT(*) AS n FROM outbox")[0]["n"]
@@ -229,14 +228,27 @@ async def test_a_clock_set_forward_moves_the_windows_it_measured(stocked: Servic
     assert level(stocked, "OAT-1") == (10, 0, 10)
 
 
-def test_small_changes_of_the_clock_are_not_steps(clock: ManualClock) -> None:
-    steps = ClockSteps(clock)
-    clock.advance(3600)
-    clock.step(30)  # drift NTP would slew, over a few looks
-    assert steps.step() == 0
-    clock.step(-90)
-    assert steps.step() == -90
-    assert steps.step() == 0
+@pytest.mark.parametrize("wrong_by", [365 * 86400, -3 * 86400])
+async def test_an_order_accepted_after_ntp_keeps_its_window(stocked: Services,
+                                                            clock: ManualClock,
+                                                            wrong_by: int) -> None:
+    """Why: the windows of every order this run had accepted were moved by a step found later,
+    so an order accepted after NTP had set a year-ahead clock right was moved a year back and
+    expired at once (or, after a clock days behind, held its stock for days)."""
+    stocked.bus.bind(asyncio.get_running_loop())
+    stocked.orders = restarted(stocked)
+    clock.step(wrong_by)  # the start, with the clock wrong
+    expiry = OrderExpiry(stocked.orders, stocked.db, clock)
+    before, _ = stocked.orders.place(order("BEFORE", ("OAT-1", 1)))
+    clock.step(-wrong_by)  # NTP, then an order on the right clock
+    after, _ = stocked.orders.place(order("AFTER", ("OAT-1", 1)))
+    clock.advance(900)
+    assert await expiry.run_once() == 0
+    assert stocked.orders.get("AFTER").pickup_by == after.pickup_by  # not moved
+    assert stocked.orders.get("BEFORE").pickup_by == before.pickup_by - wrong_by
+    clock.step(30)  # drift NTP slews moves nothing
+    await expiry.run_once()
+    assert stocked.orders.get("AFTER").pickup_by == after.pickup_by
 
 
 async def test_a_hub_started_with_its_clock_ahead_expires_nothing_before_ntp(
