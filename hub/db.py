@@ -232,7 +232,7 @@ class Database:
                     self._run_batch([job])
                 return
             outcomes = [(False, exc)]
-        failures = (storage_failure(value, self.path.parent) for ok, value in outcomes if not ok)
+        failures = (storage_failure(value, self.path) for ok, value in outcomes if not ok)
         self.write_failure = next((f for f in failures if f is not None), None)
         for (_, future), (ok, value) in zip(batch, outcomes, strict=True):
             future.get_loop().call_soon_threadsafe(_settle, future, ok, value)

@@ -25,7 +25,7 @@ from beacons.errors import BeaconsError
 from beacons.fleet import load_fleet
 from hub.catalog import LANGUAGES_SQL
 from hub.config import HubConfig
-from hub.storage import foreign_file, read_only, refuses_writes
+from hub.storage import database_files, foreign_file, read_only, refuses_writes
 from sync.mqtt_client import BrokerSettings, tls_context
 
 MIN_FREE_BYTES = 1024**3
@@ -50,19 +50,19 @@ Check = Callable[[HubConfig], list[Finding]]
 
 #: The fix when the hub's files belong to another user (a command run with sudo made them).
 CHOWN_FIX = ("give the hub's files back to the user it runs as: sudo chown -R retail-hub: "
-             "/var/lib/retail-hub (and run commands as that user: sudo -u retail-hub ...); "
-             "nothing is damaged")
+             "/var/lib/retail-hub && sudo chmod -R u+rwX /var/lib/retail-hub (and run commands "
+             "as that user: sudo -u retail-hub ...); nothing is damaged")
 
 
 def _hub_files(config: HubConfig) -> list[Path]:
-    """The database, its WAL files, the images folder and its product folders."""
-    database, images = config.store.database, config.store.images_dir
-    files = [database, *(database.with_name(database.name + end) for end in ("-wal", "-shm"))]
+    """What the hub writes: its database with its folder and WAL files, and the images folder
+    with its product folders."""
+    images = config.store.images_dir
     try:
         folders = sorted(p for p in images.iterdir() if p.is_dir()) if images.is_dir() else []
     except OSError:
         folders = []
-    return [*files, images, *folders]
+    return [*database_files(config.store.database), images, *folders]
 
 
 def check_disk(config: HubConfig) -> list[Finding]:
@@ -72,7 +72,7 @@ def check_disk(config: HubConfig) -> list[Finding]:
     usage = shutil.disk_usage(folder)
     free_gib = usage.free / 1024**3
     detail = f"{free_gib:.1f} GiB free of {usage.total / 1024**3:.1f} GiB at {folder}"
-    foreign = foreign_file([folder, *_hub_files(config)])
+    foreign = foreign_file(_hub_files(config))
     if foreign is not None:
         return [Finding("disk", "fail", f"{foreign} ({detail})", CHOWN_FIX)]
     refused = refuses_writes(folder)
@@ -108,7 +108,7 @@ def check_database(config: HubConfig) -> list[Finding]:
             result = conn.execute("PRAGMA quick_check").fetchone()[0]
             mode = conn.execute("PRAGMA journal_mode").fetchone()[0]
     except sqlite3.Error as exc:
-        foreign = foreign_file(_hub_files(config)[:3])
+        foreign = foreign_file(database_files(path))
         if foreign is not None:  # not damaged: the advice to restore would lose the changes since
             return [Finding("database", "fail", f"{path} cannot be opened: {foreign}", CHOWN_FIX)]
         if read_only(path):  # WAL needs its shared-memory file: nothing is wrong with this one

@@ -9,6 +9,7 @@ import os
 import pwd
 import shutil
 import sqlite3
+import stat
 import tempfile
 from collections.abc import Iterable
 from pathlib import Path
@@ -27,10 +28,10 @@ IO_ERROR = ("storage_error", "the hub cannot write to its storage (disk I/O erro
 
 
 PERMISSION_CODE = "storage_permission"
-PERMISSION_TEXT = ("the hub may not use its own files: they belong to another user (a command "
-                   "run with sudo, or as another user, made them). Nothing was saved. Give them "
-                   "back to the hub's user (docs/install-pi.md: sudo chown -R retail-hub: "
-                   "/var/lib/retail-hub)")
+PERMISSION_TEXT = ("the hub may not use its own files: they belong to another user or were made "
+                   "read-only (by a command run with sudo or as another user). Nothing was "
+                   "saved. Give them back to the hub's user (docs/install-pi.md: sudo chown -R "
+                   "retail-hub: /var/lib/retail-hub && sudo chmod -R u+rwX /var/lib/retail-hub)")
 
 
 class StorageFailed(Unavailable):
@@ -42,21 +43,25 @@ class StorageFailed(Unavailable):
 FULL_BELOW_BYTES = 1024 * 1024
 
 
-def storage_failure(exc: BaseException, folder: Path | None = None) -> StorageFailed | None:
+def storage_failure(exc: BaseException, database: Path | None = None) -> StorageFailed | None:
     """What ``exc`` says about the disk, or None when it is not a disk failure. An I/O error on
-    a full disk (``folder`` holds the database) is said as the full disk it is, and a database
+    a full disk (the one holding ``database``) is said as the full disk it is, and a database
     SQLite may not write because its files belong to another user as that, not as a failing
-    card."""
+    card (a filesystem mounted read-only is the card)."""
     kind: tuple[str, str] | None = None
+    folder = database.parent if database is not None else None
     if isinstance(exc, sqlite3.Error):
         code = (getattr(exc, "sqlite_errorcode", None) or 0) & 0xFF
-        if code in (SQLITE_READONLY, SQLITE_CANTOPEN) and folder is not None:
-            foreign = foreign_file([folder, *_children(folder)])
+        if code in (SQLITE_READONLY, SQLITE_CANTOPEN) and database is not None:
+            foreign = foreign_file(database_files(database))
             if foreign is not None:
                 return StorageFailed(f"{PERMISSION_TEXT} ({foreign})", code=PERMISSION_CODE)
         kind = {SQLITE_FULL: FULL, SQLITE_READONLY: READ_ONLY, SQLITE_IOERR: IO_ERROR}.get(code)
+        if code == SQLITE_CANTOPEN and folder is not None and read_only(folder):
+            kind = READ_ONLY  # a WAL database cannot open without writing its -shm file
     elif isinstance(exc, OSError):
-        if exc.errno in (errno.EACCES, errno.EPERM) and exc.filename:
+        if exc.errno in (errno.EACCES, errno.EPERM) and exc.filename and not read_only(
+                Path(exc.filename)):
             return StorageFailed(f"{PERMISSION_TEXT} ({exc.filename}: {exc.strerror})",
                                  code=PERMISSION_CODE)
         kind = {errno.ENOSPC: FULL, errno.EDQUOT: FULL, errno.EROFS: READ_ONLY,
@@ -112,27 +117,32 @@ def write_whole(target: Path, data: bytes) -> None:
 
 
 def foreign_file(paths: Iterable[Path]) -> str | None:
-    """The first of ``paths`` (those that exist) this process may not write, said for a person
-    ("hub.db belongs to root and the hub runs as retail-hub"), or None.
+    """The first of ``paths`` (those that exist, on a filesystem mounted read-write) this
+    process may not write, said for a person ("hub.db belongs to root and this runs as
+    retail-hub", or "hub.db is read-only for its owner (-r--r--r--)"), or None.
 
     Why: after a command run with sudo the hub's database or images belong to root, and SQLite
-    then reports a read-only database, which reads like a failing SD card."""
+    then reports a read-only database, which reads like a failing SD card. A card the kernel
+    has mounted read-only is not this: its files are refused to everyone."""
     for path in paths:
         try:
-            if path.exists() and not os.access(path, os.W_OK | (os.X_OK if path.is_dir() else 0)):
-                return (f"{path} belongs to {_user(path.stat().st_uid)} and this runs as "
-                        f"{_user(os.geteuid())}")
+            if not path.exists() or read_only(path):
+                continue
+            if not os.access(path, os.W_OK | (os.X_OK if path.is_dir() else 0)):
+                info = path.stat()
+                if info.st_uid != os.geteuid():
+                    return (f"{path} belongs to {_user(info.st_uid)} and this runs as "
+                            f"{_user(os.geteuid())}")
+                return f"{path} is read-only for its owner ({stat.filemode(info.st_mode)})"
         except OSError:
             continue
     return None
 
 
-def _children(folder: Path) -> list[Path]:
-    """The files directly in ``folder`` (the database's: the database, its -wal and -shm)."""
-    try:
-        return sorted(p for p in folder.iterdir() if p.is_file())[:100]
-    except OSError:
-        return []
+def database_files(database: Path) -> list[Path]:
+    """The database's folder, the database and its WAL files: what SQLite writes."""
+    return [database.parent, database,
+            *(database.with_name(database.name + end) for end in ("-wal", "-shm"))]
 
 
 def _user(uid: int) -> str:

@@ -180,7 +180,7 @@ def serve(config: HubConfig, started: Callable[[RunningHub], None]) -> None:
         click.echo(f"error: {exc.message}", err=True)
         sys.exit(1)
     except (OSError, sqlite3.Error) as exc:
-        failure = storage_failure(exc, config.store.database.parent)
+        failure = storage_failure(exc, config.store.database)
         if failure is not None:
             why = f"{failure.message} ({config.store.database})"
         elif isinstance(exc, OSError):

@@ -56,7 +56,7 @@ async def errors(request: web.Request, handler: Handler) -> web.StreamResponse:
         log.info("client left during %s %s", request.method, request.path)
         return web.Response(status=400)
     except Exception as exc:
-        failure = storage_failure(exc, services(request).config.store.database.parent)
+        failure = storage_failure(exc, services(request).config.store.database)
         if failure is not None:  # the disk: one line, the health check tells the rest
             log.error("%s %s not saved: %s", request.method, request.path, exc)
             return json_response(failure.to_json(), status=failure.status)

@@ -24,7 +24,7 @@ WRITE_REFUSED = textwrap.dedent('''
         conn.commit()
         print(json.dumps(None))
     except sqlite3.Error as exc:
-        failure = storage_failure(exc, database.parent)
+        failure = storage_failure(exc, database)
         print(json.dumps(failure and [failure.code, failure.message]))
 ''')
 
@@ -69,3 +69,42 @@ def test_doctor_and_a_write_say_whose_files_they_are(stocked: Services, tmp_path
     assert "belongs to" in findings["disk"]["detail"]
     assert findings["disk"]["fix"].startswith("give the hub's files back to the user")
     assert "SD card" not in json.dumps(findings) and "restore" not in json.dumps(findings)
+
+
+#: Run inside ``unshare -rm``: the database's folder is mounted read-only, as the kernel does to
+#: a card after an error; then the write and doctor of the test above.
+ON_A_READ_ONLY_CARD = textwrap.dedent('''
+    import subprocess, sys
+    folder, write, doctor = sys.argv[1], sys.argv[2:6], sys.argv[6:]
+    subprocess.run(["mount", "--bind", folder, folder], check=True)
+    subprocess.run(["mount", "-o", "remount,bind,ro", folder], check=True)
+    print(subprocess.run(write, capture_output=True, text=True).stdout.strip())
+    print(subprocess.run(doctor, capture_output=True, text=True).stdout.strip())
+''')
+
+
+def test_a_card_mounted_read_only_is_not_taken_for_foreign_files(stocked: Services,
+                                                                   tmp_path: Path) -> None:
+    """Why (review): a filesystem the kernel had mounted read-only refused writes to everyone,
+    and the check for files of another user took it for that, telling staff to chown a failing
+    card and that nothing was damaged."""
+    database = stocked.config.store.database
+    stocked.db.close()
+    config = tmp_path / "hub.toml"
+    config.write_text(f'[store]\nid = "s"\nname = "S"\ndatabase = "{database}"\n'
+                      f'images_dir = "{stocked.config.store.images_dir}"\n'
+                      "[mqtt]\nenabled = false\n[beacons]\nenabled = false\n"
+                      "[voice]\nenabled = false\n[vision]\nenabled = false\n")
+    hub = Path(sys.executable).with_name("retail-hub")
+    result = subprocess.run(
+        ["unshare", "-rm", sys.executable, "-c", ON_A_READ_ONLY_CARD, str(database.parent),
+         sys.executable, "-c", WRITE_REFUSED, str(database),
+         str(hub), "doctor", "--json", "--config", str(config)],
+        capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    written, checked = result.stdout.split("\n", 1)
+    code, message = json.loads(written)
+    assert code == "storage_read_only", message
+    findings = {f["check"]: f for f in json.loads(checked)}
+    assert "mounted read-only" in findings["disk"]["detail"], findings["disk"]
+    assert "chown" not in json.dumps(findings)
