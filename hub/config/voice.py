@@ -127,7 +127,9 @@ class VoiceConfig(StrictModel):
         default=10.0, gt=0.5, le=60.0, description="Longest question accepted, in seconds."
     )
     max_stream_sessions: int = Field(
-        default=4, ge=1, le=64, description="Kiosk microphones that may stream at the same time."
+        default=4, ge=1, le=64, description="Kiosk microphones that may stream at the same time. "
+        "Devices other than the kiosk screen on the hub itself share one place fewer, so the "
+        "hub's own kiosk always finds one."
     )
     speak_answers: bool = Field(
         default=True,

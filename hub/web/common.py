@@ -91,7 +91,7 @@ class UploadPlaces:
         if users >= MAX_QUEUED_PER_CLIENT:
             raise Busy(f"this device has {users} uploads on their way to the hub: wait for "
                        "their answers before sending more", retry_after_s=5)
-        if sum(n for _, n in self._clients.values()) >= MAX_QUEUED:
+        if not own_screen(request) and sum(n for _, n in self._clients.values()) >= MAX_QUEUED:
             raise Busy("the hub has as many uploads waiting as it takes: try again in a "
                        "moment", retry_after_s=5)
         self._clients[client] = (own, users + 1)

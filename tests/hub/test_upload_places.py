@@ -81,14 +81,16 @@ async def test_an_upload_waits_for_a_place_a_bounded_time(
         await holders.end()
 
 
-async def test_a_place_is_kept_for_the_hubs_own_screen() -> None:
+async def test_a_place_is_kept_for_the_hubs_own_screen(monkeypatch: pytest.MonkeyPatch) -> None:
     """Why: two devices on the network, each with two slow uploads, held all four places and
-    the kiosk's photo and voice search waited for as long as they liked."""
+    the kiosk's photo and voice search waited for as long as they liked; and (review) devices
+    that filled the queue of all uploads had the kiosk's refused."""
+    monkeypatch.setattr(common, "MAX_QUEUED", 4)
     places = UploadPlaces()
     holders = Holders(places)
     try:
         await holders.start("10.0.0.1", 2)
-        await holders.start("10.0.0.2", 2)  # the second of these waits
+        await holders.start("10.0.0.2", 2)  # the second of these waits; the queue is full
         kiosk = make_mocked_request("POST", "/api/search/photo").clone(remote="127.0.0.1")
         async with asyncio.timeout(1):  # at once
             async with places.place(kiosk):
