@@ -298,6 +298,39 @@ def test_the_idle_warning_is_read_aloud_to_a_customer_who_listened(page: Page) -
     assert spoken[0].startswith("Banana."), spoken
 
 
+def test_a_language_without_the_kiosks_words_is_spoken_and_marked_as_each_part_is(
+        page: Page) -> None:
+    """Why (review): in a language the kiosk has no words in (Swedish here, a catalogue
+    language the hub is made to report), its English words were marked, and its warning
+    spoken, as that language."""
+    spoken: list[dict[str, list[str]]] = []
+    page.on("request", lambda r: spoken.append(parse_qs(urlsplit(r.url).query))
+            if "/api/speech" in r.url else None)
+
+    def with_swedish(route: Route) -> None:
+        config = route.fetch().json()
+        route.fulfill(json={**config, "languages": [*config["languages"], "sv"]})
+
+    page.route(re.compile(r".*/api/kiosk$"), with_swedish)
+    page.clock.install()
+    page.goto("/kiosk")
+    page.wait_for_selector("html[data-ready=true]")
+    page.get_by_role("button", name="svenska").click()
+    expect(page.locator("html")).to_have_attribute("lang", "en")
+    expect(page.locator("#prompt")).to_have_text("What are you looking for?")
+    type_search(page, "rice cake")
+    page.clock.run_for(500)
+    name = page.locator("#results .card .name").first
+    expect(name).to_have_text("Rice cake")
+    expect(name).to_have_attribute("lang", "en")
+    page.get_by_role("button", name="Hear the answer").click()
+    page.clock.run_for(75_000)
+    expect(page.get_by_role("dialog", name="Are you still there?")).to_be_visible()
+    page.wait_for_timeout(300)
+    assert [s["lang"][0] for s in spoken] == ["sv", "en"]  # the answer, then the warning
+    assert spoken[1]["text"][0].startswith("Are you still there?")
+
+
 def idle_countdown(page: Page) -> list[str]:
     """Every warning the idle dialog shows, second by second, until the kiosk clears."""
     dialog = page.get_by_role("dialog")

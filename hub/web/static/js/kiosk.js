@@ -172,7 +172,9 @@ async function init() {
     isClear,
     onReset: startOver,
     warningText: (seconds) => tn("idle_text", seconds),
-    onWarn: (warning) => { if (answerWasSpoken()) speak(`${t("idle_title")} ${warning}`); },
+    onWarn: (warning) => {
+      if (answerWasSpoken()) speak(`${t("idle_title")} ${warning}`, wordsLanguage());
+    },
   });
   setInterval(() => { if (isClear()) refreshModes(); }, MODES_MS);
   root.dataset.ready = "true";

@@ -15,10 +15,12 @@ export function isOffered() {
   return offered;
 }
 
-export function speak(text) {
+// `lang` is the language the words are in: the chosen one for an answer (it names products in
+// it), the kiosk's own words' for its messages (English where it has none in the chosen one).
+export function speak(text, lang = language()) {
   stopSpeaking();
   if (!offered || !text) return;
-  const params = new URLSearchParams({ text: text.slice(0, 300), lang: language() });
+  const params = new URLSearchParams({ text: text.slice(0, 300), lang });
   playing = new Audio(`/api/speech?${params}`);
   // A browser that refuses to play without a tap (autoplay policy) leaves the "Hear" button.
   playing.play().catch(() => {});

@@ -38,16 +38,23 @@ const busy = new Set(); // ids of the orders with a step on its way to the hub
 let settling = null;
 let onlyMember = null; // the member chosen from an arrival banner, until the search is edited
 let changes = 0; // orders changed on this page so far (live events, steps taken here)
-const changedAt = new Map(); // order id -> the count when it last changed, until the next load
+const changedAt = new Map(); // order id -> the count when it last changed, while a load needs it
+const loading = []; // the counts at which the loads on their way were asked for
 
 export async function load() {
   error.textContent = "";
   const asked = changes;
-  // Every open order, however many newer ones there are, and the newest of the rest for "All".
-  const [open, recent, known, present] = await Promise.all([
-    staffApi("/api/orders?state=pending,accepted,ready&limit=1000"),
-    staffApi("/api/orders?limit=500"), staffApi("/api/members"),
-    staffApi("/api/presence").catch(() => ({ present: [] }))]);
+  loading.push(asked);
+  let fetched;
+  try { // every open order, however many newer ones there are, and the newest of the rest
+    fetched = await Promise.all([
+      staffApi("/api/orders?state=pending,accepted,ready&limit=1000"),
+      staffApi("/api/orders?limit=500"), staffApi("/api/members"),
+      staffApi("/api/presence").catch(() => ({ present: [] }))]);
+  } finally {
+    loading.splice(loading.indexOf(asked), 1);
+  }
+  const [open, recent, known, present] = fetched;
   const list = { orders: [...recent.orders, ...open.orders] };
   // The live feed may have brought orders while the list was on its way: such a copy is kept
   // unless the list's is newer (else a new order would vanish). Every other copy gives way to
@@ -61,7 +68,9 @@ export async function load() {
       orders.set(id, order);
     }
   }
-  changedAt.clear();
+  // Marks a load still on its way needs are kept (two loads overlap after a reconnect).
+  const needed = Math.min(...loading, changes);
+  for (const [id, count] of changedAt) if (count <= needed) changedAt.delete(id);
   setMembers(known.members);
   inStore.clear();
   for (const view of present.present) inStore.add(view.member); // none without beacons

@@ -5,7 +5,7 @@
 // what was heard is searched.
 // The microphone is open only while recording.
 
-import { t, tn } from "./i18n.js";
+import { t, tn, wordsLanguage } from "./i18n.js";
 import { showMessage, showOutcome, speakAnswer, ticket } from "./results.js";
 import { speak, stopSpeaking } from "./speech.js";
 import { openVoiceSocket } from "./voice-socket.js";
@@ -179,6 +179,7 @@ async function stop() {
   const session = recording;
   if (session === null) return;
   recording = null;
+  holding = false; // a recording the time limit ended: the next may be started from the keyboard
   finishing = true;
   showIdle();
   try {
@@ -205,7 +206,7 @@ async function stop() {
       if (shown) speakAnswer(); // asked out loud, answered out loud
     } else {
       if (found.transcript) transcript.textContent += ` ${t("nothing_heard")}`;
-      speak(t("nothing_heard"));
+      speak(t("nothing_heard"), wordsLanguage());
     }
   } catch (err) {
     release(session);
@@ -225,6 +226,7 @@ export function cancel() {
   const session = recording;
   if (session === null) return;
   recording = null;
+  holding = false;
   release(session);
   session.ready.then(() => session.socket.close(), () => {});
   showIdle();
