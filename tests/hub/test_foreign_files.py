@@ -43,10 +43,8 @@ def as_another_user(command: list[str], owned: list[Path]) -> subprocess.Complet
     return subprocess.run(command, capture_output=True, text=True, timeout=120)
 
 
-def test_doctor_and_a_write_say_whose_files_they_are(stocked: Services, tmp_path: Path) -> None:
-    """Why: after 'sudo retail-hub catalog import' the database belonged to root; the hub's
-    writes were refused as "storage has turned read-only (an SD card fault?)" and doctor told
-    staff to replace the card and to restore the last backup, losing the changes since."""
+def closed_hub(stocked: Services, tmp_path: Path) -> tuple[Path, Path]:
+    """The stocked hub's database, closed, and a config file naming it (for doctor)."""
     database = stocked.config.store.database
     stocked.db.close()
     config = tmp_path / "hub.toml"
@@ -54,6 +52,14 @@ def test_doctor_and_a_write_say_whose_files_they_are(stocked: Services, tmp_path
                       f'images_dir = "{stocked.config.store.images_dir}"\n'
                       "[mqtt]\nenabled = false\n[beacons]\nenabled = false\n"
                       "[voice]\nenabled = false\n[vision]\nenabled = false\n")
+    return database, config
+
+
+def test_doctor_and_a_write_say_whose_files_they_are(stocked: Services, tmp_path: Path) -> None:
+    """Why: after 'sudo retail-hub catalog import' the database belonged to root; the hub's
+    writes were refused as "storage has turned read-only (an SD card fault?)" and doctor told
+    staff to replace the card and to restore the last backup, losing the changes since."""
+    database, config = closed_hub(stocked, tmp_path)
     database.parent.chmod(0o755)  # the folder stays readable: the config is read from it
     owned = [database.parent, *database.parent.glob(f"{database.name}*")]
     written = as_another_user([sys.executable, "-c", WRITE_REFUSED, str(database)], owned)
@@ -88,13 +94,7 @@ def test_a_card_mounted_read_only_is_not_taken_for_foreign_files(stocked: Servic
     """Why (review): a filesystem the kernel had mounted read-only refused writes to everyone,
     and the check for files of another user took it for that, telling staff to chown a failing
     card and that nothing was damaged."""
-    database = stocked.config.store.database
-    stocked.db.close()
-    config = tmp_path / "hub.toml"
-    config.write_text(f'[store]\nid = "s"\nname = "S"\ndatabase = "{database}"\n'
-                      f'images_dir = "{stocked.config.store.images_dir}"\n'
-                      "[mqtt]\nenabled = false\n[beacons]\nenabled = false\n"
-                      "[voice]\nenabled = false\n[vision]\nenabled = false\n")
+    database, config = closed_hub(stocked, tmp_path)
     hub = Path(sys.executable).with_name("retail-hub")
     result = subprocess.run(
         ["unshare", "-rm", sys.executable, "-c", ON_A_READ_ONLY_CARD, str(database.parent),
