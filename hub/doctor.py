@@ -441,7 +441,6 @@ def check_fleet(config: HubConfig) -> list[Finding]:
                     f"{path}: {len(fleet.beacons)} beacons, {len(fleet.scanners)} scanners")]
 
 
-#: Every check ``retail-hub doctor`` runs, in order; features append theirs.
 def check_secret_files(config: HubConfig) -> list[Finding]:
     """The staff token and broker passwords give staff powers and the store's sync: a file any
     user of the hub can read (a copy made with the default umask) is said, with the fix."""
@@ -464,6 +463,7 @@ def check_secret_files(config: HubConfig) -> list[Finding]:
     return findings
 
 
+#: Every check ``retail-hub doctor`` runs, in order; features append theirs.
 CHECKS: list[Check] = [check_disk, check_database, check_kiosk_language, check_clock,
                        check_broker, check_bluetooth, check_relay_broker, check_fleet,
                        check_models, check_secret_files]

@@ -231,20 +231,22 @@ class OrderService:
         earlier runs keep theirs: their clock is not known to have been wrong.
         """
         offset = self.clock.now() - self.clock.monotonic()
+        missed = {order_id: offset - measured for order_id, measured in self._measured_at.items()
+                  if abs(offset - measured) > STEP_S}
+        if not missed:  # the minute's usual case: no transaction at all
+            return []
         moved = []
         with self.db.transaction() as tx:
-            for order_id, measured in sorted(self._measured_at.items()):
-                step = offset - measured
-                if abs(step) <= STEP_S:
-                    continue
-                tx.execute("UPDATE orders SET pickup_by = pickup_by + ? WHERE id = ? AND "
-                           "state IN ('accepted', 'ready')", (step, order_id))
+            for order_id, step in sorted(missed.items()):
+                if not tx.execute("UPDATE orders SET pickup_by = pickup_by + ? WHERE id = ? AND "
+                                  "state IN ('accepted', 'ready')", (step, order_id)).rowcount:
+                    continue  # its acceptance was rolled back, or it has ended
                 tx.execute("UPDATE reservations SET expires_at = expires_at + ? WHERE "
                            "order_id = ? AND state = 'held'", (step, order_id))
                 self._announce(tx, order_id)
                 moved.append(self._require(tx, order_id))
-        for order in moved:
-            self._measured_at[order.id] = offset
+        for order_id in missed:  # moved, or nothing left to move
+            self._measured_at[order_id] = offset
         return moved
 
     # --- queries ----------------------------------------------------------------------------

@@ -82,9 +82,10 @@ IMAGE_HEADERS = {"Cache-Control": "public, max-age=86400", "X-Content-Type-Optio
 
 
 def _recorded(db: Database, path: str) -> bool:
-    return db.conn().conn.execute("SELECT 1 FROM product_images WHERE path = ? UNION ALL "
-                        "SELECT 1 FROM products WHERE image = ? LIMIT 1",
-                        (path, path)).fetchone() is not None
+    """Whether ``path`` names a catalogue image or an enrolled photo."""
+    row = db.conn().conn.execute("SELECT 1 FROM product_images WHERE path = ? UNION ALL "
+                                 "SELECT 1 FROM products WHERE image = ? LIMIT 1", (path, path))
+    return row.fetchone() is not None
 
 
 async def image(request: web.Request) -> web.FileResponse:

@@ -251,6 +251,24 @@ async def test_an_order_accepted_after_ntp_keeps_its_window(stocked: Services,
     assert stocked.orders.get("AFTER").pickup_by == after.pickup_by
 
 
+async def test_an_order_that_ended_unseen_does_not_stop_the_expiry(stocked: Services,
+                                                                   clock: ManualClock) -> None:
+    """Review: an order remembered for its window but no longer held (its acceptance rolled
+    back, or ended past the service) must not fail the step's transaction, which would stop
+    every expiry after it."""
+    stocked.bus.bind(asyncio.get_running_loop())
+    expiry = OrderExpiry(stocked.orders, stocked.db, clock)
+    with pytest.raises(RuntimeError), stocked.db.transaction():
+        stocked.orders.place(order("GONE", ("OAT-1", 1)))
+        raise RuntimeError("the write that accepted it failed")
+    stocked.orders.place(order("HELD", ("OAT-1", 1)))
+    clock.step(3600)
+    assert await expiry.run_once() == 0
+    assert stocked.orders.get("HELD").pickup_by == clock.now() + 48 * 3600  # moved
+    clock.advance(48 * 3600)
+    assert await expiry.run_once() == 1 and stocked.orders.get("HELD").state == "expired"
+
+
 async def test_a_hub_started_with_its_clock_ahead_expires_nothing_before_ntp(
         stocked: Services, clock: ManualClock) -> None:
     """Why: started with the clock a year ahead, the hub expired every held order in its first
