@@ -5,8 +5,10 @@ its address, token and RSSI are neither stored nor logged."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import IO, Protocol
+
+import msgspec
 
 from beacons.advertisement import Advertisement
 from beacons.members_file import MemberKeys
@@ -50,14 +52,25 @@ class PresencePipeline:
     A trace must be in time order: the engine's clock is the newest time seen, so an
     advertisement from long before it is judged as if it were heard now. Such advertisements
     are counted (``late``, and ``first_late_line`` for a trace read by lines) so the caller can
-    say the results are not to be trusted."""
+    say the results are not to be trusted.
+
+    Tokens are resolved on the advertisement's wall time (the phone's windows are wall time);
+    the detector sees that time less ``wall_step``, so a wall clock set by hours is not a
+    silence of hours, and its events are turned back into wall time."""
 
     def __init__(
-        self, resolver: TokenResolver, detector: Detector, clock: TraceClock | None = None
+        self,
+        resolver: TokenResolver,
+        detector: Detector,
+        clock: TraceClock | None = None,
+        wall_step: Callable[[], float] | None = None,
     ) -> None:
         self.resolver = resolver
         self.detector = detector
         self.clock = clock or TraceClock()
+        #: How far the clock that stamps the advertisements has been set since the detector's
+        #: time began (the live hub's wall clock, corrected by NTP); None for a trace's own time.
+        self.wall_step = wall_step
         self.advertisements = 0
         self.resolved = 0
         self.late = 0
@@ -72,22 +85,26 @@ class PresencePipeline:
     ) -> list[PresenceEvent]:
         """``feed`` on the four fields presence needs (what the replay loop decodes)."""
         self.advertisements += 1
-        if t > self.clock.t:
-            self.clock.t = t
-        elif t < self.clock.t - LATE_S:
+        step = self.wall_step() if self.wall_step is not None else 0.0
+        steady = t - step
+        if steady > self.clock.t:
+            self.clock.t = steady
+        elif steady < self.clock.t - LATE_S:
             self.late += 1
         detector = self.detector
-        events = detector.expire(t) if t >= detector.next_deadline else []
+        events = detector.expire(steady) if steady >= detector.next_deadline else []
         for uuid in service_uuids:
             member = self.resolver.resolve(uuid, t) or self.resolver.resolve(canonical(uuid), t)
             if member is not None:
                 self.resolved += 1
-                events += detector.observe(member, scanner, rssi, t)
-        return events
+                events += detector.observe(member, scanner, rssi, steady)
+        return _on_wall(events, step)
 
     def expire(self, now: float) -> list[PresenceEvent]:
-        """Events due by ``now`` with no advertisement to trigger them (the live timer)."""
-        return self.detector.expire(now)
+        """Events due by wall time ``now`` with no advertisement to trigger them (the live
+        timer)."""
+        step = self.wall_step() if self.wall_step is not None else 0.0
+        return _on_wall(self.detector.expire(now - step), step)
 
     def run(self, advertisements: Iterable[Advertisement]) -> Iterator[PresenceEvent]:
         """Every event of a sequence of advertisements, as fast as they can be processed."""
@@ -101,6 +118,13 @@ class PresencePipeline:
             yield from self.feed_fields(adv.t, adv.scanner, adv.rssi, adv.service_uuids)
             if self.late and self.first_late_line is None:
                 self.first_late_line = number
+
+
+def _on_wall(events: list[PresenceEvent], step: float) -> list[PresenceEvent]:
+    """``events`` decided on the detector's time, stamped with wall time."""
+    if not step or not events:
+        return events
+    return [msgspec.structs.replace(event, t=event.t + step) for event in events]
 
 
 def replay_pipeline(

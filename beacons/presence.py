@@ -79,6 +79,14 @@ class MemberView(msgspec.Struct, frozen=True):
     last_seen: float
     links: list[LinkView]
 
+    def moved(self, seconds: float) -> MemberView:
+        """This view with every time ``seconds`` later (the engine's time to wall time)."""
+        if not seconds:
+            return self
+        links = [msgspec.structs.replace(k, last_seen=k.last_seen + seconds) for k in self.links]
+        return msgspec.structs.replace(self, arrived=self.arrived + seconds,
+                                       last_seen=self.last_seen + seconds, links=links)
+
 
 class _Link:
     """One member at one scanner: the filter window and the shape of the current approach."""

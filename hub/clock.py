@@ -33,6 +33,35 @@ class Clock(Protocol):
         """Wait ``seconds`` of this clock's time."""
 
 
+def wall_lead(clock: Clock) -> float:
+    """How far the wall clock is ahead of the monotonic one: it changes only when the wall clock
+    is set (stepped by NTP, or slewed by it at most half a millisecond a second)."""
+    return clock.now() - clock.monotonic()
+
+
+class WallSteps:
+    """How far the wall clock has been set since this was made, and a time that never jumps.
+
+    Why: presence counts silences in seconds. A Pi without a battery clock runs hours or days
+    behind until the network (and NTP) comes back, perhaps mid-afternoon after an outage; every
+    member inside then looked silent for the whole step and was "left" and "arrived" again,
+    with a second reminder for an order already announced. Intervals are measured on
+    :meth:`steady` (the wall time at start, moved on by the monotonic clock) and times shown
+    or recorded are turned back into wall time by adding the step."""
+
+    def __init__(self, clock: Clock) -> None:
+        self._clock = clock
+        self._lead = wall_lead(clock)
+
+    def __call__(self) -> float:
+        """Seconds the wall clock has been set forward (negative: back) since start."""
+        return wall_lead(self._clock) - self._lead
+
+    def steady(self) -> float:
+        """The wall time at start moved on by the monotonic clock: Unix-like, never stepped."""
+        return self._clock.monotonic() + self._lead
+
+
 class SystemClock:
     """The real clock."""
 

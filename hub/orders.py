@@ -23,7 +23,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from hub.clock import STEP_S, Clock
+from hub.clock import STEP_S, Clock, wall_lead
 from hub.config.orders import OrdersConfig
 from hub.db import Database, Transaction
 from hub.errors import Conflict, InvalidInput, NotFound
@@ -230,7 +230,7 @@ class OrderService:
         measurement missed, so an order accepted after NTP keeps its window; orders accepted by
         earlier runs keep theirs: their clock is not known to have been wrong.
         """
-        offset = self.clock.now() - self.clock.monotonic()
+        offset = wall_lead(self.clock)
         missed = {order_id: offset - measured for order_id, measured in self._measured_at.items()
                   if abs(offset - measured) > STEP_S}
         if not missed:  # the minute's usual case: no transaction at all
@@ -317,7 +317,7 @@ class OrderService:
             )
         tx.execute("UPDATE orders SET pickup_by = ? WHERE id = ?", (expires, order_id))
         self._move(tx, order_id, "accepted", actor, None)
-        self._measured_at[order_id] = self.clock.now() - self.clock.monotonic()
+        self._measured_at[order_id] = wall_lead(self.clock)
 
     def _settle(self, tx: Transaction, order_id: str, outcome: str) -> None:
         """Turn held reservations into sales ('collected') or give them back ('released')."""

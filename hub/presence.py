@@ -32,6 +32,7 @@ from beacons.sources.replay import ReplaySource
 from beacons.sources.simulated import SimulatedSource
 from beacons.tokens import WINDOW_S, TokenResolver
 from hub.beacon_health import BeaconHealthService
+from hub.clock import WallSteps
 from hub.config.beacons import BeaconsConfig
 from hub.events import Event, Subscription
 from hub.members import MEMBERS_CHANGED
@@ -104,13 +105,16 @@ class PresenceService:
         self.config = config
         fleet = load_fleet(config.fleet_file) if config.fleet_file else None
         self.source = source or make_source(config, services, fleet)
-        # A flat-out replay runs on the trace's own time; everything else on the hub's clock.
+        # A flat-out replay runs on the trace's own time; everything else on the hub's clock,
+        # the engine on a time that NTP's steps do not move (hub.clock.WallSteps).
         self._trace_clock = TraceClock()
-        presence_now: Callable[[], float] = (
-            self._trace_clock if isinstance(self.source, ReplaySource) else services.clock.now
-        )
+        live = not isinstance(self.source, ReplaySource)
+        self._wall_step = WallSteps(services.clock) if live else None
+        presence_now: Callable[[], float] = services.clock.now if live else self._trace_clock
         self._now = presence_now
-        self.engine = PresenceEngine(config.presence, presence_now)
+        self.engine = PresenceEngine(
+            config.presence, self._wall_step.steady if self._wall_step else self._trace_clock
+        )
         prefix = bytes.fromhex(config.chain_prefix or "00" * 8)
         # A simulated store's phones belong to its own simulated members (kept in memory only:
         # they resolve, but without a consenting row in the member table get no reminders).
@@ -119,7 +123,8 @@ class PresenceService:
             prefix = self.source.simulation.members.chain_prefix
             self._simulated_keys = self.source.simulation.members.keys
         self.resolver = TokenResolver(prefix, {**self._simulated_keys, **services.members.keys()})
-        self.pipeline = PresencePipeline(self.resolver, self.engine, self._trace_clock)
+        self.pipeline = PresencePipeline(self.resolver, self.engine, self._trace_clock,
+                                         self._wall_step)
         self._record_failures = FailureLog(_log, "recording presence events",
                                            services.clock.monotonic)
         self.rules = ReminderRules(
@@ -191,8 +196,9 @@ class PresenceService:
         return None if error is None else str(error)
 
     def present(self) -> list[MemberView]:
-        """Members inside now."""
-        return self.engine.present()
+        """Members inside now, their times on the wall clock."""
+        step = self._wall_step() if self._wall_step else 0.0
+        return [view.moved(step) for view in self.engine.present()]
 
     # -- background work -----------------------------------------------------------------------
 
@@ -251,7 +257,7 @@ class PresenceService:
     @property
     def _live_time(self) -> bool:
         """Presence runs on the hub's clock (not a flat-out replay's own time)."""
-        return not isinstance(self.source, ReplaySource)
+        return self._wall_step is not None
 
     async def _tokens_ahead(self) -> None:
         """Make each window's tokens at the turn before they are needed, on a worker thread.

@@ -530,3 +530,60 @@ async def test_a_simulated_store_runs_through_the_hub_on_a_moved_clock(
         assert svc.db.query("SELECT * FROM reminders") == []  # simulated members never consented
     finally:
         svc.close()
+
+
+async def test_a_member_inside_stays_inside_when_ntp_sets_the_clock(
+    make_config: Callable[..., HubConfig],
+) -> None:
+    """Why: silences were counted on the wall clock, so when NTP set a Pi that had run 3 days
+    behind (no battery clock, network back mid-afternoon) every member inside was "left" and
+    "arrived" again, with a second reminder for an order already announced; set a year back,
+    their advertisements were all "late" for a year."""
+    clock = ManualClock(NOON)
+    config = make_config(beacons={"enabled": True, "source": "simulate", "chain_prefix": PREFIX})
+    svc = build_services(config, clock, with_features=False)
+    quiet = Scenario(seed=1, start=NOON, duration_s=120, visits_per_hour=0, passers_per_hour=0,
+                     non_members_per_hour=0, vary=False)
+    try:
+        svc.members.upsert(MemberIn(id="walker", consent=True, beacon_key=WALKER_KEY))
+        simulation = simulate(quiet)  # a live source: the hub's clock stamps what it hears
+        presence = PresenceService(svc, source=SimulatedSource(
+            simulation, clock=clock.now, sleep=clock.sleep, watchdog_s=120))
+        presence.resolver.set_keys(svc.members.keys())
+        prefix = simulation.members.chain_prefix
+
+        def walker(rssi: int) -> Advertisement:
+            uuid = token_uuid(prefix, bytes.fromhex(WALKER_KEY), window_of(clock.now()))
+            return Advertisement(t=clock.now(), scanner="door", address="5A:00:00:00:00:01",
+                                 rssi=rssi, service_uuids=[uuid])
+
+        def heard(seconds: float) -> list[tuple[str, float]]:
+            """The member browsing, heard every second for ``seconds``, with the 1 s timer."""
+            events = []
+            for _ in range(int(seconds)):
+                clock.advance(1.0)
+                events += presence.pipeline.feed(walker(-82))
+                events += presence.pipeline.expire(clock.now())
+            return [(e.event, e.t) for e in events]
+
+        start = clock.now()
+        walked = []
+        for t, rssi in walk_in():  # the walk-in at the door
+            clock.advance(start + t - clock.now())
+            walked += presence.pipeline.feed(walker(rssi))
+        assert [e.event for e in walked] == ["arrived"]
+        assert [e.event for e in heard(30)] == []
+        clock.step(3 * 86_400)  # NTP: the clock was 3 days behind
+        assert heard(60) == []
+        clock.step(-365 * 86_400)  # a wrong server, a year back
+        assert heard(60) == [] and presence.pipeline.late == 0
+        # what staff see is on the clock as it reads now ...
+        (view,) = presence.present()
+        assert clock.now() - 1 <= view.last_seen <= clock.now()
+        assert view.links[0].last_seen == view.last_seen
+        # ... and a real silence still ends the visit, at the wall time it ended
+        clock.advance(400)
+        (left,) = presence.pipeline.expire(clock.now())
+        assert left.event == "left" and clock.now() - 400 < left.t <= clock.now()
+    finally:
+        svc.close()
