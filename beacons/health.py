@@ -140,6 +140,19 @@ class FleetHealth:
         if saved.id in self.status:
             self.status[saved.id] = replace(saved, zone=self.status[saved.id].zone)
 
+    def follow_clock(self, seconds: float) -> None:
+        """The clock that stamps advertisements was set ``seconds`` forward (or back): move the
+        times kept by as much, so the step is not taken for a silence. Set forward by days,
+        every beacon not heard since looked missing; set back, a beacon that then died was
+        "heard" in the future and not missed until the clock caught up."""
+        for status in self.status.values():
+            if status.last_seen is not None:
+                status.last_seen += seconds
+        if self._started is not None:
+            self._started += seconds
+        self._eid_clocks = {b: (start, seen + seconds)
+                            for b, (start, seen) in self._eid_clocks.items()}
+
     def check(self, now: float | None = None) -> list[HealthAlert]:
         """Alerts for problems that started or cleared since the last check."""
         now = self._clock() if now is None else now

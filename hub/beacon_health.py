@@ -11,7 +11,7 @@ from dataclasses import asdict, fields
 from beacons.advertisement import Advertisement
 from beacons.fleet import Fleet
 from beacons.health import BeaconStatus, FleetHealth, HealthAlert
-from hub.clock import Clock
+from hub.clock import STEP_S, Clock, WallSteps
 from hub.config.beacons import HealthConfig
 from hub.db import Database, Transaction
 from hub.events import Event, EventBus
@@ -33,13 +33,17 @@ class BeaconHealthService:
         fleet: Fleet,
         config: HealthConfig,
         now: Callable[[], float] | None = None,
+        wall_step: WallSteps | None = None,
     ) -> None:
         """``now`` is the time advertisements are stamped with: the hub's clock, or a flat-out
-        replay's own (health must judge "missing" on the same time as the sightings)."""
+        replay's own (health must judge "missing" on the same time as the sightings);
+        ``wall_step`` tells when the hub's clock is set (not for a replay)."""
         self.db = db
         self.clock = clock
         self.bus = bus
         self._now = now or clock.now
+        self._wall_step = wall_step
+        self._followed = 0.0  # the step of the wall clock the kept times are on
         self.tracker = FleetHealth(
             fleet,
             self._now,
@@ -54,11 +58,24 @@ class BeaconHealthService:
 
     def observe(self, adv: Advertisement) -> None:
         """One advertisement from any source (non-beacon traffic is ignored cheaply)."""
+        self._follow_clock()
         self.tracker.observe(adv)
+
+    def _follow_clock(self) -> None:
+        """Move the kept times when the wall clock has been set (by over ``STEP_S``) since they
+        were stamped; called before anything new is stamped or judged, so each time kept is
+        on the clock as it reads now."""
+        if self._wall_step is None:
+            return
+        step = self._wall_step()
+        if abs(step - self._followed) > STEP_S:
+            self.tracker.follow_clock(step - self._followed)
+            self._followed = step
 
     def check(self) -> list[HealthAlert]:
         """Evaluate health now, store every beacon's status and record the alerts (a write:
         run it through ``Database.write``)."""
+        self._follow_clock()
         alerts = self.tracker.check(self._now())
         now = self.clock.now()
         with self.db.transaction() as tx:

@@ -138,6 +138,7 @@ class PresenceService:
                 fleet,
                 config.health,
                 presence_now,
+                self._wall_step,
             )
             if fleet is not None
             else None

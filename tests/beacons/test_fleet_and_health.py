@@ -31,7 +31,7 @@ from beacons.frames import (
 from beacons.health import FleetHealth
 from hub.beacon_health import BeaconHealthService
 from hub.cli import main
-from hub.clock import ManualClock
+from hub.clock import ManualClock, WallSteps
 from hub.config.beacons import HealthConfig
 from hub.presence import PresenceFigures, PresenceService
 from hub.services import Services
@@ -432,6 +432,33 @@ def test_a_restart_keeps_what_health_knew(services: Services, clock: ManualClock
     assert [(a.beacon, a.kind, a.active) for a in again.check()] == [
         ("entrance-ibeacon", "missing", False)
     ]
+
+
+def test_health_follows_the_clock_when_ntp_sets_it(services: Services, clock: ManualClock) -> None:
+    """Why: set 3 days forward (a Pi without a battery clock, network back), every beacon not
+    heard since the step was reported missing; set back, a beacon that then died was last
+    "heard" in the future and would not be missed until the clock caught up."""
+    fleet = load_fleet(DEMO)
+    health = BeaconHealthService(services.db, clock, None, fleet,
+                                 HealthConfig(missing_after_s=600), wall_step=WallSteps(clock))
+    beacons = {spec.id: spec.identity_frame() for spec in fleet.beacons
+               if spec.kind != "eddystone-eid"}
+
+    def heard() -> None:
+        for n, frame in enumerate(beacons.values()):
+            health.observe(advert(frame, clock.now(), f"11:11:11:11:11:{n:02x}"))
+
+    heard()
+    health.check()
+    clock.advance(30)
+    clock.step(3 * 86_400)
+    assert health.check() == []
+    assert all(clock.now() - 31 <= b["last_seen"] <= clock.now()
+               for b in health.snapshot()["beacons"] if b["id"] in beacons)
+    heard()
+    clock.step(-365 * 86_400)
+    clock.advance(601)  # and then silence
+    assert {a.beacon for a in health.check() if a.kind == "missing" and a.active} >= set(beacons)
 
 
 def test_a_flat_out_replay_judges_health_on_the_trace_time(
