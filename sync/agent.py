@@ -48,6 +48,10 @@ INBOX_LIMIT = 10_000  # commands waiting to be applied; beyond it the shop's res
 REPLAY_SHARE = 10  # an ack timeout sends again 1/REPLAY_SHARE of the window (see _replay)
 ACK_RETRY_S = 1.0  # recording an ack failed: the first wait before trying again (see _record_acks)
 ACK_RETRY_MAX_S = 30.0  # ... doubling up to this
+#: How far ahead of the hub's clock (epochs are Unix milliseconds) a run named by the shop may
+#: be. One named 2**63 - 2 had been adopted, and the next start overflowed SQLite's integer:
+#: the hub could not start again.
+EPOCH_AHEAD_MS = 366 * 86_400_000
 
 
 @dataclass(frozen=True)
@@ -91,6 +95,9 @@ class SyncAgent:
         self.acked = 0
         self.cursor = 0  # seq of the last row sent in this session (or the acked seq)
         self._last_seq = 0
+        #: The highest seq the shop can hold: written before this run began (perhaps sent by an
+        #: earlier one) or sent in this run. An ack above it covers rows never sent.
+        self._sendable = 0
         self._generation = 0  # bumped whenever the cursor moves outside the drainer
         self._acking = 0  # acks being recorded: the outbox may change under the cursor
         self._unacked: deque[int] = deque()
@@ -119,6 +126,7 @@ class SyncAgent:
         self.epoch = await self.link.begin_epoch(self.clock())
         position = await self.link.position()
         self.acked, self._last_seq = position.acked_seq, position.last_seq
+        self._sendable = position.last_seq
         self.cursor = self.acked
         self._tasks = [
             asyncio.create_task(self.client.run(self._session), name="sync-mqtt"),
@@ -242,6 +250,7 @@ class SyncAgent:
                 self._unacked.append(row.seq)
                 self.cursor = row.seq
                 self._last_seq = max(self._last_seq, row.seq)
+                self._sendable = max(self._sendable, row.seq)
                 self.metrics.sent.labels(topic.rsplit("/", 1)[1]).inc()
 
     def _replay(self) -> None:
@@ -263,6 +272,21 @@ class SyncAgent:
         replay wait."""
         self._window = self.settings.send_window
         self._replay_wait = self.settings.ack_timeout_s
+
+    def _check_ack(self, acked_seq: int, epoch: int) -> None:
+        """Refuse an ack (or a resync's watermark) that cannot be true, before it deletes or
+        moves anything: a run far ahead of this hub's clock, or rows of this run never sent.
+        Capped to the rows written instead, a resync "from" seq 10**12 had deleted 50 movements
+        the shop never had, without a word."""
+        ceiling = max(self.epoch, int(self.clock() * 1000)) + EPOCH_AHEAD_MS
+        if epoch > ceiling:
+            raise ProtocolError(
+                "invalid_data", f"names run {epoch} of this store, more than a year ahead of "
+                f"its clock (run {self.epoch} now): not a run it began; nothing was changed")
+        if epoch == self.epoch and acked_seq > self._sendable:
+            raise ProtocolError(
+                "invalid_data", f"acknowledges seq {acked_seq}, but this store has sent only up "
+                f"to seq {self._sendable}: the shop cannot hold it; nothing was deleted")
 
     def _ack_received(self, acked_seq: int, epoch: int) -> None:
         if self.epoch < epoch < MAX_SEQ and self._overtaken is None:
@@ -380,6 +404,7 @@ class SyncAgent:
                 if received.envelope.type != messages.ACK:
                     raise ProtocolError("unknown_type", f"{received.envelope.type!r} on ack topic")
                 ack = decode_data(received.envelope, messages.Ack)
+                self._check_ack(ack.acked_seq, received.envelope.epoch)
             except ProtocolError as exc:
                 self._queue(message, exc)
                 return
@@ -466,6 +491,8 @@ class SyncAgent:
         replay begins after it and the answer's ``acked_seq`` names it. (Left to the ack task,
         it was recorded after both: the shop was sent again what it had and told an older
         ack.)"""
+        if request.after_seq is not None:
+            self._check_ack(request.after_seq, epoch)
         if request.after_seq is not None and epoch == self.epoch:
             try:
                 await self._record_ack(request.after_seq)

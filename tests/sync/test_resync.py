@@ -158,3 +158,57 @@ async def test_a_resync_is_answered_from_its_after_seq(tmp_path: Path,
     finally:
         shop.close()
         await pair.close()
+
+
+async def test_acks_that_cannot_be_true_are_refused_and_change_nothing(
+        tmp_path: Path, mosquitto: Mosquitto) -> None:
+    """Why: a resync "from" seq 10**12 was capped to the rows written and deleted every queued
+    movement, sent or not, without a word; an ack naming run 2**63 - 2 was adopted, and the
+    hub's next start overflowed SQLite's integer: it could not start again."""
+    clock = ManualClock()
+    pair = SyncPair(tmp_path, mosquitto)
+    shop = RawClient(mosquitto.port, "confused-shop")
+    topics = StoreTopics("retail", STORE)
+    try:
+        assert shop.subscribe(f"retail/v1/{STORE}/#") == [1]
+        hub = await pair.start_hub(clock=clock)
+        await pair.import_catalog()
+        await _sell(pair, 10)
+        sync = hub.services.sync
+        assert sync is not None
+        svc, agent = hub.services, sync.agent
+        last = (await sync.link.position()).last_seq
+        await wait_until(lambda: last in [e["seq"] for e in _received(shop, "events")],
+                         what="every event sent once")
+        epoch = agent.epoch
+
+        def outbox() -> int:
+            return int(svc.db.query("SELECT count(*) AS n FROM outbox")[0]["n"])
+
+        queued = outbox()
+        assert queued >= 10
+        resync = build(store=STORE, epoch=epoch, seq=0, type_=messages.RESYNC, ts=clock.now(),
+                       data=messages.Resync(after_seq=10**12))
+        far_run = build(store=STORE, epoch=2**63 - 2, seq=last, type_=messages.ACK,
+                        ts=clock.now(), data=messages.Ack(acked_seq=last))
+        unsent = build(store=STORE, epoch=epoch, seq=last + 5, type_=messages.ACK,
+                       ts=clock.now(), data=messages.Ack(acked_seq=last + 5))
+        for message, topic in ((resync, topics.cmd), (far_run, topics.ack), (unsent, topics.ack)):
+            assert shop.publish(topic, message) == 0
+
+        def letters() -> list[str] | None:
+            rows = svc.db.query("SELECT message FROM sync_dead_letters ORDER BY id")
+            return [r["message"] for r in rows] if len(rows) >= 3 else None
+
+        errors = await wait_until(letters, what="three dead letters")
+        assert any("has sent only up to seq" in e and "nothing was deleted" in e for e in errors)
+        assert any("more than a year ahead" in e for e in errors)
+        assert agent.epoch == epoch and agent.acked == 0 and outbox() == queued
+        # a true ack still moves everything on
+        good = build(store=STORE, epoch=epoch, seq=last, type_=messages.ACK, ts=clock.now(),
+                     data=messages.Ack(acked_seq=last))
+        assert shop.publish(topics.ack, good) == 0
+        await wait_until(lambda: agent.acked == last, what="the true ack recorded")
+    finally:
+        shop.close()
+        await pair.close()
