@@ -206,7 +206,8 @@ class HubSync:
             max_payload_bytes=cfg.max_payload_bytes,
             nearby_stores=tuple(cfg.nearby_stores),
         )
-        self.agent = SyncAgent(self.link, cfg.broker_settings(services.config.store.id), settings,
+        broker = cfg.broker_settings(services.config.store.id, cfg.max_payload_bytes)
+        self.agent = SyncAgent(self.link, broker, settings,
                                clock=services.clock.now, monotonic=services.clock.monotonic,
                                sleep=services.clock.sleep,
                                registry=services.metrics.registry)

@@ -10,6 +10,9 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from sync.mqtt_client import BrokerSettings
 
+#: Bytes allowed beyond a payload for the topic, the fixed header and the properties.
+PACKET_OVERHEAD = 64 * 1024
+
 
 def read_password_file(path: Path) -> str:
     """A broker password from its file: the first line, stripped (empty file: empty password).
@@ -54,9 +57,15 @@ class BrokerConnection(BaseModel):
     backoff_max_s: float = Field(default=30.0, gt=0, le=3600,
                                  description="Longest reconnect delay.")
 
-    def broker_settings(self, client_id: str) -> BrokerSettings:
-        """Connection settings for ``client_id``, with the password read from its file."""
+    def broker_settings(self, client_id: str, largest_payload: int | None = None) -> BrokerSettings:
+        """Connection settings for ``client_id``, with the password read from its file.
+
+        ``largest_payload`` is the receiver's ``max_payload_bytes``: the broker is asked to
+        deliver nothing over twice that (plus room for topic and header), so what the receiver
+        would refuse anyway is at most read once and dead-lettered with its reason, and nothing
+        larger is read at all (MQTT 5)."""
         password = None if self.password_file is None else read_password_file(self.password_file)
+        packet = None if largest_payload is None else 2 * largest_payload + PACKET_OVERHEAD
         return BrokerSettings(
             host=self.host,
             port=self.port,
@@ -70,4 +79,5 @@ class BrokerConnection(BaseModel):
             max_inflight=self.max_inflight,
             backoff_initial_s=self.backoff_initial_s,
             backoff_max_s=max(self.backoff_max_s, self.backoff_initial_s),
+            max_packet_size=packet,
         )

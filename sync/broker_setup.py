@@ -30,6 +30,11 @@ class BrokerSetupError(ValueError):
     """The requested broker setup cannot be written as asked."""
 
 
+#: The largest MQTT packet the generated broker accepts (docs/broker-cluster.md gives the same
+#: for other brokers); raise it with the ends' ``max_payload_bytes``.
+MAX_PACKET_BYTES = 1024 * 1024
+
+
 @dataclass(frozen=True)
 class BrokerPlan:
     """What to write: stores, shop users, listener and TLS files."""
@@ -128,6 +133,9 @@ def _config_text(plan: BrokerPlan, folder: Path, password_file: Path, acl_file: 
         f"acl_file {acl_file}",
         # The hub's outbox is the source of truth; broker persistence only shortens recovery.
         f"persistence {'true' if plan.persistence else 'false'}",
+        # Receivers dead-letter payloads over 512 KiB (max_payload_bytes); anything much larger
+        # is refused here, before the broker holds it in memory for every subscriber.
+        f"max_packet_size {MAX_PACKET_BYTES}",
     ]
     if plan.persistence:
         out += [f"persistence_location {folder / 'data'}/", "autosave_interval 60"]

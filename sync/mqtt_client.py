@@ -75,6 +75,10 @@ class BrokerSettings:
     max_inflight: int = 100
     backoff_initial_s: float = 0.5
     backoff_max_s: float = 30.0
+    #: The largest packet the broker may deliver (MQTT 5's Maximum Packet Size; larger ones it
+    #: drops): without it a 250 MiB command was read whole, the hub at 1 GB, before being
+    #: refused as too large. None: no limit asked for.
+    max_packet_size: int | None = None
 
 
 @dataclass(frozen=True)
@@ -387,6 +391,8 @@ class MqttClient:
         if v5:
             props = Properties(PacketTypes.CONNECT)
             props.ReceiveMaximum = min(s.max_inflight, 65535)
+            if s.max_packet_size is not None:
+                props.MaximumPacketSize = s.max_packet_size
             kwargs = {"clean_start": True, "properties": props}
         try:
             await loop.run_in_executor(None, lambda: client.connect(

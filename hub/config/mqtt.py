@@ -62,7 +62,9 @@ class MqttConfig(StrictModel, BrokerConnection):
     )
     max_payload_bytes: int = Field(
         default=512 * 1024, ge=1024, le=64 * 1024 * 1024,
-        description="Incoming messages larger than this are dead-lettered unread.",
+        description="Incoming messages larger than this are dead-lettered unread; on MQTT 5 the "
+        "broker is asked to deliver none over twice this (plus 64 KiB), so larger ones are "
+        "never read at all.",
     )
 
     @field_validator("nearby_stores")

@@ -51,7 +51,9 @@ class ShopSyncConfig(_Strict):
                                   description="A command without a result is sent again after "
                                   "this long while its store is online.")
     max_payload_bytes: int = Field(default=512 * 1024, ge=1024, le=64 * 1024 * 1024,
-                                   description="Larger messages are dead-lettered unread.")
+                                   description="Larger messages are dead-lettered unread; on "
+                                   "MQTT 5 the broker is asked to deliver none over twice this "
+                                   "(plus 64 KiB).")
     batch: int = Field(default=500, ge=1, le=10_000,
                        description="Messages applied per database transaction at most.")
 

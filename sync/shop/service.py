@@ -36,7 +36,7 @@ class ShopService:
         s = config.sync
         link = ShopLink(
             store,
-            config.mqtt.broker_settings(config.mqtt.client_id),
+            config.mqtt.broker_settings(config.mqtt.client_id, s.max_payload_bytes),
             LinkSettings(prefix=s.topic_prefix, shared_group=config.mqtt.shared_group,
                          ack_interval_s=s.ack_interval_s, resend_after_s=s.resend_after_s,
                          max_payload_bytes=s.max_payload_bytes, batch=s.batch),

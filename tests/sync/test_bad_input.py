@@ -3,6 +3,7 @@ and applies the next good message."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import sqlite3
 
@@ -62,6 +63,24 @@ async def test_bad_commands_become_dead_letters_and_the_hub_goes_on(pair: SyncPa
         orders = await svc.db.read(svc.orders.list, None, None, 100)
         assert [o.id for o in orders] == ["bad-1"]
         await pair.settled()
+    finally:
+        raw.close()
+
+
+async def test_the_broker_is_asked_not_to_deliver_what_would_fill_the_hubs_memory(
+        pair: SyncPair) -> None:
+    """Why: a 250 MiB command was read whole (the hub at 1 GB) before it was refused as too
+    large. Over twice ``max_payload_bytes`` the broker now drops it (MQTT 5 Maximum Packet
+    Size); one just over the limit still arrives and is dead-lettered with its reason."""
+    assert pair.hub is not None
+    topics = StoreTopics("retail", pair.store)
+    raw = RawClient(pair.broker.port, "flooder")
+    try:
+        raw.publish(topics.cmd, b"x" * (3 * 1024 * 1024))
+        raw.publish(topics.cmd, b"y" * (700 * 1024))
+        letters = await wait_until(lambda: _dead_letters(pair, 1), what="a dead letter")
+        await asyncio.sleep(0.5)  # nothing else comes
+        assert await _dead_letters(pair, 1) == letters == [("too_large", 700 * 1024)]
     finally:
         raw.close()
 

@@ -143,6 +143,8 @@ def test_generated_files(tmp_path: Path) -> None:
     first = (tmp_path / "credentials" / "a-1.password").read_text()
     assert (tmp_path / "credentials" / "a-1.password").stat().st_mode & 0o077 == 0
     acl = (tmp_path / "acl").read_text()
+    # (the secured fixture's mosquitto starts with this line: the option is its own)
+    assert "\nmax_packet_size 1048576\n" in (tmp_path / "mosquitto.conf").read_text()
     assert "user a-1\ntopic write retail/v1/a-1/state\n" in acl
     assert "user shop\n" in acl and "topic read retail/v1/+/events/#" in acl
     again = CliRunner().invoke(main, ["broker", "config", "--out", str(tmp_path), "--store",
