@@ -151,7 +151,11 @@ class OrderService:
                 )
             self._history(tx, order.id, None, "pending", actor, None)
             self._announce(tx, order.id)
-            if self.config.auto_accept:
+            early = tx.execute("DELETE FROM early_cancels WHERE order_id = ? RETURNING reason",
+                               (order.id,)).fetchone()
+            if early is not None:  # its cancel came first: nothing is reserved
+                self._move(tx, order.id, "cancelled", actor, early[0])
+            elif self.config.auto_accept:
                 self._accept(tx, order.id, actor="hub")
             return self._require(tx, order.id), False
 
@@ -187,6 +191,23 @@ class OrderService:
             self._settle(tx, order_id, "released")
             self._move(tx, order_id, "cancelled", actor, reason)
             return self._require(tx, order_id)
+
+    def cancel_early(self, order_id: str, reason: str) -> bool:
+        """Cancel ``order_id`` now, or when it is placed if it is not here yet; returns whether
+        it was here.
+
+        Why: the shop sends an order and its cancel as separate commands, and a placing that
+        failed (the database busy) is sent again after the cancel; refused as unknown, the
+        cancel was lost and the order, arriving later, held its stock for the whole pickup
+        window."""
+        with self.db.transaction() as tx:
+            if self._load(tx, order_id) is not None:
+                self.cancel(order_id, reason, actor="shop")
+                return True
+            tx.execute("INSERT INTO early_cancels (order_id, reason, received_at) VALUES "
+                       "(?, ?, ?) ON CONFLICT (order_id) DO NOTHING",
+                       (order_id, reason, self.clock.now()))
+            return False
 
     def transition(self, order_id: str, target: str, reason: str | None = None,
                    actor: str = "staff") -> Order:

@@ -27,6 +27,7 @@ RULES: dict[str, tuple[str, str, str]] = {
     "beacon_alerts": ("t", "beacon_alerts_days", "1"),
     "sync_inbox": ("received_at", "sync_inbox_days", RESULT_ACKED),
     "sync_dead_letters": ("received_at", "dead_letters_days", "1"),
+    "early_cancels": ("received_at", "sync_inbox_days", "1"),  # their orders never came
 }
 
 

@@ -137,8 +137,9 @@ class HubStoreLink:
             order, _ = svc.orders.place(order_in, actor="shop")
             return order.id, None
         if isinstance(data, messages.OrderCancel):
-            svc.orders.cancel(data.id, data.reason or "cancelled by the customer", actor="shop")
-            return data.id, None
+            if svc.orders.cancel_early(data.id, data.reason or "cancelled by the customer"):
+                return data.id, None
+            return data.id, "the order has not reached the store yet: it is cancelled on arrival"
         if isinstance(data, messages.MemberUpsert):
             svc.members.upsert(MemberIn(id=data.id, display_name=data.display_name,
                                         consent=data.consent, beacon_key=data.beacon_key))

@@ -30,7 +30,8 @@ class RetentionConfig(StrictModel):
         description="Ids of commands already applied (kept so a re-sent command is not applied "
         "twice) older than this are deleted once the shop has acknowledged their result: the "
         "shop re-sends a command until it has the result, so an id whose result it has not "
-        "had stays however old.",
+        "had stays however old. Cancels of orders that never reached the store go after the "
+        "same age.",
     )
     dead_letters_days: float = Field(
         default=30.0, gt=0, le=3650,

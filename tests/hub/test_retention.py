@@ -27,13 +27,15 @@ def seed(services: Services, at: float) -> None:
                    "VALUES (?, 'order.place', 'applied', 1, ?)", (f"c-{at}", at))
         tx.execute("INSERT INTO sync_dead_letters (topic, reason, message, size, payload, "
                    "received_at) VALUES ('t', 'malformed_json', 'm', 1, x'00', ?)", (at,))
+        tx.execute("INSERT INTO early_cancels (order_id, reason, received_at) VALUES (?, 'r', ?)",
+                   (f"o-{at}", at))
 
 
 def counts(services: Services) -> dict[str, int]:
     conn = services.db.conn().conn
     return {table: conn.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
             for table in ("presence_events", "reminders", "beacon_alerts", "sync_inbox",
-                          "sync_dead_letters")}
+                          "sync_dead_letters", "early_cancels")}
 
 
 def test_each_table_keeps_rows_younger_than_its_age(services: Services,
@@ -46,9 +48,9 @@ def test_each_table_keeps_rows_younger_than_its_age(services: Services,
     acknowledge(services, 1)  # the shop has every command's result
     deleted = Retention(config, services.db, clock).prune(now)
     assert deleted == {"presence_events": 5, "reminders": 4, "beacon_alerts": 3,
-                       "sync_inbox": 1, "sync_dead_letters": 2}
+                       "sync_inbox": 1, "sync_dead_letters": 2, "early_cancels": 1}
     assert counts(services) == {"presence_events": 1, "reminders": 2, "beacon_alerts": 3,
-                                "sync_inbox": 5, "sync_dead_letters": 4}
+                                "sync_inbox": 5, "sync_dead_letters": 4, "early_cancels": 5}
 
 
 def acknowledge(services: Services, seq: int) -> None:

@@ -9,10 +9,19 @@ from pathlib import Path
 from typing import Any
 
 from hub.app import start_hub
+from sync.envelope import build, new_id
 from sync.shop.service import ShopService
 from sync.shop.store import OrderKey, ShopStore
+from sync.topics import StoreTopics
 from tests.fixtures.mosquitto import Mosquitto
-from tests.sync.conftest import STORE, SyncPair, hub_config, shop_config, wait_until
+from tests.sync.conftest import (
+    STORE,
+    RawClient,
+    SyncPair,
+    hub_config,
+    shop_config,
+    wait_until,
+)
 from tests.sync.test_shop_api import exchange
 from tests.sync.test_shop_rewind import order_event
 
@@ -340,3 +349,43 @@ async def test_a_members_call_acts_only_for_that_member(pair: SyncPair) -> None:
     assert (await exchange(pair, "GET", order))[0] == 200
     assert (await exchange(pair, "POST", f"{order}/cancel", {"reason": "stock"}))[0] == 202
     await pair.settled()
+
+
+async def test_a_cancel_that_overtakes_its_order_cancels_it_on_arrival(pair: SyncPair) -> None:
+    """Why: the shop sends an order's placing and its cancel as separate commands, and a
+    placing that failed at the store (its database busy past the timeout) is sent again after
+    the cancel. The cancel was refused as "no order with id", for good, and the order, arriving
+    ten seconds later, held its stock for the whole pickup window."""
+    assert pair.hub is not None
+    svc = pair.hub.services
+    topics = StoreTopics("retail", STORE)
+    raw = RawClient(pair.broker.port, "catalogue-service")  # the shop's rights, as the broker sees
+    cancel_id, place_id = new_id(), new_id()
+    try:
+        raw.publish(topics.cmd, build(store=STORE, epoch=0, seq=1, type_="order.cancel", ts=0.0,
+                                      data={"id": "late-1", "reason": "changed my mind"},
+                                      msg_id=cancel_id))
+        raw.publish(topics.cmd, build(store=STORE, epoch=0, seq=2, type_="order.place", ts=0.0,
+                                      data={"id": "late-1", "lines": [{"sku": "OAT-1", "qty": 2}]},
+                                      msg_id=place_id))
+
+        async def cancelled() -> Any:
+            orders = await svc.db.read(svc.orders.list, None, None, 10)
+            return [o for o in orders if o.id == "late-1" and o.state == "cancelled"] or None
+
+        (order,) = await wait_until(cancelled, what="the order cancelled on arrival")
+        assert order.reason == "changed my mind"
+        results = {r["command_id"]: r for r in svc.db.query(
+            "SELECT command_id, status, reason FROM sync_inbox")}
+        assert results[cancel_id]["status"] == "applied"
+        assert "cancelled on arrival" in results[cancel_id]["reason"]
+        assert results[place_id]["status"] == "applied"
+        stock = svc.db.query("SELECT reserved FROM stock WHERE sku = 'OAT-1'")
+        assert stock == [] or stock[0]["reserved"] == 0
+        assert svc.db.query("SELECT * FROM early_cancels") == []
+        history = svc.db.query("SELECT to_state FROM order_history WHERE order_id = 'late-1' "
+                               "ORDER BY id")
+        assert [h["to_state"] for h in history] == ["pending", "cancelled"]
+        await pair.settled()
+    finally:
+        raw.close()
