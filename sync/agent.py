@@ -371,8 +371,14 @@ class SyncAgent:
     async def _publish_snapshots(self, session: Session) -> None:
         """Retained per-SKU stock, republished for SKUs that moved (coalesced per interval), and
         for every SKU now and then, so products that never moved appear and the shop can check
-        its whole view for drift."""
+        its whole view for drift.
+
+        At most half a send window of them go per ``snapshot_interval_s``: a store of 10,000
+        products sent all at once overflowed the broker's queue for the shop (mosquitto keeps
+        1,000 per client), which dropped the events among them too, and the shop waited an ack
+        timeout for them each time."""
         last_full = self.monotonic()
+        pace = max(1, self.settings.send_window // 2)
         while True:
             if self.monotonic() - last_full >= self.settings.full_snapshot_interval_s:
                 self._full_snapshot = True
@@ -381,7 +387,9 @@ class SyncAgent:
             if full:
                 last_full = self.monotonic()
             levels = await self.link.stock_since(None if full else self._snapshot_seq)
-            for level in levels:
+            for number, level in enumerate(levels):
+                if number and number % pace == 0:
+                    await self.sleep(self.settings.snapshot_interval_s)
                 data = messages.StockSnapshot(sku=level.sku, on_hand=level.on_hand,
                                               reserved=level.reserved, available=level.available,
                                               seq=level.seq)

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from pathlib import Path
 
@@ -67,6 +68,46 @@ async def test_a_shop_that_never_acks_is_not_sent_the_window_again_and_again(
         assert shop.publish(StoreTopics("retail", STORE).ack, ack) == 0
         await wait_until(lambda: set(range(lost, lost + WINDOW)) <= set(_seqs(shop)[len(got):]),
                          what="the lost event and a whole window after the ack")
+    finally:
+        shop.close()
+        await pair.close()
+
+
+def _snapshots(shop: RawClient) -> int:
+    return sum(1 for m in list(shop.received) if "/snapshot/" in m.topic)
+
+
+async def test_a_large_catalogues_snapshots_go_half_a_window_at_a_time(
+        tmp_path: Path, mosquitto: Mosquitto) -> None:
+    """Why: a store of 10,000 products published every snapshot at once; the broker's queue
+    for the shop (1,000 by default) overflowed and dropped the events among them too, and the
+    shop waited an ack timeout for them each time."""
+    clock = ManualClock()
+    pair = SyncPair(tmp_path, mosquitto)
+    shop = RawClient(mosquitto.port, "snapshot-reader")
+    try:
+        assert shop.subscribe(StoreTopics("retail", STORE).snapshot("+")) == [1]
+        hub = await pair.start_hub(clock=clock, send_window=WINDOW)
+        svc = hub.services
+        rows = [(n, {"sku": f"SKU-{n:03}", "names": {"en": f"Product {n}"}, "stock": 5})
+                for n in range(1, 3 * WINDOW + 1)]
+        assert not (await svc.db.write(svc.catalog.import_rows, rows, pair.folder)).rejected
+        assert svc.sync is not None
+        agent = svc.sync.agent
+        await wait_until(lambda: agent.metrics.connected._value.get() == 1,  # noqa: SLF001
+                         what="the hub connected")
+        await asyncio.sleep(0.3)  # its snapshot task is waiting on the held clock
+        agent.refresh_snapshots()
+        clock.advance(0.11)  # the next snapshot interval
+        await wait_until(lambda: _snapshots(shop) >= WINDOW // 2, what="the first snapshots")
+        await asyncio.sleep(0.3)  # the clock is held: no more come
+        assert _snapshots(shop) == WINDOW // 2
+        for step in range(1, 6):
+            clock.advance(0.11)
+            await wait_until(lambda s=step: _snapshots(shop) >= min((s + 1) * WINDOW // 2,
+                                                                    3 * WINDOW),
+                             what=f"snapshots after {step} s")
+        assert _snapshots(shop) == 3 * WINDOW
     finally:
         shop.close()
         await pair.close()
