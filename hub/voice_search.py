@@ -132,8 +132,8 @@ class VoiceService:
                 self.settings,
                 self.config.pronunciations,
             )
-        except ValueError as exc:
-            with self._lock:
+        except (ValueError, EngineError) as exc:  # the engine refusing the grammar, too:
+            with self._lock:  # raised on the worker thread, it had vanished unlogged
                 self._search = None
                 self._problem = str(exc)
             log.warning("voice search has no grammar: %s", exc)

@@ -13,6 +13,13 @@ import subprocess
 import unicodedata
 from collections.abc import Sequence
 
+#: The 39 phones of the CMU dictionary (ARPAbet without stress marks), which pocketsphinx's
+#: US English model is built on: a store's own pronunciation may use only these.
+ARPABET = frozenset(
+    "AA AE AH AO AW AY B CH D DH EH ER EY F G HH IH IY JH K L M N NG OW OY P R S SH T TH UH UW V "
+    "W Y Z ZH".split()
+)
+
 #: IPA (as espeak-ng writes it for en-us) to ARPAbet; longest keys are tried first.
 _IPA_TO_ARPABET: dict[str, str] = {
     "ɑːɹ": "AA R",

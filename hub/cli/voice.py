@@ -152,9 +152,12 @@ def check(config_path: Path) -> None:
         raise ValueError(str(exc)) from None
     with open_services(config_path) as svc:
         entries = catalog_entries(svc.catalog)
-    search = VoiceSearch(
-        engine, entries, language(engine.language), pronunciations=config.voice.pronunciations
-    )
+    try:
+        search = VoiceSearch(
+            engine, entries, language(engine.language), pronunciations=config.voice.pronunciations
+        )
+    except EngineError as exc:
+        raise ValueError(str(exc)) from None
     report = search.grammar.report
     print_json(report.to_json())
     if not report.ok:

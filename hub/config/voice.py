@@ -11,7 +11,7 @@ from typing import Annotated, Literal
 from pydantic import Field, field_validator, model_validator
 
 from hub.config.base import StrictModel
-from voice.pronounce import ACCENTS
+from voice.pronounce import ACCENTS, ARPABET
 
 
 class PocketsphinxEngineConfig(StrictModel):
@@ -161,9 +161,12 @@ class VoiceConfig(StrictModel):
     @classmethod
     def _check_phones(cls, value: dict[str, str]) -> dict[str, str]:
         for word, phones in value.items():
-            if not phones.split() or not all(p.isalpha() and p.isupper() for p in phones.split()):
+            unknown = [p for p in phones.split() if p not in ARPABET]
+            if not phones.split() or unknown:
+                found = f" ({', '.join(repr(p) for p in unknown)} is not one)" if unknown else ""
                 raise ValueError(
                     f"pronunciation of {word!r} must be ARPAbet phones in capitals separated by "
-                    "spaces, e.g. 'AA R L AH'"
+                    f"spaces, e.g. 'AA R L AH'{found}; the phones are "
+                    f"{' '.join(sorted(ARPABET))}"
                 )
         return value

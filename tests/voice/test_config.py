@@ -32,3 +32,14 @@ def test_bad_pronunciation_is_refused_with_the_word(tmp_path: Path) -> None:
     with pytest.raises(ConfigError) as caught:
         parse_config(text, tmp_path / "hub.toml")
     assert "arla" in str(caught.value.problems)
+
+
+def test_a_phone_the_model_lacks_is_refused_by_name(tmp_path: Path) -> None:
+    """Why: "AA R L A" (capitals, so it passed) made the engine refuse the whole grammar."""
+    text = BASE + '[voice]\npronunciations = { arla = "AA R L A" }\n'
+    with pytest.raises(ConfigError) as caught:
+        parse_config(text, tmp_path / "hub.toml")
+    problems = str(caught.value.problems)
+    assert "arla" in problems and "'A' is not one" in problems and "ZH" in problems
+    ok = BASE + '[voice]\npronunciations = { arla = "AA R L AH" }\n'
+    assert parse_config(ok, tmp_path / "hub.toml").voice.pronunciations == {"arla": "AA R L AH"}

@@ -447,3 +447,26 @@ async def test_without_the_rnnoise_library_noisy_questions_are_still_answered(
         assert body["results"][0]["sku"] == "BAN-1", body
     finally:
         await service.stop()
+
+
+async def test_a_grammar_the_engine_refuses_is_said_not_left_starting(
+    stocked: Services, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Why: a pronunciation with a phone the model lacks ("AA R L A") made pocketsphinx refuse
+    the grammar on the worker thread; the error vanished there, and voice search said "voice
+    search is starting" for good, with nothing in the log. (Config files now refuse such
+    phones; a config made in code, as here, does not pass through that check.)"""
+    voice = stocked.config.voice.model_copy(update={"pronunciations": {"banana": "B AH N A"}})
+    service = VoiceService(stocked.catalog, voice, stocked.config.web.max_upload_bytes)
+    stocked.bus.bind(asyncio.get_running_loop())
+    await service.start()
+    try:
+        for _ in range(600):
+            if service.status()["problem"] != "voice search is starting":
+                break
+            await asyncio.sleep(0.05)
+        status = service.status()
+        assert not status["ready"] and "rejected the catalogue grammar" in status["problem"]
+        assert "voice search has no grammar" in caplog.text
+    finally:
+        await service.stop()
