@@ -81,10 +81,15 @@ def _full(folder: Path) -> bool:
 
 
 def read_only(path: Path) -> bool:
-    """Whether the filesystem holding ``path`` (or its nearest existing folder) is mounted
-    read-only."""
-    while not path.exists() and path != path.parent:
-        path = path.parent
+    """Whether the filesystem holding ``path`` (or its nearest existing folder it may look
+    into) is mounted read-only. A folder that may not be searched (another user's, mode 700)
+    counts as not there: asking raised PermissionError inside the very handler meant to say
+    that the files belong to another user."""
+    while path != path.parent:
+        try:
+            return bool(os.statvfs(path).f_flag & os.ST_RDONLY)
+        except OSError:
+            path = path.parent
     return bool(os.statvfs(path).f_flag & os.ST_RDONLY)
 
 

@@ -108,3 +108,23 @@ def test_a_card_mounted_read_only_is_not_taken_for_foreign_files(stocked: Servic
     findings = {f["check"]: f for f in json.loads(checked)}
     assert "mounted read-only" in findings["disk"]["detail"], findings["disk"]
     assert "chown" not in json.dumps(findings)
+
+
+def test_a_folder_of_another_user_is_said_as_that_not_a_traceback(stocked: Services,
+                                                                  tmp_path: Path) -> None:
+    """Why: with the hub's folder another user's and closed to others (mode 700, as after a
+    command run with sudo), asking whether its filesystem was read-only raised PermissionError
+    inside the very handler meant to say so: 'stock show' and 'backup' ended in a traceback."""
+    database, config = closed_hub(stocked, tmp_path)
+    var = tmp_path / "var"
+    var.mkdir()
+    for path in database.parent.glob(f"{database.name}*"):
+        path.rename(var / path.name)
+    config.write_text(config.read_text().replace(str(database), str(var / database.name)))
+    var.chmod(0o700)
+    hub = Path(sys.executable).with_name("retail-hub")
+    shown = as_another_user([str(hub), "stock", "show", "--config", str(config)],
+                            [var, *var.iterdir()])
+    assert shown.returncode != 0
+    assert "Traceback" not in shown.stderr, shown.stderr
+    assert "belong to another user" in shown.stderr and "chown" in shown.stderr, shown.stderr
