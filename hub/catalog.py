@@ -30,7 +30,7 @@ from hub.events import Event, EventBus
 from hub.inventory import SKU_PATTERN, Inventory, Sku
 from hub.storage import write_whole
 from vision.errors import ImageError
-from vision.imageinfo import EXTENSIONS, read_info, sniff_format
+from vision.imageinfo import EXTENSIONS, JPEG, jpeg_is_complete, read_info, sniff_format
 
 MAX_CATALOG_BYTES = 20 * 1024 * 1024
 MAX_ROWS = 100_000
@@ -240,23 +240,18 @@ class Catalog:
 
     def import_file(self, path: Path, images: Path | None = None) -> ImportReport:
         """Import a ``.csv`` or ``.json`` catalogue; images are looked up beside it by default."""
+        suffix = path.suffix.lower()
+        if suffix not in (".csv", ".json"):
+            raise InvalidInput(f"{path}: use a .csv or .json catalogue file")
         try:
-            if path.stat().st_size > MAX_CATALOG_BYTES:
-                raise InvalidInput(f"{path} is larger than {MAX_CATALOG_BYTES // 2**20} MiB")
-            raw = path.read_bytes()
+            raw = read_at_most(path, MAX_CATALOG_BYTES, str(path))
         except FileNotFoundError:
             raise InvalidInput(f"{path}: file not found") from None
         try:
             text = raw.decode("utf-8-sig")
         except UnicodeDecodeError as exc:
             raise _not_utf8(path, raw, exc) from None
-        suffix = path.suffix.lower()
-        if suffix == ".json":
-            rows = list(_json_rows(text, path))
-        elif suffix == ".csv":
-            rows = list(_csv_rows(text, path))
-        else:
-            raise InvalidInput(f"{path}: use a .csv or .json catalogue file")
+        rows = list(_json_rows(text, path) if suffix == ".json" else _csv_rows(text, path))
         return self.import_rows(rows, images if images is not None else path.parent)
 
     def import_rows(self, rows: list[tuple[int, Any]], images: Path) -> ImportReport:
@@ -464,10 +459,7 @@ def _check_image(folder: Path, name: str, max_pixels: int) -> bytes:
     candidate = folder / relative
     if not candidate.is_file():
         raise InvalidInput(f"image {name!r} not found in {folder}")
-    size = candidate.stat().st_size
-    if size > MAX_IMAGE_BYTES:
-        raise InvalidInput(f"image {name!r} is larger than {MAX_IMAGE_BYTES // 2**20} MiB")
-    data = candidate.read_bytes()
+    data = read_at_most(candidate, MAX_IMAGE_BYTES, f"image {name!r}")
     try:
         sniff_format(data)
     except ImageError:
@@ -476,11 +468,28 @@ def _check_image(folder: Path, name: str, max_pixels: int) -> bytes:
         info = read_info(data)
     except ImageError as exc:
         raise InvalidInput(f"image {name!r}: {exc.message}") from exc
+    if info.format == JPEG and not jpeg_is_complete(data):
+        # photo search would skip it on every start, and the kiosk show it half grey
+        raise InvalidInput(f"image {name!r}: the JPEG file is cut short (no end marker); "
+                           "save or export it again")
     if info.pixels > max_pixels:
         raise InvalidInput(
             f"image {name!r} is {info.width}x{info.height} ({info.pixels / 1e6:.0f} megapixels); "
             f"the limit is {max_pixels / 1e6:.0f} (vision.max_pixels): save a smaller copy"
         )
+    return data
+
+
+def read_at_most(path: Path, limit: int, what: str) -> bytes:
+    """The bytes of ``path``, or InvalidInput naming ``what`` once it holds more than ``limit``.
+
+    Why not by ``stat()``: a device, FIFO or /proc file reports size 0, so /dev/zero passed that
+    check and was read until the kernel killed the command (on the hub's own Pi). At most one
+    byte past the limit is read."""
+    with path.open("rb") as stream:
+        data = stream.read(limit + 1)
+    if len(data) > limit:
+        raise InvalidInput(f"{what} is larger than {limit // 2**20} MiB")
     return data
 
 
@@ -500,6 +509,8 @@ def _json_rows(text: str, path: Path) -> Iterator[tuple[int, Any]]:
         data = json.loads(text)
     except json.JSONDecodeError as exc:
         raise InvalidInput(f"{path}: not valid JSON (line {exc.lineno}: {exc.msg})") from None
+    except RecursionError:  # a few kB of "[[[[..." nest past Python's limit
+        raise InvalidInput(f"{path}: JSON nested too deeply to be a catalogue") from None
     if isinstance(data, dict) and isinstance(data.get("products"), list):
         data = data["products"]
     if not isinstance(data, list):

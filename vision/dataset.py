@@ -57,6 +57,9 @@ COARSE_NAME = "Coarse Class Name"
 COARSE_ID = "Coarse Class ID"
 ICONIC = "Iconic Image Path"
 CLASS_COLUMNS = (CLASS_NAME, CLASS_ID, COARSE_NAME, COARSE_ID, ICONIC)
+#: The largest classes.csv or split file read: a split of 100 000 photos at about 80 bytes a
+#: line is 8 MB; anything larger (a wrong file, a sparse one) is refused before it is read.
+MAX_TEXT_BYTES = 16 * 1024 * 1024
 _TYPE_SUFFIX = re.compile(r"\((?:str|int)\)$", re.IGNORECASE)
 
 
@@ -210,9 +213,18 @@ def _check_ids(photos: list[LabelledPhoto], classes: list[ProductClass]) -> None
 
 
 def _text(path: Path) -> str:
-    """A dataset text file, which must be UTF-8 (a byte-order mark is allowed)."""
+    """A dataset text file, which must be UTF-8 (a byte-order mark is allowed). Read at most one
+    byte past the limit, not by ``stat()``: a 5 GB split file took 10 GB of the Pi's memory
+    before its first line was found wrong."""
+    with path.open("rb") as stream:
+        raw = stream.read(MAX_TEXT_BYTES + 1)
+    if len(raw) > MAX_TEXT_BYTES:
+        raise DatasetError(
+            f"{path} is larger than {MAX_TEXT_BYTES >> 20} MiB: not a dataset's classes or "
+            "split file"
+        )
     try:
-        return path.read_text(encoding="utf-8-sig")
+        return raw.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
         line = exc.object[: exc.start].count(b"\n") + 1
         raise DatasetError(

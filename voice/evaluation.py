@@ -17,11 +17,16 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from voice.audio import AudioError, read_wav
+from voice.audio import AudioError, AudioLimits, read_wav
 from voice.matcher import CatalogEntry
 from voice.search import VoiceAnswer, VoiceSearch
 
 MAX_CATALOG_BYTES = 20 * 1024 * 1024
+#: The largest labels.jsonl read: 100 000 clips at about 60 bytes a line is 6 MB.
+MAX_LABELS_BYTES = 16 * 1024 * 1024
+#: The largest clip read: the hub's largest audio upload by default (web.max_upload_bytes),
+#: which holds a minute (voice.max_seconds at most) of 16-bit stereo at 48 kHz.
+MAX_CLIP_BYTES = 12 * 1024 * 1024
 #: Longest name or alias, in characters: what the hub's catalogue import accepts.
 MAX_NAME_CHARS = 200
 
@@ -40,12 +45,9 @@ class Clip:
 
 def load_catalog(path: Path) -> list[CatalogEntry]:
     """Read a catalogue JSON: a list (or ``{"products": [...]}``) of ``{sku, names, aliases}``."""
+    raw = _read(path, MAX_CATALOG_BYTES)
     try:
-        if path.stat().st_size > MAX_CATALOG_BYTES:
-            raise EvalInputError(f"{path} is larger than {MAX_CATALOG_BYTES >> 20} MiB")
-        data = json.loads(path.read_text(encoding="utf-8-sig"))
-    except FileNotFoundError:
-        raise EvalInputError(f"{path}: file not found") from None
+        data = json.loads(raw.decode("utf-8-sig"))
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise EvalInputError(f"{path} is not valid UTF-8 JSON: {exc}") from None
     except RecursionError:
@@ -107,6 +109,23 @@ def _check_lengths(texts: Iterable[str], where: str) -> None:
             )
 
 
+def _read(path: Path, limit: int) -> bytes:
+    """The bytes of ``path``, or EvalInputError naming it: unreadable, or more than ``limit``.
+
+    Why not by ``stat()``: a device, FIFO or /proc file reports size 0, and a 5 GB file was read
+    whole on the store's Pi before anything was said. At most one byte past the limit is read."""
+    try:
+        with path.open("rb") as stream:
+            data = stream.read(limit + 1)
+    except FileNotFoundError:
+        raise EvalInputError(f"{path}: file not found") from None
+    except OSError as exc:
+        raise EvalInputError(f"cannot read {path}: {(exc.strerror or str(exc)).lower()}") from None
+    if len(data) > limit:
+        raise EvalInputError(f"{path} is larger than {limit >> 20} MiB")
+    return data
+
+
 def _sku(value: object) -> str | None:
     """A SKU as text: a non-empty string, or an integer (catalogues exported with numeric ids)."""
     if isinstance(value, int) and not isinstance(value, bool):
@@ -124,7 +143,7 @@ def load_clips(folder: Path, skus: Collection[str] | None = None) -> list[Clip]:
     if not labels.is_file():
         raise EvalInputError(f'{labels} not found; list each clip as {{"file", "sku"}}')
     try:
-        text = labels.read_text(encoding="utf-8-sig")
+        text = _read(labels, MAX_LABELS_BYTES).decode("utf-8-sig")
     except UnicodeDecodeError as exc:
         raise EvalInputError(
             f"{labels} is not UTF-8 text ({exc.reason} at byte {exc.start})"
@@ -138,6 +157,8 @@ def load_clips(folder: Path, skus: Collection[str] | None = None) -> list[Clip]:
             row = json.loads(line)
         except json.JSONDecodeError as exc:
             raise EvalInputError(f"{labels} line {number}: not JSON ({exc.msg})") from None
+        except RecursionError:
+            raise EvalInputError(f"{labels} line {number}: JSON nested too deeply") from None
         if not isinstance(row, dict) or not isinstance(row.get("file"), str):
             raise EvalInputError(f"{labels} line {number}: needs a 'file' name")
         if "sku" not in row:
@@ -215,23 +236,23 @@ def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 
 
-def evaluate(search: VoiceSearch, clips: Iterable[Clip]) -> dict[str, Any]:
-    """Run every clip through the API's search path; the contract's figures. Every clip is read
-    and checked first, so an unreadable one stops the run before any decoding, named in the
-    error; each is read again to be decoded, so ``rss_mb`` is the product's memory, not the
-    size of the clip set."""
+def evaluate(search: VoiceSearch, clips: Iterable[Clip], limits: AudioLimits) -> dict[str, Any]:
+    """Run every clip through the API's search path, under the API's ``limits``; the contract's
+    figures. Every clip is read and checked first, so an unreadable one stops the run before
+    any decoding, named in the error; each is read again to be decoded, so ``rss_mb`` is the
+    product's memory, not the size of the clip set."""
     tally = Tally()
-    checked = [(clip, _seconds(clip.path.read_bytes(), clip)) for clip in clips]
+    checked = [(clip, _seconds(clip, limits)) for clip in clips]
     for clip, seconds in checked:
-        data = clip.path.read_bytes()
+        data = _read(clip.path, MAX_CLIP_BYTES)
         started = time.perf_counter()
-        answer = search.answer_wav(data)
+        answer = search.answer_wav(data, limits)
         tally.add(answer, clip.sku, seconds, time.perf_counter() - started)
     return tally.summary()
 
 
-def _seconds(data: bytes, clip: Clip) -> float:
+def _seconds(clip: Clip, limits: AudioLimits) -> float:
     try:
-        return read_wav(data).seconds
+        return read_wav(_read(clip.path, MAX_CLIP_BYTES), limits).seconds
     except AudioError as exc:
         raise EvalInputError(f"{clip.path}: {exc}") from None

@@ -62,7 +62,8 @@ def _run(cmd: list[str], text: str | None = None) -> bytes:
         check=False,
     )
     if result.returncode != 0:
-        raise VoiceUnavailable(f"{cmd[0]} failed: {result.stderr.decode(errors='replace')[:200]}")
+        said = result.stderr.decode(errors="replace")[:200].strip()
+        raise VoiceUnavailable(f"{cmd[0]} failed: {said}")
     return result.stdout
 
 
@@ -158,13 +159,11 @@ def speak(voice: Voice, text: str, rate: int = 16_000) -> Audio:
     return Audio(resample(audio.samples, audio.rate, rate), rate)
 
 
-def available(voice: Voice) -> bool:
-    """Whether ``voice`` can speak on this machine (probed with one word)."""
-    try:
-        speak(voice, "hello")
-    except VoiceUnavailable:
-        return False
-    return True
+def check_voice(voice: Voice) -> None:
+    """Raise VoiceUnavailable (ValueError for an unknown engine) saying why ``voice`` cannot
+    speak on this machine, probed with one word. Why: a run of many clips found a missing voice
+    only at its first turn, after clips of the others were written."""
+    speak(voice, "hello")
 
 
 def pink_noise(n: int, rng: np.random.Generator) -> np.ndarray:

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import errno
 import json
 import math
+import os
 import sqlite3
 import ssl
 import sys
@@ -50,14 +52,44 @@ class FiniteRange(click.FloatRange):
 
 C = TypeVar("C")
 
+#: Where a command's loaded config keeps the hub's own folders (click's per-invocation meta).
+_OWN_FOLDERS = "retail_hub.own_folders"
+
 
 def load(config_path: Path, read: Callable[[Path], C] = load_config) -> C:
-    """The config (or what ``read`` takes from the file), or exit 2 with its problems listed."""
+    """The config (or what ``read`` takes from the file), or exit 2 with its problems listed.
+    A hub config's folders are remembered for :func:`reports_errors`, which tells a refusal of
+    the hub's own files from one of a path the user gave."""
     try:
-        return read(config_path)
+        loaded = read(config_path)
     except ConfigError as exc:
         click.echo(str(exc), err=True)
         sys.exit(2)
+    context = click.get_current_context(silent=True)
+    if isinstance(loaded, HubConfig) and context is not None:
+        context.meta[_OWN_FOLDERS] = (loaded.store.database.parent, loaded.store.images_dir)
+    return loaded
+
+
+def _user_path_refused(exc: OSError) -> str | None:
+    """The sentence "cannot read FILE: permission denied" (or write) when ``exc`` refused a path
+    that is not one of the hub's own files, else None. Why: a dataset file or an --out folder
+    the user may not use got the advice to chown /var/lib/retail-hub, which is about the hub's
+    files (those under the folders of the config the command loaded; a command that loaded
+    none has none)."""
+    if exc.errno not in (errno.EACCES, errno.EPERM) or not exc.filename:
+        return None
+    named = os.fsdecode(exc.filename)
+    path = os.path.abspath(named)
+    context = click.get_current_context(silent=True)
+    own = context.meta.get(_OWN_FOLDERS, ()) if context is not None else ()
+    if any(Path(path).is_relative_to(os.path.abspath(folder)) for folder in own):
+        return None
+    if os.path.exists(path):
+        verb = "write" if os.access(path, os.R_OK) else "read"
+    else:  # to be made, in a folder that may be searched: writing it was refused
+        verb = "write" if os.access(os.path.dirname(path), os.X_OK) else "read or write"
+    return f"cannot {verb} {named}: permission denied"
 
 
 def reports_errors(fn: F) -> F:
@@ -76,10 +108,13 @@ def reports_errors(fn: F) -> F:
             click.echo(f"error: {exc}", err=True)
             sys.exit(1)
         except (OSError, sqlite3.Error) as exc:  # the disk, not the command: say which
-            failure = storage_failure(exc)
-            if failure is None:
-                raise
-            click.echo(f"error: {failure.message}", err=True)
+            said = _user_path_refused(exc) if isinstance(exc, OSError) else None
+            if said is None:
+                failure = storage_failure(exc)
+                if failure is None:
+                    raise
+                said = failure.message
+            click.echo(f"error: {said}", err=True)
             sys.exit(1)
 
     return wrapper  # type: ignore[return-value]

@@ -20,7 +20,7 @@ from pathlib import Path
 import click
 import numpy as np
 
-from hub.catalog import Catalog, RowProblem
+from hub.catalog import MAX_IMAGE_BYTES, Catalog, RowProblem, read_at_most
 from hub.cli.common import config_option, load, print_json, reports_errors
 from hub.clock import SystemClock
 from hub.config.vision import VisionConfig
@@ -38,6 +38,7 @@ from vision.dataset import (
 )
 from vision.errors import VisionError
 from vision.pack import ReferencePack, save_pack
+from vision.tools.build import read_provenance, record_accuracy
 from vision.tools.finetune import BACKBONES, FinetuneSettings, TrainingPhoto
 
 ENROL_CHUNK = 256
@@ -88,7 +89,7 @@ def dataset_store(
                 chunk = enrol[first : first + ENROL_CHUNK]
                 try:
                     service.enrol_many(
-                        [(dataset_sku(p.class_id), p.path.read_bytes()) for p in chunk],
+                        [(dataset_sku(p.class_id), _photo(p)) for p in chunk],
                         rebuild=False,
                     )
                 except HubError as exc:
@@ -133,7 +134,7 @@ def _check_iconic_embedded(service: PhotoService, classes: list[ProductClass]) -
         if product.iconic is None or dataset_sku(product.class_id) in embedded:
             continue
         try:
-            service.engine.embed(product.iconic.read_bytes())
+            service.engine.embed(_iconic(product))
             reason, code = "it could not be embedded (the log above says why)", None
         except VisionError as exc:
             reason, code = exc.message, exc.code
@@ -142,6 +143,19 @@ def _check_iconic_embedded(service: PhotoService, classes: list[ProductClass]) -
         raise InvalidInput(
             f"{product.where}: iconic image {product.iconic_written}: {reason}", code=code
         )
+
+
+def _photo(photo: LabelledPhoto) -> bytes:
+    """A split's photo, no larger than a catalogue image may be: a 5 GB file was read whole."""
+    return read_at_most(photo.path, MAX_IMAGE_BYTES, f"{photo.where}: photo {photo.path}")
+
+
+def _iconic(product: ProductClass) -> bytes:
+    """A product's catalogue image, within the catalogue's limit, named by its classes.csv line."""
+    assert product.iconic is not None
+    return read_at_most(
+        product.iconic, MAX_IMAGE_BYTES, f"{product.where}: iconic image {product.iconic_written}"
+    )
 
 
 def _naming_the_photo(exc: HubError, chunk: list[LabelledPhoto]) -> HubError:
@@ -167,7 +181,7 @@ def evaluate(store: EvalStore, photos: list[LabelledPhoto]) -> dict[str, object]
     for photo in photos:
         truth = dataset_sku(photo.class_id)
         try:
-            skus, ms = store.service.ranked_skus(photo.path.read_bytes(), 5)
+            skus, ms = store.service.ranked_skus(_photo(photo), 5)
         except HubError as exc:
             raise InvalidInput(f"{photo.where}: {exc.message}", code=exc.code) from exc
         times.append(ms)
@@ -225,6 +239,7 @@ def eval_(
     the split, print top-1/top-5/coarse top-1 accuracy and latency."""
     config = VisionConfig(model_path=model, threads=threads)
     photos = read_split_checked(dataset, split)
+    provenance = None if record is None else read_provenance(record)  # before minutes of work
     with dataset_store(dataset, config) as store:
         figures = evaluate(store, photos)
     if as_json:  # printed first: a provenance file that cannot be written does not lose them
@@ -232,10 +247,8 @@ def eval_(
     else:
         for key, value in figures.items():
             click.echo(f"{key:12} {value}")
-    if record is not None:
-        from vision.tools.build import record_accuracy
-
-        record_accuracy(record, split, figures)
+    if record is not None and provenance is not None:
+        record_accuracy(record, provenance, split, figures)
 
 
 @vision.command("pack")
@@ -456,7 +469,7 @@ def _dataset_photos(dataset: Path) -> tuple[list[tuple[bytes, int]], list[str]]:
     except DatasetError as exc:
         raise InvalidInput(exc.message) from exc
     index = {c.class_id: i for i, c in enumerate(classes)}
-    photos = [(c.iconic.read_bytes(), index[c.class_id]) for c in classes if c.iconic]
+    photos = [(_iconic(c), index[c.class_id]) for c in classes if c.iconic]
     return photos + _labelled(train, index), [dataset_sku(c.class_id) for c in classes]
 
 
@@ -472,7 +485,7 @@ def _split_photos(dataset: Path, split: str) -> list[tuple[bytes, int]]:
 
 def _labelled(photos: list[LabelledPhoto], index: dict[int, int]) -> list[tuple[bytes, int]]:
     """Each photo's bytes with its class's position in ``classes.csv`` order."""
-    return [(p.path.read_bytes(), index[p.class_id]) for p in photos]
+    return [(_photo(p), index[p.class_id]) for p in photos]
 
 
 def _store_photos(config: object) -> tuple[list[tuple[bytes, int]], list[str]]:
@@ -491,4 +504,8 @@ def _store_photos(config: object) -> tuple[list[tuple[bytes, int]], list[str]]:
     labels = sorted({row["sku"] for row in rows})
     index = {sku: i for i, sku in enumerate(labels)}
     images = services.config.store.images_dir
-    return [((images / row["path"]).read_bytes(), index[row["sku"]]) for row in rows], labels
+    return [
+        (read_at_most(images / row["path"], MAX_IMAGE_BYTES, f"store image {row['path']}"),
+         index[row["sku"]])
+        for row in rows
+    ], labels

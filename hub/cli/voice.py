@@ -11,15 +11,32 @@ from pathlib import Path
 import click
 import numpy as np
 
-from hub.cli.common import config_option, load, open_services, print_json, reports_errors
+from hub.cli.common import (
+    FiniteRange,
+    config_option,
+    load,
+    open_services,
+    print_json,
+    reports_errors,
+)
+from hub.config.voice import VoiceConfig
 from hub.voice_search import catalog_entries, open_configured_engine
+from voice.audio import AudioLimits
 from voice.engine import EngineError
 from voice.engines import ENGINE_TYPES, open_engine
 from voice.evaluation import EvalInputError, evaluate, load_catalog, load_clips
 from voice.languages import language
 from voice.pronounce import ACCENTS
 from voice.search import VoiceSearch
-from voice.synthesis import FAINT_FLOOR_DB, Voice, VoiceUnavailable, add_noise, speak, to_wav
+from voice.synthesis import (
+    FAINT_FLOOR_DB,
+    Voice,
+    VoiceUnavailable,
+    add_noise,
+    check_voice,
+    speak,
+    to_wav,
+)
 from voice.vosk_model import ModelLayoutError, install_model
 
 
@@ -57,6 +74,14 @@ def voice() -> None:
     multiple=True,
     help="pocketsphinx: also listen for the words as this accent says them (repeatable).",
 )
+@click.option(
+    "--max-seconds",
+    type=FiniteRange(0.5, 60.0, min_open=True),
+    default=VoiceConfig.model_fields["max_seconds"].default,
+    show_default=True,
+    help="Longest clip, in seconds: the store's voice.max_seconds, so a clip the kiosk would "
+    "refuse is refused here too.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print only the JSON figures.")
 def eval_(
     catalog: Path,
@@ -65,6 +90,7 @@ def eval_(
     model_dir: Path | None,
     lang: str | None,
     accents: tuple[str, ...],
+    max_seconds: float,
     as_json: bool,
 ) -> None:
     """Decode every clip in CLIPS (labels.jsonl: {"file", "sku"}) through voice search built
@@ -77,7 +103,7 @@ def eval_(
         # on stderr with --json too: stdout stays the figures, and a product no question can
         # reach must not pass for a miss of the engine's
         _warn_vocabulary(search, len(entries), builtin=engine_type == "vosk" and not model_dir)
-        figures = evaluate(search, labelled)
+        figures = evaluate(search, labelled, AudioLimits(max_seconds=max_seconds))
     except (EvalInputError, EngineError, ModelLayoutError, ValueError) as exc:
         click.echo(f"error: {exc}", err=True)
         sys.exit(1)
@@ -193,18 +219,26 @@ def synth(catalog: Path, out: Path, lang: str, voices: tuple[str, ...], seed: in
     if not entries:  # an empty labels.jsonl would only fail later, in eval
         raise ValueError(f"{catalog} has no product with a name in '{lang}'")
     phrasing = language(lang)
-    voices = voices or (f"espeak-ng:{_ESPEAK_VOICES[lang]}",)
+    given = (spec.partition(":") for spec in voices)
+    speakers = [Voice(engine, name) for engine, _, name in given] or [
+        Voice("espeak-ng", _ESPEAK_VOICES[lang])
+    ]
+    for speaker in dict.fromkeys(speakers):  # each one, before a clip is written
+        try:
+            check_voice(speaker)
+        except (VoiceUnavailable, ValueError) as exc:  # an AudioError is a ValueError
+            raise ValueError(f"voice {speaker.label}: {exc}; no clip was written") from None
     rng = np.random.default_rng(seed)
     pick = random.Random(seed)
     out.mkdir(parents=True, exist_ok=True)
     labels = []
     for number, entry in enumerate(entries):
-        engine, _, name = voices[number % len(voices)].partition(":")
+        speaker = speakers[number % len(speakers)]
         before = pick.choice((*phrasing.before, "")) if phrasing.before else ""
         after = pick.choice((*phrasing.after, "")) if phrasing.after else ""
         text = " ".join(p for p in (before, entry.names[lang], after) if p)
         try:
-            spoken = speak(Voice(engine, name), text)
+            spoken = speak(speaker, text)
         except (VoiceUnavailable, ValueError) as exc:  # an AudioError is a ValueError
             raise ValueError(f"{entry.sku} ({text!r}): {exc}") from None
         audio = add_noise(spoken, FAINT_FLOOR_DB, "white", rng)

@@ -13,6 +13,7 @@ import pytest
 from hub.demo.store import CATALOG, IMAGES
 from hub.errors import InvalidInput
 from hub.services import Services, build_services
+from tests.fixtures.hostile_files import fifo_of
 
 JPEG = cv2.imencode(".jpg", np.zeros((8, 8, 3), np.uint8))[1].tobytes()
 
@@ -344,3 +345,36 @@ def test_names_under_language_tags_are_listened_for_as_their_language(
     (entry,) = [e for e in catalog_entries(services.catalog) if e.sku == "OAT-1"]
     assert entry.names == {"en": "Oat Milk"}
     assert entry.aliases == {"en": ["Oat Beverage", "oat drink"]}
+
+
+def test_a_catalogue_that_is_no_regular_file_is_read_only_to_its_limit(
+    services: Services, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Why: the size was taken from stat(), which says 0 for a device or FIFO, so
+    'catalog import /dev/zero' read until the kernel killed it at 24 GB."""
+    monkeypatch.setattr("hub.catalog.MAX_CATALOG_BYTES", 1 << 20)
+    with fifo_of(tmp_path / "c.json", b" " * ((1 << 20) + 1)) as fifo:
+        with pytest.raises(InvalidInput, match=r"c\.json is larger than 1 MiB"):
+            services.catalog.import_file(fifo)
+
+
+def test_a_catalogue_nested_too_deeply_is_refused_in_a_sentence(
+    services: Services, tmp_path: Path
+) -> None:
+    """Why: one product with a field nested 5 000 deep (10 kB) ended in a RecursionError."""
+    deep = '[{"sku": "A", "names": {"en": "A"}, "description": ' + "[" * 5000 + "]" * 5000 + "}]"
+    with pytest.raises(InvalidInput, match=r"c\.json: JSON nested too deeply"):
+        services.catalog.import_file(write(tmp_path, "c.json", deep))
+
+
+def test_a_cut_short_jpeg_is_refused_as_photo_search_refuses_it(
+    services: Services, tmp_path: Path
+) -> None:
+    """Why: a JPEG without its end marker was imported ("images_added": 1), and photo search,
+    which refuses such a file, then skipped it on every start."""
+    (tmp_path / "cut.jpg").write_bytes(JPEG[:-2])  # without the end-of-image marker
+    report = services.catalog.import_rows(
+        [(1, {"sku": "A", "names": {"en": "A"}, "image": "cut.jpg"})], tmp_path)
+    assert report.added == [] and report.images == []
+    assert report.rejected[0].errors == [
+        "image 'cut.jpg': the JPEG file is cut short (no end marker); save or export it again"]

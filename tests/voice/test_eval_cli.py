@@ -5,13 +5,19 @@ from __future__ import annotations
 
 import json
 import re
+import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 from click.testing import CliRunner
 
 from hub.cli import main
-from voice.evaluation import EvalInputError, load_catalog, load_clips
+from tests.fixtures.hostile_files import UNREADABLE, fifo_of
+from tests.hub.test_foreign_files import as_another_user
+from voice.audio import Audio, AudioLimits
+from voice.evaluation import Clip, EvalInputError, evaluate, load_catalog, load_clips
+from voice.synthesis import to_wav
 from voice.vosk_engine import VoskEngine
 
 
@@ -127,13 +133,13 @@ def test_catalogue_shapes_of_exported_shop_data_are_read(tmp_path: Path) -> None
         load_catalog(catalog)
 
 
-ASKED = r"error: A \('[^']*Oat Milk[^']*'\): "  # the product and the question it was asked in
+REFUSED = r"error: voice \S+: "  # each voice is tried before the first clip is written
 
 
 @pytest.mark.parametrize(("args", "message"), [
-    (["--voice", "espeak-ng:zz-none"], ASKED + r"espeak-ng failed: .*voice does"),
-    (["--voice", "festival:nope"], ASKED + r"festival:nope wrote no audio"),
-    (["--voice", "flite:nope"], ASKED + r"flite has no voice 'nope'; it has "),
+    (["--voice", "espeak-ng:zz-none"], REFUSED + r"espeak-ng failed: .*voice does"),
+    (["--voice", "festival:nope"], REFUSED + r"festival:nope wrote no audio"),
+    (["--voice", "flite:nope"], REFUSED + r"flite has no voice 'nope'; it has "),
     (["--lang", "ko"], r"error: \S+catalog\.json has no product with a name in 'ko'"),
 ])
 def test_synth_names_the_voice_or_language_it_cannot_speak(
@@ -318,3 +324,90 @@ def test_eval_with_json_still_warns_of_products_no_question_can_reach(tmp_path: 
     assert result.exit_code == 0, result.output
     assert "K has no name the model can say in 'en'" in result.stderr
     assert set(json.loads(result.stdout)) >= {"n", "top1"}  # stdout is the figures alone
+
+
+def sparse(path: Path, size: int) -> Path:
+    """A file of ``size`` zero bytes that takes no room on the disk."""
+    with path.open("wb") as out:
+        out.truncate(size)
+    return path
+
+
+def test_eval_files_are_read_only_to_their_limit(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Why: the catalogue's size came from stat(), which says 0 for a device or FIFO, and
+    labels.jsonl and the clips had no limit: a 5 GB labels file took 10 GB of memory, a 5 GB
+    clip 5.5 GB. At most one byte past each limit is read now."""
+    for name in ("MAX_CATALOG_BYTES", "MAX_LABELS_BYTES", "MAX_CLIP_BYTES"):
+        monkeypatch.setattr(f"voice.evaluation.{name}", 1 << 20)
+    with fifo_of(tmp_path / "catalog.json", b" " * ((1 << 20) + 1)) as fifo:
+        with pytest.raises(EvalInputError, match=r"catalog\.json is larger than 1 MiB"):
+            load_catalog(fifo)
+    sparse(tmp_path / "labels.jsonl", (1 << 20) + 1)
+    with pytest.raises(EvalInputError, match=r"labels\.jsonl is larger than 1 MiB"):
+        load_clips(tmp_path)
+    clip = sparse(tmp_path / "big.wav", (1 << 20) + 1)
+    with pytest.raises(EvalInputError, match=r"big\.wav is larger than 1 MiB"):
+        evaluate(None, [Clip(clip, "A")], AudioLimits())  # type: ignore[arg-type]  # not reached
+
+
+def test_unreadable_or_too_deep_eval_files_are_named_in_a_sentence(tmp_path: Path) -> None:
+    """Why: an unreadable labels.jsonl or clip ended in a PermissionError traceback, and a label
+    line nested too deeply in a RecursionError."""
+    labels = tmp_path / "labels.jsonl"
+    labels.symlink_to(UNREADABLE)
+    with pytest.raises(EvalInputError, match=rf"^cannot read {re.escape(str(labels))}: "):
+        load_clips(tmp_path)
+    labels.unlink()
+    labels.write_text('{"file": "a.wav", "sku": ' + "[" * 100_000 + "\n", encoding="utf-8")
+    with pytest.raises(EvalInputError, match=r"labels\.jsonl line 1: JSON nested too deeply"):
+        load_clips(tmp_path)
+    clip = tmp_path / "a.wav"
+    clip.symlink_to(UNREADABLE)
+    with pytest.raises(EvalInputError, match=rf"^cannot read {re.escape(str(clip))}: "):
+        evaluate(None, [Clip(clip, "A")], AudioLimits())  # type: ignore[arg-type]  # not reached
+
+
+def test_eval_refuses_a_clip_longer_than_the_kiosk_takes(tmp_path: Path) -> None:
+    """Why: eval took clips up to 15 s while the kiosk refuses questions over voice.max_seconds
+    (10 s by default), so its figures counted questions a store would never hear."""
+    catalog = tmp_path / "catalog.json"
+    catalog.write_text('[{"sku": "A", "names": {"en": "Oat Milk"}}]', encoding="utf-8")
+    clips = tmp_path / "clips"
+    clips.mkdir()
+    (clips / "long.wav").write_bytes(to_wav(Audio(np.zeros(16_000 * 12, np.float32), 16_000)))
+    (clips / "labels.jsonl").write_text('{"file": "long.wav", "sku": "A"}\n', encoding="utf-8")
+    arguments = ["voice", "eval", str(catalog), str(clips), "--engine", "pocketsphinx"]
+    result = CliRunner().invoke(main, arguments)
+    assert result.exit_code == 1, result.output
+    assert "long.wav: the audio is 12.0 s long; ask in at most 10 seconds" in result.output
+
+
+def test_synth_checks_every_voice_before_writing_a_clip(tmp_path: Path) -> None:
+    """Why: with a second voice missing, synth wrote the first voice's clip, then stopped,
+    leaving a half-filled folder behind."""
+    catalog = tmp_path / "catalog.json"
+    catalog.write_text('[{"sku": "A", "names": {"en": "Oat Milk"}}, '
+                       '{"sku": "B", "names": {"en": "Banana"}}]', encoding="utf-8")
+    out = tmp_path / "out"
+    result = CliRunner().invoke(main, ["voice", "synth", str(catalog), str(out), "--voice",
+                                       "espeak-ng:en-us", "--voice", "espeak-ng:zz-none"])
+    assert result.exit_code == 1 and "Traceback" not in result.output, result.output
+    assert "error: voice espeak-ng:zz-none: espeak-ng failed: " in result.output
+    assert "no clip was written" in result.output and not out.exists()
+
+
+def test_synth_into_a_folder_the_user_may_not_write_says_so(tmp_path: Path) -> None:
+    """Why: it got the advice for the hub's own files ("they belong to another user ... chown
+    -R retail-hub: /var/lib/retail-hub") for a folder the user named."""
+    catalog = tmp_path / "catalog.json"
+    catalog.write_text('[{"sku": "A", "names": {"en": "Oat Milk"}}]', encoding="utf-8")
+    closed = tmp_path / "closed"
+    closed.mkdir()
+    closed.chmod(0o755)  # open to look into, as /usr is (pytest's folders are not)
+    hub = Path(sys.executable).with_name("retail-hub")
+    result = as_another_user([str(hub), "voice", "synth", str(catalog), str(closed / "out")],
+                             [closed])
+    assert result.returncode == 1 and "Traceback" not in result.stderr, result.stderr
+    assert result.stderr == f"error: cannot write {closed / 'out'}: permission denied\n"

@@ -12,6 +12,7 @@ import json
 import platform
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -114,14 +115,30 @@ def write_provenance(path: Path, provenance: dict[str, object]) -> None:
     path.write_text(json.dumps(provenance, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
 
 
-def record_accuracy(path: Path, split: str, figures: dict[str, object]) -> None:
-    """Add an eval's figures to a provenance file under ``accuracy[split]``; a file that is not
-    one raises ValueError naming it (an eval's minutes should not end in a bare JSON error)."""
+def read_provenance(path: Path) -> dict[str, Any]:
+    """A provenance file an eval's figures can be added to; a file that is not one, or that may
+    not be written, raises ValueError naming it. Why before the eval: its minutes of enrolment
+    ended in figures and then this refusal. Opened for writing (nothing is written), so a file
+    the figures could not be added to is refused now too."""
     try:
-        provenance = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, ValueError) as exc:
+        with path.open("r+", encoding="utf-8") as stream:
+            provenance = json.loads(stream.read())
+    except RecursionError:
+        raise ValueError(f"{path}: JSON nested too deeply to be a provenance file") from None
+    except OSError as exc:
+        reason = (exc.strerror or str(exc)).lower()
+        raise ValueError(f"cannot open {path} to add the figures: {reason}") from None
+    except (UnicodeDecodeError, ValueError) as exc:
         raise ValueError(f"{path} is not a readable provenance JSON file ({exc})") from exc
     if not isinstance(provenance, dict) or not isinstance(provenance.get("accuracy", {}), dict):
         raise ValueError(f"{path} is not a model provenance file (a JSON object)")
+    return provenance
+
+
+def record_accuracy(
+    path: Path, provenance: dict[str, Any], split: str, figures: dict[str, object]
+) -> None:
+    """Add an eval's figures to ``provenance`` (read by :func:`read_provenance`) under
+    ``accuracy[split]`` and write it to ``path``."""
     provenance.setdefault("accuracy", {})[split] = figures
     write_provenance(path, provenance)
