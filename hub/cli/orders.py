@@ -34,7 +34,8 @@ def list_(state: str | None, limit: int, config_path: Path) -> None:
 @config_option
 @reports_errors
 def place(order_id: str, lines: tuple[str, ...], member: str | None, config_path: Path) -> None:
-    """Place ORDER_ID for LINES given as SKU:QTY (e.g. 'orders place A1 GS-007:2')."""
+    """Place ORDER_ID for LINES given as SKU:QTY (e.g. 'orders place A1 GS-007:2'). Exits 1 when
+    the order ends rejected (a SKU not sold here, too little stock), so a script can tell."""
     parsed = []
     for line in lines:
         sku, sep, qty = line.partition(":")
@@ -49,6 +50,9 @@ def place(order_id: str, lines: tuple[str, ...], member: str | None, config_path
     with open_services(config_path) as svc:
         order, known = svc.orders.place(order_in, actor="staff")
     print_json({**order.to_json(), "already_known": known})
+    if order.state == "rejected":
+        click.echo(f"error: order {order.id} was rejected: {order.reason}", err=True)
+        raise SystemExit(1)
 
 
 @orders.command("set")

@@ -65,6 +65,15 @@ def test_cli_errors_are_messages(cli) -> None:
     assert result.returncode == 2
 
 
+def test_an_order_placed_and_rejected_exits_non_zero(cli) -> None:
+    """Why: 'orders place O3 NOPE:1' exited 0 with an order in state rejected, which a script
+    could not tell from success. The order is still printed, and said on stderr."""
+    result = cli("orders", "place", "O3", "NOPE:1", ok=False)
+    assert result.returncode == 1
+    assert json.loads(result.stdout)["state"] == "rejected"
+    assert "error: order O3 was rejected: " in result.stderr
+
+
 def test_a_missing_staff_token_file_is_named_not_a_traceback(cli, tmp_path: Path) -> None:
     """Why: 'catalog import' and 'stock show' ended with a FileNotFoundError traceback where
     'run' named the missing file."""
