@@ -155,7 +155,7 @@ def install_model(source: Path, models_dir: Path, name: str | None = None) -> Mo
             shutil.move(str(root), staging)
         elif source.is_dir():
             check_model_dir(source)
-            shutil.copytree(source, staging)
+            _copy_model(source, staging)
         else:
             raise ModelLayoutError(f"{source} is neither a model folder nor a zip file")
         try:
@@ -167,6 +167,21 @@ def install_model(source: Path, models_dir: Path, name: str | None = None) -> Mo
             raise ModelLayoutError(f"{target} already exists; remove it or choose another name")
         staging.rename(target)
     return ModelInfo(path=target, sample_rate=info.sample_rate, lookahead=info.lookahead)
+
+
+def _copy_model(source: Path, staging: Path) -> None:
+    """Copy a model folder, or say in a sentence which file could not be copied and why:
+    ``shutil.copytree`` gathers every failure into one error whose text is a Python list."""
+    try:
+        shutil.copytree(source, staging)
+    except shutil.Error as exc:
+        failed = exc.args[0]
+        file, _, why = failed[0]
+        reason = re.sub(r"^\[Errno \d+\] ([^:]*).*$", r"\1", why).lower()
+        more = f" (and {len(failed) - 1} more files)" if len(failed) > 1 else ""
+        raise ModelLayoutError(
+            f"cannot copy {file}{more}: {reason}; nothing was installed"
+        ) from None
 
 
 def _model_name(source: Path) -> str:

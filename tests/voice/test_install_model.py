@@ -13,6 +13,7 @@ import pytest
 from click.testing import CliRunner
 
 from hub.cli import main
+from tests.fixtures.hostile_files import UNREADABLE
 from voice.vosk_model import packaged_korean_model
 
 MODEL_FILES = ("am/final.mdl", "graph/HCLr.fst", "graph/Gr.fst", "ivector/final.ie")
@@ -98,3 +99,19 @@ def test_a_corrupt_zip_a_bad_name_and_an_unusable_folder_are_explained(tmp_path:
     (tmp_path / "afile").write_text("")
     code, output = install(good, tmp_path / "afile" / "models")
     assert code == 1 and "Traceback" not in output and "afile" in output
+
+
+def test_a_folder_with_a_file_that_cannot_be_read_is_refused_in_a_sentence(
+    tmp_path: Path,
+) -> None:
+    """Why: the error was a Python list: "error: nb/md2: [('nb/mf/am/final.mdl', '.../model/am/
+    final.mdl', "[Errno 13] Permission denied: ...")]"."""
+    with zipfile.ZipFile(model_zip(tmp_path / "model.zip")) as zf:
+        zf.extractall(tmp_path)
+    folder = tmp_path / "vosk-model-small-xx-0.1"
+    (folder / "am" / "extra.mdl").symlink_to(UNREADABLE)
+    code, output = install(folder, tmp_path / "m")
+    assert code == 1 and "Traceback" not in output and "[(" not in output, output
+    assert output == (f"error: cannot copy {folder / 'am' / 'extra.mdl'}: input/output error; "
+                      "nothing was installed\n")
+    assert list((tmp_path / "m").iterdir()) == []
