@@ -51,6 +51,7 @@ import shutil
 import tempfile
 import threading
 import warnings
+import weakref
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
@@ -154,6 +155,7 @@ class PocketsphinxEngine:
         self._hmm, self._dict, self._lm = hmm, dict_path, lm
         self._added: dict[str, str] = {}
         self._searches: dict[str, str] = {}
+        self._retired: list[str] = []  # searches whose handles are gone, to be removed
         self._workdir = tempfile.TemporaryDirectory(prefix="voice-dict-")
         self._decoder = self._load(dict_path)
         self._free_on: Decoder | None = None  # the decoder the free-form search was added to
@@ -222,11 +224,17 @@ class PocketsphinxEngine:
         return tuple(ranked[:COMMON_WORDS])
 
     def compile(self, grammar: GrammarSpec) -> str:
-        """Add the grammar's new words to the dictionary and register a JSGF search.
+        """Add the grammar's new words to the dictionary and register a JSGF search; returns
+        its handle, which keeps the search registered for as long as anything holds it.
 
-        Grammars of earlier catalogues stay registered (a decode in flight may still use one);
-        a hub rebuilds only when its catalogue changes, so they stay few.
+        Why the handle: each search holds about 8 MB, and all were kept, so a store whose
+        prices were imported hourly grew by gigabytes over weeks (a catalogue import, a
+        chain's ``catalog.update`` and the check for imports by other processes each rebuild).
+        A search goes once its handle is gone (a question under way keeps the old grammar's
+        alive); it is removed at the next compile or decode, under the decoder's lock, since
+        the garbage collector may let go of the handle on any thread, the decoding one too.
         """
+        self._remove_retired()
         name = f"catalog{next(self._names)}"
         variants = self.accent_variants(grammar)
         grammar = dataclasses.replace(
@@ -263,7 +271,19 @@ class PocketsphinxEngine:
             except (RuntimeError, ValueError) as exc:
                 raise EngineError(f"pocketsphinx rejected the catalogue grammar: {exc}") from exc
             self._searches[name] = jsgf
-        return name
+        handle = _Grammar(name)
+        weakref.finalize(handle, self._retired.append, name)
+        return handle
+
+    def _remove_retired(self) -> None:
+        """Remove the searches whose handles are gone (see :meth:`compile`)."""
+        if not self._retired:
+            return
+        with self._lock:
+            while self._retired:
+                name = self._retired.pop()
+                self._decoder.remove_search(name)
+                del self._searches[name]
 
     def accent_variants(self, grammar: GrammarSpec) -> dict[str, list[str]]:
         """Each product word's pronunciations in the store's accents that differ from the one
@@ -301,6 +321,7 @@ class PocketsphinxEngine:
         return variants
 
     def decode(self, compiled: object, pcm: bytes) -> str:
+        self._remove_retired()
         # Only the words are decoded under a grammar: the quiet lead-in and tail cost time and
         # invite filler words (see voice.trim; Vosk, by contrast, needs them).
         pcm = trim_quiet(pcm, self.sample_rate)
@@ -350,6 +371,18 @@ class PocketsphinxEngine:
 
     def stream(self, compiled: object) -> _BufferedStream:
         return _BufferedStream(self, compiled)
+
+
+class _Grammar:
+    """A registered catalogue search, alive while this handle is (``compile``)."""
+
+    __slots__ = ("name", "__weakref__")
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    def __str__(self) -> str:
+        return self.name
 
 
 class _BufferedStream:
