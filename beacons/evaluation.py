@@ -358,32 +358,39 @@ class Evaluation:
     advertisements: int
     #: advertisements more than ``LATE_S`` older than one before them (an unsorted trace)
     late: int
+    #: the line of the first of them (None when there are none)
+    first_late_line: int | None = None
 
 
 def evaluate(
-    advertisements: Iterable[Advertisement],
+    numbered: Iterable[tuple[int, Advertisement]],
     truth: Sequence[Mapping[str, object]],
     members: MemberKeys,
     detectors: Mapping[str, Callable[[TraceClock], Detector]],
 ) -> Evaluation:
     """Run each detector over the same advertisements and score it against ``truth``.
 
-    One pass feeds every detector side by side, so a trace file is read as a stream: a store's
-    day of advertisements (millions of lines) is never held in memory at once."""
+    ``numbered`` holds each advertisement with its line in the trace (``read_numbered_trace``;
+    ``enumerate(advertisements, 1)`` for a list), so the warning about an unsorted trace can
+    name the first line out of order, as replay's does. One pass feeds every detector side by
+    side, so a trace file is read as a stream: a store's day of advertisements (millions of
+    lines) is never held in memory at once."""
     heard = _Heard()
     pipelines = {"": PresencePipeline(_resolver(members), heard)}
     for name, make in detectors.items():
         clock = TraceClock()
         pipelines[name] = PresencePipeline(_resolver(members), make(clock), clock)
     events: dict[str, list[PresenceEvent]] = {name: [] for name in pipelines}
-    for adv in advertisements:
+    first = pipelines[""]
+    for number, adv in numbered:
         for name, pipeline in pipelines.items():
             events[name] += pipeline.feed(adv)
-    first = pipelines[""]
+        first.note_line(number)
     return Evaluation(
         scores={name: score(truth, events[name], heard.times) for name in detectors},
         advertisements=first.advertisements,
         late=first.late,
+        first_late_line=first.first_late_line,
     )
 
 

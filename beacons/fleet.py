@@ -16,6 +16,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, Strict, ValidationError, model_validator
 
 from beacons.errors import FleetError, FrameError
+from beacons.files import read_at_most
 from beacons.frames import (
     AltBeacon,
     EddystoneEID,
@@ -259,11 +260,12 @@ class _UniqueKeyLoader(yaml.SafeLoader):
 def load_fleet(path: Path) -> Fleet:
     """Read and check a fleet file. Raises FleetError listing every problem with its location."""
     try:
-        if path.stat().st_size > MAX_FLEET_BYTES:
+        data = read_at_most(path, MAX_FLEET_BYTES)
+        if data is None:
             raise FleetError(
                 f"{path}: larger than {MAX_FLEET_BYTES >> 10} KiB; is it a fleet file?"
             )
-        text = path.read_text(encoding="utf-8")
+        text = data.decode("utf-8")
     except OSError as exc:
         raise FleetError(f"{path}: cannot read: {exc.strerror}") from exc
     except UnicodeDecodeError as exc:
@@ -274,6 +276,8 @@ def load_fleet(path: Path) -> Fleet:
         mark = getattr(exc, "problem_mark", None)
         where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark else ""
         raise FleetError(f"{path}: not valid YAML{where}: {getattr(exc, 'problem', exc)}") from exc
+    except RecursionError as exc:  # "[[[[..." some thousands deep; no fleet nests past 4
+        raise FleetError(f"{path}: nested too deeply: not a fleet file") from exc
     if not isinstance(doc, dict):
         raise FleetError(f"{path}: expected a mapping with 'beacons' and 'scanners'")
     try:

@@ -8,12 +8,18 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from beacons.errors import MembersFileError
+from beacons.files import read_at_most
 from beacons.tokens import parse_key, parse_prefix
 
 #: The largest members file read. An entry is about 60 bytes, so this holds half a million
 #: members (a whole chain's export of 200 000 is 12 MB); anything larger (a wrong file,
 #: /dev/zero) is refused before it fills the memory.
 MAX_MEMBERS_FILE_BYTES = 32 * 1024 * 1024
+
+
+#: How a value of the wrong type is named: by its kind, not itself (it may be a long list).
+_JSON_KINDS = {bool: "true or false", int: "a number", float: "a number", list: "a list",
+               dict: "an object"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,8 +45,13 @@ def parse_members(doc: object, *, source: str = "members file") -> MemberKeys:
     more in it still replays. A numeric id is read as text."""
     if not isinstance(doc, dict):
         raise MembersFileError(f"{source}: expected a JSON object with chain_prefix and members")
-    if not isinstance(doc.get("chain_prefix"), str):
+    if "chain_prefix" not in doc:
         raise MembersFileError(f"{source}: chain_prefix (16 hex digits) is missing")
+    if not isinstance(doc["chain_prefix"], str):
+        raise MembersFileError(
+            f"{source}: chain_prefix must be a string of 16 hex digits in quotes, got "
+            f"{_JSON_KINDS.get(type(doc['chain_prefix']), 'null')}"
+        )
     members = doc.get("members")
     if not isinstance(members, list):
         raise MembersFileError(f"{source}: members must be a list of {{id, key}} objects")
@@ -78,9 +89,8 @@ def parse_members(doc: object, *, source: str = "members file") -> MemberKeys:
 def load_members(path: Path) -> MemberKeys:
     """Read and validate a members file."""
     try:
-        with path.open("rb") as stream:
-            data = stream.read(MAX_MEMBERS_FILE_BYTES + 1)
-        if len(data) > MAX_MEMBERS_FILE_BYTES:
+        data = read_at_most(path, MAX_MEMBERS_FILE_BYTES)
+        if data is None:
             limit = MAX_MEMBERS_FILE_BYTES // (1024 * 1024)
             raise MembersFileError(f"{path}: larger than {limit} MiB: not a members file")
         doc = json.loads(data.decode("utf-8-sig"))
@@ -91,6 +101,8 @@ def load_members(path: Path) -> MemberKeys:
         raise MembersFileError(message) from exc
     except json.JSONDecodeError as exc:
         raise MembersFileError(f"{path}: not valid JSON ({exc})") from exc
+    except RecursionError as exc:  # "[[[[..." a few hundred kB long: no members file nests so
+        raise MembersFileError(f"{path}: JSON nested too deeply: not a members file") from exc
     return parse_members(doc, source=str(path))
 
 

@@ -116,8 +116,13 @@ class PresencePipeline:
         for number, line in numbered_lines(stream, source=source):
             adv = decode_line(line, source=source, number=number)
             yield from self.feed_fields(adv.t, adv.scanner, adv.rssi, adv.service_uuids)
-            if self.late and self.first_late_line is None:
-                self.first_late_line = number
+            self.note_line(number)
+
+    def note_line(self, number: int) -> None:
+        """Say that the advertisement just fed came from trace line ``number``, so the first
+        one out of order is known by its line (``first_late_line``)."""
+        if self.late and self.first_late_line is None:
+            self.first_late_line = number
 
 
 def _on_wall(events: list[PresenceEvent], step: float) -> list[PresenceEvent]:

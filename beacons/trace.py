@@ -110,18 +110,33 @@ def numbered_lines(stream: IO[bytes], *, source: str) -> Iterator[tuple[int, byt
 
 def iter_lines(stream: IO[bytes], *, source: str) -> Iterator[Advertisement]:
     """Decode a stream of trace lines, skipping blank lines; errors name ``source`` and the line."""
+    for _, adv in numbered_advertisements(stream, source=source):
+        yield adv
+
+
+def numbered_advertisements(
+    stream: IO[bytes], *, source: str
+) -> Iterator[tuple[int, Advertisement]]:
+    """``iter_lines`` with each advertisement's line number, for a warning that names the line
+    it is about."""
     for number, line in numbered_lines(stream, source=source):
-        yield decode_line(line, source=source, number=number)
+        yield number, decode_line(line, source=source, number=number)
 
 
 def read_trace(path: Path) -> Iterator[Advertisement]:
     """Every advertisement of the trace file at ``path``, in file order."""
+    for _, adv in read_numbered_trace(path):
+        yield adv
+
+
+def read_numbered_trace(path: Path) -> Iterator[tuple[int, Advertisement]]:
+    """Every advertisement of the trace file at ``path`` with its line number, in file order."""
     try:
         stream = path.open("rb")
     except OSError as exc:
         raise TraceError(f"cannot open trace: {exc.strerror}", source=str(path)) from exc
     with stream:
-        yield from iter_lines(stream, source=str(path))
+        yield from numbered_advertisements(stream, source=str(path))
 
 
 def encode(adv: Advertisement) -> bytes:

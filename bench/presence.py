@@ -115,7 +115,7 @@ def accuracy(
     by_wall: dict[str, dict[str, Score]] = {}
     for seed in seeds:
         sim = simulate(Scenario(seed=seed, duration_s=duration, layout=layout, **scenario))
-        scores = evaluate(sim.advertisements, sim.truth, sim.members, dets).scores
+        scores = evaluate(enumerate(sim.advertisements, 1), sim.truth, sim.members, dets).scores
         wall = "glass" if sim.physics.wall_loss_db < GLASS_FRONT_DB else "solid"
         for name, score in scores.items():
             pooled[name].add(score)

@@ -13,9 +13,11 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import ipaddress
 import os
 import re
 import secrets
+import ssl
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -24,6 +26,12 @@ from sync.topics import VERSION
 
 PBKDF2_ITERATIONS = 101  # what mosquitto_passwd 2.0 writes
 USER_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$"
+#: The first topic segment (the hub's ``mqtt.topic_prefix`` and the relay nodes' topics too):
+#: one plain level, so no '/', '+' or '#' turns a store's write grant into a wildcard.
+TOPIC_PREFIX_PATTERN = r"^[a-z0-9_-]+$"
+#: A host name the listener may bind to (an IP address is checked as one).
+_LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,62}[A-Za-z0-9])?"
+HOST_PATTERN = rf"{_LABEL}(?:\.{_LABEL})*"
 
 
 class BrokerSetupError(ValueError):
@@ -166,11 +174,57 @@ def _check(plan: BrokerPlan) -> None:
         raise BrokerSetupError(f"{sorted(clash)} named both as store and as shop user")
     if len(set(plan.stores)) != len(plan.stores):
         raise BrokerSetupError("a store is named twice")
+    if not re.fullmatch(TOPIC_PREFIX_PATTERN, plan.prefix):
+        raise BrokerSetupError(f"topic prefix {plan.prefix!r} is not valid (lowercase letters, "
+                               "digits, '-' and '_': one topic level, as mqtt.topic_prefix)")
+    if not _is_address(plan.bind):
+        # mosquitto.conf is line-based: a newline here would add a listener of its own
+        raise BrokerSetupError(f"bind address {plan.bind!r} is not an IP address or host name")
     if (plan.tls_cert is None) != (plan.tls_key is None):
         raise BrokerSetupError("give both the TLS certificate and its key, or neither")
     for path in (plan.tls_cert, plan.tls_key):
         if path is not None and not path.is_file():
             raise BrokerSetupError(f"{path}: file not found")
+    if plan.tls_cert is not None and plan.tls_key is not None:
+        _check_tls_pair(plan.tls_cert, plan.tls_key)
+
+
+def _is_address(bind: str) -> bool:
+    try:
+        ipaddress.ip_address(bind)
+    except ValueError:
+        return len(bind) <= 253 and re.fullmatch(HOST_PATTERN, bind) is not None
+    return True
+
+
+def _check_tls_pair(cert: Path, key: Path) -> None:
+    """Load the pair as a TLS server does: mosquitto would otherwise find a wrong file (a CA
+    certificate, a key of another certificate, not PEM at all) only at its start, in its log."""
+
+    def encrypted() -> bytes:  # rather than OpenSSL asking on this terminal
+        raise BrokerSetupError(
+            f"{key} is encrypted: mosquitto would ask for its password on a console the service "
+            f"does not have; give it the key without one (openssl pkey -in {key} -out KEY)"
+        )
+
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    try:
+        context.load_verify_locations(cafile=cert)
+    except ssl.SSLError:
+        raise BrokerSetupError(
+            f"{cert} is not a PEM certificate (-----BEGIN CERTIFICATE-----)"
+        ) from None
+    except OSError as exc:
+        raise BrokerSetupError(f"{cert}: cannot read: {exc.strerror}") from None
+    try:
+        context.load_cert_chain(cert, key, password=encrypted)
+    except ssl.SSLError as exc:
+        if exc.reason == "KEY_VALUES_MISMATCH":
+            raise BrokerSetupError(f"{key} is not the private key of {cert}") from None
+        raise BrokerSetupError(f"{key} is not a PEM private key (-----BEGIN ... PRIVATE "
+                               "KEY-----)") from None
+    except OSError as exc:
+        raise BrokerSetupError(f"{key}: cannot read: {exc.strerror}") from None
 
 
 def _write_private(path: Path, text: str) -> None:

@@ -10,6 +10,7 @@ import asyncio
 import functools
 import json
 import os
+import re
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -30,9 +31,10 @@ from beacons.settings import PresenceSettings
 from beacons.simulator import Scenario, simulate
 from beacons.sources.bleak_scanner import BleakSource
 from beacons.tokens import parse_prefix
-from beacons.trace import RSSI_DBM, encode, read_trace, write_trace
+from beacons.trace import RSSI_DBM, encode, read_numbered_trace, write_trace
 from hub.cli.common import FiniteRange, load
 from hub.config import load_presence
+from sync.broker_setup import TOPIC_PREFIX_PATTERN
 
 _event_encoder = msgspec.json.Encoder()
 
@@ -325,7 +327,7 @@ def eval_cmd(
     members = load_members(members_path or _members_path(trace))
     records = read_truth(truth, members.keys)
     evaluation = evaluate(
-        read_trace(trace),
+        read_numbered_trace(trace),
         records,
         members,
         {
@@ -337,7 +339,9 @@ def eval_cmd(
         # every visit would be scored missed, as if the engine had failed on a real trace
         _fail(f"{trace}: the trace has no advertisements: nothing to evaluate")
     if evaluation.late:
-        click.echo(f"warning: {trace}: {_late(evaluation.late)}", err=True)
+        click.echo(
+            f"warning: {trace}:{evaluation.first_late_line}: {_late(evaluation.late)}", err=True
+        )
     click.echo(
         json.dumps(
             {
@@ -409,7 +413,8 @@ def _fleet_files(given: Path) -> list[Path]:
     "--topic-prefix",
     default="retail",
     show_default=True,
-    help="First segment of the relay nodes' MQTT topics.",
+    callback=lambda _ctx, _param, value: _topic_prefix(value),
+    help="First segment of the relay nodes' MQTT topics (as the hub's mqtt.topic_prefix).",
 )
 @_reports_beacon_errors
 def render_cmd(fleet: Path, out_dir: Path | None, topic_prefix: str) -> None:
@@ -432,6 +437,17 @@ def render_cmd(fleet: Path, out_dir: Path | None, topic_prefix: str) -> None:
     for name, settings in devices.items():
         (out_dir / f"{name}.json").write_text(json.dumps(settings, indent=2) + "\n")
     click.echo(f"wrote {len(devices)} device files to {out_dir}", err=True)
+
+
+def _topic_prefix(value: str) -> str:
+    """``value`` if it is a topic prefix the hub's config would take: a relay node flashed with
+    '/', '+' or '#' in it would publish where no one subscribes, or be refused by the broker."""
+    if not re.fullmatch(TOPIC_PREFIX_PATTERN, value):
+        raise click.BadParameter(
+            f"{value!r} is not one topic level of lowercase letters, digits, '-' and '_' "
+            "(as mqtt.topic_prefix)"
+        )
+    return value
 
 
 @beacons.command("scan")
@@ -474,6 +490,7 @@ def scan_cmd(
         # tokens would have no pattern at all
         raise click.UsageError("--mode passive needs --chain-prefix (16 hex digits from the shop)")
     prefix = parse_prefix(chain_prefix) if chain_prefix else b""
+    new_file = out_path is not None and not out_path.exists()
     sink_file = out_path.open("wb") if out_path else sys.stdout.buffer
 
     def sink(adv: Any) -> None:
@@ -497,6 +514,12 @@ def scan_cmd(
 
     try:
         asyncio.run(run())
+    except BaseException:
+        if new_file and out_path is not None and out_path.stat().st_size == 0:
+            # the scan could not start (no BlueZ, no adapter): an empty trace left behind would
+            # read as a quiet store
+            out_path.unlink()
+        raise
     finally:
         if out_path:
             sink_file.close()

@@ -6,7 +6,11 @@ from pathlib import Path
 
 import click
 
+from beacons.files import read_at_most
 from sync.broker_setup import BrokerPlan, BrokerSetupError, write_broker_config
+
+#: The largest --stores-file read: a chain of 20 000 stores is well under 1 MiB of ids.
+MAX_STORES_FILE_BYTES = 1024 * 1024
 
 
 @click.group()
@@ -40,8 +44,7 @@ def config(folder: Path, stores: tuple[str, ...], stores_file: Path | None,
     """Write a mosquitto configuration with TLS, a password file and a per-store ACL."""
     names = list(stores)
     if stores_file is not None:
-        names += [line.strip() for line in stores_file.read_text(encoding="utf-8").splitlines()
-                  if line.strip() and not line.startswith("#")]
+        names += _store_ids(stores_file)
     if not no_tls and (tls_cert is None or tls_key is None):
         raise click.UsageError("give --tls-cert and --tls-key (or --no-tls for a test bench)")
     plan = BrokerPlan(folder=folder, stores=names, shop_users=list(shop_users), prefix=prefix,
@@ -52,7 +55,31 @@ def config(folder: Path, stores: tuple[str, ...], stores_file: Path | None,
         files = write_broker_config(plan)
     except BrokerSetupError as exc:
         raise click.UsageError(str(exc)) from None
+    except OSError as exc:  # a folder this user may not write in, a full disk
+        raise click.ClickException(
+            f"cannot write {exc.filename or folder}: {exc.strerror or exc}"
+        ) from None
     click.echo(f"wrote {files.config}, {files.password_file} and {files.acl_file}")
     click.echo(f"credentials for {len(files.credentials)} users in "
                f"{files.config.parent / 'credentials'} (give each hub its own file as "
                "[mqtt] password_file)")
+
+
+def _store_ids(path: Path) -> list[str]:
+    """The store ids in ``path``, one a line ('#' starts a comment line), read with a bound: a
+    wrong file (a device, a huge log) is refused, not read into memory."""
+    try:
+        data = read_at_most(path, MAX_STORES_FILE_BYTES)
+        if data is None:
+            raise click.BadParameter(
+                f"{path} is larger than {MAX_STORES_FILE_BYTES >> 20} MiB: not a list of store "
+                "ids", param_hint="--stores-file")
+        text = data.decode("utf-8-sig")
+    except OSError as exc:
+        raise click.BadParameter(f"cannot read {path}: {exc.strerror}",
+                                 param_hint="--stores-file") from None
+    except UnicodeDecodeError as exc:
+        raise click.BadParameter(f"{path} is not UTF-8 text (byte {exc.start + 1}); save it as "
+                                 "UTF-8", param_hint="--stores-file") from None
+    return [line.strip() for line in text.splitlines()
+            if line.strip() and not line.startswith("#")]

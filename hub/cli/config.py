@@ -7,7 +7,7 @@ from pathlib import Path
 import click
 
 from hub.cli.common import check_files
-from hub.config import ConfigError, load_config
+from hub.config import ConfigError, check_config
 
 
 @click.group()
@@ -20,11 +20,13 @@ def config() -> None:
 def check(file: Path) -> None:
     """Print every problem in FILE with its line, or 'ok'."""
     try:
-        cfg = load_config(file)
+        cfg, warnings = check_config(file)
     except ConfigError as exc:
         click.echo(str(exc), err=True)
         raise SystemExit(2) from None
     check_files(cfg, file)
+    for warning in warnings:  # run starts without these features: the service still starts
+        click.echo(f"warning: {file}: {warning}", err=True)
     click.echo(f"{file}: ok (store {cfg.store.id})")
     if cfg.web.load_staff_token() is None:
         click.echo(

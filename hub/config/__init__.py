@@ -7,6 +7,7 @@ manager can fix a typo without reading a traceback.
 
 from __future__ import annotations
 
+import math
 import re
 import tomllib
 from dataclasses import dataclass
@@ -15,6 +16,7 @@ from typing import Any, TypeVar
 
 from pydantic import BaseModel, Field, ValidationError
 
+from beacons.files import read_at_most
 from beacons.settings import PresenceSettings
 from hub.config.base import StrictModel
 from hub.config.beacons import BeaconsConfig
@@ -136,6 +138,8 @@ def _toml(text: str, path: Path) -> dict[str, Any]:
         raise ConfigError(
             path, [ConfigProblem(int(m.group(1)) if m else None, "", f"not valid TOML: {exc}")]
         ) from None
+    except RecursionError:  # tomllib recurses per nested array or inline table: "x=[[[[..."
+        raise ConfigError(path, [ConfigProblem(None, "", "nested too deeply")]) from None
 
 
 def _validated(model: type[M], data: Any, text: str, path: Path, table: tuple[str, ...]) -> M:
@@ -181,17 +185,25 @@ UNKNOWN_SETTING = (
 def _explain(err: Any) -> str:
     if err["type"] == "extra_forbidden":
         return UNKNOWN_SETTING
+    if isinstance(err.get("input"), float) and not math.isfinite(err["input"]):
+        # pydantic's own words ("less than or equal to 30") read as a range to widen
+        return (
+            f"{err['input']!r} is not a number here (NaN and infinity are refused): give a "
+            "finite number"
+        )
     if err["type"] == "missing":
         return "required setting is missing"
     return str(err["msg"]).removeprefix("Value error, ")
 
 
 def _read(path: Path) -> str:
+    """The text of the config file at ``path``; a byte-order mark (Windows Notepad writes one)
+    is skipped, as by every other reader of the hub's files."""
     try:
-        size = path.stat().st_size
-        if size > MAX_CONFIG_BYTES:
+        data = read_at_most(path, MAX_CONFIG_BYTES)
+        if data is None:
             raise ConfigError(path, [ConfigProblem(None, "", "file is larger than 1 MiB")])
-        return path.read_bytes().decode("utf-8")
+        return data.decode("utf-8-sig")
     except FileNotFoundError:
         raise ConfigError(path, [ConfigProblem(None, "", "file not found")]) from None
     except UnicodeDecodeError:
@@ -203,6 +215,83 @@ def _read(path: Path) -> str:
 def load_config(path: Path) -> HubConfig:
     """Read and validate the config file at ``path``."""
     return parse_config(_read(path), path)
+
+
+def check_config(path: Path) -> tuple[HubConfig, list[ConfigProblem]]:
+    """``load_config`` for ``config check``, which also looks at the files the config names:
+    the config and what would turn a feature off (a missing model, reference pack or replay
+    file), or ConfigError with every problem, a file where the hub's folders belong included.
+
+    Why two kinds: ``run`` starts without a missing model or replay file, turning that feature
+    off with an error in its log, so the check says it with the line, as a warning, and the
+    service that runs the check before it starts still starts (orders and stock do not wait
+    for photo search); a file in the way of the database or images folder stops ``run``."""
+    text = _read(path)
+    config = parse_config(text, path)
+    lines = _key_lines(text)
+
+    def located(found: list[tuple[tuple[str, ...], str]]) -> list[ConfigProblem]:
+        return [ConfigProblem(_locate(lines, key), ".".join(key), why) for key, why in found]
+
+    errors = located(_blocked_folders(config))
+    if errors:
+        raise ConfigError(path, errors)
+    return config, located(_missing_files(config))
+
+
+def _missing_files(config: HubConfig) -> list[tuple[tuple[str, ...], str]]:
+    """(setting, what is wrong) for each file or folder a feature that is on cannot find: what
+    ``doctor`` reports missing, without loading a model."""
+    found: list[tuple[tuple[str, ...], str]] = []
+
+    def need(key: tuple[str, ...], path: Path | None, folder: bool, feature: str) -> None:
+        if path is None or (path.is_dir() if folder else path.is_file()):
+            return
+        kind = "folder" if folder else "file"
+        why = "does not exist" if not path.exists() else f"is not a {kind}"
+        found.append((key, f"{path} {why}: {feature} will be off"))
+
+    if config.vision.enabled:
+        need(("vision", "model_path"), config.vision.model_file, False, "photo search")
+        need(("vision", "reference_pack"), config.vision.reference_pack, False, "photo search")
+    if config.voice.enabled:
+        engine = config.voice.engine
+        need(("voice", "engine", "model_dir"), engine.model_dir, True, "voice search")
+        if engine.type == "pocketsphinx":
+            need(("voice", "engine", "dictionary"), engine.dictionary, False, "voice search")
+    if config.beacons.enabled and config.beacons.source == "replay":
+        need(("beacons", "replay_file"), config.beacons.replay_file, False, "presence")
+    return found
+
+
+def _blocked_folders(config: HubConfig) -> list[tuple[tuple[str, ...], str]]:
+    """(setting, why) for the database and images folder when a file stands where ``run``
+    needs them (it makes the missing ones at its first start)."""
+    found = []
+    for key, target, folder in (
+        (("store", "database"), config.store.database, False),
+        (("store", "images_dir"), config.store.images_dir, True),
+    ):
+        if blocked := _blocked(target, folder):
+            found.append((key, blocked))
+    return found
+
+
+def _blocked(path: Path, folder: bool) -> str | None:
+    """Why the hub cannot make or use ``path`` (a folder if ``folder``, else a file in its
+    folder), which it creates with its folders at the first start; None when it can."""
+    if path.exists():
+        if folder and not path.is_dir():
+            return f"{path} is a file, not a folder"
+        if not folder and path.is_dir():
+            return f"{path} is a folder, not a database file"
+        return None
+    above = path.parent
+    while not above.exists() and above != above.parent:
+        above = above.parent
+    if not above.is_dir():
+        return f"{above} is a file, so {path} cannot be made"
+    return None
 
 
 def load_presence(path: Path) -> PresenceSettings:
@@ -243,6 +332,7 @@ __all__ = [
     "ConfigError",
     "ConfigProblem",
     "HubConfig",
+    "check_config",
     "load_config",
     "load_presence",
     "parse_config",

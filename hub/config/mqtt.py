@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import re
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 
 from hub.config.base import StrictModel
 from sync.broker_config import BrokerConnection
+from sync.broker_setup import TOPIC_PREFIX_PATTERN
 from sync.envelope import STORE_PATTERN
 
 
@@ -19,7 +20,7 @@ class MqttConfig(StrictModel, BrokerConnection):
                           description="Connect to the broker and sync with the shop.")
     topic_prefix: str = Field(
         default="retail",
-        pattern=r"^[a-z0-9_-]+$",
+        pattern=TOPIC_PREFIX_PATTERN,
         description="First segment of every topic; the protocol version follows it.",
     )
     send_window: int = Field(
@@ -37,8 +38,9 @@ class MqttConfig(StrictModel, BrokerConnection):
     ack_timeout_max_s: float = Field(
         default=300.0, gt=0, le=86_400,
         description="Longest wait between replays while no ack comes (never below "
-        "ack_timeout_s): a stopped shop whose broker session lives on is queued a tenth of "
-        "send_window per wait, not a whole window per ack_timeout_s.",
+        "ack_timeout_s: raised to it when only ack_timeout_s is set, refused when the file sets "
+        "both the other way round): a stopped shop whose broker session lives on is queued a "
+        "tenth of send_window per wait, not a whole window per ack_timeout_s.",
     )
     snapshot_interval_s: float = Field(
         default=1.0, gt=0, le=3600,
@@ -66,6 +68,24 @@ class MqttConfig(StrictModel, BrokerConnection):
         "broker is asked to deliver none over twice this (plus 64 KiB), so larger ones are "
         "never read at all.",
     )
+
+    @model_validator(mode="after")
+    def _limits_above_starts(self) -> MqttConfig:
+        """A longest wait below the first one, both written in the file, cannot be what was
+        meant (which of the two is the typo?), so it is refused. With only one of them written,
+        the default of the other gives way: raising ack_timeout_s to 600 s leaves the waits at
+        600 s, as the descriptions say."""
+        wrong = [
+            f"{limit} {getattr(self, limit):g} is below {start} {getattr(self, start):g}"
+            for start, limit in (("backoff_initial_s", "backoff_max_s"),
+                                 ("ack_timeout_s", "ack_timeout_max_s"))
+            if {start, limit} <= self.model_fields_set
+            and getattr(self, limit) < getattr(self, start)
+        ]
+        if wrong:
+            raise ValueError(f"{'; '.join(wrong)}: the longest wait cannot be shorter than the "
+                             "first; raise the longest or lower the first")
+        return self
 
     @field_validator("nearby_stores")
     @classmethod

@@ -113,7 +113,8 @@ class VoiceConfig(StrictModel):
         default=0.6,
         ge=0.0,
         le=1.0,
-        description="Match score from which a product is offered under 'did you mean'.",
+        description="Match score from which a product is offered under 'did you mean'; not "
+        "above accept_score (equal to it: no suggestions).",
     )
     results: int = Field(default=3, ge=1, le=10, description="Products returned per question.")
     noise_suppression: Literal["rnnoise", "spectral"] = Field(
@@ -144,6 +145,18 @@ class VoiceConfig(StrictModel):
     answer_speed: int = Field(
         default=140, ge=80, le=300, description="Speaking rate of the answers, words per minute."
     )
+
+    @model_validator(mode="after")
+    def _scores_ordered(self) -> VoiceConfig:
+        """A product scoring suggest_score above accept_score is accepted already, so "did you
+        mean" would never be offered: not what anyone setting both meant."""
+        if self.suggest_score > self.accept_score:
+            raise ValueError(
+                f"suggest_score {self.suggest_score:g} is above accept_score "
+                f"{self.accept_score:g}, so nothing would ever be offered under 'did you mean': "
+                "set it below accept_score (equal to it turns suggestions off)"
+            )
+        return self
 
     @field_validator("answer_voices")
     @classmethod

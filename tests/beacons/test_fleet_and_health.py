@@ -35,6 +35,7 @@ from hub.clock import ManualClock, WallSteps
 from hub.config.beacons import HealthConfig
 from hub.presence import PresenceFigures, PresenceService
 from hub.services import Services
+from tests.bounded import run_bounded
 
 ROOT = Path(__file__).resolve().parents[2]
 DEMO = ROOT / "firmware_configs" / "demo-store.yaml"
@@ -578,3 +579,26 @@ def test_a_rotating_eid_beacon_leaves_a_bounded_number_of_addresses() -> None:
     assert health.status["stockroom-eid"].battery_mv is None
     health.observe(advert(tlm, clock.now + 1, latest))
     assert health.status["stockroom-eid"].battery_mv == 2400
+
+
+def test_an_endless_or_deeply_nested_fleet_file_is_refused(tmp_path: Path) -> None:
+    """Why: the size check used stat() (0 for /dev/zero, which validate then read until the
+    kernel killed it), and 20 KB of "[[[[..." ended validate with a RecursionError traceback."""
+    result = run_bounded(["beacons", "validate", "/dev/zero"], tmp_path)
+    assert result.returncode == 1, result.stderr
+    assert "error: /dev/zero: larger than 1024 KiB; is it a fleet file?" in result.stderr
+    assert "Traceback" not in result.stderr
+    deep = tmp_path / "deep.yaml"
+    deep.write_text("beacons: " + "[" * 20000 + "]" * 20000 + "\n")
+    with pytest.raises(FleetError, match=r"deep\.yaml: nested too deeply: not a fleet file"):
+        load_fleet(deep)
+
+
+@pytest.mark.parametrize("prefix", ["a/#/+", "x/y", "Retail", "", "a b"])
+def test_render_takes_only_a_topic_prefix_the_hub_would(tmp_path: Path, prefix: str) -> None:
+    """Why: render put 'a/#/+' into a relay node's publish topic, which no broker takes, while
+    config check refuses it as mqtt.topic_prefix."""
+    fleet = ROOT / "firmware_configs" / "demo-store.yaml"
+    result = CliRunner().invoke(main, ["beacons", "render", str(fleet), "--topic-prefix", prefix])
+    assert result.exit_code == 2
+    assert f"{prefix!r} is not one topic level" in result.output

@@ -12,9 +12,11 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
+import pytest
 from click.testing import CliRunner
 
 from beacons.advertisement import Advertisement
+from beacons.errors import ScannerUnavailableError
 from beacons.settings import PresenceSettings
 from beacons.simulator import Scenario, simulate
 from beacons.sources.simulated import SimulatedSource
@@ -587,3 +589,48 @@ async def test_a_member_inside_stays_inside_when_ntp_sets_the_clock(
         assert left.event == "left" and clock.now() - 400 < left.t <= clock.now()
     finally:
         svc.close()
+
+
+def test_eval_names_the_first_line_out_of_order_as_replay_does(tmp_path: Path) -> None:
+    """Why: eval's warning gave a count and no line, while beacons/README.md says replay and
+    eval both warn with the first such line."""
+    out, truth = tmp_path / "sim.jsonl", tmp_path / "truth.jsonl"
+    runner = CliRunner()
+    made = runner.invoke(
+        main, ["beacons", "simulate", "--out", str(out), "--truth", str(truth), "--seed", "2",
+               "--duration", "1200"]
+    )
+    assert made.exit_code == 0, made.output
+    lines = out.read_text().splitlines(keepends=True)
+    first_t = json.loads(lines[0])["t"]
+    later = next(n for n, line in enumerate(lines) if json.loads(line)["t"] > first_t + 60)
+    lines.insert(later, lines.pop(0))  # the first advertisement now comes a minute late
+    out.write_text("\n" + "".join(lines))  # lines count as the file has them, blank ones too
+    late_line = later + 2  # after the blank line, counted from 1
+    for command in (["eval", str(out), str(truth)],
+                    ["replay", str(out), "--members", str(tmp_path / "sim.members.json")]):
+        result = runner.invoke(main, ["beacons", *command])
+        assert result.exit_code == 0, result.output
+        assert f"warning: {out}:{late_line}: 1 advertisements are more than 5 s older" in (
+            result.stderr
+        ), command
+
+
+def test_scan_leaves_no_empty_trace_when_it_cannot_start(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Why: without BlueZ, scan --out said so and left an empty trace behind, which reads as a
+    store where nothing was heard."""
+
+    class NoBlueZ:
+        def __init__(self, *args: object, **kwargs: object) -> None:
+            pass
+
+        async def run(self, sink: object) -> None:
+            raise ScannerUnavailableError("BlueZ is not reachable")
+
+    monkeypatch.setattr("hub.cli.beacons.BleakSource", NoBlueZ)
+    out = tmp_path / "scan.jsonl"
+    result = CliRunner().invoke(main, ["beacons", "scan", "--seconds", "1", "--out", str(out)])
+    assert result.exit_code == 1 and "BlueZ is not reachable" in result.output
+    assert not out.exists()

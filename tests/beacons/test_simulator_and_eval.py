@@ -149,8 +149,8 @@ def test_evaluation_reads_the_advertisements_once_for_every_detector() -> None:
         "engine": lambda clock: PresenceEngine(settings, clock),
         "naive": lambda clock: ThresholdDetector(settings, -70.0),
     }
-    listed = evaluate(sim.advertisements, sim.truth, sim.members, detectors)
-    streamed = evaluate(iter(sim.advertisements), sim.truth, sim.members, detectors)
+    listed = evaluate(list(enumerate(sim.advertisements, 1)), sim.truth, sim.members, detectors)
+    streamed = evaluate(enumerate(sim.advertisements, 1), sim.truth, sim.members, detectors)
     assert streamed.advertisements == listed.advertisements == len(sim.advertisements)
     assert streamed.late == 0
     for name in detectors:

@@ -301,3 +301,28 @@ def test_a_members_file_over_the_cap_is_refused_without_reading_it_whole(tmp_pat
         out.truncate(1024**3)
     with pytest.raises(MembersFileError, match=r"members\.json: larger than 32 MiB"):
         load_members(path)
+
+
+def test_a_deeply_nested_members_file_is_refused_in_one_sentence(tmp_path: Path) -> None:
+    """Why: "[[[[..." 100 000 deep ended replay with a RecursionError traceback."""
+    path = tmp_path / "deep.json"
+    path.write_text("[" * 100_000 + "]" * 100_000)
+    with pytest.raises(MembersFileError, match=r"deep\.json: JSON nested too deeply"):
+        load_members(path)
+
+
+@pytest.mark.parametrize(("prefix", "kind"), [
+    ("1234", "a number"), ("NaN", "a number"), ("null", "null"), ("[1]", "a list"),
+    ("true", "true or false"),
+])
+def test_a_chain_prefix_of_the_wrong_type_is_not_called_missing(
+    tmp_path: Path, prefix: str, kind: str
+) -> None:
+    """Why: "chain_prefix": 1234 was reported as "chain_prefix (16 hex digits) is missing"."""
+    path = tmp_path / "m.json"
+    path.write_text(f'{{"chain_prefix": {prefix}, "members": []}}')
+    with pytest.raises(MembersFileError) as caught:
+        load_members(path)
+    assert str(caught.value) == (
+        f"{path}: chain_prefix must be a string of 16 hex digits in quotes, got {kind}"
+    )

@@ -11,8 +11,16 @@ import pytest
 from pydantic import BaseModel, ValidationError
 
 from beacons.settings import PresenceSettings
-from hub.config import ConfigError, HubConfig, load_config, load_presence, parse_config
+from hub.config import (
+    ConfigError,
+    HubConfig,
+    check_config,
+    load_config,
+    load_presence,
+    parse_config,
+)
 from hub.config.beacons import RemindersConfig
+from tests.bounded import run_bounded
 
 ROOT = Path(__file__).resolve().parents[2]
 CLI = [sys.executable, "-m", "hub.cli"]
@@ -298,3 +306,136 @@ def test_quiet_hours_with_an_offset_are_refused() -> None:
     with pytest.raises(ValidationError, match="write 21:00 without an offset"):
         RemindersConfig(quiet_start="21:00+01:00", quiet_end="08:00")
     assert RemindersConfig(quiet_start="21:30", quiet_end="07:00").quiet_start == time(21, 30)
+
+
+def test_an_endless_file_is_refused_after_a_bounded_read(tmp_path: Path) -> None:
+    """Why: the size check used stat(), which says 0 for /dev/zero, a FIFO or a /proc file, and
+    config check then read on until the kernel killed it (24 GB); replay --config and run too."""
+    members = tmp_path / "m.json"
+    members.write_text('{"chain_prefix": "0011223344556677", "members": []}')
+    (tmp_path / "t.jsonl").write_text("")
+    for command in (["config", "check", "/dev/zero"],
+                    ["beacons", "replay", "t.jsonl", "--members", "m.json", "--config",
+                     "/dev/zero"]):
+        result = run_bounded(command, tmp_path)
+        assert result.returncode == 2, result.stderr
+        assert "/dev/zero: file is larger than 1 MiB" in result.stderr
+        assert "Traceback" not in result.stderr
+
+
+def test_deep_nesting_is_one_sentence_not_a_traceback(tmp_path: Path) -> None:
+    """Why: tomllib recurses per nested array or inline table, and 5 000 of them ended config
+    check, replay --config and run with a RecursionError traceback; a fleet file as deep the
+    same through config check."""
+    deep = tmp_path / "deep.toml"
+    deep.write_text("x = " + "[" * 5000 + "]" * 5000 + "\n")
+    tables = tmp_path / "tables.toml"
+    tables.write_text("x = " + "{a = " * 3000 + "1" + "}" * 3000 + "\n")
+    fleet = tmp_path / "deep.yaml"
+    fleet.write_text("beacons: " + "[" * 20000 + "]" * 20000 + "\n")
+    config = tmp_path / "hub.toml"
+    config.write_text(f'[store]\nid = "ok"\nname = "S"\n[beacons]\nfleet_file = "{fleet}"\n'
+                      'enabled = true\nsource = "simulate"\n')
+    (tmp_path / "m.json").write_text('{"chain_prefix": "0011223344556677", "members": []}')
+    (tmp_path / "t.jsonl").write_text("")
+    for command, said in (
+        (["config", "check", str(deep)], f"{deep}: nested too deeply"),
+        (["config", "check", str(tables)], f"{tables}: nested too deeply"),
+        (["beacons", "replay", "t.jsonl", "--members", "m.json", "--config", str(deep)],
+         f"{deep}: nested too deeply"),
+        (["run", "--config", str(deep)], f"{deep}: nested too deeply"),
+        (["config", "check", str(config)], f"{fleet}: nested too deeply"),
+    ):
+        result = subprocess.run([*CLI, *command], capture_output=True, text=True, cwd=tmp_path,
+                                timeout=60)
+        assert result.returncode == 2, (command, result.stderr)
+        assert said in result.stderr and "Traceback" not in result.stderr, result.stderr
+
+
+def test_a_byte_order_mark_before_the_config_is_skipped(tmp_path: Path) -> None:
+    """Why: Windows Notepad writes one, and the file was then "not valid TOML (at line 1,
+    column 1)" while every other file the hub reads skips it."""
+    path = tmp_path / "hub.toml"
+    path.write_bytes(b'\xef\xbb\xbf[store]\nid = "s"\nname = "S"\n')
+    assert load_config(path).store.id == "s"
+
+
+@pytest.mark.parametrize(("setting", "value"), [
+    ("[vision]\nconfidence_threshold", "nan"),
+    ("[beacons.presence]\nwindow_s", "inf"),
+    ("[mqtt]\nack_timeout_s", "-inf"),
+])
+def test_nan_and_infinity_are_said_to_be_no_number(setting: str, value: str) -> None:
+    """Why: "confidence_threshold = nan" got "Input should be less than or equal to 1", a range
+    problem to someone reading it, not a value that is no number at all."""
+    with pytest.raises(ConfigError) as caught:
+        parse_config(f'[store]\nid = "s"\nname = "S"\n{setting} = {value}\n', Path("hub.toml"))
+    (problem,) = caught.value.problems
+    assert problem.line == 5
+    assert problem.message == (f"{value} is not a number here (NaN and infinity are refused): "
+                               "give a finite number")
+
+
+def test_check_names_the_files_the_features_would_miss(tmp_path: Path) -> None:
+    """Why: config check said "ok", and run then turned photo search, voice search or presence
+    off with an error in the log (doctor found them); a file where the images folder belongs
+    stopped run. The first are warnings: the service runs the check before it starts, and a
+    hub without photo search still takes orders."""
+    config = tmp_path / "hub.toml"
+    config.write_text(
+        '[store]\nid = "s"\nname = "S"\n'
+        '[vision]\nmodel_path = "nope.onnx"\nreference_pack = "nope.npz"\n'
+        '[voice]\nengine = {type = "vosk", model_dir = "nope"}\n'
+        '[beacons]\nenabled = true\nsource = "replay"\nreplay_file = "nope.jsonl"\n'
+        'chain_prefix = "0011223344556677"\n[beacons.presence]\n'
+    )
+    _, warnings = check_config(config)
+    assert [str(p) for p in warnings] == [
+        f"line 5: vision.model_path: {tmp_path}/nope.onnx does not exist: photo search will be "
+        "off",
+        f"line 6: vision.reference_pack: {tmp_path}/nope.npz does not exist: photo search will "
+        "be off",
+        f"line 8: voice.engine.model_dir: {tmp_path}/nope does not exist: voice search will be "
+        "off",
+        f"line 12: beacons.replay_file: {tmp_path}/nope.jsonl does not exist: presence will be "
+        "off",
+    ]
+    result = subprocess.run([*CLI, "config", "check", str(config)], capture_output=True,
+                            text=True, cwd=tmp_path, timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert f"warning: {config}: line 5: vision.model_path: " in result.stderr
+    config.write_text('[store]\nid = "s"\nname = "S"\ndatabase = "/etc/passwd/var/hub.db"\n'
+                      'images_dir = "/etc/passwd"\n')
+    with pytest.raises(ConfigError) as caught:
+        check_config(config)
+    assert [str(p) for p in caught.value.problems] == [
+        "line 4: store.database: /etc/passwd is a file, so /etc/passwd/var/hub.db cannot be "
+        "made",
+        "line 5: store.images_dir: /etc/passwd is a file, not a folder",
+    ]
+    # what start makes itself (the database and images folders) need not be there yet
+    config.write_text('[store]\nid = "s"\nname = "S"\ndatabase = "new/var/hub.db"\n'
+                      'images_dir = "new/images"\n')
+    assert check_config(config) == (load_config(config), [])
+
+
+def test_settings_that_contradict_each_other_are_refused() -> None:
+    """Why: accept_score 0.5 with suggest_score 0.9 never offers "did you mean", and a longest
+    wait below the first cannot be what was meant; config check said "ok" to both."""
+    with pytest.raises(ConfigError) as caught:
+        parse_config('[store]\nid = "s"\nname = "S"\n[mqtt]\nbackoff_max_s = 1\n'
+                     'backoff_initial_s = 10\nack_timeout_max_s = 1\nack_timeout_s = 50\n'
+                     '[voice]\naccept_score = 0.5\nsuggest_score = 0.9\n', Path("hub.toml"))
+    assert [str(p) for p in caught.value.problems] == [
+        "line 4: mqtt: backoff_max_s 1 is below backoff_initial_s 10; ack_timeout_max_s 1 is "
+        "below ack_timeout_s 50: the longest wait cannot be shorter than the first; raise the "
+        "longest or lower the first",
+        "line 9: voice: suggest_score 0.9 is above accept_score 0.5, so nothing would ever be "
+        "offered under 'did you mean': set it below accept_score (equal to it turns suggestions "
+        "off)",
+    ]
+    # one of a pair raised past the other's default: the default gives way, as documented
+    config = parse_config('[store]\nid = "s"\nname = "S"\n[mqtt]\nack_timeout_s = 600\n'
+                          'backoff_initial_s = 45\n[voice]\nsuggest_score = 0.8\n',
+                          Path("hub.toml"))
+    assert config.mqtt.ack_timeout_s == 600 and config.voice.suggest_score == 0.8

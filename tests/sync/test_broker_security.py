@@ -7,12 +7,15 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec
 
 from hub.cli import main
 from hub.doctor import check_broker
 from sync.broker_setup import password_hash
 from sync.envelope import build
 from sync.topics import StoreTopics
+from tests.bounded import run_bounded
 from tests.fixtures.mosquitto import Mosquitto, free_port
 from tests.sync.conftest import RawClient, SyncPair, wait_until
 from tests.sync.pki import make_pki
@@ -172,3 +175,78 @@ def test_doctor_logs_in_over_verified_tls(make_config, secured: tuple[Mosquitto,
     (finding,) = check_broker(make_config(store={"id": "s1"}, mqtt={**mqtt,
                                                                     "tls_ca_file": str(other)}))
     assert finding.status == "fail" and "certificate verify failed" in finding.detail
+
+
+def test_a_stores_file_that_cannot_be_used_is_one_sentence(tmp_path: Path) -> None:
+    """Why: a missing file, bytes that are not UTF-8 and a folder this user may not write in
+    ended broker config with a traceback, and a big file (/dev/zero) was read whole (24 GB)."""
+    latin = tmp_path / "stores.txt"
+    latin.write_bytes(b"s1\n\xff\n")
+    for stores, said in (
+        ("nope.txt", "cannot read nope.txt: No such file or directory"),
+        (str(latin), f"{latin} is not UTF-8 text (byte 4); save it as UTF-8"),
+        ("/dev/zero", "/dev/zero is larger than 1 MiB: not a list of store ids"),
+    ):
+        result = run_bounded(["broker", "config", "--out", str(tmp_path / "b"), "--stores-file",
+                              stores, "--no-tls"], tmp_path)
+        assert result.returncode == 2, result.stderr
+        assert said in result.stderr and "Traceback" not in result.stderr
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    result = CliRunner().invoke(main, ["broker", "config", "--out", str(blocker / "b"),
+                                       "--store", "s1", "--no-tls"])
+    assert result.exit_code == 1
+    assert f"Error: cannot write {blocker / 'b' / 'credentials'}: Not a directory" in (
+        result.output
+    )
+
+
+@pytest.mark.parametrize(("option", "value", "said"), [
+    ("--prefix", "x/#", "topic prefix 'x/#' is not valid"),
+    ("--prefix", "a+", "topic prefix 'a+' is not valid"),
+    ("--bind", "x\nlistener 1 0.0.0.0", "bind address 'x\\nlistener 1 0.0.0.0' is not an IP"),
+    ("--bind", "0.0.0.0 1", "bind address '0.0.0.0 1' is not an IP"),
+])
+def test_options_that_would_widen_the_acl_or_the_listeners_are_refused(
+    tmp_path: Path, option: str, value: str, said: str
+) -> None:
+    """Why: --prefix 'x/#' put a wildcard into every store's write grant, and a newline in
+    --bind added a listener of its own to mosquitto.conf; config check refuses the like."""
+    result = CliRunner().invoke(main, ["broker", "config", "--out", str(tmp_path), "--store",
+                                       "s1", "--no-tls", option, value])
+    assert result.exit_code == 2 and said in result.output
+    assert not (tmp_path / "acl").exists()
+
+
+def test_bind_takes_addresses_and_host_names(tmp_path: Path) -> None:
+    for bind in ("127.0.0.1", "::", "hub-1.local"):
+        result = CliRunner().invoke(main, ["broker", "config", "--out", str(tmp_path), "--store",
+                                           "s1", "--no-tls", "--bind", bind])
+        assert result.exit_code == 0, result.output
+        assert f"\nlistener 8883 {bind}\n" in (tmp_path / "mosquitto.conf").read_text()
+
+
+def test_the_tls_files_must_be_a_pem_certificate_and_its_key(tmp_path: Path) -> None:
+    """Why: --tls-cert /etc/hostname --tls-key /etc/hostname was written into mosquitto.conf,
+    which then failed at its start, in its own log."""
+    pki = make_pki(tmp_path / "pki")
+    encrypted = tmp_path / "encrypted.key"
+    encrypted.write_bytes(ec.generate_private_key(ec.SECP256R1()).private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+        serialization.BestAvailableEncryption(b"secret")))
+    text = tmp_path / "hostname"
+    text.write_text("hub-1\n")
+    for cert, key, said in (
+        (text, text, f"{text} is not a PEM certificate"),
+        (pki.server_cert, pki.server_cert, f"{pki.server_cert} is not a PEM private key"),
+        (pki.ca_cert, pki.server_key, f"{pki.server_key} is not the private key of {pki.ca_cert}"),
+        (pki.server_cert, encrypted, f"{encrypted} is encrypted"),
+    ):
+        result = CliRunner().invoke(main, ["broker", "config", "--out", str(tmp_path / "b"),
+                                           "--store", "s1", "--tls-cert", str(cert),
+                                           "--tls-key", str(key)])
+        assert result.exit_code == 2 and said in result.output, result.output
+    result = CliRunner().invoke(main, ["broker", "config", "--out", str(tmp_path / "b"),
+                                       "--store", "s1", "--tls-cert", str(pki.server_cert),
+                                       "--tls-key", str(pki.server_key)])
+    assert result.exit_code == 0, result.output
