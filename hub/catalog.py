@@ -22,6 +22,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from beacons import files
 from hub.clock import Clock
 from hub.config.store import LANGUAGE_CODE
 from hub.db import Database, Transaction
@@ -486,9 +487,8 @@ def read_at_most(path: Path, limit: int, what: str) -> bytes:
     Why not by ``stat()``: a device, FIFO or /proc file reports size 0, so /dev/zero passed that
     check and was read until the kernel killed the command (on the hub's own Pi). At most one
     byte past the limit is read."""
-    with path.open("rb") as stream:
-        data = stream.read(limit + 1)
-    if len(data) > limit:
+    data = files.read_at_most(path, limit)
+    if data is None:
         raise InvalidInput(f"{what} is larger than {limit // 2**20} MiB")
     return data
 
