@@ -104,12 +104,7 @@ async def search_voice(request: web.Request) -> web.Response:
 
 async def stream_voice(request: web.Request) -> web.WebSocketResponse:
     service = _service(request)
-    # No per-message deflate: PCM hardly compresses, and a closed stream's socket lingers in
-    # reference cycles inside aiohttp until a full garbage collection, holding its zlib state
-    # (about 0.25 MB): 2,000 questions abandoned mid-way had raised the hub's memory by 430 MB.
-    ws = SizedWebSocket(
-        max_msg_size=MAX_FRAME_BYTES, error=_error, heartbeat=HEARTBEAT_S, compress=False
-    )
+    ws = SizedWebSocket(max_msg_size=MAX_FRAME_BYTES, error=_error, heartbeat=HEARTBEAT_S)
     await prepare_websocket(request, ws)
     client, clients = client_address(request), request.app[STREAM_CLIENTS]
     if clients[client] >= MAX_STREAMS_PER_CLIENT:
