@@ -5,15 +5,18 @@ followed without doubling anything."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import shutil
 import sqlite3
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 from hub.backup import backup, restore
 from hub.clock import ManualClock
 from hub.inventory import MovementIn
+from hub.sync_link import HubSync
 from sync import messages
 from sync.envelope import build
 from sync.topics import StoreTopics
@@ -126,20 +129,8 @@ async def test_a_resync_is_answered_from_its_after_seq(tmp_path: Path,
     only after the rewind and the answer had used the older one.
 
     The hub runs on a held clock, so no ack timeout sends anything again meanwhile."""
-    clock = ManualClock()
-    pair = SyncPair(tmp_path, mosquitto)
-    shop = RawClient(mosquitto.port, "resyncing-shop")  # a shop, as the broker sees it
     topics = StoreTopics("retail", STORE)
-    try:
-        assert shop.subscribe(f"retail/v1/{STORE}/#") == [1]
-        hub = await pair.start_hub(clock=clock)
-        await pair.import_catalog()
-        await _sell(pair, 10)
-        sync = hub.services.sync
-        assert sync is not None
-        last = (await sync.link.position()).last_seq
-        await wait_until(lambda: last in [e["seq"] for e in _received(shop, "events")],
-                         what="every event sent once")
+    async with _heard_by_a_raw_shop(tmp_path, mosquitto) as (clock, shop, sync, last):
         assert sync.agent.acked == 0
         states, events = len(_received(shop, "state")), len(_received(shop, "events"))
 
@@ -155,6 +146,28 @@ async def test_a_resync_is_answered_from_its_after_seq(tmp_path: Path,
                          what="the resync's result")
         again = [e["seq"] for e in _received(shop, "events")[events:]]
         assert again == [last - 1, last, result]
+
+
+@contextlib.asynccontextmanager
+async def _heard_by_a_raw_shop(tmp_path: Path, mosquitto: Mosquitto) -> AsyncIterator[
+        tuple[ManualClock, RawClient, HubSync, int]]:
+    """A hub on a held clock (no ack timeout sends anything again) with ten sales, each sent
+    once to a raw client standing for the shop; yields the clock, the client, the hub's sync
+    and its last seq."""
+    clock = ManualClock()
+    pair = SyncPair(tmp_path, mosquitto)
+    shop = RawClient(mosquitto.port, "raw-shop")  # a shop, as the broker sees it
+    try:
+        assert shop.subscribe(f"retail/v1/{STORE}/#") == [1]
+        hub = await pair.start_hub(clock=clock)
+        await pair.import_catalog()
+        await _sell(pair, 10)
+        sync = hub.services.sync
+        assert sync is not None
+        last = (await sync.link.position()).last_seq
+        await wait_until(lambda: last in [e["seq"] for e in _received(shop, "events")],
+                         what="every event sent once")
+        yield clock, shop, sync, last
     finally:
         shop.close()
         await pair.close()
@@ -165,21 +178,9 @@ async def test_acks_that_cannot_be_true_are_refused_and_change_nothing(
     """Why: a resync "from" seq 10**12 was capped to the rows written and deleted every queued
     movement, sent or not, without a word; an ack naming run 2**63 - 2 was adopted, and the
     hub's next start overflowed SQLite's integer: it could not start again."""
-    clock = ManualClock()
-    pair = SyncPair(tmp_path, mosquitto)
-    shop = RawClient(mosquitto.port, "confused-shop")
     topics = StoreTopics("retail", STORE)
-    try:
-        assert shop.subscribe(f"retail/v1/{STORE}/#") == [1]
-        hub = await pair.start_hub(clock=clock)
-        await pair.import_catalog()
-        await _sell(pair, 10)
-        sync = hub.services.sync
-        assert sync is not None
-        svc, agent = hub.services, sync.agent
-        last = (await sync.link.position()).last_seq
-        await wait_until(lambda: last in [e["seq"] for e in _received(shop, "events")],
-                         what="every event sent once")
+    async with _heard_by_a_raw_shop(tmp_path, mosquitto) as (clock, shop, sync, last):
+        svc, agent = sync.services, sync.agent
         epoch = agent.epoch
 
         def outbox() -> int:
@@ -209,6 +210,3 @@ async def test_acks_that_cannot_be_true_are_refused_and_change_nothing(
                      data=messages.Ack(acked_seq=last))
         assert shop.publish(topics.ack, good) == 0
         await wait_until(lambda: agent.acked == last, what="the true ack recorded")
-    finally:
-        shop.close()
-        await pair.close()
