@@ -93,6 +93,8 @@ class FleetHealth:
         self._eid_clocks: dict[str, tuple[int, float]] = {}
         #: Encrypted telemetry that did not authenticate, per beacon (logged on the first).
         self.etlm_rejected: dict[str, int] = {}
+        #: Beacons whose last sighting is the last run's, not heard since (see follow_clock).
+        self._restored: set[str] = set()
 
     def observe(self, adv: Advertisement) -> None:
         """Update from one advertisement; non-beacon and foreign beacon data is ignored."""
@@ -118,6 +120,7 @@ class FleetHealth:
             self._remember(adv.address, beacon)
             status = self.status[beacon]
             status.last_seen, status.rssi, status.scanner = adv.t, adv.rssi, adv.scanner
+            self._restored.discard(beacon)
 
     def _remember(self, address: str, beacon: str) -> None:
         """Note that ``beacon`` sends from ``address``, forgetting the oldest of its addresses
@@ -139,14 +142,17 @@ class FleetHealth:
         forgets when it was last heard nor repeats (or never clears) an alert already given."""
         if saved.id in self.status:
             self.status[saved.id] = replace(saved, zone=self.status[saved.id].zone)
+            self._restored.add(saved.id)
 
     def follow_clock(self, seconds: float) -> None:
         """The clock that stamps advertisements was set ``seconds`` forward (or back): move the
         times kept by as much, so the step is not taken for a silence. Set forward by days,
         every beacon not heard since looked missing; set back, a beacon that then died was
-        "heard" in the future and not missed until the clock caught up."""
+        "heard" in the future and not missed until the clock caught up. Sightings taken up
+        from the last run stay: they were stamped before this run's clock went wrong (after
+        a power cut of days, one moved would make a beacon that died meanwhile look heard)."""
         for status in self.status.values():
-            if status.last_seen is not None:
+            if status.last_seen is not None and status.id not in self._restored:
                 status.last_seen += seconds
         if self._started is not None:
             self._started += seconds

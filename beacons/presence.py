@@ -79,13 +79,15 @@ class MemberView(msgspec.Struct, frozen=True):
     last_seen: float
     links: list[LinkView]
 
-    def moved(self, seconds: float) -> MemberView:
-        """This view with every time ``seconds`` later (the engine's time to wall time)."""
-        if not seconds:
+    def moved(self, seconds: float, arrived: float | None = None) -> MemberView:
+        """This view with every time ``seconds`` later (the engine's time to wall time), and
+        ``arrived``, when given, as the arrival was stamped then."""
+        arrived = self.arrived + seconds if arrived is None else arrived
+        if not seconds and arrived == self.arrived:
             return self
         links = [msgspec.structs.replace(k, last_seen=k.last_seen + seconds) for k in self.links]
-        return msgspec.structs.replace(self, arrived=self.arrived + seconds,
-                                       last_seen=self.last_seen + seconds, links=links)
+        return msgspec.structs.replace(self, arrived=arrived, last_seen=self.last_seen + seconds,
+                                       links=links)
 
 
 class _Link:

@@ -144,6 +144,7 @@ class PresenceService:
             else None
         )
         self._events: asyncio.Queue[PresenceEvent] = asyncio.Queue()
+        self._arrived: dict[str, float] = {}  # member inside -> their "arrived" event's time
         #: Times the member keys were read and handed to the resolver after the table changed.
         self.key_reloads = 0
         self._tasks: list[asyncio.Task[None]] = []
@@ -185,7 +186,15 @@ class PresenceService:
         """Called by the source for every advertisement (on the event loop, in memory only)."""
         if self.health is not None:
             self.health.observe(adv)
-        for event in self.pipeline.feed(adv):
+        self._queue(self.pipeline.feed(adv))
+
+    def _queue(self, events: list[PresenceEvent]) -> None:
+        """Hand ``events`` to the recorder, noting each member's arrival as it was stamped."""
+        for event in events:
+            if event.event == "arrived":
+                self._arrived[event.member] = event.t
+            elif event.event == "left":
+                self._arrived.pop(event.member, None)
             self._events.put_nowait(event)
 
     @property
@@ -197,9 +206,13 @@ class PresenceService:
         return None if error is None else str(error)
 
     def present(self) -> list[MemberView]:
-        """Members inside now, their times on the wall clock."""
+        """Members inside now, their times on the wall clock: ``arrived`` exactly as the
+        arrival was stamped and recorded (the reminder rules know a visit by it; moved by the
+        wall clock's step as it is now, a visit before an NTP step was taken for another and
+        its order reminded again)."""
         step = self._wall_step() if self._wall_step else 0.0
-        return [view.moved(step) for view in self.engine.present()]
+        return [view.moved(step, self._arrived.get(view.member))
+                for view in self.engine.present()]
 
     # -- background work -----------------------------------------------------------------------
 
@@ -252,8 +265,7 @@ class PresenceService:
         clock = self.services.clock
         while True:
             await clock.sleep(TICK_S)
-            for event in self.pipeline.expire(self._now()):
-                self._events.put_nowait(event)
+            self._queue(self.pipeline.expire(self._now()))
 
     @property
     def _live_time(self) -> bool:

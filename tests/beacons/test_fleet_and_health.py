@@ -462,6 +462,29 @@ def test_health_follows_the_clock_when_ntp_sets_it(services: Services, clock: Ma
     assert {a.beacon for a in health.check() if a.kind == "missing" and a.active} >= set(beacons)
 
 
+def test_a_sighting_from_before_a_power_cut_is_not_moved_by_ntp(
+        services: Services, clock: ManualClock) -> None:
+    """Why (review): health moved every kept sighting by NTP's step, the last run's too; after
+    a power cut of three days a beacon that died meanwhile looked heard just now."""
+    fleet = load_fleet(DEMO)
+    config = HealthConfig(missing_after_s=600)
+    before = BeaconHealthService(services.db, clock, None, fleet, config)
+    entrance = fleet.beacons[0].identity_frame()
+    before.observe(advert(entrance, clock.now(), "11:11:11:11:11:11"))
+    heard_at = clock.now()
+    before.check()
+    # three days without power; the Pi starts at the time it last saved, NTP then sets it
+    clock.advance(60)
+    after = BeaconHealthService(services.db, clock, None, fleet, config,
+                                wall_step=WallSteps(clock))
+    assert after.check() == []
+    clock.step(3 * 86_400)
+    alerts = after.check()
+    assert ("entrance-ibeacon", True) in {(a.beacon, a.active) for a in alerts
+                                          if a.kind == "missing"}
+    assert after.snapshot()["beacons"][0]["last_seen"] == heard_at
+
+
 def test_a_flat_out_replay_judges_health_on_the_trace_time(
     services: Services, tmp_path: Path
 ) -> None:

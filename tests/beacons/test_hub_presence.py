@@ -17,6 +17,7 @@ from click.testing import CliRunner
 
 from beacons.advertisement import Advertisement
 from beacons.errors import ScannerUnavailableError
+from beacons.presence import PresenceEvent
 from beacons.settings import PresenceSettings
 from beacons.simulator import Scenario, simulate
 from beacons.sources.simulated import SimulatedSource
@@ -535,54 +536,82 @@ async def test_a_simulated_store_runs_through_the_hub_on_a_moved_clock(
 
 
 async def test_a_member_inside_stays_inside_when_ntp_sets_the_clock(
-    make_config: Callable[..., HubConfig],
+    make_config: Callable[..., HubConfig], catalog_rows: list, tmp_path: Path
 ) -> None:
     """Why: silences were counted on the wall clock, so when NTP set a Pi that had run 3 days
     behind (no battery clock, network back mid-afternoon) every member inside was "left" and
     "arrived" again, with a second reminder for an order already announced; set a year back,
-    their advertisements were all "late" for a year."""
+    their advertisements were all "late" for a year. And (review) an order made ready after
+    the step must not remind the visit's first order again: the visit is known by its
+    arrival's time as recorded."""
     clock = ManualClock(NOON)
     config = make_config(beacons={"enabled": True, "source": "simulate", "chain_prefix": PREFIX})
     svc = build_services(config, clock, with_features=False)
     quiet = Scenario(seed=1, start=NOON, duration_s=120, visits_per_hour=0, passers_per_hour=0,
                      non_members_per_hour=0, vary=False)
     try:
+        assert not svc.catalog.import_rows(catalog_rows, tmp_path).rejected
         svc.members.upsert(MemberIn(id="walker", consent=True, beacon_key=WALKER_KEY))
+        for order in ("first", "second"):
+            svc.orders.place(OrderIn(id=order, member="walker",
+                                     lines=[OrderLineIn(sku="OAT-1", qty=1)]))
+            if svc.orders.get(order).state == "pending":
+                svc.orders.accept(order)
+        svc.orders.mark_ready("first")
         simulation = simulate(quiet)  # a live source: the hub's clock stamps what it hears
         presence = PresenceService(svc, source=SimulatedSource(
             simulation, clock=clock.now, sleep=clock.sleep, watchdog_s=120))
         presence.resolver.set_keys(svc.members.keys())
         prefix = simulation.members.chain_prefix
 
-        def walker(rssi: int) -> Advertisement:
+        def walker(rssi: int) -> list[PresenceEvent]:
+            """The member heard once, as the source hands it on; the events recorded."""
             uuid = token_uuid(prefix, bytes.fromhex(WALKER_KEY), window_of(clock.now()))
-            return Advertisement(t=clock.now(), scanner="door", address="5A:00:00:00:00:01",
-                                 rssi=rssi, service_uuids=[uuid])
+            presence.on_advertisement(Advertisement(
+                t=clock.now(), scanner="door", address="5A:00:00:00:00:01", rssi=rssi,
+                service_uuids=[uuid]))
+            return recorded()
+
+        def recorded() -> list[PresenceEvent]:
+            events = []
+            while not presence._events.empty():  # noqa: SLF001 - what the recorder task does
+                events.append(presence._events.get_nowait())  # noqa: SLF001
+                presence.record(events[-1])
+            return events
 
         def heard(seconds: float) -> list[tuple[str, float]]:
             """The member browsing, heard every second for ``seconds``, with the 1 s timer."""
             events = []
             for _ in range(int(seconds)):
                 clock.advance(1.0)
-                events += presence.pipeline.feed(walker(-82))
-                events += presence.pipeline.expire(clock.now())
+                events += walker(-82)
+                presence._queue(presence.pipeline.expire(clock.now()))  # noqa: SLF001
+                events += recorded()
             return [(e.event, e.t) for e in events]
 
         start = clock.now()
         walked = []
         for t, rssi in walk_in():  # the walk-in at the door
             clock.advance(start + t - clock.now())
-            walked += presence.pipeline.feed(walker(rssi))
-        assert [e.event for e in walked] == ["arrived"]
+            walked += walker(rssi)
+        (arrived,) = walked
+        assert arrived.event == "arrived"
         assert [e.event for e in heard(30)] == []
         clock.step(3 * 86_400)  # NTP: the clock was 3 days behind
         assert heard(60) == []
+        (view,) = presence.present()
+        assert view.arrived == arrived.t  # the visit, as the reminders recorded it
+        svc.orders.mark_ready("second")
+        presence._remind(view)  # noqa: SLF001 - what an order made ready while inside does
+        sent = svc.db.query("SELECT order_id FROM reminders WHERE kind = 'member' AND "
+                            "status = 'sent' ORDER BY id")
+        assert [r["order_id"] for r in sent] == ["first", "second"]
         clock.step(-365 * 86_400)  # a wrong server, a year back
         assert heard(60) == [] and presence.pipeline.late == 0
         # what staff see is on the clock as it reads now ...
         (view,) = presence.present()
         assert clock.now() - 1 <= view.last_seen <= clock.now()
-        assert view.links[0].last_seen == view.last_seen
+        assert view.links[0].last_seen == view.last_seen and view.arrived == arrived.t
         # ... and a real silence still ends the visit, at the wall time it ended
         clock.advance(400)
         (left,) = presence.pipeline.expire(clock.now())
