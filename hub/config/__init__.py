@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 import re
+import stat
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
@@ -245,11 +246,16 @@ def _missing_files(config: HubConfig) -> list[tuple[tuple[str, ...], str]]:
     found: list[tuple[tuple[str, ...], str]] = []
 
     def need(key: tuple[str, ...], path: Path | None, folder: bool, feature: str) -> None:
-        if path is None or (path.is_dir() if folder else path.is_file()):
+        if path is None:
             return
-        kind = "folder" if folder else "file"
-        why = "does not exist" if not path.exists() else f"is not a {kind}"
-        found.append((key, f"{path} {why}: {feature} will be off"))
+        kind = _kind(path)
+        if kind == ("folder" if folder else "file"):
+            return
+        why = {"missing": "does not exist",
+               "hidden": "cannot be looked at by this user (run the check as the hub's user)"
+               }.get(kind, f"is not a {'folder' if folder else 'file'}")
+        found.append((key, f"{path} {why}: {feature} will be off" if kind != "hidden"
+                      else f"{path} {why}"))
 
     if config.vision.enabled:
         need(("vision", "model_path"), config.vision.model_file, False, "photo search")
@@ -279,19 +285,36 @@ def _blocked_folders(config: HubConfig) -> list[tuple[tuple[str, ...], str]]:
 
 def _blocked(path: Path, folder: bool) -> str | None:
     """Why the hub cannot make or use ``path`` (a folder if ``folder``, else a file in its
-    folder), which it creates with its folders at the first start; None when it can."""
-    if path.exists():
-        if folder and not path.is_dir():
-            return f"{path} is a file, not a folder"
-        if not folder and path.is_dir():
-            return f"{path} is a folder, not a database file"
+    folder), which it creates with its folders at the first start; None when it can (or when
+    this user may not look: the hub's folder is often closed to others)."""
+    kind = _kind(path)
+    if kind in ("file", "other") and folder:
+        return f"{path} is a file, not a folder"
+    if kind == "folder" and not folder:
+        return f"{path} is a folder, not a database file"
+    if kind != "missing":
         return None
     above = path.parent
-    while not above.exists() and above != above.parent:
+    while (kind := _kind(above)) == "missing" and above != above.parent:
         above = above.parent
-    if not above.is_dir():
+    if kind == "file":
         return f"{above} is a file, so {path} cannot be made"
     return None
+
+
+def _kind(path: Path) -> str:
+    """"file", "folder", "other", "missing", or "hidden" when this user may not look (a
+    folder of another user, mode 700): ``Path.exists`` raises PermissionError there, and
+    'config check' ended in a traceback for the normal install checked without sudo."""
+    try:
+        mode = path.stat().st_mode
+    except FileNotFoundError:
+        return "missing"
+    except NotADirectoryError:
+        return "missing"  # a file stands in the path: the caller looks further up
+    except OSError:
+        return "hidden"
+    return "folder" if stat.S_ISDIR(mode) else "file" if stat.S_ISREG(mode) else "other"
 
 
 def load_presence(path: Path) -> PresenceSettings:

@@ -128,3 +128,6 @@ def test_a_folder_of_another_user_is_said_as_that_not_a_traceback(stocked: Servi
     assert shown.returncode != 0
     assert "Traceback" not in shown.stderr, shown.stderr
     assert "belong to another user" in shown.stderr and "chown" in shown.stderr, shown.stderr
+    # (review) and 'config check', which only looks at the paths, passes it without a traceback
+    checked = as_another_user([str(hub), "config", "check", str(config)], [])
+    assert checked.returncode == 0 and "Traceback" not in checked.stderr, checked.stderr
