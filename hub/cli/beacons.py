@@ -492,9 +492,12 @@ def scan_cmd(
     prefix = parse_prefix(chain_prefix) if chain_prefix else b""
     new_file = out_path is not None and not out_path.exists()
     sink_file = out_path.open("wb") if out_path else sys.stdout.buffer
+    written = 0
 
     def sink(adv: Any) -> None:
+        nonlocal written
         sink_file.write(encode(adv) + b"\n")
+        written += 1
 
     source = BleakSource(
         scanner_name,
@@ -515,9 +518,11 @@ def scan_cmd(
     try:
         asyncio.run(run())
     except BaseException:
-        if new_file and out_path is not None and out_path.stat().st_size == 0:
+        if new_file and out_path is not None and not written:
             # the scan could not start (no BlueZ, no adapter): an empty trace left behind would
-            # read as a quiet store
+            # read as a quiet store. Counted, not sized: what a scan stopped with Ctrl-C heard
+            # may still sit in the file's buffer, and that recording was deleted.
+            sink_file.close()
             out_path.unlink()
         raise
     finally:

@@ -663,3 +663,27 @@ def test_scan_leaves_no_empty_trace_when_it_cannot_start(
     result = CliRunner().invoke(main, ["beacons", "scan", "--seconds", "1", "--out", str(out)])
     assert result.exit_code == 1 and "BlueZ is not reachable" in result.output
     assert not out.exists()
+
+
+def test_a_scan_stopped_after_it_heard_something_keeps_its_trace(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Why (review): the empty-trace cleanup judged emptiness by the file's size before its
+    buffer was written out, so a short scan stopped (Ctrl-C, an adapter unplugged) lost what
+    it had recorded."""
+
+    class HeardThenStopped:  # the radio: three advertisements, then the adapter is gone
+        def __init__(self, *args: object, **kwargs: object) -> None:
+            pass
+
+        async def run(self, sink: Callable[[Advertisement], None]) -> None:
+            for n in range(3):
+                sink(Advertisement(t=NOON + n, scanner="door", address="5A:00:00:00:00:01",
+                                   rssi=-60))
+            raise ScannerUnavailableError("the adapter went away")
+
+    monkeypatch.setattr("hub.cli.beacons.BleakSource", HeardThenStopped)
+    out = tmp_path / "scan.jsonl"
+    result = CliRunner().invoke(main, ["beacons", "scan", "--seconds", "30", "--out", str(out)])
+    assert result.exit_code == 1 and "the adapter went away" in result.output
+    assert len(out.read_text().splitlines()) == 3
