@@ -373,23 +373,32 @@ class SyncAgent:
         for every SKU now and then, so products that never moved appear and the shop can check
         its whole view for drift.
 
-        At most half a send window of them go per ``snapshot_interval_s``: a store of 10,000
-        products sent all at once overflowed the broker's queue for the shop (mosquitto keeps
-        1,000 per client), which dropped the events among them too, and the shop waited an ack
-        timeout for them each time."""
+        A full pass goes half a send window per ``snapshot_interval_s``, beside each interval's
+        moved SKUs: a store of 10,000 products sent all at once overflowed the broker's queue
+        for the shop (mosquitto keeps 1,000 per client), which dropped the events among them,
+        and the shop waited an ack timeout for them each time. The pass is read whole at its
+        start; a SKU that moves during it is sent as moved and left out of the rest."""
         last_full = self.monotonic()
         pace = max(1, self.settings.send_window // 2)
+        rest: list[StockLevel] = []  # what a full pass has still to send
         while True:
             if self.monotonic() - last_full >= self.settings.full_snapshot_interval_s:
                 self._full_snapshot = True
-            full = self._full_snapshot
-            self._full_snapshot = False
-            if full:
+            if self._full_snapshot:
+                self._full_snapshot = False
                 last_full = self.monotonic()
-            levels = await self.link.stock_since(None if full else self._snapshot_seq)
-            for number, level in enumerate(levels):
-                if number and number % pace == 0:
-                    await self.sleep(self.settings.snapshot_interval_s)
+                rest = await self.link.stock_since(None)
+                moved: list[StockLevel] = []
+                # later moves have higher seqs: the pass's read is where "moved" starts
+                self._snapshot_seq = max([self._snapshot_seq, *(level.seq for level in rest)])
+            else:
+                moved = await self.link.stock_since(self._snapshot_seq)
+            if moved and rest:
+                fresh = {level.sku for level in moved}
+                rest = [level for level in rest if level.sku not in fresh]
+            room = max(0, pace - len(moved))
+            levels, rest = moved + rest[:room], rest[room:]
+            for level in levels:
                 data = messages.StockSnapshot(sku=level.sku, on_hand=level.on_hand,
                                               reserved=level.reserved, available=level.available,
                                               seq=level.seq)

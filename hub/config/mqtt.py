@@ -44,7 +44,8 @@ class MqttConfig(StrictModel, BrokerConnection):
     )
     snapshot_interval_s: float = Field(
         default=1.0, gt=0, le=3600,
-        description="Stock snapshots of SKUs that moved are republished at most this often.",
+        description="Stock snapshots of SKUs that moved are republished at most this often; a "
+        "full set goes half of send_window per interval beside them.",
     )
     full_snapshot_interval_s: float = Field(
         default=300.0, gt=0, le=86_400,
