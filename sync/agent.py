@@ -30,6 +30,7 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 
+import msgspec
 from prometheus_client import CollectorRegistry
 
 from sync import inbound, messages
@@ -507,9 +508,17 @@ class SyncAgent:
         ``after_seq`` is the shop's watermark, an ack: it is recorded before the rewind, so the
         replay begins after it and the answer's ``acked_seq`` names it. (Left to the ack task,
         it was recorded after both: the shop was sent again what it had and told an older
-        ack.)"""
+        ack.)
+
+        An ``after_seq`` that cannot be true (``_check_ack``) is a dead letter, raised once
+        the rest is done: the replay, the snapshots asked for and the answer still go (after
+        a restore from a backup the shop's watermark may name rows of the replaced run)."""
+        refused = None
         if request.after_seq is not None:
-            self._check_ack(request.after_seq, epoch)
+            try:
+                self._check_ack(request.after_seq, epoch)
+            except ProtocolError as exc:
+                refused, request = exc, msgspec.structs.replace(request, after_seq=None)
         if request.after_seq is not None and epoch == self.epoch:
             try:
                 await self._record_ack(request.after_seq)
@@ -531,3 +540,5 @@ class SyncAgent:
         if session is not None and not session.closed.is_set():
             # The retained birth may be old: tell the shop where the stream stands now.
             await session.send(self._state("online"))
+        if refused is not None:
+            raise refused

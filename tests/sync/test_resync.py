@@ -188,6 +188,7 @@ async def test_acks_that_cannot_be_true_are_refused_and_change_nothing(
 
         queued = outbox()
         assert queued >= 10
+        states = len(_received(shop, "state"))
         resync = build(store=STORE, epoch=epoch, seq=0, type_=messages.RESYNC, ts=clock.now(),
                        data=messages.Resync(after_seq=10**12))
         far_run = build(store=STORE, epoch=2**63 - 2, seq=last, type_=messages.ACK,
@@ -205,6 +206,9 @@ async def test_acks_that_cannot_be_true_are_refused_and_change_nothing(
         assert any("has sent only up to seq" in e and "nothing was deleted" in e for e in errors)
         assert any("more than a year ahead" in e for e in errors)
         assert agent.epoch == epoch and agent.acked == 0 and outbox() == queued
+        # the refused resync is still answered: where the stream stands, then the replay
+        answer = await wait_until(lambda: _received(shop, "state")[states:], what="the answer")
+        assert answer[0]["data"]["acked_seq"] == 0
         # a true ack still moves everything on
         good = build(store=STORE, epoch=epoch, seq=last, type_=messages.ACK, ts=clock.now(),
                      data=messages.Ack(acked_seq=last))
