@@ -245,7 +245,7 @@ class Catalog:
         if suffix not in (".csv", ".json"):
             raise InvalidInput(f"{path}: use a .csv or .json catalogue file")
         try:
-            raw = read_at_most(path, MAX_CATALOG_BYTES, str(path))
+            raw = read_within(path, MAX_CATALOG_BYTES, str(path))
         except FileNotFoundError:
             raise InvalidInput(f"{path}: file not found") from None
         try:
@@ -460,7 +460,7 @@ def _check_image(folder: Path, name: str, max_pixels: int) -> bytes:
     candidate = folder / relative
     if not candidate.is_file():
         raise InvalidInput(f"image {name!r} not found in {folder}")
-    data = read_at_most(candidate, MAX_IMAGE_BYTES, f"image {name!r}")
+    data = read_within(candidate, MAX_IMAGE_BYTES, f"image {name!r}")
     try:
         sniff_format(data)
     except ImageError:
@@ -481,7 +481,7 @@ def _check_image(folder: Path, name: str, max_pixels: int) -> bytes:
     return data
 
 
-def read_at_most(path: Path, limit: int, what: str) -> bytes:
+def read_within(path: Path, limit: int, what: str) -> bytes:
     """The bytes of ``path``, or InvalidInput naming ``what`` once it holds more than ``limit``.
 
     Why not by ``stat()``: a device, FIFO or /proc file reports size 0, so /dev/zero passed that

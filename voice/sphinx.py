@@ -276,7 +276,9 @@ class PocketsphinxEngine:
         return handle
 
     def _remove_retired(self) -> None:
-        """Remove the searches whose handles are gone (see :meth:`compile`)."""
+        """Remove the searches whose handles are gone (see :meth:`compile`). One may be the
+        decoder's active search: every decode activates its own first, and nothing here may
+        ask for ``current_search()`` (pocketsphinx 5 crashes on it after its search went)."""
         if not self._retired:
             return
         with self._lock:

@@ -20,7 +20,7 @@ from pathlib import Path
 import click
 import numpy as np
 
-from hub.catalog import MAX_IMAGE_BYTES, Catalog, RowProblem, read_at_most
+from hub.catalog import MAX_IMAGE_BYTES, Catalog, RowProblem, read_within
 from hub.cli.common import config_option, load, print_json, reports_errors
 from hub.clock import SystemClock
 from hub.config.vision import VisionConfig
@@ -147,13 +147,13 @@ def _check_iconic_embedded(service: PhotoService, classes: list[ProductClass]) -
 
 def _photo(photo: LabelledPhoto) -> bytes:
     """A split's photo, no larger than a catalogue image may be: a 5 GB file was read whole."""
-    return read_at_most(photo.path, MAX_IMAGE_BYTES, f"{photo.where}: photo {photo.path}")
+    return read_within(photo.path, MAX_IMAGE_BYTES, f"{photo.where}: photo {photo.path}")
 
 
 def _iconic(product: ProductClass) -> bytes:
     """A product's catalogue image, within the catalogue's limit, named by its classes.csv line."""
     assert product.iconic is not None
-    return read_at_most(
+    return read_within(
         product.iconic, MAX_IMAGE_BYTES, f"{product.where}: iconic image {product.iconic_written}"
     )
 
@@ -505,7 +505,7 @@ def _store_photos(config: object) -> tuple[list[tuple[bytes, int]], list[str]]:
     index = {sku: i for i, sku in enumerate(labels)}
     images = services.config.store.images_dir
     return [
-        (read_at_most(images / row["path"], MAX_IMAGE_BYTES, f"store image {row['path']}"),
+        (read_within(images / row["path"], MAX_IMAGE_BYTES, f"store image {row['path']}"),
          index[row["sku"]])
         for row in rows
     ], labels
