@@ -126,8 +126,12 @@ async def test_store_health_says_when_the_scanner_cannot_scan(
     presence = stocked.presence = PresenceService(stocked, source)
     await presence.start()
     try:
-        for _ in range(20):
-            await asyncio.sleep(0)
+        # the first scan comes after the token table is made on a worker thread: wait for it
+        # (counting loop turns instead failed on a busy machine, the thread not done yet)
+        for _ in range(1000):
+            if presence.source_problem is not None:
+                break
+            await asyncio.sleep(0.01)
         _, body = await SpecClient(client, staff).call("GET", "/api/staff/health")
         assert body["beacons"]["state"] == "unavailable"
         detail = body["beacons"]["detail"]
