@@ -2,8 +2,9 @@
 
 What goes, and why the rest stays:
 
-* **Reminders** (who arrived where: personal data) after ``reminders_days``, 90 by default, as
-  the hub deletes its copy (hub ``[retention] reminders_days``).
+* **Reminders** (who arrived where: personal data) ``reminders_days`` after the shop received
+  them, 90 by default, as the hub deletes its copy (hub ``[retention] reminders_days``); not by
+  the store's time, which is 1970 on a Pi started without a battery clock.
 * **Answered commands** (``applied`` or ``rejected``) once answered longer ago than
   ``history_days + restore_window_days``. A pending command is never deleted: it is what the
   shop sends again on every birth and every ``resend_after_s``. An answered one is needed again

@@ -144,15 +144,16 @@ CREATE TABLE IF NOT EXISTS member_stores (
 );
 
 CREATE TABLE IF NOT EXISTS reminders (
-    store  TEXT NOT NULL,
-    seq    INTEGER NOT NULL,
-    member TEXT NOT NULL,
-    data   TEXT NOT NULL,
-    ts     REAL NOT NULL,
+    store       TEXT NOT NULL,
+    seq         INTEGER NOT NULL,
+    member      TEXT NOT NULL,
+    data        TEXT NOT NULL,
+    ts          REAL NOT NULL,    -- the store's clock: when it decided
+    received_at REAL,             -- the shop's clock, for retention (null: from before it)
     PRIMARY KEY (store, seq)
 );
 CREATE INDEX IF NOT EXISTS reminders_member ON reminders (member, ts);
-CREATE INDEX IF NOT EXISTS reminders_ts ON reminders (ts);  -- retention
+CREATE INDEX IF NOT EXISTS reminders_ts ON reminders (ts);  -- retention of rows without received_at
 
 -- Events of other types (beacon health, types newer than this service): kept, never dropped.
 CREATE TABLE IF NOT EXISTS other_events (

@@ -211,6 +211,9 @@ class ShopStore:
         self._add_column("commands", "result_seq", "INTEGER")
         # Older databases: their events count as of the earliest run.
         self._add_column("applied", "epoch", "INTEGER NOT NULL DEFAULT 0")
+        # Older databases: their reminders go by the store's time, as they did.
+        self._add_column("reminders", "received_at", "REAL")
+        conn.execute("CREATE INDEX IF NOT EXISTS reminders_received ON reminders (received_at)")
         self._key_orders_by_store(conn, script)
         for table in ("orders", "order_events"):
             # Older databases: their orders and events have no reason code (the text says why).
@@ -385,9 +388,9 @@ class ShopStore:
         elif isinstance(data, messages.CommandResult):
             self._apply_result(conn, env, data, now)
         elif isinstance(data, messages.Reminder):
-            conn.execute("INSERT INTO reminders (store, seq, member, data, ts) "
-                         "VALUES (?, ?, ?, ?, ?)",
-                         (env.store, env.seq, data.member, bytes(env.data).decode(), env.ts))
+            conn.execute("INSERT INTO reminders (store, seq, member, data, ts, received_at) "
+                         "VALUES (?, ?, ?, ?, ?, ?)",
+                         (env.store, env.seq, data.member, bytes(env.data).decode(), env.ts, now))
         else:
             conn.execute("INSERT INTO other_events (store, seq, type, data, ts) "
                          "VALUES (?, ?, ?, ?, ?)",
@@ -594,7 +597,11 @@ class ShopStore:
 
         with self._tx() as conn:
             return {
-                "reminders": delete("reminders", "ts < ?", before.reminders),
+                # by when the shop received them: a store's clock behind (a Pi started without
+                # a battery clock stamps 1970) had them deleted at once, one ahead kept personal
+                # data past its age
+                "reminders": delete("reminders", "received_at < ? OR (received_at IS NULL AND "
+                                    "ts < ?)", before.reminders, before.reminders),
                 "commands": delete("commands", "status <> 'pending' AND resolved_at < ?",
                                    before.history),
                 "applied": self._prune_applied(conn, before.history, limit),

@@ -104,6 +104,16 @@ async def prune(store: ShopStore, now: float = NOW, **settings: Any) -> dict[str
     return await job.run_once()
 
 
+async def test_reminders_go_by_when_the_shop_received_them(shop: ShopStore) -> None:
+    """Why: they went by the store's own time: a hub started without a battery clock stamps
+    1970, and its reminders were deleted at the shop's next pass; one with its clock ahead had
+    personal data kept past its age."""
+    shop.apply_batch([birth(1, 0, 0, NOW), reminder(1, 0.0)], NOW)  # a store clock at 1970
+    shop.apply_batch([reminder(2, NOW + 400 * DAY_S)], NOW - 100 * DAY_S)  # one far ahead
+    await prune(shop)
+    assert rows(shop, "SELECT seq FROM reminders") == [(1,)]
+
+
 async def test_old_rows_go_while_recent_pending_and_business_ones_stay(shop: ShopStore) -> None:
     history = History(shop)
     deleted = await prune(shop)
