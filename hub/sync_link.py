@@ -139,7 +139,8 @@ class HubStoreLink:
         if isinstance(data, messages.OrderCancel):
             if svc.orders.cancel_early(data.id, data.reason or "cancelled by the customer"):
                 return data.id, None
-            return data.id, "the order has not reached the store yet: it is cancelled on arrival"
+            return data.id, ("no order with this id is at the store (not arrived yet, or "
+                             "refused): should it come, it is cancelled at once")
         if isinstance(data, messages.MemberUpsert):
             svc.members.upsert(MemberIn(id=data.id, display_name=data.display_name,
                                         consent=data.consent, beacon_key=data.beacon_key))

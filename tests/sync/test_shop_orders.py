@@ -378,7 +378,7 @@ async def test_a_cancel_that_overtakes_its_order_cancels_it_on_arrival(pair: Syn
         results = {r["command_id"]: r for r in svc.db.query(
             "SELECT command_id, status, reason FROM sync_inbox")}
         assert results[cancel_id]["status"] == "applied"
-        assert "cancelled on arrival" in results[cancel_id]["reason"]
+        assert "should it come, it is cancelled at once" in results[cancel_id]["reason"]
         assert results[place_id]["status"] == "applied"
         stock = svc.db.query("SELECT reserved FROM stock WHERE sku = 'OAT-1'")
         assert stock == [] or stock[0]["reserved"] == 0
