@@ -57,9 +57,11 @@ class BeaconHealthService:
             )
 
     def observe(self, adv: Advertisement) -> None:
-        """One advertisement from any source (non-beacon traffic is ignored cheaply)."""
-        self._follow_clock()
-        self.tracker.observe(adv)
+        """One advertisement from any source (non-beacon traffic is ignored cheaply: shoppers'
+        phones send only service UUIDs, and this runs for every advertisement)."""
+        if adv.manufacturer_data or adv.service_data:
+            self._follow_clock()
+            self.tracker.observe(adv)
 
     def _follow_clock(self) -> None:
         """Move the kept times when the wall clock has been set (by over ``STEP_S``) since they
