@@ -31,9 +31,9 @@ PRODUCTS = {"BAN-1": BANANA, "OAT-1": OAT_MILK, "APL-1": GRANNY_SMITH}
 
 
 @pytest_asyncio.fixture
-async def photo_client(stocked: Services, staff: dict[str, str]) -> AsyncIterator[TestClient]:
-    """The stocked test hub with photo search started and four photos enrolled per product
-    through the staff endpoint."""
+async def photo_client(stocked: Services) -> AsyncIterator[TestClient]:
+    """The stocked test hub with photo search started and four reference photos enrolled per
+    product."""
     stocked.config.vision.model_path = MODEL
     service = PhotoService(
         stocked.db,
@@ -45,16 +45,13 @@ async def photo_client(stocked: Services, staff: dict[str, str]) -> AsyncIterato
     stocked.photo_search = service
     stocked.bus.bind(asyncio.get_running_loop())
     await service.start()
+    # One batch and one head training: the staff endpoint's own tests are below, and a
+    # training per upload made this setup a tenth of the suite's time.
+    batch = [(sku, photo.path.read_bytes()) for sku, class_id in PRODUCTS.items()
+             for photo in photos("train.txt", class_id, 4)]
+    enrolled = await service.run(service.enrol_many, batch)
+    assert all(e.added for e in enrolled) and len(enrolled) == 12
     async with TestClient(TestServer(create_app(stocked))) as client:
-        for sku, class_id in PRODUCTS.items():
-            for photo in photos("train.txt", class_id, 4):
-                response, body = await SpecClient(client, staff).call(
-                    "POST",
-                    f"/api/products/{sku}/photos",
-                    data=photo.path.read_bytes(),
-                    content_type="image/jpeg",
-                )
-                assert response.status == 201, body
         yield client
     await service.stop()
 
