@@ -21,7 +21,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from functools import partial
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, NamedTuple, TypeVar
 
 import numpy as np
 
@@ -34,6 +34,7 @@ from hub.periodic import PeriodicJob
 from hub.storage import write_whole
 from vision.embedder import OnnxEmbedder
 from vision.errors import GalleryError, ImageTooLargeError, VisionError
+from vision.gallery import Match
 from vision.imageinfo import EXTENSIONS, read_info, sniff_format
 from vision.pack import PackError, ReferencePack, load_pack
 from vision.search import PhotoSearch
@@ -62,6 +63,16 @@ class Enrolment:
     path: str
     added: bool
     looks_like: dict[str, Any] | None = None
+
+
+class PreparedPhoto(NamedTuple):
+    """A checked and embedded photo, with its digest and its file's place under images/."""
+
+    sku: str
+    data: bytes
+    digest: str
+    path: str
+    vector: np.ndarray
 
 
 def user_error(exc: VisionError) -> HubError:
@@ -211,12 +222,16 @@ class PhotoService:
         cancelled in between had left a stored photo that search never used."""
         self._refuse_if_too_small(data)
         self._refuse_if_another_products(sku, data)
-        resembles = self._looks_like(sku, data)
-        (enrolment,) = self.enrol_many([(sku, data)], "reference", False)
+        try:  # once, for the question below and for the store: the Pi's costliest step
+            vector = self.engine.embed(data)
+        except VisionError as exc:
+            raise user_error(exc) from exc
+        resembles = self._looks_like(sku, vector)
+        (enrolment,) = self._store([self._prepared(sku, data, vector)], "reference", False)
         enrolment = replace(enrolment, looks_like=resembles if enrolment.added else None)
         return enrolment, self.request_rebuild() if enrolment.added else None
 
-    def _looks_like(self, sku: str, data: bytes) -> dict[str, Any] | None:
+    def _looks_like(self, sku: str, vector: np.ndarray) -> dict[str, Any] | None:
         """The other product that search, before this photo, answers for it with confidence.
 
         Why: a photo added to the wrong product (a banana under oat milk; the staff panel's
@@ -224,11 +239,12 @@ class PhotoService:
         refused: a product search knows only from its catalogue image may well be taken for
         another until it has photos of its own, so staff are asked to look."""
         try:
-            answer = self.search(data, top_k=1)
-        except Unavailable:  # nothing enrolled yet: nothing to take it for
+            found = self.engine.rank(vector, top_k=1)
+        except GalleryError:  # nothing enrolled yet: nothing to take it for
             return None
-        best = answer["results"][0] if answer["results"] else None
-        if not answer["confident"] or best is None or best["sku"] == sku:
+        results = self._results(found.matches)
+        best = results[0] if results else None
+        if not found.confident or best is None or best["sku"] == sku:
             return None
         return {key: best[key] for key in ("sku", "name", "score")}
 
@@ -382,9 +398,20 @@ class PhotoService:
                 error.message = f"photo {number} for {sku}: {error.message}"
                 error.details = {**(error.details or {}), "photo": number, "sku": sku}
                 raise error from exc
-            digest = hashlib.sha256(data).hexdigest()
-            rel = f"{sku}/{digest[:16]}{EXTENSIONS[sniff_format(data)]}"
-            prepared.append((sku, data, digest, rel, vector))
+            prepared.append(self._prepared(sku, data, vector))
+        return self._store(prepared, kind, rebuild)
+
+    @staticmethod
+    def _prepared(sku: str, data: bytes, vector: np.ndarray) -> PreparedPhoto:
+        digest = hashlib.sha256(data).hexdigest()
+        path = f"{sku}/{digest[:16]}{EXTENSIONS[sniff_format(data)]}"
+        return PreparedPhoto(sku, data, digest, path, vector)
+
+    def _store(
+        self, prepared: list[PreparedPhoto], kind: str, rebuild: bool
+    ) -> list[Enrolment]:
+        """Write prepared photos and their vectors in one transaction (a photo the product has
+        already is answered as not added)."""
         for _, data, _, rel, _ in prepared:
             target = self.images_dir / rel
             if not target.exists():
@@ -450,8 +477,17 @@ class PhotoService:
             found = self.engine.search(data, top_k or self.config.top_k)
         except VisionError as exc:
             raise user_error(exc) from exc
+        return {
+            "results": self._results(found.matches),
+            "confident": found.confident,
+            "ms": round((self._timer() - started) * 1000.0, 2),
+            "model": found.model,
+        }
+
+    def _results(self, matches: Iterable[Match]) -> list[dict[str, Any]]:
+        """Ranked matches as the API answers them, with name, shelf and live stock."""
         results = []
-        for match in found.matches:
+        for match in matches:
             try:
                 product = self.catalog.get(match.key)
                 available = self.inventory.stock(match.key).available
@@ -466,12 +502,7 @@ class PhotoService:
                     "available": available,
                 }
             )
-        return {
-            "results": results,
-            "confident": found.confident,
-            "ms": round((self._timer() - started) * 1000.0, 2),
-            "model": found.model,
-        }
+        return results
 
     def ranked_skus(self, data: bytes, top_k: int) -> tuple[list[str], float]:
         """The SKUs of :meth:`search`'s answer and its time, for the eval and the bench."""

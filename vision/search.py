@@ -77,7 +77,19 @@ class PhotoSearch:
         if gallery is None:
             raise GalleryError("no reference photos are enrolled; add a photo to a product first")
         started = self._timer()
-        vector = self.embedder.embed(data)
+        return self._rank(gallery, self.embedder.embed(data), top_k, started)
+
+    def rank(self, vector: np.ndarray, top_k: int = 5) -> SearchResult:
+        """Rank products for a photo already embedded (a staff photo is embedded once, both to
+        ask what search takes it for and to enrol it); ``ms`` covers the ranking alone."""
+        gallery = self._gallery
+        if gallery is None:
+            raise GalleryError("no reference photos are enrolled; add a photo to a product first")
+        return self._rank(gallery, vector, top_k, self._timer())
+
+    def _rank(
+        self, gallery: Gallery, vector: np.ndarray, top_k: int, started: float
+    ) -> SearchResult:
         matches, ratio = gallery.rank(vector, top_k)
         similarity = gallery.similarity(vector)
         ms = (self._timer() - started) * 1000.0

@@ -142,6 +142,23 @@ async def test_a_photo_that_looks_like_another_product_is_added_with_a_question(
     assert (status, again["looks_like"]) == (200, None)
 
 
+async def test_a_staff_photo_is_embedded_once(
+    photo_client: TestClient, stocked: Services, staff: dict[str, str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Why: a staff photo went through the CNN twice, once to ask what search takes it for and
+    once to store it; on a Pi that is the costliest step, and kiosk searches wait behind it on
+    the one vision thread."""
+    embedder = stocked.photo_search.engine.embedder
+    calls: list[int] = []
+    real = embedder.embed
+    monkeypatch.setattr(embedder, "embed", lambda data: calls.append(len(data)) or real(data))
+    banana = photos("train.txt", BANANA, 6)[5].path.read_bytes()
+    status, body = await add_photo(photo_client, staff, "OAT-1", banana)
+    assert status == 201 and body["looks_like"]["sku"] == "BAN-1"
+    assert calls == [len(banana)]
+
+
 async def test_a_thumbnail_is_refused_as_a_reference_photo(
     photo_client: TestClient, staff: dict[str, str]
 ) -> None:
