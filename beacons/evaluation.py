@@ -17,6 +17,7 @@ from pathlib import Path
 
 from beacons.advertisement import Advertisement
 from beacons.errors import TraceError
+from beacons.files import DuplicateKeyError, unique_keys
 from beacons.members_file import MemberKeys
 from beacons.pipeline import Detector, PresencePipeline, TraceClock
 from beacons.presence import PresenceEvent
@@ -299,7 +300,9 @@ def read_truth(path: Path, members: Collection[str] | None = None) -> list[dict[
 def _truth_record(line: bytes, source: str, number: int) -> dict[str, object]:
     """One truth line as a record with an ``event`` of TRUTH_EVENTS and a ``t`` in range."""
     try:
-        record = json.loads(line.decode("utf-8"))
+        record = json.loads(line.decode("utf-8"), object_pairs_hook=unique_keys)
+    except DuplicateKeyError as exc:
+        raise TraceError(str(exc), source=source, line=number) from None
     except UnicodeDecodeError as exc:
         message = f"not UTF-8 text ({exc.reason} at byte {exc.start + 1} of the line)"
         raise TraceError(message, source=source, line=number) from exc

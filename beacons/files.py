@@ -1,9 +1,16 @@
-"""Reading a whole input file without trusting its size: ``stat()`` says 0 for a device, a FIFO
-or a /proc file, so a size check passes /dev/zero, which then fills the memory."""
+"""Reading input files without trusting them: their size, and keys given twice in their JSON.
+
+``stat()`` says 0 for a device, a FIFO or a /proc file, so a size check passes /dev/zero, which
+then fills the memory. Python's json keeps the last of two equal keys in one object without a
+word, so ``{"id": "a", "id": "b"}`` (a line copied and half edited by hand) silently means
+something else than the file seems to say. The hub reads its catalogue files through these too."""
 
 from __future__ import annotations
 
+import json
+import re
 from pathlib import Path
+from typing import Any
 
 
 def read_at_most(path: Path, limit: int) -> bytes | None:
@@ -12,3 +19,64 @@ def read_at_most(path: Path, limit: int) -> bytes | None:
     with path.open("rb") as stream:
         data = stream.read(limit + 1)
     return None if len(data) > limit else data
+
+
+class DuplicateKeyError(ValueError):
+    """A JSON object that gives one key twice. ``line`` is where it is given again, when the
+    reader knows the whole text (a JSON Lines reader has its own line number)."""
+
+    def __init__(self, key: str, line: int | None = None) -> None:
+        shown = json.dumps(key, ensure_ascii=False)
+        super().__init__(f"the key {shown} appears twice in one object")
+        self.key = key
+        self.line = line
+
+    def at(self, source: str) -> str:
+        """The message as every reader words a place: ``members.json:3: the key ...``."""
+        return f"{source}:{self.line}: {self}" if self.line else f"{source}: {self}"
+
+
+def unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """``object_pairs_hook`` for every JSON file read: the object as a dict, or DuplicateKeyError
+    naming the first key given twice. Called once per object, so a good file costs a dict."""
+    found = dict(pairs)
+    if len(found) < len(pairs):
+        seen: set[str] = set()
+        for key, _ in pairs:
+            if key in seen:
+                raise DuplicateKeyError(key)
+            seen.add(key)
+    return found
+
+
+def loads_unique(text: str) -> Any:
+    """``json.loads`` with :func:`unique_keys`; its DuplicateKeyError carries the line."""
+    try:
+        return json.loads(text, object_pairs_hook=unique_keys)
+    except DuplicateKeyError as exc:
+        raise DuplicateKeyError(exc.key, _line_of_repeat(text, exc.key)) from None
+
+
+#: Enough of JSON to tell keys from values: a string (escapes and all), a bracket, a colon.
+_TOKEN = re.compile(r'"(?:[^"\\]|\\.)*"|[][{}:]')
+
+
+def _line_of_repeat(text: str, key: str) -> int | None:
+    """The line where ``key`` is first given again in one object of ``text``. Why a second pass:
+    the hook is told an object's keys but not where they stand; it runs for a refused file only,
+    and the JSON up to there is valid (the hook fired), so strings and brackets pair up."""
+    given: list[bool] = []  # per open object or list: whether it has given the key yet
+    string: re.Match[str] | None = None  # the last string: a key when a colon follows
+    for token in _TOKEN.finditer(text):
+        mark = token.group()
+        if mark in ("{", "["):
+            given.append(False)
+        elif mark in ("}", "]"):
+            given.pop()
+        elif mark != ":":
+            string = token
+        elif string is not None and json.loads(string.group()) == key:
+            if given[-1]:
+                return text.count("\n", 0, string.start()) + 1
+            given[-1] = True
+    return None

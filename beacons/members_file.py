@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from beacons.errors import MembersFileError
-from beacons.files import read_at_most
+from beacons.files import DuplicateKeyError, loads_unique, read_at_most
 from beacons.tokens import parse_key, parse_prefix
 
 #: The largest members file read. An entry is about 60 bytes, so this holds half a million
@@ -93,7 +93,9 @@ def load_members(path: Path) -> MemberKeys:
         if data is None:
             limit = MAX_MEMBERS_FILE_BYTES // (1024 * 1024)
             raise MembersFileError(f"{path}: larger than {limit} MiB: not a members file")
-        doc = json.loads(data.decode("utf-8-sig"))
+        doc = loads_unique(data.decode("utf-8-sig"))
+    except DuplicateKeyError as exc:
+        raise MembersFileError(exc.at(str(path))) from None
     except OSError as exc:
         raise MembersFileError(f"{path}: cannot read: {exc.strerror}") from exc
     except UnicodeDecodeError as exc:

@@ -506,7 +506,9 @@ def _errors(exc: ValidationError) -> list[str]:
 
 def _json_rows(text: str, path: Path) -> Iterator[tuple[int, Any]]:
     try:
-        data = json.loads(text)
+        data = files.loads_unique(text)
+    except files.DuplicateKeyError as exc:  # the second "price" of a row decides nothing silently
+        raise InvalidInput(exc.at(str(path))) from None
     except json.JSONDecodeError as exc:
         raise InvalidInput(f"{path}: not valid JSON (line {exc.lineno}: {exc.msg})") from None
     except RecursionError:  # a few kB of "[[[[..." nest past Python's limit

@@ -9,6 +9,7 @@ something the store does not sell; answering it with any product is a false acce
 from __future__ import annotations
 
 import json
+import re
 import resource
 import statistics
 import time
@@ -47,7 +48,10 @@ def load_catalog(path: Path) -> list[CatalogEntry]:
     """Read a catalogue JSON: a list (or ``{"products": [...]}``) of ``{sku, names, aliases}``."""
     raw = _read(path, MAX_CATALOG_BYTES)
     try:
-        data = json.loads(raw.decode("utf-8-sig"))
+        text = raw.decode("utf-8-sig")
+        data = json.loads(text, object_pairs_hook=_unique_keys)
+    except _RepeatedKey as exc:
+        raise EvalInputError(f"{path} line {_line_of_repeat(text, exc.key)}: {exc}") from None
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise EvalInputError(f"{path} is not valid UTF-8 JSON: {exc}") from None
     except RecursionError:
@@ -126,6 +130,54 @@ def _read(path: Path, limit: int) -> bytes:
     return data
 
 
+class _RepeatedKey(ValueError):
+    """A JSON object that gives one key twice, which json reads as the last one without a word:
+    ``{"sku": "A", "sku": "B"}`` is a hand-editing slip that silently changes what is measured."""
+
+    def __init__(self, key: str) -> None:
+        shown = json.dumps(key, ensure_ascii=False)
+        super().__init__(f"the key {shown} appears twice in one object")
+        self.key = key
+
+
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """``object_pairs_hook`` for the catalogue and labels: the object, or _RepeatedKey. Voice
+    imports no other package, so this is its own copy of what the hub and beacons share."""
+    found = dict(pairs)
+    if len(found) < len(pairs):
+        seen: set[str] = set()
+        for key, _ in pairs:
+            if key in seen:
+                raise _RepeatedKey(key)
+            seen.add(key)
+    return found
+
+
+#: Enough of JSON to tell keys from values: a string (escapes and all), a bracket, a colon.
+_TOKEN = re.compile(r'"(?:[^"\\]|\\.)*"|[][{}:]')
+
+
+def _line_of_repeat(text: str, key: str) -> int | None:
+    """The line where ``key`` is first given again in one object of ``text``: the hook is told
+    an object's keys but not where they stand. Runs for a refused file only, whose JSON is valid
+    up to there (the hook fired), so strings and brackets pair up."""
+    given: list[bool] = []  # per open object or list: whether it has given the key yet
+    string: re.Match[str] | None = None  # the last string: a key when a colon follows
+    for token in _TOKEN.finditer(text):
+        mark = token.group()
+        if mark in ("{", "["):
+            given.append(False)
+        elif mark in ("}", "]"):
+            given.pop()
+        elif mark != ":":
+            string = token
+        elif string is not None and json.loads(string.group()) == key:
+            if given[-1]:
+                return text.count("\n", 0, string.start()) + 1
+            given[-1] = True
+    return None
+
+
 def _sku(value: object) -> str | None:
     """A SKU as text: a non-empty string, or an integer (catalogues exported with numeric ids)."""
     if isinstance(value, int) and not isinstance(value, bool):
@@ -154,7 +206,9 @@ def load_clips(folder: Path, skus: Collection[str] | None = None) -> list[Clip]:
         if not line.strip():
             continue
         try:
-            row = json.loads(line)
+            row = json.loads(line, object_pairs_hook=_unique_keys)
+        except _RepeatedKey as exc:  # a second "sku" would score the clip against another product
+            raise EvalInputError(f"{labels} line {number}: {exc}") from None
         except json.JSONDecodeError as exc:
             raise EvalInputError(f"{labels} line {number}: not JSON ({exc.msg})") from None
         except RecursionError:

@@ -12,6 +12,7 @@ from bleak.backends.scanner import AdvertisementData
 
 from beacons.advertisement import Advertisement, from_bleak, to_bleak
 from beacons.errors import MembersFileError, TraceError
+from beacons.evaluation import read_truth
 from beacons.members_file import load_members
 from beacons.pipeline import PresencePipeline, TraceClock
 from beacons.presence import PresenceEngine
@@ -326,3 +327,48 @@ def test_a_chain_prefix_of_the_wrong_type_is_not_called_missing(
     assert str(caught.value) == (
         f"{path}: chain_prefix must be a string of 16 hex digits in quotes, got {kind}"
     )
+
+
+def test_a_key_given_twice_in_a_members_file_is_refused_with_its_line(tmp_path: Path) -> None:
+    """Why: json keeps the last of two equal keys without a word, so a member line copied and
+    half edited by hand took the second key (or id) and replayed as someone else's phone."""
+    path = tmp_path / "members.json"
+    path.write_text('{"chain_prefix": "0011223344556677",\n "members": [\n'
+                    '  {"id": "a", "key": "' + "00" * 16 + '", "key": "' + "11" * 16 + '"}\n]}\n')
+    with pytest.raises(MembersFileError) as caught:
+        load_members(path)
+    assert str(caught.value) == f'{path}:3: the key "key" appears twice in one object'
+    path.write_text('{"chain_prefix": "0011223344556677", "members": [],\n'
+                    ' "chain_prefix": "8899aabbccddeeff"}')
+    with pytest.raises(MembersFileError, match=r':2: the key "chain_prefix" appears twice'):
+        load_members(path)
+
+
+@pytest.mark.parametrize(("old", "new", "key"), [
+    ('"rssi": -67,', '"rssi": -67, "rssi": -40,', "rssi"),
+    ('{"76": "0215"}', '{"76": "0215", "76": "0216"}', "76"),
+    ('"t": 12.5,', '"t": 12.5, "\\u0074": 99.0,', "t"),  # the same key, written another way
+])
+def test_a_key_given_twice_in_a_trace_line_is_refused_with_its_line(
+    old: str, new: str, key: str
+) -> None:
+    """Why: msgspec, as json, keeps the last of two equal keys, so a hand-edited or badly
+    generated line was replayed with whichever came last (an RSSI, a beacon's bytes)."""
+    assert old in LINE
+    stream = io.BytesIO(f"{LINE}\n{LINE.replace(old, new, 1)}\n".encode())
+    with pytest.raises(TraceError) as caught:
+        list(iter_lines(stream, source="shop.jsonl"))
+    assert str(caught.value) == f'shop.jsonl:2: the key "{key}" appears twice in one object'
+    # the same strings as values, or one key in two objects, are no repeat
+    same = LINE.replace('"local_name": null', '"local_name": "door", "x": {"76": "door"}')
+    assert decode_line(same).local_name == "door"
+
+
+def test_a_key_given_twice_in_a_truth_line_is_refused_with_its_line(tmp_path: Path) -> None:
+    """Why: a truth record with "event" twice was scored as the last one's event."""
+    truth = tmp_path / "truth.jsonl"
+    truth.write_text('{"t": 1, "member": "m", "event": "arrived", "zone": "door"}\n'
+                     '{"t": 2, "member": "m", "event": "left", "event": "zone"}\n')
+    with pytest.raises(TraceError) as caught:
+        read_truth(truth)
+    assert str(caught.value) == f'{truth}:2: the key "event" appears twice in one object'

@@ -113,6 +113,19 @@ def test_unusable_files(services: Services, tmp_path: Path, name: str, content: 
         services.catalog.import_file(write(tmp_path, name, content))
 
 
+def test_a_key_given_twice_in_a_json_catalogue_is_refused_with_its_line(
+    services: Services, tmp_path: Path
+) -> None:
+    """Why: json keeps the last of two equal keys without a word, so a row with "price" twice
+    (one edited, one copied) was imported at whichever came last, and nothing said so."""
+    path = write(tmp_path, "c.json", '[{"sku": "A-1", "names": {"en": "Apple"}, "price": 3},\n'
+                 ' {"sku": "B-1", "names": {"en": "Bread"},\n  "price": 2, "price": 20}]\n')
+    with pytest.raises(InvalidInput) as refused:
+        services.catalog.import_file(path)
+    assert refused.value.message == f'{path}:3: the key "price" appears twice in one object'
+    assert services.catalog.all() == []  # refused whole, as a file that is not JSON
+
+
 def test_a_spreadsheet_saved_as_in_a_decimal_comma_locale_imports(services: Services,
                                                                    tmp_path: Path) -> None:
     """Why: Excel in a Swedish (or German, French...) locale saves "CSV" with semicolons and

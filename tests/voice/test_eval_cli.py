@@ -277,6 +277,25 @@ def test_clips_listed_twice_or_with_an_empty_sku_are_refused(tmp_path: Path) -> 
         load_clips(tmp_path)
 
 
+def test_a_key_given_twice_in_the_labels_or_catalogue_is_refused_with_its_line(
+    tmp_path: Path,
+) -> None:
+    """Why: json keeps the last of two equal keys without a word, so a label with "sku" twice
+    scored the clip against the second SKU, and a product with "names" twice lost the first."""
+    (tmp_path / "a.wav").write_bytes(b"RIFF")
+    labels = tmp_path / "labels.jsonl"
+    labels.write_text('{"file": "a.wav", "sku": "A"}\n{"file": "a.wav", "sku": "B", "sku": null}\n')
+    with pytest.raises(EvalInputError) as caught:
+        load_clips(tmp_path)
+    assert str(caught.value) == f'{labels} line 2: the key "sku" appears twice in one object'
+    catalog = tmp_path / "catalog.json"
+    catalog.write_text('{"products": [\n {"sku": "B", "names": {"en": "Banana"},\n'
+                       '  "names": {"en": "Bread"}}\n]}\n', encoding="utf-8")
+    with pytest.raises(EvalInputError) as caught:
+        load_catalog(catalog)
+    assert str(caught.value) == f'{catalog} line 3: the key "names" appears twice in one object'
+
+
 def test_a_vosk_model_of_another_language_is_refused_before_loading(tmp_path: Path) -> None:
     """Why: --engine vosk --lang en with the built-in Korean model ended in a KeyError from the
     grammar builder; a model whose folder names one language asked for another would decode
