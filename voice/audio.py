@@ -55,6 +55,11 @@ class AudioLimits:
     max_seconds: float = 15.0
 
 
+#: The largest float sample read, in units of full scale (1.0): 36 dB over it. A recording
+#: clips long before that, so a larger value is a damaged file or bytes that are not float
+#: samples at all (1e30, 3.4e38), not a loud question.
+MAX_FLOAT_PEAK = 64.0
+
 #: A data chunk size from this up (or 0) is what a recorder writing to a pipe puts there, not
 #: knowing the length yet: espeak-ng and sox write 0x7FFFF000, others 0xFFFFFFFF.
 STREAMED_SIZE = 0x7FFFF000
@@ -107,8 +112,6 @@ def read_wav(data: bytes, limits: AudioLimits = AudioLimits()) -> Audio:
             f"the audio is {seconds * 1000:.0f} ms long; hold the button while asking",
         )
     samples = _samples(payload[: frames * block], kind, bits, channels)
-    if not np.all(np.isfinite(samples)):
-        raise AudioError("corrupt_audio", "the WAV file holds samples that are not numbers")
     return Audio(np.clip(samples, -1.0, 1.0).astype(np.float32), rate)
 
 
@@ -142,6 +145,7 @@ def _read_fmt(body: bytes) -> tuple[int, int, int, int, int]:
 def _samples(raw: bytes, kind: int, bits: int, channels: int) -> np.ndarray:
     if kind == _FLOAT:
         values = np.frombuffer(raw, dtype="<f4" if bits == 32 else "<f8").astype(np.float64)
+        _check_float_peak(values)
     elif bits == 8:
         values = (np.frombuffer(raw, dtype=np.uint8).astype(np.float64) - 128.0) / 128.0
     elif bits == 24:
@@ -152,6 +156,27 @@ def _samples(raw: bytes, kind: int, bits: int, channels: int) -> np.ndarray:
         dtype = "<i2" if bits == 16 else "<i4"
         values = np.frombuffer(raw, dtype=dtype).astype(np.float64) / float(1 << (bits - 1))
     return values.reshape(-1, channels).mean(axis=1)
+
+
+def _check_float_peak(values: np.ndarray) -> None:
+    """Refuse float samples that no recording holds: NaN or infinity, and peaks over
+    MAX_FLOAT_PEAK, which were clipped to full scale and decoded as if they were speech. Before
+    the channels are averaged, so two channels of 1e308 are not called "not numbers" (their sum
+    overflowed). Up to the bound, as before, the average is clipped to [-1, 1]: a float
+    recording a little over full scale is still the question."""
+    peak = float(np.max(np.abs(values)))  # NaN anywhere makes the peak NaN
+    if not math.isfinite(peak):
+        raise AudioError(
+            "corrupt_audio",
+            "the WAV file holds float samples that are not numbers (NaN or infinity): it is "
+            "damaged; record the question again",
+        )
+    if peak > MAX_FLOAT_PEAK:
+        raise AudioError(
+            "corrupt_audio",
+            f"the WAV file holds float samples up to {peak:.3g}, over {MAX_FLOAT_PEAK:g} times "
+            "full scale (1.0): not audio, or not float samples; record the question again",
+        )
 
 
 def resample(samples: np.ndarray, src_rate: int, dst_rate: int) -> np.ndarray:

@@ -110,6 +110,37 @@ def test_bad_audio_is_refused_with_a_reason(data: bytes, code: str) -> None:
     assert len(caught.value.message) > 15
 
 
+@pytest.mark.parametrize("bits", [32, 64])
+@pytest.mark.parametrize(("value", "message"), [
+    (1e30, "float samples up to 1e+30, over 64 times full scale"),
+    (65.0, "float samples up to 65, over 64 times full scale"),
+    (np.inf, "float samples that are not numbers (NaN or infinity)"),
+    (np.nan, "float samples that are not numbers (NaN or infinity)"),
+])
+def test_float_samples_no_recording_holds_are_refused(
+    bits: int, value: float, message: str
+) -> None:
+    """Why: a float WAV of 1e30 (bytes that are not float samples) was clipped to full scale and
+    decoded as a question, and two channels of 1e308 were called "not numbers" (their sum
+    overflowed). Up to 64 times full scale the samples are still clipped, as before."""
+    samples = _sine(16_000, 300).astype(np.float64)
+    dtype = "<f4" if bits == 32 else "<f8"
+    for channels in (1, 2):
+        loud = np.repeat(samples, channels)
+        loud[40 * channels] = value
+        with pytest.raises(AudioError) as caught:
+            read_wav(_wav(3, bits, channels, 16_000, loud.astype(dtype).tobytes()))
+        assert caught.value.code == "corrupt_audio"
+        assert message in caught.value.message
+    if bits == 64:
+        both = np.repeat(samples, 2)
+        both[80:82] = 1e308
+        with pytest.raises(AudioError, match="up to 1e"):
+            read_wav(_wav(3, 64, 2, 16_000, both.astype(dtype).tobytes()))
+    samples[40] = 64.0
+    assert read_wav(_wav(3, bits, 1, 16_000, samples.astype(dtype).tobytes())).samples[40] == 1.0
+
+
 def test_too_long_audio_is_refused() -> None:
     data = to_wav(Audio(np.zeros(16_000 * 3, dtype=np.float32), 16_000))
     with pytest.raises(AudioError) as caught:
