@@ -8,6 +8,7 @@ manager can fix a typo without reading a traceback.
 from __future__ import annotations
 
 import math
+import os
 import re
 import stat
 import tomllib
@@ -271,8 +272,9 @@ def _missing_files(config: HubConfig) -> list[tuple[tuple[str, ...], str]]:
 
 
 def _blocked_folders(config: HubConfig) -> list[tuple[tuple[str, ...], str]]:
-    """(setting, why) for the database and images folder when a file stands where ``run``
-    needs them (it makes the missing ones at its first start)."""
+    """(setting, why) for the database and images folder when ``run`` could not make or use
+    them: a file stands there, or they are missing where this user may not write (it makes
+    the missing ones at its first start)."""
     found = []
     for key, target, folder in (
         (("store", "database"), config.store.database, False),
@@ -285,8 +287,9 @@ def _blocked_folders(config: HubConfig) -> list[tuple[tuple[str, ...], str]]:
 
 def _blocked(path: Path, folder: bool) -> str | None:
     """Why the hub cannot make or use ``path`` (a folder if ``folder``, else a file in its
-    folder), which it creates with its folders at the first start; None when it can (or when
-    this user may not look: the hub's folder is often closed to others)."""
+    folder), which it creates with its folders at the first start: a file in the way, or a
+    nearest existing folder this user may not write in. None when it can (or when this user
+    may not look: the hub's folder is often closed to others)."""
     kind = _kind(path)
     if kind in ("file", "other") and folder:
         return f"{path} is a file, not a folder"
@@ -299,6 +302,13 @@ def _blocked(path: Path, folder: bool) -> str | None:
         above = above.parent
     if kind == "file":
         return f"{above} is a file, so {path} cannot be made"
+    if kind == "folder" and not os.access(above, os.W_OK | os.X_OK):
+        # run would stop at its first start with "permission denied", after the service had
+        # been started on the strength of this check
+        made = path if folder else path.parent
+        return (f"{path} does not exist and cannot be made: this user may not write in {above}; "
+                "run the check as the hub's user, or make the folder for it: sudo install -d "
+                f"-o retail-hub -g retail-hub -m 750 {made}")
     return None
 
 

@@ -21,6 +21,7 @@ from hub.config import (
 )
 from hub.config.beacons import RemindersConfig
 from tests.bounded import run_bounded
+from tests.hub.test_foreign_files import as_another_user
 
 ROOT = Path(__file__).resolve().parents[2]
 CLI = [sys.executable, "-m", "hub.cli"]
@@ -417,6 +418,28 @@ def test_check_names_the_files_the_features_would_miss(tmp_path: Path) -> None:
     config.write_text('[store]\nid = "s"\nname = "S"\ndatabase = "new/var/hub.db"\n'
                       'images_dir = "new/images"\n')
     assert check_config(config) == (load_config(config), [])
+
+
+def test_check_names_a_data_folder_this_user_cannot_make(tmp_path: Path) -> None:
+    """Why: config check said "ok" for a database and images folder to be made where the hub's
+    user may not write, and run (started by the service on the strength of that check) then
+    stopped at its first start with "permission denied"."""
+    theirs = tmp_path / "theirs"
+    theirs.mkdir()
+    theirs.chmod(0o755)  # open to look into (a closed one is not this check's to judge)
+    config = tmp_path / "hub.toml"
+    config.write_text('[store]\nid = "s"\nname = "S"\ndatabase = "theirs/var/hub.db"\n'
+                      'images_dir = "theirs/images"\n')
+    hub = Path(sys.executable).with_name("retail-hub")
+    result = as_another_user([str(hub), "config", "check", str(config)], [theirs])
+    assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr
+    fix = "run the check as the hub's user, or make the folder for it: sudo install -d"
+    assert (f"line 4: store.database: {theirs}/var/hub.db does not exist and cannot be made: "
+            f"this user may not write in {theirs}; {fix} -o retail-hub -g retail-hub -m 750 "
+            f"{theirs}/var\n") in result.stderr
+    assert (f"line 5: store.images_dir: {theirs}/images does not exist and cannot be made: "
+            f"this user may not write in {theirs}; {fix} -o retail-hub -g retail-hub -m 750 "
+            f"{theirs}/images\n") in result.stderr
 
 
 def test_settings_that_contradict_each_other_are_refused() -> None:
