@@ -11,6 +11,10 @@ Delivery rules (see docs/sync-protocol.md):
   harmless);
 * at most ``send_window`` rows are sent ahead of the shop's acks, so a slow or absent shop never
   makes the broker queue more than it keeps;
+* a row whose envelope is over ``max_payload_bytes`` is never published (the shop would only
+  dead-letter it, or the broker drop it, and every replay would send it again): it is kept as a
+  dead letter once, and the next row sent names the last one sent as its ``prev``, so the shop's
+  chain goes on over it and its ack of a later row deletes it;
 * when acks stop coming for ``ack_timeout_s``, only the first tenth of the window after the last
   acked row is sent again, and nothing more until an ack moves; each further replay without one
   waits twice as long, up to ``ack_timeout_max_s``. A shop that lost an event gets it back (its
@@ -35,11 +39,20 @@ from prometheus_client import CollectorRegistry
 
 from sync import inbound, messages
 from sync.backoff import Backoff
-from sync.envelope import MAX_SEQ, ProtocolError, build, decode_data
+from sync.envelope import (
+    DEFAULT_MAX_PAYLOAD_BYTES,
+    MAX_SEQ,
+    MIN_MAX_PAYLOAD_BYTES,
+    ProtocolError,
+    TooLarge,
+    build,
+    decode_data,
+    within_limit,
+)
 from sync.failures import FailureLog
 from sync.metrics import SyncMetrics
 from sync.mqtt_client import BrokerSettings, Incoming, MqttClient, Outgoing, Session
-from sync.ports import CommandIn, StockLevel, StoreLink
+from sync.ports import CommandIn, OutboxRow, StockLevel, StoreLink
 from sync.topics import StoreTopics, parse_topic
 from sync.waiting import Sleep, wait_or_sleep
 
@@ -68,10 +81,18 @@ class AgentSettings:
     snapshot_interval_s: float = 1.0
     full_snapshot_interval_s: float = 300.0
     poll_interval_s: float = 2.0
-    max_payload_bytes: int = 512 * 1024
+    #: The largest envelope read or sent (the shop's ``sync.max_payload_bytes`` should match).
+    max_payload_bytes: int = DEFAULT_MAX_PAYLOAD_BYTES
     #: Other stores whose retained stock snapshots this store follows (the kiosk's "available
     #: at store X" when a product is out of stock here).
     nearby_stores: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        # Below it a birth, will or snapshot could be refused for its size, and with it the
+        # connection or the snapshot task, again on every try.
+        if self.max_payload_bytes < MIN_MAX_PAYLOAD_BYTES:
+            raise ValueError(f"max_payload_bytes {self.max_payload_bytes} is below "
+                             f"{MIN_MAX_PAYLOAD_BYTES}, the least every message fits in")
 
 
 class SyncAgent:
@@ -94,7 +115,13 @@ class SyncAgent:
         self.epoch = 0
         self._will_epoch = 0  # the run named by the will of the newest connection
         self.acked = 0
-        self.cursor = 0  # seq of the last row sent in this session (or the acked seq)
+        self.cursor = 0  # seq of the last row passed in this session (or the acked seq)
+        #: seq of the last row sent in this session (or the acked seq): the next event's prev.
+        #: Behind ``cursor`` only while the rows after it were too large to send.
+        self._chain = 0
+        #: Outbox rows refused for their size in this run (above the acked seq): each is
+        #: dead-lettered and logged once, not again on every replay.
+        self._refused: set[int] = set()
         self._last_seq = 0
         #: The highest seq the shop can hold: written before this run began (perhaps sent by an
         #: earlier one) or sent in this run. An ack above it covers rows never sent.
@@ -128,7 +155,7 @@ class SyncAgent:
         position = await self.link.position()
         self.acked, self._last_seq = position.acked_seq, position.last_seq
         self._sendable = position.last_seq
-        self.cursor = self.acked
+        self.cursor = self._chain = self.acked
         self._tasks = [
             asyncio.create_task(self.client.run(self._session), name="sync-mqtt"),
             asyncio.create_task(self._apply_commands(), name="sync-commands"),
@@ -203,13 +230,14 @@ class SyncAgent:
                                    last_seq=self._last_seq, acked_seq=self.acked)
         payload = build(store=self.settings.store, epoch=self.epoch, seq=self._last_seq,
                         type_=messages.STATE, ts=self.clock(), data=data)
-        return Outgoing(self.topics.state, payload, retain=True)
+        return Outgoing(self.topics.state, within_limit(
+            payload, self.settings.max_payload_bytes, f"{state} state"), retain=True)
 
     # --- outbox ---------------------------------------------------------------------------------
 
     def _rewind(self) -> None:
         """Send everything after the last acked row again."""
-        self.cursor = self.acked
+        self.cursor = self._chain = self.acked
         self._unacked.clear()
         self._generation += 1
         self._last_progress = self.monotonic()
@@ -241,18 +269,50 @@ class SyncAgent:
                     continue
                 payload = build(store=s.store, epoch=self.epoch, seq=row.seq, type_=row.type,
                                 ts=row.ts, data=row.data.encode(), msg_id=row.msg_id,
-                                prev=self.cursor)
+                                prev=self._chain)
                 topic = self.topics.event(row.type)
+                try:
+                    within_limit(payload, s.max_payload_bytes, f"{row.type} event")
+                except TooLarge as exc:
+                    await self._refuse(row, topic, payload, exc)
+                    if generation != self._generation:
+                        break
+                    self.cursor = row.seq  # passed over: the next row's prev stays _chain
+                    self._last_seq = max(self._last_seq, row.seq)
+                    continue
                 await session.send(Outgoing(topic, payload))
                 if generation != self._generation:
                     break
                 if not self._unacked:
                     self._last_progress = self.monotonic()
                 self._unacked.append(row.seq)
-                self.cursor = row.seq
+                self.cursor = self._chain = row.seq
                 self._last_seq = max(self._last_seq, row.seq)
                 self._sendable = max(self._sendable, row.seq)
                 self.metrics.sent.labels(topic.rsplit("/", 1)[1]).inc()
+
+    async def _refuse(self, row: OutboxRow, topic: str, payload: bytes, error: TooLarge) -> None:
+        """``row`` is too large to publish: keep it as a dead letter and say so, once a run.
+
+        It stays in the outbox (rows go only on the shop's ack, which deletes it with the first
+        later row the shop acks), so every rewind meets it again; ``_refused`` keeps those from
+        logging and recording it again. A dead letter that cannot be stored (the disk full) is
+        not tried again: the log line is the record then."""
+        if row.seq in self._refused:
+            return
+        self._refused.add(row.seq)
+        self.metrics.dead_letters.labels(error.reason).inc()
+        log.error("outbox event %s (seq %s, %s) not sent: %s bytes, over max_payload_bytes %s "
+                  "that the shop and the broker take; kept as a dead letter, the events after "
+                  "it go on. Split what makes such events, or raise max_payload_bytes at the "
+                  "shop, the broker and every store alike", row.type, row.seq, row.msg_id,
+                  error.size, error.limit)
+        try:
+            await self.link.dead_letter(inbound.letter(topic, payload, error, self.clock()))
+        except Exception as failure:
+            self._dead_letter_failures.failed(failure, "could not store a dead letter")
+        else:
+            self._dead_letter_failures.succeeded()
 
     def _replay(self) -> None:
         """No ack for the replay wait: send the first events after the ack again, and no more.
@@ -362,6 +422,10 @@ class SyncAgent:
         self._reopen()
         while self._unacked and self._unacked[0] <= acked:
             self._unacked.popleft()
+        self._refused = {seq for seq in self._refused if seq > acked}  # deleted with the ack
+        # The shop's chain has reached ``acked``: the next event follows it (it may have held
+        # rows passed over here since, sent by a run whose limit was higher).
+        self._chain = max(self._chain, acked)
         if acked > self.cursor:
             self.cursor = acked
             self._generation += 1
@@ -405,7 +469,8 @@ class SyncAgent:
                                               seq=level.seq)
                 payload = build(store=self.settings.store, epoch=self.epoch, seq=level.seq,
                                 type_=messages.SNAPSHOT, ts=self.clock(), data=data)
-                await session.send(Outgoing(self.topics.snapshot(level.sku), payload, retain=True))
+                await session.send(Outgoing(self.topics.snapshot(level.sku), within_limit(
+                    payload, self.settings.max_payload_bytes, "stock snapshot"), retain=True))
                 self._snapshot_seq = max(self._snapshot_seq, level.seq)
             if levels:
                 self.metrics.sent.labels("snapshot").inc(len(levels))

@@ -17,6 +17,16 @@ from ulid import ULID
 
 SCHEMA_VERSION = 1
 MAX_SEQ = 2**63 - 1  # SQLite's INTEGER is signed 64-bit
+#: ``max_payload_bytes``, the largest encoded envelope an end sends or reads: its default, and
+#: the range the hub's and the shop's configs accept. Every message of a fixed shape (state,
+#: stock snapshot, ack, resync) is well under the smallest, so only messages whose size grows
+#: with their content (outbox events, commands) can ever be refused for their size.
+DEFAULT_MAX_PAYLOAD_BYTES = 512 * 1024
+MIN_MAX_PAYLOAD_BYTES = 1024
+MAX_MAX_PAYLOAD_BYTES = 64 * 1024 * 1024
+#: The float whose JSON text is the longest (24 characters): an envelope's ``ts`` is written
+#: when it is sent, so a size checked before that counts the widest ``ts`` it may carry.
+WIDEST_TS = -2.2250738585072014e-308
 ULID_PATTERN = r"^[0-9A-HJKMNP-TV-Z]{26}$"
 STORE_PATTERN = r"^[a-z0-9][a-z0-9_-]{0,63}$"
 TYPE_PATTERN = r"^[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)*$"
@@ -61,6 +71,32 @@ class ProtocolError(Exception):
         self.message = message
 
 
+class TooLarge(ProtocolError):
+    """A payload over ``max_payload_bytes`` (reason ``too_large``), received or about to be
+    sent; ``size`` and ``limit`` in bytes, for a message a person can act on."""
+
+    def __init__(self, what: str, size: int, limit: int) -> None:
+        super().__init__("too_large", f"{what} of {size} bytes exceeds {limit} "
+                         "(max_payload_bytes)")
+        self.what = what
+        self.size = size
+        self.limit = limit
+
+
+def within_limit(payload: bytes, max_bytes: int, what: str = "payload") -> bytes:
+    """``payload`` unchanged when it is at most ``max_bytes`` long, else :class:`TooLarge`.
+
+    The one size rule of protocol v1, for both directions: a receiver dead-letters a larger
+    message unread (:func:`decode`), and a sender refuses to publish one. Why the sender too: a
+    message over the receiver's limit can only become a dead letter there, and one over twice
+    it plus 64 KiB the broker drops without a trace (MQTT 5 Maximum Packet Size, mosquitto's
+    ``max_packet_size``), so a shop re-sent such a command for ever. Both ends take their own
+    ``max_payload_bytes`` as the other's: the chain sets one value everywhere."""
+    if len(payload) > max_bytes:
+        raise TooLarge(what, len(payload), max_bytes)
+    return payload
+
+
 def new_id() -> str:
     """A fresh message id (ULID: sortable by creation time, unique without coordination)."""
     return str(ULID())
@@ -99,8 +135,7 @@ _ENVELOPE_DECODER = msgspec.json.Decoder(Envelope)
 
 def decode(payload: bytes, max_bytes: int) -> Envelope:
     """Check size, JSON, envelope schema and schema version, in that order."""
-    if len(payload) > max_bytes:
-        raise ProtocolError("too_large", f"payload of {len(payload)} bytes exceeds {max_bytes}")
+    within_limit(payload, max_bytes)
     try:
         envelope = _ENVELOPE_DECODER.decode(payload)
     except msgspec.ValidationError as exc:

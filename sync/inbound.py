@@ -1,4 +1,5 @@
-"""The checks every received message passes before anyone acts on it (both ends use them)."""
+"""The checks every received message passes before anyone acts on it (both ends use them), and
+the dead-letter record of what fails them."""
 
 from __future__ import annotations
 
@@ -38,11 +39,18 @@ def check(prefix: str, message: Incoming, max_bytes: int) -> Received:
 
 def dead_letter(message: Incoming, error: ProtocolError, now: float) -> DeadLetter:
     """The dead-letter record of a refused message (payload truncated)."""
+    return letter(message.topic, message.payload, error, now)
+
+
+def letter(topic: str, payload: bytes, error: ProtocolError, now: float) -> DeadLetter:
+    """The dead-letter record of ``payload`` on ``topic``, received or refused for sending (an
+    end's own message over ``max_payload_bytes``): the same record, so an operator finds both
+    in one table, with the reason, the size and the first ``KEPT_PAYLOAD_BYTES``."""
     return DeadLetter(
-        topic=message.topic,
+        topic=topic,
         reason=error.reason,
         message=error.message[:1000],
-        payload=message.payload[:KEPT_PAYLOAD_BYTES],
-        size=len(message.payload),
+        payload=payload[:KEPT_PAYLOAD_BYTES],
+        size=len(payload),
         received_at=now,
     )

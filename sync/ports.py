@@ -66,7 +66,8 @@ class Outcome:
 
 @dataclass(frozen=True)
 class DeadLetter:
-    """An incoming message that could not be applied, kept with why."""
+    """An incoming message that could not be applied, or an outgoing one refused for its size
+    (``too_large``: ``topic`` is where it was to go), kept with why."""
 
     topic: str
     reason: str
@@ -104,7 +105,7 @@ class StoreLink(Protocol):
         """Record (once) that a command cannot be applied and tell the shop why."""
 
     async def dead_letter(self, letter: DeadLetter) -> None:
-        """Keep a message that could not be applied."""
+        """Keep a message that could not be applied (or, too large, could not be sent)."""
 
     def nearby_stock(self, store: str, level: StockLevel) -> None:
         """Another store's stock of one SKU, from its retained snapshot (kept in memory)."""

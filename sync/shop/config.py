@@ -8,6 +8,7 @@ from pathlib import Path
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from sync.broker_config import BrokerConnection
+from sync.envelope import DEFAULT_MAX_PAYLOAD_BYTES, MAX_MAX_PAYLOAD_BYTES, MIN_MAX_PAYLOAD_BYTES
 
 
 class _Strict(BaseModel):
@@ -50,10 +51,13 @@ class ShopSyncConfig(_Strict):
     resend_after_s: float = Field(default=10.0, gt=0, le=86_400,
                                   description="A command without a result is sent again after "
                                   "this long while its store is online.")
-    max_payload_bytes: int = Field(default=512 * 1024, ge=1024, le=64 * 1024 * 1024,
-                                   description="Larger messages are dead-lettered unread; on "
-                                   "MQTT 5 the broker is asked to deliver none over twice this "
-                                   "(plus 64 KiB).")
+    max_payload_bytes: int = Field(
+        default=DEFAULT_MAX_PAYLOAD_BYTES, ge=MIN_MAX_PAYLOAD_BYTES, le=MAX_MAX_PAYLOAD_BYTES,
+        description="Larger messages are dead-lettered unread; on MQTT 5 the broker is asked to "
+        "deliver none over twice this (plus 64 KiB). Also the largest command the shop sends: "
+        "the API refuses one that would be larger (413), and a pending one found larger (the "
+        "limit lowered since) is rejected and dead-lettered rather than sent. Use the stores' "
+        "mqtt.max_payload_bytes.")
     batch: int = Field(default=500, ge=1, le=10_000,
                        description="Messages applied per database transaction at most.")
 

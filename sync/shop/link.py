@@ -11,6 +11,10 @@
   arrives, and are sent again on the store's birth and every ``resend_after_s`` while it is online
   (the store applies each command id once). On every (re)connect the shop asks each known store
   to resync from its watermark, so nothing waits for the store's ack timeout.
+* Nothing is published over ``max_payload_bytes``: a store would only dead-letter it, or the
+  broker drop it, and the command would be sent again for ever. The API refuses such a command
+  where it is made (``ShopStore._add_command``); one already pending (the limit lowered since)
+  is rejected and dead-lettered here when its turn comes, once, and the rest go on in order.
 """
 
 from __future__ import annotations
@@ -21,7 +25,14 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from sync import inbound, messages
-from sync.envelope import ProtocolError, build, decode_data
+from sync.envelope import (
+    DEFAULT_MAX_PAYLOAD_BYTES,
+    ProtocolError,
+    TooLarge,
+    build,
+    decode_data,
+    within_limit,
+)
 from sync.metrics import SyncMetrics
 from sync.mqtt_client import BrokerSettings, Incoming, MqttClient, Outgoing, Session
 from sync.shop.store import (
@@ -34,6 +45,7 @@ from sync.shop.store import (
     SnapshotItem,
     StateItem,
     StockRow,
+    too_large_advice,
 )
 from sync.topics import ShopFilters, StoreTopics, shared
 from sync.waiting import Sleep
@@ -57,7 +69,7 @@ class LinkSettings:
     shared_group: str | None = "shop"
     ack_interval_s: float = 0.05
     resend_after_s: float = 10.0
-    max_payload_bytes: int = 512 * 1024
+    max_payload_bytes: int = DEFAULT_MAX_PAYLOAD_BYTES  # read and sent (the stores' should match)
     batch: int = 500
 
 
@@ -115,15 +127,39 @@ class ShopLink:
         return True
 
     async def _send_commands(self, session: Session, commands: list[PendingCommand]) -> None:
+        sent = []
         for command in commands:
-            payload = build(store=command.store, epoch=command.epoch, seq=command.seq,
-                            type_=command.type, ts=self.clock(), data=command.data.encode(),
-                            msg_id=command.id)
-            await session.send(Outgoing(StoreTopics(self.settings.prefix, command.store).cmd,
-                                        payload))
+            topic = StoreTopics(self.settings.prefix, command.store).cmd
+            payload = command.payload(self.clock())
+            try:
+                within_limit(payload, self.settings.max_payload_bytes,
+                             f"the {command.type} command")
+            except TooLarge as exc:
+                await self._refuse(command, topic, payload, exc)
+                continue
+            await session.send(Outgoing(topic, payload))
             self.metrics.sent.labels("command").inc()
-        if commands:
-            await self.store.write(self.store.mark_sent, [c.seq for c in commands], self.clock())
+            sent.append(command.seq)
+        if sent:
+            await self.store.write(self.store.mark_sent, sent, self.clock())
+
+    async def _refuse(self, command: PendingCommand, topic: str, payload: bytes,
+                      error: TooLarge) -> None:
+        """A pending command too large to send: rejected and dead-lettered for good (it is
+        no longer pending, so this happens, and is logged, once)."""
+        reason = (f"too large to send to the store: the {command.type} command is "
+                  f"{error.size} bytes, over the {error.limit} bytes a store takes "
+                  f"(max_payload_bytes), so it was never delivered; "
+                  f"{too_large_advice(command.type)}")
+        now = self.clock()
+        if await self.store.write(self.store.refuse_command, command.seq, reason,
+                                  inbound.letter(topic, payload, error, now), now):
+            self.metrics.dead_letters.labels(error.reason).inc()
+            log.error("command %s (%s for store %s) rejected unsent: %s bytes, over "
+                      "sync.max_payload_bytes %s; kept as a dead letter. Its sender must %s; "
+                      "or raise max_payload_bytes at the shop, the broker and every store "
+                      "alike", command.id, command.type, command.store, error.size, error.limit,
+                      too_large_advice(command.type))
 
     async def _send_resync(self, session: Session, store: str, epoch: int, after_seq: int,
                            snapshots: bool) -> None:
@@ -131,7 +167,8 @@ class ShopLink:
         data = messages.Resync(after_seq=after_seq, snapshots=snapshots)
         payload = build(store=store, epoch=epoch, seq=0, type_=messages.RESYNC,
                         ts=self.clock(), data=data)
-        await session.send(Outgoing(StoreTopics(self.settings.prefix, store).cmd, payload))
+        await session.send(Outgoing(StoreTopics(self.settings.prefix, store).cmd, within_limit(
+            payload, self.settings.max_payload_bytes, "resync")))
         self.metrics.sent.labels("resync").inc()
         self.metrics.replays.inc()
 
@@ -169,7 +206,9 @@ class ShopLink:
                 data = messages.Ack(acked_seq=watermark)
                 payload = build(store=store, epoch=epoch, seq=watermark, type_=messages.ACK,
                                 ts=self.clock(), data=data)
-                await session.send(Outgoing(StoreTopics(self.settings.prefix, store).ack, payload))
+                await session.send(Outgoing(StoreTopics(self.settings.prefix, store).ack,
+                                            within_limit(payload, self.settings.max_payload_bytes,
+                                                         "ack")))
                 self._acks_sent[store] = watermark
                 self.metrics.sent.labels("ack").inc()
             await self.sleep(self.settings.ack_interval_s)

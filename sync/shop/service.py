@@ -31,9 +31,9 @@ class ShopService:
                  sleep: Sleep = asyncio.sleep) -> None:
         self.config = config
         registry = CollectorRegistry()
-        store = ShopStore(config.database)
-        feed = StockFeed()
         s = config.sync
+        store = ShopStore(config.database, s.max_payload_bytes)
+        feed = StockFeed()
         link = ShopLink(
             store,
             config.mqtt.broker_settings(config.mqtt.client_id, s.max_payload_bytes),

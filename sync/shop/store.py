@@ -22,7 +22,15 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from sync import messages
-from sync.envelope import Envelope, new_id
+from sync.envelope import (
+    DEFAULT_MAX_PAYLOAD_BYTES,
+    MAX_SEQ,
+    WIDEST_TS,
+    Envelope,
+    build,
+    new_id,
+    within_limit,
+)
 from sync.ports import DeadLetter
 
 T = TypeVar("T")
@@ -85,6 +93,20 @@ class PendingCommand:
     data: str
     epoch: int
 
+    def payload(self, ts: float, epoch: int | None = None) -> bytes:
+        """The envelope this command is sent in at ``ts`` (and in the store's run ``epoch``,
+        by default the one it was read with): built here alone, so the size checked when the
+        command is made is that of what is sent."""
+        return build(store=self.store, epoch=self.epoch if epoch is None else epoch,
+                     seq=self.seq, type_=self.type, ts=ts, data=self.data.encode(),
+                     msg_id=self.id)
+
+    def largest_payload(self) -> bytes:
+        """The envelope as it may be sent at the widest: ``ts`` and the store's run are written
+        at each send, so they are counted at their longest (an epoch of 19 digits, a ``ts`` of
+        24 characters), a few dozen bytes more than a real send at most."""
+        return self.payload(WIDEST_TS, MAX_SEQ)
+
 
 @dataclass(frozen=True)
 class OrderKey:
@@ -131,6 +153,22 @@ FINAL_STATES = frozenset({"collected", "expired", "cancelled", "rejected"})
 INVALID_ORDER = "invalid_order"
 
 
+#: What to do about a command too large to send, by its type: said by the API's 413 and in the
+#: reason of a pending command rejected for its size. What makes a command large is the caller's
+#: to change (the lines of an order, the text of a reason or name), never the store's.
+TOO_LARGE_ADVICE = {
+    messages.ORDER_PLACE: "split the order into several orders with fewer lines",
+    messages.ORDER_CANCEL: "send a shorter reason",
+    messages.MEMBER_UPSERT: "use a shorter display name",
+    messages.CATALOG_UPDATE: "send the products in several smaller updates",
+}
+
+
+def too_large_advice(command_type: str) -> str:
+    """What to do about a ``command_type`` command too large to send (see TOO_LARGE_ADVICE)."""
+    return TOO_LARGE_ADVICE.get(command_type, "send it in smaller parts")
+
+
 class OrderFinal(Exception):
     """A cancel of an order the shop already knows to be in a final state."""
 
@@ -169,8 +207,11 @@ class BatchOutcome:
 class ShopStore:
     """The database file and the threads that use it."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, max_payload_bytes: int = DEFAULT_MAX_PAYLOAD_BYTES) -> None:
         self.path = path
+        #: The largest command envelope a store takes (``sync.max_payload_bytes``): a command
+        #: that would be larger is refused where it is made (``_add_command``).
+        self.max_payload_bytes = max_payload_bytes
         self._local = threading.local()
         self._connections: list[sqlite3.Connection] = []
         self._lock = threading.Lock()
@@ -451,12 +492,21 @@ class ShopStore:
         )
         if result.status == "rejected" and result.command_type == messages.ORDER_PLACE:
             # The store never created the order, so no status event will come for it.
-            conn.execute(
-                "UPDATE orders SET state = 'rejected', reason = ?, reason_code = ?, seq = ?, "
-                "updated_at = ? WHERE store = ? AND id = (SELECT ref FROM commands WHERE id = ?) "
-                "AND state = 'requested'",
-                (result.reason, INVALID_ORDER, env.seq, now, env.store, result.command_id),
-            )
+            ShopStore._order_refused(conn, env.store, result.command_id, result.reason, env.seq,
+                                     now)
+
+    @staticmethod
+    def _order_refused(conn: sqlite3.Connection, store: str, command_id: str,
+                       reason: str | None, seq: int | None, now: float) -> None:
+        """The order that command ``command_id`` places was refused (by the store, whose result
+        event is ``seq``; or, too large to send, by the shop, ``seq`` None): it shows
+        'rejected' with ``reason``, as no status event will ever come for it."""
+        conn.execute(
+            "UPDATE orders SET state = 'rejected', reason = ?, reason_code = ?, "
+            "seq = coalesce(?, seq), updated_at = ? WHERE store = ? AND "
+            "id = (SELECT ref FROM commands WHERE id = ?) AND state = 'requested'",
+            (reason, INVALID_ORDER, seq, now, store, command_id),
+        )
 
     def _apply_snapshot(self, conn: sqlite3.Connection, item: SnapshotItem, now: float,
                         out: BatchOutcome) -> None:
@@ -722,6 +772,11 @@ class ShopStore:
 
     def _add_command(self, conn: sqlite3.Connection, store: str, type_: str,
                      data: dict[str, Any], ref: str | None, now: float) -> PendingCommand:
+        """Queue a command for ``store``; :class:`~sync.envelope.TooLarge` (the caller's
+        transaction rolls back) when its envelope could be over ``max_payload_bytes``: the
+        store would only dead-letter it, or the broker drop it, while the shop sent it again
+        for ever. Checked here, where every command is made, so none is queued that can
+        never be delivered."""
         command_id = new_id()
         body = json.dumps(data, separators=(",", ":"))
         cur = conn.execute("INSERT INTO commands (id, store, type, data, status, ref, created_at) "
@@ -729,7 +784,29 @@ class ShopStore:
                            (command_id, store, type_, body, ref, now))
         epoch = conn.execute("SELECT coalesce(max(epoch), 0) FROM stores WHERE store = ?",
                              (store,)).fetchone()[0]
-        return PendingCommand(int(cur.lastrowid or 0), command_id, store, type_, body, epoch)
+        command = PendingCommand(int(cur.lastrowid or 0), command_id, store, type_, body, epoch)
+        within_limit(command.largest_payload(), self.max_payload_bytes,
+                     f"the {type_} command for store {store!r}")
+        return command
+
+    def refuse_command(self, seq: int, reason: str, letter: DeadLetter, now: float) -> bool:
+        """The pending command ``seq`` is too large to send (queued before the limit was
+        lowered, or by an older version): record it ``rejected`` with ``reason``, as a store's
+        refusal is recorded, so it is never sent again; an order it places shows 'rejected'
+        (``invalid_order``); ``letter`` is kept with the dead letters. False when it was no
+        longer pending (the store answered it meanwhile)."""
+        with self._tx() as conn:
+            row = conn.execute("SELECT id, store, type FROM commands WHERE seq = ? AND "
+                               "status = 'pending'", (seq,)).fetchone()
+            if row is None:
+                return False
+            command_id, store, type_ = row
+            conn.execute("UPDATE commands SET status = 'rejected', reason = ?, resolved_at = ? "
+                         "WHERE seq = ?", (reason, now, seq))
+            if type_ == messages.ORDER_PLACE:
+                self._order_refused(conn, store, command_id, reason, None, now)
+            self._dead_letter(conn, letter)
+            return True
 
     def mark_sent(self, seqs: list[int], now: float) -> None:
         with self._tx() as conn:

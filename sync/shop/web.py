@@ -20,11 +20,25 @@ from aiohttp import web
 from prometheus_client import generate_latest
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from sync.envelope import STORE_PATTERN, new_id
-from sync.messages import ID_PATTERN, NAME_PATTERN, SKU_PATTERN
+from sync.envelope import STORE_PATTERN, TooLarge, new_id
+from sync.messages import (
+    ID_PATTERN,
+    MEMBER_UPSERT,
+    NAME_PATTERN,
+    ORDER_CANCEL,
+    ORDER_PLACE,
+    SKU_PATTERN,
+)
 from sync.shop.context import SHOP, Shop
 from sync.shop.feed import Resync
-from sync.shop.store import FINAL_STATES, KeyReused, OrderFinal, OrderKey, UnknownStore
+from sync.shop.store import (
+    FINAL_STATES,
+    KeyReused,
+    OrderFinal,
+    OrderKey,
+    UnknownStore,
+    too_large_advice,
+)
 
 log = logging.getLogger(__name__)
 M = TypeVar("M", bound=BaseModel)
@@ -203,6 +217,24 @@ def _act_for(request: web.Request, member: str) -> None:
                        f"act for member {member!r}")
 
 
+#: Opting out and withdrawing send the display name the member gave at opt-in.
+NAME_TOO_LONG = ("the member's display name makes it so: opt in again with a shorter "
+                 "display_name first")
+
+
+def _too_large(error: TooLarge, field: str, advice: str) -> ApiError:
+    """413 for a request whose command to the store would be over ``max_payload_bytes``;
+    ``field`` is what makes it large (its detail also carries ``size`` and ``limit``).
+
+    Why refuse it here: the store would only dead-letter it (or the broker drop it unread),
+    and the shop, waiting for an answer that never comes, sent it again for ever. Nothing was
+    stored; the message says how large, the limit, and what to send instead."""
+    message = (f"{error.what} would be {error.size} bytes, over the {error.limit} bytes a "
+               f"store takes (sync.max_payload_bytes); nothing was stored or sent: {advice}")
+    return ApiError(413, "too_large", message, [
+        {"field": field, "message": message, "size": error.size, "limit": error.limit}])
+
+
 def _unknown_store(store: str) -> ApiError:
     return ApiError(404, "not_found", f"store {store!r} has not reported to the shop; check the "
                     "store id, or wait until the store has connected once")
@@ -322,6 +354,8 @@ async def place_order(request: web.Request) -> web.Response:
                                      order.member, lines, now, keyed)
     except UnknownStore:
         raise _unknown_store(order.store) from None
+    except TooLarge as exc:
+        raise _too_large(exc, "lines", too_large_advice(ORDER_PLACE)) from None
     except KeyReused as exc:
         raise ApiError(409, "idempotency_key_reused", f"Idempotency-Key {key!r} was already used "
                        f"by member {order.member!r} for order {exc.order_id!r} with a different "
@@ -375,6 +409,8 @@ async def cancel_order(request: web.Request) -> web.Response:
         raise ApiError(409, "order_final", f"order {order_id!r} is already {exc.state}, a final "
                        "state: the store cannot cancel it (only an order that is not yet "
                        f"{', '.join(sorted(FINAL_STATES))} can be cancelled)") from None
+    except TooLarge as exc:
+        raise _too_large(exc, "reason", too_large_advice(ORDER_CANCEL)) from None
     await s.link.send(command)
     return web.json_response({"id": order_id, "state": order["state"],
                               "cancel_requested": True}, status=202)
@@ -391,6 +427,8 @@ async def opt_in(request: web.Request) -> web.Response:
                                            True, secrets.token_hex(16), s.clock())
     except UnknownStore:
         raise _unknown_store(body.store) from None
+    except TooLarge as exc:
+        raise _too_large(exc, "display_name", too_large_advice(MEMBER_UPSERT)) from None
     await s.link.send(command)
     return web.json_response({"member": member, "store": body.store, "beacon_key": key},
                              status=202)
@@ -408,6 +446,8 @@ async def opt_out(request: web.Request) -> web.Response:
                                          secrets.token_hex(16), s.clock())
     except UnknownStore:
         raise _unknown_store(body.store) from None
+    except TooLarge as exc:
+        raise _too_large(exc, "display_name", NAME_TOO_LONG) from None
     await s.link.send(command)
     return web.json_response({"member": member, "store": body.store, "beacon_key": None},
                              status=202)
@@ -420,7 +460,11 @@ async def withdraw(request: web.Request) -> web.Response:
     _act_for(request, member)
     if not await s.store.read(s.store.member_known, member):
         raise ApiError(404, "not_found", f"member {member!r} never opted in")
-    commands = await s.store.write(s.store.withdraw, member, secrets.token_hex(16), s.clock())
+    try:
+        commands = await s.store.write(s.store.withdraw, member, secrets.token_hex(16),
+                                       s.clock())
+    except TooLarge as exc:
+        raise _too_large(exc, "display_name", NAME_TOO_LONG) from None
     for command in commands:
         await s.link.send(command)
     return web.json_response({"member": member, "stores": [c.store for c in commands],

@@ -1,0 +1,197 @@
+"""Nothing is published over ``max_payload_bytes``.
+
+Why: a command over a store's limit was published anyway. The store could only dead-letter it
+(and over twice the limit plus 64 KiB the broker dropped it without a trace), while the shop,
+waiting for an answer that never came, sent it again for ever; an outbox event over the shop's
+limit broke the shop's chain of events, so the store sent the window again for ever. Each end
+now refuses such a message where it is made (the shop's API: 413), and one already queued is
+recorded as failed, once, while the rest goes on in order. The generated mosquitto config had
+a constant ``max_packet_size`` that a raised ``max_payload_bytes`` did not move.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from hub.outbox import enqueue
+from sync.envelope import DEFAULT_MAX_PAYLOAD_BYTES
+from sync.shop.store import ShopStore
+from sync.topics import StoreTopics
+from tests.fixtures.mosquitto import Mosquitto
+from tests.sync.conftest import SyncPair, applied, wait_until
+from tests.sync.test_bad_input import metric
+from tests.sync.test_shop_api import call
+
+LIMIT = 1024  # the least max_payload_bytes either end accepts
+#: 30 lines of 40-character SKUs: about 1.6 KB as a command, under every HTTP limit.
+LONG_LINES = [{"sku": f"SKU-{i:02d}-" + "X" * 33, "qty": 1} for i in range(30)]
+
+
+async def _pair(tmp_path: Path, broker: Mosquitto, **shop: Any) -> SyncPair:
+    """A hub and a shop that both read and send at most ``LIMIT`` bytes a message (the shop's
+    limit overridable: ``shop``), the catalogue imported and the store reported."""
+    pair = SyncPair(tmp_path, broker)
+    await pair.start_hub(max_payload_bytes=LIMIT)
+    await pair.import_catalog()
+    await pair.start_shop(**{"max_payload_bytes": LIMIT, **shop})
+    await pair.reported()
+    return pair
+
+
+async def test_the_shop_refuses_a_command_too_large_for_the_store_where_it_is_made(
+        tmp_path: Path, mosquitto: Mosquitto) -> None:
+    """An order with too many lines, a cancel with too long a reason: 413 naming the size and
+    the limit, with what to do instead; nothing stored, nothing sent. One that fits goes."""
+    pair = await _pair(tmp_path, mosquitto)
+    try:
+        status, body = await call(pair, "POST", "/api/orders", {
+            "store": pair.store, "member": "m-1", "lines": LONG_LINES})
+        assert status == 413, body
+        error = body["error"]
+        assert error["code"] == "too_large"
+        [detail] = error["details"]
+        size, limit = detail["size"], detail["limit"]
+        assert detail["field"] == "lines" and limit == LIMIT and size > LIMIT
+        assert f"{size} bytes" in error["message"] and f"{LIMIT} bytes" in error["message"]
+        assert "order.place" in error["message"] and "split the order" in error["message"]
+        assert pair.shop_sql("SELECT count(*) FROM orders") == [(0,)]
+        assert pair.shop_sql("SELECT count(*) FROM commands") == [(0,)]
+
+        status, placed = await call(pair, "POST", "/api/orders", {
+            "store": pair.store, "member": "m-1", "lines": [{"sku": "OAT-1", "qty": 1}]})
+        assert status == 202, placed
+        await wait_until(lambda: _order_state(pair, placed["id"], "accepted"),
+                         what="the order that fits accepted by the store")
+        status, body = await call(pair, "POST", f"/api/orders/{placed['id']}/cancel",
+                                  {"reason": "é" * 200})  # 6 bytes each as JSON
+        assert status == 413 and body["error"]["code"] == "too_large", body
+        assert "shorter reason" in body["error"]["message"]
+        assert pair.shop_sql("SELECT type FROM commands") == [("order.place",)]
+    finally:
+        await pair.close()
+
+
+async def test_a_queued_command_over_the_limit_is_failed_once_and_the_rest_go_on(
+        tmp_path: Path, mosquitto: Mosquitto, caplog: pytest.LogCaptureFixture) -> None:
+    """Queued while the shop's limit was higher (512 KiB), sent after it was lowered: rejected
+    with the reason, its order shown rejected, one dead letter and one log line, never sent;
+    the command queued after it reaches the store."""
+    caplog.set_level(logging.ERROR, logger="sync.shop.link")
+    pair = await _pair(tmp_path, mosquitto, max_payload_bytes=DEFAULT_MAX_PAYLOAD_BYTES)
+    try:
+        await pair.stop_shop()
+        queued = ShopStore(pair.shop_db)  # as the shop before the limit was lowered
+        try:
+            big = queued.place_order("o-big", pair.store, "m-1", LONG_LINES, time.time())
+            queued.opt_in("m-2", pair.store, "Ann", True, "ab" * 16, time.time())
+        finally:
+            queued.close()
+        assert big.command is not None
+
+        shop = await pair.start_shop(max_payload_bytes=LIMIT)
+        await wait_until(lambda: pair.shop_sql("SELECT status FROM commands WHERE type = ?",
+                                               "member.upsert") == [("applied",)],
+                         what="the opt-in after it applied by the store")
+        assert pair.hub is not None
+        assert pair.hub.services.members.get("m-2").consent is True
+        [(status, reason, attempts)] = pair.shop_sql(
+            "SELECT status, reason, attempts FROM commands WHERE id = ?", big.command.id)
+        assert (status, attempts) == ("rejected", 0)
+        assert f"over the {LIMIT} bytes" in reason and "split the order" in reason
+        order = (await call(pair, "GET", "/api/orders/o-big"))[1]
+        assert (order["state"], order["reason_code"]) == ("rejected", "invalid_order")
+        assert order["reason"] == reason
+        [(topic, dead_reason, size)] = pair.shop_sql(
+            "SELECT topic, reason, size FROM dead_letters")
+        assert (topic, dead_reason) == (StoreTopics("retail", pair.store).cmd, "too_large")
+        assert size > LIMIT
+        await applied(shop)
+        text = (await pair.http.get(f"{shop.url}/metrics")).content
+        assert metric((await text.read()).decode(), "shop_sync_dead_letters_total",
+                      "too_large") == 1
+        lines = [r.getMessage() for r in caplog.records if r.name == "sync.shop.link"]
+        assert len(lines) == 1 and big.command.id in lines[0], lines
+        # The store never saw it: not even as a dead letter of its own.
+        svc = pair.hub.services
+        assert await svc.db.read(svc.db.query, "SELECT reason FROM sync_dead_letters") == []
+    finally:
+        await pair.close()
+
+
+async def test_an_outbox_event_over_the_limit_is_dead_lettered_once_and_the_stream_goes_on(
+        tmp_path: Path, mosquitto: Mosquitto, caplog: pytest.LogCaptureFixture) -> None:
+    """The events around it reach the shop and are acknowledged (which deletes it too); a
+    replay of the outbox (the shop's resync on its restart) does not record or log it again."""
+    caplog.set_level(logging.ERROR, logger="sync.agent")
+    pair = await _pair(tmp_path, mosquitto)
+    assert pair.hub is not None
+    svc = pair.hub.services
+
+    def reminders(*texts: str) -> None:
+        with svc.db.transaction() as tx:
+            for text in texts:
+                enqueue(tx, svc.bus, "reminder", {"member": "m-1", "text": text},
+                        svc.clock.now())
+
+    def outbox() -> int:
+        row = svc.db.query_one("SELECT count(*) AS n FROM outbox")
+        assert row is not None
+        return int(row["n"])
+
+    async def dead_letters() -> list[tuple[str, str, int]]:
+        rows = await svc.db.read(svc.db.query, "SELECT topic, reason, size FROM "
+                                 "sync_dead_letters ORDER BY id")
+        return [(r["topic"], r["reason"], r["size"]) for r in rows]
+
+    def shop_texts() -> list[str]:
+        return [json.loads(data)["text"] for (data,) in pair.shop_sql(
+            "SELECT data FROM reminders ORDER BY seq")]
+
+    def resyncs() -> int:
+        row = svc.db.query_one("SELECT count(*) AS n FROM sync_inbox WHERE type = ?",
+                               ("sync.resync",))
+        assert row is not None
+        return int(row["n"])
+
+    big = "x" * 2000
+    try:
+        await svc.db.write(reminders, "first", big, "third")
+        await wait_until(lambda: shop_texts() == ["first", "third"] and outbox() == 0, 20,
+                         "the events around the large one applied and acknowledged")
+        topic = StoreTopics("retail", pair.store).event("reminder")
+        [letter] = await dead_letters()
+        assert letter[:2] == (topic, "too_large") and letter[2] > LIMIT
+
+        # The last row of the outbox, nothing after it to ack it away: met on every replay.
+        await svc.db.write(reminders, big)
+        await wait_until(lambda: _count(dead_letters, 2), 20, "the second large one refused")
+        before = resyncs()
+        await pair.stop_shop()
+        await pair.start_shop(max_payload_bytes=LIMIT)  # asks for a resync: a replay
+        await wait_until(lambda: resyncs() > before, 20, "the resync applied")
+        await svc.db.write(reminders, "fourth")
+        await wait_until(lambda: shop_texts() == ["first", "third", "fourth"] and outbox() == 0,
+                         20, "the event after it applied and both acknowledged")
+        assert len(await dead_letters()) == 2
+        lines = [r.getMessage() for r in caplog.records
+                 if r.name == "sync.agent" and "not sent" in r.getMessage()]
+        assert len(lines) == 2, lines
+        assert metric(svc.metrics.render().decode(), "hub_sync_dead_letters_total",
+                      "too_large") == 2
+        assert pair.shop_sql("SELECT count(*) FROM dead_letters") == [(0,)]
+    finally:
+        await pair.close()
+
+
+async def _count(read: Any, count: int) -> bool:
+    return len(await read()) >= count
+
+
+async def _order_state(pair: SyncPair, order_id: str, state: str) -> bool:
+    return (await call(pair, "GET", f"/api/orders/{order_id}"))[1]["state"] == state
