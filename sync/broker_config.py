@@ -14,6 +14,19 @@ from sync.mqtt_client import BrokerSettings
 PACKET_OVERHEAD = 64 * 1024
 
 
+def max_packet_size(max_payload_bytes: int) -> int:
+    """The largest MQTT packet to let through for ends whose limit is ``max_payload_bytes``:
+    twice it, plus ``PACKET_OVERHEAD`` for topic, header and properties.
+
+    The clients ask the broker for it (MQTT 5 Maximum Packet Size) and the generated broker
+    configuration sets it (``sync/broker_setup.py``, mosquitto's ``max_packet_size``), from this
+    one function: a broker constant of its own did not follow a raised ``max_payload_bytes``,
+    and the broker dropped messages both ends would take. Why twice and not once: a message
+    just over a receiver's limit still reaches it, to be dead-lettered with its reason, while
+    one far larger is never read at all."""
+    return 2 * max_payload_bytes + PACKET_OVERHEAD
+
+
 def read_password_file(path: Path) -> str:
     """A broker password from its file: the first line, stripped (empty file: empty password).
     Why a file: the password stays out of the config file, which is shared and backed up, and
@@ -61,11 +74,11 @@ class BrokerConnection(BaseModel):
         """Connection settings for ``client_id``, with the password read from its file.
 
         ``largest_payload`` is the receiver's ``max_payload_bytes``: the broker is asked to
-        deliver nothing over twice that (plus room for topic and header), so what the receiver
-        would refuse anyway is at most read once and dead-lettered with its reason, and nothing
-        larger is read at all (MQTT 5)."""
+        deliver nothing over :func:`max_packet_size` of it, so what the receiver would refuse
+        anyway is at most read once and dead-lettered with its reason, and nothing larger is
+        read at all (MQTT 5)."""
         password = None if self.password_file is None else read_password_file(self.password_file)
-        packet = None if largest_payload is None else 2 * largest_payload + PACKET_OVERHEAD
+        packet = None if largest_payload is None else max_packet_size(largest_payload)
         return BrokerSettings(
             host=self.host,
             port=self.port,

@@ -21,7 +21,13 @@ import ssl
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from sync.envelope import STORE_PATTERN
+from sync.broker_config import max_packet_size
+from sync.envelope import (
+    DEFAULT_MAX_PAYLOAD_BYTES,
+    MAX_MAX_PAYLOAD_BYTES,
+    MIN_MAX_PAYLOAD_BYTES,
+    STORE_PATTERN,
+)
 from sync.topics import VERSION
 
 PBKDF2_ITERATIONS = 101  # what mosquitto_passwd 2.0 writes
@@ -38,11 +44,6 @@ class BrokerSetupError(ValueError):
     """The requested broker setup cannot be written as asked."""
 
 
-#: The largest MQTT packet the generated broker accepts (docs/broker-cluster.md gives the same
-#: for other brokers); raise it with the ends' ``max_payload_bytes``.
-MAX_PACKET_BYTES = 1024 * 1024
-
-
 @dataclass(frozen=True)
 class BrokerPlan:
     """What to write: stores, shop users, listener and TLS files."""
@@ -57,6 +58,9 @@ class BrokerPlan:
     tls_key: Path | None = None
     persistence: bool = True
     run_as: str | None = None
+    #: The ``max_payload_bytes`` the hubs and the shop are configured with (one value for the
+    #: chain): the broker's ``max_packet_size`` follows it, as the clients' requests do.
+    max_payload_bytes: int = DEFAULT_MAX_PAYLOAD_BYTES
 
 
 @dataclass(frozen=True)
@@ -141,9 +145,10 @@ def _config_text(plan: BrokerPlan, folder: Path, password_file: Path, acl_file: 
         f"acl_file {acl_file}",
         # The hub's outbox is the source of truth; broker persistence only shortens recovery.
         f"persistence {'true' if plan.persistence else 'false'}",
-        # Receivers dead-letter payloads over 512 KiB (max_payload_bytes); anything much larger
-        # is refused here, before the broker holds it in memory for every subscriber.
-        f"max_packet_size {MAX_PACKET_BYTES}",
+        # Senders refuse and receivers dead-letter payloads over max_payload_bytes; anything
+        # much larger is refused here, before the broker holds it in memory for every
+        # subscriber. The same size the clients ask for (MQTT 5 Maximum Packet Size).
+        f"max_packet_size {max_packet_size(plan.max_payload_bytes)}",
     ]
     if plan.persistence:
         out += [f"persistence_location {folder / 'data'}/", "autosave_interval 60"]
@@ -174,6 +179,11 @@ def _check(plan: BrokerPlan) -> None:
         raise BrokerSetupError(f"{sorted(clash)} named both as store and as shop user")
     if len(set(plan.stores)) != len(plan.stores):
         raise BrokerSetupError("a store is named twice")
+    if not MIN_MAX_PAYLOAD_BYTES <= plan.max_payload_bytes <= MAX_MAX_PAYLOAD_BYTES:
+        raise BrokerSetupError(
+            f"max_payload_bytes {plan.max_payload_bytes} is outside what the hubs and the shop "
+            f"accept ({MIN_MAX_PAYLOAD_BYTES} to {MAX_MAX_PAYLOAD_BYTES}); give the value their "
+            "configs use")
     if not re.fullmatch(TOPIC_PREFIX_PATTERN, plan.prefix):
         raise BrokerSetupError(f"topic prefix {plan.prefix!r} is not valid (lowercase letters, "
                                "digits, '-' and '_': one topic level, as mqtt.topic_prefix)")

@@ -12,8 +12,9 @@ from cryptography.hazmat.primitives.asymmetric import ec
 
 from hub.cli import main
 from hub.doctor import check_broker
+from sync.broker_config import max_packet_size
 from sync.broker_setup import password_hash
-from sync.envelope import build
+from sync.envelope import DEFAULT_MAX_PAYLOAD_BYTES, build
 from sync.topics import StoreTopics
 from tests.bounded import run_bounded
 from tests.fixtures.mosquitto import Mosquitto, free_port
@@ -147,7 +148,8 @@ def test_generated_files(tmp_path: Path) -> None:
     assert (tmp_path / "credentials" / "a-1.password").stat().st_mode & 0o077 == 0
     acl = (tmp_path / "acl").read_text()
     # (the secured fixture's mosquitto starts with this line: the option is its own)
-    assert "\nmax_packet_size 1048576\n" in (tmp_path / "mosquitto.conf").read_text()
+    assert f"\nmax_packet_size {max_packet_size(DEFAULT_MAX_PAYLOAD_BYTES)}\n" in (
+        tmp_path / "mosquitto.conf").read_text()
     assert "user a-1\ntopic write retail/v1/a-1/state\n" in acl
     assert "user shop\n" in acl and "topic read retail/v1/+/events/#" in acl
     again = CliRunner().invoke(main, ["broker", "config", "--out", str(tmp_path), "--store",

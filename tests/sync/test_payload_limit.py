@@ -1,4 +1,4 @@
-"""Nothing is published over ``max_payload_bytes``.
+"""Nothing is published over ``max_payload_bytes``, and the broker's packet limit follows it.
 
 Why: a command over a store's limit was published anyway. The store could only dead-letter it
 (and over twice the limit plus 64 KiB the broker dropped it without a trace), while the shop,
@@ -20,11 +20,13 @@ from typing import Any
 import pytest
 
 from hub.outbox import enqueue
+from sync.broker_config import BrokerConnection, max_packet_size
+from sync.broker_setup import BrokerPlan, BrokerSetupError, write_broker_config
 from sync.envelope import DEFAULT_MAX_PAYLOAD_BYTES
 from sync.shop.store import ShopStore
 from sync.topics import StoreTopics
-from tests.fixtures.mosquitto import Mosquitto
-from tests.sync.conftest import SyncPair, applied, wait_until
+from tests.fixtures.mosquitto import Mosquitto, free_port
+from tests.sync.conftest import RawClient, SyncPair, applied, wait_until
 from tests.sync.test_bad_input import metric
 from tests.sync.test_shop_api import call
 
@@ -187,6 +189,41 @@ async def test_an_outbox_event_over_the_limit_is_dead_lettered_once_and_the_stre
         assert pair.shop_sql("SELECT count(*) FROM dead_letters") == [(0,)]
     finally:
         await pair.close()
+
+
+async def test_the_generated_broker_config_follows_max_payload_bytes(tmp_path: Path) -> None:
+    """The clients' formula, from one function: a broker set up for 2 MiB messages delivers a
+    3 MiB one (its old constant, 1 MiB, dropped it), and none over twice that plus 64 KiB."""
+    assert max_packet_size(DEFAULT_MAX_PAYLOAD_BYTES) == BrokerConnection().broker_settings(
+        "any", DEFAULT_MAX_PAYLOAD_BYTES).max_packet_size
+    default = write_broker_config(BrokerPlan(folder=tmp_path / "default", stores=["s1"]))
+    assert f"\nmax_packet_size {max_packet_size(DEFAULT_MAX_PAYLOAD_BYTES)}\n" in \
+        default.config.read_text()
+    with pytest.raises(BrokerSetupError, match="max_payload_bytes 100 is outside"):
+        write_broker_config(BrokerPlan(folder=tmp_path / "bad", stores=["s1"],
+                                       max_payload_bytes=100))
+
+    raised = 2 * 1024 * 1024
+    port = free_port()
+    files = write_broker_config(BrokerPlan(folder=tmp_path / "raised", stores=["s1"],
+                                           port=port, bind="127.0.0.1", persistence=False,
+                                           max_payload_bytes=raised))
+    assert f"\nmax_packet_size {max_packet_size(raised)}\n" in files.config.read_text()
+    broker = Mosquitto(files.config.parent, config_text=files.config.read_text(), port=port)
+    broker.start()
+    password = files.credentials["s1"].read_text().strip()
+    reader = RawClient(port, "s1-reader", username="s1", password=password)
+    writer = RawClient(port, "s1", username="s1", password=password)
+    try:
+        topic = StoreTopics("retail", "s1").snapshot("BIG")  # one s1 may write and read
+        assert reader.subscribe(topic) == [1]
+        assert writer.publish(topic, b"y" * (3 * 1024 * 1024)) == 0
+        await wait_until(lambda: len(reader.received) == 1, 10, "the 3 MiB message delivered")
+        assert len(reader.received[0].payload) == 3 * 1024 * 1024
+    finally:
+        writer.close()
+        reader.close()
+        broker.kill()
 
 
 async def _count(read: Any, count: int) -> bool:
