@@ -43,7 +43,7 @@ test: setup test-packages $(DEV_STAMP)
 	$(VENV)/bin/pytest -q
 
 lint: setup $(DEV_STAMP)
-	$(VENV)/bin/ruff check hub beacons vision voice sync tests bench
+	$(VENV)/bin/ruff check hub beacons vision voice sync untrusted tests bench
 
 docs: setup
 	$(VENV)/bin/python -m hub.config.reference README.md

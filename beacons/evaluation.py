@@ -17,12 +17,12 @@ from pathlib import Path
 
 from beacons.advertisement import Advertisement
 from beacons.errors import TraceError
-from beacons.files import DuplicateKeyError, unique_keys
 from beacons.members_file import MemberKeys
 from beacons.pipeline import Detector, PresencePipeline, TraceClock
 from beacons.presence import PresenceEvent
 from beacons.tokens import TokenResolver
 from beacons.trace import T_RANGE_S, numbered_lines
+from untrusted.json_keys import DuplicateKeyError, unique_keys
 
 EARLY_S = 30.0  # an arrival this long before the door crossing is early (latency < 0), not false
 QUIET_AROUND_S = 5.0  # not heard this close to the door crossing: the phone was quiet there

@@ -16,7 +16,6 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, Strict, ValidationError, model_validator
 
 from beacons.errors import FleetError, FrameError
-from beacons.files import read_at_most
 from beacons.frames import (
     AltBeacon,
     EddystoneEID,
@@ -29,6 +28,7 @@ from beacons.frames import (
     identity,
 )
 from beacons.frames.eddystone import EDDYSTONE_UUID
+from untrusted.files import read_at_most
 
 NAME = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
 EDDYSTONE_0M_OFFSET_DB = 41  # Eddystone ranging data = 1 m power + 41 dB (spec)

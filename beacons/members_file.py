@@ -8,8 +8,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from beacons.errors import MembersFileError
-from beacons.files import DuplicateKeyError, loads_unique, read_at_most
 from beacons.tokens import parse_key, parse_prefix
+from untrusted.files import read_at_most
+from untrusted.json_keys import DuplicateKeyError, loads_unique
 
 #: The largest members file read. An entry is about 60 bytes, so this holds half a million
 #: members (a whole chain's export of 200 000 is 12 MB); anything larger (a wrong file,

@@ -15,7 +15,7 @@ import msgspec
 
 from beacons.advertisement import Advertisement
 from beacons.errors import TraceError
-from beacons.files import DuplicateKeyError, unique_keys
+from untrusted.json_keys import DuplicateKeyError, unique_keys
 
 _decoder = msgspec.json.Decoder(Advertisement)
 #: Received power a Bluetooth LE radio can report, in dBm (HCI reports -127..20).

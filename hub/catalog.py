@@ -22,7 +22,6 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from beacons import files
 from hub.clock import Clock
 from hub.config.store import LANGUAGE_CODE
 from hub.db import Database, Transaction
@@ -30,6 +29,8 @@ from hub.errors import InvalidInput, NotFound
 from hub.events import Event, EventBus
 from hub.inventory import SKU_PATTERN, Inventory, Sku
 from hub.storage import write_whole
+from untrusted.files import read_at_most
+from untrusted.json_keys import DuplicateKeyError, loads_unique
 from vision.errors import ImageError
 from vision.imageinfo import EXTENSIONS, JPEG, jpeg_is_complete, read_info, sniff_format
 
@@ -487,7 +488,7 @@ def read_within(path: Path, limit: int, what: str) -> bytes:
     Why not by ``stat()``: a device, FIFO or /proc file reports size 0, so /dev/zero passed that
     check and was read until the kernel killed the command (on the hub's own Pi). At most one
     byte past the limit is read."""
-    data = files.read_at_most(path, limit)
+    data = read_at_most(path, limit)
     if data is None:
         raise InvalidInput(f"{what} is larger than {limit // 2**20} MiB")
     return data
@@ -506,8 +507,8 @@ def _errors(exc: ValidationError) -> list[str]:
 
 def _json_rows(text: str, path: Path) -> Iterator[tuple[int, Any]]:
     try:
-        data = files.loads_unique(text)
-    except files.DuplicateKeyError as exc:  # the second "price" of a row decides nothing silently
+        data = loads_unique(text)
+    except DuplicateKeyError as exc:  # the second "price" of a row decides nothing silently
         raise InvalidInput(exc.at(str(path))) from None
     except json.JSONDecodeError as exc:
         raise InvalidInput(f"{path}: not valid JSON (line {exc.lineno}: {exc.msg})") from None

@@ -1,4 +1,5 @@
-"""The layering rule: beacons, vision, voice and sync never import hub or each other."""
+"""The layering rule: beacons, vision, voice and sync never import hub or each other; untrusted
+(reading the files they are handed) is theirs to share, so it imports none of them."""
 
 from __future__ import annotations
 
@@ -32,6 +33,14 @@ def test_package_imports_neither_hub_nor_siblings(package: str) -> None:
         bad = imported_top_levels(path) & (FORBIDDEN - {package})
         if bad:
             offenders[str(path.relative_to(ROOT))] = sorted(bad)
+    assert offenders == {}
+
+
+def test_untrusted_imports_no_package_of_the_product() -> None:
+    files = sorted((ROOT / "untrusted").rglob("*.py"))
+    assert files, "untrusted/ has no Python files"
+    offenders = {str(p.relative_to(ROOT)): sorted(imported_top_levels(p) & FORBIDDEN)
+                 for p in files if imported_top_levels(p) & FORBIDDEN}
     assert offenders == {}
 
 

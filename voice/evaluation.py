@@ -9,7 +9,6 @@ something the store does not sell; answering it with any product is a false acce
 from __future__ import annotations
 
 import json
-import re
 import resource
 import statistics
 import time
@@ -18,6 +17,8 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any
 
+from untrusted.files import read_at_most
+from untrusted.json_keys import DuplicateKeyError, loads_unique, unique_keys
 from voice.audio import AudioError, AudioLimits, read_wav
 from voice.matcher import CatalogEntry
 from voice.search import VoiceAnswer, VoiceSearch
@@ -48,10 +49,9 @@ def load_catalog(path: Path) -> list[CatalogEntry]:
     """Read a catalogue JSON: a list (or ``{"products": [...]}``) of ``{sku, names, aliases}``."""
     raw = _read(path, MAX_CATALOG_BYTES)
     try:
-        text = raw.decode("utf-8-sig")
-        data = json.loads(text, object_pairs_hook=_unique_keys)
-    except _RepeatedKey as exc:
-        raise EvalInputError(f"{path} line {_line_of_repeat(text, exc.key)}: {exc}") from None
+        data = loads_unique(raw.decode("utf-8-sig"))
+    except DuplicateKeyError as exc:
+        raise EvalInputError(f"{path} line {exc.line}: {exc}") from None
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise EvalInputError(f"{path} is not valid UTF-8 JSON: {exc}") from None
     except RecursionError:
@@ -119,63 +119,14 @@ def _read(path: Path, limit: int) -> bytes:
     Why not by ``stat()``: a device, FIFO or /proc file reports size 0, and a 5 GB file was read
     whole on the store's Pi before anything was said. At most one byte past the limit is read."""
     try:
-        with path.open("rb") as stream:
-            data = stream.read(limit + 1)
+        data = read_at_most(path, limit)
     except FileNotFoundError:
         raise EvalInputError(f"{path}: file not found") from None
     except OSError as exc:
         raise EvalInputError(f"cannot read {path}: {(exc.strerror or str(exc)).lower()}") from None
-    if len(data) > limit:
+    if data is None:
         raise EvalInputError(f"{path} is larger than {limit >> 20} MiB")
     return data
-
-
-class _RepeatedKey(ValueError):
-    """A JSON object that gives one key twice, which json reads as the last one without a word:
-    ``{"sku": "A", "sku": "B"}`` is a hand-editing slip that silently changes what is measured."""
-
-    def __init__(self, key: str) -> None:
-        shown = json.dumps(key, ensure_ascii=False)
-        super().__init__(f"the key {shown} appears twice in one object")
-        self.key = key
-
-
-def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    """``object_pairs_hook`` for the catalogue and labels: the object, or _RepeatedKey. Voice
-    imports no other package, so this is its own copy of what the hub and beacons share."""
-    found = dict(pairs)
-    if len(found) < len(pairs):
-        seen: set[str] = set()
-        for key, _ in pairs:
-            if key in seen:
-                raise _RepeatedKey(key)
-            seen.add(key)
-    return found
-
-
-#: Enough of JSON to tell keys from values: a string (escapes and all), a bracket, a colon.
-_TOKEN = re.compile(r'"(?:[^"\\]|\\.)*"|[][{}:]')
-
-
-def _line_of_repeat(text: str, key: str) -> int | None:
-    """The line where ``key`` is first given again in one object of ``text``: the hook is told
-    an object's keys but not where they stand. Runs for a refused file only, whose JSON is valid
-    up to there (the hook fired), so strings and brackets pair up."""
-    given: list[bool] = []  # per open object or list: whether it has given the key yet
-    string: re.Match[str] | None = None  # the last string: a key when a colon follows
-    for token in _TOKEN.finditer(text):
-        mark = token.group()
-        if mark in ("{", "["):
-            given.append(False)
-        elif mark in ("}", "]"):
-            given.pop()
-        elif mark != ":":
-            string = token
-        elif string is not None and json.loads(string.group()) == key:
-            if given[-1]:
-                return text.count("\n", 0, string.start()) + 1
-            given[-1] = True
-    return None
 
 
 def _sku(value: object) -> str | None:
@@ -206,8 +157,8 @@ def load_clips(folder: Path, skus: Collection[str] | None = None) -> list[Clip]:
         if not line.strip():
             continue
         try:
-            row = json.loads(line, object_pairs_hook=_unique_keys)
-        except _RepeatedKey as exc:  # a second "sku" would score the clip against another product
+            row = json.loads(line, object_pairs_hook=unique_keys)
+        except DuplicateKeyError as exc:  # a second "sku" would score it against another product
             raise EvalInputError(f"{labels} line {number}: {exc}") from None
         except json.JSONDecodeError as exc:
             raise EvalInputError(f"{labels} line {number}: not JSON ({exc.msg})") from None

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import click
 
-from beacons.files import read_at_most
 from sync.broker_setup import BrokerPlan, BrokerSetupError, write_broker_config
+from untrusted.files import read_at_most
 
 #: The largest --stores-file read: a chain of 20 000 stores is well under 1 MiB of ids.
 MAX_STORES_FILE_BYTES = 1024 * 1024

@@ -18,7 +18,6 @@ from typing import Any, TypeVar
 
 from pydantic import BaseModel, Field, ValidationError
 
-from beacons.files import read_at_most
 from beacons.settings import PresenceSettings
 from hub.config.base import StrictModel
 from hub.config.beacons import BeaconsConfig
@@ -29,6 +28,7 @@ from hub.config.store import StoreConfig
 from hub.config.vision import VisionConfig
 from hub.config.voice import VoiceConfig
 from hub.config.web import WebConfig
+from untrusted.files import read_at_most
 
 MAX_CONFIG_BYTES = 1024 * 1024
 M = TypeVar("M", bound=BaseModel)

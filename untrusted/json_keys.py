@@ -1,24 +1,15 @@
-"""Reading input files without trusting them: their size, and keys given twice in their JSON.
+"""JSON objects that give one key twice, refused instead of read as the last one.
 
-``stat()`` says 0 for a device, a FIFO or a /proc file, so a size check passes /dev/zero, which
-then fills the memory. Python's json keeps the last of two equal keys in one object without a
-word, so ``{"id": "a", "id": "b"}`` (a line copied and half edited by hand) silently means
-something else than the file seems to say. The hub reads its catalogue files through these too."""
+Python's json (and msgspec) keep the last of two equal keys in one object without a word, so
+``{"id": "a", "id": "b"}`` (a line copied and half edited by hand) silently means something else
+than the file seems to say. Every reader of members, traces, catalogues and voice eval files
+goes through these."""
 
 from __future__ import annotations
 
 import json
 import re
-from pathlib import Path
 from typing import Any
-
-
-def read_at_most(path: Path, limit: int) -> bytes | None:
-    """The contents of ``path``, or None when it holds more than ``limit`` bytes: no more than
-    ``limit + 1`` bytes are read, whatever the file claims to be. OSError as ``open`` raises it."""
-    with path.open("rb") as stream:
-        data = stream.read(limit + 1)
-    return None if len(data) > limit else data
 
 
 class DuplicateKeyError(ValueError):
