@@ -7,6 +7,7 @@ from pathlib import Path
 import click
 
 from sync.broker_setup import BrokerPlan, BrokerSetupError, write_broker_config
+from sync.envelope import DEFAULT_MAX_PAYLOAD_BYTES, MAX_MAX_PAYLOAD_BYTES
 from untrusted.files import read_at_most
 
 #: The largest --stores-file read: a chain of 20 000 stores is well under 1 MiB of ids.
@@ -37,10 +38,14 @@ def broker() -> None:
 @click.option("--no-persistence", is_flag=True, help="Keep no broker state on disk.")
 @click.option("--user", "run_as", help="System user mosquitto runs as (it must be able to "
               "read these files).")
+@click.option("--max-payload-bytes", type=click.IntRange(1024, MAX_MAX_PAYLOAD_BYTES),
+              default=DEFAULT_MAX_PAYLOAD_BYTES, show_default=True,
+              help="The [mqtt] max_payload_bytes the hubs and the shop are configured with (one "
+              "value for the chain); the broker's max_packet_size follows it.")
 def config(folder: Path, stores: tuple[str, ...], stores_file: Path | None,
            shop_users: tuple[str, ...], prefix: str, port: int, bind: str,
            tls_cert: Path | None, tls_key: Path | None, no_tls: bool, no_persistence: bool,
-           run_as: str | None) -> None:
+           run_as: str | None, max_payload_bytes: int) -> None:
     """Write a mosquitto configuration with TLS, a password file and a per-store ACL."""
     names = list(stores)
     if stores_file is not None:
@@ -50,7 +55,7 @@ def config(folder: Path, stores: tuple[str, ...], stores_file: Path | None,
     plan = BrokerPlan(folder=folder, stores=names, shop_users=list(shop_users), prefix=prefix,
                       port=port, bind=bind, tls_cert=None if no_tls else tls_cert,
                       tls_key=None if no_tls else tls_key, persistence=not no_persistence,
-                      run_as=run_as)
+                      run_as=run_as, max_payload_bytes=max_payload_bytes)
     try:
         files = write_broker_config(plan)
     except BrokerSetupError as exc:

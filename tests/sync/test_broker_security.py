@@ -156,7 +156,13 @@ def test_generated_files(tmp_path: Path) -> None:
                                       "a-1", "--store", "b-2", "--no-tls"])
     assert again.exit_code == 0
     assert (tmp_path / "credentials" / "a-1.password").read_text() == first
+    raised = CliRunner().invoke(main, ["broker", "config", "--out", str(tmp_path), "--store",
+                                       "a-1", "--no-tls", "--max-payload-bytes", "2097152"])
+    assert raised.exit_code == 0, raised.output
+    assert f"\nmax_packet_size {max_packet_size(2097152)}\n" in (
+        tmp_path / "mosquitto.conf").read_text()
     for bad in (["--store", "Bad Store", "--no-tls"], ["--store", "shop", "--no-tls"],
+                ["--store", "a-1", "--no-tls", "--max-payload-bytes", "100"],
                 ["--store", "a"], ["--store", "a-1\n", "--no-tls"],
                 ["--store", "a-1", "--shop-user", "shop\n", "--no-tls"]):
         refused = CliRunner().invoke(main, ["broker", "config", "--out", str(tmp_path), *bad])
