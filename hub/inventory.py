@@ -200,7 +200,8 @@ class Inventory:
                         f"({existing.reason} {existing.qty:+d} of {existing.sku})",
                         code="ref_reused",
                     )
-                return Count(count.counted, existing.qty, existing, existing.stock), True
+                return Count(self._counted(tx, existing), existing.qty, existing,
+                             existing.stock), True
             self.require_product(tx, count.sku)
             before = self._level(tx, count.sku)
             change = count.counted - before.on_hand
@@ -307,6 +308,18 @@ class Inventory:
         ).fetchone()
         on_hand, reserved, seq = row if row else (0, 0, 0)
         return StockLevel(sku, on_hand, reserved, on_hand - reserved, seq)
+
+    @staticmethod
+    def _counted(tx: Transaction, adjustment: Movement) -> int:
+        """What a recorded count found: the on-hand stock its adjustment left, i.e. today's
+        less every movement of the product since. Why not the request's: a count sent again
+        with its ``ref`` and another number was answered with the new number, which was never
+        recorded."""
+        row = tx.execute(
+            "SELECT COALESCE(SUM(qty), 0) FROM stock_ledger WHERE sku = ? AND seq > ?",
+            (adjustment.sku, adjustment.seq),
+        ).fetchone()
+        return adjustment.stock.on_hand - int(row[0])
 
     def _by_ref(self, tx: Transaction, ref: str) -> Movement | None:
         row = tx.execute(

@@ -21,7 +21,7 @@ from collections import defaultdict
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StrictInt
 
 from hub.clock import STEP_S, Clock, wall_lead
 from hub.config.orders import OrdersConfig
@@ -55,7 +55,8 @@ class OrderLineIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     sku: Sku
-    qty: int = Field(ge=1, description="Units wanted.")
+    qty: StrictInt = Field(ge=1, description="Units wanted (an integer: true or \"2\" is "
+                           "refused, as the stock endpoints and the shop refuse it).")
 
 
 class OrderIn(BaseModel):

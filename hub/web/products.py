@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import unicodedata
+
 from aiohttp import web
 
 from hub.catalog import Product
@@ -58,6 +60,10 @@ async def search(request: web.Request) -> web.Response:
         raise InvalidInput("give the text to search for in the 'q' query parameter")
     if len(query) > MAX_QUERY_CHARS:
         raise InvalidInput(f"the search text may be at most {MAX_QUERY_CHARS} characters")
+    control = next((c for c in query if unicodedata.category(c) == "Cc"), None)
+    if control is not None:  # a kiosk's keyboard types none; a script's bug or a probe does
+        raise InvalidInput(f"the search text holds the control character U+{ord(control):04X}; "
+                           "send the words only")
     limit = int_query(request, "limit", 5, 1, 20)
     lang = request.query.get("lang")
     results = await svc.db.read(_matches, svc, query, limit, lang)
@@ -81,6 +87,12 @@ IMAGE_HEADERS = {"Cache-Control": "public, max-age=86400", "X-Content-Type-Optio
                  "Content-Security-Policy": "default-src 'none'; sandbox"}
 
 
+#: By file extension: aiohttp's table has no .webp before Python 3.13, so an enrolled WebP photo
+#: went out as application/octet-stream (opened on its own, it was downloaded, not shown).
+IMAGE_TYPES = {".jpg": "image/jpeg", ".jpeg": "image/jpeg", ".png": "image/png",
+               ".webp": "image/webp"}
+
+
 def _recorded(db: Database, path: str) -> bool:
     """Whether ``path`` names a catalogue image or an enrolled photo."""
     row = db.conn().conn.execute("SELECT 1 FROM product_images WHERE path = ? UNION ALL "
@@ -96,7 +108,10 @@ async def image(request: web.Request) -> web.FileResponse:
     target = inside(svc.config.store.images_dir, path)
     if target is None or not await svc.db.read(_recorded, svc.db, path):
         raise NotFound("no such image")
-    return web.FileResponse(target, headers=IMAGE_HEADERS)
+    kind = IMAGE_TYPES.get(target.suffix.lower())
+    return web.FileResponse(
+        target, headers=IMAGE_HEADERS if kind is None else {**IMAGE_HEADERS, "Content-Type": kind}
+    )
 
 
 def setup(app: web.Application) -> None:
