@@ -44,6 +44,8 @@ async def test_contract_movement_and_stock(api: SpecClient) -> None:
                                    json_body={"sku": "OAT-1", "qty": 5, "reason": "sale",
                                               "ref": "till-1:77"})
     assert response.status == 409 and err["error"]["code"] == "ref_reused"
+    response, listing = await api.call("GET", "/api/stock/movements?sku=OAT-1&limit=5")
+    assert response.status == 200 and listing["movements"][0]["ref"] == "till-1:77"
 
 
 async def test_a_count_is_recorded_as_the_difference(api: SpecClient) -> None:
