@@ -9,7 +9,12 @@ from pydantic import Field, field_validator, model_validator
 from hub.config.base import StrictModel
 from sync.broker_config import BrokerConnection
 from sync.broker_setup import TOPIC_PREFIX_PATTERN
-from sync.envelope import STORE_PATTERN
+from sync.envelope import (
+    DEFAULT_MAX_PAYLOAD_BYTES,
+    MAX_MAX_PAYLOAD_BYTES,
+    MIN_MAX_PAYLOAD_BYTES,
+    STORE_PATTERN,
+)
 
 
 class MqttConfig(StrictModel, BrokerConnection):
@@ -64,10 +69,12 @@ class MqttConfig(StrictModel, BrokerConnection):
         "Södermalm\"}). The hub follows their retained stock snapshots on the broker.",
     )
     max_payload_bytes: int = Field(
-        default=512 * 1024, ge=1024, le=64 * 1024 * 1024,
+        default=DEFAULT_MAX_PAYLOAD_BYTES, ge=MIN_MAX_PAYLOAD_BYTES, le=MAX_MAX_PAYLOAD_BYTES,
         description="Incoming messages larger than this are dead-lettered unread; on MQTT 5 the "
         "broker is asked to deliver none over twice this (plus 64 KiB), so larger ones are "
-        "never read at all.",
+        "never read at all. Also the largest event the hub sends: a larger one (the limit "
+        "lowered since it was written) is dead-lettered here, not sent. Use the shop's "
+        "sync.max_payload_bytes and `retail-hub broker config --max-payload-bytes`.",
     )
 
     @model_validator(mode="after")
