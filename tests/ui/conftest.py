@@ -189,3 +189,12 @@ def staff_page(page: Page, ui_hub: UiHub) -> Page:
     page.get_by_role("button", name="Sign in").click()
     page.get_by_text("Live", exact=True).wait_for()
     return page
+
+
+def choose_language(page: Page, name: str) -> None:
+    """Choose a language on the kiosk as a customer does: the language button in the top bar,
+    then the language, by its own name, in the list it opens."""
+    page.locator("#language").click()
+    dialog = page.locator("#languages")
+    dialog.get_by_role("button", name=name, exact=True).click()
+    expect(dialog).to_be_hidden()

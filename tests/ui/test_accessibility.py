@@ -20,7 +20,7 @@ from tests.ui.checks import (
     small_targets,
     visible_targets,
 )
-from tests.ui.conftest import TIMEOUT_MS, UiHub
+from tests.ui.conftest import TIMEOUT_MS, UiHub, choose_language
 from tests.ui.test_search_media import wait_for_video
 
 
@@ -47,9 +47,19 @@ def kiosk_not_in_store(page: Page) -> None:
 
 
 def kiosk_large_korean(page: Page) -> None:
-    page.get_by_role("button", name="한국어").click()
+    choose_language(page, "한국어")
     page.locator("#large-text").click()
     kiosk_home(page)
+
+
+def kiosk_languages(page: Page) -> None:
+    page.locator("#language").click()
+    expect(page.locator("#languages").get_by_role("button", name="한국어")).to_be_visible()
+
+
+def kiosk_large_languages(page: Page) -> None:
+    page.locator("#large-text").click()
+    kiosk_languages(page)
 
 
 def kiosk_voice_panel(page: Page) -> None:
@@ -108,6 +118,7 @@ def kiosk_idle_warning(page: Page) -> None:
 KIOSK_SCREENS: dict[str, Callable[[Page], None]] = {
     "home": kiosk_home, "results": kiosk_results, "did_you_mean": kiosk_did_you_mean,
     "not_in_store": kiosk_not_in_store, "large_korean": kiosk_large_korean,
+    "languages": kiosk_languages, "large_languages": kiosk_large_languages,
     "voice": kiosk_voice_panel, "photo": kiosk_photo_panel, "idle": kiosk_idle_warning,
     "photo_result": kiosk_photo_result, "photo_unsure": kiosk_photo_unsure,
     "large_photo": kiosk_large_photo, "voice_unavailable": kiosk_voice_unavailable,
@@ -160,10 +171,16 @@ def test_a_tapped_toggle_stays_readable_on_a_touch_screen(browser: Browser, ui_h
         toggle.tap()
         expect(toggle).to_have_attribute("aria-pressed", "true")
         assert contrast(toggle) >= 7
-        korean = page.get_by_role("button", name="한국어")
+        language = page.locator("#language")
+        language.tap()
+        korean = page.locator("#languages").get_by_role("button", name="한국어")
         korean.tap()
+        expect(language).to_have_text("언어 한국어")
+        assert contrast(language) >= 7
+        language.tap()
         expect(korean).to_have_attribute("aria-pressed", "true")
         assert contrast(korean) >= 7
+        page.get_by_role("button", name="닫기").tap()
         toggle.tap()
         expect(toggle).to_have_attribute("aria-pressed", "false")
         assert contrast(toggle) >= 7
@@ -187,10 +204,13 @@ def test_on_chosen_and_listening_show_in_forced_colours(browser: Browser, ui_hub
         page = context.new_page()
         page.goto("/kiosk")
         page.wait_for_selector("html[data-ready=true]")
-        page.get_by_role("button", name="한국어").click()
-        page.mouse.click(5, 700)  # the focus ring away
-        korean, english = (page.get_by_role("button", name=n) for n in ("한국어", "English"))
+        choose_language(page, "한국어")
+        page.locator("#language").click()
+        page.evaluate("document.activeElement.blur()")  # the focus ring away
+        languages = page.locator("#languages")
+        korean, english = (languages.get_by_role("button", name=n) for n in ("한국어", "English"))
         assert korean.evaluate(LOOK) != english.evaluate(LOOK)
+        page.keyboard.press("Escape")
         page.locator("#mode-text").click()
         page.mouse.click(5, 700)
         chosen, other = (page.locator(f"#mode-{m}").evaluate(LOOK) for m in ("text", "photo"))
@@ -212,9 +232,13 @@ def test_kiosk_buttons_stay_readable_under_a_mouse_on_and_off(kiosk_page: Page) 
     toggle.click()  # on, focused and under the mouse at once
     expect(toggle).to_have_attribute("aria-pressed", "true")
     assert contrast(toggle) >= 7
-    kiosk_page.get_by_role("button", name="한국어").click()
+    choose_language(kiosk_page, "한국어")
+    kiosk_page.keyboard.press("Enter")  # the list, from the keyboard: on "한국어"
     kiosk_page.keyboard.press("Shift+Tab")  # "English", off, focused from the keyboard
     assert contrast(kiosk_page.locator(":focus")) >= 7
+    assert low_contrast_buttons(kiosk_page) == []  # the list's
+    kiosk_page.keyboard.press("Escape")
+    expect(kiosk_page.locator("#languages")).to_be_hidden()
     assert low_contrast_buttons(kiosk_page) == []
     kiosk_page.get_by_role("button", name="말로 찾기").click()
     assert low_contrast_buttons(kiosk_page) == []

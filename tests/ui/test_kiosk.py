@@ -11,7 +11,7 @@ from urllib.parse import parse_qs, urlsplit
 from playwright.sync_api import Page, Route, expect
 
 from sync.ports import StockLevel
-from tests.ui.conftest import UiHub
+from tests.ui.conftest import UiHub, choose_language
 
 _refs = itertools.count(1)
 
@@ -180,7 +180,7 @@ def test_out_of_stock_here_points_to_a_nearby_store(kiosk_page: Page, ui_hub: Ui
 
 
 def test_language_switch_changes_words_and_product_names(kiosk_page: Page) -> None:
-    kiosk_page.get_by_role("button", name="한국어").click()
+    choose_language(kiosk_page, "한국어")
     expect(kiosk_page.locator("html")).to_have_attribute("lang", "ko")
     expect(kiosk_page.locator("#prompt")).to_have_text("무엇을 찾으세요?")
     kiosk_page.get_by_role("button", name="이름 입력").click()
@@ -188,7 +188,7 @@ def test_language_switch_changes_words_and_product_names(kiosk_page: Page) -> No
     expect(kiosk_page.locator("#results .card .name").first).to_have_text("떡")
     stock = kiosk_page.locator("#results .card .stock").first
     expect(stock).to_have_text(re.compile(r"^\d+개 남음$"))
-    kiosk_page.get_by_role("button", name="English").click()
+    choose_language(kiosk_page, "English")
     expect(kiosk_page.locator("#results .card .name").first).to_have_text("Rice cake")
 
 
@@ -196,7 +196,7 @@ def test_every_name_and_word_is_marked_with_the_language_it_is_in(kiosk_page: Pa
     """Why: in 中文 the page was marked Chinese over English words (screen readers read the
     whole kiosk with a Mandarin voice), and a product with no name in the kiosk's language was
     marked with that language all the same."""
-    kiosk_page.get_by_role("button", name="中文").click()
+    choose_language(kiosk_page, "中文")
     expect(kiosk_page.locator("html")).to_have_attribute("lang", "zh")
     expect(kiosk_page.locator("#prompt")).to_have_text("您在找什么？")
     kiosk_page.get_by_role("button", name="输入名称").click()
@@ -205,7 +205,7 @@ def test_every_name_and_word_is_marked_with_the_language_it_is_in(kiosk_page: Pa
     rice_cake = kiosk_page.locator("#results .card .name").first
     expect(rice_cake).to_have_text("年糕")
     expect(rice_cake).to_have_attribute("lang", "zh")
-    kiosk_page.get_by_role("button", name="한국어").click()
+    choose_language(kiosk_page, "한국어")
     kiosk_page.get_by_role("searchbox", name="상품 이름").fill("banana")
     banana = kiosk_page.locator("#results .card .name").first
     expect(banana).to_have_text(re.compile("Banana", re.IGNORECASE))
@@ -216,7 +216,7 @@ def test_every_name_and_word_is_marked_with_the_language_it_is_in(kiosk_page: Pa
 def test_korean_not_in_store_takes_the_particle_the_word_needs(kiosk_page: Page) -> None:
     """Why: the answer said "“자전거”을(를) 찾지 못했습니다", and the kiosk read "을(를)" aloud as
     two particles."""
-    kiosk_page.get_by_role("button", name="한국어").click()
+    choose_language(kiosk_page, "한국어")
     kiosk_page.get_by_role("button", name="이름 입력").click()
     box = kiosk_page.get_by_role("searchbox", name="상품 이름")
     text = kiosk_page.locator("#answer-text")
@@ -236,7 +236,7 @@ def test_kiosk_starts_and_starts_over_in_the_store_language(page: Page, ui_hub: 
         page.wait_for_selector("html[data-ready=true]")
         expect(page.locator("html")).to_have_attribute("lang", "ko")
         expect(page.locator("#prompt")).to_have_text("무엇을 찾으세요?")
-        page.get_by_role("button", name="English").click()
+        choose_language(page, "English")
         expect(page.locator("#prompt")).to_have_text("What are you looking for?")
         page.get_by_role("button", name="Start over").click()
         expect(page.locator("html")).to_have_attribute("lang", "ko")
@@ -315,7 +315,7 @@ def test_a_language_without_the_kiosks_words_is_spoken_and_marked_as_each_part_i
     page.clock.install()
     page.goto("/kiosk")
     page.wait_for_selector("html[data-ready=true]")
-    page.get_by_role("button", name="svenska").click()
+    choose_language(page, "svenska")
     expect(page.locator("html")).to_have_attribute("lang", "en")
     expect(page.locator("#prompt")).to_have_text("What are you looking for?")
     type_search(page, "rice cake")
@@ -351,7 +351,7 @@ def test_the_idle_countdown_says_second_and_seconds(page: Page) -> None:
     seen = idle_countdown(page)
     assert "The screen will clear for the next customer in 2 seconds." in seen
     assert seen[-1] == "The screen will clear for the next customer in 1 second."
-    page.get_by_role("button", name="한국어").click()
+    choose_language(page, "한국어")
     page.get_by_role("button", name="이름 입력").click()
     page.get_by_role("searchbox").press_sequentially("떡", delay=40)
     assert idle_countdown(page)[-1] == "1초 후 다음 손님을 위해 화면이 지워집니다."  # one form
@@ -420,3 +420,42 @@ def test_motion_is_brief_and_off_for_reduced_motion(kiosk_page: Page) -> None:
     assert 0 < kiosk_page.evaluate(_LONGEST_MOTION_S) <= 0.3
     kiosk_page.emulate_media(reduced_motion="reduce")
     assert kiosk_page.evaluate(_LONGEST_MOTION_S) == 0
+
+
+def test_the_language_list_by_keyboard_touch_and_for_the_next_customer(page: Page) -> None:
+    """The language button opens the list on the language in use; Escape, "Close", a tap
+    beside the list and a choice close it, the focus back on the button. Left open, it is
+    closed for the next customer, as a search left open is."""
+    page.clock.install()
+    page.goto("/kiosk")
+    page.wait_for_selector("html[data-ready=true]")
+    button, dialog = page.locator("#language"), page.locator("#languages")
+    expect(button).to_have_accessible_name("Language English")
+    button.focus()
+    page.keyboard.press("Enter")
+    expect(dialog).to_be_visible()
+    expect(dialog.get_by_role("button", name="English")).to_be_focused()
+    expect(dialog.get_by_role("button", name="English")).to_have_attribute("aria-pressed", "true")
+    page.keyboard.press("Escape")
+    expect(dialog).to_be_hidden()
+    expect(button).to_be_focused()
+    page.keyboard.press("Enter")
+    page.keyboard.press("Tab")
+    page.keyboard.press("Enter")  # the next one: 한국어
+    expect(dialog).to_be_hidden()
+    expect(page.locator("html")).to_have_attribute("lang", "ko")
+    expect(button).to_have_accessible_name("언어 한국어")
+    expect(button).to_be_focused()
+    button.click()
+    page.get_by_role("button", name="닫기").click()
+    expect(dialog).to_be_hidden()
+    button.click()
+    page.mouse.click(5, 5)  # beside the list
+    expect(dialog).to_be_hidden()
+    expect(page.locator("html")).to_have_attribute("lang", "ko")
+    page.get_by_role("button", name="처음으로").click()
+    button.click()  # in English again, and walked away from
+    page.clock.run_for(95_000)
+    expect(dialog).to_be_hidden()
+    expect(page.get_by_role("dialog", name="Are you still there?")).to_be_hidden()
+    expect(button).to_have_accessible_name("Language English")

@@ -14,7 +14,7 @@ import pytest
 from playwright.sync_api import Page, Route, expect
 
 from tests.ui.checks import assert_accessible, small_targets
-from tests.ui.conftest import GROCERY, UiHub
+from tests.ui.conftest import GROCERY, UiHub, choose_language
 
 SHOWN_NAMES = "#results .card .name, #choices button"
 SEARCH_DOWN = "The search is not working right now. Please ask a member of staff."
@@ -103,7 +103,7 @@ def test_larger_text_keeps_every_way_to_search_on_the_screen(
     picture" below the edge (the kiosk then scrolled the three search buttons half off the top),
     and held upright "Type the name" was below the edge of the start screen."""
     kiosk_page.set_viewport_size({"width": size[0], "height": size[1]})
-    kiosk_page.get_by_role("button", name=language).click()
+    choose_language(kiosk_page, language)
     kiosk_page.locator("#large-text").click()
     expect(kiosk_page.locator("html")).to_have_class("large")
     assert off_screen(kiosk_page, MODES) == []
@@ -425,7 +425,7 @@ def test_voice_search_is_shown_unavailable_without_a_microphone(page: Page, devi
         expect(ask).to_have_accessible_name(f"Ask out loud {MIC_OFF}")
         assert_accessible(page)
         assert small_targets(page) == []
-        page.get_by_role("button", name="한국어").click()
+        choose_language(page, "한국어")
         expect(ask.locator(".mode-hint")).to_have_text(
             "마이크를 쓸 수 없습니다. 이름을 입력해 주세요.")
         page.get_by_role("button", name="이름 입력").click()

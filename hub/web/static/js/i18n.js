@@ -14,6 +14,7 @@ const STRINGS = {
     mode_text: "Type the name",
     mode_text_hint: "Results appear as you type",
     language: "Language",
+    close: "Close",
     larger_text: "Larger text",
     start_over: "Start over",
     camera_label: "Camera picture",
@@ -72,6 +73,7 @@ const STRINGS = {
     mode_text: "이름 입력",
     mode_text_hint: "입력하는 대로 결과가 나옵니다",
     language: "언어",
+    close: "닫기",
     larger_text: "글자 크게",
     start_over: "처음으로",
     camera_label: "카메라 화면",
@@ -127,6 +129,7 @@ const STRINGS = {
     mode_text: "输入名称",
     mode_text_hint: "边输入边显示结果",
     language: "语言",
+    close: "关闭",
     larger_text: "放大字体",
     start_over: "重新开始",
     camera_label: "摄像头画面",
@@ -229,7 +232,7 @@ export function translatePage(root = document) {
   }
 }
 
-// The language's own name for itself ("한국어"), for the language buttons.
+// The language's own name for itself ("한국어"), for the language list.
 export function autonym(lang) {
   try {
     return new Intl.DisplayNames([lang], { type: "language" }).of(lang);

@@ -1,5 +1,9 @@
 // The kiosk: three equal ways to search (photo, voice, text), a language switch, larger text,
 // live stock, and a return to the home screen after a period without use.
+//
+// The language switch is one button in the top bar, with the language now in use, that opens a
+// list of every catalogue language in its own name: one button per language had wrapped the
+// bar onto two or three rows with four languages, pushing the search down off a small screen.
 
 import { api } from "./api.js";
 import { watchIdle } from "./idle.js";
@@ -19,7 +23,10 @@ const MODES_MS = 30000;
 const root = document.documentElement;
 const main = document.getElementById("main");
 const modeButtons = [...document.querySelectorAll(".mode")];
-const languageGroup = document.getElementById("languages");
+const languageButton = document.getElementById("language");
+const languageName = document.getElementById("language-name");
+const languageDialog = document.getElementById("languages");
+const languageList = document.getElementById("language-list");
 const voiceButton = document.getElementById("mode-voice");
 const voiceHint = voiceButton.querySelector(".mode-hint");
 const largeText = document.getElementById("large-text");
@@ -72,9 +79,11 @@ function chooseLanguage(lang) {
   root.lang = wordsLanguage();
   document.title = t("title");
   translatePage();
-  for (const button of languageGroup.children) {
+  for (const button of languageList.children) {
     button.setAttribute("aria-pressed", String(button.lang === lang));
   }
+  languageName.lang = lang;
+  languageName.textContent = autonym(lang);
   render();
 }
 
@@ -83,8 +92,11 @@ function setLargeText(on) {
   largeText.setAttribute("aria-pressed", String(on));
 }
 
+// An open language list counts as something to clear: left open on the start screen it would
+// wait there for the next customer.
 function isClear() {
-  return main.dataset.mode === "" && language() === defaultLanguage && !root.classList.contains("large");
+  return main.dataset.mode === "" && language() === defaultLanguage && !root.classList.contains("large")
+    && !languageDialog.open;
 }
 
 // The search modes this hub offers now: a search whose model failed to load is not offered
@@ -114,6 +126,7 @@ function refreshModes() {
 }
 
 function startOver() {
+  if (languageDialog.open) languageDialog.close();
   setMode("");
   refreshModes();
   voice.cancel();
@@ -124,6 +137,19 @@ function startOver() {
   document.activeElement?.blur();
 }
 
+// The list opens on the language in use, for a keyboard as for a screen reader; choosing one
+// (or the same again), "Close", Escape or a tap beside the list closes it, and the focus is back
+// on the button that opened it.
+function openLanguages() {
+  languageDialog.showModal();
+  [...languageList.children].find((button) => button.lang === language())?.focus();
+}
+
+function closeLanguages() {
+  languageDialog.close();
+  languageButton.focus();
+}
+
 function languageButtons(languages) {
   for (const lang of languages) {
     const button = document.createElement("button");
@@ -131,10 +157,21 @@ function languageButtons(languages) {
     button.className = "tool";
     button.lang = lang;
     button.textContent = autonym(lang);
-    button.addEventListener("click", () => chooseLanguage(lang));
-    languageGroup.append(button);
+    button.addEventListener("click", () => {
+      chooseLanguage(lang);
+      closeLanguages();
+    });
+    languageList.append(button);
   }
-  languageGroup.hidden = languages.length < 2;
+  languageButton.hidden = languages.length < 2;
+  languageButton.addEventListener("click", openLanguages);
+  document.getElementById("languages-close").addEventListener("click", closeLanguages);
+  languageDialog.addEventListener("click", (event) => {
+    const box = languageDialog.getBoundingClientRect();
+    const outside = event.clientX < box.left || event.clientX > box.right
+      || event.clientY < box.top || event.clientY > box.bottom;
+    if (event.target === languageDialog && outside) closeLanguages();
+  });
 }
 
 async function init() {
