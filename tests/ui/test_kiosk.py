@@ -459,3 +459,15 @@ def test_the_language_list_by_keyboard_touch_and_for_the_next_customer(page: Pag
     expect(dialog).to_be_hidden()
     expect(page.get_by_role("dialog", name="Are you still there?")).to_be_hidden()
     expect(button).to_have_accessible_name("Language English")
+
+
+def test_the_three_ways_to_search_show_whole_on_an_800_by_480_screen(page: Page) -> None:
+    """Why: tried as a new user would on an 800 x 480 touch screen, the start screen showed
+    "Show a photo" and "Ask out loud" cut at the bottom edge and "Type the name" not at all."""
+    page.set_viewport_size({"width": 800, "height": 480})
+    page.goto("/kiosk")
+    page.wait_for_selector("html[data-ready=true]")
+    expect(page.locator("#prompt")).to_be_in_viewport(ratio=1)
+    for name in ("Show a photo", "Ask out loud", "Type the name"):
+        expect(page.get_by_role("button", name=name)).to_be_in_viewport(ratio=1)
+    assert page.evaluate("scrollY") == 0
