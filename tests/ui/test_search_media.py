@@ -158,6 +158,10 @@ def test_spoken_question_finds_the_product(kiosk_page: Page, ui_hub: UiHub) -> N
     said = parse_qs(urlsplit(spoken.value.url).query)["text"][0]
     assert said.startswith("Banana. Shelf ") and said.endswith(" left."), said
     assert spoken.value.status == 200 and spoken.value.headers["content-type"] == "audio/wav"
+    # Why: "You said" stayed in English once the customer chose their own language.
+    heard = kiosk_page.locator("#transcript").inner_text().split("“", 1)[1]
+    choose_language(kiosk_page, "한국어")
+    expect(kiosk_page.locator("#transcript")).to_have_text(f"말씀하신 내용: “{heard}")
 
 
 def test_a_picture_of_no_product_is_not_sure(kiosk_page: Page, tmp_path: Path) -> None:

@@ -79,6 +79,7 @@ function chooseLanguage(lang) {
   root.lang = wordsLanguage();
   document.title = t("title");
   translatePage();
+  voice.translateTranscript();
   for (const button of languageList.children) {
     button.setAttribute("aria-pressed", String(button.lang === lang));
   }

@@ -34,6 +34,19 @@ let onMicrophoneChange = () => {};
 let recording = null; // {mic, node, socket, ready, pressedAt, limit}
 let finishing = false;
 let holding = false; // the press going on started the recording: letting go after HOLD_MS ends it
+// What the line under the button says, as message keys and their values, so that choosing
+// another language says it again in that one ("You said" stayed in the language it was asked in).
+let said = [];
+
+function say(...parts) {
+  said = parts;
+  transcript.textContent = parts.map(([key, values]) => t(key, values)).join(" ");
+}
+
+// Says the line under the button again in the language now chosen.
+export function translateTranscript() {
+  if (said.length) say(...said);
+}
 
 export function isBusy() {
   return recording !== null || finishing;
@@ -106,7 +119,11 @@ async function begin(session) {
   const ctx = await audioContext();
   session.node = new AudioWorkletNode(ctx, "pcm16k", { numberOfOutputs: 0 });
   session.socket = await openVoiceSocket({
-    onPartial: (text) => { if (text) transcript.textContent = text; },
+    onPartial: (text) => {
+      if (!text) return;
+      said = []; // the engine's words, in no language of the page
+      transcript.textContent = text;
+    },
   });
   session.node.port.onmessage = (event) => {
     if (event.data === "flushed") session.flushed();
@@ -144,7 +161,7 @@ function start(tapped = false) {
     release(session);
     session.socket?.close();
     showIdle();
-    transcript.textContent = "";
+    say();
     showMessage(failure(err), session.slot);
   });
   session.limit = setTimeout(stop, maxRecordingMs); // then searches what it heard
@@ -157,7 +174,7 @@ function start(tapped = false) {
   // The partial transcripts change several times a second: read aloud, a screen reader would
   // speak every wrong guess into the open microphone.
   transcript.setAttribute("aria-live", "off");
-  transcript.textContent = t("listening");
+  say(["listening"]);
 }
 
 function countDown(session) {
@@ -188,12 +205,13 @@ async function stop() {
     session.node.port.postMessage("flush");
     await flushed;
     release(session);
-    transcript.textContent = t("looking");
+    say(["looking"]);
     const found = await session.socket.finish();
     if (session.slot !== ticket()) return; // the kiosk was cleared meanwhile
     // Only question words heard ("where is"): no product was named, so nothing can be answered.
     const named = found.asked || found.results.length > 0;
-    transcript.textContent = found.transcript ? t("heard", { text: found.transcript }) : t("nothing_heard");
+    const heard = found.transcript ? [["heard", { text: found.transcript }]] : [];
+    say(...(heard.length ? heard : [["nothing_heard"]]));
     if (named) {
       // Sure matches are the results; near misses are only offered as "did you mean", under
       // "not in this store" when the hub says the thing asked for is not sold here.
@@ -205,14 +223,14 @@ async function stop() {
         confident: sure, focus: true, slot: session.slot });
       if (shown) speakAnswer(); // asked out loud, answered out loud
     } else {
-      if (found.transcript) transcript.textContent += ` ${t("nothing_heard")}`;
+      if (found.transcript) say(...heard, ["nothing_heard"]);
       speak(t("nothing_heard"), wordsLanguage());
     }
   } catch (err) {
     release(session);
     session.socket?.close();
     if (session.slot !== ticket()) return;
-    transcript.textContent = "";
+    say();
     showMessage(failure(err), session.slot);
   } finally {
     finishing = false;
@@ -222,7 +240,7 @@ async function stop() {
 // Stops without searching (the kiosk is being cleared for the next customer).
 // The last question is cleared too, so the next customer does not see it.
 export function cancel() {
-  transcript.textContent = "";
+  say();
   const session = recording;
   if (session === null) return;
   recording = null;
