@@ -471,3 +471,29 @@ def test_the_three_ways_to_search_show_whole_on_an_800_by_480_screen(page: Page)
     for name in ("Show a photo", "Ask out loud", "Type the name"):
         expect(page.get_by_role("button", name=name)).to_be_in_viewport(ratio=1)
     assert page.evaluate("scrollY") == 0
+
+
+def test_start_over_stays_in_reach_when_an_answer_scrolls_the_page(kiosk_page: Page) -> None:
+    """Why: tried as a new user would at 1280 x 800, the answer scrolled the page and took the
+    top bar, "Start over" and the language with it, off the screen; an older customer rarely
+    thinks of scrolling back up for them. On a screen that tall the bar stays at the top, and
+    the answer is not hidden under it."""
+    kiosk_page.set_viewport_size({"width": 1280, "height": 800})
+    kiosk_page.get_by_role("button", name="Larger text").click()
+    type_search(kiosk_page, "oat milk")
+    expect(answer_title(kiosk_page)).to_have_text("Results for “oat milk”")
+    first = kiosk_page.locator("#results .card").first
+    first.scroll_into_view_if_needed()
+    kiosk_page.mouse.wheel(0, 2000)
+    kiosk_page.wait_for_function("window.scrollY > 0")
+    start_over = kiosk_page.get_by_role("button", name="Start over")
+    box = start_over.bounding_box()
+    assert box is not None and box["y"] >= 0 and box["y"] + box["height"] <= 800, box
+    bar = kiosk_page.locator(".bar").bounding_box()
+    assert bar is not None and bar["y"] == 0, bar
+    kiosk_page.evaluate("window.scrollTo(0, 0)")
+    first.evaluate("card => card.scrollIntoView({block: 'start'})")
+    card = first.bounding_box()
+    assert card is not None and card["y"] >= bar["height"] - 1, (card, bar)
+    start_over.click()
+    expect(kiosk_page.get_by_role("button", name="Type the name")).to_be_visible()

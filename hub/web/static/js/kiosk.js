@@ -21,6 +21,10 @@ const WARN_MS = 20000;
 const MODES_MS = 30000;
 
 const root = document.documentElement;
+const bar = document.querySelector(".bar");
+// The bar's height, for the room kiosk.css leaves above an answer scrolled to (it changes with
+// the text size and the screen).
+new ResizeObserver(() => root.style.setProperty("--bar-height", `${bar.offsetHeight}px`)).observe(bar);
 const main = document.getElementById("main");
 const modeButtons = [...document.querySelectorAll(".mode")];
 const languageButton = document.getElementById("language");
