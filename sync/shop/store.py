@@ -725,7 +725,11 @@ class ShopStore:
 
     def opt_in(self, member: str, store: str, display_name: str, consent: bool,
                new_key: str, now: float) -> tuple[str | None, PendingCommand]:
-        """Give ``member`` a beacon key (once; the same key for every store) and tell ``store``."""
+        """Give ``member`` a beacon key (once; the same key for every store) and tell ``store``.
+
+        Without consent the store is sent no display name: it forgets the name with the key,
+        and the command keeps a small fixed size, so that no size limit can ever refuse a
+        member's opting out (a long name once made it a 413 while the store kept the key)."""
         with self._tx() as conn:
             self._require_store(conn, store)
             conn.execute("INSERT OR IGNORE INTO members (id, display_name, beacon_key, "
@@ -739,7 +743,7 @@ class ShopStore:
                          "VALUES (?, ?, ?, ?) ON CONFLICT (member, store) DO UPDATE SET "
                          "consent = excluded.consent, updated_at = excluded.updated_at",
                          (member, store, int(consent), now))
-            data = {"id": member, "display_name": name, "consent": consent,
+            data = {"id": member, "display_name": name if consent else "", "consent": consent,
                     "beacon_key": key if consent else None}
             command = self._add_command(conn, store, messages.MEMBER_UPSERT, data, member, now)
             return (key if consent else None), command
@@ -758,9 +762,7 @@ class ShopStore:
             conn.execute("UPDATE member_stores SET consent = 0, updated_at = ? WHERE member = ?",
                          (now, member))
             conn.execute("UPDATE members SET beacon_key = ? WHERE id = ?", (new_key, member))
-            (name,) = conn.execute("SELECT display_name FROM members WHERE id = ?",
-                                   (member,)).fetchone()
-            data = {"id": member, "display_name": name, "consent": False, "beacon_key": None}
+            data = {"id": member, "display_name": "", "consent": False, "beacon_key": None}
             return [self._add_command(conn, store, messages.MEMBER_UPSERT, data, member, now)
                     for store in stores]
 

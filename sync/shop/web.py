@@ -217,11 +217,6 @@ def _act_for(request: web.Request, member: str) -> None:
                        f"act for member {member!r}")
 
 
-#: Opting out and withdrawing send the display name the member gave at opt-in.
-NAME_TOO_LONG = ("the member's display name makes it so: opt in again with a shorter "
-                 "display_name first")
-
-
 def _too_large(error: TooLarge, field: str, advice: str) -> ApiError:
     """413 for a request whose command to the store would be over ``max_payload_bytes``;
     ``field`` is what makes it large (its detail also carries ``size`` and ``limit``).
@@ -446,8 +441,6 @@ async def opt_out(request: web.Request) -> web.Response:
                                          secrets.token_hex(16), s.clock())
     except UnknownStore:
         raise _unknown_store(body.store) from None
-    except TooLarge as exc:
-        raise _too_large(exc, "display_name", NAME_TOO_LONG) from None
     await s.link.send(command)
     return web.json_response({"member": member, "store": body.store, "beacon_key": None},
                              status=202)
@@ -460,11 +453,7 @@ async def withdraw(request: web.Request) -> web.Response:
     _act_for(request, member)
     if not await s.store.read(s.store.member_known, member):
         raise ApiError(404, "not_found", f"member {member!r} never opted in")
-    try:
-        commands = await s.store.write(s.store.withdraw, member, secrets.token_hex(16),
-                                       s.clock())
-    except TooLarge as exc:
-        raise _too_large(exc, "display_name", NAME_TOO_LONG) from None
+    commands = await s.store.write(s.store.withdraw, member, secrets.token_hex(16), s.clock())
     for command in commands:
         await s.link.send(command)
     return web.json_response({"member": member, "stores": [c.store for c in commands],

@@ -79,6 +79,39 @@ async def test_the_shop_refuses_a_command_too_large_for_the_store_where_it_is_ma
         await pair.close()
 
 
+async def test_opting_out_is_never_refused_for_the_name_given_at_opt_in(
+        tmp_path: Path, mosquitto: Mosquitto) -> None:
+    """Why: opting out and withdrawing sent the display name given at opt-in, so once the limit
+    was lowered a long name made them a 413 (its advice: opt in again, which sends the key back)
+    while the store kept the key. Without consent the store is sent no name: it forgets it with
+    the key, and nothing the member wrote decides the command's size."""
+    pair = SyncPair(tmp_path, mosquitto)  # both ends at the default limit first
+    await pair.start_hub()
+    await pair.start_shop()
+    await pair.reported()
+    try:
+        status, answer = await call(pair, "POST", "/api/members/m-1/opt-in",
+                                    {"store": pair.store, "display_name": "😀" * 100})
+        assert status == 202, answer
+        assert pair.hub is not None
+        await wait_until(lambda: pair.hub.services.db.query(
+            "SELECT 1 FROM members WHERE id = 'm-1' AND beacon_key IS NOT NULL"),
+            what="the key at the store")
+        await pair.stop_shop()
+        await pair.start_shop(max_payload_bytes=LIMIT)  # the name alone is over it now
+        for path, body in (("/api/members/m-1/opt-out", {"store": pair.store}),
+                           ("/api/members/m-1/withdraw", None)):
+            status, answer = await call(pair, "POST", path, body)
+            assert status == 202, answer
+        await wait_until(lambda: pair.shop_sql(
+            "SELECT count(*) FROM commands WHERE status = 'applied' AND data LIKE ?",
+            '%"consent":false%') == [(2,)], what="the opt-out and the withdrawal applied")
+        member = pair.hub.services.members.get("m-1")
+        assert (member.consent, member.has_key, member.display_name) == (False, False, "")
+    finally:
+        await pair.close()
+
+
 async def test_a_queued_command_over_the_limit_is_failed_once_and_the_rest_go_on(
         tmp_path: Path, mosquitto: Mosquitto, caplog: pytest.LogCaptureFixture) -> None:
     """Queued while the shop's limit was higher (512 KiB), sent after it was lowered: rejected
