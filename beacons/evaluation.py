@@ -22,7 +22,7 @@ from beacons.pipeline import Detector, PresencePipeline, TraceClock
 from beacons.presence import PresenceEvent
 from beacons.tokens import TokenResolver
 from beacons.trace import T_RANGE_S, numbered_lines
-from untrusted.json_keys import DuplicateKeyError, unique_keys
+from untrusted.json_keys import DuplicateKeyError, loads_unique
 
 EARLY_S = 30.0  # an arrival this long before the door crossing is early (latency < 0), not false
 QUIET_AROUND_S = 5.0  # not heard this close to the door crossing: the phone was quiet there
@@ -300,7 +300,7 @@ def read_truth(path: Path, members: Collection[str] | None = None) -> list[dict[
 def _truth_record(line: bytes, source: str, number: int) -> dict[str, object]:
     """One truth line as a record with an ``event`` of TRUTH_EVENTS and a ``t`` in range."""
     try:
-        record = json.loads(line.decode("utf-8"), object_pairs_hook=unique_keys)
+        record = loads_unique(line.decode("utf-8"))
     except DuplicateKeyError as exc:
         raise TraceError(str(exc), source=source, line=number) from None
     except UnicodeDecodeError as exc:

@@ -40,12 +40,24 @@ def unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     return found
 
 
+#: What a number Python refuses to read is called (its own message advises a Python call).
+TOO_MANY_DIGITS = "a number of more than 4300 digits, more than any value here can need"
+
+
 def loads_unique(text: str) -> Any:
-    """``json.loads`` with :func:`unique_keys`; its DuplicateKeyError carries the line."""
+    """``json.loads`` with :func:`unique_keys`; its DuplicateKeyError carries the line. A number
+    Python refuses to read (over 4300 digits) is a JSONDecodeError like other malformed JSON:
+    as the bare ValueError json raises, it went past every reader's handling as a traceback."""
     try:
         return json.loads(text, object_pairs_hook=unique_keys)
     except DuplicateKeyError as exc:
         raise DuplicateKeyError(exc.key, _line_of_repeat(text, exc.key)) from None
+    except json.JSONDecodeError:
+        raise
+    except ValueError:
+        long_number = re.search(r"\d{4301,}", text)
+        at = long_number.start() if long_number else 0
+        raise json.JSONDecodeError(TOO_MANY_DIGITS, text, at) from None
 
 
 #: Enough of JSON to tell keys from values: a string (escapes and all), a bracket, a colon.

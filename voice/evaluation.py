@@ -18,7 +18,7 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from untrusted.files import read_at_most
-from untrusted.json_keys import DuplicateKeyError, loads_unique, unique_keys
+from untrusted.json_keys import DuplicateKeyError, loads_unique
 from voice.audio import AudioError, AudioLimits, read_wav
 from voice.matcher import CatalogEntry
 from voice.search import VoiceAnswer, VoiceSearch
@@ -157,7 +157,7 @@ def load_clips(folder: Path, skus: Collection[str] | None = None) -> list[Clip]:
         if not line.strip():
             continue
         try:
-            row = json.loads(line, object_pairs_hook=unique_keys)
+            row = loads_unique(line)
         except DuplicateKeyError as exc:  # a second "sku" would score it against another product
             raise EvalInputError(f"{labels} line {number}: {exc}") from None
         except json.JSONDecodeError as exc:

@@ -295,8 +295,8 @@ def _blocked(path: Path, folder: bool) -> str | None:
         return f"{path} is a file, not a folder"
     if kind == "folder" and not folder:
         return f"{path} is a folder, not a database file"
-    if kind != "missing":
-        return None
+    if kind != "missing":  # and where this user may not look ("hidden"), not its to judge
+        return _unwritable(path if folder else path.parent, folder) if kind != "hidden" else None
     above = path.parent
     while (kind := _kind(above)) == "missing" and above != above.parent:
         above = above.parent
@@ -310,6 +310,17 @@ def _blocked(path: Path, folder: bool) -> str | None:
                 "run the check as the hub's user, or make the folder for it: sudo install -d "
                 f"-o retail-hub -g retail-hub -m 750 {made}")
     return None
+
+
+def _unwritable(where: Path, images: bool) -> str | None:
+    """Why the hub could not write in the existing folder ``where``, or None. Why it matters for
+    a database that exists: SQLite writes its journal (-wal, -shm) beside it, so run stopped at
+    its first write, after the service had started on the strength of this check."""
+    if _kind(where) != "folder" or os.access(where, os.W_OK | os.X_OK):
+        return None
+    what = "its photos" if images else "its journal (-wal and -shm files) beside the database"
+    return (f"this user may not write in {where}, where the hub writes {what}; run the check as "
+            f"the hub's user, or give the folder to it: sudo chown retail-hub:retail-hub {where}")
 
 
 def _kind(path: Path) -> str:

@@ -55,13 +55,16 @@ def _matches(svc: Services, query: str, limit: int, lang: str | None) -> list[di
 
 async def search(request: web.Request) -> web.Response:
     svc = services(request)
-    query = request.query.get("q", "").strip()
+    given = request.query.get("q", "")
+    query = given.strip()
     if not query:
         raise InvalidInput("give the text to search for in the 'q' query parameter")
     if len(query) > MAX_QUERY_CHARS:
         raise InvalidInput(f"the search text may be at most {MAX_QUERY_CHARS} characters")
-    control = next((c for c in query if unicodedata.category(c) == "Cc"), None)
-    if control is not None:  # a kiosk's keyboard types none; a script's bug or a probe does
+    # Looked for before the spaces are stripped: a trailing newline or tab is one too. A
+    # kiosk's keyboard types none; a script's bug or a probe does.
+    control = next((c for c in given if unicodedata.category(c) == "Cc"), None)
+    if control is not None:
         raise InvalidInput(f"the search text holds the control character U+{ord(control):04X}; "
                            "send the words only")
     limit = int_query(request, "limit", 5, 1, 20)

@@ -344,6 +344,25 @@ def test_a_key_given_twice_in_a_members_file_is_refused_with_its_line(tmp_path: 
         load_members(path)
 
 
+def test_a_number_python_will_not_read_is_refused_as_malformed_json(tmp_path: Path) -> None:
+    """Why: json raises a bare ValueError for a number of more than 4300 digits, which went past
+    the readers' handling: replay and eval stopped with a traceback, and the relay lost the rest
+    of its message."""
+    huge = "9" * 5000
+    path = tmp_path / "members.json"
+    path.write_text('{"chain_prefix": "0011223344556677",\n "members": [],\n "n": ' + huge + "}")
+    with pytest.raises(MembersFileError, match=r"more than 4300 digits.*line 3"):
+        load_members(path)
+    line = LINE.replace('"local_name": null', '"local_name": "door", "x": "door", "n": ' + huge)
+    stream = io.BytesIO(f"{LINE}\n{line}\n".encode())
+    with pytest.raises(TraceError, match=r"^shop.jsonl:2: a number of more than 4300 digits"):
+        list(iter_lines(stream, source="shop.jsonl"))
+    truth = tmp_path / "truth.jsonl"
+    truth.write_text('{"t": 1, "member": "m", "event": "arrived", "n": ' + huge + "}\n")
+    with pytest.raises(TraceError, match=r":1: not valid JSON: a number of more than 4300"):
+        read_truth(truth)
+
+
 @pytest.mark.parametrize(("old", "new", "key"), [
     ('"rssi": -67,', '"rssi": -67, "rssi": -40,', "rssi"),
     ('{"76": "0215"}', '{"76": "0215", "76": "0216"}', "76"),

@@ -87,9 +87,10 @@ async def test_search_and_detail(public: SpecClient) -> None:
     assert response.status == 400 and "'q'" in err["error"]["message"]
     response, _ = await public.call("GET", "/api/products?q=milk&limit=500")
     assert response.status == 400
-    for control in ("%01", "%09", "%0A", "%7F", "%C2%85"):  # the docs promised a 400: it was 200
-        response, err = await public.call("GET", f"/api/products?q=oat{control}milk")
-        assert response.status == 400, control
+    for query in ("oat%01milk", "oat%09milk", "oat%7Fmilk", "oat%C2%85milk", "milk%0A", "%09milk"):
+        # the docs promised a 400: it was 200 (and a control character at an end was stripped)
+        response, err = await public.call("GET", f"/api/products?q={query}")
+        assert response.status == 400, query
         assert "control character U+00" in err["error"]["message"]
 
 

@@ -420,6 +420,31 @@ def test_check_names_the_files_the_features_would_miss(tmp_path: Path) -> None:
     assert check_config(config) == (load_config(config), [])
 
 
+def test_check_names_a_data_folder_this_user_cannot_write_in(tmp_path: Path) -> None:
+    """Why: config check said "ok" for an existing database in a folder the hub's user may not
+    write in, and run then stopped at its first write: SQLite writes its journal beside the
+    database. The same for an images folder that exists."""
+    theirs = tmp_path / "theirs"
+    (theirs / "images").mkdir(parents=True)
+    (theirs / "hub.db").write_bytes(b"")
+    for folder in (theirs, theirs / "images"):
+        folder.chmod(0o755)  # open to look into (a closed one is not this check's to judge)
+    config = tmp_path / "hub.toml"
+    config.write_text('[store]\nid = "s"\nname = "S"\ndatabase = "theirs/hub.db"\n'
+                      'images_dir = "theirs/images"\n')
+    hub = Path(sys.executable).with_name("retail-hub")
+    result = as_another_user([str(hub), "config", "check", str(config)],
+                             [theirs, theirs / "images"])
+    assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr
+    fix = "run the check as the hub's user, or give the folder to it: sudo chown"
+    assert (f"line 4: store.database: this user may not write in {theirs}, where the hub writes "
+            f"its journal (-wal and -shm files) beside the database; {fix} "
+            f"retail-hub:retail-hub {theirs}\n") in result.stderr
+    assert (f"line 5: store.images_dir: this user may not write in {theirs}/images, where the "
+            f"hub writes its photos; {fix} retail-hub:retail-hub {theirs}/images\n"
+            ) in result.stderr
+
+
 def test_check_names_a_data_folder_this_user_cannot_make(tmp_path: Path) -> None:
     """Why: config check said "ok" for a database and images folder to be made where the hub's
     user may not write, and run (started by the service on the strength of that check) then

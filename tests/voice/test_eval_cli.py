@@ -294,6 +294,10 @@ def test_a_key_given_twice_in_the_labels_or_catalogue_is_refused_with_its_line(
     with pytest.raises(EvalInputError) as caught:
         load_catalog(catalog)
     assert str(caught.value) == f'{catalog} line 3: the key "names" appears twice in one object'
+    # a number Python will not read is malformed JSON too, not a traceback
+    labels.write_text('{"file": "a.wav", "sku": "A", "n": ' + "9" * 5000 + "}\n")
+    with pytest.raises(EvalInputError, match=r"line 1: not JSON \(a number of more than 4300"):
+        load_clips(tmp_path)
 
 
 def test_a_vosk_model_of_another_language_is_refused_before_loading(tmp_path: Path) -> None:
