@@ -7,7 +7,11 @@ from pathlib import Path
 import click
 
 from sync.broker_setup import BrokerPlan, BrokerSetupError, write_broker_config
-from sync.envelope import DEFAULT_MAX_PAYLOAD_BYTES, MAX_MAX_PAYLOAD_BYTES
+from sync.envelope import (
+    DEFAULT_MAX_PAYLOAD_BYTES,
+    MAX_MAX_PAYLOAD_BYTES,
+    MIN_MAX_PAYLOAD_BYTES,
+)
 from untrusted.files import read_at_most
 
 #: The largest --stores-file read: a chain of 20 000 stores is well under 1 MiB of ids.
@@ -38,7 +42,8 @@ def broker() -> None:
 @click.option("--no-persistence", is_flag=True, help="Keep no broker state on disk.")
 @click.option("--user", "run_as", help="System user mosquitto runs as (it must be able to "
               "read these files).")
-@click.option("--max-payload-bytes", type=click.IntRange(1024, MAX_MAX_PAYLOAD_BYTES),
+@click.option("--max-payload-bytes",
+              type=click.IntRange(MIN_MAX_PAYLOAD_BYTES, MAX_MAX_PAYLOAD_BYTES),
               default=DEFAULT_MAX_PAYLOAD_BYTES, show_default=True,
               help="The [mqtt] max_payload_bytes the hubs and the shop are configured with (one "
               "value for the chain); the broker's max_packet_size follows it.")

@@ -160,7 +160,6 @@ TOO_LARGE_ADVICE = {
     messages.ORDER_PLACE: "split the order into several orders with fewer lines",
     messages.ORDER_CANCEL: "send a shorter reason",
     messages.MEMBER_UPSERT: "use a shorter display name",
-    messages.CATALOG_UPDATE: "send the products in several smaller updates",
 }
 
 
