@@ -21,6 +21,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from voice.engines import open_engine  # noqa: E402
+from voice.evaluation import children_kib  # noqa: E402
 from voice.languages import ENGLISH  # noqa: E402
 from voice.matcher import CatalogEntry  # noqa: E402
 from voice.search import VoiceSearch  # noqa: E402
@@ -30,10 +31,11 @@ CATALOG = ROOT / "hub" / "demo" / "catalog.json"
 
 
 def rss_mb() -> float:
-    """Resident memory of this process, from /proc (Linux)."""
+    """Resident memory of this process and its children (the pocketsphinx decoder process
+    holds the grammars), from /proc (Linux)."""
     for line in Path("/proc/self/status").read_text().splitlines():
         if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
+            return (int(line.split()[1]) + sum(children_kib("VmRSS"))) / 1024
     raise RuntimeError("no VmRSS in /proc/self/status")
 
 

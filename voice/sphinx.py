@@ -38,7 +38,8 @@ settings turn on pocketsphinx's noise removal, whose noise estimate otherwise ca
 utterance into the next, so the answer to a question depended on the question asked before it
 (4 of 85 bench questions in 10 dB white noise changed with what came first).
 A decoder is not thread-safe; one lock serialises the (fast: about 0.09 s of CPU per second of
-audio on a busy core) decodes.
+audio on a busy core) decodes. They run in a child process (``voice.sphinx_worker``): the binding
+holds the interpreter lock for a whole decode, which stopped every other thread of the hub.
 """
 
 from __future__ import annotations
@@ -50,7 +51,6 @@ import re
 import shutil
 import tempfile
 import threading
-import warnings
 import weakref
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -66,6 +66,7 @@ from voice.pronounce import (
     guess_arpabet_all,
     same_consonants,
 )
+from voice.sphinx_worker import DecoderProcess
 from voice.trim import trim_quiet
 
 #: How often a partial result is recomputed while streaming, in seconds of new audio: at least
@@ -154,11 +155,11 @@ class PocketsphinxEngine:
         self._accent_phones: dict[tuple[str, str], str] = {}
         self._hmm, self._dict, self._lm = hmm, dict_path, lm
         self._added: dict[str, str] = {}
-        self._searches: dict[str, str] = {}
         self._retired: list[str] = []  # searches whose handles are gone, to be removed
         self._workdir = tempfile.TemporaryDirectory(prefix="voice-dict-")
-        self._decoder = self._load(dict_path)
-        self._free_on: Decoder | None = None  # the decoder the free-form search was added to
+        self._decoder = self._load(dict_path)  # for the vocabulary: decoding is the child's
+        self._worker = DecoderProcess(hmm, DECODER_SETTINGS)
+        self._worker.load(dict_path, {})
         self.language = language
         self.sample_rate = int(self._decoder.config["samprate"])
         self.filler_weight = filler_weight
@@ -264,13 +265,11 @@ class PocketsphinxEngine:
                 extra = [f"{w} {p}" for w, p in sorted(self._added.items())]
                 merged.write_text("\n".join([*kept, *extra]) + "\n", encoding="utf-8")
                 self._decoder = self._load(merged)
-                for old_name, old_jsgf in self._searches.items():
-                    self._decoder.add_jsgf_string(old_name, old_jsgf)
+                self._worker.load(merged, self._worker.searches)
             try:
-                self._decoder.add_jsgf_string(name, jsgf)
-            except (RuntimeError, ValueError) as exc:
+                self._worker.add(name, jsgf)
+            except EngineError as exc:
                 raise EngineError(f"pocketsphinx rejected the catalogue grammar: {exc}") from exc
-            self._searches[name] = jsgf
         handle = _Grammar(name)
         weakref.finalize(handle, self._retired.append, name)
         return handle
@@ -283,9 +282,7 @@ class PocketsphinxEngine:
             return
         with self._lock:
             while self._retired:
-                name = self._retired.pop()
-                self._decoder.remove_search(name)
-                del self._searches[name]
+                self._worker.remove(self._retired.pop())
 
     def accent_variants(self, grammar: GrammarSpec) -> dict[str, list[str]]:
         """Each product word's pronunciations in the store's accents that differ from the one
@@ -341,8 +338,7 @@ class PocketsphinxEngine:
             self._lock.release()
 
     def _decode_trimmed(self, compiled: object, pcm: bytes) -> str:
-        self._decoder.activate_search(str(compiled))
-        return self._run(pcm)
+        return _VARIANT.sub("", self._worker.decode(str(compiled), pcm))
 
     def decode_free(self, pcm: bytes) -> str:
         """Free-form recognition with the package's language model, added on first use.
@@ -351,25 +347,14 @@ class PocketsphinxEngine:
         language model held 63 MB of a hub's memory (pocketsphinx 5: 103 MB loaded with it,
         40 MB without); only the bench's free-form baseline needs it."""
         with self._lock:
-            if self._free_on is not self._decoder:  # a new decoder after a catalogue rebuild
-                self._decoder.add_lm_file(FREE_SEARCH, str(self._lm))
-                self._free_on = self._decoder
-            self._decoder.activate_search(FREE_SEARCH)
-            return self._run(pcm)
+            if not self._worker.has_language_model:  # none yet, or a decoder reloaded since
+                self._worker.add_language_model(FREE_SEARCH, self._lm)
+            return _VARIANT.sub("", self._worker.decode(FREE_SEARCH, pcm))
 
-    def _run(self, pcm: bytes) -> str:
-        decoder = self._decoder
-        # Forget the last question's noise estimate. pocketsphinx 5 calls start_stream()
-        # deprecated, yet it still resets the cepstral mean (measured: the same quiet clip
-        # after a loud one gives another mean with it than without), so it stays, unwarned.
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", DeprecationWarning)
-            decoder.start_stream()
-        decoder.start_utt()
-        decoder.process_raw(pcm, full_utt=True)
-        decoder.end_utt()
-        hyp = decoder.hyp()
-        return _VARIANT.sub("", hyp.hypstr) if hyp is not None else ""
+    def close(self) -> None:
+        """Stop the decoding process (it also stops with the hub, or when the engine is
+        dropped)."""
+        self._worker.close()
 
     def stream(self, compiled: object) -> _BufferedStream:
         return _BufferedStream(self, compiled)
