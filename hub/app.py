@@ -17,6 +17,7 @@ from hub.config import HubConfig
 from hub.database_file import DatabaseFileWatch
 from hub.disk_reserve import DiskReserve
 from hub.expiry import OrderExpiry
+from hub.loop_lag import LoopLagMonitor
 from hub.periodic import PeriodicJob
 from hub.retention import Retention
 from hub.services import Services, build_services
@@ -67,6 +68,7 @@ async def start_hub(config: HubConfig, clock: Clock | None = None,
     services.bus.bind(asyncio.get_running_loop())
     services.database_file = DatabaseFileWatch(services.db, services.clock)
     services.lifecycle[:0] = [
+        LoopLagMonitor(services.metrics.loop_lag),
         services.database_file,
         OrderExpiry(services.orders, services.db, services.clock),
         Retention(config.retention, services.db, services.clock),

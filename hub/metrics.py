@@ -36,6 +36,11 @@ class Metrics:
             "hub_http_malformed_requests", "Requests the web server could not parse (answered "
             "400 and not logged).", registry=self.registry,
         )
+        self.loop_lag = Histogram(
+            "hub_event_loop_lag_seconds", "How late the event loop ran a task that was due "
+            "(sampled every 0.25 s): every request and feed of the hub waits that long.",
+            buckets=LATENCY_BUCKETS, registry=self.registry,
+        )
         self.ledger_writes = Counter(
             "hub_ledger_writes", "Stock ledger rows committed.", ["reason"], registry=self.registry
         )
