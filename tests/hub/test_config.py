@@ -420,6 +420,21 @@ def test_check_names_the_files_the_features_would_miss(tmp_path: Path) -> None:
     assert check_config(config) == (load_config(config), [])
 
 
+def check_as_another_user(tmp_path: Path, database: str,
+                          theirs: list[Path]) -> subprocess.CompletedProcess:
+    """``config check`` of a config naming ``database`` and ``theirs/images`` (relative to
+    ``tmp_path``), run as a user the folders ``theirs`` do not belong to; refused (exit 2)."""
+    for folder in theirs:
+        folder.chmod(0o755)  # open to look into (a closed one is not this check's to judge)
+    config = tmp_path / "hub.toml"
+    config.write_text(f'[store]\nid = "s"\nname = "S"\ndatabase = "{database}"\n'
+                      'images_dir = "theirs/images"\n')
+    hub = Path(sys.executable).with_name("retail-hub")
+    result = as_another_user([str(hub), "config", "check", str(config)], theirs)
+    assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr
+    return result
+
+
 def test_check_names_a_data_folder_this_user_cannot_write_in(tmp_path: Path) -> None:
     """Why: config check said "ok" for an existing database in a folder the hub's user may not
     write in, and run then stopped at its first write: SQLite writes its journal beside the
@@ -427,15 +442,7 @@ def test_check_names_a_data_folder_this_user_cannot_write_in(tmp_path: Path) -> 
     theirs = tmp_path / "theirs"
     (theirs / "images").mkdir(parents=True)
     (theirs / "hub.db").write_bytes(b"")
-    for folder in (theirs, theirs / "images"):
-        folder.chmod(0o755)  # open to look into (a closed one is not this check's to judge)
-    config = tmp_path / "hub.toml"
-    config.write_text('[store]\nid = "s"\nname = "S"\ndatabase = "theirs/hub.db"\n'
-                      'images_dir = "theirs/images"\n')
-    hub = Path(sys.executable).with_name("retail-hub")
-    result = as_another_user([str(hub), "config", "check", str(config)],
-                             [theirs, theirs / "images"])
-    assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr
+    result = check_as_another_user(tmp_path, "theirs/hub.db", [theirs, theirs / "images"])
     fix = "run the check as the hub's user, or give the folder to it: sudo chown"
     assert (f"line 4: store.database: this user may not write in {theirs}, where the hub writes "
             f"its journal (-wal and -shm files) beside the database; {fix} "
@@ -451,13 +458,7 @@ def test_check_names_a_data_folder_this_user_cannot_make(tmp_path: Path) -> None
     stopped at its first start with "permission denied"."""
     theirs = tmp_path / "theirs"
     theirs.mkdir()
-    theirs.chmod(0o755)  # open to look into (a closed one is not this check's to judge)
-    config = tmp_path / "hub.toml"
-    config.write_text('[store]\nid = "s"\nname = "S"\ndatabase = "theirs/var/hub.db"\n'
-                      'images_dir = "theirs/images"\n')
-    hub = Path(sys.executable).with_name("retail-hub")
-    result = as_another_user([str(hub), "config", "check", str(config)], [theirs])
-    assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr
+    result = check_as_another_user(tmp_path, "theirs/var/hub.db", [theirs])
     fix = "run the check as the hub's user, or make the folder for it: sudo install -d"
     assert (f"line 4: store.database: {theirs}/var/hub.db does not exist and cannot be made: "
             f"this user may not write in {theirs}; {fix} -o retail-hub -g retail-hub -m 750 "
