@@ -45,6 +45,11 @@ class DecoderProcess:
         self._finalizer: weakref.finalize | None = None
 
     @property
+    def dictionary(self) -> str | None:
+        """The dictionary file the child's decoder reads (the engine's, with added words)."""
+        return self._dictionary
+
+    @property
     def searches(self) -> dict[str, str]:
         """The JSGF searches the child holds, by name."""
         return dict(self._searches)
