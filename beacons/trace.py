@@ -15,7 +15,7 @@ import msgspec
 
 from beacons.advertisement import Advertisement
 from beacons.errors import TraceError
-from untrusted.json_keys import TOO_MANY_DIGITS, DuplicateKeyError, unique_keys
+from untrusted.json_keys import DuplicateKeyError, loads_unique
 
 _decoder = msgspec.json.Decoder(Advertisement)
 #: Received power a Bluetooth LE radio can report, in dBm (HCI reports -127..20).
@@ -38,8 +38,8 @@ def decode_line(
     """Decode one trace line. Raises TraceError naming ``source:number`` and the bad field."""
     try:
         adv = _decoder.decode(line)
-        if _may_repeat_a_key(line):
-            json.loads(line, object_pairs_hook=unique_keys)
+        if _may_repeat_a_key(line):  # msgspec took it, so it is UTF-8
+            loads_unique(line if isinstance(line, str) else line.decode())
     except DuplicateKeyError as exc:
         raise TraceError(str(exc), source=source, line=number) from None
     except msgspec.ValidationError as exc:
@@ -55,8 +55,8 @@ def decode_line(
         ) from exc
     except RecursionError as exc:
         raise TraceError("JSON nested too deeply", source=source, line=number) from exc
-    except ValueError:  # json's check of the keys met a number Python will not read
-        raise TraceError(TOO_MANY_DIGITS, source=source, line=number) from None
+    except json.JSONDecodeError as exc:  # the key check met a number Python will not read
+        raise TraceError(exc.msg, source=source, line=number) from None
     if not T_RANGE_S[0] <= adv.t <= T_RANGE_S[1]:  # NaN fails this too
         raise TraceError(
             f"t must be Unix time in seconds (or seconds from 0), between {T_RANGE_S[0]:g} and "

@@ -41,7 +41,7 @@ def unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
 
 
 #: What a number Python refuses to read is called (its own message advises a Python call).
-TOO_MANY_DIGITS = "a number of more than 4300 digits, more than any value here can need"
+_TOO_MANY_DIGITS = "a number of more than 4300 digits, more than any value here can need"
 
 
 def loads_unique(text: str) -> Any:
@@ -57,7 +57,7 @@ def loads_unique(text: str) -> Any:
     except ValueError:
         long_number = re.search(r"\d{4301,}", text)
         at = long_number.start() if long_number else 0
-        raise json.JSONDecodeError(TOO_MANY_DIGITS, text, at) from None
+        raise json.JSONDecodeError(_TOO_MANY_DIGITS, text, at) from None
 
 
 #: Enough of JSON to tell keys from values: a string (escapes and all), a bracket, a colon.

@@ -125,8 +125,14 @@ class DecoderProcess:
         self._process, self._conn = process, Connection(ours.detach())
         self._finalizer = weakref.finalize(self, _stop, process, self._conn)
         if self._dictionary is not None:
-            self._call("load", self._hmm, self._settings, self._dictionary, self._searches,
-                       self._lm)
+            try:
+                self._call("load", self._hmm, self._settings, self._dictionary, self._searches,
+                           self._lm)
+            except _ChildDied:
+                raise EngineError(
+                    "the pocketsphinx decoder process stopped while loading the model; see the "
+                    "log"
+                ) from None
         return True
 
     def _call(self, op: str, *args: Any) -> Any:

@@ -12,6 +12,7 @@ from hub.errors import InvalidInput, NotFound
 from hub.services import Services
 from hub.web.common import inside, int_query, json_response, services
 from sync.ports import StockLevel
+from vision.imageinfo import EXTENSIONS
 
 MAX_QUERY_CHARS = 200
 
@@ -90,10 +91,10 @@ IMAGE_HEADERS = {"Cache-Control": "public, max-age=86400", "X-Content-Type-Optio
                  "Content-Security-Policy": "default-src 'none'; sandbox"}
 
 
-#: By file extension: aiohttp's table has no .webp before Python 3.13, so an enrolled WebP photo
-#: went out as application/octet-stream (opened on its own, it was downloaded, not shown).
-IMAGE_TYPES = {".jpg": "image/jpeg", ".jpeg": "image/jpeg", ".png": "image/png",
-               ".webp": "image/webp"}
+#: By the extension the hub stores each image format under (the format's name is its media
+#: subtype): aiohttp's table has no .webp before Python 3.13, so an enrolled WebP photo went out
+#: as application/octet-stream (opened on its own, it was downloaded, not shown).
+IMAGE_TYPES = {extension: f"image/{kind}" for kind, extension in EXTENSIONS.items()}
 
 
 def _recorded(db: Database, path: str) -> bool:

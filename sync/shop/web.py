@@ -217,15 +217,17 @@ def _act_for(request: web.Request, member: str) -> None:
                        f"act for member {member!r}")
 
 
-def _too_large(error: TooLarge, field: str, advice: str) -> ApiError:
-    """413 for a request whose command to the store would be over ``max_payload_bytes``;
-    ``field`` is what makes it large (its detail also carries ``size`` and ``limit``).
+def _too_large(error: TooLarge, field: str, command_type: str) -> ApiError:
+    """413 for a request whose ``command_type`` command to the store would be over
+    ``max_payload_bytes``; ``field`` is what makes it large (its detail also carries ``size``
+    and ``limit``).
 
     Why refuse it here: the store would only dead-letter it (or the broker drop it unread),
     and the shop, waiting for an answer that never comes, sent it again for ever. Nothing was
     stored; the message says how large, the limit, and what to send instead."""
     message = (f"{error.what} would be {error.size} bytes, over the {error.limit} bytes a "
-               f"store takes (sync.max_payload_bytes); nothing was stored or sent: {advice}")
+               f"store takes (sync.max_payload_bytes); nothing was stored or sent: "
+               f"{too_large_advice(command_type)}")
     return ApiError(413, "too_large", message, [
         {"field": field, "message": message, "size": error.size, "limit": error.limit}])
 
@@ -350,7 +352,7 @@ async def place_order(request: web.Request) -> web.Response:
     except UnknownStore:
         raise _unknown_store(order.store) from None
     except TooLarge as exc:
-        raise _too_large(exc, "lines", too_large_advice(ORDER_PLACE)) from None
+        raise _too_large(exc, "lines", ORDER_PLACE) from None
     except KeyReused as exc:
         raise ApiError(409, "idempotency_key_reused", f"Idempotency-Key {key!r} was already used "
                        f"by member {order.member!r} for order {exc.order_id!r} with a different "
@@ -405,7 +407,7 @@ async def cancel_order(request: web.Request) -> web.Response:
                        "state: the store cannot cancel it (only an order that is not yet "
                        f"{', '.join(sorted(FINAL_STATES))} can be cancelled)") from None
     except TooLarge as exc:
-        raise _too_large(exc, "reason", too_large_advice(ORDER_CANCEL)) from None
+        raise _too_large(exc, "reason", ORDER_CANCEL) from None
     await s.link.send(command)
     return web.json_response({"id": order_id, "state": order["state"],
                               "cancel_requested": True}, status=202)
@@ -423,7 +425,7 @@ async def opt_in(request: web.Request) -> web.Response:
     except UnknownStore:
         raise _unknown_store(body.store) from None
     except TooLarge as exc:
-        raise _too_large(exc, "display_name", too_large_advice(MEMBER_UPSERT)) from None
+        raise _too_large(exc, "display_name", MEMBER_UPSERT) from None
     await s.link.send(command)
     return web.json_response({"member": member, "store": body.store, "beacon_key": key},
                              status=202)
