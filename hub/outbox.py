@@ -37,7 +37,10 @@ def enqueue(
 
 
 def backlog(conn: sqlite3.Connection) -> tuple[int, float | None]:
-    """Messages the shop has not acknowledged yet (acknowledged rows are deleted) and the time
-    of the oldest, None when there is none."""
-    count, oldest = conn.execute("SELECT count(*), min(ts) FROM outbox").fetchone()
+    """Messages still to send to the shop and the time of the oldest, None when there is none:
+    the rows it has not acknowledged (acknowledged rows are deleted), less those refused for
+    their size. A refused row stays until the shop acks a later one; counted, a refused newest
+    row (nothing after it to ack) kept the gauge, and an alert on a stuck outbox, up for good."""
+    count, oldest = conn.execute(
+        "SELECT count(*), min(ts) FROM outbox WHERE refused_at IS NULL").fetchone()
     return int(count), oldest

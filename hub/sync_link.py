@@ -174,19 +174,32 @@ class HubStoreLink:
     # --- dead letters ---------------------------------------------------------------------------
 
     async def dead_letter(self, letter: DeadLetter) -> None:
-        await self.db.write(self._dead_letter, letter)
+        await self.db.write(self._store_dead_letter, letter)
 
     def nearby_stock(self, store: str, level: StockLevel) -> None:
         self.services.nearby.update(store, level)
 
-    def _dead_letter(self, letter: DeadLetter) -> None:
+    async def set_aside(self, seq: int, letter: DeadLetter) -> None:
+        await self.db.write(self._set_aside, seq, letter)
+
+    def _set_aside(self, seq: int, letter: DeadLetter) -> None:
         with self.db.transaction() as tx:
-            tx.execute(
-                "INSERT INTO sync_dead_letters (topic, reason, message, size, payload, "
-                "received_at) VALUES (?, ?, ?, ?, ?, ?)",
-                (letter.topic, letter.reason, letter.message, letter.size,
-                 sqlite3.Binary(letter.payload), letter.received_at),
-            )
+            self._dead_letter(tx, letter)
+            tx.execute("UPDATE outbox SET refused_at = coalesce(refused_at, ?) WHERE seq = ?",
+                       (letter.received_at, seq))
+
+    def _store_dead_letter(self, letter: DeadLetter) -> None:
+        with self.db.transaction() as tx:
+            self._dead_letter(tx, letter)
+
+    @staticmethod
+    def _dead_letter(tx: Transaction, letter: DeadLetter) -> None:
+        tx.execute(
+            "INSERT INTO sync_dead_letters (topic, reason, message, size, payload, "
+            "received_at) VALUES (?, ?, ?, ?, ?, ?)",
+            (letter.topic, letter.reason, letter.message, letter.size,
+             sqlite3.Binary(letter.payload), letter.received_at),
+        )
 
 
 class HubSync:

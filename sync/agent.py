@@ -295,9 +295,10 @@ class SyncAgent:
         """``row`` is too large to publish: keep it as a dead letter and say so, once a run.
 
         It stays in the outbox (rows go only on the shop's ack, which deletes it with the first
-        later row the shop acks), so every rewind meets it again; ``_refused`` keeps those from
-        logging and recording it again. A dead letter that cannot be stored (the disk full) is
-        not tried again: the log line is the record then."""
+        later row the shop acks), marked refused so that it no longer counts as waiting to be
+        sent (``hub_sync_outbox_pending``), and every rewind meets it again; ``_refused`` keeps
+        those from logging and recording it again. A dead letter that cannot be stored (the
+        disk full) is not tried again: the log line is the record then."""
         if row.seq in self._refused:
             return
         self._refused.add(row.seq)
@@ -308,7 +309,7 @@ class SyncAgent:
                   "shop, the broker and every store alike", row.type, row.seq, row.msg_id,
                   error.size, error.limit)
         try:
-            await self.link.dead_letter(inbound.letter(topic, payload, error, self.clock()))
+            await self.link.set_aside(row.seq, inbound.letter(topic, payload, error, self.clock()))
         except Exception as failure:
             self._dead_letter_failures.failed(failure, "could not store a dead letter")
         else:

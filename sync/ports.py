@@ -105,7 +105,12 @@ class StoreLink(Protocol):
         """Record (once) that a command cannot be applied and tell the shop why."""
 
     async def dead_letter(self, letter: DeadLetter) -> None:
-        """Keep a message that could not be applied (or, too large, could not be sent)."""
+        """Keep a message that could not be applied."""
+
+    async def set_aside(self, seq: int, letter: DeadLetter) -> None:
+        """Outbox row ``seq`` is too large to send: keep ``letter`` and mark the row refused,
+        together, so it no longer counts as waiting to be sent (it stays until an ack covers
+        it, like every row)."""
 
     def nearby_stock(self, store: str, level: StockLevel) -> None:
         """Another store's stock of one SKU, from its retained snapshot (kept in memory)."""

@@ -224,6 +224,38 @@ async def test_an_outbox_event_over_the_limit_is_dead_lettered_once_and_the_stre
         await pair.close()
 
 
+async def test_a_refused_newest_event_is_not_counted_as_waiting_to_be_sent(
+        tmp_path: Path, mosquitto: Mosquitto) -> None:
+    """Why: the pending-outbox gauge counted a refused row, and when it was the newest one
+    nothing after it came for the shop to ack it away: the gauge, and its age, stayed up for
+    good and a store's alert on a stuck outbox fired for ever. It stays in the outbox (the
+    shop's ack of a later row deletes it) but is no longer counted."""
+    pair = await _pair(tmp_path, mosquitto)
+    assert pair.hub is not None
+    svc = pair.hub.services
+
+    def pending() -> tuple[float, ...]:
+        text = svc.metrics.render().decode()
+        return tuple(float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
+                     if line.startswith(("hub_sync_outbox_pending ",
+                                         "hub_sync_outbox_oldest_pending_seconds ")))
+
+    def big() -> None:
+        with svc.db.transaction() as tx:
+            enqueue(tx, svc.bus, "reminder", {"member": "m-1", "text": "x" * 2000},
+                    svc.clock.now() - 3600)
+
+    try:
+        await wait_until(lambda: pending() == (0.0, 0.0), 20, "the catalogue's events acked")
+        await svc.db.write(big)
+        await wait_until(lambda: svc.db.query("SELECT 1 FROM sync_dead_letters"), 20,
+                         "the large event refused")
+        assert svc.db.query("SELECT count(*) AS n FROM outbox") == [{"n": 1}]  # kept
+        assert pending() == (0.0, 0.0)
+    finally:
+        await pair.close()
+
+
 async def test_the_generated_broker_config_follows_max_payload_bytes(tmp_path: Path) -> None:
     """The clients' formula, from one function: a broker set up for 2 MiB messages delivers a
     3 MiB one (its old constant, 1 MiB, dropped it), and none over twice that plus 64 KiB."""
