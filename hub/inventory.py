@@ -332,6 +332,45 @@ class Inventory:
         return Movement(*row[:8], bool(row[8]), row[9], row[10], stock=self._level(tx, row[2]))
 
 
+def ledger_prune_point(tx: Transaction, before: float) -> int:
+    """The seq through which retention may delete ledger rows: every row up to it is older
+    than ``before`` and acknowledged by the shop (its movement event is out of the outbox).
+
+    A prefix of the sequence, not every old row: a row stays while an older-numbered one must
+    (one stamped by a clock that was ahead stops pruning there), so a kept count's
+    ``_counted`` still sums every movement after it."""
+    (acked,) = tx.execute("SELECT value FROM sync_state WHERE key = 'acked_seq'").fetchone()
+    # in seq order from the oldest: it reads the old rows only, which are the ones to go
+    young = tx.execute("SELECT seq FROM stock_ledger WHERE ts >= ? ORDER BY seq LIMIT 1",
+                       (before,)).fetchone()
+    return min(int(acked), young[0] - 1) if young else int(acked)
+
+
+def prune_ledger(tx: Transaction, through: int, limit: int, now: float) -> int:
+    """Delete up to ``limit`` of the oldest ledger rows numbered up to ``through``, adding
+    their sums to ``stock_ledger_pruned``; returns how many went.
+
+    Each product's newest row (``stock.last_seq``) stays, however old: the catalogue import
+    gives starting stock only to a product with no ledger row, and without it a product that
+    has not moved for the retention age would get its starting stock a second time."""
+    keep = "seq <= ? AND seq NOT IN (SELECT last_seq FROM stock)"
+    last = tx.execute(f"SELECT max(seq) FROM (SELECT seq FROM stock_ledger WHERE {keep} "
+                      "ORDER BY seq LIMIT ?)", (through, limit)).fetchone()[0]
+    if last is None:
+        return 0
+    tx.execute(
+        "INSERT INTO stock_ledger_pruned (sku, qty, reserved_qty, rows, through_seq, pruned_at) "
+        f"SELECT sku, sum(qty), sum(reserved_qty), count(*), max(seq), ? FROM stock_ledger "
+        f"WHERE {keep} GROUP BY +sku ON CONFLICT (sku) DO UPDATE SET "
+        "qty = qty + excluded.qty, reserved_qty = reserved_qty + excluded.reserved_qty, "
+        "rows = rows + excluded.rows, through_seq = max(through_seq, excluded.through_seq), "
+        "pruned_at = excluded.pruned_at", (now, last))
+    tx.execute("INSERT INTO store_meta (key, value) VALUES ('ledger_pruning', '1')")
+    deleted = tx.execute(f"DELETE FROM stock_ledger WHERE {keep}", (last,)).rowcount
+    tx.execute("DELETE FROM store_meta WHERE key = 'ledger_pruning'")
+    return int(deleted)
+
+
 def _level_row(row: dict[str, Any]) -> StockLevel:
     return StockLevel(
         row["sku"], row["on_hand"], row["reserved"], row["on_hand"] - row["reserved"], row["seq"]
