@@ -251,17 +251,28 @@ class ShopLink:
             if channel == "events":
                 if env.prev is None:
                     raise ProtocolError("invalid_envelope", "an event must carry 'prev'")
+                if env.prev >= env.seq:
+                    raise ProtocolError("implausible_seq", f"event seq {env.seq} names prev "
+                                        f"{env.prev}: an event follows the one before it")
                 schema = EVENT_SCHEMAS.get(env.type)
                 if schema is None:
-                    return EventItem(env, None)
+                    return EventItem(env, None, topic=message.topic)
                 try:
-                    return EventItem(env, decode_data(env, schema))
+                    return EventItem(env, decode_data(env, schema), topic=message.topic)
                 except ProtocolError as exc:
-                    return EventItem(env, None, inbound.dead_letter(message, exc, now))
+                    return EventItem(env, None, inbound.dead_letter(message, exc, now),
+                                     message.topic)
             if channel == "snapshot" and env.type == messages.SNAPSHOT:
-                return SnapshotItem(env, decode_data(env, messages.StockSnapshot))
+                return SnapshotItem(env, decode_data(env, messages.StockSnapshot), message.topic)
             if channel == "state" and env.type == messages.STATE:
-                return StateItem(env, decode_data(env, messages.StoreState))
+                state = decode_data(env, messages.StoreState)
+                if state.acked_seq > state.last_seq:
+                    # taken as it was, the watermark jumped to it and the real events after
+                    # were ignored as applied
+                    raise ProtocolError("implausible_seq", f"state of store {env.store} says "
+                                        f"the shop acknowledged seq {state.acked_seq}, past its "
+                                        f"last seq {state.last_seq}")
+                return StateItem(env, state)
             raise ProtocolError("unexpected_topic", f"{env.type!r} on {message.topic!r}")
         except ProtocolError as exc:
             return DeadItem(inbound.dead_letter(message, exc, now))

@@ -21,12 +21,15 @@ from importlib import resources
 from pathlib import Path
 from typing import Any, TypeVar
 
-from sync import messages
+import msgspec
+
+from sync import inbound, messages
 from sync.envelope import (
     DEFAULT_MAX_PAYLOAD_BYTES,
     MAX_SEQ,
     WIDEST_TS,
     Envelope,
+    ProtocolError,
     build,
     new_id,
     within_limit,
@@ -34,22 +37,34 @@ from sync.envelope import (
 from sync.ports import DeadLetter
 
 T = TypeVar("T")
+#: How far past the furthest seq the shop knows of a store (its watermark, or the ``last_seq``
+#: of the store's last state) an event or snapshot may be; one further is a dead letter
+#: (``implausible_seq``). Why: one corrupt or forged seq near 2**63 was applied, and a snapshot
+#: with it froze its SKU's stock view (later seqs never "win"), an event with it moved the
+#: watermark over every real event to come, which were then ignored as duplicates. A store
+#: numbers its events one by one and says where it stands in every state (each connection and
+#: each resync), so a real event is at most about a send window ahead; one refused in error
+#: (the state not read yet) is sent again on the store's ack timeout and applied then.
+MAX_SEQ_AHEAD = 10_000_000
 
 
 @dataclass(frozen=True)
 class EventItem:
     """A store event with a valid envelope; ``problem`` is set when its data failed its schema
-    (it is still recorded as applied, so one bad event cannot stall the stream)."""
+    (it is still recorded as applied, so one bad event cannot stall the stream). ``topic``:
+    where it came, for a dead letter."""
 
     envelope: Envelope
     data: Any
     problem: DeadLetter | None = None
+    topic: str = ""
 
 
 @dataclass(frozen=True)
 class SnapshotItem:
     envelope: Envelope
     snapshot: messages.StockSnapshot
+    topic: str = ""
 
 
 @dataclass(frozen=True)
@@ -379,6 +394,8 @@ class ShopStore:
     def _apply_event(self, conn: sqlite3.Connection, item: EventItem,
                      watermarks: dict[str, int], now: float, out: BatchOutcome) -> bool:
         env = item.envelope
+        if self._implausible(conn, env, env.seq, watermarks[env.store], item.topic, now, out):
+            return False
         inserted = watermarks[env.store] < env.seq and conn.execute(
             "INSERT OR IGNORE INTO applied (store, seq, prev, msg_id, type, dead, applied_at, "
             "epoch) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
@@ -510,7 +527,9 @@ class ShopStore:
     def _apply_snapshot(self, conn: sqlite3.Connection, item: SnapshotItem, now: float,
                         out: BatchOutcome) -> None:
         env, snap = item.envelope, item.snapshot
-        self._store_row(conn, env.store, env.epoch, now)
+        _, watermark = self._store_row(conn, env.store, env.epoch, now)
+        if self._implausible(conn, env, max(env.seq, snap.seq), watermark, item.topic, now, out):
+            return
         have = conn.execute("SELECT on_hand, reserved, available, seq FROM stock_view "
                             "WHERE store = ? AND sku = ?", (env.store, snap.sku)).fetchone()
         row = StockRow(env.store, snap.sku, snap.on_hand, snap.reserved, snap.available, snap.seq)
@@ -603,6 +622,26 @@ class ShopStore:
         conn.execute("UPDATE stores SET watermark = ? WHERE store = ?", (keep, store))
         self._drift(conn, store, "rewind", None, keep, {"watermark": watermark,
                                                          "store_last_seq": last_seq}, now)
+
+    def _implausible(self, conn: sqlite3.Connection, env: Envelope, seq: int, watermark: int,
+                     topic: str, now: float, out: BatchOutcome) -> bool:
+        """True, with a dead letter, when ``seq`` is more than ``MAX_SEQ_AHEAD`` past the
+        furthest the shop knows ``env.store`` has written."""
+        (last_seq,) = conn.execute("SELECT last_seq FROM stores WHERE store = ?",
+                                   (env.store,)).fetchone()
+        known = max(watermark, last_seq)
+        if seq <= known + MAX_SEQ_AHEAD:
+            return False
+        error = ProtocolError(
+            "implausible_seq", f"{env.type} of store {env.store} at seq {seq}, more than "
+            f"{MAX_SEQ_AHEAD} past seq {known}, the furthest the shop knows the store has "
+            f"written (its watermark {watermark}, last_seq {last_seq} in its last state): "
+            "corrupt or forged, so not applied. A store that did write that far says so in its "
+            "next state (on connecting, or answering a resync), and the event it sends again "
+            "is applied then")
+        self._dead_letter(conn, inbound.letter(topic, msgspec.json.encode(env), error, now))
+        out.dead.append(error.reason)
+        return True
 
     @staticmethod
     def _advance(conn: sqlite3.Connection, store: str) -> tuple[int, int]:
