@@ -81,7 +81,8 @@ class AgentSettings:
     snapshot_interval_s: float = 1.0
     full_snapshot_interval_s: float = 300.0
     poll_interval_s: float = 2.0
-    #: The largest envelope read or sent (the shop's ``sync.max_payload_bytes`` should match).
+    #: The largest envelope read or sent (the shop's ``sync.max_payload_bytes`` should match;
+    #: its acks say it, see ``_over_shop_limit``).
     max_payload_bytes: int = DEFAULT_MAX_PAYLOAD_BYTES
     #: Other stores whose retained stock snapshots this store follows (the kiosk's "available
     #: at store X" when a product is out of stock here).
@@ -122,6 +123,10 @@ class SyncAgent:
         #: Outbox rows refused for their size in this run (above the acked seq): each is
         #: dead-lettered and logged once, not again on every replay.
         self._refused: set[int] = set()
+        #: The shop's ``sync.max_payload_bytes`` as its acks say (None: not said, an older
+        #: shop), and the outbox row held back for it, logged once.
+        self.shop_limit: int | None = None
+        self._held = 0
         self._last_seq = 0
         #: The highest seq the shop can hold: written before this run began (perhaps sent by an
         #: earlier one) or sent in this run. An ack above it covers rows never sent.
@@ -227,7 +232,8 @@ class SyncAgent:
 
     def _state(self, state: str) -> Outgoing:
         data = messages.StoreState(state=state, epoch=self.epoch,  # type: ignore[arg-type]
-                                   last_seq=self._last_seq, acked_seq=self.acked)
+                                   last_seq=self._last_seq, acked_seq=self.acked,
+                                   max_payload_bytes=self.settings.max_payload_bytes)
         payload = build(store=self.settings.store, epoch=self.epoch, seq=self._last_seq,
                         type_=messages.STATE, ts=self.clock(), data=data)
         return Outgoing(self.topics.state, within_limit(
@@ -262,6 +268,7 @@ class SyncAgent:
                 # once the ack has moved the cursor.
                 await wait_or_sleep(self._work, self.sleep, s.poll_interval_s)
                 continue
+            held = False
             for row in rows:
                 if generation != self._generation:
                     break  # an ack or a rewind moved the cursor: read again from there
@@ -271,6 +278,9 @@ class SyncAgent:
                                 ts=row.ts, data=row.data.encode(), msg_id=row.msg_id,
                                 prev=self._chain)
                 topic = self.topics.event(row.type)
+                if self._over_shop_limit(row, len(payload)):
+                    held = True
+                    break
                 try:
                     within_limit(payload, s.max_payload_bytes, f"{row.type} event")
                 except TooLarge as exc:
@@ -290,6 +300,38 @@ class SyncAgent:
                 self._last_seq = max(self._last_seq, row.seq)
                 self._sendable = max(self._sendable, row.seq)
                 self.metrics.sent.labels(topic.rsplit("/", 1)[1]).inc()
+            if held:  # until the shop's limit is raised (its acks say so) or the hub's lowered
+                await wait_or_sleep(self._work, self.sleep, s.poll_interval_s)
+
+    def _over_shop_limit(self, row: OutboxRow, size: int) -> bool:
+        """True when ``row`` fits this hub's limit but not the shop's: it waits, in order,
+        rather than be sent for the shop to dead-letter (the shop's chain would stop there and
+        the window go again for ever). Logged once per row, naming the settings."""
+        limit = self.shop_limit
+        if limit is None or size <= limit or size > self.settings.max_payload_bytes:
+            return False
+        if self._held != row.seq:
+            self._held = row.seq
+            log.error("outbox event %s (seq %s) of %s bytes held back: the shop's "
+                      "sync.max_payload_bytes is %s, below this hub's [mqtt] max_payload_bytes "
+                      "%s. Nothing after it is sent until the two match: raise the shop's "
+                      "(and the broker's, `retail-hub broker config --max-payload-bytes`) or "
+                      "lower the hub's", row.type, row.seq, size, self.shop_limit,
+                      self.settings.max_payload_bytes)
+        return True
+
+    def _heard_shop_limit(self, limit: int | None) -> None:
+        """The shop's limit from an ack: kept, and a difference from the hub's logged once a
+        value."""
+        if limit is None or limit == self.shop_limit:
+            return
+        self.shop_limit = limit
+        own = self.settings.max_payload_bytes
+        if limit != own:
+            log.warning("the shop's sync.max_payload_bytes is %s, this hub's [mqtt] "
+                        "max_payload_bytes %s: give both (and the broker) one value; until "
+                        "then the hub sends no event over %s", limit, own, min(limit, own))
+        self._work.set()
 
     async def _refuse(self, row: OutboxRow, topic: str, payload: bytes, error: TooLarge) -> None:
         """``row`` is too large to publish: keep it as a dead letter and say so, once a run.
@@ -493,6 +535,7 @@ class SyncAgent:
                 self._queue(message, exc)
                 return
             self.metrics.received.labels(messages.ACK).inc()
+            self._heard_shop_limit(ack.max_payload_bytes)
             self._ack_received(ack.acked_seq, received.envelope.epoch)
             return
         parsed = parse_topic(self.settings.prefix, message.topic)

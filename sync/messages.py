@@ -12,7 +12,7 @@ from typing import Annotated, Any, Literal
 
 import msgspec
 
-from sync.envelope import MessageId, Seq, whole
+from sync.envelope import MAX_MAX_PAYLOAD_BYTES, MIN_MAX_PAYLOAD_BYTES, MessageId, Seq, whole
 
 ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,63}$"
 SKU_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"
@@ -29,6 +29,9 @@ OrderState = Literal[
 #: docs/asyncapi.yaml's codes, read as any short code so that a later hub's new code is kept
 #: (and shown as a plain rejection) rather than its order.status refused by an older shop.
 ReasonCode = Annotated[str, msgspec.Meta(pattern=r"^[a-z][a-z_]{0,39}\Z")]
+
+#: An end's ``max_payload_bytes``, told to the other end (state, ack).
+PayloadLimit = Annotated[int, msgspec.Meta(ge=MIN_MAX_PAYLOAD_BYTES, le=MAX_MAX_PAYLOAD_BYTES)]
 
 # --- store -> shop ---------------------------------------------------------------------------
 
@@ -117,6 +120,9 @@ class StoreState(msgspec.Struct, kw_only=True):
     epoch: Seq
     last_seq: Seq
     acked_seq: Seq
+    #: The hub's ``[mqtt] max_payload_bytes`` (hubs from before it leave it out). A shop that
+    #: reads it holds back commands larger than it, and tells the store its own in its acks.
+    max_payload_bytes: PayloadLimit | None = None
 
 
 # --- shop -> store ---------------------------------------------------------------------------
@@ -129,10 +135,15 @@ CATALOG_UPDATE = "catalog.update"
 RESYNC = "sync.resync"
 
 
-class Ack(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
-    """The shop has applied every event of the store up to and including ``acked_seq``."""
+class Ack(msgspec.Struct, kw_only=True, forbid_unknown_fields=True, omit_defaults=True):
+    """The shop has applied every event of the store up to and including ``acked_seq``.
+
+    ``max_payload_bytes``: the shop's ``sync.max_payload_bytes``, sent only to a store whose
+    state gave its own (an older hub would refuse the unknown field): the hub holds back events
+    larger than it instead of sending what the shop can only dead-letter."""
 
     acked_seq: Seq
+    max_payload_bytes: PayloadLimit | None = None
 
 
 class OrderPlace(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):

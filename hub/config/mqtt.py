@@ -74,7 +74,9 @@ class MqttConfig(StrictModel, BrokerConnection):
         "broker is asked to deliver none over twice this (plus 64 KiB), so larger ones are "
         "never read at all. Also the largest event the hub sends: a larger one (the limit "
         "lowered since it was written) is dead-lettered here, not sent. Use the shop's "
-        "sync.max_payload_bytes and `retail-hub broker config --max-payload-bytes`.",
+        "sync.max_payload_bytes and `retail-hub broker config --max-payload-bytes`: the shop "
+        "tells its own in its acks, and where they differ the hub logs it and holds back, in "
+        "order, an event over the shop's until they match.",
     )
 
     @model_validator(mode="after")

@@ -57,7 +57,9 @@ class ShopSyncConfig(_Strict):
         "deliver none over twice this (plus 64 KiB). Also the largest command the shop sends: "
         "the API refuses one that would be larger (413), and a pending one found larger (the "
         "limit lowered since) is rejected and dead-lettered rather than sent. Use the stores' "
-        "mqtt.max_payload_bytes.")
+        "mqtt.max_payload_bytes: a store tells its own in its state, and where they differ "
+        "the shop logs it and keeps a command over the store's pending, unsent, until they "
+        "match.")
     batch: int = Field(default=500, ge=1, le=10_000,
                        description="Messages applied per database transaction at most.")
 

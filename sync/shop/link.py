@@ -93,6 +93,10 @@ class ShopLink:
         self._acks_sent: dict[str, int] = {}
         self._ack_wanted = asyncio.Event()
         self._resynced: set[str] = set()  # stores asked to resync on this connection
+        #: Each store's ``[mqtt] max_payload_bytes`` as its states say (stores from before it
+        #: say nothing), and the commands held back for it, logged once.
+        self.store_limits: dict[str, int] = {}
+        self._held: set[str] = set()
         self.subscribed = asyncio.Event()  # set while connected with subscriptions in place
         self._tasks: list[asyncio.Task[None]] = []
         self.idle = asyncio.Event()  # set whenever everything received so far is applied
@@ -137,11 +141,42 @@ class ShopLink:
             except TooLarge as exc:
                 await self._refuse(command, topic, payload, exc)
                 continue
+            if self._over_store_limit(command, len(payload)):
+                continue
             await session.send(Outgoing(topic, payload))
             self.metrics.sent.labels("command").inc()
             sent.append(command.seq)
         if sent:
             await self.store.write(self.store.mark_sent, sent, self.clock())
+
+    def _over_store_limit(self, command: PendingCommand, size: int) -> bool:
+        """True when ``command`` fits the shop's limit but not its store's: it stays pending,
+        unsent, rather than go for the store to dead-letter while the shop sends it again for
+        ever; it goes once the store's limit is raised. Logged once per command."""
+        limit = self.store_limits.get(command.store)
+        if limit is None or size <= limit:
+            return False
+        if command.id not in self._held:
+            self._held.add(command.id)
+            log.error("command %s (%s for store %s) of %s bytes held back: the store's [mqtt] "
+                      "max_payload_bytes is %s, below the shop's sync.max_payload_bytes %s. It "
+                      "stays pending until the two match: raise the store's (and the "
+                      "broker's) or lower the shop's", command.id, command.type, command.store,
+                      size, limit, self.settings.max_payload_bytes)
+        return True
+
+    def _heard_store_limit(self, store: str, limit: int | None) -> None:
+        """A store's limit from its state: kept, and a difference from the shop's logged once
+        a value."""
+        if limit is None or self.store_limits.get(store) == limit:
+            return
+        self.store_limits[store] = limit
+        own = self.settings.max_payload_bytes
+        if limit != own:
+            log.warning("store %s has [mqtt] max_payload_bytes %s, the shop's "
+                        "sync.max_payload_bytes is %s: give both (and the broker) one value; "
+                        "until then nothing over %s goes between them", store, limit, own,
+                        min(limit, own))
 
     async def _refuse(self, command: PendingCommand, topic: str, payload: bytes,
                       error: TooLarge) -> None:
@@ -203,7 +238,9 @@ class ShopLink:
             due = [(store, pos) for store, pos in self._acks_due.items()
                    if pos[1] > self._acks_sent.get(store, -1)]
             for store, (epoch, watermark) in due:
-                data = messages.Ack(acked_seq=watermark)
+                # only to a store that gave its own limit: an older one refuses the field
+                data = messages.Ack(acked_seq=watermark, max_payload_bytes=(
+                    self.settings.max_payload_bytes if store in self.store_limits else None))
                 payload = build(store=store, epoch=epoch, seq=watermark, type_=messages.ACK,
                                 ts=self.clock(), data=data)
                 await session.send(Outgoing(StoreTopics(self.settings.prefix, store).ack,
@@ -272,6 +309,8 @@ class ShopLink:
                     raise ProtocolError("implausible_seq", f"state of store {env.store} says "
                                         f"the shop acknowledged seq {state.acked_seq}, past its "
                                         f"last seq {state.last_seq}")
+                if state.state == "online":
+                    self._heard_store_limit(env.store, state.max_payload_bytes)
                 return StateItem(env, state)
             raise ProtocolError("unexpected_topic", f"{env.type!r} on {message.topic!r}")
         except ProtocolError as exc:

@@ -297,3 +297,76 @@ async def _count(read: Any, count: int) -> bool:
 
 async def _order_state(pair: SyncPair, order_id: str, state: str) -> bool:
     return (await call(pair, "GET", f"/api/orders/{order_id}"))[1]["state"] == state
+
+
+async def test_an_event_over_the_shops_lower_limit_waits_until_the_limits_match(
+        tmp_path: Path, mosquitto: Mosquitto, caplog: pytest.LogCaptureFixture) -> None:
+    """Why: nothing compared the hub's limit with the shop's. An event between the two was
+    sent, the shop could only dead-letter it, its chain stopped there and the hub sent the
+    window again for ever, with no word of which setting to change. The shop's acks now carry
+    its limit: the hub holds such an event back, in order, says which settings differ, and
+    sends it once the shop's limit is raised. Nothing is lost."""
+    caplog.set_level(logging.WARNING, logger="sync.agent")
+    pair = await _pair(tmp_path, mosquitto)  # both at LIMIT
+    assert pair.hub is not None
+    await pair.stop_hub()
+    await pair.start_hub(max_payload_bytes=4 * LIMIT)
+    await pair.reported()
+    svc = pair.hub.services
+
+    def reminders(*texts: str) -> None:
+        with svc.db.transaction() as tx:
+            for text in texts:
+                enqueue(tx, svc.bus, "reminder", {"member": "m-1", "text": text},
+                        svc.clock.now())
+
+    def shop_texts() -> list[str]:
+        return [json.loads(data)["text"] for (data,) in pair.shop_sql(
+            "SELECT data FROM reminders ORDER BY seq")]
+
+    try:
+        await wait_until(lambda: pair.hub.services.sync.agent.shop_limit == LIMIT, 20,
+                         "the shop's limit heard in its ack")
+        await svc.db.write(reminders, "x" * 2000, "after")
+        await wait_until(lambda: any("held back" in r.getMessage() for r in caplog.records),
+                         20, "the large event held back")
+        assert shop_texts() == []
+        assert pair.shop_sql("SELECT count(*) FROM dead_letters") == [(0,)]
+        messages = [r.getMessage() for r in caplog.records if r.name == "sync.agent"]
+        assert any("sync.max_payload_bytes is 1024" in m and "4096" in m for m in messages)
+        await pair.stop_shop()
+        await pair.start_shop(max_payload_bytes=4 * LIMIT)
+        await wait_until(lambda: shop_texts() == ["x" * 2000, "after"], 20,
+                         "both events applied once the limits match")
+    finally:
+        await pair.close()
+
+
+async def test_a_command_over_the_stores_lower_limit_stays_pending_until_it_is_raised(
+        tmp_path: Path, mosquitto: Mosquitto, caplog: pytest.LogCaptureFixture) -> None:
+    """The other way round: the store's state carries its limit, and the shop keeps a command
+    that fits its own but not the store's pending, unsent, with a line naming both settings,
+    rather than send it for the store to dead-letter again and again."""
+    caplog.set_level(logging.WARNING, logger="sync.shop.link")
+    pair = await _pair(tmp_path, mosquitto, max_payload_bytes=4 * LIMIT)
+    assert pair.hub is not None
+    try:
+        assert pair.shop is not None
+        await wait_until(lambda: pair.shop.shop.link.store_limits.get(pair.store) == LIMIT, 20,
+                         "the store's limit heard in its state")
+        status, placed = await call(pair, "POST", "/api/orders", {
+            "store": pair.store, "member": "m-1", "lines": LONG_LINES})
+        assert status == 202, placed
+        await wait_until(lambda: any("held back" in r.getMessage() for r in caplog.records),
+                         20, "the command held back")
+        assert pair.shop_sql("SELECT status, sent_at FROM commands") == [("pending", None)]
+        svc = pair.hub.services
+        assert await svc.db.read(svc.db.query, "SELECT reason FROM sync_dead_letters") == []
+        assert any("[mqtt] max_payload_bytes is 1024" in r.getMessage()
+                   for r in caplog.records if r.name == "sync.shop.link")
+        await pair.stop_hub()
+        await pair.start_hub(max_payload_bytes=4 * LIMIT)
+        await wait_until(lambda: pair.shop_sql("SELECT status FROM commands") == [("applied",)],
+                         30, "the order applied once the store's limit is raised")
+    finally:
+        await pair.close()
