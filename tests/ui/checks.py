@@ -30,12 +30,15 @@ _SETTLE_JS = """() => Promise.race([
     new Promise((resolve) => setTimeout(resolve, 2000))])"""
 
 
-def assert_accessible(page: Page) -> None:
+def assert_accessible(page: Page, colours: bool = True) -> None:
     """No axe-core violation on the page as it is now, once its transitions have ended: WCAG
-    2.0-2.2 A/AA, the best practices, and the AAA 7:1 contrast rule (both pages promise 7:1)."""
+    2.0-2.2 A/AA, the best practices, and the AAA 7:1 contrast rule (both pages promise 7:1).
+    ``colours=False`` leaves contrast out, for forced colours: the system's theme owns the
+    colours there, and axe read the page's own colour for words the screen showed white on
+    black ("Hold to talk", 1.3:1); ``contrast`` reads what the screen shows."""
     page.evaluate(_SETTLE_JS)
-    options: dict[str, Any] = {"resultTypes": ["violations"],
-                               "rules": {"color-contrast-enhanced": {"enabled": True}}}
+    options: dict[str, Any] = {"resultTypes": ["violations"], "rules": {
+        "color-contrast-enhanced": {"enabled": colours}, "color-contrast": {"enabled": colours}}}
     results = AXE.run(page, options=options)
     assert results.violations_count == 0, results.generate_report()
 
@@ -51,26 +54,43 @@ def small_targets(page: Page, minimum: float = KIOSK_TARGET_PX) -> list[dict[str
             if t["width"] < minimum - 0.5 or t["height"] < minimum - 0.5]
 
 
-_CONTRAST_JS = """(el) => {
+#: The WCAG contrast formula in the page, on computed colours taken as opaque: ``behind`` is
+#: the nearest opaque background from a node up.
+_COLOURS_JS = """
   const rgb = (value) => value.match(/[\\d.]+/g).map(Number);
   const luminance = ([r, g, b]) => [r, g, b].map((c) => c / 255)
     .map((c) => (c <= 0.03928 ? c / 12.92 : ((c + 0.055) / 1.055) ** 2.4))
     .reduce((sum, c, i) => sum + c * [0.2126, 0.7152, 0.0722][i], 0);
-  let paper = [255, 255, 255];
-  for (let node = el; node; node = node.parentElement) {
-    const colour = rgb(getComputedStyle(node).backgroundColor);
-    if (colour.length < 4 || colour[3] > 0) { paper = colour; break; }
-  }
-  const [light, dark] = [luminance(rgb(getComputedStyle(el).color)), luminance(paper)]
-    .sort((a, b) => b - a);
-  return (light + 0.05) / (dark + 0.05);
-}"""
+  const ratio = (colour, paper) => {
+    const [light, dark] = [luminance(rgb(colour)), luminance(paper)].sort((a, b) => b - a);
+    return (light + 0.05) / (dark + 0.05);
+  };
+  const behind = (node) => {
+    for (; node; node = node.parentElement) {
+      const colour = rgb(getComputedStyle(node).backgroundColor);
+      if (colour.length < 4 || colour[3] > 0) return colour;
+    }
+    return [255, 255, 255];
+  };"""
+
+_CONTRAST_JS = "(el) => {" + _COLOURS_JS + """
+  return ratio(getComputedStyle(el).color, behind(el)); }"""
+
+#: An element's edge (its top border) against what is around it.
+_EDGE_JS = "(el) => {" + _COLOURS_JS + """
+  return ratio(getComputedStyle(el).borderTopColor, behind(el.parentElement)); }"""
 
 
 def contrast(target: Locator) -> float:
     """Contrast ratio of an element's text on its background as it looks now (hovered, focused,
     pressed or not): the WCAG formula on the computed colours, both taken as opaque."""
     ratio: float = target.evaluate(_CONTRAST_JS)
+    return ratio
+
+
+def edge_contrast(target: Locator) -> float:
+    """Contrast ratio of an element's edge (its top border) on what is around it."""
+    ratio: float = target.evaluate(_EDGE_JS)
     return ratio
 
 
@@ -84,3 +104,36 @@ def low_contrast_buttons(page: Page, minimum: float = 7.0) -> list[str]:
         if (ratio := contrast(button)) < minimum:
             low.append(f"{button.evaluate('el => el.outerHTML.slice(0, 80)')}: {ratio:.2f}")
     return low
+
+
+#: The focused element's ring: its outline's width and its contrast with what is around it (the
+#: nearest opaque background outside the element), the WCAG formula as in ``_CONTRAST_JS``.
+_RING_JS = "() => {" + _COLOURS_JS + """
+  const el = document.activeElement;
+  if (el === null || el === document.body) return null;
+  const style = getComputedStyle(el);
+  return {key: [...document.querySelectorAll('*')].indexOf(el),
+          what: el.outerHTML.slice(0, 80), style: style.outlineStyle,
+          width: parseFloat(style.outlineWidth),
+          ratio: ratio(style.outlineColor, behind(el.parentElement))};
+}"""
+
+
+def weak_focus_rings(page: Page, minimum: float = 3.0, width_px: float = 3.0) -> list[str]:
+    """Tabs once round every control of the page (the open dialog's, when one is open) and
+    returns those whose focus ring is missing, thinner than ``width_px`` or under ``minimum``
+    contrast with what is around it (WCAG 2.4.13 asks for 3:1)."""
+    weak: list[str] = []
+    seen: set[int] = set()
+    for _ in range(len(visible_targets(page)) + 2):
+        page.keyboard.press("Tab")
+        ring = page.evaluate(_RING_JS)
+        if ring is None:  # past the last control, before the first again
+            continue
+        if ring["key"] in seen:
+            break
+        seen.add(ring["key"])
+        if ring["style"] == "none" or ring["width"] < width_px or ring["ratio"] < minimum:
+            weak.append(f"{ring['what']}: {ring['style']} {ring['width']:.1f} px, "
+                        f"{ring['ratio']:.2f}:1")
+    return weak
