@@ -43,14 +43,19 @@ class _Strict(BaseModel):
 #: A whole number as written: pydantic would otherwise take `true` as 1, 2.0 as 2 and "7" as 7,
 #: and a beacon flashed with a value nobody wrote.
 Int = Annotated[int, Strict()]
+#: A number as written (a whole one too), for the same reason: not `true`, not "1.5".
+Float = Annotated[float, Strict()]
+#: Yes or no as YAML writes it (true, false, yes, no unquoted): not 1, not the text "no",
+#: which pydantic would take as false.
+Bool = Annotated[bool, Strict()]
 
 
 class Position(_Strict):
     """Where a device is mounted, in metres in the store's floor plan."""
 
-    x: float = Field(description="Along the street front, from the left wall.")
-    y: float = Field(description="Into the shop, from the front wall.")
-    z: float = Field(default=2.0, ge=0, le=20, description="Height above the floor.")
+    x: Float = Field(description="Along the street front, from the left wall.")
+    y: Float = Field(description="Into the shop, from the front wall.")
+    z: Float = Field(default=2.0, ge=0, le=20, description="Height above the floor.")
 
 
 Hex = Annotated[str, Field(pattern=r"^[0-9a-fA-F]*$")]
@@ -181,7 +186,7 @@ class ScannerNodeSpec(_Strict):
     adapter: str | None = Field(
         default=None, pattern=r"^hci[0-9]+$", description="hub-adapter: BlueZ adapter (hciN)."
     )
-    active_scan: bool = Field(
+    active_scan: Bool = Field(
         default=False,
         description="Send scan requests. Passive is enough for tokens and beacons and does not "
         "make phones answer.",
@@ -344,6 +349,8 @@ def _message(err: Any) -> str:
     message = str(err["msg"]).removeprefix("Value error, ")
     if err["type"] == "string_type" and isinstance(err.get("input"), int | float):
         message += f" (YAML read {err['input']!r} as a number: put it in quotes)"
+    if err["type"] in ("int_type", "float_type", "bool_type") and isinstance(err["input"], str):
+        message += f" (YAML read {err['input']!r} as text: remove the quotes)"
     return message
 
 

@@ -146,6 +146,21 @@ def test_render_needs_the_store_id_for_relay_nodes(tmp_path: Path) -> None:
             "scanners:\n  - {name: a, kind: hub-adapter, position: {x: .inf, y: 1}}",
             "scanners.0 (a).position.x: Input should be a finite number",
         ),
+        # Why: these were taken as the number 1.5 and as false (pydantic's lax mode)
+        (
+            "scanners:\n  - {name: a, kind: hub-adapter, position: {x: '1.5', y: 1}}",
+            "scanners.0 (a).position.x: Input should be a valid number (YAML read '1.5' as "
+            "text: remove the quotes)",
+        ),
+        (
+            "scanners:\n  - {name: a, kind: esp32-relay, active_scan: 'no'}",
+            "scanners.0 (a).active_scan: Input should be a valid boolean (YAML read 'no' as "
+            "text: remove the quotes)",
+        ),
+        (
+            "scanners:\n  - {name: a, kind: esp32-relay, active_scan: 1}",
+            "scanners.0 (a).active_scan: Input should be a valid boolean",
+        ),
         # Why: plain YAML keeps the last of two keys, so this declared no beacons at all.
         ("beacons:\n  - {id: a, kind: eddystone-eid, identity_key: " + "ab" * 16 + "}\n"
          "beacons: []\n", "(line 3, column 1): 'beacons' is given twice"),

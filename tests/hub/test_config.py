@@ -488,3 +488,67 @@ def test_settings_that_contradict_each_other_are_refused() -> None:
                           'backoff_initial_s = 45\n[voice]\nsuggest_score = 0.8\n',
                           Path("hub.toml"))
     assert config.mqtt.ack_timeout_s == 600 and config.voice.suggest_score == 0.8
+
+
+@pytest.mark.parametrize(("setting", "message"), [
+    ('[web]\nport = "8080"',
+     'expected a whole number such as 8080, found the text "8080"; remove the quotes'),
+    ('[web]\nport = 8080.0', "expected a whole number, found 8080.0; write 8080"),
+    ("[web]\nport = 8080.5", "expected a whole number, found 8080.5"),
+    ("[web]\nport = true", "expected a whole number, found true"),
+    ('[mqtt]\nenabled = "yes"', 'expected true or false, found the text "yes"'),
+    ('[mqtt]\nenabled = "true"',
+     'expected true or false, found the text "true"; remove the quotes'),
+    ("[mqtt]\nenabled = 1", "expected true or false, found 1"),
+    ('[mqtt]\nack_timeout_s = "2.5"',
+     'expected a number such as 2.5, found the text "2.5"; remove the quotes'),
+    ('[mqtt]\nport = "secure"', 'expected a whole number, found the text "secure"'),
+    ('[beacons.presence]\nwindow_s = "3"',
+     'expected a number such as 3, found the text "3"; remove the quotes'),
+    ("[beacons.presence]\nmin_sightings = 2.0", "expected a whole number, found 2.0; write 2"),
+])
+def test_a_number_or_yes_no_setting_refuses_other_types(setting: str, message: str) -> None:
+    """Why: pydantic's lax mode took port = "8080" as 8080, enabled = "yes" as true and
+    port = 8080.0 as 8080, so a value in stray quotes loaded without a word; the sections
+    embedded from beacons and sync (presence, the broker connection) included."""
+    with pytest.raises(ConfigError) as caught:
+        parse_config(f'[store]\nid = "s"\nname = "S"\n{setting}\n', Path("hub.toml"))
+    table, line = setting.split("\n")
+    (problem,) = caught.value.problems
+    assert (problem.line, problem.key) == (5, f"{table.strip('[]')}.{line.split(' =')[0]}")
+    assert problem.message == message
+
+
+def test_settings_read_from_text_still_take_text(tmp_path: Path) -> None:
+    """Paths, choices, times (as TOML times or as text), store tables and whole numbers for
+    numbers: what strict validation must not refuse."""
+    config = parse_config(
+        '[store]\nid = "s"\nname = "S"\ndatabase = "d/hub.db"\n[mqtt]\nprotocol = "3.1.1"\n'
+        'ack_timeout_s = 20\nnearby_stores = {s2 = "Two"}\n[voice.engine]\ntype = "vosk"\n'
+        'model_dir = "m"\n[beacons.reminders]\nquiet_start = 22:30:00\nquiet_end = "07:15"\n',
+        tmp_path / "hub.toml")
+    assert config.store.database == tmp_path / "d" / "hub.db"
+    assert (config.mqtt.protocol, config.mqtt.ack_timeout_s) == ("3.1.1", 20.0)
+    assert config.mqtt.nearby_stores == {"s2": "Two"}
+    assert config.voice.engine.model_dir == tmp_path / "m"
+    reminders = config.beacons.reminders
+    assert (reminders.quiet_start, reminders.quiet_end) == (time(22, 30), time(7, 15))
+
+
+def test_presence_and_config_check_refuse_a_quoted_number(tmp_path: Path) -> None:
+    """The other two readers of the file: `beacons replay`'s load_presence and config check."""
+    path = tmp_path / "hub.toml"
+    path.write_text('[store]\nid = "s"\nname = "S"\n[beacons.presence]\nmin_sightings = "3"\n'
+                    '[web]\nport = "8080"\n')
+    with pytest.raises(ConfigError) as caught:
+        load_presence(path)
+    assert [str(p) for p in caught.value.problems] == [
+        'line 5: beacons.presence.min_sightings: expected a whole number such as 3, found the '
+        'text "3"; remove the quotes']
+    result = subprocess.run([*CLI, "config", "check", str(path)], capture_output=True,
+                            text=True, cwd=ROOT)
+    assert result.returncode == 2
+    assert ('line 7: web.port: expected a whole number such as 8080, found the text "8080"; '
+            "remove the quotes") in result.stderr
+    assert "line 5: beacons.presence.min_sightings" in result.stderr
+    assert "Traceback" not in result.stderr
