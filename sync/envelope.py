@@ -10,10 +10,13 @@ stable code for dead-letter rows and metrics.
 
 from __future__ import annotations
 
+import json
 from typing import Annotated, Any, TypeVar
 
 import msgspec
 from ulid import ULID
+
+from untrusted.json_keys import check_unique_keys, may_repeat_a_key
 
 SCHEMA_VERSION = 1
 MAX_SEQ = 2**63 - 1  # SQLite's INTEGER is signed 64-bit
@@ -134,7 +137,10 @@ _ENVELOPE_DECODER = msgspec.json.Decoder(Envelope)
 
 
 def decode(payload: bytes, max_bytes: int) -> Envelope:
-    """Check size, JSON, envelope schema and schema version, in that order."""
+    """Check size, JSON, envelope schema (a key given twice in it included) and schema
+    version, in that order. A key given twice in ``data`` is :func:`decode_data`'s to refuse,
+    as ``invalid_data``: an event whose envelope is good is still recorded, a command still
+    answered (rejected)."""
     within_limit(payload, max_bytes)
     try:
         envelope = _ENVELOPE_DECODER.decode(payload)
@@ -142,6 +148,9 @@ def decode(payload: bytes, max_bytes: int) -> Envelope:
         raise ProtocolError("invalid_envelope", str(exc)) from None
     except msgspec.DecodeError as exc:
         raise ProtocolError("malformed_json", str(exc)) from None
+    if key := _repeated_envelope_key(payload, bytes(envelope.data)):
+        raise ProtocolError("invalid_envelope",
+                            f"the key {json.dumps(key)} appears twice in the envelope")
     if envelope.schema != SCHEMA_VERSION:
         raise ProtocolError(
             "unsupported_schema",
@@ -150,9 +159,37 @@ def decode(payload: bytes, max_bytes: int) -> Envelope:
     return envelope
 
 
-def decode_data(envelope: Envelope, schema: type[T]) -> T:
-    """The envelope's ``data`` decoded into ``schema``."""
+def _repeated_envelope_key(payload: bytes, data: bytes) -> str | None:
+    """The key the envelope's own object gives twice, or None. msgspec keeps the last of two
+    (``"seq": 5, "seq": 500`` is seq 500), where a reader that takes the first (another
+    broker client, the shop's tools) would apply another message.
+
+    Why the data is cut out first: every event repeats ``seq`` and ``ts`` in it, so the quick
+    look (:func:`may_repeat_a_key`) over the whole payload never ruled a repeat out, and the
+    exact parse cost four times the decoding. Cutting out the first occurrence of the data's
+    text leaves the envelope's keys whole: no key of it can lie inside a JSON value written
+    before the data, save a first ``data`` value, whose key then shows ``data`` repeated."""
+    if not may_repeat_a_key(payload.replace(data, b"", 1)):
+        return None
+    repeats: list[str | None] = []  # per object, innermost first: the envelope's comes last
+
+    def note(pairs: list[tuple[str, Any]]) -> None:
+        keys = [key for key, _ in pairs]
+        repeats.append(next((key for i, key in enumerate(keys) if key in keys[:i]), None))
+
     try:
+        json.loads(payload, object_pairs_hook=note)
+    except (ValueError, RecursionError):  # JSON msgspec reads and Python's json does not
+        return None  # (a number of over 4300 digits, deep nesting): data for decode_data
+    return repeats[-1] if repeats else None
+
+
+def decode_data(envelope: Envelope, schema: type[T]) -> T:
+    """The envelope's ``data`` decoded into ``schema``; a key given twice in one of its objects
+    is refused (msgspec would keep the last: ``"qty": 1, "qty": 100`` read as 100)."""
+    try:
+        check_unique_keys(bytes(envelope.data))
         return msgspec.json.decode(envelope.data, type=schema)
-    except msgspec.DecodeError as exc:
+    except (ValueError, RecursionError) as exc:  # msgspec's DecodeError, DuplicateKeyError, or
+        # what Python's json refuses of the JSON msgspec took (a number of over 4300 digits)
         raise ProtocolError("invalid_data", f"{envelope.type}: {exc}") from None

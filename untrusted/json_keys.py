@@ -2,8 +2,10 @@
 
 Python's json (and msgspec) keep the last of two equal keys in one object without a word, so
 ``{"id": "a", "id": "b"}`` (a line copied and half edited by hand) silently means something else
-than the file seems to say. Every reader of members, traces, catalogues and voice eval files
-goes through these."""
+than the file seems to say, and ``{"qty": 1, "qty": 100}`` means one thing to a reader that
+takes the first (a proxy, another back end) and another to this one. Every reader of members,
+traces, catalogues, voice eval files, model provenance, HTTP bodies, WebSocket commands and
+sync envelopes goes through these."""
 
 from __future__ import annotations
 
@@ -44,10 +46,14 @@ def unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
 _TOO_MANY_DIGITS = "a number of more than 4300 digits, more than any value here can need"
 
 
-def loads_unique(text: str) -> Any:
+def loads_unique(text: str | bytes) -> Any:
     """``json.loads`` with :func:`unique_keys`; its DuplicateKeyError carries the line. A number
     Python refuses to read (over 4300 digits) is a JSONDecodeError like other malformed JSON:
-    as the bare ValueError json raises, it went past every reader's handling as a traceback."""
+    as the bare ValueError json raises, it went past every reader's handling as a traceback.
+    Bytes are decoded as ``json.loads`` decodes them (UTF-8, a byte-order mark or UTF-16/32
+    told apart); UnicodeDecodeError when they are none of those."""
+    if isinstance(text, bytes):
+        text = text.decode(json.detect_encoding(text), "surrogatepass")
     try:
         return json.loads(text, object_pairs_hook=unique_keys)
     except DuplicateKeyError as exc:
@@ -83,3 +89,27 @@ def _line_of_repeat(text: str, key: str) -> int | None:
                 return text.count("\n", 0, string.start()) + 1
             given[-1] = True
     return None
+
+
+def check_unique_keys(raw: str | bytes) -> None:
+    """DuplicateKeyError (with its line) when JSON another parser already read (msgspec, which
+    keeps the last of two keys) gives a key twice in one object. The exact check (json with the
+    shared hook) costs several times msgspec's decoding, so it runs only where
+    :func:`may_repeat_a_key` cannot rule a repeat out. Being exact, it may also raise what
+    :func:`loads_unique` raises for JSON that msgspec took and Python's json does not: a number
+    of over 4300 digits (JSONDecodeError), nesting past Python's recursion limit
+    (RecursionError)."""
+    if may_repeat_a_key(raw):
+        loads_unique(raw)
+
+
+def may_repeat_a_key(raw: str | bytes) -> bool:
+    """Whether JSON that decoded might give a key twice in one object. With no backslash in
+    it, every quote opens or closes a string, and where no string repeats, no key can: one
+    split (about 1.5 us for a trace line or an envelope) rules out most messages; one whose
+    strings repeat (a value equal to a key, a list of objects) costs the exact check."""
+    data = raw if isinstance(raw, bytes) else raw.encode()
+    if b"\\" in data:
+        return True
+    strings = data.split(b'"')[1::2]
+    return len(set(strings)) < len(strings)

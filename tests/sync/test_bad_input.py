@@ -67,6 +67,38 @@ async def test_bad_commands_become_dead_letters_and_the_hub_goes_on(pair: SyncPa
         raw.close()
 
 
+async def test_a_command_that_gives_a_key_twice_is_rejected_not_guessed(pair: SyncPair) -> None:
+    """Why: msgspec kept the last of two keys, so a command read "qty": 1, "qty": 100 as 100
+    while the shop, or a tool that reads the first, meant 1. A repeat in data is rejected (the
+    shop hears why); one in the envelope is a dead letter."""
+    assert pair.hub is not None
+    svc = pair.hub.services
+    topics = StoreTopics("retail", pair.store)
+    raw = RawClient(pair.broker.port, "intruder")
+    twice_id = new_id()
+    try:
+        raw.publish(topics.cmd, build(
+            store=pair.store, epoch=0, seq=1, type_="order.place", ts=0.0, msg_id=twice_id,
+            data=b'{"id":"twice-1","lines":[{"sku":"OAT-1","qty":1,"qty":100}]}'))
+        place = build(store=pair.store, epoch=0, seq=2, type_="order.place", ts=0.0,
+                      data={"id": "twice-2", "lines": [{"sku": "OAT-1", "qty": 1}]})
+        raw.publish(topics.cmd, place.replace(b'"seq":2', b'"seq":2,"seq":3'))
+        letters = await wait_until(lambda: _dead_letters(pair, 2), what="two dead letters")
+        assert [reason for reason, _ in letters] == ["invalid_data", "invalid_envelope"]
+        messages = await svc.db.read(svc.db.query, "SELECT message FROM sync_dead_letters "
+                                     "ORDER BY id")
+        assert [row["message"] for row in messages] == [
+            'order.place: the key "qty" appears twice in one object',
+            'the key "seq" appears twice in the envelope']
+        inbox = await svc.db.read(svc.db.query, "SELECT status, reason FROM sync_inbox "
+                                  "WHERE command_id = ?", (twice_id,))
+        assert [(r["status"], r["reason"]) for r in inbox] == [
+            ("rejected", 'order.place: the key "qty" appears twice in one object')]
+        assert await svc.db.read(svc.orders.list, None, None, 100) == []
+    finally:
+        raw.close()
+
+
 async def test_the_broker_is_asked_not_to_deliver_what_would_fill_the_hubs_memory(
         pair: SyncPair) -> None:
     """Why: a 250 MiB command was read whole (the hub at 1 GB) before it was refused as too
@@ -145,6 +177,40 @@ async def test_bad_events_become_dead_letters_at_the_shop(pair: SyncPair) -> Non
         text = (await _metrics(pair))
         for reason in set(reasons):
             assert metric(text, "shop_sync_dead_letters_total", reason) >= 1, reason
+    finally:
+        raw.close()
+
+
+async def test_an_event_that_gives_a_key_twice_is_a_dead_letter_and_the_stream_goes_on(
+        pair: SyncPair) -> None:
+    """Why: the shop read "qty": -1, "qty": -100 as -100 without a word. The event's envelope
+    is good, so it is recorded (the next one is not held back for it) and set aside as
+    invalid_data, as any event whose data is wrong."""
+    assert pair.shop is not None
+    ghost = StoreTopics("retail", "ghost")
+    raw = RawClient(pair.broker.port, "ghost")
+    movement = {"movement_id": "m2", "seq": 2, "sku": "OAT-1", "qty": -1, "reserved_qty": 0,
+                "reason": "sale", "ts": 1.0, "on_hand": 9, "reserved": 0, "available": 9}
+    twice = json.dumps({**movement, "movement_id": "m1", "seq": 1}, separators=(",", ":"))
+    try:
+        raw.publish(ghost.event("stock.movement"), build(
+            store="ghost", epoch=1, seq=1, type_="stock.movement", ts=1.0, prev=0,
+            data=twice.replace('"qty":-1', '"qty":-1,"qty":-100').encode()))
+        raw.publish(ghost.event("stock.movement"), build(
+            store="ghost", epoch=1, seq=2, type_="stock.movement", ts=1.0, data=movement, prev=1))
+        view = await wait_until(lambda: _ghost_view(pair), what="the good event applied")
+        assert view["on_hand"] == 9 and view["seq"] == 2
+        await applied(pair.shop)
+        conn = sqlite3.connect(pair.shop_db)
+        try:
+            letters = conn.execute("SELECT reason, message FROM dead_letters").fetchall()
+            watermark = conn.execute("SELECT watermark FROM stores WHERE store = 'ghost'"
+                                     ).fetchone()[0]
+        finally:
+            conn.close()
+        assert letters == [("invalid_data",
+                            'stock.movement: the key "qty" appears twice in one object')]
+        assert watermark == 2
     finally:
         raw.close()
 

@@ -52,6 +52,30 @@ def test_decode_refuses_with_a_reason(payload: bytes, reason: str) -> None:
     assert caught.value.reason == reason
 
 
+def test_a_key_given_twice_is_refused_in_the_envelope_and_in_its_data() -> None:
+    """Why: msgspec keeps the last of two keys, so "seq": 5, "seq": 500 was seq 500 and
+    "qty": 1, "qty": 100 was 100, where a reader taking the first applied another message.
+    The envelope's repeat is the envelope's fault; one in data is ``invalid_data``, so an event
+    is still recorded and a command still answered."""
+    event = build(store="s-1", epoch=7, seq=5, type_="stock.movement", ts=1.5,
+                  data={"seq": 5, "ts": 1.5, "store": "s-1", "qty": 1}, prev=4)
+    assert decode_data(decode(event, 1024), dict) == {"seq": 5, "ts": 1.5, "store": "s-1",
+                                                      "qty": 1}  # its keys again, once each
+    for twice in (b'"seq":5,"seq":500', b'"seq":5,"s\\u0065q":500'):  # escaped, the same key
+        with pytest.raises(ProtocolError) as caught:
+            decode(event.replace(b'"seq":5,"type"', twice + b',"type"'), 1024)
+        assert (caught.value.reason, caught.value.message) == (
+            "invalid_envelope", 'the key "seq" appears twice in the envelope')
+    with pytest.raises(ProtocolError) as caught:  # a second data: which one is the message?
+        decode(event.replace(b'"data":', b'"data":{"qty":100},"data":'), 1024)
+    assert caught.value.message == 'the key "data" appears twice in the envelope'
+    nested = decode(event.replace(b'"qty":1}', b'"qty":1,"lines":[{"qty":1,"qty":100}]}'), 1024)
+    with pytest.raises(ProtocolError) as caught:
+        decode_data(nested, dict)
+    assert (caught.value.reason, caught.value.message) == (
+        "invalid_data", 'stock.movement: the key "qty" appears twice in one object')
+
+
 def test_commands_are_strict_and_events_lenient() -> None:
     strict = decode(build(store="s", epoch=0, seq=1, type_="order.place", ts=0,
                           data={"id": "o1", "lines": [{"sku": "A", "qty": 1}], "x": 1}), 4096)
