@@ -3,7 +3,6 @@ the fix. Features add their own checks to ``CHECKS`` (models, broker, Bluetooth)
 
 from __future__ import annotations
 
-import json
 import os
 import platform
 import re
@@ -27,6 +26,7 @@ from hub.catalog import LANGUAGES_SQL
 from hub.config import HubConfig
 from hub.storage import database_files, foreign_file, read_only, refuses_writes
 from sync.mqtt_client import BrokerSettings, tls_context
+from untrusted.json_keys import loads_unique
 
 MIN_FREE_BYTES = 1024**3
 MIN_FREE_FRACTION = 0.05
@@ -377,7 +377,7 @@ def _vision_model(config: HubConfig) -> list[Finding]:
     digest = file_sha256(model)
     if provenance.is_file():
         try:
-            expected = json.loads(provenance.read_text(encoding="utf-8"))["sha256"]
+            expected = loads_unique(provenance.read_text(encoding="utf-8"))["sha256"]
         except (OSError, ValueError, KeyError, TypeError) as exc:
             return [Finding("vision model", "fail", f"{provenance} cannot be read: {exc}",
                             rebuild)]

@@ -27,6 +27,7 @@ from hub.errors import (
 )
 from hub.services import Services
 from hub.web.token_guesses import TokenGuesses
+from untrusted.json_keys import DuplicateKeyError, loads_unique
 
 SERVICES: web.AppKey[Services] = web.AppKey("services", Services)
 #: Uploads (photos, recordings, spoken answers) read and worked on at once; more wait their turn
@@ -234,7 +235,9 @@ async def read_json(request: web.Request, model: type[M]) -> M:
     if not raw:
         raise InvalidInput("the request body is empty; send a JSON object")
     try:
-        data = json.loads(raw)
+        data = loads_unique(raw)
+    except DuplicateKeyError as exc:  # a proxy or the shop may read the other one
+        raise InvalidInput(f"the body is ambiguous: {exc}; send each key once") from None
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise InvalidInput(f"the body is not valid JSON: {exc}") from None
     except RecursionError:  # a few kB of "[[[[..." nest past Python's limit: 500 before

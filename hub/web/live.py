@@ -32,6 +32,7 @@ from hub.web.common import (
     services,
     token_matches,
 )
+from untrusted.json_keys import DuplicateKeyError, loads_unique
 
 #: Open sockets, closed when the hub stops (an open socket would otherwise hold the shutdown).
 SOCKETS: web.AppKey[set[web.WebSocketResponse]] = web.AppKey("live_sockets", set)
@@ -130,7 +131,9 @@ def _token_problem(request: web.Request, raw: str | None) -> tuple[str, str] | N
     if svc.staff_token is None:
         return "unauthorized", "staff access is disabled: no staff token is configured on this hub"
     try:
-        given = json.loads(raw) if raw is not None else None
+        given = loads_unique(raw) if raw is not None else None
+    except DuplicateKeyError as exc:  # which token was meant? a proxy may check the other
+        return "unauthorized", f"{exc}; send {{\"token\": \"<staff token>\"}} once"
     except (json.JSONDecodeError, RecursionError):  # not JSON, or nested beyond any token's
         given = None
     token = given.get("token") if isinstance(given, dict) else None

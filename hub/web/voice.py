@@ -19,7 +19,6 @@ of ``IDLE_S`` (code ``idle``), a question whose audio takes longer than its limi
 from __future__ import annotations
 
 import asyncio
-import json
 from collections import Counter
 from typing import Any
 
@@ -42,6 +41,7 @@ from hub.web.common import (
     upload_place,
 )
 from hub.web.products import product_view
+from untrusted.json_keys import DuplicateKeyError, loads_unique
 from voice.audio import MAX_RATE, MIN_RATE, StreamResampler, to_pcm16
 from voice.search import VoiceAnswer
 
@@ -225,7 +225,9 @@ async def _receive(
 def _command(text: str) -> dict[str, Any]:
     command: Any
     try:
-        command = json.loads(text)
+        command = loads_unique(text)
+    except DuplicateKeyError as exc:  # {"rate": 8000, "rate": 48000}: which rate is meant?
+        raise InvalidInput(f"{exc}; send each key once", code="bad_message") from None
     except (ValueError, RecursionError):  # not JSON, or nested beyond any command's depth
         command = None
     known = isinstance(command, dict) and (command == {"type": "end"} or set(command) == {"rate"})

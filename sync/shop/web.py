@@ -39,6 +39,7 @@ from sync.shop.store import (
     UnknownStore,
     too_large_advice,
 )
+from untrusted.json_keys import DuplicateKeyError, loads_unique
 
 log = logging.getLogger(__name__)
 M = TypeVar("M", bound=BaseModel)
@@ -163,7 +164,10 @@ async def read_json(request: web.Request, model: type[M]) -> M:
                        f"{http.body_timeout_s:g} s; send it again over a better connection"
                        ) from None
     try:
-        data = json.loads(raw)
+        data = loads_unique(raw)
+    except DuplicateKeyError as exc:  # a gateway in front may have read the other one
+        raise ApiError(400, "invalid", f"the body is ambiguous: {exc}; send each key "
+                       "once") from None
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise ApiError(400, "invalid", f"the body is not valid JSON: {exc}") from None
     except RecursionError:  # Python's parser gives up near 1000 levels; no request needs 3

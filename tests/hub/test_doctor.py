@@ -119,6 +119,24 @@ def test_fleet_file_is_checked_when_the_hub_would_read_it(make_config, tmp_path:
     assert check_fleet(make_config(beacons=beacons))[0].status == "ok"
 
 
+def test_a_provenance_that_gives_the_sha256_twice_is_refused(make_config, tmp_path: Path) -> None:
+    """Why: the last of two sha256 keys was compared, where a reader taking the first (a
+    person, another tool) saw another digest: the check said ok for a file nobody vouched for."""
+    from hub.config.vision import PACKAGED_MODEL
+    from hub.doctor import check_models
+    from vision.embedder import file_sha256
+
+    copy = tmp_path / "model.onnx"
+    copy.write_bytes(PACKAGED_MODEL.read_bytes())
+    (tmp_path / "model.json").write_text(
+        f'{{"sha256": "{"0" * 64}",\n "sha256": "{file_sha256(copy)}"}}')
+    vision, *_ = check_models(make_config(vision={"model_path": str(copy)},
+                                          voice={"enabled": False}))
+    assert (vision.status, vision.detail) == (
+        "fail", f'{tmp_path / "model.json"} cannot be read: the key "sha256" appears twice in '
+        "one object")
+
+
 def test_model_checks_catch_a_changed_photo_model_and_a_missing_speech_model(
         make_config, tmp_path: Path) -> None:
     from hub.config.vision import PACKAGED_MODEL

@@ -50,6 +50,18 @@ async def test_deeply_nested_json_is_refused_with_a_json_400(shop: SyncPair, pat
     assert "nested too deeply" in body["error"]["message"]
 
 
+async def test_a_key_given_twice_is_refused_with_a_json_400(shop: SyncPair) -> None:
+    """Why: ``json.loads`` kept the last quantity, where a gateway in front of the shop that
+    takes the first may have checked or logged another order; nothing is stored."""
+    raw = (b'{"store": "%s", "member": "m-1", "lines": [{"sku": "OAT-1", "qty": 1, '
+           b'"qty": 100}]}' % STORE.encode())
+    status, body = await call(shop, "POST", "/api/orders", raw=raw)
+    assert status == 400
+    assert body["error"] == {"code": "invalid", "message": 'the body is ambiguous: the key '
+                             '"qty" appears twice in one object; send each key once'}
+    assert shop.shop_sql("SELECT count(*) FROM orders")[0][0] == 0
+
+
 async def test_an_unexpected_failure_is_logged_and_answered_as_json(
         shop: SyncPair, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
     assert shop.shop is not None

@@ -199,6 +199,20 @@ async def test_staff_socket_refuses_without_the_token(client: TestClient, first:
     assert closing.type == WSMsgType.CLOSE and closing.data == live.CLOSE_UNAUTHORIZED
 
 
+async def test_staff_socket_refuses_a_token_given_twice(client: TestClient) -> None:
+    """Why: json.loads kept the last token, so a message whose first token a proxy or a log
+    reader took was authenticated by another one."""
+    async with client.ws_connect("/api/staff/events") as ws:
+        await ws.send_str(f'{{"token": "wrong-token-0123456789", "token": "{STAFF_TOKEN}"}}')
+        message = await ws.receive_json(timeout=5)
+        closing = await ws.receive(timeout=5)
+    assert message["type"] == "error" and message["error"] == {
+        "code": "unauthorized",
+        "message": 'the key "token" appears twice in one object; send {"token": "<staff '
+                   'token>"} once'}
+    assert closing.type == WSMsgType.CLOSE and closing.data == live.CLOSE_UNAUTHORIZED
+
+
 async def test_staff_socket_says_why_it_closes_on_an_oversized_message(
         client: TestClient) -> None:
     """Why: a 5 MB first message dropped the connection with no reason given."""

@@ -79,6 +79,9 @@ def test_eval_prints_the_contract_json_and_records_it(tmp_path: Path) -> None:
 @pytest.mark.parametrize(("text", "message"), [
     ("{\n", " is not a readable provenance JSON file"),
     ("[" * 100_000 + "]" * 100_000, ": JSON nested too deeply to be a provenance file"),
+    # Why: the second "accuracy" was read, and the figures of the first lost when written back
+    ('{"accuracy": {"val.txt": {}},\n "accuracy": {}}', ' is not a readable provenance JSON '
+     'file (the key "accuracy" appears twice in one object)'),
 ])
 def test_eval_checks_the_record_file_before_enrolling_anything(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, text: str, message: str

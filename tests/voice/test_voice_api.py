@@ -191,6 +191,18 @@ async def test_websocket_refuses_nesting_and_closes_an_idle_kiosk(
     assert closed.type.name in ("CLOSE", "CLOSED", "CLOSING")
 
 
+async def test_websocket_refuses_a_command_that_gives_a_key_twice(
+    voice_client: TestClient
+) -> None:
+    """Why: {"rate": 8000, "rate": 48000} was read as 48000 Hz without a word."""
+    async with voice_client.ws_connect("/api/search/voice/stream") as ws:
+        await ws.send_str('{"rate": 8000, "rate": 48000}')
+        refused = await ws.receive_json(timeout=5)
+    assert refused == {"type": "error", "code": "bad_message",
+                       "message": 'the key "rate" appears twice in one object; send each key '
+                                  "once"}
+
+
 async def test_an_open_stream_is_closed_when_the_hub_stops(voice_client: TestClient) -> None:
     """Why: the hub's shutdown waited for a silent stream's client (13 s after Ctrl-C)."""
     async with voice_client.ws_connect("/api/search/voice/stream") as ws:

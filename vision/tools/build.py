@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 
+from untrusted.json_keys import loads_unique
 from vision.embedder import file_sha256
 from vision.preprocess import Preprocessor
 from vision.tools import require_torch
@@ -122,7 +123,7 @@ def read_provenance(path: Path) -> dict[str, Any]:
     the figures could not be added to is refused now too."""
     try:
         with path.open("r+", encoding="utf-8") as stream:
-            provenance = json.loads(stream.read())
+            provenance = loads_unique(stream.read())
     except RecursionError:
         raise ValueError(f"{path}: JSON nested too deeply to be a provenance file") from None
     except OSError as exc:
