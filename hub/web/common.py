@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hmac
+import ipaddress
 import json
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
@@ -56,20 +57,42 @@ LOOPBACK = ("127.0.0.1", "::1")
 
 
 def client_address(request: web.Request) -> str:
-    """The device that sent ``request``: behind the TLS proxy of docs/install-pi.md every staff
-    device reaches the hub from the loopback address, so there the proxy's X-Forwarded-For
-    names it (the proxy sets it; a device on the network cannot reach the hub past the proxy)."""
-    peer = request.remote or "unknown"
+    """The device that sent ``request``, as the key of its per-device limits (upload places,
+    wrong staff tokens, live and voice sockets): behind the TLS proxy of docs/install-pi.md
+    every staff device reaches the hub from the loopback address, so there the proxy's
+    X-Forwarded-For names it (the proxy sets it; a device on the network cannot reach the hub
+    past the proxy). See :func:`device_key` for what names a device."""
+    peer = device_key(request.remote or "unknown")
     forwarded = request.headers.get("X-Forwarded-For", "")
     if peer in LOOPBACK and forwarded:
-        return forwarded.split(",")[-1].strip() or peer
+        return device_key(forwarded.split(",")[-1].strip()) or peer
     return peer
+
+
+def device_key(address: str) -> str:
+    """The key of the device at ``address``: an IPv4 address as it is, an IPv6 one as its /64
+    network (``2001:db8:1:2::/64``), the loopback address as it is. Why the /64: a device
+    forms its IPv6 addresses itself, any of the 2**64 of its network, so per address it could
+    take a fresh set of limits (ten more free staff token guesses, two more upload places)
+    for each one it chose. An IPv4 address written in IPv6 (``::ffff:192.0.2.7``, how a
+    dual-stack socket shows an IPv4 peer) is that IPv4 address. Text that is no address is
+    its own key, as before."""
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return address
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        ip = ip.ipv4_mapped
+    if isinstance(ip, ipaddress.IPv4Address) or ip.is_loopback:
+        return str(ip)
+    return str(ipaddress.IPv6Network((int(ip) >> 64 << 64, 64)))  # without a %zone
 
 
 def own_screen(request: web.Request) -> bool:
     """Whether ``request`` comes from the hub's own screen, the kiosk's Chromium on the same
     machine (loopback, not through the TLS proxy, which names the device it forwards for)."""
-    return request.remote in LOOPBACK and "X-Forwarded-For" not in request.headers
+    return (device_key(request.remote or "unknown") in LOOPBACK
+            and "X-Forwarded-For" not in request.headers)
 
 
 class UploadPlaces:

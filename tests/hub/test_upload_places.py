@@ -97,3 +97,50 @@ async def test_a_place_is_kept_for_the_hubs_own_screen(monkeypatch: pytest.Monke
                 pass
     finally:
         await holders.end()
+
+
+@pytest.mark.parametrize(("remote", "forwarded", "device"), [
+    ("192.0.2.7", None, "192.0.2.7"),
+    ("::ffff:192.0.2.7", None, "192.0.2.7"),  # a dual-stack socket's IPv4 peer
+    ("2001:db8:1:2:a:b:c:d", None, "2001:db8:1:2::/64"),
+    ("fe80::1%eth0", None, "fe80::/64"),
+    ("::1", None, "::1"),
+    ("127.0.0.1", "2001:DB8:1:2::99", "2001:db8:1:2::/64"),  # through the TLS proxy
+    ("::ffff:127.0.0.1", "10.0.0.5", "10.0.0.5"),  # the proxy over a dual-stack socket
+    ("127.0.0.1", "::ffff:10.0.0.5", "10.0.0.5"),
+    ("192.0.2.7", "10.0.0.5", "192.0.2.7"),  # only the hub's own machine is believed
+    ("127.0.0.1", "not an address", "not an address"),
+])
+def test_a_device_is_its_ipv4_address_or_its_ipv6_network(remote: str, forwarded: str | None,
+                                                           device: str) -> None:
+    """Why: a device forms its IPv6 addresses itself, any of its /64's, and took a fresh set
+    of per-device limits with each one; the key stays readable where it is shown."""
+    headers = {"X-Forwarded-For": forwarded} if forwarded else {}
+    request = make_mocked_request("GET", "/", headers=headers).clone(remote=remote)
+    assert common.client_address(request) == device
+
+
+def test_the_hubs_own_screen_is_known_over_a_dual_stack_socket_too() -> None:
+    for remote in ("127.0.0.1", "::1", "::ffff:127.0.0.1"):
+        assert common.own_screen(make_mocked_request("GET", "/").clone(remote=remote)), remote
+    proxied = make_mocked_request("GET", "/", headers={"X-Forwarded-For": "10.0.0.5"})
+    assert not common.own_screen(proxied.clone(remote="::ffff:127.0.0.1"))
+    assert not common.own_screen(make_mocked_request("GET", "/").clone(remote="10.0.0.5"))
+
+
+async def test_new_ipv6_addresses_of_one_network_get_no_more_uploads(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(common, "MAX_QUEUED_PER_CLIENT", 3)
+    places = UploadPlaces()
+    holders = Holders(places)
+    try:
+        for n in range(3):  # two hold the device's places, one waits for them
+            await holders.start(f"2001:db8:1:2::{n + 1:x}")
+        with pytest.raises(Busy, match="this device has 3 uploads on their way"):
+            async with places.place(upload_from("2001:db8:1:2:ffff:ffff:ffff:fffe")):
+                pass
+        async with asyncio.timeout(1):  # a device of another network has its place at once
+            async with places.place(upload_from("2001:db8:1:3::1")):
+                pass
+    finally:
+        await holders.end()
