@@ -168,9 +168,13 @@ def _as_json(data: Any) -> str:
     loaded silently; strict JSON mode refuses those yet still reads text as a path, a time
     or a choice (strict Python mode refuses those too). TOML's times and dates become their
     ISO text, as JSON writes them; NaN and infinity stay numbers, for the check that names
-    them."""
-    return json.dumps(data, default=lambda value: value.isoformat()
-                      if isinstance(value, date | time) else None)
+    them. (A date or time given for a text setting is read as its text.)"""
+    return json.dumps(data, default=_iso)
+
+
+def _iso(value: date | time) -> str:
+    """A TOML date, date-time or time (tomllib gives no other type JSON lacks) as ISO text."""
+    return value.isoformat()
 
 
 def _in_file(data: Any, loc: tuple[Any, ...], missing: bool) -> tuple[Any, ...]:
