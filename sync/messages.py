@@ -110,7 +110,7 @@ class StockSnapshot(msgspec.Struct, kw_only=True):
     seq: Seq
 
 
-class StoreState(msgspec.Struct, kw_only=True):
+class StoreState(msgspec.Struct, kw_only=True, omit_defaults=True):
     """Birth (online) and will (offline): the epoch and how far the store's sequence has got.
 
     A will's numbers are those of the moment its connection began: the broker holds it from the
