@@ -70,22 +70,24 @@ def client_address(request: web.Request) -> str:
 
 
 def device_key(address: str) -> str:
-    """The key of the device at ``address``: an IPv4 address as it is, an IPv6 one as its /64
-    network (``2001:db8:1:2::/64``), the loopback address as it is. Why the /64: a device
-    forms its IPv6 addresses itself, any of the 2**64 of its network, so per address it could
-    take a fresh set of limits (ten more free staff token guesses, two more upload places)
-    for each one it chose. An IPv4 address written in IPv6 (``::ffff:192.0.2.7``, how a
-    dual-stack socket shows an IPv4 peer) is that IPv4 address. Text that is no address is
-    its own key, as before."""
+    """The key of the device at ``address``: the address in one spelling, so that
+    ``2001:DB8::7`` and ``2001:db8::7`` are one device, and an IPv4 address written in IPv6
+    (``::ffff:192.0.2.7``, how a dual-stack socket shows an IPv4 peer) is that IPv4 address.
+
+    Why per address and not per IPv6 /64 network, as limits on the internet often key: on a
+    store network every IPv6 device is in the same /64, so staff tablets and kiosks would share
+    one device's upload places and free token guesses, and one device could make all the
+    others wait. The per-device limits share the hub fairly among the store's devices; the
+    hub-wide ones (``MAX_UPLOADS`` with a place kept for the hub's own screen, ``MAX_QUEUED``)
+    bound what a device that keeps taking new addresses can hold. Text that is no address is
+    its own key."""
     try:
         ip = ipaddress.ip_address(address)
     except ValueError:
         return address
     if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
-        ip = ip.ipv4_mapped
-    if isinstance(ip, ipaddress.IPv4Address) or ip.is_loopback:
-        return str(ip)
-    return str(ipaddress.IPv6Network((int(ip) >> 64 << 64, 64)))  # without a %zone
+        return str(ip.ipv4_mapped)
+    return str(ip)
 
 
 def own_screen(request: web.Request) -> bool:

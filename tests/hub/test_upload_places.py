@@ -102,19 +102,19 @@ async def test_a_place_is_kept_for_the_hubs_own_screen(monkeypatch: pytest.Monke
 @pytest.mark.parametrize(("remote", "forwarded", "device"), [
     ("192.0.2.7", None, "192.0.2.7"),
     ("::ffff:192.0.2.7", None, "192.0.2.7"),  # a dual-stack socket's IPv4 peer
-    ("2001:db8:1:2:a:b:c:d", None, "2001:db8:1:2::/64"),
-    ("fe80::1%eth0", None, "fe80::/64"),
+    ("2001:DB8:1:2:0:0:0:D", None, "2001:db8:1:2::d"),  # one device, however it is written
+    ("fe80::1%eth0", None, "fe80::1%eth0"),
     ("::1", None, "::1"),
-    ("127.0.0.1", "2001:DB8:1:2::99", "2001:db8:1:2::/64"),  # through the TLS proxy
+    ("127.0.0.1", "2001:DB8:1:2::99", "2001:db8:1:2::99"),  # through the TLS proxy
     ("::ffff:127.0.0.1", "10.0.0.5", "10.0.0.5"),  # the proxy over a dual-stack socket
     ("127.0.0.1", "::ffff:10.0.0.5", "10.0.0.5"),
     ("192.0.2.7", "10.0.0.5", "192.0.2.7"),  # only the hub's own machine is believed
     ("127.0.0.1", "not an address", "not an address"),
 ])
-def test_a_device_is_its_ipv4_address_or_its_ipv6_network(remote: str, forwarded: str | None,
-                                                           device: str) -> None:
-    """Why: a device forms its IPv6 addresses itself, any of its /64's, and took a fresh set
-    of per-device limits with each one; the key stays readable where it is shown."""
+def test_a_device_is_its_address_in_one_spelling(remote: str, forwarded: str | None,
+                                                 device: str) -> None:
+    """Why: an IPv4 device seen through a dual-stack socket, or an IPv6 address written
+    another way, took a second set of per-device limits."""
     headers = {"X-Forwarded-For": forwarded} if forwarded else {}
     request = make_mocked_request("GET", "/", headers=headers).clone(remote=remote)
     assert common.client_address(request) == device
@@ -128,19 +128,21 @@ def test_the_hubs_own_screen_is_known_over_a_dual_stack_socket_too() -> None:
     assert not common.own_screen(make_mocked_request("GET", "/").clone(remote="10.0.0.5"))
 
 
-async def test_new_ipv6_addresses_of_one_network_get_no_more_uploads(
+async def test_devices_of_one_ipv6_network_each_have_their_own_places(
         monkeypatch: pytest.MonkeyPatch) -> None:
+    """Why: on a store network every IPv6 device shares one /64; keyed by it, a staff
+    tablet's uploads waited for another device's."""
     monkeypatch.setattr(common, "MAX_QUEUED_PER_CLIENT", 3)
     places = UploadPlaces()
     holders = Holders(places)
     try:
-        for n in range(3):  # two hold the device's places, one waits for them
-            await holders.start(f"2001:db8:1:2::{n + 1:x}")
+        for _ in range(3):  # two hold the device's places, one waits for them
+            await holders.start("2001:db8:1:2::1")
         with pytest.raises(Busy, match="this device has 3 uploads on their way"):
-            async with places.place(upload_from("2001:db8:1:2:ffff:ffff:ffff:fffe")):
+            async with places.place(upload_from("2001:DB8:1:2:0::1")):
                 pass
-        async with asyncio.timeout(1):  # a device of another network has its place at once
-            async with places.place(upload_from("2001:db8:1:3::1")):
+        async with asyncio.timeout(1):  # its neighbour on the network has its place at once
+            async with places.place(upload_from("2001:db8:1:2::2")):
                 pass
     finally:
         await holders.end()

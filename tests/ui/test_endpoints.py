@@ -213,23 +213,6 @@ async def test_staff_socket_refuses_a_token_given_twice(client: TestClient) -> N
     assert closing.type == WSMsgType.CLOSE and closing.data == live.CLOSE_UNAUTHORIZED
 
 
-async def test_live_sockets_from_one_ipv6_network_are_one_devices(
-        client: TestClient, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Why: a device could open 16 more sockets from each address of its IPv6 network."""
-    monkeypatch.setattr(live, "MAX_SOCKETS_PER_CLIENT", 2)
-    held = [await client.ws_connect("/api/live/stock",
-                                    headers={"X-Forwarded-For": f"2001:db8:1:2::{n}"})
-            for n in (1, 2)]
-    try:
-        async with client.ws_connect("/api/live/stock",
-                                     headers={"X-Forwarded-For": "2001:db8:1:2::3"}) as ws:
-            message = await ws.receive_json(timeout=5)
-        assert message["type"] == "error" and message["error"]["code"] == "busy"
-    finally:
-        for ws in held:
-            await ws.close()
-
-
 async def test_staff_socket_says_why_it_closes_on_an_oversized_message(
         client: TestClient) -> None:
     """Why: a 5 MB first message dropped the connection with no reason given."""
