@@ -7,14 +7,12 @@ manager can fix a typo without reading a traceback.
 
 from __future__ import annotations
 
-import json
 import math
 import os
 import re
 import stat
 import tomllib
 from dataclasses import dataclass
-from datetime import date, time
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -31,6 +29,7 @@ from hub.config.vision import VisionConfig
 from hub.config.voice import VoiceConfig
 from hub.config.web import WebConfig
 from untrusted.files import read_at_most
+from untrusted.settings_types import validate_strictly, wrong_type
 
 MAX_CONFIG_BYTES = 1024 * 1024
 M = TypeVar("M", bound=BaseModel)
@@ -149,7 +148,7 @@ def _toml(text: str, path: Path) -> dict[str, Any]:
 def _validated(model: type[M], data: Any, text: str, path: Path, table: tuple[str, ...]) -> M:
     """``data`` (the ``table`` of the file at ``path``) as ``model``, or every problem listed."""
     try:
-        return model.model_validate_json(_as_json(data), strict=True)
+        return validate_strictly(model, data)
     except ValidationError as exc:
         lines = _key_lines(text)
         problems = []
@@ -159,22 +158,6 @@ def _validated(model: type[M], data: Any, text: str, path: Path, table: tuple[st
                 ConfigProblem(_locate(lines, loc), ".".join(str(p) for p in loc), _explain(err))
             )
         raise ConfigError(path, problems) from None
-
-
-def _as_json(data: Any) -> str:
-    """The file's ``data`` as JSON text, for pydantic's strict JSON mode. Why: TOML, like JSON,
-    says what type each value is, and in lax mode pydantic took ``port = "8080"`` as 8080,
-    ``enabled = "yes"`` as true and ``port = 8080.0`` as 8080, so a store owner's stray quotes
-    loaded silently; strict JSON mode refuses those yet still reads text as a path, a time
-    or a choice (strict Python mode refuses those too). TOML's times and dates become their
-    ISO text, as JSON writes them; NaN and infinity stay numbers, for the check that names
-    them. (A date or time given for a text setting is read as its text.)"""
-    return json.dumps(data, default=_iso)
-
-
-def _iso(value: date | time) -> str:
-    """A TOML date, date-time or time (tomllib gives no other type JSON lacks) as ISO text."""
-    return value.isoformat()
 
 
 def _in_file(data: Any, loc: tuple[Any, ...], missing: bool) -> tuple[Any, ...]:
@@ -213,48 +196,8 @@ def _explain(err: Any) -> str:
         )
     if err["type"] == "missing":
         return "required setting is missing"
-    if err["type"] in _WANTED:
-        return _wrong_type(err["type"], err["input"])
-    return str(err["msg"]).removeprefix("Value error, ")
-
-
-#: The error pydantic's strict mode gives a setting that takes a number or true/false and was
-#: given something else, and what such a setting takes, in a store owner's words.
-_WANTED = {"int_type": "a whole number", "float_type": "a number", "bool_type": "true or false"}
-
-
-def _wrong_type(error_type: str, found: Any) -> str:
-    """What a number or true/false setting was given instead, in the file's own spelling: a
-    value in quotes is text to TOML, however much it looks like a number."""
-    wanted = _WANTED[error_type]
-    if isinstance(found, str):
-        text = json.dumps(found, ensure_ascii=False)
-        meant = _meant(error_type, found)
-        if meant is None:
-            return f"expected {wanted}, found the text {text}"
-        such = "" if error_type == "bool_type" else f" such as {meant}"
-        return f"expected {wanted}{such}, found the text {text}; remove the quotes"
-    if isinstance(found, bool):
-        return f"expected {wanted}, found {str(found).lower()}"
-    if isinstance(found, float) and found.is_integer():
-        return f"expected {wanted}, found {found!r}; write {int(found)}"
-    if isinstance(found, list | dict):
-        return f"expected {wanted}, found {'a list' if isinstance(found, list) else 'a table'}"
-    return f"expected {wanted}, found {found!r}"
-
-
-def _meant(error_type: str, text: str) -> str | None:
-    """The value ``text`` spells when it is one of the kind wanted (as TOML writes it), else
-    None."""
-    text = text.strip()
-    if error_type == "bool_type":
-        return text.lower() if text.lower() in ("true", "false") else None
-    if re.fullmatch(r"[+-]?[0-9]+", text):
-        return str(int(text))
-    if error_type == "float_type" and re.fullmatch(r"[+-]?([0-9]+\.?[0-9]*|\.[0-9]+)"
-                                                   r"([eE][+-]?[0-9]+)?", text):
-        return text
-    return None
+    return wrong_type(err["type"], err.get("input")) or str(err["msg"]).removeprefix(
+        "Value error, ")
 
 
 def _read(path: Path) -> str:

@@ -9,6 +9,11 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from sync.broker_config import BrokerConnection
 from sync.envelope import DEFAULT_MAX_PAYLOAD_BYTES, MAX_MAX_PAYLOAD_BYTES, MIN_MAX_PAYLOAD_BYTES
+from untrusted.files import read_at_most
+from untrusted.settings_types import validate_strictly, wrong_type
+
+#: A shop.toml is a page of settings; anything larger is not one.
+MAX_CONFIG_BYTES = 1024 * 1024
 
 
 class _Strict(BaseModel):
@@ -121,19 +126,28 @@ class ShopConfigError(Exception):
 
 
 def load_shop_config(path: Path) -> ShopConfig:
-    """Read and validate ``path``; relative file paths are resolved against its folder."""
+    """Read and validate ``path``; relative file paths are resolved against its folder. Values
+    keep the type the file writes them in: ``port = "8883"`` is refused, not read as 8883."""
     try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
+        raw = read_at_most(path, MAX_CONFIG_BYTES)
+        if raw is None:
+            raise ShopConfigError(f"{path}: file is larger than {MAX_CONFIG_BYTES // 1024} kB")
+        data = tomllib.loads(raw.decode("utf-8-sig"))
     except FileNotFoundError:
         raise ShopConfigError(f"{path}: file not found") from None
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise ShopConfigError(f"{path}: not valid TOML: {exc}") from None
+    except RecursionError:  # tomllib recurses per nested array or inline table: "x=[[[[..."
+        raise ShopConfigError(f"{path}: not valid TOML: nested too deeply") from None
+    except OSError as exc:  # a folder, a file the shop's user may not read
+        raise ShopConfigError(f"{path}: cannot read: {exc.strerror or exc}") from None
     try:
-        config = ShopConfig.model_validate(data)
+        config = validate_strictly(ShopConfig, data)
     except ValidationError as exc:
         problems = "\n".join(
             f"  {path}: {'.'.join(map(str, e['loc']))}: "
-            + ("unknown setting" if e["type"] == "extra_forbidden" else e["msg"])
+            + ("unknown setting" if e["type"] == "extra_forbidden"
+               else wrong_type(e["type"], e.get("input")) or e["msg"])
             for e in exc.errors())
         raise ShopConfigError(f"{path} has {exc.error_count()} problem(s):\n{problems}") from None
     base = path.parent.resolve()
