@@ -26,9 +26,12 @@ from hub.catalog import LANGUAGES_SQL
 from hub.config import HubConfig
 from hub.storage import database_files, foreign_file, read_only, refuses_writes
 from sync.mqtt_client import BrokerSettings, tls_context
+from untrusted.files import read_at_most
 from untrusted.json_keys import loads_unique
 
 MIN_FREE_BYTES = 1024**3
+#: A model's provenance is a page of JSON; a larger file is not one (and is not read whole).
+MAX_PROVENANCE_BYTES = 1024 * 1024
 MIN_FREE_FRACTION = 0.05
 
 
@@ -377,7 +380,11 @@ def _vision_model(config: HubConfig) -> list[Finding]:
     digest = file_sha256(model)
     if provenance.is_file():
         try:
-            expected = loads_unique(provenance.read_text(encoding="utf-8"))["sha256"]
+            raw = read_at_most(provenance, MAX_PROVENANCE_BYTES)
+            if raw is None:
+                raise ValueError(f"larger than {MAX_PROVENANCE_BYTES // 1024} kB, no provenance "
+                                 "file is")
+            expected = loads_unique(raw.decode("utf-8"))["sha256"]
         except (OSError, ValueError, KeyError, TypeError) as exc:
             return [Finding("vision model", "fail", f"{provenance} cannot be read: {exc}",
                             rebuild)]

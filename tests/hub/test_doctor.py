@@ -119,7 +119,8 @@ def test_fleet_file_is_checked_when_the_hub_would_read_it(make_config, tmp_path:
     assert check_fleet(make_config(beacons=beacons))[0].status == "ok"
 
 
-def test_a_provenance_that_gives_the_sha256_twice_is_refused(make_config, tmp_path: Path) -> None:
+def test_a_provenance_that_gives_the_sha256_twice_or_is_huge_is_refused(
+        make_config, tmp_path: Path) -> None:
     """Why: the last of two sha256 keys was compared, where a reader taking the first (a
     person, another tool) saw another digest: the check said ok for a file nobody vouched for."""
     from hub.config.vision import PACKAGED_MODEL
@@ -135,6 +136,12 @@ def test_a_provenance_that_gives_the_sha256_twice_is_refused(make_config, tmp_pa
     assert (vision.status, vision.detail) == (
         "fail", f'{tmp_path / "model.json"} cannot be read: the key "sha256" appears twice in '
         "one object")
+    (tmp_path / "model.json").write_text(" " * (2 * 1024 * 1024))
+    vision, *_ = check_models(make_config(vision={"model_path": str(copy)},
+                                          voice={"enabled": False}))
+    assert (vision.status, vision.detail) == (
+        "fail", f'{tmp_path / "model.json"} cannot be read: larger than 1024 kB, no provenance '
+        "file is")
 
 
 def test_model_checks_catch_a_changed_photo_model_and_a_missing_speech_model(
