@@ -66,7 +66,8 @@ class Envelope(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=
 class ProtocolError(Exception):
     """A message that cannot be applied; ``reason`` is one of the dead-letter reason codes:
     ``too_large``, ``malformed_json``, ``invalid_envelope``, ``unsupported_schema``,
-    ``invalid_data``, ``unknown_type``, ``wrong_store``, ``unexpected_topic``."""
+    ``invalid_data``, ``unknown_type``, ``wrong_store``, ``unexpected_topic``,
+    ``implausible_seq``."""
 
     def __init__(self, reason: str, message: str) -> None:
         super().__init__(f"{reason}: {message}")
