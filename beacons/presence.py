@@ -199,7 +199,9 @@ class PresenceEngine:
             return []
         if t - state.last_heard > s.stay_gap_s:
             state.walked_in = math.inf  # walked past and away
-        state.last_heard = t
+        # A sighting relayed late (older than one from another scanner) must not move the
+        # silence deadline back: the member was heard at the newer time.
+        state.last_heard = max(state.last_heard, t)
         if state.present:
             return self._while_present(member, state, passed, t)
         rule = self._confirmed(state, self._arrives(state, link, level, passed, t, conf), t)

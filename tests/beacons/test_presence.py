@@ -163,6 +163,20 @@ def test_left_after_the_silence_timeout_decided_when_the_clock_moves() -> None:
     assert events[0].event == "arrived"
 
 
+def test_a_sighting_relayed_late_does_not_move_the_silence_deadline_back() -> None:
+    """Why: a relay node's line that reached the engine after a newer one from another scanner
+    set the member's last-heard time back, and with it their "left" (a node's clock seconds
+    behind: that many seconds early)."""
+    eng, clock = engine(scanners=[ScannerSettings(name="door"), ScannerSettings(name="aisles")])
+    feed(eng, WALK_IN)
+    last = T0 + WALK_IN[-1][0]
+    feed(eng, [(WALK_IN[-1][0] - 10, -80), (WALK_IN[-1][0] - 9.5, -80)], scanner="aisles")
+    clock.now = last + 179.9
+    assert eng.tick() == []
+    clock.now = last + 180
+    assert [(e.t, e.event) for e in eng.tick()] == [(pytest.approx(last + 180), "left")]
+
+
 def test_a_phone_quiet_in_the_background_for_two_minutes_does_not_flap() -> None:
     eng, _ = engine()
     quiet_then_back = WALK_IN + steady(180, 300, -80)  # silent from 60 s to 180 s
