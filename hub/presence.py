@@ -86,6 +86,7 @@ def make_source(
             clock=clock.now,
             sleep=clock.sleep,
             nodes=_relay_nodes(fleet),
+            reorder_s=config.relay_reorder_s,
         )
     if config.source == "replay":
         assert config.replay_file is not None
@@ -265,7 +266,11 @@ class PresenceService:
         clock = self.services.clock
         while True:
             await clock.sleep(TICK_S)
-            self._queue(self.pipeline.expire(self._now()))
+            # Relayed sightings are held to be applied in time order: departures are decided
+            # only up to what has been applied, or one held back could not keep its member.
+            source = self.source
+            now = source.release() if isinstance(source, MqttRelaySource) else self._now()
+            self._queue(self.pipeline.expire(now))
 
     @property
     def _live_time(self) -> bool:

@@ -12,9 +12,14 @@ broker that refuses the login or cannot be reached securely is retried (it may b
 its password being changed) while ``error`` says why, so store health blames the link and not
 the beacons; the password itself is never logged.
 
+Nodes' batches interleave out of time order on the broker, and presence decides on the order of
+sightings, so they go through a ``ReorderBuffer`` (``reorder_s``, 1 s by default): held that
+long past their time and handed on in time order, so the hub decides what a replay of the
+merged, time-sorted recording decides (beacons/sources/reorder.py says why and what comes late).
+
 paho-mqtt runs its network loop in its own thread; messages are handed to the event loop, which
-alone touches the sink. A malformed line is counted and logged once per node, never fatal: one
-misconfigured node must not take the others down."""
+alone touches the sink and the buffer. A malformed line is counted and logged once per node,
+never fatal: one misconfigured node must not take the others down."""
 
 from __future__ import annotations
 
@@ -27,9 +32,11 @@ from typing import Any
 
 import paho.mqtt.client as mqtt
 
+from beacons.advertisement import Advertisement
 from beacons.errors import RelayBrokerError, TraceError
 from beacons.fleet import relay_topic
 from beacons.sources.base import AdvertisementSink
+from beacons.sources.reorder import HOLD_S, ReorderBuffer
 from beacons.trace import decode_line
 
 _log = logging.getLogger(__name__)
@@ -45,6 +52,8 @@ RETRY_FIRST_S, RETRY_MAX_S = 1.0, 60.0
 #: publish on the local broker could otherwise grow the metrics and the log without end.
 MAX_NODE_LABELS = 64
 OTHER_NODES = "(undeclared)"
+#: How often held advertisements are looked at when no message comes to hand them on.
+RELEASE_EVERY_S = 0.1
 
 
 class MqttRelaySource:
@@ -65,10 +74,13 @@ class MqttRelaySource:
         clock: Callable[[], float] = time.time,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         nodes: Collection[str] | None = None,
+        reorder_s: float = HOLD_S,
     ) -> None:
         """``username``/``password``: the hub's login (None: anonymous); ``tls``: a context
         that verifies the broker (None: plain TCP); ``nodes``: the scanner nodes the store
-        declares (its fleet file), the only ones heard (None: any node)."""
+        declares (its fleet file), the only ones heard (None: any node); ``reorder_s``: how
+        long past its time an advertisement is held to hand them on in time order (0: as they
+        arrive)."""
         self.name = f"mqtt:{host}:{port}"
         self.host, self.port = host, port
         self.topic = relay_topic(topic_prefix, store, "+")
@@ -79,8 +91,12 @@ class MqttRelaySource:
         self._clock = clock
         self._sleep = sleep
         self._nodes = None if nodes is None else frozenset(nodes)
+        self.reorder_s = reorder_s
+        self._buffer: ReorderBuffer | None = None
         self.received = 0
         self.rejected: dict[str, int] = {}
+        #: Lines applied late, by node: they came after newer ones had been handed on.
+        self.late: dict[str, int] = {}
         self.connected = asyncio.Event()
         #: Why the broker cannot be used now (refused login, TLS, unreachable); None once it is.
         self.error: RelayBrokerError | None = None
@@ -89,16 +105,56 @@ class MqttRelaySource:
         """Receive until cancelled. The first connection is retried here, with its reason in
         ``error``; once connected, reconnects are paho's (it retries with backoff)."""
         loop = asyncio.get_running_loop()
-        client = self._client(loop, sink)
+        client = self._client(loop, self._receiver(sink))
         try:
             await self._connect(loop, client)
             client.loop_start()
-            await asyncio.Event().wait()
+            if self._buffer is None:
+                await asyncio.Event().wait()
+            while True:  # hand on what is due when no message comes to do it
+                await self._sleep(RELEASE_EVERY_S)
+                self.release()
         finally:
             client.disconnect()
             client.loop_stop()
 
-    def _client(self, loop: asyncio.AbstractEventLoop, sink: AdvertisementSink) -> Any:
+    def _receiver(self, sink: AdvertisementSink) -> Callable[[str, bytes], None]:
+        """What a message's topic and payload are handed to on the event loop: its lines go to
+        ``sink``, or, with ``reorder_s``, into a new reorder buffer that then hands on what is
+        due."""
+        if not self.reorder_s:
+            return lambda topic, payload: self._deliver(topic, payload, sink)
+        buffer = self._buffer = ReorderBuffer(self.reorder_s, sink, self._applied_late)
+
+        def receive(topic: str, payload: bytes) -> None:
+            self._deliver(topic, payload, buffer.push)
+            self.release()
+
+        return receive
+
+    def _applied_late(self, adv: Advertisement) -> None:
+        """Count a line the buffer handed on late; the first from each node is logged."""
+        if self._count(self.late, adv.scanner) == 1:
+            _log.warning(
+                "relay node %s sent an advertisement %.1f s old after newer ones were applied "
+                "(the hold is %.1f s); applied late. Its clock may be behind or its link slow: "
+                "check NTP on the node, or raise beacons.relay_reorder_s",
+                adv.scanner, self._clock() - adv.t, self.reorder_s,
+            )
+
+    def release(self) -> float:
+        """Hand on the held advertisements that are due; returns the time before which every
+        advertisement received has been handed on. Departures are decided up to that time (the
+        hub's timer): before it, no held sighting can still show that its member was here."""
+        now = self._clock()
+        if self._buffer is None:
+            return now
+        self._buffer.release(now)
+        return now - self._buffer.hold_s
+
+    def _client(
+        self, loop: asyncio.AbstractEventLoop, receive: Callable[[str, bytes], None]
+    ) -> Any:
         """A paho client with the login, TLS and callbacks (which run on paho's thread)."""
         client = self._factory(mqtt.CallbackAPIVersion.VERSION2, client_id=self._client_id)
         username, password = self._login
@@ -133,7 +189,7 @@ class MqttRelaySource:
                 loop.call_soon_threadsafe(self._dropped)
 
         def on_message(_client: Any, _userdata: Any, message: Any) -> None:
-            loop.call_soon_threadsafe(self._deliver, message.topic, bytes(message.payload), sink)
+            loop.call_soon_threadsafe(receive, message.topic, bytes(message.payload))
 
         client.on_connect = on_connect
         client.on_subscribe = on_subscribe
@@ -245,10 +301,15 @@ class MqttRelaySource:
 
     def _reject(self, node: str, exc: TraceError) -> None:
         """Count a refused line or message; the first from each node is logged."""
+        if self._count(self.rejected, node) == 1:
+            _log.warning("relay node %s sent a bad advertisement: %s", node, exc)
+
+    def _count(self, counts: dict[str, int], node: str) -> int:
+        """Add one to ``node``'s count in ``counts`` (nodes the store does not declare, and
+        any past ``MAX_NODE_LABELS`` names, under ``OTHER_NODES``); the count now."""
         declared = node in self._nodes if self._nodes is not None else (
-            node in self.rejected or len(self.rejected) < MAX_NODE_LABELS
+            node in counts or len(counts) < MAX_NODE_LABELS
         )
         label = node if declared else OTHER_NODES
-        count = self.rejected[label] = self.rejected.get(label, 0) + 1
-        if count == 1:
-            _log.warning("relay node %s sent a bad advertisement: %s", node, exc)
+        count = counts[label] = counts.get(label, 0) + 1
+        return count

@@ -11,6 +11,7 @@ from typing import Literal
 from pydantic import Field, field_validator, model_validator
 
 from beacons.settings import PresenceSettings
+from beacons.sources.reorder import HOLD_S
 from hub.config.base import StrictModel
 from sync.broker_config import read_password_file
 
@@ -159,6 +160,16 @@ class BeaconsConfig(StrictModel):
         description="CA certificate that signed the relay broker's certificate; setting it "
         "turns TLS on, with the certificate and host name verified. Relative to the config "
         "file.",
+    )
+    relay_reorder_s: float = Field(
+        default=HOLD_S,
+        ge=0,
+        le=10,
+        description="Hold relayed advertisements this many seconds past their time and apply "
+        "them in time order: nodes' batches interleave on the broker and presence decides on "
+        "the order, so this makes the hub decide what a replay of the merged, time-sorted "
+        "recording decides. Every relayed sighting is applied about this much later; a line "
+        "later than that is applied at once and logged. 0: as they arrive.",
     )
     replay_file: Path | None = Field(
         default=None, description="source = 'replay': the trace to play (relative to the config)."

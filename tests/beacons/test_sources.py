@@ -289,8 +289,8 @@ async def test_relay_hears_only_the_stores_declared_nodes(mosquitto: Mosquitto) 
     source = MqttRelaySource(host="127.0.0.1", port=mosquitto.port, store="s1",
                              clock=lambda: 5.0, nodes=["aisles"])
     got = await published(source, mosquitto.port, [
-        (f"retail/v1/s1/scanners/{node}/adv",
-         encode(Advertisement(t=5.0, scanner=node, address="a", rssi=-70)))
+        (f"retail/v1/s1/scanners/{node}/adv",  # a second old: past the reorder hold at once
+         encode(Advertisement(t=4.0, scanner=node, address="a", rssi=-70)))
         for node in ("ghost", "aisles")
     ], wanted=1)
     assert [adv.scanner for adv in got] == ["aisles"]
@@ -358,7 +358,8 @@ async def relay_outcome(
     return got
 
 
-RELAYED = Advertisement(t=5.0, scanner="aisles", address="a", rssi=-70, service_uuids=["x"])
+#: A second before the relay's clock (5.0): handed on as it arrives, past the reorder hold.
+RELAYED = Advertisement(t=4.0, scanner="aisles", address="a", rssi=-70, service_uuids=["x"])
 
 
 def relay(port: int, **login: Any) -> MqttRelaySource:
@@ -477,7 +478,8 @@ async def test_the_hub_connects_its_relay_source_as_its_config_says(
                            load_fleet(ROOT / "firmware_configs" / "demo-store.yaml"))
     assert isinstance(declared, MqttRelaySource)
     assert declared._nodes == {"aisles", "pickup"}  # "door" is the hub's adapter, not a relay
-    heard = Advertisement(t=services.clock.now(), scanner="aisles", address="a", rssi=-70)
+    assert declared.reorder_s == services.config.beacons.relay_reorder_s == 1.0
+    heard = Advertisement(t=services.clock.now() - 1.0, scanner="aisles", address="a", rssi=-70)
     topic = f"retail/v1/{services.config.store.id}/scanners/aisles/adv"
     try:
         assert await relay_outcome(source, broker, pki.ca_cert, topic, heard) == [heard]
