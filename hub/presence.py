@@ -356,6 +356,12 @@ class PresenceFigures(Collector):
         for node, count in getattr(presence.source, "rejected", {}).items():
             rejected.add_metric([node], count)
         yield rejected
+        late = CounterMetricFamily("hub_presence_relay_late",
+                                   "Relay node lines applied late, after newer ones.",
+                                   labels=["node"])
+        for node, count in getattr(presence.source, "late", {}).items():
+            late.add_metric([node], count)
+        yield late
         etlm = CounterMetricFamily("hub_beacon_etlm_rejected",
                                    "Encrypted telemetry from a declared beacon that did not "
                                    "decrypt.", labels=["beacon"])

@@ -27,7 +27,7 @@ from hub.cli import main
 from hub.clock import ManualClock
 from hub.config import HubConfig
 from hub.members import MemberIn
-from hub.presence import PresenceService
+from hub.presence import PresenceFigures, PresenceService
 from hub.services import build_services
 from tests.fixtures.mosquitto import Mosquitto
 
@@ -224,6 +224,25 @@ async def test_no_departure_is_decided_while_a_later_sighting_is_held(
             await hub.at(moment)
         assert len(await hub.events()) == 1
         assert [view.member for view in hub.presence.present()] == ["m1"]
+
+
+async def test_lines_applied_late_are_a_figure_per_node(
+    tmp_path: Path, make_config: Callable[..., HubConfig], mosquitto: Mosquitto
+) -> None:
+    """Why: a node whose clock is behind was logged once and then only visible in the source's
+    own count; staff's monitoring reads /metrics."""
+    start = 1_767_268_800.0
+    members = MemberKeys(bytes(range(8)), {"m1": bytes(range(16))})
+    async with RelayHub(tmp_path, make_config, mosquitto.port, ManualClock(start),
+                        members) as hub:
+        await hub.send("door", [adv(start, "door"), adv(start + 0.5, "door")])
+        await hub.at(start + 1.6)  # both handed on
+        await hub.send("aisles", [adv(start + 0.2, "aisles"), adv(start + 0.3, "aisles")])
+        hub.svc.presence = hub.presence
+        hub.svc.metrics.registry.register(PresenceFigures(hub.svc))
+        figures = hub.svc.metrics.render().decode()
+    assert 'hub_presence_relay_late_total{node="aisles"} 2.0' in figures
+    assert 'node="door"' not in figures.split("hub_presence_relay_late_total")[-1]
 
 
 async def test_a_line_later_than_the_hold_is_applied_at_once_and_named(
