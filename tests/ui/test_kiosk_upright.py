@@ -72,10 +72,14 @@ def test_the_bar_stays_in_reach_below_an_answer(kiosk_page: Page) -> None:
     assert card["y"] + card["height"] <= bar["y"] + 1, (card, bar)
 
 
-def test_the_panels_buttons_are_large_on_an_upright_screen(kiosk_page: Page) -> None:
+@pytest.mark.parametrize("large", [False, True], ids=["text", "larger_text"])
+def test_the_panels_buttons_are_large_on_an_upright_screen(kiosk_page: Page, large: bool) -> None:
     """Why: "Hold to talk", a button held down while speaking, was 80 px high on a 1920 px
-    screen; upright, the screen has room for one as large as a way to search."""
+    screen; upright, the screen has room for one as large as a way to search. With larger
+    text it was 160 px (larger text's own height for it won over the upright one)."""
     kiosk_page.set_viewport_size(UPRIGHT)
+    if large:
+        kiosk_page.locator("#large-text").click()
     kiosk_page.get_by_role("button", name="Ask out loud").click()
     talk = box(kiosk_page, "#talk")
     assert talk["height"] >= 300 and talk["width"] >= 900, talk
