@@ -1,10 +1,11 @@
 """Checks run inside the page: axe-core (the copy shipped with axe-playwright-python, a dev
 extra of pyproject.toml: installed by `make setup`, never fetched at run time), the
 size of everything a finger or a pointer can activate, and the contrast of a control as it looks
-at the moment (hovered, pressed), which axe does not put it in."""
+at the moment (hovered, pressed), which axe does not put it in, and the order Tab goes in."""
 
 from __future__ import annotations
 
+import itertools
 from typing import Any
 
 from axe_playwright_python.sync_playwright import Axe
@@ -118,22 +119,63 @@ _RING_JS = "() => {" + _COLOURS_JS + """
           ratio: ratio(style.outlineColor, behind(el.parentElement))};
 }"""
 
+#: The focused element and where it is on the page (not the screen: Tab scrolls).
+_FOCUSED_BOX_JS = """() => {
+  const el = document.activeElement;
+  if (el === null || el === document.body) return null;
+  const box = el.getBoundingClientRect();
+  return {key: [...document.querySelectorAll('*')].indexOf(el),
+          what: el.id || el.outerHTML.slice(0, 60), x: box.x + scrollX, y: box.y + scrollY,
+          right: box.right + scrollX, bottom: box.bottom + scrollY};
+}"""
 
-def weak_focus_rings(page: Page, minimum: float = 3.0, width_px: float = 3.0) -> list[str]:
-    """Tabs once round every control of the page (the open dialog's, when one is open) and
-    returns those whose focus ring is missing, thinner than ``width_px`` or under ``minimum``
-    contrast with what is around it (WCAG 2.4.13 asks for 3:1)."""
-    weak: list[str] = []
+
+def tab_round(page: Page, probe_js: str) -> list[dict[str, Any]]:
+    """Tabs once round every control of the page (the open dialog's, when one is open), from
+    wherever the focus is, and returns what ``probe_js`` says of each control in the order Tab
+    reaches them: a dict with a ``key`` unique to the control, or null where the focus is on
+    none (past the last control, before the first again)."""
+    found: list[dict[str, Any]] = []
     seen: set[int] = set()
     for _ in range(len(visible_targets(page)) + 2):
         page.keyboard.press("Tab")
-        ring = page.evaluate(_RING_JS)
-        if ring is None:  # past the last control, before the first again
+        probe = page.evaluate(probe_js)
+        if probe is None:
             continue
-        if ring["key"] in seen:
+        if probe["key"] in seen:
             break
-        seen.add(ring["key"])
-        if ring["style"] == "none" or ring["width"] < width_px or ring["ratio"] < minimum:
-            weak.append(f"{ring['what']}: {ring['style']} {ring['width']:.1f} px, "
-                        f"{ring['ratio']:.2f}:1")
-    return weak
+        seen.add(probe["key"])
+        found.append(probe)
+    return found
+
+
+def weak_focus_rings(page: Page, minimum: float = 3.0, width_px: float = 3.0) -> list[str]:
+    """Every control whose focus ring is missing, thinner than ``width_px`` or under
+    ``minimum`` contrast with what is around it (WCAG 2.4.13 asks for 3:1), Tab once round."""
+    return [f"{ring['what']}: {ring['style']} {ring['width']:.1f} px, {ring['ratio']:.2f}:1"
+            for ring in tab_round(page, _RING_JS)
+            if ring["style"] == "none" or ring["width"] < width_px or ring["ratio"] < minimum]
+
+
+def focus_order(page: Page) -> list[dict[str, Any]]:
+    """The page's controls in the order Tab reaches them from the start of the page (Tab past
+    the last control first), each with its box on the page."""
+    for _ in range(len(visible_targets(page)) + 2):
+        page.keyboard.press("Tab")
+        if page.evaluate(_FOCUSED_BOX_JS) is None:
+            break
+    return tab_round(page, _FOCUSED_BOX_JS)
+
+
+def out_of_reading_order(order: list[dict[str, Any]]) -> list[str]:
+    """Each step of ``order`` (boxes on the page, as ``focus_order`` gives them) that goes
+    against the order a page is read in: to the next control below, or beside to its right
+    on the same row. WCAG 2.4.3: a switch or keyboard user sees the focus jump otherwise."""
+    wrong = []
+    for a, b in itertools.pairwise(order):
+        below = b["y"] >= a["bottom"] - 1
+        same_row = b["y"] < a["bottom"] - 1 and b["bottom"] > a["y"] + 1
+        if not (below or (same_row and b["x"] >= a["right"] - 1)):
+            wrong.append(f"{a['what']} ({a['x']:.0f}, {a['y']:.0f}) then {b['what']} "
+                         f"({b['x']:.0f}, {b['y']:.0f})")
+    return wrong

@@ -1,13 +1,15 @@
 """The kiosk on a tall upright screen (a floor-standing kiosk, 1080 x 1920 CSS pixels): the
 question at eye level, the three ways to search filling the screen below it, and the top bar's
 buttons (language, larger text, start over) at the bottom, where a short or seated customer
-reaches them, on the start screen as after an answer that scrolled the page."""
+reaches them, on the start screen as after an answer that scrolled the page, and after the
+search in the order of Tab and of a screen reader too."""
 
 from __future__ import annotations
 
 import pytest
 from playwright.sync_api import Page, expect
 
+from tests.ui.checks import assert_accessible, focus_order, out_of_reading_order
 from tests.ui.conftest import choose_language
 
 UPRIGHT = {"width": 1080, "height": 1920}
@@ -103,3 +105,45 @@ def test_a_list_opens_just_above_the_bar(kiosk_page: Page, dialog: str) -> None:
     shown = box(kiosk_page, f"#{dialog}")
     bar = box(kiosk_page, ".bar")
     assert 0 <= bar["y"] - (shown["y"] + shown["height"]) < 60, (shown, bar)
+
+
+#: Screens on which the focus order is checked: upright (the bar at the bottom) and landscape
+#: (at the top), one after the other on the same page, as a screen turned round.
+TURNED = [(1280, 800), (1080, 1920), (800, 480), (1080, 1920), (1920, 1080)]
+
+
+def test_the_focus_follows_what_is_seen_on_an_upright_screen_and_a_wide_one(
+        kiosk_page: Page) -> None:
+    """Why: upright, the bar is shown at the bottom but came first in the page, so Tab (and a
+    switch, and a screen reader) went from "Start over" at the bottom to the ways to search at
+    the top. On every screen Tab now goes down the screen, left to right along a row; the bar
+    is the page's banner on each, after its main part when upright; a button of the bar keeps
+    the focus when the screen turns."""
+    page = kiosk_page
+    for width, height in TURNED:
+        page.set_viewport_size({"width": width, "height": height})
+        upright = height > width
+        order = focus_order(page)
+        assert [control["what"] for control in order][:6] == (
+            ["mode-photo", "mode-voice", "mode-text", "language", "large-text", "start-over"]
+            if upright else
+            ["language", "large-text", "start-over", "mode-photo", "mode-voice", "mode-text"])
+        assert out_of_reading_order(order) == [], (width, height)
+        expect(page.get_by_role("banner")).to_have_count(1)
+        expect(page.get_by_role("main")).to_have_count(1)
+        after = page.locator("#main").evaluate(
+            "main => Boolean(main.compareDocumentPosition(document.querySelector('.bar'))"
+            " & Node.DOCUMENT_POSITION_FOLLOWING)")
+        assert after == upright, (width, height)
+    assert_accessible(page)
+    page.locator("#large-text").focus()
+    page.set_viewport_size({"width": 1280, "height": 800})
+    expect(page.locator("#large-text")).to_be_focused()
+    page.set_viewport_size(UPRIGHT)
+    expect(page.locator("#large-text")).to_be_focused()
+    page.get_by_role("button", name="Ask out loud").click()
+    assert out_of_reading_order(focus_order(page)) == []
+    page.get_by_role("button", name="Type the name").click()
+    page.get_by_role("searchbox").press_sequentially("nektarin", delay=30)
+    expect(page.locator("#choices button")).not_to_have_count(0)
+    assert out_of_reading_order(focus_order(page)) == []

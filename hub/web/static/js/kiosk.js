@@ -26,6 +26,19 @@ const bar = document.querySelector(".bar");
 // the text size and the screen).
 new ResizeObserver(() => root.style.setProperty("--bar-height", `${bar.offsetHeight}px`)).observe(bar);
 const main = document.getElementById("main");
+// On a tall upright screen kiosk.css shows the bar at the bottom (the same media query): it is
+// moved after the search in the page too, so that Tab, a switch and a screen reader meet
+// everything in the order it is seen (focus had gone from the bar at the bottom to the top).
+// Elsewhere it is first, at the top. A button of the bar keeps the focus when it moves.
+const upright = matchMedia("(orientation: portrait) and (min-height: 1500px)");
+function placeBar() {
+  const focused = bar.contains(document.activeElement) ? document.activeElement : null;
+  if (upright.matches) main.after(bar);
+  else main.before(bar);
+  focused?.focus({ preventScroll: true });
+}
+placeBar();
+upright.addEventListener("change", placeBar);
 const modeButtons = [...document.querySelectorAll(".mode")];
 const languageButton = document.getElementById("language");
 const languageName = document.getElementById("language-name");
