@@ -113,6 +113,50 @@ def test_more_contrast_takes_the_edges_to_the_extreme(kiosk_page: Page, name: st
     assert {selector: ratio for selector, ratio in edges.items() if ratio < 15} == {}
 
 
+#: What a forced-colours mode leaves of an element's look.
+_LOOK_JS = ("e => { const s = getComputedStyle(e); return [s.backgroundColor, s.color, "
+            "s.borderTopColor].join(' / '); }")
+#: The mark before an element's words (a tick, a cross), and its edge.
+_MARK_JS = """(e) => { const s = getComputedStyle(e);
+  return {mark: getComputedStyle(e, '::before').content, edge: s.borderTopStyle,
+          width: parseFloat(s.borderTopWidth)}; }"""
+
+
+@pytest.mark.parametrize("name", ["forced_colours", "forced_colours_dark"])
+def test_forced_colours_keep_the_photo_buttons_and_the_stock_apart(kiosk_page: Page,
+                                                                  name: str) -> None:
+    """Why: in forced colours "Take photo" (filled in the store's colour) and "Choose a
+    picture" (outlined) looked the same, and the stock, green or red on a tint, became plain
+    words. "Take photo" is now filled with the system's button colours the other way round,
+    each of the two has its own picture, and the stock has an edge and a mark for in stock or
+    out (a tick, a cross)."""
+    page = kiosk_page
+    emulate(page, name)
+    page.get_by_role("button", name="Show a photo").click()
+    shutter = page.get_by_role("button", name="Take photo")
+    pick = page.get_by_role("button", name="Choose a picture")
+    expect(shutter).to_be_visible()
+    page.evaluate("document.activeElement.blur()")
+    assert shutter.evaluate(_LOOK_JS) != pick.evaluate(_LOOK_JS)
+    assert contrast(shutter) >= 7 and contrast(pick) >= 7
+    pictures = [button.locator("svg") for button in (shutter, pick)]
+    for picture in pictures:
+        expect(picture).to_be_visible()
+    assert pictures[0].inner_html() != pictures[1].inner_html()
+    page.get_by_role("button", name="Type the name").click()
+    retype(page, "milk")
+    badge = page.locator("#results .stock").first
+    expect(badge).to_have_class("stock ok")
+    in_stock = badge.evaluate(_MARK_JS)
+    assert in_stock["edge"] == "solid" and in_stock["width"] >= 3, in_stock
+    assert edge_contrast(badge) >= 7
+    badge.evaluate("e => { e.className = 'stock out'; }")  # the look results.js gives none left
+    out = badge.evaluate(_MARK_JS)
+    assert out["edge"] == "solid" and out["width"] >= 3, out
+    assert {in_stock["mark"], out["mark"]} & {"none", "normal"} == set()
+    assert in_stock["mark"] != out["mark"]
+
+
 @pytest.mark.parametrize("name", ["dark", "dark_more_contrast"])
 def test_the_staff_page_follows_a_dark_screen(staff_page: Page, name: str) -> None:
     """The staff page shares the kiosk's colours: on a tablet in dark mode it is dark too, the
