@@ -2,10 +2,13 @@
 question at eye level, the three ways to search filling the screen below it, and the top bar's
 buttons (language, larger text, start over) at the bottom, where a short or seated customer
 reaches them, on the start screen as after an answer that scrolled the page, and after the
-search in the order of Tab and of a screen reader too."""
+search in the order of Tab and of a screen reader too. The photo and voice panels fill the
+screen until an answer comes, and "did you mean" offers large buttons."""
 
 from __future__ import annotations
 
+import cv2
+import numpy as np
 import pytest
 from playwright.sync_api import Page, expect
 
@@ -147,3 +150,55 @@ def test_the_focus_follows_what_is_seen_on_an_upright_screen_and_a_wide_one(
     page.get_by_role("searchbox").press_sequentially("nektarin", delay=30)
     expect(page.locator("#choices button")).not_to_have_count(0)
     assert out_of_reading_order(focus_order(page)) == []
+
+
+def space_above_bar(page: Page, selector: str) -> float:
+    shown = box(page, selector)
+    return box(page, ".bar")["y"] - (shown["y"] + shown["height"])
+
+
+@pytest.mark.parametrize("large", [False, True], ids=["text", "larger_text"])
+def test_the_photo_and_voice_panels_fill_an_upright_screen_until_an_answer(
+        kiosk_page: Page, large: bool) -> None:
+    """Why: upright, the photo and voice panels took the top half of the screen and left the
+    rest empty until an answer came. Until one comes, "Hold to talk", and "Take photo" and
+    "Choose a picture" under the camera's picture, fill it down to the bar, with larger
+    instructions; an answer, when it comes, shows under the panel as before."""
+    page = kiosk_page
+    page.set_viewport_size(UPRIGHT)
+    if large:
+        page.locator("#large-text").click()
+    page.get_by_role("button", name="Ask out loud").click()
+    assert 0 <= space_above_bar(page, "#panel-voice") < 60
+    assert box(page, "#talk")["height"] >= 0.4 * UPRIGHT["height"]
+    for words in ("#talk-help", "#talk-limit"):
+        assert page.locator(words).evaluate("e => parseFloat(getComputedStyle(e).fontSize)") >= 30
+    page.get_by_role("button", name="Show a photo").click()
+    expect(page.get_by_role("button", name="Take photo")).to_be_visible()
+    assert 0 <= space_above_bar(page, "#panel-photo") < 60
+    assert box(page, "#camera")["height"] >= 0.4 * UPRIGHT["height"] - 1
+    for selector in ("#shutter", "#pick-photo"):
+        expect(page.locator(selector)).to_be_in_viewport(ratio=1)
+        assert box(page, selector)["height"] >= 200 and box(page, selector)["width"] >= 900
+    with page.expect_file_chooser() as chooser:
+        page.get_by_role("button", name="Choose a picture").click()
+    grey = cv2.imencode(".png", np.full((64, 64, 3), 128, np.uint8))[1].tobytes()
+    chooser.value.set_files(files=[{"name": "grey.png", "mimeType": "image/png", "buffer": grey}])
+    expect(page.locator("#answer-title")).to_have_text("Not sure what this is")
+    expect(page.locator("#answer-title")).to_be_in_viewport(ratio=1)
+    expect(page.locator("#choices")).to_be_in_viewport()
+
+
+def test_did_you_mean_offers_large_pictures_on_an_upright_screen(kiosk_page: Page) -> None:
+    """Why: upright, "did you mean" offered 80 px buttons with 64 px pictures, the rest of the
+    screen empty; each product is now a wide button with a picture as large as a result's."""
+    kiosk_page.set_viewport_size(UPRIGHT)
+    kiosk_page.get_by_role("button", name="Type the name").click()
+    kiosk_page.get_by_role("searchbox").press_sequentially("nektarin", delay=30)
+    choices = kiosk_page.locator("#choices button")
+    expect(choices).not_to_have_count(0)
+    for choice in choices.all():
+        expect(choice).to_be_in_viewport(ratio=1)
+        shown, picture = choice.bounding_box(), choice.locator("img").bounding_box()
+        assert shown is not None and shown["height"] >= 200 and shown["width"] >= 900, shown
+        assert picture is not None and min(picture["width"], picture["height"]) >= 150, picture
