@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
+import cv2
+import numpy as np
 import pytest
 from playwright.sync_api import Page, expect
 
@@ -155,6 +157,32 @@ def test_forced_colours_keep_the_photo_buttons_and_the_stock_apart(kiosk_page: P
     assert out["edge"] == "solid" and out["width"] >= 3, out
     assert {in_stock["mark"], out["mark"]} & {"none", "normal"} == set()
     assert in_stock["mark"] != out["mark"]
+
+
+def grey(shot: bytes) -> Any:
+    return cv2.imdecode(np.frombuffer(shot, np.uint8), cv2.IMREAD_GRAYSCALE).astype(float)
+
+
+def test_product_photos_are_softened_on_a_dark_screen(kiosk_page: Page) -> None:
+    """Why: on a dark screen the product photos, mostly white around the product, glared as
+    bright white squares. They are dimmed: their brightest part a good deal darker than on a
+    light screen, their picture otherwise the same (the product as recognisable)."""
+    page = kiosk_page
+    page.emulate_media(reduced_motion="reduce")
+    page.get_by_role("button", name="Type the name").click()
+    retype(page, "milk")
+    photo = page.locator("#results .card img").first
+    expect(photo).to_have_js_property("complete", True)
+    page.mouse.move(0, 0)
+    shots = {}
+    for scheme in ("light", "dark"):
+        page.emulate_media(color_scheme=scheme)
+        shots[scheme] = grey(photo.screenshot())[10:-10, 10:-10]  # inside its round corners
+    light, dark = shots["light"], shots["dark"]
+    peaks = {scheme: float(np.percentile(shot, 99)) for scheme, shot in shots.items()}
+    assert 0.65 * peaks["light"] <= peaks["dark"] <= 0.85 * peaks["light"], peaks
+    alike = float(np.corrcoef(light.ravel(), dark.ravel())[0, 1])
+    assert alike >= 0.98, alike
 
 
 @pytest.mark.parametrize("name", ["dark", "dark_more_contrast"])
