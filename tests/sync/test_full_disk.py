@@ -218,7 +218,7 @@ async def test_commands_resent_to_a_full_disk_log_one_traceback_and_apply_once_i
             await _pass(clock, 30)
         send(*orders, b"{not json")  # and a dead letter, which cannot be stored either
         await wait_until(lambda n=round_ + 1: disk.tries("_execute") == 8 * n
-                         and disk.tries("_dead_letter") == n, what="the resends tried")
+                         and disk.tries("_store_dead_letter") == n, what="the resends tried")
     tracebacks = _tracebacks(caplog)
     assert len(tracebacks) == 2, tracebacks  # one for the orders, one for the dead letters
     assert len(_lines(caplog, logging.ERROR)) <= 4  # and a count a minute for each at most
