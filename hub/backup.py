@@ -74,18 +74,37 @@ def backup(database: Path, folder: Path, keep: int | None = None, now: float | N
         raise InvalidInput(f"{database} does not exist; nothing to back up")
     folder.mkdir(parents=True, exist_ok=True)
     target = folder / f"{BACKUP_PREFIX}{_stamp(now)}.db"
-    source = sqlite3.connect(f"file:{database}?mode=ro", uri=True, timeout=30)
-    try:
-        copy_database(source, target)
-    finally:
-        source.close()
-    if keep is not None:
-        # the copy just made is kept whatever its name says: a clock that was behind (a Pi
-        # without a battery clock, before NTP) names it older than the ones before
-        others = sorted(p for p in folder.glob(f"{BACKUP_PREFIX}*.db") if p != target)
-        for old in others[: max(0, len(others) - (keep - 1))]:
-            old.unlink()
+    with _one_backup_at_a_time(folder):
+        # a copy whose backup was killed (a power cut during the nightly timer) is left whole
+        # size, and no later one would remove it: while this backup holds the folder's lock,
+        # no other is writing one
+        for stale in folder.glob(f"{BACKUP_PREFIX}*.db.part"):
+            stale.unlink(missing_ok=True)
+        source = sqlite3.connect(f"file:{database}?mode=ro", uri=True, timeout=30)
+        try:
+            copy_database(source, target)
+        finally:
+            source.close()
+        if keep is not None:
+            # the copy just made is kept whatever its name says: a clock that was behind (a Pi
+            # without a battery clock, before NTP) names it older than the ones before
+            others = sorted(p for p in folder.glob(f"{BACKUP_PREFIX}*.db") if p != target)
+            for old in others[: max(0, len(others) - (keep - 1))]:
+                old.unlink()
     return target
+
+
+@contextmanager
+def _one_backup_at_a_time(folder: Path) -> Iterator[None]:
+    """Hold ``folder``'s backup lock; a second backup into it (the nightly timer and one run by
+    hand) waits for the first. Opened for reading, readable by all: a lock file left by a
+    backup run as another user (root, against the advice) does not stop the nightly one."""
+    fd = os.open(folder / ".backup.lock", os.O_RDONLY | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)
 
 
 def rescue(source: sqlite3.Connection, database: Path, now: float | None = None) -> Path:

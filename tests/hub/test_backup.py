@@ -51,6 +51,21 @@ def test_keep_prunes_old_backups(stocked: Services, tmp_path: Path) -> None:
     assert len(list(folder.glob("hub-*.db"))) == 2
 
 
+def test_a_copy_left_by_a_killed_backup_goes_with_the_next(stocked: Services,
+                                                         tmp_path: Path) -> None:
+    """Why: a backup killed mid-copy (a power cut during the nightly timer) left a full-size
+    ``.part`` that ``--keep`` never matched, one more on the SD card with each cut."""
+    folder = tmp_path / "bk"
+    folder.mkdir()
+    stale = folder / "hub-20270101T030000Z.db.part"
+    stale.write_bytes(b"\0" * 4096)
+    other = folder / "notes.part"  # not a backup's: left alone
+    other.write_text("mine")
+    made = backup(stocked.config.store.database, folder, keep=2, now=1_800_000_000)
+    assert sorted(p.name for p in folder.iterdir()) == sorted(
+        [made.name, "notes.part", ".backup.lock"])
+
+
 def test_keep_never_deletes_the_backup_just_made(stocked: Services, tmp_path: Path) -> None:
     """Why: with the clock behind (a Pi after a power cut, before NTP) the new backup's name
     sorted first and it was deleted at once, while the command said it was written."""
