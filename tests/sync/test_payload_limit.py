@@ -20,6 +20,7 @@ from typing import Any
 import pytest
 
 from hub.outbox import enqueue
+from hub.services import Services
 from sync.broker_config import BrokerConnection, max_packet_size
 from sync.broker_setup import BrokerPlan, BrokerSetupError, write_broker_config
 from sync.envelope import DEFAULT_MAX_PAYLOAD_BYTES
@@ -168,12 +169,6 @@ async def test_an_outbox_event_over_the_limit_is_dead_lettered_once_and_the_stre
     assert pair.hub is not None
     svc = pair.hub.services
 
-    def reminders(*texts: str) -> None:
-        with svc.db.transaction() as tx:
-            for text in texts:
-                enqueue(tx, svc.bus, "reminder", {"member": "m-1", "text": text},
-                        svc.clock.now())
-
     def outbox() -> int:
         row = svc.db.query_one("SELECT count(*) AS n FROM outbox")
         assert row is not None
@@ -184,10 +179,6 @@ async def test_an_outbox_event_over_the_limit_is_dead_lettered_once_and_the_stre
                                  "sync_dead_letters ORDER BY id")
         return [(r["topic"], r["reason"], r["size"]) for r in rows]
 
-    def shop_texts() -> list[str]:
-        return [json.loads(data)["text"] for (data,) in pair.shop_sql(
-            "SELECT data FROM reminders ORDER BY seq")]
-
     def resyncs() -> int:
         row = svc.db.query_one("SELECT count(*) AS n FROM sync_inbox WHERE type = ?",
                                ("sync.resync",))
@@ -196,23 +187,23 @@ async def test_an_outbox_event_over_the_limit_is_dead_lettered_once_and_the_stre
 
     big = "x" * 2000
     try:
-        await svc.db.write(reminders, "first", big, "third")
-        await wait_until(lambda: shop_texts() == ["first", "third"] and outbox() == 0, 20,
+        await svc.db.write(_reminders, svc, "first", big, "third")
+        await wait_until(lambda: _shop_texts(pair) == ["first", "third"] and outbox() == 0, 20,
                          "the events around the large one applied and acknowledged")
         topic = StoreTopics("retail", pair.store).event("reminder")
         [letter] = await dead_letters()
         assert letter[:2] == (topic, "too_large") and letter[2] > LIMIT
 
         # The last row of the outbox, nothing after it to ack it away: met on every replay.
-        await svc.db.write(reminders, big)
+        await svc.db.write(_reminders, svc, big)
         await wait_until(lambda: _count(dead_letters, 2), 20, "the second large one refused")
         before = resyncs()
         await pair.stop_shop()
         await pair.start_shop(max_payload_bytes=LIMIT)  # asks for a resync: a replay
         await wait_until(lambda: resyncs() > before, 20, "the resync applied")
-        await svc.db.write(reminders, "fourth")
-        await wait_until(lambda: shop_texts() == ["first", "third", "fourth"] and outbox() == 0,
-                         20, "the event after it applied and both acknowledged")
+        await svc.db.write(_reminders, svc, "fourth")
+        await wait_until(lambda: _shop_texts(pair) == ["first", "third", "fourth"]
+                         and outbox() == 0, 20, "the event after it applied and both acknowledged")
         assert len(await dead_letters()) == 2
         lines = [r.getMessage() for r in caplog.records
                  if r.name == "sync.agent" and "not sent" in r.getMessage()]
@@ -291,6 +282,19 @@ async def test_the_generated_broker_config_follows_max_payload_bytes(tmp_path: P
         broker.kill()
 
 
+def _reminders(svc: Services, *texts: str) -> None:
+    """Queue a reminder event per text in the hub's outbox (run on the database's writer)."""
+    with svc.db.transaction() as tx:
+        for text in texts:
+            enqueue(tx, svc.bus, "reminder", {"member": "m-1", "text": text}, svc.clock.now())
+
+
+def _shop_texts(pair: SyncPair) -> list[str]:
+    """The texts of the reminders the shop has applied, in the store's order."""
+    return [json.loads(data)["text"] for (data,) in pair.shop_sql(
+        "SELECT data FROM reminders ORDER BY seq")]
+
+
 async def _count(read: Any, count: int) -> bool:
     return len(await read()) >= count
 
@@ -314,29 +318,19 @@ async def test_an_event_over_the_shops_lower_limit_waits_until_the_limits_match(
     await pair.reported()
     svc = pair.hub.services
 
-    def reminders(*texts: str) -> None:
-        with svc.db.transaction() as tx:
-            for text in texts:
-                enqueue(tx, svc.bus, "reminder", {"member": "m-1", "text": text},
-                        svc.clock.now())
-
-    def shop_texts() -> list[str]:
-        return [json.loads(data)["text"] for (data,) in pair.shop_sql(
-            "SELECT data FROM reminders ORDER BY seq")]
-
     try:
         await wait_until(lambda: pair.hub.services.sync.agent.shop_limit == LIMIT, 20,
                          "the shop's limit heard in its ack")
-        await svc.db.write(reminders, "x" * 2000, "after")
+        await svc.db.write(_reminders, svc, "x" * 2000, "after")
         await wait_until(lambda: any("held back" in r.getMessage() for r in caplog.records),
                          20, "the large event held back")
-        assert shop_texts() == []
+        assert _shop_texts(pair) == []
         assert pair.shop_sql("SELECT count(*) FROM dead_letters") == [(0,)]
         messages = [r.getMessage() for r in caplog.records if r.name == "sync.agent"]
         assert any("sync.max_payload_bytes is 1024" in m and "4096" in m for m in messages)
         await pair.stop_shop()
         await pair.start_shop(max_payload_bytes=4 * LIMIT)
-        await wait_until(lambda: shop_texts() == ["x" * 2000, "after"], 20,
+        await wait_until(lambda: _shop_texts(pair) == ["x" * 2000, "after"], 20,
                          "both events applied once the limits match")
     finally:
         await pair.close()
