@@ -4,16 +4,18 @@ and runs the sync agent with the hub (registered in ``FEATURES`` when ``[mqtt] e
 Every command from the shop is applied through the same services staff use (orders, members,
 catalogue), inside one transaction that also records the command id in ``sync_inbox`` and writes
 the ``command.result`` event to the outbox: a command delivered twice changes nothing, and the
-shop always learns what happened to it.
+shop always learns what happened to it (again, if it asks after acknowledging the answer).
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import sqlite3
 from typing import TYPE_CHECKING, Any
 
 from pydantic import ValidationError
+from ulid import ULID
 
 from hub.catalog import CATALOG_CHANGED
 from hub.db import Database, Transaction
@@ -29,6 +31,8 @@ from sync.shop.audit import LedgerEntry
 
 if TYPE_CHECKING:  # services.py lists this module's setup in FEATURES, so it imports us first
     from hub.services import Services
+
+log = logging.getLogger(__name__)
 
 
 class HubStoreLink:
@@ -111,8 +115,10 @@ class HubStoreLink:
     def _execute(self, command: CommandIn) -> Outcome:
         try:
             with self.db.transaction() as tx:
-                if _seen(tx, command.id):
-                    return Outcome("duplicate")
+                again = self._answer_again(tx, command.id)
+                if again is not None:
+                    return again
+                self._warn_if_pruned(command.id, command.type)
                 ref, note = self._apply(command)
                 self._record(tx, command.id, command.type, "applied", note, ref)
                 return Outcome("applied", note, ref)
@@ -123,8 +129,9 @@ class HubStoreLink:
 
     def _refuse(self, command_id: str, command_type: str, reason: str) -> Outcome:
         with self.db.transaction() as tx:
-            if _seen(tx, command_id):
-                return Outcome("duplicate")
+            again = self._answer_again(tx, command_id)
+            if again is not None:
+                return again
             self._record(tx, command_id, command_type, "rejected", reason, None)
         return Outcome("rejected", reason)
 
@@ -158,18 +165,66 @@ class HubStoreLink:
             return None, None
         raise AssertionError(f"no handler for {type(data).__name__}")
 
+    def _answer_again(self, tx: Transaction, command_id: str) -> Outcome | None:
+        """The outcome of a command applied or refused before (None if its id is not in
+        ``sync_inbox``); nothing is applied again.
+
+        Its first ``command.result`` may be gone from the outbox, acknowledged, while the shop
+        holds the command pending again: a shop restored from a backup taken before the answer
+        came. Left unanswered, it sent the command every ``resend_after_s`` for good, so the
+        same result goes again as a new event. While the first is still in the outbox it is on
+        its way, and a copy would only add another."""
+        row = tx.execute("SELECT type, status, reason, ref, result_seq, answers FROM "
+                         "sync_inbox WHERE command_id = ?", (command_id,)).fetchone()
+        if row is None:
+            return None
+        command_type, status, reason, ref, result_seq, answers = row
+        if tx.execute("SELECT 1 FROM outbox WHERE seq = ?", (result_seq,)).fetchone() is None:
+            seq = self._send_result(tx, command_id, command_type, status, reason, ref)
+            tx.execute("UPDATE sync_inbox SET result_seq = ?, answers = answers + 1 "
+                       "WHERE command_id = ?", (seq, command_id))
+            # Once per command: a resend that crossed the answer again is no news.
+            log.log(logging.INFO if answers == 1 else logging.DEBUG,
+                    "command %s (%s) came again though the shop had acknowledged its result "
+                    "(%s; a shop restored from a backup?): nothing applied again, the same "
+                    "result sent again (seq %s)", command_id, command_type, status, seq)
+        return Outcome("duplicate", reason, ref)
+
+    def _warn_if_pruned(self, command_id: str, command_type: str) -> None:
+        """A command older than ``sync_inbox_days`` whose id is not in ``sync_inbox`` may have
+        been applied and its id pruned since: it is applied as new, as it cannot be told from
+        one never seen, but not without a word to the operator."""
+        days = self.services.config.retention.sync_inbox_days
+        try:
+            age_days = (self.services.clock.now() - ULID.from_str(command_id).timestamp) / 86_400
+        except ValueError:  # not a ULID: its age is unknown
+            return
+        if age_days > days:
+            log.warning(
+                "command %s (%s) was created %.0f days ago, beyond retention.sync_inbox_days "
+                "(%s): if it was applied before, its id has been pruned and it is applied again "
+                "now. Check what it touched (its result's ref) at the store and the shop and "
+                "correct it by hand; raise sync_inbox_days above the age of the oldest backup "
+                "the shop may be restored from.", command_id, command_type, age_days, days)
+
     def _record(self, tx: Transaction, command_id: str, command_type: str, status: str,
                 reason: str | None, ref: str | None) -> None:
         now = self.services.clock.now()
-        result = messages.CommandResult(command_id=command_id, command_type=command_type,
-                                        status=status, reason=reason, ref=ref)  # type: ignore[arg-type]
-        seq = enqueue(tx, self.services.bus, messages.COMMAND_RESULT,
-                      {f: getattr(result, f) for f in result.__struct_fields__}, now)
+        seq = self._send_result(tx, command_id, command_type, status, reason, ref)
         tx.execute(
             "INSERT INTO sync_inbox (command_id, type, status, reason, ref, result_seq, "
             "received_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
             (command_id, command_type, status, reason, ref, seq, now),
         )
+
+    def _send_result(self, tx: Transaction, command_id: str, command_type: str, status: str,
+                     reason: str | None, ref: str | None) -> int:
+        """Write the ``command.result`` event to the outbox; returns its seq."""
+        result = messages.CommandResult(command_id=command_id, command_type=command_type,
+                                        status=status, reason=reason, ref=ref)  # type: ignore[arg-type]
+        return enqueue(tx, self.services.bus, messages.COMMAND_RESULT,
+                       {f: getattr(result, f) for f in result.__struct_fields__},
+                       self.services.clock.now())
 
     # --- dead letters ---------------------------------------------------------------------------
 
@@ -260,11 +315,6 @@ def setup(services: Services) -> None:
 
 def _state(tx: Transaction, key: str) -> int:
     return int(tx.execute("SELECT value FROM sync_state WHERE key = ?", (key,)).fetchone()[0])
-
-
-def _seen(tx: Transaction, command_id: str) -> bool:
-    return tx.execute("SELECT 1 FROM sync_inbox WHERE command_id = ?",
-                      (command_id,)).fetchone() is not None
 
 
 def _validation_reason(exc: ValidationError) -> str:

@@ -22,7 +22,9 @@ Delivery rules (see docs/sync-protocol.md):
   whose broker session lives on is not queued the whole window again every ``ack_timeout_s``.
 
 Commands are applied one at a time in arrival order by the store (``StoreLink.execute``), which
-records the command id in the same transaction as the effect and the result event.
+records the command id in the same transaction as the effect and the result event. A command id
+seen before is applied no more; it counts in ``hub_sync_duplicates_total``, and the store sends
+its first result again when the shop had acknowledged it (a shop restored from a backup).
 """
 
 from __future__ import annotations
@@ -608,6 +610,11 @@ class SyncAgent:
         if isinstance(data, messages.Resync):
             await self._resync(data, env.epoch)
         outcome = await self.link.execute(CommandIn(env.id, env.type, data, env.ts))
+        if outcome.status == "duplicate":
+            # Answered before: the store sent its first result again if the shop had
+            # acknowledged it (and says so); counted, as a shop sending one id over and over
+            # is worth seeing.
+            self.metrics.duplicates.inc()
         log.debug("command %s %s: %s", env.type, env.id, outcome)
 
     async def _resync(self, request: messages.Resync, epoch: int) -> None:

@@ -1,0 +1,116 @@
+"""A command the hub answered, sent again by a shop that no longer holds the answer, is answered
+again with the same outcome and applied no more.
+
+Why: restored from a backup taken while an order.place was pending, the shop sent the command
+again every ``resend_after_s`` for good (89 times in 14 minutes): the hub took it for a
+duplicate and said nothing, as its result had been acknowledged and deleted from the outbox.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import shutil
+import sqlite3
+
+import pytest
+from ulid import ULID
+
+from sync import messages
+from sync.ports import CommandIn
+from tests.sync.conftest import SyncPair, wait_until
+from tests.sync.test_restore import acked_to_the_end
+
+
+def copy_database(source: str, target: str) -> None:
+    """A consistent copy of a SQLite file (what a backup of it holds)."""
+    src, dst = sqlite3.connect(source), sqlite3.connect(target)
+    try:
+        src.backup(dst)
+    finally:
+        src.close()
+        dst.close()
+
+
+async def test_a_restored_shop_gets_its_answer_again(
+        pair: SyncPair, caplog: pytest.LogCaptureFixture) -> None:
+    await pair.settled()
+    await pair.stop_hub()  # the order waits at the shop, pending, while the backup is taken
+    placed = await pair.shop_api("POST", "/api/orders", {
+        "store": pair.store, "member": "m-1", "lines": [{"sku": "OAT-1", "qty": 2}]},
+        expect=202)
+    [(command_id,)] = pair.shop_sql("SELECT id FROM commands WHERE ref = ? AND type = ?",
+                                    placed["id"], messages.ORDER_PLACE)
+    await pair.stop_shop()
+    saved = pair.folder / "shop-backup.db"
+    await asyncio.to_thread(copy_database, str(pair.shop_db), str(saved))
+    await pair.start_shop()
+    hub = await pair.start_hub()
+
+    def answer() -> list[tuple[object, ...]]:
+        return pair.shop_sql("SELECT status, reason, result_seq FROM commands WHERE id = ?",
+                             command_id)
+
+    await wait_until(lambda: answer()[0][0] != "pending", 30, "the first answer")
+    first = answer()[0]
+    assert first[0] == "applied"
+    await pair.settled()
+    await wait_until(lambda: acked_to_the_end(pair), 30, "the answer acknowledged")
+    order = await pair.hub_api("GET", f"/api/orders/{placed['id']}")
+    stock = await pair.hub_api("GET", "/api/stock/OAT-1")
+    db = hub.services.db
+    orders = (await db.read(db.query_one, "SELECT count(*) AS n FROM orders"))["n"]
+    assert hub.services.sync is not None
+    duplicates = hub.services.sync.agent.metrics.duplicates._value  # noqa: SLF001
+    before = duplicates.get()
+
+    # The shop comes back from the backup, the command pending again, and sends it on connecting.
+    await pair.stop_shop()
+    for leftover in ("-wal", "-shm"):
+        pair.shop_db.with_name(pair.shop_db.name + leftover).unlink(missing_ok=True)
+    shutil.copyfile(saved, pair.shop_db)
+    assert answer()[0][0] == "pending"
+    caplog.set_level(logging.INFO, logger="hub.sync_link")
+    await pair.start_shop(resend_after_s=0.2)  # resends while the answer is on its way too
+
+    await wait_until(lambda: answer()[0][0] != "pending", 30, "the answer sent again")
+    again = answer()[0]
+    assert again[:2] == first[:2], "the same outcome as the first time"
+    await wait_until(lambda: acked_to_the_end(pair), 30, "the second answer acknowledged")
+    assert answer()[0] == again, "the answer applied once (a later copy changes nothing)"
+    inbox = await db.read(db.query_one, "SELECT answers FROM sync_inbox WHERE command_id = ?",
+                          (command_id,))
+    assert inbox["answers"] >= 2
+    assert duplicates.get() > before
+    sent_again = [r for r in caplog.records if command_id in r.getMessage()
+                  and "sent again" in r.getMessage()]
+    assert len(sent_again) == 1 and sent_again[0].levelno == logging.INFO, "logged once"
+
+    # Applied once at the hub: the same order, no new one, the same stock promised.
+    assert await pair.hub_api("GET", f"/api/orders/{placed['id']}") == order
+    assert await pair.hub_api("GET", "/api/stock/OAT-1") == stock
+    assert (await db.read(db.query_one, "SELECT count(*) AS n FROM orders"))["n"] == orders
+
+
+async def test_a_command_older_than_the_inbox_is_not_applied_silently(
+        pair: SyncPair, caplog: pytest.LogCaptureFixture) -> None:
+    """Its id may have been pruned from ``sync_inbox``: the hub cannot tell, applies it as new
+    (as before), and warns, naming the command."""
+    assert pair.hub is not None
+    svc = pair.hub.services
+    assert svc.sync is not None
+    days = svc.config.retention.sync_inbox_days
+    old = str(ULID.from_timestamp(svc.clock.now() - (days + 1) * 86_400))
+    caplog.set_level(logging.INFO, logger="hub.sync_link")
+    upsert = messages.MemberUpsert(id="m-9", display_name="Old friend", consent=False)
+    outcome = await svc.sync.link.execute(
+        CommandIn(old, messages.MEMBER_UPSERT, upsert, svc.clock.now()))
+    assert outcome.status == "applied"
+    [warning] = [r for r in caplog.records if r.levelno == logging.WARNING]
+    assert old in warning.getMessage() and "sync_inbox_days" in warning.getMessage()
+
+    fresh = str(ULID())
+    caplog.clear()
+    await svc.sync.link.execute(CommandIn(fresh, messages.MEMBER_UPSERT, upsert,
+                                          svc.clock.now()))
+    assert not [r for r in caplog.records if r.levelno >= logging.WARNING]
