@@ -384,6 +384,14 @@ class OrderService:
             (order_id, from_state, to_state, actor, note, self.clock.now()),
         )
 
+    def announce_again(self, tx: Transaction, order_id: str) -> bool:
+        """Tell the shop the order's status as it is now, again (a shop restored from a backup
+        has an older one); False when the hub no longer has the order."""
+        if self._load(tx, order_id) is None:
+            return False
+        self._announce(tx, order_id)
+        return True
+
     def _announce(self, tx: Transaction, order_id: str) -> None:
         """Tell the shop and the staff screens the order's new status (after the stock moved)."""
         order = self._require(tx, order_id)

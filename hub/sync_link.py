@@ -33,6 +33,8 @@ if TYPE_CHECKING:  # services.py lists this module's setup in FEATURES, so it im
     from hub.services import Services
 
 log = logging.getLogger(__name__)
+#: Commands whose ``ref`` is an order: answered again, the order's status goes again too.
+ORDER_COMMANDS = (messages.ORDER_PLACE, messages.ORDER_CANCEL)
 
 
 class HubStoreLink:
@@ -180,6 +182,9 @@ class HubStoreLink:
             return None
         command_type, status, reason, ref, result_seq, answers = row
         if tx.execute("SELECT 1 FROM outbox WHERE seq = ?", (result_seq,)).fetchone() is None:
+            if command_type in ORDER_COMMANDS and ref is not None:
+                # its status events went with the first answer; the order stayed "requested"
+                self.services.orders.announce_again(tx, ref)
             seq = self._send_result(tx, command_id, command_type, status, reason, ref)
             tx.execute("UPDATE sync_inbox SET result_seq = ?, answers = answers + 1 "
                        "WHERE command_id = ?", (seq, command_id))

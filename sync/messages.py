@@ -85,7 +85,8 @@ class OrderStatus(msgspec.Struct, kw_only=True):
 
 
 class CommandResult(msgspec.Struct, kw_only=True):
-    """What the hub did with a command, sent once per command id."""
+    """What the hub did with a command: sent when it is applied or refused, and the same again
+    when the command comes again after the shop acknowledged the first (a restored shop)."""
 
     command_id: MessageId
     command_type: str

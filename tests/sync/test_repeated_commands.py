@@ -86,10 +86,18 @@ async def test_a_restored_shop_gets_its_answer_again(
                   and "sent again" in r.getMessage()]
     assert len(sent_again) == 1 and sent_again[0].levelno == logging.INFO, "logged once"
 
+    # and the order's status at the shop is the hub's, not the backup's "requested"
+    await wait_until(lambda: _shop_state(pair, placed["id"]) == order["state"], 30,
+                     "the order's status at the shop")
     # Applied once at the hub: the same order, no new one, the same stock promised.
     assert await pair.hub_api("GET", f"/api/orders/{placed['id']}") == order
     assert await pair.hub_api("GET", "/api/stock/OAT-1") == stock
     assert (await db.read(db.query_one, "SELECT count(*) AS n FROM orders"))["n"] == orders
+
+
+def _shop_state(pair: SyncPair, order_id: str) -> object:
+    [(state,)] = pair.shop_sql("SELECT state FROM orders WHERE id = ?", order_id)
+    return state
 
 
 async def test_a_command_older_than_the_inbox_is_not_applied_silently(
