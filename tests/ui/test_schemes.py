@@ -159,6 +159,25 @@ def test_forced_colours_keep_the_photo_buttons_and_the_stock_apart(kiosk_page: P
     assert in_stock["mark"] != out["mark"]
 
 
+@pytest.mark.parametrize("name", ["forced_colours", "forced_colours_dark"])
+def test_a_button_that_is_on_keeps_the_system_highlight_under_a_mouse(kiosk_page: Page,
+                                                                     name: str) -> None:
+    """Why: in forced colours "Larger text", once on, showed the store's dark blue while the
+    mouse was over it (the hover rule outranked the forced one): on a dark high-contrast
+    screen a dark button on black."""
+    page = kiosk_page
+    emulate(page, name)
+    larger = page.get_by_role("button", name="Larger text")
+    larger.click()
+    expect(larger).to_have_attribute("aria-pressed", "true")
+    page.mouse.move(0, 0)
+    page.evaluate("document.activeElement.blur()")
+    away = larger.evaluate(_LOOK_JS)
+    larger.hover()
+    assert larger.evaluate(_LOOK_JS) == away
+    assert contrast(larger) >= 7
+
+
 def grey(shot: bytes) -> Any:
     return cv2.imdecode(np.frombuffer(shot, np.uint8), cv2.IMREAD_GRAYSCALE).astype(float)
 
