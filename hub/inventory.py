@@ -211,6 +211,7 @@ class Inventory:
             movement = self.apply(
                 tx, sku=count.sku, qty=change, reserved_qty=0, reason="adjustment",
                 ref=count.ref, note=note, flagged=before.available + change < 0,
+                counted=count.counted,
             )
             return Count(count.counted, change, movement, movement.stock), False
 
@@ -226,8 +227,12 @@ class Inventory:
         order_id: str | None = None,
         note: str | None = None,
         flagged: bool = False,
+        counted: int | None = None,
     ) -> Movement:
-        """Write one ledger row and its outbox message inside ``tx`` (orders use this too)."""
+        """Write one ledger row and its outbox message inside ``tx`` (orders use this too).
+
+        ``counted``: the stock take a count's adjustment records, told to the shop with it so
+        that a restored store handed it back applies it as a count (setting the level)."""
         now = self.clock.now()
         seq = tx.next_seq()
         movement_id = str(ULID())
@@ -251,7 +256,10 @@ class Inventory:
             ts=now,
             stock=self._level(tx, sku),
         )
-        enqueue(tx, self.bus, MOVEMENT_MESSAGE, _message(movement), now, seq=seq)
+        message = _message(movement)
+        if counted is not None:
+            message["counted"] = counted
+        enqueue(tx, self.bus, MOVEMENT_MESSAGE, message, now, seq=seq)
         if self.metrics is not None:
             counter = self.metrics.ledger_writes.labels(reason)
             tx.after_commit(counter.inc)

@@ -226,3 +226,17 @@ def standing_alerts(
         {"member_id": member, "visit_at": visit_at, "order_ids": orders}
         for (member, visit_at), orders in sorted(visits.items(), key=lambda v: -v[0][1])
     ]
+
+
+def record_recovered(tx: Transaction, order_id: str, member_id: str, visit_at: float,
+                     zone: str | None, now: float) -> bool:
+    """Record a member reminder the shop hands back after a restore as sent (no message goes
+    again): the rules then see the visit handled and the member's gap and daily count as they
+    were, so the member is not reminded twice. False when the visit was already recorded."""
+    cur = tx.execute(
+        "INSERT INTO reminders (order_id, member_id, visit_at, kind, status, reason, zone, "
+        "seq, created_at) VALUES (?, ?, ?, 'member', 'sent', NULL, ?, NULL, ?) "
+        "ON CONFLICT (order_id, visit_at, kind) DO NOTHING",
+        (order_id, member_id, visit_at, zone, now),
+    )
+    return cur.rowcount == 1

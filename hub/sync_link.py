@@ -12,8 +12,10 @@ from __future__ import annotations
 import asyncio
 import logging
 import sqlite3
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+import msgspec
 from pydantic import ValidationError
 from ulid import ULID
 
@@ -21,9 +23,11 @@ from hub.catalog import CATALOG_CHANGED
 from hub.db import Database, Transaction
 from hub.errors import HubError
 from hub.events import Subscription
+from hub.inventory import CountIn, MovementIn
 from hub.members import MemberIn
-from hub.orders import OrderIn
+from hub.orders import TRANSITIONS, OrderIn
 from hub.outbox import OUTBOX_WRITTEN, enqueue
+from hub.reminders import record_recovered
 from sync import messages
 from sync.agent import AgentSettings, SyncAgent
 from sync.ports import CommandIn, DeadLetter, OutboxRow, Outcome, Position, StockLevel
@@ -165,7 +169,75 @@ class HubStoreLink:
             return f"{summary['added']} added, {summary['updated']} updated", note
         if isinstance(data, messages.Resync):
             return None, None
+        if isinstance(data, messages.StoreRecover):
+            return self._recover(command.id, data)
         raise AssertionError(f"no handler for {type(data).__name__}")
+
+    def _recover(self, command_id: str, data: messages.StoreRecover) -> tuple[str, str | None]:
+        """Apply again, in order, the events of a lost history the shop hands back; each
+        through the path staff use, so each that changes something is a new event. One the
+        store cannot take (a product it lacks, an order step its order's state forbids, a
+        type it does not recover) is skipped with a note; the batch never fails for it."""
+        tally = _Tally()
+        for event in data.events:
+            try:
+                if event.type == messages.MOVEMENT:
+                    tally.add(event, self._recover_movement(event))
+                elif event.type == messages.ORDER_STATUS:
+                    tally.add(event, self._recover_order_step(event))
+                elif event.type == messages.REMINDER:
+                    tally.add(event, self._recover_reminder(event))
+                else:
+                    tally.skip(event, "not a type the store recovers")
+            except HubError as exc:
+                tally.skip(event, exc.message)
+            except (ValidationError, msgspec.ValidationError) as exc:
+                tally.skip(event, f"data the store cannot take: {exc}"[:200])
+        log.warning(
+            "recovery after a restore (command %s, events %s-%s of run %s): the shop handed "
+            "back %d event(s) lost with the history after the backup: %d applied again, %d "
+            "already here, %d skipped%s", command_id, data.events[0].seq, data.events[-1].seq,
+            data.epoch, len(data.events), tally.applied, tally.already, len(tally.skipped),
+            f" ({'; '.join(tally.skipped)[:500]})" if tally.skipped else "")
+        return tally.summary(), ("; ".join(tally.skipped)[:1000] or None)
+
+    def _recover_movement(self, event: messages.RecoveredEvent) -> bool:
+        """A till's or staff's movement again, by its original ``ref`` (one a till has sent
+        again, or the backup has, counts once); a count sets the level again. True: applied."""
+        m = msgspec.convert(event.data, messages.RecoveredMovement)
+        if m.reason not in messages.RECOVERED_REASONS:
+            raise HubError(f"a {m.reason} movement follows its order, not recovered itself")
+        # without a ref of its own, its old movement id is one: handed back twice, it counts once
+        ref = m.ref or f"recovered:{m.movement_id}"
+        if m.counted is not None:
+            _, known = self.services.inventory.count(
+                CountIn(sku=m.sku, counted=m.counted, ref=ref))
+        else:
+            _, known = self.services.inventory.record(
+                MovementIn(sku=m.sku, qty=m.qty, reason=m.reason, ref=ref, note=m.note))
+        return not known
+
+    def _recover_order_step(self, event: messages.RecoveredEvent) -> bool:
+        """An order's lost step (ready, collected, cancelled, ...) taken again when its order's
+        state here allows it. True: applied; False: the order is in that state already."""
+        status = msgspec.convert(event.data, messages.RecoveredOrderStep)
+        order = self.services.orders.get(status.id)
+        if order.state == status.state:
+            return False
+        if status.state not in TRANSITIONS[order.state]:
+            raise HubError(f"order {status.id} is {order.state} here: it cannot become "
+                           f"{status.state}")
+        self.services.orders.transition(status.id, status.state, status.reason,
+                                        actor="recovery")
+        return True
+
+    def _recover_reminder(self, event: messages.RecoveredEvent) -> bool:
+        """A reminder the member had: recorded as sent, so the visit is not reminded again."""
+        r = msgspec.convert(event.data, messages.RecoveredReminder)
+        self.services.orders.get(r.order_id)
+        with self.db.transaction() as tx:
+            return record_recovered(tx, r.order_id, r.member, r.arrived_at, r.zone,
+                                    self.services.clock.now())
 
     def _answer_again(self, tx: Transaction, command_id: str) -> Outcome | None:
         """The outcome of a command applied or refused before (None if its id is not in
@@ -316,6 +388,28 @@ def setup(services: Services) -> None:
     if services.config.mqtt.enabled:
         services.sync = HubSync(services)
         services.lifecycle.append(services.sync)
+
+
+@dataclass
+class _Tally:
+    """What a store.recover batch did, event by event."""
+
+    applied: int = 0
+    already: int = 0
+    skipped: list[str] = field(default_factory=list)
+
+    def add(self, event: messages.RecoveredEvent, applied: bool) -> None:
+        if applied:
+            self.applied += 1
+        else:
+            self.already += 1
+
+    def skip(self, event: messages.RecoveredEvent, why: str) -> None:
+        self.skipped.append(f"seq {event.seq} ({event.type}) skipped: {why}")
+
+    def summary(self) -> str:
+        return (f"{self.applied} applied, {self.already} already here, "
+                f"{len(self.skipped)} skipped")
 
 
 def _state(tx: Transaction, key: str) -> int:

@@ -134,6 +134,13 @@ ORDER_CANCEL = "order.cancel"
 MEMBER_UPSERT = "member.upsert"
 CATALOG_UPDATE = "catalog.update"
 RESYNC = "sync.resync"
+STORE_RECOVER = "store.recover"
+#: The event types a store.recover hands back (stock movements staff and tills made, order
+#: steps, member reminders sent); presence and other events are not (personal, ephemeral).
+RECOVERED_TYPES = (MOVEMENT, ORDER_STATUS, REMINDER)
+#: The movement reasons handed back: those staff and tills record. Reservations, pickups and
+#: releases move with their order (its order.status is handed back instead).
+RECOVERED_REASONS = ("receipt", "return", "sale", "write_off", "adjustment")
 
 
 class Ack(msgspec.Struct, kw_only=True, forbid_unknown_fields=True, omit_defaults=True):
@@ -179,7 +186,56 @@ class Resync(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     snapshots: bool = False
 
 
-Command = OrderPlace | OrderCancel | MemberUpsert | CatalogUpdate | Resync
+class RecoveredEvent(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    """One event of the store's lost history, as the store had sent it (``data`` is its event
+    data, checked by the store event by event: one it cannot take is skipped, not the batch)."""
+
+    seq: Seq
+    type: Annotated[str, msgspec.Meta(max_length=64)]
+    ts: float
+    data: dict[str, Any]
+
+
+class StoreRecover(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    """Events a restored store had sent after the backup it was restored from (run ``epoch``),
+    handed back by the shop, in their original order, for the store to apply again."""
+
+    epoch: Seq
+    events: Annotated[list[RecoveredEvent], msgspec.Meta(min_length=1, max_length=5000)]
+
+
+class RecoveredMovement(msgspec.Struct, kw_only=True):
+    """The fields of a handed-back stock.movement the store applies again (the rest, the stock
+    it left then, is recomputed). ``counted``: the count it recorded, when it was a count."""
+
+    movement_id: str
+    sku: Sku
+    qty: int
+    reason: str
+    ref: str | None = None
+    note: str | None = None
+    counted: int | None = None
+
+
+class RecoveredOrderStep(msgspec.Struct, kw_only=True):
+    """The fields of a handed-back order.status the store takes again: the step, not the rest
+    (stock moves with it as the step is taken here)."""
+
+    id: ID
+    state: OrderState
+    reason: str | None = None
+
+
+class RecoveredReminder(msgspec.Struct, kw_only=True):
+    """The fields of a handed-back reminder the store records as sent."""
+
+    member: ID
+    order_id: ID
+    arrived_at: float
+    zone: str | None = None
+
+
+Command = OrderPlace | OrderCancel | MemberUpsert | CatalogUpdate | Resync | StoreRecover
 
 #: Command type -> its data schema; any other type on a command topic is dead-lettered.
 COMMANDS: dict[str, type[Command]] = {
@@ -188,4 +244,5 @@ COMMANDS: dict[str, type[Command]] = {
     MEMBER_UPSERT: MemberUpsert,
     CATALOG_UPDATE: CatalogUpdate,
     RESYNC: Resync,
+    STORE_RECOVER: StoreRecover,
 }

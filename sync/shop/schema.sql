@@ -40,6 +40,7 @@ CREATE TABLE IF NOT EXISTS movements (
     reason       TEXT NOT NULL,
     order_id     TEXT,
     ts           REAL NOT NULL,
+    data         TEXT,                       -- the event's data as sent (null: from before it)
     PRIMARY KEY (store, seq)
 );
 CREATE INDEX IF NOT EXISTS movements_sku ON movements (store, sku);
@@ -164,6 +165,27 @@ CREATE TABLE IF NOT EXISTS other_events (
     ts    REAL NOT NULL,
     PRIMARY KEY (store, seq)
 );
+
+-- Events a restored store no longer has (above the last seq of the backup it was restored from):
+-- moved here from the live tables by the rewind, so the views follow the restored store, and
+-- handed back to it in store.recover commands (command_id) to apply again. Never deleted but
+-- reminders (personal data), pruned as the reminders are.
+CREATE TABLE IF NOT EXISTS rewound_events (
+    store        TEXT NOT NULL,
+    epoch        INTEGER NOT NULL,           -- the run that sent it (0: not known any more)
+    seq          INTEGER NOT NULL,
+    type         TEXT NOT NULL,
+    id           TEXT,                       -- movement id, order id (null: other types)
+    data         TEXT NOT NULL,              -- JSON, as sent (or rebuilt from the live row)
+    ts           REAL NOT NULL,
+    rewound_at   REAL NOT NULL,
+    command_id   TEXT,                       -- the store.recover handing it back (null: kept only)
+    outcome      TEXT,                       -- applied, rejected (the command's); not_recovered
+    note         TEXT,                       -- the store's note on the batch, or why not sent
+    recovered_at REAL,
+    PRIMARY KEY (store, epoch, seq)
+);
+CREATE INDEX IF NOT EXISTS rewound_events_command ON rewound_events (command_id);
 
 CREATE TABLE IF NOT EXISTS drift (
     id          INTEGER PRIMARY KEY,

@@ -264,6 +264,8 @@ class ShopStore:
                                "DEFAULT 0; UPDATE stores SET born_epoch = epoch; COMMIT;")
         # Older databases: their commands' results are taken to predate any restore.
         self._add_column("commands", "result_seq", "INTEGER")
+        # Older databases: their movements' data is rebuilt from the row when handed back.
+        self._add_column("movements", "data", "TEXT")
         # Older databases: their events count as of the earliest run.
         self._add_column("applied", "epoch", "INTEGER NOT NULL DEFAULT 0")
         # Older databases: their reminders go by the store's time, as they did.
@@ -458,9 +460,9 @@ class ShopStore:
                         now: float, out: BatchOutcome) -> None:
         conn.execute(
             "INSERT INTO movements (store, seq, movement_id, sku, qty, reserved_qty, reason, "
-            "order_id, ts) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            "order_id, ts, data) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (env.store, env.seq, m.movement_id, m.sku, m.qty, m.reserved_qty, m.reason,
-             m.order_id, m.ts),
+             m.order_id, m.ts, bytes(env.data).decode()),
         )
         row = StockRow(env.store, m.sku, m.on_hand, m.reserved, m.available, env.seq)
         if self._set_stock(conn, row, "movement", now):
@@ -506,6 +508,10 @@ class ShopStore:
             "WHERE id = ? AND status = 'pending'",
             (result.status, result.reason, now, env.seq, result.command_id),
         )
+        if result.command_type == messages.STORE_RECOVER:
+            conn.execute("UPDATE rewound_events SET outcome = ?, note = ?, recovered_at = ? "
+                         "WHERE command_id = ?",
+                         (result.status, result.reason, now, result.command_id))
         if result.status == "rejected" and result.command_type == messages.ORDER_PLACE:
             # The store never created the order, so no status event will come for it.
             ShopStore._order_refused(conn, env.store, result.command_id, result.reason, env.seq,
@@ -590,17 +596,21 @@ class ShopStore:
 
     def _rewind(self, conn: sqlite3.Connection, store: str, watermark: int, last_seq: int,
                 now: float) -> None:
-        """The store came back with a shorter history (restored from a backup): forget what came
-        after it, rebuild the stock view from snapshots, and put orders and commands back where
-        that history leaves them."""
+        """The store came back with a shorter history (restored from a backup): set what came
+        after it aside (``rewound_events``) and hand it back to the store to apply again
+        (store.recover), rebuild the stock view from snapshots, and put orders and commands
+        back where that history leaves them. What the store applies again comes back as new
+        events, so the views follow the store throughout."""
         # The newest event the restored history still has. Retention keeps every `applied` row
         # a restore from a backup within its window needs; from an older backup, the event may
         # be pruned from `applied` but is still among the business records, kept for good.
         keep = max(conn.execute(f"SELECT coalesce(max(seq), 0) FROM {table} WHERE store = ? "
                                 "AND seq <= ?", (store, last_seq)).fetchone()[0]
                    for table in ("applied", "movements", "order_events", "other_events"))
+        self._set_aside(conn, store, keep, now)
         for table in ("applied", "movements", "order_events", "reminders", "other_events"):
             conn.execute(f"DELETE FROM {table} WHERE store = ? AND seq > ?", (store, keep))
+        self._hand_back(conn, store, now)
         conn.execute("DELETE FROM stock_view WHERE store = ?", (store,))
         # The restored store never saw the commands it answered after the backup (an order
         # placed or cancelled there): ask again. Commands answered before it are known to it
@@ -622,6 +632,85 @@ class ShopStore:
         conn.execute("UPDATE stores SET watermark = ? WHERE store = ?", (keep, store))
         self._drift(conn, store, "rewind", None, keep, {"watermark": watermark,
                                                          "store_last_seq": last_seq}, now)
+
+    @staticmethod
+    def _set_aside(conn: sqlite3.Connection, store: str, keep: int, now: float) -> None:
+        """Copy the events above ``keep`` into ``rewound_events`` before the live tables forget
+        them; a movement applied before its data was kept gets it rebuilt from its row."""
+        run = ("coalesce((SELECT a.epoch FROM applied a WHERE a.store = x.store AND "
+               "a.seq = x.seq), 0)")
+        columns = "(store, epoch, seq, type, id, data, ts, rewound_at)"
+        conn.execute(
+            f"INSERT OR IGNORE INTO rewound_events {columns} SELECT store, {run}, seq, ?, "
+            "movement_id, coalesce(data, json_object('movement_id', movement_id, 'sku', sku, "
+            "'qty', qty, 'reserved_qty', reserved_qty, 'reason', reason, 'order_id', order_id, "
+            "'ts', ts)), ts, ? FROM movements x WHERE store = ? AND seq > ?",
+            (messages.MOVEMENT, now, store, keep))
+        conn.execute(
+            f"INSERT OR IGNORE INTO rewound_events {columns} SELECT store, {run}, seq, ?, "
+            "order_id, json_object('id', order_id, 'state', state, 'reason', reason, "
+            "'reason_code', reason_code, 'updated_at', ts), ts, ? FROM order_events x "
+            "WHERE store = ? AND seq > ?", (messages.ORDER_STATUS, now, store, keep))
+        conn.execute(
+            f"INSERT OR IGNORE INTO rewound_events {columns} SELECT store, {run}, seq, ?, NULL, "
+            "data, ts, ? FROM reminders x WHERE store = ? AND seq > ?",
+            (messages.REMINDER, now, store, keep))
+        conn.execute(
+            f"INSERT OR IGNORE INTO rewound_events {columns} SELECT store, {run}, seq, type, "
+            "NULL, data, ts, ? FROM other_events x WHERE store = ? AND seq > ?",
+            (now, store, keep))
+
+    def _hand_back(self, conn: sqlite3.Connection, store: str, now: float) -> None:
+        """Queue the business events just set aside as store.recover commands, in their
+        original order, each batch within ``max_payload_bytes``. Presence and other events,
+        and movements that follow their order (its steps go back instead), are kept only."""
+        recovered = ", ".join("?" * len(messages.RECOVERED_TYPES))
+        reasons = ", ".join("?" * len(messages.RECOVERED_REASONS))
+        conn.execute(
+            "UPDATE rewound_events SET outcome = 'not_recovered', note = ? WHERE store = ? "
+            f"AND rewound_at = ? AND command_id IS NULL AND outcome IS NULL AND (type NOT IN "
+            f"({recovered}) OR (type = ? AND json_extract(data, '$.reason') NOT IN ({reasons})))",
+            ("not a type the store takes back, or moved with its order", store, now,
+             *messages.RECOVERED_TYPES, messages.MOVEMENT, *messages.RECOVERED_REASONS))
+        rows = conn.execute(
+            "SELECT epoch, seq, type, ts, data FROM rewound_events WHERE store = ? AND "
+            "rewound_at = ? AND outcome IS NULL AND command_id IS NULL ORDER BY epoch, seq",
+            (store, now)).fetchall()
+        batch: list[tuple[int, str]] = []  # (seq, event JSON) of one run
+        batch_epoch = size = 0
+        for epoch, seq, type_, ts, data in rows:
+            event = json.dumps({"seq": seq, "type": type_, "ts": ts, "data": json.loads(data)},
+                               separators=(",", ":"))
+            if batch and (epoch != batch_epoch or size + 1 + len(event) > self.max_payload_bytes):
+                self._recover_command(conn, store, batch_epoch, batch, now)
+                batch = []
+            if not batch:  # (less the comma before the first event, which it has not)
+                batch_epoch, size = epoch, self._recover_overhead(store, epoch) - 1
+            if size + 1 + len(event) > self.max_payload_bytes:
+                conn.execute("UPDATE rewound_events SET outcome = 'not_recovered', note = ? "
+                             "WHERE store = ? AND epoch = ? AND seq = ?",
+                             (f"larger than max_payload_bytes {self.max_payload_bytes} on its "
+                              "own", store, epoch, seq))
+                continue
+            batch.append((seq, event))
+            size += 1 + len(event)
+        if batch:
+            self._recover_command(conn, store, batch_epoch, batch, now)
+
+    def _recover_overhead(self, store: str, epoch: int) -> int:
+        """The envelope of a store.recover with no events, at its widest."""
+        body = json.dumps({"epoch": epoch, "events": []}, separators=(",", ":"))
+        return len(PendingCommand(0, new_id(), store, messages.STORE_RECOVER, body,
+                                  0).largest_payload())
+
+    def _recover_command(self, conn: sqlite3.Connection, store: str, epoch: int,
+                         batch: list[tuple[int, str]], now: float) -> None:
+        data = {"epoch": epoch, "events": [json.loads(event) for _, event in batch]}
+        ref = f"{epoch}:{batch[0][0]}-{batch[-1][0]}"
+        command = self._add_command(conn, store, messages.STORE_RECOVER, data, ref, now)
+        conn.executemany("UPDATE rewound_events SET command_id = ? WHERE store = ? AND "
+                         "epoch = ? AND seq = ?",
+                         [(command.id, store, epoch, seq) for seq, _ in batch])
 
     def _implausible(self, conn: sqlite3.Connection, env: Envelope, seq: int, watermark: int,
                      topic: str, now: float, out: BatchOutcome) -> bool:
@@ -690,6 +779,8 @@ class ShopStore:
                 # data past its age
                 "reminders": delete("reminders", "received_at < ? OR (received_at IS NULL AND "
                                     "ts < ?)", before.reminders, before.reminders),
+                "rewound_reminders": delete("rewound_events", "type = ? AND rewound_at < ?",
+                                            messages.REMINDER, before.reminders),
                 "commands": delete("commands", "status <> 'pending' AND resolved_at < ?",
                                    before.history),
                 "applied": self._prune_applied(conn, before.history, limit),

@@ -9,6 +9,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import msgspec
 import pytest
 
 from sync import messages
@@ -125,8 +126,8 @@ async def test_old_rows_go_while_recent_pending_and_business_ones_stay(shop: Sho
     assert rows(shop, "SELECT seq FROM applied ORDER BY seq") == [(s,) for s in range(12, 18)]
     assert rows(shop, "SELECT count(*) FROM dead_letters") == [(0,)]
     assert rows(shop, "SELECT count(*) FROM drift") == [(0,)]
-    assert deleted == {"reminders": 1, "commands": 1, "applied": 11, "dead_letters": 1,
-                       "drift": 1}
+    assert deleted == {"reminders": 1, "rewound_reminders": 0, "commands": 1, "applied": 11,
+                       "dead_letters": 1, "drift": 1}
     # business records stay
     assert rows(shop, "SELECT count(*) FROM movements") == [(13,)]
     assert rows(shop, "SELECT id, state FROM orders ORDER BY id") == [
@@ -191,8 +192,13 @@ async def test_a_restore_after_pruning_rewinds_exactly_and_resends_what_the_stor
     shop.apply_batch([birth(2, 14, 14, NOW)], NOW)
     assert rows(shop, "SELECT watermark FROM stores") == [(14,)]
     assert rows(shop, "SELECT max(seq) FROM movements") == [(14,)]
-    assert [c.id for c in shop.pending_commands(STORE, None)] == [
-        history.unanswered.id, history.new_order.id]
+    pending = shop.pending_commands(STORE, None)
+    assert [c.id for c in pending[:2]] == [history.unanswered.id, history.new_order.id]
+    # and, after them, the lost sale 15 and reminder 16 handed back for the store to apply again
+    assert [c.type for c in pending[2:]] == [messages.STORE_RECOVER]
+    recover = msgspec.json.decode(pending[2].data, type=messages.StoreRecover)
+    assert (recover.epoch, [(e.seq, e.type) for e in recover.events]) == (
+        1, [(15, messages.MOVEMENT), (16, messages.REMINDER)])
     # the new run's events, reusing 15 and up, apply and the chain goes on
     out = shop.apply_batch([sale(2, 15, NOW), sale(2, 16, NOW)], NOW)
     assert out.applied == 2
