@@ -135,6 +135,10 @@ def _resolvable(schemas: dict[str, dict[str, object]], name: str) -> dict[str, o
     ("OrderPlace", "order.place", messages.OrderPlace(
         id="o-1", member="m-1", lines=[messages.OrderLine(sku="A", qty=2)])),
     ("Resync", "sync.resync", messages.Resync(after_seq=4, snapshots=True)),
+    ("StoreRecover", "store.recover", messages.StoreRecover(epoch=3, events=[
+        messages.RecoveredEvent(seq=9, type="stock.movement", ts=1.0, data={
+            "movement_id": "01J0000000000000000000000Z", "sku": "A", "qty": 1,
+            "reason": "adjustment", "counted": 7})])),
     ("CommandResult", "command.result", messages.CommandResult(
         command_id="01J0000000000000000000000Z", command_type="order.place", status="applied")),
     ("OrderStatus", "order.status", messages.OrderStatus(

@@ -12,7 +12,10 @@ from hub.backup import backup, restore
 from hub.config.beacons import RemindersConfig
 from hub.reminders import Reminder, ReminderRules
 from hub.services import Services
+from hub.sync_link import HubStoreLink
 from sync import messages
+from sync.envelope import new_id
+from sync.ports import CommandIn
 from tests.sync.conftest import SyncPair, wait_until
 
 SALES = [{"sku": "OAT-1", "qty": 1, "reason": "sale", "ref": f"till-1:B{i}"} for i in range(3)]
@@ -152,3 +155,43 @@ async def test_a_recovery_delivered_twice_is_applied_once(pair: SyncPair) -> Non
     assert await hub_levels(pair) == truth
     assert await shop_levels(pair) == truth
     assert await svc.db.read(svc.db.query, "SELECT count(*) AS n FROM stock_ledger") == ledger
+
+
+async def test_what_the_store_cannot_take_is_skipped_with_a_note_not_the_batch(
+        pair: SyncPair) -> None:
+    await pair.settled()
+    assert pair.hub is not None
+    svc = pair.hub.services
+    before = await hub_levels(pair)
+
+    def event(seq: int, type_: str, **data: Any) -> messages.RecoveredEvent:
+        return messages.RecoveredEvent(seq=seq, type=type_, ts=1.0, data=data)
+
+    def sale(seq: int, sku: str, **more: Any) -> messages.RecoveredEvent:
+        return event(seq, messages.MOVEMENT, movement_id=f"m-{seq}", sku=sku, qty=-1,
+                     reason="sale", **more)
+
+    recover = messages.StoreRecover(epoch=1, events=[
+        sale(1, "GONE-1", ref="till-9:1"),                          # a product it lacks
+        event(2, "presence.arrival", member="m-1"),                 # a type it does not take
+        event(3, messages.MOVEMENT, movement_id="m-3", sku="OAT-1", qty=-2,
+              reserved_qty=-2, reason="pickup", order_id="o-x"),    # follows its order
+        event(4, messages.ORDER_STATUS, id="o-missing", state="collected"),
+        event(5, messages.MOVEMENT, sku="OAT-1"),                   # data it cannot read
+        sale(6, "OAT-1", ref="till-9:6"),                           # applied
+    ])
+    link = HubStoreLink(svc)
+    command = CommandIn(id=new_id(), type=messages.STORE_RECOVER, data=recover, sent_at=1.0)
+    outcome = await link.execute(command)
+    assert (outcome.status, outcome.ref) == ("applied", "1 applied, 0 already here, 5 skipped")
+    assert outcome.reason is not None
+    for seq, why in [(1, "no product with SKU 'GONE-1'"), (2, "not a type the store recovers"),
+                     (3, "follows its order"), (4, "no order with id 'o-missing'"),
+                     (5, "data the store cannot take")]:
+        assert f"seq {seq} " in outcome.reason and why in outcome.reason, (seq, outcome.reason)
+    after = await hub_levels(pair)
+    assert after["OAT-1"][0] == before["OAT-1"][0] - 1
+    # the same command again (a resend) applies nothing more
+    again = await link.execute(command)
+    assert again.status == "duplicate"
+    assert await hub_levels(pair) == after
