@@ -43,6 +43,10 @@ async def test_restored_hub_rewinds_the_shop_view(pair: SyncPair) -> None:
     await pair.start_hub()
 
     async def recovered() -> bool:
+        """The shop rewound, handed the lost sales back, had them answered, and shows them."""
+        if pair.shop_sql("SELECT 1 FROM rewound_events WHERE outcome IS NULL") or not (
+                pair.shop_sql("SELECT 1 FROM drift WHERE kind = 'rewind'")):
+            return False
         view = await pair.shop_api("GET", f"/api/stores/{pair.store}/stock/OAT-1")
         return bool(view["on_hand"] == start - 12)
 
