@@ -97,9 +97,8 @@ def backup(database: Path, folder: Path, keep: int | None = None, now: float | N
 @contextmanager
 def _one_backup_at_a_time(folder: Path) -> Iterator[None]:
     """Hold ``folder``'s backup lock; a second backup into it (the nightly timer and one run by
-    hand) waits for the first. Opened for reading, readable by all: a lock file left by a
-    backup run as another user (root, against the advice) does not stop the nightly one."""
-    fd = os.open(folder / ".backup.lock", os.O_RDONLY | os.O_CREAT, 0o644)
+    hand) waits for the first."""
+    fd = os.open(folder / ".backup.lock", os.O_RDONLY | os.O_CREAT, 0o600)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX)
         yield
