@@ -191,6 +191,9 @@ async def test_what_the_store_cannot_take_is_skipped_with_a_note_not_the_batch(
         assert f"seq {seq} " in outcome.reason and why in outcome.reason, (seq, outcome.reason)
     after = await hub_levels(pair)
     assert after["OAT-1"][0] == before["OAT-1"][0] - 1
+    # staff see it in Store health, what to put right by hand with it
+    [shown] = (await pair.hub_api("GET", "/api/staff/health"))["sync"]["recovered"]
+    assert (shown["summary"], shown["skipped"]) == (outcome.ref, outcome.reason)
     # the same command again (a resend) applies nothing more
     again = await link.execute(command)
     assert again.status == "duplicate"

@@ -81,6 +81,13 @@ function render(health) {
     ["Oldest waiting", formatTime(sync.oldest_pending_ts)],
     // numbers for whoever supports the store, in words staff can read out to them
     ["For support", `change ${sync.last_seq} recorded, ${sync.last_acked_seq ?? "none"} confirmed by the shop`],
+    // After a restore the shop hands back what the backup lacked; what could not be applied
+    // again is for staff to put right, so it is said here and not only in the hub's log.
+    ...sync.recovered.flatMap((batch) => [
+      ["Recovered after a restore", `${batch.summary} (${new Date(batch.at * 1000).toLocaleString()})`,
+        batch.skipped ? "bad" : "good"],
+      ...(batch.skipped ? [["Put right by hand", batch.skipped, "bad"]] : []),
+    ]),
   ]);
   facts("model-facts", Object.entries(health.models).map(([name, model]) =>
     stateFact(name === "vision" ? "Photo search" : name === "voice" ? "Voice search" : name, model.state, model.detail)));
