@@ -37,6 +37,7 @@ if TYPE_CHECKING:  # services.py lists this module's setup in FEATURES, so it im
     from hub.services import Services
 
 log = logging.getLogger(__name__)
+DAY_S = 86_400.0
 #: Commands whose ``ref`` is an order: answered again, the order's status goes again too.
 ORDER_COMMANDS = (messages.ORDER_PLACE, messages.ORDER_CANCEL)
 
@@ -310,6 +311,23 @@ class HubStoreLink:
 
     def nearby_stock(self, store: str, level: StockLevel) -> None:
         self.services.nearby.update(store, level)
+
+    async def announce_orders(self) -> int:
+        return int(await self.db.write(self._announce_orders))
+
+    def _announce_orders(self) -> int:
+        """Every open order, and every order finished within ``retention.sync_inbox_days``
+        (about as far back as a shop's backup may go), told to the shop again. A shop restored
+        from its backup had lost the orders placed after it (404 to the member's app) and the
+        steps of the others."""
+        since = self.services.clock.now() - self.services.config.retention.sync_inbox_days * DAY_S
+        final = [state for state, after in TRANSITIONS.items() if not after]
+        marks = ", ".join("?" * len(final))
+        with self.db.transaction() as tx:
+            ids = [row[0] for row in tx.execute(
+                f"SELECT id FROM orders WHERE state NOT IN ({marks}) OR updated_at >= ? "
+                "ORDER BY created_at", (*final, since))]
+            return sum(self.services.orders.announce_again(tx, order_id) for order_id in ids)
 
     async def set_aside(self, seq: int, letter: DeadLetter) -> None:
         await self.db.write(self._set_aside, seq, letter)

@@ -651,6 +651,12 @@ class SyncAgent:
         self._reopen()
         if request.snapshots:
             self._full_snapshot = True
+            try:
+                count = await self.link.announce_orders()
+            except Exception:  # the snapshots and the answer still go; the next resync retries
+                log.exception("could not write the orders' status again for the shop")
+            else:
+                log.info("the shop asked for snapshots: %d order status(es) sent again", count)
         self._work.set()
         session = self.client.session
         if session is not None and not session.closed.is_set():

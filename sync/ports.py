@@ -112,5 +112,12 @@ class StoreLink(Protocol):
         together, so it no longer counts as waiting to be sent (it stays until an ack covers
         it, like every row)."""
 
+    async def announce_orders(self) -> int:
+        """Write the status of the store's orders the shop may have lost (open ones, and those
+        finished lately) as new events; returns how many. Called when the shop asks for
+        snapshots: it lost track of the store (its database restored or replaced, or the
+        store's history cut back), and the status events of orders it no longer has were
+        acknowledged and are gone."""
+
     def nearby_stock(self, store: str, level: StockLevel) -> None:
         """Another store's stock of one SKU, from its retained snapshot (kept in memory)."""

@@ -122,3 +122,49 @@ async def test_a_command_older_than_the_inbox_is_not_applied_silently(
     await svc.sync.link.execute(CommandIn(fresh, messages.MEMBER_UPSERT, upsert,
                                           svc.clock.now()))
     assert not [r for r in caplog.records if r.levelno >= logging.WARNING]
+
+
+def _shop_orders(pair: SyncPair) -> dict[str, str]:
+    return dict(pair.shop_sql("SELECT id, state FROM orders WHERE store = ?", pair.store))
+
+
+async def test_a_shop_restored_from_its_backup_gets_back_the_orders_it_lost(
+        pair: SyncPair) -> None:
+    """Why: an order placed after the shop's backup was gone from the shop (404 to the member's
+    app) while the hub held it accepted, and one made ready after it stayed "accepted" there:
+    their status events had been acknowledged and deleted. The shop's restored database asks
+    for snapshots (a history gap), and the hub now sends its orders' status again with them."""
+    await pair.settled()
+    assert pair.hub is not None
+
+    async def place() -> str:
+        placed = await pair.shop_api("POST", "/api/orders", {
+            "store": pair.store, "member": "m-1", "lines": [{"sku": "OAT-1", "qty": 1}]},
+            expect=202)
+        order_id = str(placed["id"])
+        await wait_until(lambda: _shop_orders(pair).get(order_id) == "accepted", 30,
+                         "the order accepted at the shop")
+        return order_id
+
+    first = await place()
+    await pair.settled()
+    await wait_until(lambda: acked_to_the_end(pair), 30, "everything acknowledged")
+    await pair.stop_shop()
+    saved = pair.folder / "shop-backup.db"
+    await asyncio.to_thread(copy_database, str(pair.shop_db), str(saved))
+    await pair.start_shop()
+    second = await place()
+    await pair.hub_api("POST", f"/api/orders/{first}/transition", {"to": "ready"})
+    await wait_until(lambda: _shop_orders(pair).get(first) == "ready", 30, "ready at the shop")
+    await pair.settled()
+    await wait_until(lambda: acked_to_the_end(pair), 30, "everything acknowledged")
+
+    await pair.stop_shop()
+    for leftover in ("-wal", "-shm"):
+        pair.shop_db.with_name(pair.shop_db.name + leftover).unlink(missing_ok=True)
+    shutil.copyfile(saved, pair.shop_db)
+    assert _shop_orders(pair) == {first: "accepted"}
+    await pair.start_shop()
+    await wait_until(lambda: _shop_orders(pair) == {first: "ready", second: "accepted"}, 30,
+                     "the orders as the store has them")
+    assert (await pair.shop_api("GET", f"/api/orders/{second}"))["state"] == "accepted"
