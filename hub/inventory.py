@@ -231,8 +231,8 @@ class Inventory:
     ) -> Movement:
         """Write one ledger row and its outbox message inside ``tx`` (orders use this too).
 
-        ``counted``: the stock take a count's adjustment records, told to the shop with it so
-        that a restored store handed it back applies it as a count (setting the level)."""
+        ``counted``: the stock take a count's adjustment records, told to the shop with it (the
+        shop's record of the count; ``qty`` is the change it made)."""
         now = self.clock.now()
         seq = tx.next_seq()
         movement_id = str(ULID())

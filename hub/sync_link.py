@@ -23,7 +23,7 @@ from hub.catalog import CATALOG_CHANGED
 from hub.db import Database, Transaction
 from hub.errors import HubError
 from hub.events import Subscription
-from hub.inventory import CountIn, MovementIn
+from hub.inventory import MovementIn
 from hub.members import MemberIn
 from hub.orders import TRANSITIONS, OrderIn
 from hub.outbox import OUTBOX_WRITTEN, enqueue
@@ -204,26 +204,29 @@ class HubStoreLink:
 
     def _recover_movement(self, event: messages.RecoveredEvent) -> bool:
         """A till's or staff's movement again, by its original ``ref`` (one a till has sent
-        again, or the backup has, counts once); a count sets the level again. True: applied."""
+        again, or the backup has, counts once). True: applied.
+
+        A count goes again as the change it made, not as its level: the restored store may
+        have sold since it started (before the shop was heard, or a till's journal sent again
+        as install-pi.md advises), and the level counted then would wipe those sales out; the
+        change keeps every movement on either side of it."""
         m = msgspec.convert(event.data, messages.RecoveredMovement)
         if m.reason not in messages.RECOVERED_REASONS:
             raise HubError(f"a {m.reason} movement follows its order, not recovered itself")
         # without a ref of its own, its old movement id is one: handed back twice, it counts once
         ref = m.ref or f"recovered:{m.movement_id}"
-        if m.counted is not None:
-            _, known = self.services.inventory.count(
-                CountIn(sku=m.sku, counted=m.counted, ref=ref))
-        else:
-            _, known = self.services.inventory.record(
-                MovementIn(sku=m.sku, qty=m.qty, reason=m.reason, ref=ref, note=m.note))
+        _, known = self.services.inventory.record(
+            MovementIn(sku=m.sku, qty=m.qty, reason=m.reason, ref=ref, note=m.note))
         return not known
 
     def _recover_order_step(self, event: messages.RecoveredEvent) -> bool:
         """An order's lost step (ready, collected, cancelled, ...) taken again when its order's
-        state here allows it. True: applied; False: the order is in that state already."""
+        state here allows it. True: applied; False: the order is in that state already, or
+        past it (an order the shop placed again is accepted at once, past its lost
+        ``pending``): nothing for staff to put right."""
         status = msgspec.convert(event.data, messages.RecoveredOrderStep)
         order = self.services.orders.get(status.id)
-        if order.state == status.state:
+        if order.state in _reachable(status.state):
             return False
         if status.state not in TRANSITIONS[order.state]:
             raise HubError(f"order {status.id} is {order.state} here: it cannot become "
@@ -428,6 +431,17 @@ class _Tally:
     def summary(self) -> str:
         return (f"{self.applied} applied, {self.already} already here, "
                 f"{len(self.skipped)} skipped")
+
+
+def _reachable(state: str) -> set[str]:
+    """``state`` and every state an order can go on to from it."""
+    seen, todo = {state}, [state]
+    while todo:
+        for after in TRANSITIONS[todo.pop()]:
+            if after not in seen:
+                seen.add(after)
+                todo.append(after)
+    return seen
 
 
 def _state(tx: Transaction, key: str) -> int:

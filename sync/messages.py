@@ -206,7 +206,8 @@ class StoreRecover(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
 
 class RecoveredMovement(msgspec.Struct, kw_only=True):
     """The fields of a handed-back stock.movement the store applies again (the rest, the stock
-    it left then, is recomputed). ``counted``: the count it recorded, when it was a count."""
+    it left then, is recomputed). A count comes back as the change it made (``qty``), so that
+    what the restored store recorded meanwhile stays."""
 
     movement_id: str
     sku: Sku
@@ -214,7 +215,6 @@ class RecoveredMovement(msgspec.Struct, kw_only=True):
     reason: str
     ref: str | None = None
     note: str | None = None
-    counted: int | None = None
 
 
 class RecoveredOrderStep(msgspec.Struct, kw_only=True):

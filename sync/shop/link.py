@@ -325,6 +325,11 @@ class ShopLink:
         self.metrics.duplicates.inc(outcome.duplicates)
         self.metrics.received.labels("event").inc(outcome.applied)
         self.metrics.drift.inc(outcome.drift)
+        for store in sorted(outcome.rewound):
+            # the shop's only word on it was a drift row: its operators read the log
+            log.warning("store %s came back with a shorter history (restored from a backup?): "
+                        "its events after the backup are set aside (rewound_events) and handed "
+                        "back to it to apply again (store.recover)", store)
         if outcome.stock or outcome.rewound:
             self.on_stock(outcome.stock, frozenset(outcome.rewound))
         for store, position in outcome.acks.items():

@@ -6,7 +6,10 @@ crash, and nothing a till sends again, or a recovery delivered twice, counts twi
 from __future__ import annotations
 
 import asyncio
+import logging
 from typing import Any
+
+import pytest
 
 from hub.backup import backup, restore
 from hub.config.beacons import RemindersConfig
@@ -124,7 +127,9 @@ async def test_a_restored_hub_gets_back_what_it_did_after_its_backup(pair: SyncP
     assert await svc.db.read(svc.db.query, "SELECT count(*) AS n FROM stock_ledger") == ledger
 
 
-async def test_a_recovery_delivered_twice_is_applied_once(pair: SyncPair) -> None:
+async def test_a_recovery_delivered_twice_is_applied_once(
+        pair: SyncPair, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.WARNING, logger="sync.shop.link")
     await pair.settled()
     assert pair.hub is not None
     database = pair.hub.services.config.store.database
@@ -142,6 +147,11 @@ async def test_a_recovery_delivered_twice_is_applied_once(pair: SyncPair) -> Non
             "SELECT 1 FROM commands WHERE status = 'pending'")
 
     await wait_until(recovered, 30, "the sales after the backup applied again")
+    # the shop's operators hear of the rewind, not only through a drift row
+    assert [r.getMessage() for r in caplog.records if "shorter history" in r.getMessage()] == [
+        f"store {pair.store} came back with a shorter history (restored from a backup?): its "
+        "events after the backup are set aside (rewound_events) and handed back to it to apply "
+        "again (store.recover)"]
     svc = pair.hub.services
     ledger = await svc.db.read(svc.db.query, "SELECT count(*) AS n FROM stock_ledger")
     # the shop sends the recovery again (as a shop restored from its own backup would)
@@ -155,6 +165,53 @@ async def test_a_recovery_delivered_twice_is_applied_once(pair: SyncPair) -> Non
     assert await hub_levels(pair) == truth
     assert await shop_levels(pair) == truth
     assert await svc.db.read(svc.db.query, "SELECT count(*) AS n FROM stock_ledger") == ledger
+
+
+async def test_what_the_restored_hub_did_before_the_shop_was_heard_stays_counted(
+        pair: SyncPair) -> None:
+    """Why: a count in the lost history went again as the level counted, so the sales the
+    restored hub took before the shop was heard (or a till's journal sent again first, as the
+    docs advise) vanished from stock. And an order the shop placed again reported its lost
+    ``pending`` and ``accepted`` steps as skipped, for staff to chase for nothing."""
+    await pair.settled()
+    assert pair.hub is not None
+    database = pair.hub.services.config.store.database
+    saved = await asyncio.to_thread(backup, database, pair.folder / "backups")
+    sale = {"sku": "OAT-1", "qty": 1, "reason": "sale"}
+    await pair.hub_api("POST", "/api/stock/movements", {**sale, "ref": "till-3:s1"})
+    await pair.hub_api("POST", "/api/stock/counts",
+                       {"sku": "OAT-1", "counted": 30, "ref": "count-1"})
+    await pair.hub_api("POST", "/api/stock/movements", {**sale, "ref": "till-3:s2"})
+    placed = await pair.shop_api("POST", "/api/orders", {
+        "store": pair.store, "member": "m-1", "lines": [{"sku": "BAN-1", "qty": 1}]},
+        expect=202)
+    await wait_until(lambda: pair.shop_sql("SELECT state FROM orders WHERE id = ?",
+                                           placed["id"]) == [("accepted",)], 30, "accepted")
+    await pair.settled()
+    truth = await hub_levels(pair)
+    assert truth["OAT-1"][0] == 29
+
+    await pair.stop_shop()  # the shop cannot be heard while the card is replaced
+    await pair.stop_hub()
+    await asyncio.to_thread(restore, saved, database)
+    await pair.start_hub()
+    await pair.hub_api("POST", "/api/stock/movements", {**sale, "ref": "till-3:s4"})
+    await pair.start_shop()
+
+    async def recovered() -> bool:
+        return bool(pair.shop_sql("SELECT 1 FROM commands WHERE type = ? AND status <> "
+                                  "'pending'", messages.STORE_RECOVER))
+
+    await wait_until(recovered, 30, "the recovery answered")
+    await pair.settled()
+    levels = await hub_levels(pair)
+    assert levels["OAT-1"][0] == 28, "the sale at the restored hub was wiped out by the count"
+    assert levels == {**truth, "OAT-1": (28, truth["OAT-1"][1])}
+    assert await shop_levels(pair) == levels
+    db = pair.hub.services.db
+    [answer] = await db.read(db.query, "SELECT ref, reason FROM sync_inbox WHERE type = ?",
+                             (messages.STORE_RECOVER,))
+    assert answer["reason"] is None and answer["ref"].endswith(" 0 skipped"), answer
 
 
 async def test_what_the_store_cannot_take_is_skipped_with_a_note_not_the_batch(
