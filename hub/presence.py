@@ -284,8 +284,12 @@ class PresenceService:
             return
         clock = self.services.clock
         while True:
+            # again while the clock turned a window during the build (a slow build on a busy
+            # machine): a sleep reckoned from before it missed that turn, and its window was
+            # then built at a lookup, on the loop
+            while not self.resolver.ready(clock.now()):
+                await self.resolver.prepare(clock.now())
             now = clock.now()
-            await self.resolver.prepare(now)
             await clock.sleep(WINDOW_S - now % WINDOW_S + 1.0)
 
     async def _reload_keys(self, subscription: Subscription) -> None:

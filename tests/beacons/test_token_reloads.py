@@ -6,10 +6,15 @@ from __future__ import annotations
 
 import asyncio
 import inspect
+import threading
 import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from typing import Any
 
+import pytest
+
+from beacons import tokens
 from beacons.sources.base import AdvertisementSink
 from beacons.tokens import WINDOW_S, TokenResolver, token_uuid, window_of
 from hub.clock import ManualClock
@@ -184,3 +189,31 @@ def table_seconds(members: int, t: float) -> float:
     started = time.perf_counter()
     resolver.resolve(token_uuid(bytes.fromhex(PREFIX), bytes.fromhex(key_of(0)), window_of(t)), t)
     return time.perf_counter() - started
+
+
+async def test_a_window_turned_while_tokens_were_made_is_made_at_once(
+    make_config: Callable[..., HubConfig], monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Why: the wait for the next turn was reckoned from before the build, so a clock that
+    moved a window on while a slow build ran (a busy machine) made it sleep a whole window too
+    long; that window's tokens were then built at a lookup, on the event loop."""
+    clock = ManualClock(NOON)
+    gate, building = threading.Event(), threading.Event()
+    gate.set()
+    build = tokens._window_table
+
+    def slow_build(*args: Any) -> dict[str, str]:
+        if not gate.is_set():
+            building.set()
+            assert gate.wait(SETTLE_S)
+        return build(*args)
+
+    monkeypatch.setattr(tokens, "_window_table", slow_build)
+    async with running_presence(make_config, clock, members=50) as (_, presence, _radio):
+        await until(lambda: presence.resolver.ready(clock.now()))
+        gate.clear()
+        clock.advance(WINDOW_S - NOON % WINDOW_S + 1.0)  # the turn: a build starts, and waits
+        assert await asyncio.to_thread(building.wait, SETTLE_S)
+        clock.advance(WINDOW_S)  # and the clock turns another window meanwhile
+        gate.set()
+        await until(lambda: presence.resolver.ready(clock.now()))
