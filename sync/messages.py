@@ -141,6 +141,8 @@ RECOVERED_TYPES = (MOVEMENT, ORDER_STATUS, REMINDER)
 #: The movement reasons handed back: those staff and tills record. Reservations, pickups and
 #: releases move with their order (its order.status is handed back instead).
 RECOVERED_REASONS = ("receipt", "return", "sale", "write_off", "adjustment")
+#: Events one store.recover carries at most (the shop closes a batch there, whatever its size).
+MAX_RECOVERED_EVENTS = 5000
 
 
 class Ack(msgspec.Struct, kw_only=True, forbid_unknown_fields=True, omit_defaults=True):
@@ -201,7 +203,8 @@ class StoreRecover(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     handed back by the shop, in their original order, for the store to apply again."""
 
     epoch: Seq
-    events: Annotated[list[RecoveredEvent], msgspec.Meta(min_length=1, max_length=5000)]
+    events: Annotated[list[RecoveredEvent],
+                      msgspec.Meta(min_length=1, max_length=MAX_RECOVERED_EVENTS)]
 
 
 class RecoveredMovement(msgspec.Struct, kw_only=True):

@@ -42,25 +42,27 @@ def _outbox(svc: Services) -> dict[str, Any]:
     except sqlite3.OperationalError:  # no sync tables in this database
         row = None
     return {"outbox_depth": depth, "oldest_pending_ts": oldest, "last_seq": last_seq,
-            "last_acked_seq": row[0] if row else None, "recovered": _recovered(conn)}
+            "last_acked_seq": row[0] if row else None,
+            "recovered": _recovered(conn, svc.clock.now())}
 
 
 #: Recoveries after a restore shown to staff: those of the last days, newest first.
 RECOVERED_DAYS, RECOVERED_SHOWN = 14, 20
 
 
-def _recovered(conn: sqlite3.Connection) -> list[dict[str, Any]]:
+def _recovered(conn: sqlite3.Connection, now: float) -> list[dict[str, Any]]:
     """What the shop handed back after a restore (store.recover) and what became of it: the
     skipped events are for staff to put right by hand, so they are shown where staff look,
-    not only in the hub's log."""
+    not only in the hub's log. A batch the hub refused whole says so, with why."""
     try:
         rows = conn.execute(
-            "SELECT received_at, ref, reason FROM sync_inbox WHERE type = ? AND received_at >= "
-            "(SELECT max(received_at) FROM sync_inbox) - ? ORDER BY received_at DESC LIMIT ?",
-            (STORE_RECOVER, RECOVERED_DAYS * 86400.0, RECOVERED_SHOWN)).fetchall()
+            "SELECT received_at, status, ref, reason FROM sync_inbox WHERE type = ? AND "
+            "received_at >= ? ORDER BY received_at DESC LIMIT ?",
+            (STORE_RECOVER, now - RECOVERED_DAYS * 86400.0, RECOVERED_SHOWN)).fetchall()
     except sqlite3.OperationalError:  # no sync tables in this database
         return []
-    return [{"at": at, "summary": summary, "skipped": skipped} for at, summary, skipped in rows]
+    return [{"at": at, "summary": summary if status == "applied" else "not applied: refused",
+             "skipped": why} for at, status, summary, why in rows]
 
 
 def _link_state(svc: Services) -> str:

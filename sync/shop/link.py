@@ -168,7 +168,10 @@ class ShopLink:
     def _heard_store_limit(self, store: str, limit: int | None) -> None:
         """A store's limit from its state: kept, and a difference from the shop's logged once
         a value."""
-        if limit is None or self.store_limits.get(store) == limit:
+        if limit is None:  # a hub from before the limit was told (one rolled back, too):
+            self.store_limits.pop(store, None)  # its acks must not carry the shop's
+            return
+        if self.store_limits.get(store) == limit:
             return
         self.store_limits[store] = limit
         own = self.settings.max_payload_bytes

@@ -681,7 +681,8 @@ class ShopStore:
         for epoch, seq, type_, ts, data in rows:
             event = json.dumps({"seq": seq, "type": type_, "ts": ts, "data": json.loads(data)},
                                separators=(",", ":"))
-            if batch and (epoch != batch_epoch or size + 1 + len(event) > self.max_payload_bytes):
+            if batch and (epoch != batch_epoch or len(batch) == messages.MAX_RECOVERED_EVENTS
+                          or size + 1 + len(event) > self.max_payload_bytes):
                 self._recover_command(conn, store, batch_epoch, batch, now)
                 batch = []
             if not batch:  # (less the comma before the first event, which it has not)
@@ -698,9 +699,11 @@ class ShopStore:
             self._recover_command(conn, store, batch_epoch, batch, now)
 
     def _recover_overhead(self, store: str, epoch: int) -> int:
-        """The envelope of a store.recover with no events, at its widest."""
+        """The envelope of a store.recover with no events, at its widest: with the widest
+        seq the command can get (sized with seq 0, a batch a few bytes under the limit came
+        out over it, and the rewind failed the same way at every retry)."""
         body = json.dumps({"epoch": epoch, "events": []}, separators=(",", ":"))
-        return len(PendingCommand(0, new_id(), store, messages.STORE_RECOVER, body,
+        return len(PendingCommand(MAX_SEQ, new_id(), store, messages.STORE_RECOVER, body,
                                   0).largest_payload())
 
     def _recover_command(self, conn: sqlite3.Connection, store: str, epoch: int,

@@ -119,3 +119,24 @@ def test_a_state_acknowledging_past_its_last_seq_is_a_dead_letter(shop: ShopStor
     good = messages.StoreState(state="online", epoch=1, last_seq=11, acked_seq=10)
     payload = build(store=STORE, epoch=1, seq=11, type_=messages.STATE, ts=0.0, data=good)
     assert isinstance(link(shop)._item(Incoming(TOPICS.state, payload, True), 1.0), StateItem)
+
+
+def test_a_store_that_stops_telling_its_limit_gets_acks_without_the_shops(
+        shop: ShopStore) -> None:
+    """Why: a hub rolled back to a version from before the limits were told kept its entry,
+    and every ack carried the shop's limit, which such a hub refuses as an unknown field: its
+    outbox was never trimmed until the shop restarted."""
+    shop_link = link(shop)
+
+    def online(limit: int | None) -> None:
+        state = messages.StoreState(state="online", epoch=1, last_seq=11, acked_seq=10,
+                                    max_payload_bytes=limit)
+        payload = build(store=STORE, epoch=1, seq=11, type_=messages.STATE, ts=0.0,
+                        data=state)
+        assert isinstance(shop_link._item(Incoming(TOPICS.state, payload, True), 1.0),
+                          StateItem)
+
+    online(4096)
+    assert shop_link.store_limits == {STORE: 4096}
+    online(None)
+    assert shop_link.store_limits == {}

@@ -4,6 +4,7 @@ shop instance) before its birth."""
 
 from __future__ import annotations
 
+import json
 import sqlite3
 from pathlib import Path
 
@@ -213,3 +214,52 @@ def test_a_code_from_a_newer_hub_is_kept_not_refused(shop: ShopStore) -> None:
     order = shop.order("o-1", STORE)
     assert order is not None
     assert (order["state"], order["reason_code"]) == ("rejected", "store_closing")
+
+
+def _recover_commands(shop: ShopStore) -> list[tuple[int, str]]:
+    """(seq, data) of the store.recover commands the shop made."""
+    conn = sqlite3.connect(shop.path)
+    try:
+        return conn.execute("SELECT seq, data FROM commands WHERE type = ? ORDER BY seq",
+                            (messages.STORE_RECOVER,)).fetchall()
+    finally:
+        conn.close()
+
+
+def test_recovery_batches_fit_the_limit_whatever_seq_their_commands_get(tmp_path: Path) -> None:
+    """Why: a batch was sized with its command's seq as 0; with a five-digit seq a batch a few
+    bytes under the limit came out over it, the rewind raised, and every retry of the batch
+    failed the same way: the store's events stopped applying (2 % of limits tried)."""
+    from sync.shop.store import PendingCommand
+
+    for limit in range(2000, 2200, 3):
+        shop = ShopStore(tmp_path / f"shop-{limit}.db", max_payload_bytes=limit)
+        shop.create_schema()
+        conn = sqlite3.connect(shop.path)
+        conn.execute("INSERT INTO commands (seq, id, store, type, data, status, created_at) "
+                     "VALUES (99998, 'earlier', ?, 'member.upsert', '{}', 'applied', 0)",
+                     (STORE,))
+        conn.commit()
+        conn.close()
+        shop.apply_batch([birth(1, 0, 0), *(sale(1, seq, 100 - seq) for seq in range(1, 31))],
+                         1.0)
+        shop.apply_batch([birth(2, 5, 5)], 2.0)  # restored: 25 sales handed back
+        made = _recover_commands(shop)
+        assert sum(len(json.loads(data)["events"]) for _, data in made) == 25, limit
+        for seq, data in made:
+            command = PendingCommand(seq, "01" + "0" * 24, STORE, messages.STORE_RECOVER, data,
+                                     0)
+            assert len(command.largest_payload()) <= limit, (limit, seq)
+
+
+def test_a_recovery_batch_holds_no_more_events_than_a_store_takes(tmp_path: Path) -> None:
+    """Why: batches were closed by size alone; under a large max_payload_bytes one could carry
+    more than the 5,000 events a store.recover may, and the store refused it whole."""
+    shop = ShopStore(tmp_path / "shop.db", max_payload_bytes=64 * 1024 * 1024)
+    shop.create_schema()
+    lost = messages.MAX_RECOVERED_EVENTS + 10
+    shop.apply_batch([birth(1, 0, 0),
+                      *(sale(1, seq, 10_000 - seq) for seq in range(1, lost + 2))], 1.0)
+    shop.apply_batch([birth(2, 1, 1)], 2.0)
+    sizes = [len(json.loads(data)["events"]) for _, data in _recover_commands(shop)]
+    assert sizes == [messages.MAX_RECOVERED_EVENTS, 10]
