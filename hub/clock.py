@@ -11,6 +11,8 @@ from typing import Protocol
 #: is the wall clock having been set (NTP correcting a Pi that started without a battery clock),
 #: not drift, which NTP slews at most half a millisecond per second.
 STEP_S = 60.0
+#: Seconds in a day, for the ages settings give in days.
+DAY_S = 86_400.0
 
 
 #: How long after starting the hub waits before doing what a wrong clock would make it do for

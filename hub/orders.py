@@ -41,6 +41,9 @@ TRANSITIONS: dict[str, frozenset[str]] = {
     "expired": frozenset(),
 }
 
+#: The states no other follows: an order in one is finished.
+FINAL_STATES = tuple(state for state, after in TRANSITIONS.items() if not after)
+
 ORDER_STATUS = "order.status"
 # ``reason_code`` of a rejected order (null in every other state):
 OUT_OF_STOCK = "out_of_stock"  # a line's product is sold here but its available stock is short
@@ -436,7 +439,7 @@ def prune_finished(tx: Transaction, before: float, limit: int) -> int:
     the outbox) stays, however old. Replays need no finished order: the shop sends a command
     again only until it has its result, and until then the command's id in ``sync_inbox`` (kept
     as long) answers a repeat as a duplicate."""
-    final = ", ".join(f"'{state}'" for state, after in TRANSITIONS.items() if not after)
+    final = ", ".join(f"'{state}'" for state in FINAL_STATES)
     # The index of finished orders by age (migration 0090, on these states in this order):
     # the planner otherwise took the staff queue's index and read the young orders first.
     ids = [row[0] for row in tx.execute(

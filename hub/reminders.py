@@ -19,7 +19,7 @@ from dataclasses import asdict, dataclass
 from datetime import datetime, time
 from zoneinfo import ZoneInfo
 
-from hub.clock import Clock
+from hub.clock import DAY_S, Clock
 from hub.config.beacons import RemindersConfig
 from hub.db import Database, Transaction
 from hub.events import Event, EventBus
@@ -27,7 +27,6 @@ from hub.outbox import enqueue
 
 REMINDER = "reminder"  # outbox type (sync.messages.REMINDER) and staff-feed event
 STAFF_ALERT = "arrival.alert"  # staff-feed event: a member with a ready order is in the shop
-DAY_S = 86400.0
 
 
 @dataclass(frozen=True)

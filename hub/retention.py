@@ -25,7 +25,7 @@ import logging
 from collections.abc import Callable
 from functools import partial
 
-from hub.clock import SETTLE_AFTER_START_S, Clock
+from hub.clock import DAY_S, SETTLE_AFTER_START_S, Clock
 from hub.config.retention import RetentionConfig
 from hub.db import Database
 from hub.inventory import ledger_prune_point, prune_ledger
@@ -33,7 +33,6 @@ from hub.orders import prune_finished
 from hub.periodic import PeriodicJob
 
 log = logging.getLogger(__name__)
-DAY_S = 86400.0
 #: Ledger rows or orders deleted per transaction (about 0.1 s of the writer on the build machine,
 #: bench/retention.py).
 BATCH_ROWS = 5000

@@ -20,12 +20,13 @@ from pydantic import ValidationError
 from ulid import ULID
 
 from hub.catalog import CATALOG_CHANGED
+from hub.clock import DAY_S
 from hub.db import Database, Transaction
 from hub.errors import HubError
 from hub.events import Subscription
 from hub.inventory import MovementIn
 from hub.members import MemberIn
-from hub.orders import TRANSITIONS, OrderIn
+from hub.orders import FINAL_STATES, TRANSITIONS, OrderIn
 from hub.outbox import OUTBOX_WRITTEN, enqueue
 from hub.reminders import record_recovered
 from sync import messages
@@ -37,7 +38,6 @@ if TYPE_CHECKING:  # services.py lists this module's setup in FEATURES, so it im
     from hub.services import Services
 
 log = logging.getLogger(__name__)
-DAY_S = 86_400.0
 #: Commands whose ``ref`` is an order: answered again, the order's status goes again too.
 ORDER_COMMANDS = (messages.ORDER_PLACE, messages.ORDER_CANCEL)
 
@@ -277,7 +277,7 @@ class HubStoreLink:
         one never seen, but not without a word to the operator."""
         days = self.services.config.retention.sync_inbox_days
         try:
-            age_days = (self.services.clock.now() - ULID.from_str(command_id).timestamp) / 86_400
+            age_days = (self.services.clock.now() - ULID.from_str(command_id).timestamp) / DAY_S
         except ValueError:  # not a ULID: its age is unknown
             return
         if age_days > days:
@@ -324,12 +324,11 @@ class HubStoreLink:
         from its backup had lost the orders placed after it (404 to the member's app) and the
         steps of the others."""
         since = self.services.clock.now() - self.services.config.retention.sync_inbox_days * DAY_S
-        final = [state for state, after in TRANSITIONS.items() if not after]
-        marks = ", ".join("?" * len(final))
+        marks = ", ".join("?" * len(FINAL_STATES))
         with self.db.transaction() as tx:
             ids = [row[0] for row in tx.execute(
                 f"SELECT id FROM orders WHERE state NOT IN ({marks}) OR updated_at >= ? "
-                "ORDER BY created_at", (*final, since))]
+                "ORDER BY created_at", (*FINAL_STATES, since))]
             return sum(self.services.orders.announce_again(tx, order_id) for order_id in ids)
 
     async def set_aside(self, seq: int, letter: DeadLetter) -> None:

@@ -10,6 +10,7 @@ from typing import Any
 
 from aiohttp import web
 
+from hub.clock import DAY_S
 from hub.errors import Unavailable
 from hub.outbox import backlog
 from hub.services import Services
@@ -58,7 +59,7 @@ def _recovered(conn: sqlite3.Connection, now: float) -> list[dict[str, Any]]:
         rows = conn.execute(
             "SELECT received_at, status, ref, reason FROM sync_inbox WHERE type = ? AND "
             "received_at >= ? ORDER BY received_at DESC LIMIT ?",
-            (STORE_RECOVER, now - RECOVERED_DAYS * 86400.0, RECOVERED_SHOWN)).fetchall()
+            (STORE_RECOVER, now - RECOVERED_DAYS * DAY_S, RECOVERED_SHOWN)).fetchall()
     except sqlite3.OperationalError:  # no sync tables in this database
         return []
     return [{"at": at, "summary": summary if status == "applied" else "not applied: refused",
