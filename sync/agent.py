@@ -130,6 +130,7 @@ class SyncAgent:
         self.shop_limit: int | None = None
         self._held = 0
         self._last_seq = 0
+        self._inherited = 0  # the last seq when this run began (the store state says it)
         #: The highest seq the shop can hold: written before this run began (perhaps sent by an
         #: earlier one) or sent in this run. An ack above it covers rows never sent.
         self._sendable = 0
@@ -161,6 +162,7 @@ class SyncAgent:
         self.epoch = await self.link.begin_epoch(self.clock())
         position = await self.link.position()
         self.acked, self._last_seq = position.acked_seq, position.last_seq
+        self._inherited = position.last_seq
         self._sendable = position.last_seq
         self.cursor = self._chain = self.acked
         self._tasks = [
@@ -235,7 +237,8 @@ class SyncAgent:
     def _state(self, state: str) -> Outgoing:
         data = messages.StoreState(state=state, epoch=self.epoch,  # type: ignore[arg-type]
                                    last_seq=self._last_seq, acked_seq=self.acked,
-                                   max_payload_bytes=self.settings.max_payload_bytes)
+                                   max_payload_bytes=self.settings.max_payload_bytes,
+                                   inherited_seq=min(self._inherited, self._last_seq))
         payload = build(store=self.settings.store, epoch=self.epoch, seq=self._last_seq,
                         type_=messages.STATE, ts=self.clock(), data=data)
         return Outgoing(self.topics.state, within_limit(
@@ -414,6 +417,7 @@ class SyncAgent:
             log.warning("the shop acknowledges run %s, newer than this run %s (is the clock "
                         "behind?): starting a run above it", seen, self.epoch)
             self.epoch = await self.link.begin_epoch(self.clock(), above=seen)
+            self._inherited = (await self.link.position()).last_seq
             self._overtaken_failures.succeeded()
             self._rewind()
             session = self.client.session

@@ -312,6 +312,10 @@ class ShopLink:
                     raise ProtocolError("implausible_seq", f"state of store {env.store} says "
                                         f"the shop acknowledged seq {state.acked_seq}, past its "
                                         f"last seq {state.last_seq}")
+                if state.inherited_seq is not None and state.inherited_seq > state.last_seq:
+                    raise ProtocolError("implausible_seq", f"state of store {env.store} says "
+                                        f"its run began at seq {state.inherited_seq}, past "
+                                        f"its last seq {state.last_seq}")
                 if state.state == "online":
                     self._heard_store_limit(env.store, state.max_payload_bytes)
                 return StateItem(env, state)

@@ -580,7 +580,8 @@ class ShopStore:
             # may simply predate what the shop has applied since. Judged against the last
             # birth, not the newest epoch seen: the new run's first events or snapshots can
             # reach the shop before its birth (same batch, another shop instance).
-            self._rewind(conn, env.store, watermark, st.last_seq, now)
+            self._rewind(conn, env.store, watermark, st.last_seq, now,
+                         run=(env.epoch, st.inherited_seq))
             out.rewound.add(env.store)
             out.snapshots_wanted.add(env.store)
             out.drift += 1
@@ -595,18 +596,33 @@ class ShopStore:
             out.drift += 1
 
     def _rewind(self, conn: sqlite3.Connection, store: str, watermark: int, last_seq: int,
-                now: float) -> None:
+                now: float, run: tuple[int, int | None] = (0, None)) -> None:
         """The store came back with a shorter history (restored from a backup): set what came
         after it aside (``rewound_events``) and hand it back to the store to apply again
         (store.recover), rebuild the stock view from snapshots, and put orders and commands
         back where that history leaves them. What the store applies again comes back as new
-        events, so the views follow the store throughout."""
+        events, so the views follow the store throughout.
+
+        ``run`` is the new run's epoch and the seq it began at, as its birth says (None from an
+        older hub): the restored hub may have written other events at the numbers after that
+        one before the shop heard it, so above it only the run's own (by epoch, in an unbroken
+        line) are kept. Without it such an event rewinds the store a second time when it
+        comes, and what it lost comes back in two recoveries."""
+        epoch, inherited = run
+        shared = last_seq if inherited is None else inherited
         # The newest event the restored history still has. Retention keeps every `applied` row
         # a restore from a backup within its window needs; from an older backup, the event may
         # be pruned from `applied` but is still among the business records, kept for good.
         keep = max(conn.execute(f"SELECT coalesce(max(seq), 0) FROM {table} WHERE store = ? "
-                                "AND seq <= ?", (store, last_seq)).fetchone()[0]
+                                "AND seq <= ?", (store, shared)).fetchone()[0]
                    for table in ("applied", "movements", "order_events", "other_events"))
+        if inherited is not None:
+            for (seq,) in conn.execute("SELECT seq FROM applied WHERE store = ? AND seq > ? AND "
+                                       "seq <= ? AND epoch = ? ORDER BY seq",
+                                       (store, keep, last_seq, epoch)):
+                if seq != keep + 1:
+                    break
+                keep = seq
         self._set_aside(conn, store, keep, now)
         for table in ("applied", "movements", "order_events", "reminders", "other_events"):
             conn.execute(f"DELETE FROM {table} WHERE store = ? AND seq > ?", (store, keep))

@@ -119,6 +119,12 @@ def test_a_state_acknowledging_past_its_last_seq_is_a_dead_letter(shop: ShopStor
     good = messages.StoreState(state="online", epoch=1, last_seq=11, acked_seq=10)
     payload = build(store=STORE, epoch=1, seq=11, type_=messages.STATE, ts=0.0, data=good)
     assert isinstance(link(shop)._item(Incoming(TOPICS.state, payload, True), 1.0), StateItem)
+    # a run that began past where it stands would keep events the shop must hand back
+    begun = messages.StoreState(state="online", epoch=1, last_seq=11, acked_seq=10,
+                                inherited_seq=12)
+    payload = build(store=STORE, epoch=1, seq=11, type_=messages.STATE, ts=0.0, data=begun)
+    item = link(shop)._item(Incoming(TOPICS.state, payload, True), 1.0)
+    assert isinstance(item, DeadItem) and item.letter.reason == "implausible_seq"
 
 
 def test_a_store_that_stops_telling_its_limit_gets_acks_without_the_shops(

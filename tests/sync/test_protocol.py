@@ -130,7 +130,7 @@ def _resolvable(schemas: dict[str, dict[str, object]], name: str) -> dict[str, o
     ("StockSnapshot", "stock.snapshot", messages.StockSnapshot(
         sku="A", on_hand=3, reserved=1, available=2, seq=5)),
     ("StoreState", "store.state", messages.StoreState(
-        state="online", epoch=1, last_seq=5, acked_seq=4)),
+        state="online", epoch=1, last_seq=5, acked_seq=4, inherited_seq=3)),
     ("Ack", "sync.ack", messages.Ack(acked_seq=4)),
     ("OrderPlace", "order.place", messages.OrderPlace(
         id="o-1", member="m-1", lines=[messages.OrderLine(sku="A", qty=2)])),

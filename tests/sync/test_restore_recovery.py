@@ -209,6 +209,8 @@ async def test_what_the_restored_hub_did_before_the_shop_was_heard_stays_counted
     assert levels == {**truth, "OAT-1": (28, truth["OAT-1"][1])}
     assert await shop_levels(pair) == levels
     db = pair.hub.services.db
+    # one recovery, whether the restored hub's sale (its seq 4, the lost till-3:s1's number)
+    # reaches the shop before its birth or after it (the birth says where its run began)
     [answer] = await db.read(db.query, "SELECT ref, reason FROM sync_inbox WHERE type = ?",
                              (messages.STORE_RECOVER,))
     assert answer["reason"] is None and answer["ref"].endswith(" 0 skipped"), answer

@@ -18,9 +18,10 @@ from sync.shop.store import EventItem, Item, ShopStore, StateItem
 STORE = "store-1"
 
 
-def birth(epoch: int, last_seq: int, acked_seq: int) -> StateItem:
+def birth(epoch: int, last_seq: int, acked_seq: int,
+          inherited_seq: int | None = None) -> StateItem:
     state = messages.StoreState(state="online", epoch=epoch, last_seq=last_seq,
-                                acked_seq=acked_seq)
+                                acked_seq=acked_seq, inherited_seq=inherited_seq)
     env = decode(build(store=STORE, epoch=epoch, seq=last_seq, type_=messages.STATE, ts=0.0,
                        data=state), 65536)
     return StateItem(env, state)
@@ -112,6 +113,28 @@ def test_a_restored_store_is_rewound_on_its_events_when_its_birth_says_nothing(
     assert rows(shop, "SELECT max(seq), count(*) FROM applied") == [(25, 25)]
     assert rows(shop, "SELECT movement_id FROM movements WHERE seq = 20") == [("m-2-20",)]
     assert rows(shop, "SELECT on_hand, seq FROM stock_view") == [(new_on_hand(25), 25)]
+
+
+def test_a_birth_that_says_where_its_run_began_rewinds_once(shop: ShopStore) -> None:
+    """Why: a hub restored at seq 13 that took a sale (its seq 14) before the shop heard it was
+    born saying "last seq 14"; the shop kept the lost run's seq 14 as the store's, then the new
+    sale at 14 rewound it a second time, and what the store had lost came back in two
+    recoveries (staff saw two on Store health). The birth says where the run began."""
+    shop.apply_batch([birth(2, 14, 0, inherited_seq=13)], 2.0)
+    shop.apply_batch([sale(2, seq, new_on_hand(seq)) for seq in range(14, 18)], 2.1)
+    assert_followed_the_restore(shop)
+    assert rows(shop, "SELECT count(*) FROM drift WHERE kind = 'rewind'") == [(1,)]
+    assert rows(shop, "SELECT min(seq), max(seq), count(DISTINCT command_id) FROM "
+                      "rewound_events") == [(14, 20, 1)]
+    # the run's own events that got there before its birth are the store's history
+    again = ShopStore(shop.path.with_name("again.db"))
+    again.create_schema()
+    again.apply_batch([birth(1, 0, 0), *(sale(1, seq, 100 - seq) for seq in range(1, 21))], 1.0)
+    again.apply_batch([sale(2, 14, new_on_hand(14))], 2.0)
+    again.apply_batch([birth(2, 15, 0, inherited_seq=13), sale(2, 15, new_on_hand(15))], 2.1)
+    again.apply_batch([sale(2, seq, new_on_hand(seq)) for seq in range(16, 18)], 2.2)
+    assert_followed_the_restore(again)
+    assert rows(again, "SELECT count(*) FROM drift WHERE kind = 'rewind'") == [(1,)]
 
 
 def test_an_older_runs_events_rewind_nothing_and_ask_for_an_ack(shop: ShopStore) -> None:
