@@ -14,6 +14,7 @@ import json
 import random
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -68,9 +69,11 @@ class Staff:
         return [e for e in self.events if e.get("type") == kind]
 
 
-def walk_in(broker: int, key: bytes, seconds: float = CONFIRM_S + 18) -> None:
+def walk_in(broker: int, key: bytes, done: threading.Event,
+            seconds: float = CONFIRM_S + 18) -> None:
     """Publish the phone's advertisements in real time, as the door relay node would: the walk
-    past the door scanner (about 8 s), then long enough on the shop floor to be confirmed."""
+    past the door scanner (about 8 s), then on the shop floor until ``done`` (the reminder came)
+    or long enough to be confirmed."""
     client = paho.Client(paho.CallbackAPIVersion.VERSION2, client_id="door-node")
     client.connect("127.0.0.1", broker)
     client.loop_start()
@@ -78,7 +81,7 @@ def walk_in(broker: int, key: bytes, seconds: float = CONFIRM_S + 18) -> None:
     start = time.time()
     topic = f"retail/v1/{STORE}/scanners/door/adv"
     try:
-        while (offset := time.time() - start) < seconds:
+        while (offset := time.time() - start) < seconds and not done.is_set():
             line = advertisement(time.time(), offset, bytes.fromhex(PREFIX), key, rng)
             client.publish(topic, line, qos=0)
             time.sleep(0.25)
@@ -142,13 +145,19 @@ async def test_golden_path(tmp_path: Path, mosquitto: Mosquitto) -> None:
                 assert r.status == 200
 
             # 4. She walks in; the door relay node forwards what it hears.
-            await asyncio.to_thread(walk_in, mosquitto.port, key)
+            reminded = threading.Event()
+            walking = asyncio.create_task(
+                asyncio.to_thread(walk_in, mosquitto.port, key, reminded))
 
             async def reminders() -> list[dict[str, Any]]:
                 async with http.get(f"{shop}/api/members/m-ann/reminders") as r:
                     return (await r.json())["reminders"]
 
-            await wait_until(reminders, 15, "the reminder at the shop")
+            try:
+                await wait_until(reminders, CONFIRM_S + 33, "the reminder at the shop")
+            finally:
+                reminded.set()
+                await walking
             arrivals = [e for e in staff.of_type("presence")
                         if e["data"].get("event") == "arrived"]
             assert [e["data"]["member"] for e in arrivals] == ["m-ann"]

@@ -30,19 +30,19 @@ def kiosk_home(page: Page) -> None:
 
 def kiosk_results(page: Page) -> None:
     page.get_by_role("button", name="Type the name").click()
-    page.get_by_role("searchbox").press_sequentially("milk", delay=30)
+    page.get_by_role("searchbox").fill("milk")  # one search: see test_schemes.retype
     expect(page.locator("#results .card")).to_have_count(5)
 
 
 def kiosk_did_you_mean(page: Page) -> None:
     page.get_by_role("button", name="Type the name").click()
-    page.get_by_role("searchbox").press_sequentially("nektarin", delay=30)
+    page.get_by_role("searchbox").fill("nektarin")  # one search: see test_schemes.retype
     expect(page.locator("#choices button")).not_to_have_count(0)
 
 
 def kiosk_not_in_store(page: Page) -> None:
     page.get_by_role("button", name="Type the name").click()
-    page.get_by_role("searchbox").press_sequentially("xylophone", delay=30)
+    page.get_by_role("searchbox").fill("xylophone")  # one search: see test_schemes.retype
     expect(page.locator("#answer-title")).to_have_text("Not in this store")
 
 
@@ -106,7 +106,7 @@ def kiosk_voice_unavailable(page: Page) -> None:
 def kiosk_search_down(page: Page) -> None:
     page.route("**/api/products?*", lambda route: route.fulfill(status=500, body="{}"))
     page.get_by_role("button", name="Type the name").click()
-    page.get_by_role("searchbox").press_sequentially("milk", delay=30)
+    page.get_by_role("searchbox").fill("milk")  # one search: see test_schemes.retype
     expect(page.locator("#answer-title")).to_contain_text("not working")
 
 
