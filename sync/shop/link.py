@@ -132,7 +132,11 @@ class ShopLink:
 
     async def _send_commands(self, session: Session, commands: list[PendingCommand]) -> None:
         sent = []
+        recovery_held: set[str] = set()  # stores whose recovery waits on a held-back batch
         for command in commands:
+            if command.type == messages.STORE_RECOVER and command.store in recovery_held:
+                # behind it, in order: an order's `collected` before its `ready` is skipped
+                continue
             topic = StoreTopics(self.settings.prefix, command.store).cmd
             payload = command.payload(self.clock())
             try:
@@ -142,6 +146,8 @@ class ShopLink:
                 await self._refuse(command, topic, payload, exc)
                 continue
             if self._over_store_limit(command, len(payload)):
+                if command.type == messages.STORE_RECOVER:
+                    recovery_held.add(command.store)
                 continue
             await session.send(Outgoing(topic, payload))
             self.metrics.sent.labels("command").inc()

@@ -581,7 +581,7 @@ class ShopStore:
             # birth, not the newest epoch seen: the new run's first events or snapshots can
             # reach the shop before its birth (same batch, another shop instance).
             self._rewind(conn, env.store, watermark, st.last_seq, now,
-                         run=(env.epoch, st.inherited_seq))
+                         run=(env.epoch, st.inherited_seq), store_limit=st.max_payload_bytes)
             out.rewound.add(env.store)
             out.snapshots_wanted.add(env.store)
             out.drift += 1
@@ -596,14 +596,16 @@ class ShopStore:
             out.drift += 1
 
     def _rewind(self, conn: sqlite3.Connection, store: str, watermark: int, last_seq: int,
-                now: float, run: tuple[int, int | None] = (0, None)) -> None:
+                now: float, run: tuple[int, int | None] = (0, None),
+                store_limit: int | None = None) -> None:
         """The store came back with a shorter history (restored from a backup): set what came
         after it aside (``rewound_events``) and hand it back to the store to apply again
         (store.recover), rebuild the stock view from snapshots, and put orders and commands
         back where that history leaves them. What the store applies again comes back as new
         events, so the views follow the store throughout.
 
-        ``run`` is the new run's epoch and the seq it began at, as its birth says (None from an
+        ``run`` is the new run's epoch and the seq it began at, and ``store_limit`` its
+        ``max_payload_bytes``, as its birth says (None from an
         older hub): the restored hub may have written other events at the numbers after that
         one before the shop heard it, so above it only the run's own (by epoch, in an unbroken
         line) are kept. Without it such an event rewinds the store a second time when it
@@ -626,7 +628,7 @@ class ShopStore:
         self._set_aside(conn, store, keep, now)
         for table in ("applied", "movements", "order_events", "reminders", "other_events"):
             conn.execute(f"DELETE FROM {table} WHERE store = ? AND seq > ?", (store, keep))
-        self._hand_back(conn, store, now)
+        self._hand_back(conn, store, now, store_limit)
         conn.execute("DELETE FROM stock_view WHERE store = ?", (store,))
         # The restored store never saw the commands it answered after the backup (an order
         # placed or cancelled there): ask again. Commands answered before it are known to it
@@ -676,10 +678,14 @@ class ShopStore:
             "NULL, data, ts, ? FROM other_events x WHERE store = ? AND seq > ?",
             (now, store, keep))
 
-    def _hand_back(self, conn: sqlite3.Connection, store: str, now: float) -> None:
+    def _hand_back(self, conn: sqlite3.Connection, store: str, now: float,
+                   store_limit: int | None) -> None:
         """Queue the business events just set aside as store.recover commands, in their
-        original order, each batch within ``max_payload_bytes``. Presence and other events,
-        and movements that follow their order (its steps go back instead), are kept only."""
+        original order, each batch within ``max_payload_bytes`` and the store's limit as its
+        birth says (a lower one held the batches back, in order, until the two match; one
+        event over it alone is still a batch of its own). Presence and other events, and
+        movements that follow their order (its steps go back instead), are kept only."""
+        limit = min(self.max_payload_bytes, store_limit or self.max_payload_bytes)
         recovered = ", ".join("?" * len(messages.RECOVERED_TYPES))
         reasons = ", ".join("?" * len(messages.RECOVERED_REASONS))
         conn.execute(
@@ -698,7 +704,7 @@ class ShopStore:
             event = json.dumps({"seq": seq, "type": type_, "ts": ts, "data": json.loads(data)},
                                separators=(",", ":"))
             if batch and (epoch != batch_epoch or len(batch) == messages.MAX_RECOVERED_EVENTS
-                          or size + 1 + len(event) > self.max_payload_bytes):
+                          or size + 1 + len(event) > limit):
                 self._recover_command(conn, store, batch_epoch, batch, now)
                 batch = []
             if not batch:  # (less the comma before the first event, which it has not)

@@ -364,3 +364,47 @@ async def test_a_command_over_the_stores_lower_limit_stays_pending_until_it_is_r
                          30, "the order applied once the store's limit is raised")
     finally:
         await pair.close()
+
+
+async def test_recovery_batches_wait_in_order_behind_one_held_back(
+        tmp_path: Path, mosquitto: Mosquitto) -> None:
+    """Why: a store.recover over the store's lower limit was held back while the later, smaller
+    batches went: the store applied a lost history out of order (an order's `collected` before
+    its `ready` is skipped, its stock left reserved)."""
+    from sync import messages
+
+    pair = await _pair(tmp_path, mosquitto, max_payload_bytes=4 * LIMIT)
+    assert pair.hub is not None and pair.shop is not None
+    try:
+        link, store = pair.shop.shop.link, pair.shop.shop.store
+        await wait_until(lambda: link.store_limits.get(pair.store) == LIMIT, 20,
+                         "the store's limit heard in its state")
+
+        def sale(seq: int) -> str:
+            return json.dumps({"seq": seq, "type": messages.MOVEMENT, "ts": 1.0, "data": {
+                "movement_id": f"lost-{seq}", "sku": "OAT-1", "qty": -1, "reason": "sale",
+                "ref": f"till-1:{seq}"}})
+
+        def queue() -> None:  # as a rewind queues them: the first over the store's limit
+            with store._tx() as conn:
+                store._recover_command(conn, pair.store, 1, [(s, sale(s)) for s in range(2, 9)],
+                                       1.0)
+                store._recover_command(conn, pair.store, 1, [(9, sale(9))], 1.0)
+
+        await store.write(queue)
+        session = link.client.session
+        assert session is not None
+        await link._send_commands(session, await store.read(store.pending_commands, None, None))
+        assert pair.shop_sql("SELECT status, sent_at FROM commands WHERE type = ? ORDER BY seq",
+                             messages.STORE_RECOVER) == [("pending", None), ("pending", None)]
+        await pair.stop_hub()
+        await pair.start_hub(max_payload_bytes=4 * LIMIT)
+        await wait_until(lambda: pair.shop_sql(
+            "SELECT status FROM commands WHERE type = ?", messages.STORE_RECOVER) == [
+            ("applied",), ("applied",)], 30, "both batches applied once the limits match")
+        db = pair.hub.services.db
+        refs = await db.read(db.query, "SELECT ref FROM stock_ledger WHERE ref LIKE 'till-1:%' "
+                                       "ORDER BY seq")
+        assert [row["ref"] for row in refs] == [f"till-1:{seq}" for seq in range(2, 10)]
+    finally:
+        await pair.close()

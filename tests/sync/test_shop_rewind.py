@@ -18,10 +18,11 @@ from sync.shop.store import EventItem, Item, ShopStore, StateItem
 STORE = "store-1"
 
 
-def birth(epoch: int, last_seq: int, acked_seq: int,
-          inherited_seq: int | None = None) -> StateItem:
+def birth(epoch: int, last_seq: int, acked_seq: int, inherited_seq: int | None = None,
+          max_payload_bytes: int | None = None) -> StateItem:
     state = messages.StoreState(state="online", epoch=epoch, last_seq=last_seq,
-                                acked_seq=acked_seq, inherited_seq=inherited_seq)
+                                acked_seq=acked_seq, inherited_seq=inherited_seq,
+                                max_payload_bytes=max_payload_bytes)
     env = decode(build(store=STORE, epoch=epoch, seq=last_seq, type_=messages.STATE, ts=0.0,
                        data=state), 65536)
     return StateItem(env, state)
@@ -286,3 +287,20 @@ def test_a_recovery_batch_holds_no_more_events_than_a_store_takes(tmp_path: Path
     shop.apply_batch([birth(2, 1, 1)], 2.0)
     sizes = [len(json.loads(data)["events"]) for _, data in _recover_commands(shop)]
     assert sizes == [messages.MAX_RECOVERED_EVENTS, 10]
+
+
+def test_recovery_batches_fit_the_restored_stores_lower_limit(tmp_path: Path) -> None:
+    """Why: batches were cut to the shop's own max_payload_bytes; a store whose limit is lower
+    had them held back, and the smaller later batches went ahead of them, so an order's
+    `collected` could reach the store before its `ready` and be skipped."""
+    from sync.shop.store import PendingCommand
+
+    shop = ShopStore(tmp_path / "shop.db", max_payload_bytes=16 * 1024)
+    shop.create_schema()
+    shop.apply_batch([birth(1, 0, 0), *(sale(1, seq, 100 - seq) for seq in range(1, 61))], 1.0)
+    shop.apply_batch([birth(2, 5, 5, max_payload_bytes=2048)], 2.0)
+    made = _recover_commands(shop)
+    assert len(made) > 1 and sum(len(json.loads(data)["events"]) for _, data in made) == 55
+    for seq, data in made:
+        command = PendingCommand(seq, "01" + "0" * 24, STORE, messages.STORE_RECOVER, data, 0)
+        assert len(command.largest_payload()) <= 2048, seq
