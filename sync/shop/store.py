@@ -509,13 +509,19 @@ class ShopStore:
             (result.status, result.reason, now, env.seq, result.command_id),
         )
         if result.command_type == messages.STORE_RECOVER:
-            conn.execute("UPDATE rewound_events SET outcome = ?, note = ?, recovered_at = ? "
-                         "WHERE command_id = ?",
-                         (result.status, result.reason, now, result.command_id))
+            ShopStore._recovery_answered(conn, result.command_id, result.status, result.reason,
+                                         now)
         if result.status == "rejected" and result.command_type == messages.ORDER_PLACE:
             # The store never created the order, so no status event will come for it.
             ShopStore._order_refused(conn, env.store, result.command_id, result.reason, env.seq,
                                      now)
+
+    @staticmethod
+    def _recovery_answered(conn: sqlite3.Connection, command_id: str, status: str,
+                           reason: str | None, now: float) -> None:
+        """The events store.recover ``command_id`` carried take its outcome."""
+        conn.execute("UPDATE rewound_events SET outcome = ?, note = ?, recovered_at = ? "
+                     "WHERE command_id = ?", (status, reason, now, command_id))
 
     @staticmethod
     def _order_refused(conn: sqlite3.Connection, store: str, command_id: str,
@@ -961,6 +967,8 @@ class ShopStore:
                          "WHERE seq = ?", (reason, now, seq))
             if type_ == messages.ORDER_PLACE:
                 self._order_refused(conn, store, command_id, reason, None, now)
+            elif type_ == messages.STORE_RECOVER:  # its events would wait for an answer for ever
+                self._recovery_answered(conn, command_id, "rejected", reason, now)
             self._dead_letter(conn, letter)
             return True
 

@@ -304,3 +304,22 @@ def test_recovery_batches_fit_the_restored_stores_lower_limit(tmp_path: Path) ->
     for seq, data in made:
         command = PendingCommand(seq, "01" + "0" * 24, STORE, messages.STORE_RECOVER, data, 0)
         assert len(command.largest_payload()) <= 2048, seq
+
+
+def test_a_recovery_refused_before_it_is_sent_gives_its_events_that_outcome(
+        tmp_path: Path) -> None:
+    """Why: a store.recover queued under a larger max_payload_bytes than the shop restarted
+    with was refused as too large to send, but its events kept no outcome, as if their answer
+    were still to come."""
+    from sync.ports import DeadLetter
+
+    shop = ShopStore(tmp_path / "shop.db", max_payload_bytes=16 * 1024)
+    shop.create_schema()
+    shop.apply_batch([birth(1, 0, 0), *(sale(1, seq, 100 - seq) for seq in range(1, 31))], 1.0)
+    shop.apply_batch([birth(2, 5, 5)], 2.0)
+    [(seq, _)] = _recover_commands(shop)
+    letter = DeadLetter(topic="retail/v1/store-1/cmd", reason="too_large", message="too large",
+                        payload=b"", size=20_000, received_at=3.0)
+    assert shop.refuse_command(seq, "too large to send to the store", letter, 3.0)
+    assert rows(shop, "SELECT outcome, note, count(*) FROM rewound_events GROUP BY 1, 2") == [
+        ("rejected", "too large to send to the store", 25)]
