@@ -56,10 +56,10 @@ def test_a_missing_python_is_named(tmp_path: Path) -> None:
     assert result.returncode == 1 and "not found" in result.stderr
 
 
-def planned(target: str) -> str:
-    """The commands `make TARGET` would run from scratch (printed, not run)."""
-    result = subprocess.run(["make", "-n", "-B", target], cwd=REPO, capture_output=True,
-                            text=True, timeout=60)
+def planned(target: str, *assignments: str) -> str:
+    """The commands `make TARGET [VAR=value ...]` would run from scratch (printed, not run)."""
+    result = subprocess.run(["make", "-n", "-B", target, *assignments], cwd=REPO,
+                            capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stderr
     return result.stdout
 
@@ -72,3 +72,28 @@ def test_setup_installs_the_hub_without_the_test_tools() -> None:
     assert "check-platform.sh" in setup
     assert ".[dev]" not in planned("demo")
     assert "pip install --quiet -e '.[dev]'" in planned("test")
+
+
+def test_the_suite_runs_in_two_processes_only_where_there_is_room_for_two(
+        tmp_path: Path) -> None:
+    """Why: two test processes hold about 6 GB; a Raspberry Pi with 4 GB, or a one-core
+    machine, runs the suite in one."""
+    script = REPO / "scripts" / "test-workers.sh"
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+
+    def workers(cores: int, available_gb: float) -> str:
+        (bin_dir / "nproc").write_text(f"#!/bin/sh\necho {cores}\n")
+        (bin_dir / "nproc").chmod(0o755)
+        meminfo = tmp_path / "meminfo"
+        meminfo.write_text(f"MemTotal: 99999999 kB\nMemAvailable: {int(available_gb * 1e6)} kB\n")
+        env = {"PATH": f"{bin_dir}:/usr/bin:/bin", "MEMINFO": str(meminfo)}
+        result = subprocess.run([str(script)], env=env, capture_output=True, text=True,
+                                timeout=30, check=True)
+        return result.stdout.strip()
+
+    assert [workers(2, 20), workers(2, 3.5), workers(1, 20), workers(4, 7.5)] == [
+        "2", "1", "1", "2"]
+    assert ".venv/bin/pytest -q -n 2" in planned("test", "TEST_WORKERS=2")
+    assert planned("test", "TEST_WORKERS=1").strip().endswith(".venv/bin/pytest -q")
+
