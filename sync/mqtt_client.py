@@ -208,8 +208,11 @@ class Session:
     def _in_loop(self, fn: Callable[..., None], *args: Any) -> None:
         if threading.get_ident() == self._loop_thread:
             fn(*args)
-        else:
+        elif not self._loop.is_closed():
             self._loop.call_soon_threadsafe(fn, *args)
+        # else: paho's client was collected after the loop it reported to had closed (its
+        # ``__del__`` lets go of the socket): nothing is left to tell, and raising there only
+        # printed a traceback as an "exception ignored"
 
     def _open(self, sock: Any) -> None:
         if self.closed.is_set():

@@ -611,11 +611,11 @@ class ShopStore:
         events, so the views follow the store throughout.
 
         ``run`` is the new run's epoch and the seq it began at, and ``store_limit`` its
-        ``max_payload_bytes``, as its birth says (None from an
-        older hub): the restored hub may have written other events at the numbers after that
-        one before the shop heard it, so above it only the run's own (by epoch, in an unbroken
-        line) are kept. Without it such an event rewinds the store a second time when it
-        comes, and what it lost comes back in two recoveries."""
+        ``max_payload_bytes``, as its birth says (None from an older hub). The restored hub
+        may have written other events at the numbers after that seq before the shop heard it,
+        so above it only the run's own (by epoch, in an unbroken line) are kept; without it,
+        such an event rewinds the store a second time when it comes, and what the store lost
+        comes back in two recoveries."""
         epoch, inherited = run
         shared = last_seq if inherited is None else inherited
         # The newest event the restored history still has. Retention keeps every `applied` row

@@ -197,8 +197,8 @@ async def test_out_of_order_relay_batches_decide_what_the_sorted_replay_decides(
                         sim.members) as hub:
         assert hub.source.reorder_s == 1.0
         # in steps of the hub's clock of STEP_S (a round trip through the broker for each of
-        # the 3,400 batches had cost 8 s): a batch received up to that much before its time
-        # is still up to 0.8 s behind its lines, and held and sorted as it would be then
+        # the 4,700 batches took 10 s): a batch received up to that much before it arrives is
+        # held and sorted as it would be then (received sooner, no line of it is later)
         step: list[tuple[str, list[Advertisement]]] = []
         for index, (arrival, node, lines) in enumerate(arrivals):
             if not step:
