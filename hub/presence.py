@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import sqlite3
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING
 
@@ -48,6 +49,12 @@ _log = logging.getLogger(__name__)
 
 PRESENCE = "presence"  # staff-feed event: {"t", "member", "event", "zone"}
 TICK_S = 1.0
+#: A presence event the database cannot take for now (a full or read-only card: SQLite's
+#: OperationalError) is tried again, the events after it waiting in order, every
+#: RECORD_RETRY_S for up to RECORD_RETRY_FOR_S: an arrival recorded a few minutes late still
+#: reminds a member who is in the store, and the staff still see it. Then it is let go.
+RECORD_RETRY_S = 5.0
+RECORD_RETRY_FOR_S = 600.0
 
 
 def _relay_nodes(fleet: Fleet | None) -> list[str] | None:
@@ -128,6 +135,7 @@ class PresenceService:
                                          self._wall_step)
         self._record_failures = FailureLog(_log, "recording presence events",
                                            services.clock.monotonic)
+        self.records_let_go = 0  # presence events never recorded (hub_presence_unrecorded_total)
         self.rules = ReminderRules(
             services.clock, services.bus, config.reminders, services.config.store.timezone
         )
@@ -233,14 +241,38 @@ class PresenceService:
         while True:
             event = await self._events.get()
             try:
+                await self._record_in_time(event)
+            finally:
+                self._events.task_done()
+
+    async def _record_in_time(self, event: PresenceEvent) -> None:
+        """Record ``event``, trying again while the database cannot take it (see
+        ``RECORD_RETRY_S``); any other failure lets it go at once, so that one bad write does
+        not hold presence up."""
+        clock = self.services.clock
+        first = clock.monotonic()
+        while True:
+            try:
                 await self.services.db.write(self.record, event)
+            except sqlite3.OperationalError as exc:
+                self._record_failures.failed(exc, "recording a presence event (%s) failed; "
+                                             "tried again every %.0f s for %.0f s",
+                                             event.event, RECORD_RETRY_S, RECORD_RETRY_FOR_S)
+                if clock.monotonic() - first >= RECORD_RETRY_FOR_S:
+                    self.records_let_go += 1
+                    _log.error("a presence event (%s) could not be recorded for %.0f s and is "
+                               "let go (the database: %s)", event.event, RECORD_RETRY_FOR_S,
+                               exc)
+                    return
+                await clock.sleep(RECORD_RETRY_S)
             except Exception as exc:  # noqa: BLE001 - one bad write must not stop presence
                 self._record_failures.failed(exc, "recording a presence event (%s) failed",
                                              event.event)
+                self.records_let_go += 1
+                return
             else:
                 self._record_failures.succeeded()
-            finally:
-                self._events.task_done()
+                return
 
     def record(self, event: PresenceEvent) -> list[Reminder]:
         """Store one presence event, push it to the staff feed and, on arrival, apply the
@@ -349,6 +381,10 @@ class PresenceFigures(Collector):
                                   "Member key reloads after the member table changed (a burst "
                                   "of changes is one).",
                                   value=presence.key_reloads)
+        yield CounterMetricFamily("hub_presence_unrecorded",
+                                  "Presence events let go unrecorded (the database refused them "
+                                  "for 10 minutes, or failed otherwise).",
+                                  value=presence.records_let_go)
         yield GaugeMetricFamily("hub_presence_source_ok",
                                 "1 while the source delivers; 0 when it cannot scan or stopped.",
                                 value=0 if presence.source_problem or presence.source_done.is_set()

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import json
 import re
+import sqlite3
 import subprocess
 import sys
 from collections.abc import Callable
@@ -28,7 +29,13 @@ from hub.clock import ManualClock
 from hub.config import HubConfig
 from hub.members import MemberIn
 from hub.orders import OrderIn, OrderLineIn
-from hub.presence import PRESENCE, PresenceFigures, PresenceService
+from hub.presence import (
+    PRESENCE,
+    RECORD_RETRY_FOR_S,
+    RECORD_RETRY_S,
+    PresenceFigures,
+    PresenceService,
+)
 from hub.reminders import REMINDER, STAFF_ALERT
 from hub.services import Services, build_services
 
@@ -104,6 +111,70 @@ def replaying_hub(
     return svc
 
 
+def ready_orders(svc: Services) -> None:
+    """The walker and the lingerer opted in, each with an order ready for pickup."""
+    for member, key in (("walker", WALKER_KEY), ("lingerer", LINGER_KEY)):
+        svc.members.upsert(MemberIn(id=member, consent=True, beacon_key=key))
+        svc.orders.place(
+            OrderIn(id=f"order-{member}", member=member, lines=[OrderLineIn(sku="OAT-1", qty=1)])
+        )
+        if svc.orders.get(f"order-{member}").state == "pending":
+            svc.orders.accept(f"order-{member}")
+        svc.orders.mark_ready(f"order-{member}")
+
+
+async def writer_connection(svc: Services) -> sqlite3.Connection:
+    """The database writer's own connection: ``PRAGMA query_only`` on it makes every write
+    fail with SQLite's OperationalError, as on a card gone read-only (set from the test's
+    thread: the writer cannot begin a transaction to take it back)."""
+    conn: sqlite3.Connection = await svc.db.write(lambda: svc.db.conn().conn)
+    return conn
+
+
+@pytest.mark.parametrize("refused_s", [2 * RECORD_RETRY_S, RECORD_RETRY_FOR_S + RECORD_RETRY_S],
+                         ids=["for-10-s", "past-10-min"])
+async def test_an_arrival_the_card_refuses_for_a_while_still_reminds(
+    tmp_path: Path, make_config: Callable[..., HubConfig], catalog_rows: list, refused_s: float
+) -> None:
+    """Why: a presence event the database refused (a full or read-only card) was dropped: a
+    member with an order ready walked in, and neither she nor the staff heard of it. It is
+    tried again, the events after it waiting in order, for up to 10 minutes; then let go and
+    counted."""
+    svc = replaying_hub(tmp_path, make_config, catalog_rows)
+    assert isinstance(svc.clock, ManualClock)
+    try:
+        ready_orders(svc)
+        writer = await writer_connection(svc)
+        writer.execute("PRAGMA query_only = 1")
+        presence = PresenceService(svc)
+        await presence.start()
+        settled = asyncio.create_task(presence.settled())
+        waited = 0.0
+        while waited < refused_s:
+            await asyncio.sleep(0.02)  # the try under way fails and sleeps on the clock
+            svc.clock.advance(RECORD_RETRY_S)
+            waited += RECORD_RETRY_S
+        writer.execute("PRAGMA query_only = 0")
+        while not settled.done():
+            await asyncio.sleep(0.02)
+            svc.clock.advance(RECORD_RETRY_S)
+        await presence.stop()
+        arrivals = svc.db.query("SELECT member_id FROM presence_events WHERE event = 'arrived'")
+        reminded = svc.db.query("SELECT kind, member_id FROM reminders ORDER BY kind")
+        if refused_s <= RECORD_RETRY_FOR_S:
+            assert arrivals == [{"member_id": "walker"}]
+            assert reminded == [{"kind": "member", "member_id": "walker"},
+                                {"kind": "staff", "member_id": "walker"}]
+            assert presence.records_let_go == 0
+        else:  # let go, and counted where the operator looks
+            assert arrivals == [] and reminded == [] and presence.records_let_go == 1
+            svc.presence = presence
+            svc.metrics.registry.register(PresenceFigures(svc))
+            assert "hub_presence_unrecorded_total 1.0" in svc.metrics.render().decode()
+    finally:
+        svc.close()
+
+
 async def test_a_replayed_walk_in_gives_exactly_one_reminder_and_one_staff_alert(
     tmp_path: Path,
     make_config: Callable[..., HubConfig],
@@ -111,16 +182,7 @@ async def test_a_replayed_walk_in_gives_exactly_one_reminder_and_one_staff_alert
 ) -> None:
     svc = replaying_hub(tmp_path, make_config, catalog_rows)
     try:
-        for member, key in (("walker", WALKER_KEY), ("lingerer", LINGER_KEY)):
-            svc.members.upsert(MemberIn(id=member, consent=True, beacon_key=key))
-            svc.orders.place(
-                OrderIn(
-                    id=f"order-{member}", member=member, lines=[OrderLineIn(sku="OAT-1", qty=1)]
-                )
-            )
-            if svc.orders.get(f"order-{member}").state == "pending":
-                svc.orders.accept(f"order-{member}")
-            svc.orders.mark_ready(f"order-{member}")
+        ready_orders(svc)
         feed = svc.bus.subscribe([PRESENCE, REMINDER, STAFF_ALERT])
         presence = PresenceService(svc)
         await presence.start()
