@@ -13,7 +13,7 @@ import asyncio
 import logging
 import sqlite3
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import msgspec
 from pydantic import ValidationError
@@ -40,6 +40,15 @@ if TYPE_CHECKING:  # services.py lists this module's setup in FEATURES, so it im
 log = logging.getLogger(__name__)
 #: Commands whose ``ref`` is an order: answered again, the order's status goes again too.
 ORDER_COMMANDS = (messages.ORDER_PLACE, messages.ORDER_CANCEL)
+
+
+class Effect(NamedTuple):
+    """What applying a command did, for its result: the ref and note, and the events a
+    store.recover skipped."""
+
+    ref: str | None
+    note: str | None
+    skipped: list[messages.SkippedEvent] | None = None
 
 
 class HubStoreLink:
@@ -126,9 +135,9 @@ class HubStoreLink:
                 if again is not None:
                     return again
                 self._warn_if_pruned(command.id, command.type)
-                ref, note = self._apply(command)
-                self._record(tx, command.id, command.type, "applied", note, ref)
-                return Outcome("applied", note, ref)
+                effect = self._apply(command)
+                self._record(tx, command.id, command.type, "applied", effect)
+                return Outcome("applied", effect.note, effect.ref)
         except HubError as exc:
             return self._refuse(command.id, command.type, exc.message)
         except ValidationError as exc:
@@ -139,26 +148,26 @@ class HubStoreLink:
             again = self._answer_again(tx, command_id)
             if again is not None:
                 return again
-            self._record(tx, command_id, command_type, "rejected", reason, None)
+            self._record(tx, command_id, command_type, "rejected", Effect(None, reason))
         return Outcome("rejected", reason)
 
-    def _apply(self, command: CommandIn) -> tuple[str | None, str | None]:
-        """Run the command's effect inside the open transaction; returns (ref, note)."""
+    def _apply(self, command: CommandIn) -> Effect:
+        """Run the command's effect inside the open transaction."""
         svc, data = self.services, command.data
         if isinstance(data, messages.OrderPlace):
             order_in = OrderIn(id=data.id, member=data.member,
                                lines=[{"sku": line.sku, "qty": line.qty} for line in data.lines])
             order, _ = svc.orders.place(order_in, actor="shop")
-            return order.id, None
+            return Effect(order.id, None)
         if isinstance(data, messages.OrderCancel):
             if svc.orders.cancel_early(data.id, data.reason or "cancelled by the customer"):
-                return data.id, None
-            return data.id, ("no order with this id is at the store (not arrived yet, or "
-                             "refused): should it come, it is cancelled at once")
+                return Effect(data.id, None)
+            return Effect(data.id, "no order with this id is at the store (not arrived yet, "
+                          "or refused): should it come, it is cancelled at once")
         if isinstance(data, messages.MemberUpsert):
             svc.members.upsert(MemberIn(id=data.id, display_name=data.display_name,
                                         consent=data.consent, beacon_key=data.beacon_key))
-            return data.id, None
+            return Effect(data.id, None)
         if isinstance(data, messages.CatalogUpdate):
             report = svc.catalog.import_rows(list(enumerate(data.products, start=1)),
                                              svc.config.store.images_dir)
@@ -167,14 +176,14 @@ class HubStoreLink:
             if summary["rejected"]:
                 note = "; ".join(f"row {p['row']}: {', '.join(p['errors'])}"
                                  for p in summary["rejected"])[:1000]
-            return f"{summary['added']} added, {summary['updated']} updated", note
+            return Effect(f"{summary['added']} added, {summary['updated']} updated", note)
         if isinstance(data, messages.Resync):
-            return None, None
+            return Effect(None, None)
         if isinstance(data, messages.StoreRecover):
             return self._recover(command.id, data)
         raise AssertionError(f"no handler for {type(data).__name__}")
 
-    def _recover(self, command_id: str, data: messages.StoreRecover) -> tuple[str, str | None]:
+    def _recover(self, command_id: str, data: messages.StoreRecover) -> Effect:
         """Apply again, in order, the events of a lost history the shop hands back; each
         through the path staff use, so each that changes something is a new event. One the
         store cannot take (a product it lacks, an order step its order's state forbids, a
@@ -199,8 +208,8 @@ class HubStoreLink:
             "back %d event(s) lost with the history after the backup: %d applied again, %d "
             "already here, %d skipped%s", command_id, data.events[0].seq, data.events[-1].seq,
             data.epoch, len(data.events), tally.applied, tally.already, len(tally.skipped),
-            f" ({'; '.join(tally.skipped)[:500]})" if tally.skipped else "")
-        return tally.summary(), ("; ".join(tally.skipped)[:1000] or None)
+            f" ({tally.notes()[:500]})" if tally.skipped else "")
+        return Effect(tally.summary(), tally.notes()[:1000] or None, tally.skipped)
 
     def _recover_movement(self, event: messages.RecoveredEvent) -> bool:
         """A till's or staff's movement again, by its original ``ref`` (one a till has sent
@@ -252,16 +261,18 @@ class HubStoreLink:
         came. Left unanswered, it sent the command every ``resend_after_s`` for good, so the
         same result goes again as a new event. While the first is still in the outbox it is on
         its way, and a copy would only add another."""
-        row = tx.execute("SELECT type, status, reason, ref, result_seq, answers FROM "
+        row = tx.execute("SELECT type, status, reason, ref, result_seq, answers, skipped FROM "
                          "sync_inbox WHERE command_id = ?", (command_id,)).fetchone()
         if row is None:
             return None
-        command_type, status, reason, ref, result_seq, answers = row
+        command_type, status, reason, ref, result_seq, answers, skipped = row
         if tx.execute("SELECT 1 FROM outbox WHERE seq = ?", (result_seq,)).fetchone() is None:
             if command_type in ORDER_COMMANDS and ref is not None:
                 # its status events went with the first answer; the order stayed "requested"
                 self.services.orders.announce_again(tx, ref)
-            seq = self._send_result(tx, command_id, command_type, status, reason, ref)
+            effect = Effect(ref, reason, None if skipped is None else msgspec.json.decode(
+                skipped, type=list[messages.SkippedEvent]))
+            seq = self._send_result(tx, command_id, command_type, status, effect)
             tx.execute("UPDATE sync_inbox SET result_seq = ?, answers = answers + 1 "
                        "WHERE command_id = ?", (seq, command_id))
             # Once per command: a resend that crossed the answer again is no news.
@@ -289,23 +300,26 @@ class HubStoreLink:
                 "the shop may be restored from.", command_id, command_type, age_days, days)
 
     def _record(self, tx: Transaction, command_id: str, command_type: str, status: str,
-                reason: str | None, ref: str | None) -> None:
+                effect: Effect) -> None:
+        """Answer the command and keep the answer (``sync_inbox``) to send again."""
         now = self.services.clock.now()
-        seq = self._send_result(tx, command_id, command_type, status, reason, ref)
+        seq = self._send_result(tx, command_id, command_type, status, effect)
+        skipped = None if effect.skipped is None else msgspec.json.encode(effect.skipped)
         tx.execute(
             "INSERT INTO sync_inbox (command_id, type, status, reason, ref, result_seq, "
-            "received_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
-            (command_id, command_type, status, reason, ref, seq, now),
+            "received_at, skipped) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            (command_id, command_type, status, effect.note, effect.ref, seq, now,
+             None if skipped is None else skipped.decode()),
         )
 
     def _send_result(self, tx: Transaction, command_id: str, command_type: str, status: str,
-                     reason: str | None, ref: str | None) -> int:
+                     effect: Effect) -> int:
         """Write the ``command.result`` event to the outbox; returns its seq."""
         result = messages.CommandResult(command_id=command_id, command_type=command_type,
-                                        status=status, reason=reason, ref=ref)  # type: ignore[arg-type]
+                                        status=status, reason=effect.note,  # type: ignore[arg-type]
+                                        ref=effect.ref, skipped=effect.skipped)
         return enqueue(tx, self.services.bus, messages.COMMAND_RESULT,
-                       {f: getattr(result, f) for f in result.__struct_fields__},
-                       self.services.clock.now())
+                       msgspec.to_builtins(result), self.services.clock.now())
 
     # --- dead letters ---------------------------------------------------------------------------
 
@@ -416,7 +430,8 @@ class _Tally:
 
     applied: int = 0
     already: int = 0
-    skipped: list[str] = field(default_factory=list)
+    skipped: list[messages.SkippedEvent] = field(default_factory=list)
+    lines: list[str] = field(default_factory=list)  # the same, for people
 
     def add(self, event: messages.RecoveredEvent, applied: bool) -> None:
         if applied:
@@ -425,7 +440,12 @@ class _Tally:
             self.already += 1
 
     def skip(self, event: messages.RecoveredEvent, why: str) -> None:
-        self.skipped.append(f"seq {event.seq} ({event.type}) skipped: {why}")
+        self.skipped.append(messages.SkippedEvent(seq=event.seq, note=why[:500]))
+        self.lines.append(f"seq {event.seq} ({event.type}) skipped: {why}")
+
+    def notes(self) -> str:
+        """The skip notes in one line (the result's reason, the log)."""
+        return "; ".join(self.lines)
 
     def summary(self) -> str:
         return (f"{self.applied} applied, {self.already} already here, "

@@ -84,6 +84,13 @@ class OrderStatus(msgspec.Struct, kw_only=True):
     lines: list[EventOrderLine]
 
 
+class SkippedEvent(msgspec.Struct, kw_only=True):
+    """An event of a store.recover the store could not take, and why."""
+
+    seq: Seq
+    note: str
+
+
 class CommandResult(msgspec.Struct, kw_only=True):
     """What the hub did with a command: sent when it is applied or refused, and the same again
     when the command comes again after the shop acknowledged the first (a restored shop)."""
@@ -93,6 +100,10 @@ class CommandResult(msgspec.Struct, kw_only=True):
     status: Literal["applied", "rejected"]
     reason: str | None = None
     ref: str | None = None
+    #: Of an applied store.recover, the events skipped (the others were applied or already
+    #: there), so the shop can tell each one's outcome; None for other commands (and from hubs
+    #: before it).
+    skipped: list[SkippedEvent] | None = None
 
 
 class Reminder(msgspec.Struct, kw_only=True):

@@ -180,8 +180,9 @@ CREATE TABLE IF NOT EXISTS rewound_events (
     ts           REAL NOT NULL,
     rewound_at   REAL NOT NULL,
     command_id   TEXT,                       -- the store.recover handing it back (null: kept only)
-    outcome      TEXT,                       -- applied, rejected (the command's); not_recovered
-    note         TEXT,                       -- the store's note on the batch, or why not sent
+    outcome      TEXT,                       -- applied, rejected (the command's), skipped;
+                                             -- not_recovered
+    note         TEXT,                       -- why skipped, rejected or not sent
     recovered_at REAL,
     PRIMARY KEY (store, epoch, seq)
 );

@@ -510,7 +510,7 @@ class ShopStore:
         )
         if result.command_type == messages.STORE_RECOVER:
             ShopStore._recovery_answered(conn, result.command_id, result.status, result.reason,
-                                         now)
+                                         now, result.skipped)
         if result.status == "rejected" and result.command_type == messages.ORDER_PLACE:
             # The store never created the order, so no status event will come for it.
             ShopStore._order_refused(conn, env.store, result.command_id, result.reason, env.seq,
@@ -518,10 +518,20 @@ class ShopStore:
 
     @staticmethod
     def _recovery_answered(conn: sqlite3.Connection, command_id: str, status: str,
-                           reason: str | None, now: float) -> None:
-        """The events store.recover ``command_id`` carried take its outcome."""
-        conn.execute("UPDATE rewound_events SET outcome = ?, note = ?, recovered_at = ? "
-                     "WHERE command_id = ?", (status, reason, now, command_id))
+                           reason: str | None, now: float,
+                           skipped: list[messages.SkippedEvent] | None = None) -> None:
+        """The events store.recover ``command_id`` carried take its outcome: each its own when
+        the store said which it skipped (the others were applied or already there), else the
+        command's, with its note."""
+        if skipped is None:
+            conn.execute("UPDATE rewound_events SET outcome = ?, note = ?, recovered_at = ? "
+                         "WHERE command_id = ?", (status, reason, now, command_id))
+            return
+        conn.execute("UPDATE rewound_events SET outcome = ?, note = NULL, recovered_at = ? "
+                     "WHERE command_id = ?", (status, now, command_id))
+        conn.executemany("UPDATE rewound_events SET outcome = 'skipped', note = ? "
+                         "WHERE command_id = ? AND seq = ?",
+                         [(skip.note, command_id, skip.seq) for skip in skipped])
 
     @staticmethod
     def _order_refused(conn: sqlite3.Connection, store: str, command_id: str,

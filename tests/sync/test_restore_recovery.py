@@ -6,6 +6,7 @@ crash, and nothing a till sends again, or a recovery delivered twice, counts twi
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 from typing import Any
 
@@ -253,7 +254,31 @@ async def test_what_the_store_cannot_take_is_skipped_with_a_note_not_the_batch(
     # staff see it in Store health, what to put right by hand with it
     [shown] = (await pair.hub_api("GET", "/api/staff/health"))["sync"]["recovered"]
     assert (shown["summary"], shown["skipped"]) == (outcome.ref, outcome.reason)
-    # the same command again (a resend) applies nothing more
+    # the result names each skipped event, for the shop to mark that one
+    db = svc.db
+
+    async def results() -> list[dict[str, Any]]:
+        rows = await db.read(db.query, "SELECT data FROM outbox WHERE type = ? ORDER BY seq",
+                             (messages.COMMAND_RESULT,))
+        return [json.loads(row["data"]) for row in rows]
+
+    first = (await results())[-1]
+    assert first["command_id"] == command.id
+    notes = ["no product with SKU 'GONE-1'", "not a type the store recovers",
+             "a pickup movement follows its order", "no order with id 'o-missing'",
+             "data the store cannot take"]
+    assert [skip["seq"] for skip in first["skipped"]] == [1, 2, 3, 4, 5]
+    assert [skip["note"].startswith(note)
+            for skip, note in zip(first["skipped"], notes, strict=True)] == [True] * 5, first
+    # the same command again (a resend) applies nothing more; its first answer acknowledged
+    # (gone from the outbox), the same answer goes again, skipped events and all
+    async def acknowledged() -> bool:
+        return await results() == []
+
+    await wait_until(acknowledged, 30, "the first answer acknowledged")
+    assert svc.sync is not None
+    await svc.sync.stop()  # so the answer sent again stays in the outbox to be read
     again = await link.execute(command)
     assert again.status == "duplicate"
     assert await hub_levels(pair) == after
+    assert await results() == [first]

@@ -323,3 +323,34 @@ def test_a_recovery_refused_before_it_is_sent_gives_its_events_that_outcome(
     assert shop.refuse_command(seq, "too large to send to the store", letter, 3.0)
     assert rows(shop, "SELECT outcome, note, count(*) FROM rewound_events GROUP BY 1, 2") == [
         ("rejected", "too large to send to the store", 25)]
+
+
+def result(epoch: int, seq: int, command_id: str, ref: str, reason: str | None,
+           skipped: list[messages.SkippedEvent] | None) -> EventItem:
+    """The store's answer to a store.recover, decoded as the shop's link does."""
+    answer = messages.CommandResult(command_id=command_id, command_type=messages.STORE_RECOVER,
+                                    status="applied", reason=reason, ref=ref, skipped=skipped)
+    env = decode(build(store=STORE, epoch=epoch, seq=seq, type_=messages.COMMAND_RESULT,
+                       ts=float(seq), data=answer, prev=seq - 1), 65536)
+    return EventItem(env, decode_data(env, EVENT_SCHEMAS[messages.COMMAND_RESULT]))
+
+
+@pytest.mark.parametrize("says_which", [True, False], ids=["each-event", "older-hub"])
+def test_each_handed_back_event_gets_its_own_outcome(shop: ShopStore, says_which: bool) -> None:
+    """Why: every event of a recovery batch took the batch's outcome, `applied`, with all the
+    skip notes: the shop's operators could not tell which events the store skipped. The store
+    now says which; from a hub that does not, the batch's outcome stays on each."""
+    shop.apply_batch([birth(2, 13, 13)], 2.0)  # restored at 13: 14-20 handed back
+    [command_id] = [row[0] for row in rows(shop, "SELECT DISTINCT command_id FROM "
+                                                 "rewound_events")]
+    note = "no product with SKU 'BAN-1'"
+    skipped = [messages.SkippedEvent(seq=15, note=note)] if says_which else None
+    shop.apply_batch([result(2, 14, command_id, "6 applied, 0 already here, 1 skipped",
+                             f"seq 15 (stock.movement) skipped: {note}", skipped)], 3.0)
+    outcomes = rows(shop, "SELECT seq, outcome, note FROM rewound_events ORDER BY seq")
+    if says_which:
+        assert outcomes == [(seq, "applied", None) if seq != 15 else (15, "skipped", note)
+                            for seq in range(14, 21)]
+    else:
+        assert {(outcome, text) for _, outcome, text in outcomes} == {
+            ("applied", f"seq 15 (stock.movement) skipped: {note}")}
