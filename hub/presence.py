@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import sqlite3
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING
 
@@ -39,6 +38,7 @@ from hub.events import Event, Subscription
 from hub.members import MEMBERS_CHANGED
 from hub.orders import ORDER_STATUS
 from hub.reminders import Reminder, ReminderRules
+from hub.storage import storage_failure
 from sync.failures import FailureLog
 from sync.mqtt_client import tls_context
 
@@ -49,8 +49,8 @@ _log = logging.getLogger(__name__)
 
 PRESENCE = "presence"  # staff-feed event: {"t", "member", "event", "zone"}
 TICK_S = 1.0
-#: A presence event the database cannot take for now (a full or read-only card: SQLite's
-#: OperationalError) is tried again, the events after it waiting in order, every
+#: A presence event the database cannot take for now (a full or read-only card, an I/O error:
+#: ``hub.storage.storage_failure``) is tried again, the events after it waiting in order, every
 #: RECORD_RETRY_S for up to RECORD_RETRY_FOR_S: an arrival recorded a few minutes late still
 #: reminds a member who is in the store, and the staff still see it. Then it is let go.
 RECORD_RETRY_S = 5.0
@@ -246,33 +246,30 @@ class PresenceService:
                 self._events.task_done()
 
     async def _record_in_time(self, event: PresenceEvent) -> None:
-        """Record ``event``, trying again while the database cannot take it (see
-        ``RECORD_RETRY_S``); any other failure lets it go at once, so that one bad write does
-        not hold presence up."""
+        """Record ``event``, trying again while the disk refuses it (see ``RECORD_RETRY_S``);
+        any other failure lets it go at once, so that one bad write does not hold presence up."""
         clock = self.services.clock
         first = clock.monotonic()
         while True:
             try:
                 await self.services.db.write(self.record, event)
-            except sqlite3.OperationalError as exc:
-                self._record_failures.failed(exc, "recording a presence event (%s) failed; "
-                                             "tried again every %.0f s for %.0f s",
-                                             event.event, RECORD_RETRY_S, RECORD_RETRY_FOR_S)
-                if clock.monotonic() - first >= RECORD_RETRY_FOR_S:
-                    self.records_let_go += 1
+            except Exception as exc:  # noqa: BLE001 - one bad write must not stop presence
+                disk = storage_failure(exc, self.services.db.path) is not None
+                self._record_failures.failed(exc, "recording a presence event (%s) failed%s",
+                                             event.event, "; tried again every "
+                                             f"{RECORD_RETRY_S:.0f} s for up to "
+                                             f"{RECORD_RETRY_FOR_S:.0f} s" if disk else "")
+                if disk and clock.monotonic() - first < RECORD_RETRY_FOR_S:
+                    await clock.sleep(RECORD_RETRY_S)
+                    continue
+                self.records_let_go += 1
+                if disk:
                     _log.error("a presence event (%s) could not be recorded for %.0f s and is "
                                "let go (the database: %s)", event.event, RECORD_RETRY_FOR_S,
                                exc)
-                    return
-                await clock.sleep(RECORD_RETRY_S)
-            except Exception as exc:  # noqa: BLE001 - one bad write must not stop presence
-                self._record_failures.failed(exc, "recording a presence event (%s) failed",
-                                             event.event)
-                self.records_let_go += 1
                 return
-            else:
-                self._record_failures.succeeded()
-                return
+            self._record_failures.succeeded()
+            return
 
     def record(self, event: PresenceEvent) -> list[Reminder]:
         """Store one presence event, push it to the staff feed and, on arrival, apply the

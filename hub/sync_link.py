@@ -304,12 +304,12 @@ class HubStoreLink:
         """Answer the command and keep the answer (``sync_inbox``) to send again."""
         now = self.services.clock.now()
         seq = self._send_result(tx, command_id, command_type, status, effect)
-        skipped = None if effect.skipped is None else msgspec.json.encode(effect.skipped)
+        skipped = (None if effect.skipped is None
+                   else msgspec.json.encode(effect.skipped).decode())
         tx.execute(
             "INSERT INTO sync_inbox (command_id, type, status, reason, ref, result_seq, "
             "received_at, skipped) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-            (command_id, command_type, status, effect.note, effect.ref, seq, now,
-             None if skipped is None else skipped.decode()),
+            (command_id, command_type, status, effect.note, effect.ref, seq, now, skipped),
         )
 
     def _send_result(self, tx: Transaction, command_id: str, command_type: str, status: str,
