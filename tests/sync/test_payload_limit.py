@@ -24,6 +24,7 @@ from hub.services import Services
 from sync.broker_config import BrokerConnection, max_packet_size
 from sync.broker_setup import BrokerPlan, BrokerSetupError, write_broker_config
 from sync.envelope import DEFAULT_MAX_PAYLOAD_BYTES
+from sync.messages import MOVEMENT, STORE_RECOVER
 from sync.shop.store import ShopStore
 from sync.topics import StoreTopics
 from tests.fixtures.mosquitto import Mosquitto, free_port
@@ -371,8 +372,6 @@ async def test_recovery_batches_wait_in_order_behind_one_held_back(
     """Why: a store.recover over the store's lower limit was held back while the later, smaller
     batches went: the store applied a lost history out of order (an order's `collected` before
     its `ready` is skipped, its stock left reserved)."""
-    from sync import messages
-
     pair = await _pair(tmp_path, mosquitto, max_payload_bytes=4 * LIMIT)
     assert pair.hub is not None and pair.shop is not None
     try:
@@ -381,7 +380,7 @@ async def test_recovery_batches_wait_in_order_behind_one_held_back(
                          "the store's limit heard in its state")
 
         def sale(seq: int) -> str:
-            return json.dumps({"seq": seq, "type": messages.MOVEMENT, "ts": 1.0, "data": {
+            return json.dumps({"seq": seq, "type": MOVEMENT, "ts": 1.0, "data": {
                 "movement_id": f"lost-{seq}", "sku": "OAT-1", "qty": -1, "reason": "sale",
                 "ref": f"till-1:{seq}"}})
 
@@ -396,11 +395,11 @@ async def test_recovery_batches_wait_in_order_behind_one_held_back(
         assert session is not None
         await link._send_commands(session, await store.read(store.pending_commands, None, None))
         assert pair.shop_sql("SELECT status, sent_at FROM commands WHERE type = ? ORDER BY seq",
-                             messages.STORE_RECOVER) == [("pending", None), ("pending", None)]
+                             STORE_RECOVER) == [("pending", None), ("pending", None)]
         await pair.stop_hub()
         await pair.start_hub(max_payload_bytes=4 * LIMIT)
         await wait_until(lambda: pair.shop_sql(
-            "SELECT status FROM commands WHERE type = ?", messages.STORE_RECOVER) == [
+            "SELECT status FROM commands WHERE type = ?", STORE_RECOVER) == [
             ("applied",), ("applied",)], 30, "both batches applied once the limits match")
         db = pair.hub.services.db
         refs = await db.read(db.query, "SELECT ref FROM stock_ledger WHERE ref LIKE 'till-1:%' "

@@ -12,6 +12,7 @@ import pytest
 
 from sync import messages
 from sync.envelope import build, decode, decode_data
+from sync.ports import DeadLetter
 from sync.shop.link import EVENT_SCHEMAS
 from sync.shop.store import EventItem, Item, ShopStore, StateItem
 
@@ -311,8 +312,6 @@ def test_a_recovery_refused_before_it_is_sent_gives_its_events_that_outcome(
     """Why: a store.recover queued under a larger max_payload_bytes than the shop restarted
     with was refused as too large to send, but its events kept no outcome, as if their answer
     were still to come."""
-    from sync.ports import DeadLetter
-
     shop = ShopStore(tmp_path / "shop.db", max_payload_bytes=16 * 1024)
     shop.create_schema()
     shop.apply_batch([birth(1, 0, 0), *(sale(1, seq, 100 - seq) for seq in range(1, 31))], 1.0)
