@@ -255,10 +255,10 @@ class PresenceService:
                 await self.services.db.write(self.record, event)
             except Exception as exc:  # noqa: BLE001 - one bad write must not stop presence
                 disk = storage_failure(exc, self.services.db.path) is not None
+                retried = (f"; tried again every {RECORD_RETRY_S:.0f} s for up to "
+                           f"{RECORD_RETRY_FOR_S:.0f} s") if disk else ""
                 self._record_failures.failed(exc, "recording a presence event (%s) failed%s",
-                                             event.event, "; tried again every "
-                                             f"{RECORD_RETRY_S:.0f} s for up to "
-                                             f"{RECORD_RETRY_FOR_S:.0f} s" if disk else "")
+                                             event.event, retried)
                 if disk and clock.monotonic() - first < RECORD_RETRY_FOR_S:
                     await clock.sleep(RECORD_RETRY_S)
                     continue

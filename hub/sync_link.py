@@ -192,24 +192,25 @@ class HubStoreLink:
         for event in data.events:
             try:
                 if event.type == messages.MOVEMENT:
-                    tally.add(event, self._recover_movement(event))
+                    tally.add(self._recover_movement(event))
                 elif event.type == messages.ORDER_STATUS:
-                    tally.add(event, self._recover_order_step(event))
+                    tally.add(self._recover_order_step(event))
                 elif event.type == messages.REMINDER:
-                    tally.add(event, self._recover_reminder(event))
+                    tally.add(self._recover_reminder(event))
                 else:
                     tally.skip(event, "not a type the store recovers")
             except HubError as exc:
                 tally.skip(event, exc.message)
             except (ValidationError, msgspec.ValidationError) as exc:
                 tally.skip(event, f"data the store cannot take: {exc}"[:200])
+        notes = tally.notes()
         log.warning(
             "recovery after a restore (command %s, events %s-%s of run %s): the shop handed "
             "back %d event(s) lost with the history after the backup: %d applied again, %d "
             "already here, %d skipped%s", command_id, data.events[0].seq, data.events[-1].seq,
             data.epoch, len(data.events), tally.applied, tally.already, len(tally.skipped),
-            f" ({tally.notes()[:500]})" if tally.skipped else "")
-        return Effect(tally.summary(), tally.notes()[:1000] or None, tally.skipped)
+            f" ({notes[:500]})" if notes else "")
+        return Effect(tally.summary(), notes[:1000] or None, tally.skipped)
 
     def _recover_movement(self, event: messages.RecoveredEvent) -> bool:
         """A till's or staff's movement again, by its original ``ref`` (one a till has sent
@@ -433,7 +434,8 @@ class _Tally:
     skipped: list[messages.SkippedEvent] = field(default_factory=list)
     lines: list[str] = field(default_factory=list)  # the same, for people
 
-    def add(self, event: messages.RecoveredEvent, applied: bool) -> None:
+    def add(self, applied: bool) -> None:
+        """One event taken: applied again, or (False) already there."""
         if applied:
             self.applied += 1
         else:
