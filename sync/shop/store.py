@@ -411,7 +411,8 @@ class ShopStore:
                 # A newer run has another event at this seq: the store's history was cut back
                 # before it (a restore), and its birth, which says so, came late or not at all
                 # (it wrote past the old watermark first, or its clock was behind).
-                self._rewind(conn, env.store, watermarks[env.store], env.seq - 1, now)
+                keep = self._history_kept(conn, env.store, env.seq - 1, (env.epoch, None))
+                self._rewind(conn, env.store, watermarks[env.store], keep, env.seq - 1, now)
                 out.rewound.add(env.store)
                 watermarks[env.store] = conn.execute(
                     "SELECT watermark FROM stores WHERE store = ?", (env.store,)).fetchone()[0]
@@ -591,13 +592,17 @@ class ShopStore:
                             (env.store,)).fetchone()[0]
         conn.execute("UPDATE stores SET born_epoch = max(born_epoch, ?) WHERE store = ?",
                      (env.epoch, env.store))
+        # Only a new run can have a shorter history; a retained birth of the current run may
+        # simply predate what the shop has applied since. Judged against the last birth, not
+        # the newest epoch seen: the new run's first events or snapshots can reach the shop
+        # before its birth (same batch, another shop instance, a retained birth heard late).
+        keep = watermark
         if env.epoch > born and watermark > st.last_seq:
-            # Only a new run can have a shorter history; a retained birth of the current run
-            # may simply predate what the shop has applied since. Judged against the last
-            # birth, not the newest epoch seen: the new run's first events or snapshots can
-            # reach the shop before its birth (same batch, another shop instance).
-            self._rewind(conn, env.store, watermark, st.last_seq, now,
-                         run=(env.epoch, st.inherited_seq), store_limit=st.max_payload_bytes)
+            keep = self._history_kept(conn, env.store, st.last_seq,
+                                      (env.epoch, st.inherited_seq))
+        if keep < watermark:
+            self._rewind(conn, env.store, watermark, keep, st.last_seq, now,
+                         store_limit=st.max_payload_bytes)
             out.rewound.add(env.store)
             out.snapshots_wanted.add(env.store)
             out.drift += 1
@@ -611,36 +616,46 @@ class ShopStore:
             out.snapshots_wanted.add(env.store)
             out.drift += 1
 
-    def _rewind(self, conn: sqlite3.Connection, store: str, watermark: int, last_seq: int,
-                now: float, run: tuple[int, int | None] = (0, None),
-                store_limit: int | None = None) -> None:
-        """The store came back with a shorter history (restored from a backup): set what came
-        after it aside (``rewound_events``) and hand it back to the store to apply again
-        (store.recover), rebuild the stock view from snapshots, and put orders and commands
-        back where that history leaves them. What the store applies again comes back as new
-        events, so the views follow the store throughout.
+    @staticmethod
+    def _history_kept(conn: sqlite3.Connection, store: str, last_seq: int,
+                      run: tuple[int, int | None]) -> int:
+        """The newest seq of ``store``'s history that its new run still has, when it says its
+        last seq is ``last_seq``: what the shop holds above it is lost with a restore, unless
+        it is the new run's own.
 
-        ``run`` is the new run's epoch and the seq it began at, and ``store_limit`` its
-        ``max_payload_bytes``, as its birth says (None from an older hub). The restored hub
-        may have written other events at the numbers after that seq before the shop heard it,
-        so above it only the run's own (by epoch, in an unbroken line) are kept; without it,
-        such an event rewinds the store a second time when it comes, and what the store lost
-        comes back in two recoveries."""
+        ``run`` is the new run's epoch and the seq it began at, as its birth says (None from
+        an older hub). The restored hub may have written other events at the numbers after
+        that seq before the shop heard it, so above it only the run's own (by epoch, in an
+        unbroken line) are kept; without it, such an event rewinds the store a second time
+        when it comes, and what the store lost comes back in two recoveries. The run's own
+        events above ``last_seq`` are kept too: a birth is older than the events written after
+        it, and the first birth the shop hears may come after them (a retained birth heard
+        late), when nothing at all was lost."""
         epoch, inherited = run
         shared = last_seq if inherited is None else inherited
         # The newest event the restored history still has. Retention keeps every `applied` row
         # a restore from a backup within its window needs; from an older backup, the event may
         # be pruned from `applied` but is still among the business records, kept for good.
-        keep = max(conn.execute(f"SELECT coalesce(max(seq), 0) FROM {table} WHERE store = ? "
-                                "AND seq <= ?", (store, shared)).fetchone()[0]
-                   for table in ("applied", "movements", "order_events", "other_events"))
-        if inherited is not None:
-            for (seq,) in conn.execute("SELECT seq FROM applied WHERE store = ? AND seq > ? AND "
-                                       "seq <= ? AND epoch = ? ORDER BY seq",
-                                       (store, keep, last_seq, epoch)):
-                if seq != keep + 1:
-                    break
-                keep = seq
+        keep: int = max(conn.execute(f"SELECT coalesce(max(seq), 0) FROM {table} WHERE store = "
+                                     "? AND seq <= ?", (store, shared)).fetchone()[0]
+                        for table in ("applied", "movements", "order_events", "other_events"))
+        for (seq,) in conn.execute("SELECT seq FROM applied WHERE store = ? AND seq > ? AND "
+                                   "epoch = ? ORDER BY seq", (store, keep, epoch)):
+            if seq != keep + 1:
+                break
+            keep = seq
+        return keep
+
+    def _rewind(self, conn: sqlite3.Connection, store: str, watermark: int, keep: int,
+                last_seq: int, now: float, store_limit: int | None = None) -> None:
+        """The store came back with a shorter history (restored from a backup) that ends at
+        ``keep``, below the shop's ``watermark``: set what came after it aside
+        (``rewound_events``) and hand it back to the store to apply again (store.recover),
+        rebuild the stock view from snapshots, and put orders and commands back where that
+        history leaves them. What the store applies again comes back as new events, so the
+        views follow the store throughout. ``last_seq`` is what the store said (for the drift
+        record), ``store_limit`` its ``max_payload_bytes`` as its birth says (None from an
+        older hub)."""
         self._set_aside(conn, store, keep, now)
         for table in ("applied", "movements", "order_events", "reminders", "other_events"):
             conn.execute(f"DELETE FROM {table} WHERE store = ? AND seq > ?", (store, keep))

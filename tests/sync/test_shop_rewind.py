@@ -158,6 +158,30 @@ def test_a_retained_birth_of_the_current_run_rewinds_nothing(shop: ShopStore) ->
     assert ("rewind",) not in rows(shop, "SELECT kind FROM drift")
 
 
+@pytest.mark.parametrize("inherited", [None, "given"])
+def test_a_birth_heard_after_its_runs_own_events_rewinds_nothing(
+        tmp_path: Path, inherited: str | None) -> None:
+    """Why: a birth is published when the store connects, and the events it writes after it
+    carry higher numbers; when the shop heard them first (the retained birth delivered after
+    them, a new run's first events sent before the shop subscribed), the birth's lower
+    "last seq" read as a restore. The shop set the run's own events aside, handed them back
+    in a store.recover the store answered "already here", and showed a recovery on Store
+    health that never happened. Run 1 here is the store's first ever, run 2 a plain restart."""
+    shop = ShopStore(tmp_path / "shop.db")
+    shop.create_schema()
+    shop.apply_batch([sale(1, seq, 100 - seq) for seq in range(1, 6)], 1.0)
+    outcome = shop.apply_batch([birth(1, 2, 0, 0 if inherited else None)], 1.1)
+    shop.apply_batch([sale(2, seq, 100 - seq) for seq in range(6, 9)], 2.0)
+    later = shop.apply_batch([birth(2, 5, 5, 5 if inherited else None)], 2.1)
+    assert not outcome.rewound and not later.rewound
+    assert rows(shop, "SELECT max(seq), count(*) FROM applied") == [(8, 8)]
+    assert rows(shop, "SELECT watermark, born_epoch FROM stores") == [(8, 2)]
+    assert rows(shop, "SELECT on_hand, seq FROM stock_view") == [(92, 8)]
+    assert rows(shop, "SELECT count(*) FROM commands") == [(0,)]
+    assert rows(shop, "SELECT count(*) FROM rewound_events") == [(0,)]
+    assert ("rewind",) not in rows(shop, "SELECT kind FROM drift")
+
+
 def test_a_database_from_before_births_were_recorded_keeps_its_epoch(tmp_path: Path) -> None:
     path = tmp_path / "old.db"
     conn = sqlite3.connect(path)
