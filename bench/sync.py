@@ -35,8 +35,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from hub.clock import SystemClock  # noqa: E402
 from hub.db import Database  # noqa: E402
 from hub.inventory import Inventory, MovementIn  # noqa: E402
-from tests.fixtures.hub_process import free_port, start_hub  # noqa: E402
+from tests.fixtures.hub_process import start_hub  # noqa: E402
 from tests.fixtures.mosquitto import Mosquitto  # noqa: E402
+from tests.fixtures.ports import free_port  # noqa: E402
 from tests.sync.processes import (  # noqa: E402
     STAFF_TOKEN,
     audit_files,

@@ -24,8 +24,9 @@ import paho.mqtt.client as paho
 
 from hub.demo.store import CATALOG, IMAGES
 from tests.e2e.walk_in import advertisement
-from tests.fixtures.hub_process import ROOT, free_port, start_hub, write_hub_config
+from tests.fixtures.hub_process import ROOT, start_hub, write_hub_config
 from tests.fixtures.mosquitto import Mosquitto
+from tests.fixtures.ports import free_port
 from tests.sync.conftest import wait_until
 from tests.sync.processes import shop_toml, start_shop
 

@@ -14,7 +14,8 @@ from pathlib import Path
 import aiohttp
 
 from hub.demo.store import CATALOG, IMAGES
-from tests.fixtures.hub_process import free_port, start_hub, write_hub_config
+from tests.fixtures.hub_process import start_hub, write_hub_config
+from tests.fixtures.ports import free_port
 
 TOKEN = "process-test-token-0123456789"
 

@@ -15,7 +15,7 @@ from typing import Any
 
 from hub.demo.store import prepare_demo
 from hub.services import build_services
-from tests.fixtures.hub_process import free_port
+from tests.fixtures.ports import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -21,7 +21,8 @@ from hub.doctor import (
     run_checks,
 )
 from hub.services import build_services
-from tests.fixtures.mosquitto import Mosquitto, free_port
+from tests.fixtures.mosquitto import Mosquitto
+from tests.fixtures.ports import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -18,7 +18,8 @@ from hub.db import Database
 from hub.inventory import Inventory
 from hub.sync_link import audit_export
 from sync.shop.audit import AuditReport, audit_store
-from tests.fixtures.hub_process import free_port, start_service, write_hub_config
+from tests.fixtures.hub_process import start_service, write_hub_config
+from tests.fixtures.ports import free_port
 
 STAFF_TOKEN = "process-test-token-0123456789"  # what write_hub_config puts in the token file
 

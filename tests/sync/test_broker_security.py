@@ -17,7 +17,8 @@ from sync.broker_setup import password_hash
 from sync.envelope import DEFAULT_MAX_PAYLOAD_BYTES, build
 from sync.topics import StoreTopics
 from tests.bounded import run_bounded
-from tests.fixtures.mosquitto import Mosquitto, free_port
+from tests.fixtures.mosquitto import Mosquitto
+from tests.fixtures.ports import free_port
 from tests.sync.conftest import RawClient, SyncPair, wait_until
 from tests.sync.pki import make_pki
 

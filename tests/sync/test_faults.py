@@ -13,8 +13,9 @@ from hub.inventory import MovementIn
 from sync.envelope import build
 from sync.shop.service import ShopService
 from sync.topics import StoreTopics
-from tests.fixtures.hub_process import free_port, start_hub
+from tests.fixtures.hub_process import start_hub
 from tests.fixtures.mosquitto import Mosquitto
+from tests.fixtures.ports import free_port
 from tests.sync.conftest import (
     CATALOG,
     RawClient,

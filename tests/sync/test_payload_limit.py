@@ -27,7 +27,8 @@ from sync.envelope import DEFAULT_MAX_PAYLOAD_BYTES
 from sync.messages import MOVEMENT, STORE_RECOVER
 from sync.shop.store import ShopStore
 from sync.topics import StoreTopics
-from tests.fixtures.mosquitto import Mosquitto, free_port
+from tests.fixtures.mosquitto import Mosquitto
+from tests.fixtures.ports import free_port
 from tests.sync.conftest import RawClient, SyncPair, applied, wait_until
 from tests.sync.test_bad_input import metric
 from tests.sync.test_shop_api import call

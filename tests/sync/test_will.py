@@ -9,8 +9,9 @@ from typing import Any
 from sync import messages
 from sync.envelope import build
 from sync.topics import StoreTopics
-from tests.fixtures.hub_process import free_port, start_hub
+from tests.fixtures.hub_process import start_hub
 from tests.fixtures.mosquitto import Mosquitto
+from tests.fixtures.ports import free_port
 from tests.sync.conftest import CATALOG, STORE, RawClient, SyncPair, wait_until
 from tests.sync.processes import get, hub_toml, import_catalog, kill, poll, shop_toml, start_shop
 
