@@ -165,7 +165,7 @@ class SyncAgent:
         self._inherited = position.last_seq
         self._sendable = position.last_seq
         self.cursor = self._chain = self.acked
-        self._tasks = [
+        self._tasks = [  # the connection first: stop() ends it last, after the goodbye
             asyncio.create_task(self.client.run(self._session), name="sync-mqtt"),
             asyncio.create_task(self._apply_commands(), name="sync-commands"),
             asyncio.create_task(self._record_acks(), name="sync-acks"),
@@ -174,14 +174,16 @@ class SyncAgent:
                  self.epoch, self.acked, self._last_seq)
 
     async def stop(self) -> None:
-        """Say goodbye (retained offline state, then DISCONNECT) and stop every task."""
+        """Stop what could still publish a state (the commands task answers a resync with
+        "online", a run above the shop's says goodbye and connects again), then say goodbye
+        (retained offline state, then DISCONNECT) and close the connection. Stopped after
+        the goodbye, an answer sent meanwhile left the store online at the shop for good."""
+        connection, workers = self._tasks[:1], self._tasks[1:]
+        await _cancel([*workers, *([self._overtaken] if self._overtaken else [])])
         session = self.client.session
         if session is not None and not session.closed.is_set():
             await self._goodbye(session)
-        tasks = [*self._tasks, *([self._overtaken] if self._overtaken else [])]
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+        await _cancel(connection)
         self._tasks = []
 
     def wake(self) -> None:
@@ -668,3 +670,10 @@ class SyncAgent:
             await session.send(self._state("online"))
         if refused is not None:
             raise refused
+
+
+async def _cancel(tasks: list[asyncio.Task[None]]) -> None:
+    """Cancel ``tasks`` and wait until each has ended."""
+    for task in tasks:
+        task.cancel()
+    await asyncio.gather(*tasks, return_exceptions=True)

@@ -13,6 +13,8 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from hub.backup import backup, restore
 from hub.clock import ManualClock
 from hub.inventory import MovementIn
@@ -149,6 +151,41 @@ async def test_a_resync_is_answered_from_its_after_seq(tmp_path: Path,
                          what="the resync's result")
         again = [e["seq"] for e in _received(shop, "events")[events:]]
         assert again == [last - 1, last, result]
+
+
+async def test_a_stop_while_answering_a_resync_leaves_the_store_offline(
+        tmp_path: Path, mosquitto: Mosquitto, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Why: the hub's link stopped while it answered the shop's resync (asked at every birth);
+    the answer's "online" state went after the goodbye's "offline", was retained, and the shop
+    showed the store online while it was gone. Whatever answers commands stops first: here a
+    resync holds in the middle of its answer while the link stops."""
+    topics = StoreTopics("retail", STORE)
+    async with _heard_by_a_raw_shop(tmp_path, mosquitto) as (clock, shop, sync, last):
+        answering, stopped_with = asyncio.Event(), []
+
+        async def held_answer() -> int:
+            answering.set()
+            try:
+                await asyncio.Event().wait()
+            finally:  # the connection still up: the goodbye has not been said yet
+                session = sync.agent.client.session
+                stopped_with.append(session is not None and not session.closed.is_set())
+            return 0
+
+        monkeypatch.setattr(sync.link, "announce_orders", held_answer)
+        resync = build(store=STORE, epoch=sync.agent.epoch, seq=0, type_=messages.RESYNC,
+                       ts=clock.now(), data=messages.Resync(after_seq=last, snapshots=True))
+        assert shop.publish(topics.cmd, resync) == 0
+        await asyncio.wait_for(answering.wait(), 30)
+        await sync.stop()
+        assert stopped_with == [True]
+        later = RawClient(mosquitto.port, "later-shop")
+        try:
+            assert later.subscribe(topics.state) == [1]
+            [state] = await wait_until(lambda: _received(later, "state"), what="the retained state")
+            assert state["data"]["state"] == "offline"
+        finally:
+            later.close()
 
 
 @contextlib.asynccontextmanager
