@@ -9,6 +9,8 @@ and the per-store watermark (everything up to it applied) advances along the ``p
 from __future__ import annotations
 
 import asyncio
+import base64
+import hashlib
 import json
 import sqlite3
 import threading
@@ -131,6 +133,14 @@ class OrderKey:
     key: str
     fingerprint: str
     kept_since: float
+
+    def order_id(self, member: str) -> str:
+        """The id of the order this key makes for ``member``, derived from the key and the
+        request: a retry after the shop lost the key (restored from a backup taken before
+        the first request) names the same order, which the store already has and takes once
+        (one id with the same contents is one order there), not a second order."""
+        digest = hashlib.sha256(f"{member}\0{self.key}\0{self.fingerprint}".encode()).digest()
+        return "o-" + base64.b32encode(digest).decode()[:26]
 
 
 @dataclass(frozen=True)
@@ -873,7 +883,8 @@ class ShopStore:
         With ``key``: when ``member`` used it since ``key.kept_since``, the order it made is
         returned instead (or KeyReused raised when the fingerprint differs). Checked and
         recorded in the one write transaction, so two requests with a key (two shop instances)
-        make one order."""
+        make one order. The order a key makes gets the key's own id (``OrderKey.order_id``),
+        ``order_id`` when that id was used longer ago than keys are kept."""
         with self._tx() as conn:
             if key is not None and member is not None:
                 conn.execute("DELETE FROM order_keys WHERE created_at < ?", (key.kept_since,))
@@ -883,17 +894,33 @@ class ShopStore:
                     if known[0] != key.fingerprint:
                         raise KeyReused(key.key, known[1])
                     return Placed(known[1], known[2], None)
+                keyed_id = key.order_id(member)
+                made = conn.execute("SELECT created_at FROM orders WHERE store = ? AND id = ?",
+                                    (store, keyed_id)).fetchone()
+                if made is not None and made[0] >= key.kept_since:
+                    # The key was lost, not its order (the shop was restored from a backup
+                    # taken before the first request; the store's status brought the order
+                    # back): answer with it, and know the key again from when it was used.
+                    self._keep_key(conn, member, key, keyed_id, store, made[0])
+                    return Placed(keyed_id, store, None)
+                if made is None:
+                    order_id = keyed_id
             self._require_store(conn, store)
             conn.execute("INSERT INTO orders (id, store, member, state, lines, created_at, "
                          "updated_at) VALUES (?, ?, ?, 'requested', ?, ?, ?)",
                          (order_id, store, member, json.dumps(lines), now, now))
             if key is not None and member is not None:
-                conn.execute("INSERT INTO order_keys (member, key, request, order_id, store, "
-                             "created_at) VALUES (?, ?, ?, ?, ?, ?)",
-                             (member, key.key, key.fingerprint, order_id, store, now))
+                self._keep_key(conn, member, key, order_id, store, now)
             data = {"id": order_id, "member": member, "lines": lines}
             command = self._add_command(conn, store, messages.ORDER_PLACE, data, order_id, now)
             return Placed(order_id, store, command)
+
+    @staticmethod
+    def _keep_key(conn: sqlite3.Connection, member: str, key: OrderKey, order_id: str,
+                  store: str, used_at: float) -> None:
+        conn.execute("INSERT INTO order_keys (member, key, request, order_id, store, "
+                     "created_at) VALUES (?, ?, ?, ?, ?, ?)",
+                     (member, key.key, key.fingerprint, order_id, store, used_at))
 
     def cancel_order(self, order_id: str, store: str, reason: str | None,
                      now: float) -> PendingCommand:

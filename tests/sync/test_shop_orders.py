@@ -4,9 +4,12 @@ Exchanges go through ``exchange``, so each is also checked against docs/shop-ope
 from __future__ import annotations
 
 import asyncio
+import shutil
 import sqlite3
 from pathlib import Path
 from typing import Any
+
+import pytest
 
 from hub.app import start_hub
 from sync.envelope import build, new_id
@@ -22,6 +25,8 @@ from tests.sync.conftest import (
     shop_config,
     wait_until,
 )
+from tests.sync.test_repeated_commands import copy_database
+from tests.sync.test_restore import acked_to_the_end
 from tests.sync.test_shop_api import exchange
 from tests.sync.test_shop_rewind import order_event
 
@@ -61,6 +66,56 @@ async def test_a_retried_order_with_an_idempotency_key_is_placed_once(pair: Sync
     status, stock, _ = await exchange(pair, "GET", f"/api/stores/{STORE}/stock/OAT-1")
     assert stock["reserved"] == 3 + 1  # reserved once for the retried order
     assert pair.shop_sql("SELECT count(*) FROM commands WHERE type = 'order.place'") == [(2,)]
+
+
+@pytest.mark.parametrize("store_online", [True, False], ids=["store-online", "store-offline"])
+async def test_a_retry_after_the_shop_lost_its_key_names_the_same_order(
+        pair: SyncPair, store_online: bool) -> None:
+    """Why: a shop restored from a backup taken before an order's first request had lost its
+    Idempotency-Key; the member's app sent the request again (its answer was lost in the
+    failure) and got a second order, a second reservation at the store. The order a key makes
+    has an id derived from the key and the request, so the retry names the same order: given
+    back when the store's status has brought it back, else asked of the store again, which
+    takes the same id with the same contents once."""
+    await pair.settled()
+    await wait_until(lambda: acked_to_the_end(pair), 30, "everything acknowledged")
+    await pair.stop_shop()
+    saved = pair.folder / "shop-backup.db"
+    await asyncio.to_thread(copy_database, str(pair.shop_db), str(saved))
+    await pair.start_shop()
+    key = {"Idempotency-Key": "5c0a7e2e-8f7e-4d0b-a7a9-6f8e1d2c3b4a"}
+    status, first, _ = await exchange(pair, "POST", "/api/orders", _order(), headers=key)
+    assert status == 202
+
+    def shop_state() -> str | None:
+        rows = pair.shop_sql("SELECT state FROM orders WHERE id = ?", first["id"])
+        return str(rows[0][0]) if rows else None
+
+    await wait_until(lambda: shop_state() == "accepted", 30, "the order accepted at the shop")
+    await pair.settled()
+    await wait_until(lambda: acked_to_the_end(pair), 30, "everything acknowledged")
+
+    await pair.stop_shop()
+    if not store_online:
+        await pair.stop_hub()
+    for leftover in ("-wal", "-shm"):
+        pair.shop_db.with_name(pair.shop_db.name + leftover).unlink(missing_ok=True)
+    shutil.copyfile(saved, pair.shop_db)
+    await pair.start_shop()
+    assert shop_state() is None or store_online  # the backup never had it
+    if store_online:
+        await wait_until(lambda: shop_state() == "accepted", 30, "the order back from the store")
+    status, again, headers = await exchange(pair, "POST", "/api/orders", _order(), headers=key)
+    assert status == 202 and again["id"] == first["id"]
+    assert (headers.get("Idempotent-Replayed") == "true") is store_online
+    if not store_online:
+        await pair.start_hub()
+        await wait_until(lambda: shop_state() == "accepted", 30, "the order accepted again")
+    assert pair.hub is not None
+    hub = pair.hub.services.db
+    assert hub.query("SELECT id FROM orders") == [{"id": first["id"]}]
+    [oat] = hub.query("SELECT reserved FROM stock WHERE sku = 'OAT-1'")
+    assert oat["reserved"] == 3  # reserved once
 
 
 async def test_a_malformed_idempotency_key_is_refused(pair: SyncPair) -> None:
@@ -122,13 +177,14 @@ def test_a_database_from_before_keys_takes_keyed_orders(tmp_path: Path) -> None:
         first = store.place_order("o-1", STORE, "m-1", [{"sku": "OAT-1", "qty": 1}], 2.0, key)
         again = store.place_order("o-2", STORE, "m-1", [{"sku": "OAT-1", "qty": 1}], 3.0, key)
         assert first.command is not None and again.command is None
-        assert again.order_id == "o-1"
-        # A key older than the time it is kept is forgotten: the request makes a new order.
+        assert again.order_id == first.order_id == key.order_id("m-1")
+        # A key older than the time it is kept is forgotten: the request makes a new order
+        # (with the id it was given, as the key's own is taken).
         later = store.place_order("o-3", STORE, "m-1", [{"sku": "OAT-1", "qty": 1}], 9.0,
                                   OrderKey("key-0001", "a" * 64, kept_since=5.0))
         assert later.order_id == "o-3" and later.command is not None
-        assert [r[0] for r in store._conn().execute("SELECT id FROM orders ORDER BY id")] == [
-            "o-1", "o-3", "o-old"]
+        assert {r[0] for r in store._conn().execute("SELECT id FROM orders")} == {
+            first.order_id, "o-3", "o-old"}
     finally:
         store.close()
 
