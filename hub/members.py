@@ -16,7 +16,8 @@ from hub.clock import Clock
 from hub.db import Database
 from hub.errors import NotFound
 from hub.events import Event, EventBus
-from sync.messages import ID_PATTERN, NAME_PATTERN
+from hub.outbox import enqueue
+from sync.messages import ID_PATTERN, MEMBER_STATUS, NAME_PATTERN
 
 MEMBERS_CHANGED = "members.changed"
 
@@ -121,6 +122,20 @@ class MemberDirectory:
             "SELECT id, beacon_key FROM members WHERE consent = 1 AND beacon_key IS NOT NULL"
         )
         return {r["id"]: bytes.fromhex(r["beacon_key"]) for r in rows}
+
+    def announce(self) -> int:
+        """Tell the shop every member as this store has it (a member.status event each), when
+        it asks: a shop restored from its backup lost the opt-ins and withdrawals made since,
+        and the member's app showed the opposite of what the store does. Returns how many."""
+        with self.db.transaction() as tx:
+            rows = tx.execute("SELECT id, display_name, consent, beacon_key, updated_at "
+                              "FROM members ORDER BY id").fetchall()
+            now = self.clock.now()
+            for member_id, name, consent, key, updated_at in rows:
+                enqueue(tx, self.bus, MEMBER_STATUS, {
+                    "id": member_id, "display_name": name, "consent": bool(consent),
+                    "beacon_key": key if consent else None, "updated_at": updated_at}, now)
+        return len(rows)
 
     def _changed(self, tx: Any) -> None:
         if self.bus is not None:

@@ -179,6 +179,8 @@ class HubStoreLink:
             return Effect(f"{summary['added']} added, {summary['updated']} updated", note)
         if isinstance(data, messages.Resync):
             return Effect(None, None)
+        if isinstance(data, messages.MemberAnnounce):
+            return Effect(f"{svc.members.announce()} member(s) sent", None)
         if isinstance(data, messages.StoreRecover):
             return self._recover(command.id, data)
         raise AssertionError(f"no handler for {type(data).__name__}")

@@ -42,6 +42,7 @@ REMINDER = "reminder"
 BEACON_HEALTH = "beacon.health"
 SNAPSHOT = "stock.snapshot"
 STATE = "store.state"
+MEMBER_STATUS = "member.status"
 
 
 class Movement(msgspec.Struct, kw_only=True):
@@ -82,6 +83,18 @@ class OrderStatus(msgspec.Struct, kw_only=True):
     updated_at: float
     pickup_by: float | None = None
     lines: list[EventOrderLine]
+
+
+class MemberStatus(msgspec.Struct, kw_only=True):
+    """A member as the store has it, sent when the shop asks (member.announce): a shop restored
+    from its backup gets back the opt-ins and withdrawals made since. ``updated_at`` is when the
+    store last changed it (the store's clock); the key only while the member consents."""
+
+    id: ID
+    display_name: str = ""
+    consent: bool
+    beacon_key: Annotated[str, msgspec.Meta(pattern=r"^[0-9a-fA-F]{32}\Z")] | None = None
+    updated_at: float
 
 
 class SkippedEvent(msgspec.Struct, kw_only=True):
@@ -151,6 +164,7 @@ MEMBER_UPSERT = "member.upsert"
 CATALOG_UPDATE = "catalog.update"
 RESYNC = "sync.resync"
 STORE_RECOVER = "store.recover"
+MEMBER_ANNOUNCE = "member.announce"
 #: The event types a store.recover hands back (stock movements staff and tills made, order
 #: steps, member reminders sent); presence and other events are not (personal, ephemeral).
 RECOVERED_TYPES = (MOVEMENT, ORDER_STATUS, REMINDER)
@@ -204,6 +218,12 @@ class Resync(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     snapshots: bool = False
 
 
+class MemberAnnounce(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    """Send every member the store has as a member.status event: the shop lost its own record
+    of them (restored from a backup, or a new database). Its own command, not a resync option,
+    so a store from before it refuses it (unknown type) rather than the resync."""
+
+
 class RecoveredEvent(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     """One event of the store's lost history, as the store had sent it (``data`` is its event
     data, checked by the store event by event: one it cannot take is skipped, not the batch)."""
@@ -254,7 +274,8 @@ class RecoveredReminder(msgspec.Struct, kw_only=True):
     zone: str | None = None
 
 
-Command = OrderPlace | OrderCancel | MemberUpsert | CatalogUpdate | Resync | StoreRecover
+Command = (OrderPlace | OrderCancel | MemberUpsert | CatalogUpdate | Resync | StoreRecover
+           | MemberAnnounce)
 
 #: Command type -> its data schema; any other type on a command topic is dead-lettered.
 COMMANDS: dict[str, type[Command]] = {
@@ -264,4 +285,5 @@ COMMANDS: dict[str, type[Command]] = {
     CATALOG_UPDATE: CatalogUpdate,
     RESYNC: Resync,
     STORE_RECOVER: StoreRecover,
+    MEMBER_ANNOUNCE: MemberAnnounce,
 }

@@ -25,6 +25,7 @@ EVENT_KINDS: dict[str, str] = {
     "reminder": "reminder",
     "beacon.health": "beacon",
     "command.result": "result",
+    "member.status": "member",
 }
 OTHER_KIND = "other"
 

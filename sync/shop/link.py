@@ -58,6 +58,7 @@ EVENT_SCHEMAS: dict[str, type] = {
     messages.ORDER_STATUS: messages.OrderStatus,
     messages.COMMAND_RESULT: messages.CommandResult,
     messages.REMINDER: messages.Reminder,
+    messages.MEMBER_STATUS: messages.MemberStatus,
 }
 
 

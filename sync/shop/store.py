@@ -12,6 +12,7 @@ import asyncio
 import base64
 import hashlib
 import json
+import secrets
 import sqlite3
 import threading
 from collections.abc import Callable, Iterator
@@ -457,6 +458,8 @@ class ShopStore:
             self._apply_order_status(conn, env, data, now)
         elif isinstance(data, messages.CommandResult):
             self._apply_result(conn, env, data, now)
+        elif isinstance(data, messages.MemberStatus):
+            self._apply_member_status(conn, env.store, data)
         elif isinstance(data, messages.Reminder):
             conn.execute("INSERT INTO reminders (store, seq, member, data, ts, received_at) "
                          "VALUES (?, ?, ?, ?, ?, ?)",
@@ -510,6 +513,36 @@ class ShopStore:
             (status.id, env.store, status.member_id, status.state, status.reason,
              status.reason_code, lines, env.seq, status.pickup_by, status.created_at, now),
         )
+
+    @staticmethod
+    def _apply_member_status(conn: sqlite3.Connection, store: str,
+                             status: messages.MemberStatus) -> None:
+        """A member as ``store`` has it (the answer to member.announce): the store's word
+        where it is newer than the shop's, so a shop restored from its backup gets back the
+        opt-ins and withdrawals made since. A member the shop does not know is added only
+        with a key (one who consents). The key is the member's: a consenting status newer
+        than all the shop knows of the member brings the key the member's phone was given
+        last (a withdrawal gives a new one, and the restore lost it); a member left with no
+        store that has their consent gets a fresh unshared key, as a withdrawal gives, so a
+        key withdrawn after the shop's backup is not handed out again."""
+        key = status.beacon_key.lower() if status.consent and status.beacon_key else None
+        conn.execute("INSERT OR IGNORE INTO members (id, display_name, beacon_key, created_at) "
+                     "SELECT ?, ?, ?, ? WHERE ? IS NOT NULL",
+                     (status.id, status.display_name, key, status.updated_at, key))
+        if key is not None:
+            conn.execute("UPDATE members SET beacon_key = ? WHERE id = ? AND ? > coalesce(("
+                         "SELECT max(updated_at) FROM member_stores WHERE member = ?), 0)",
+                         (key, status.id, status.updated_at, status.id))
+        conn.execute("INSERT INTO member_stores (member, store, consent, updated_at) "
+                     "SELECT ?, ?, ?, ? WHERE EXISTS (SELECT 1 FROM members WHERE id = ?) "
+                     "ON CONFLICT (member, store) DO UPDATE SET consent = excluded.consent, "
+                     "updated_at = excluded.updated_at "
+                     "WHERE excluded.updated_at > member_stores.updated_at",
+                     (status.id, store, int(status.consent), status.updated_at, status.id))
+        if not status.consent:
+            conn.execute("UPDATE members SET beacon_key = ? WHERE id = ? AND NOT EXISTS ("
+                         "SELECT 1 FROM member_stores WHERE member = ? AND consent = 1)",
+                         (secrets.token_hex(16), status.id, status.id))
 
     @staticmethod
     def _apply_result(conn: sqlite3.Connection, env: Envelope, result: messages.CommandResult,
@@ -618,11 +651,16 @@ class ShopStore:
             out.drift += 1
         elif watermark < st.acked_seq:
             # The store forgot events this database never applied (it was lost or replaced):
-            # take the store's word for where the stream stands and rebuild from snapshots.
+            # take the store's word for where the stream stands and rebuild from snapshots,
+            # and ask for its members (opt-ins this database may have lost).
             self._drift(conn, env.store, "history_gap", None, st.acked_seq,
                         {"watermark": watermark, "store_acked": st.acked_seq}, now)
             conn.execute("UPDATE stores SET watermark = ? WHERE store = ?",
                          (st.acked_seq, env.store))
+            if conn.execute("SELECT 1 FROM commands WHERE store = ? AND type = ? AND "
+                            "status = 'pending'", (env.store, messages.MEMBER_ANNOUNCE)
+                            ).fetchone() is None:
+                self._add_command(conn, env.store, messages.MEMBER_ANNOUNCE, {}, None, now)
             out.snapshots_wanted.add(env.store)
             out.drift += 1
 

@@ -12,6 +12,7 @@ import asyncio
 import logging
 import shutil
 import sqlite3
+from typing import Any
 
 import pytest
 from ulid import ULID
@@ -168,3 +169,52 @@ async def test_a_shop_restored_from_its_backup_gets_back_the_orders_it_lost(
     await wait_until(lambda: _shop_orders(pair) == {first: "ready", second: "accepted"}, 30,
                      "the orders as the store has them")
     assert (await pair.shop_api("GET", f"/api/orders/{second}"))["state"] == "accepted"
+
+
+async def test_a_shop_restored_from_its_backup_gets_back_its_members(pair: SyncPair) -> None:
+    """Why: a member who opted in after the shop's backup was unknown to the restored shop,
+    so opting out or withdrawing was answered 404 "never opted in" while the store kept the
+    key and went on reminding them; a withdrawal missed every store opted in at since. The
+    restored shop (a history gap) asks each store for its members (member.announce)."""
+    await pair.settled()
+    assert pair.hub is not None
+    members = pair.hub.services.members
+
+    async def opt(member: str, action: str = "opt-in") -> dict[str, Any]:
+        return dict(await pair.shop_api("POST", f"/api/members/{member}/{action}",
+                                        {"store": pair.store}, expect=202))
+
+    await opt("m-1")
+    await wait_until(lambda: "m-1" in members.keys(), 30, "m-1's key at the store")
+    await wait_until(lambda: acked_to_the_end(pair), 30, "everything acknowledged")
+    await pair.stop_shop()
+    saved = pair.folder / "shop-backup.db"
+    await asyncio.to_thread(copy_database, str(pair.shop_db), str(saved))
+    await pair.start_shop()
+    key = (await opt("m-2"))["beacon_key"]
+    await opt("m-1", "opt-out")
+    await wait_until(lambda: set(members.keys()) == {"m-2"}, 30, "the store's keys")
+    await wait_until(lambda: acked_to_the_end(pair), 30, "everything acknowledged")
+
+    await pair.stop_shop()
+    for leftover in ("-wal", "-shm"):
+        pair.shop_db.with_name(pair.shop_db.name + leftover).unlink(missing_ok=True)
+    shutil.copyfile(saved, pair.shop_db)
+    await pair.start_shop()
+
+    def consents() -> list[tuple[Any, ...]]:
+        return pair.shop_sql("SELECT s.member, s.consent, m.beacon_key FROM member_stores s "
+                             "JOIN members m ON m.id = s.member WHERE s.store = ? "
+                             "ORDER BY s.member", pair.store)
+
+    await wait_until(lambda: len(consents()) == 2 and consents()[0][1] == 0, 30,
+                     "the members as the store has them")
+    assert [row[:2] for row in consents()] == [("m-1", 0), ("m-2", 1)]
+    assert consents()[1][2] == key
+    [(answered,)] = pair.shop_sql("SELECT status FROM commands WHERE type = ?",
+                                  messages.MEMBER_ANNOUNCE)
+    assert answered == "applied"
+    # m-2 can withdraw again, and the store that has the key deletes it
+    withdrawn = await opt("m-2", "withdraw")
+    assert withdrawn["stores"] == [pair.store]
+    await wait_until(lambda: members.keys() == {}, 30, "the key deleted at the store")
