@@ -86,18 +86,6 @@ class MemberDirectory:
             self._changed(tx)
         return self.get(member.id)
 
-    def withdraw(self, member_id: str) -> Member:
-        """Consent withdrawn: the key is deleted at once."""
-        with self.db.transaction() as tx:
-            cur = tx.execute(
-                "UPDATE members SET consent = 0, beacon_key = NULL, updated_at = ? WHERE id = ?",
-                (self.clock.now(), member_id),
-            )
-            if cur.rowcount == 0:
-                raise NotFound(f"no member with id {member_id!r}")
-            self._changed(tx)
-        return self.get(member_id)
-
     def get(self, member_id: str) -> Member:
         row = self.db.query_one(
             "SELECT id, display_name, consent, beacon_key IS NOT NULL AS has_key, updated_at "

@@ -68,7 +68,7 @@ def test_no_ready_order_no_reminder(shop: Services) -> None:
 
 
 def test_consent_is_required(shop: Services) -> None:
-    shop.members.withdraw("m1")
+    shop.members.upsert(MemberIn(id="m1", consent=False))  # an opt-out
     assert arrive(shop, rules(shop), "m1", NOON) == []
     assert arrive(shop, rules(shop), "nobody", NOON) == []
 

@@ -140,7 +140,7 @@ async def test_a_burst_of_opt_ins_is_one_reload_and_a_withdrawal_stops_at_once(
         assert reloads(svc, presence) == 1
         assert all(resolves(presence, n, clock.now()) == f"m{n}" for n in range(30))
 
-        svc.members.withdraw("m7")
+        svc.members.upsert(MemberIn(id="m7", consent=False))  # an opt-out
         await until(lambda: reloads(svc, presence) == 2)
         assert resolves(presence, 7, clock.now()) is None
         assert resolves(presence, 7, clock.now() + WINDOW_S) is None  # nor after the turn
@@ -164,7 +164,7 @@ async def test_twenty_thousand_members_never_stall_the_event_loop(
         async with running_presence(make_config, clock, members=20_000) as (svc, presence, _):
             assert resolves(presence, 12_345, clock.now()) == "m12345"
             svc.members.upsert(MemberIn(id="late", consent=True, beacon_key=key_of(20_000)))
-            svc.members.withdraw("m5")
+            svc.members.upsert(MemberIn(id="m5", consent=False))  # an opt-out
             await until(lambda: resolves(presence, 20_000, clock.now()) == "late")
             assert resolves(presence, 5, clock.now()) is None
             for _ in range(2):  # two window turns: each next window is made ahead, off the loop
