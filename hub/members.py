@@ -114,7 +114,8 @@ class MemberDirectory:
     def announce(self) -> int:
         """Tell the shop every member as this store has it (a member.status event each), when
         it asks: a shop restored from its backup lost the opt-ins and withdrawals made since,
-        and the member's app showed the opposite of what the store does. Returns how many."""
+        and could not take an opt-out from a member it had lost while this store kept
+        reminding them. Returns how many."""
         with self.db.transaction() as tx:
             rows = tx.execute("SELECT id, display_name, consent, beacon_key, updated_at "
                               "FROM members ORDER BY id").fetchall()

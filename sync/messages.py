@@ -91,7 +91,7 @@ class MemberStatus(msgspec.Struct, kw_only=True):
     store last changed it (the store's clock); the key only while the member consents."""
 
     id: ID
-    display_name: str = ""
+    display_name: Annotated[str, msgspec.Meta(max_length=100, pattern=whole(NAME_PATTERN))] = ""
     consent: bool
     beacon_key: Annotated[str, msgspec.Meta(pattern=r"^[0-9a-fA-F]{32}\Z")] | None = None
     updated_at: float

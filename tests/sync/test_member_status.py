@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 
 from sync import messages
-from sync.envelope import build, decode, decode_data
+from sync.envelope import ProtocolError, build, decode, decode_data
+from sync.shop.link import EVENT_SCHEMAS
 from sync.shop.store import EventItem, ShopStore
 from tests.sync.test_shop_rewind import birth, rows
 
@@ -81,3 +82,20 @@ def test_a_history_gap_asks_the_store_for_its_members_once(shop: ShopStore) -> N
     shop.apply_batch([birth(3, 60, 50)], 3.0)
     assert rows(shop, "SELECT type, status FROM commands") == [
         (messages.MEMBER_ANNOUNCE, "pending")]
+
+
+@pytest.mark.parametrize("data", [
+    {"id": "m-1", "consent": True, "beacon_key": KEY},                       # no updated_at
+    {"id": "m-1", "display_name": "Ann\nDrop", "consent": False, "updated_at": 1.0},
+    {"id": "m-1", "display_name": "A" * 101, "consent": False, "updated_at": 1.0},
+    {"id": "m-1", "consent": True, "beacon_key": "zz" * 16, "updated_at": 1.0},
+    {"id": "m 1", "consent": False, "updated_at": 1.0},
+])
+def test_a_status_the_shop_could_not_send_on_is_refused(data: dict[str, object]) -> None:
+    """A name with a line break (or too long), a key that is not hex, an id with a space:
+    the shop would keep it and the store refuse every opt-in it sends later with it. The
+    shop's link dead-letters an event its schema refuses."""
+    env = decode(build(store=STORE, epoch=1, seq=1, type_=messages.MEMBER_STATUS, ts=1.0,
+                       data=data, prev=0), 65536)
+    with pytest.raises(ProtocolError):
+        decode_data(env, EVENT_SCHEMAS[messages.MEMBER_STATUS])
