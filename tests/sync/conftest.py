@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import inspect
+import shutil
 import sqlite3
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -17,6 +18,7 @@ import pytest_asyncio
 from paho.mqtt.enums import CallbackAPIVersion
 
 from hub.app import RunningHub, start_hub
+from hub.backup import copy_database
 from hub.clock import Clock
 from hub.config import HubConfig
 from hub.sync_link import audit_export
@@ -138,6 +140,31 @@ class SyncPair:
     @property
     def shop_db(self) -> Path:
         return self.folder / "shop" / "shop.db"
+
+    async def back_up_shop(self) -> Path:
+        """Stop the shop, copy its database whole and consistent (as the hub's backups are
+        made), and start it again; returns the copy."""
+        await self.stop_shop()
+        saved = self.folder / "shop-backup.db"
+
+        def copy() -> None:
+            conn = sqlite3.connect(self.shop_db)
+            try:
+                copy_database(conn, saved)
+            finally:
+                conn.close()
+
+        await asyncio.to_thread(copy)
+        await self.start_shop()
+        return saved
+
+    async def put_back_shop(self, saved: Path) -> None:
+        """Stop the shop and put the copy ``saved`` in place of its database (an operator's
+        restore); the caller starts it again."""
+        await self.stop_shop()
+        for leftover in ("-wal", "-shm"):
+            self.shop_db.with_name(self.shop_db.name + leftover).unlink(missing_ok=True)
+        shutil.copyfile(saved, self.shop_db)
 
     def shop_sql(self, query: str, *params: Any) -> list[tuple[Any, ...]]:
         """Run ``query`` on the shop's database file (committed), as an operator would."""

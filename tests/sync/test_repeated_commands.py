@@ -8,10 +8,7 @@ duplicate and said nothing, as its result had been acknowledged and deleted from
 
 from __future__ import annotations
 
-import asyncio
 import logging
-import shutil
-import sqlite3
 from typing import Any
 
 import pytest
@@ -23,16 +20,6 @@ from tests.sync.conftest import SyncPair, wait_until
 from tests.sync.test_restore import acked_to_the_end
 
 
-def copy_database(source: str, target: str) -> None:
-    """A consistent copy of a SQLite file (what a backup of it holds)."""
-    src, dst = sqlite3.connect(source), sqlite3.connect(target)
-    try:
-        src.backup(dst)
-    finally:
-        src.close()
-        dst.close()
-
-
 async def test_a_restored_shop_gets_its_answer_again(
         pair: SyncPair, caplog: pytest.LogCaptureFixture) -> None:
     await pair.settled()
@@ -42,10 +29,7 @@ async def test_a_restored_shop_gets_its_answer_again(
         expect=202)
     [(command_id,)] = pair.shop_sql("SELECT id FROM commands WHERE ref = ? AND type = ?",
                                     placed["id"], messages.ORDER_PLACE)
-    await pair.stop_shop()
-    saved = pair.folder / "shop-backup.db"
-    await asyncio.to_thread(copy_database, str(pair.shop_db), str(saved))
-    await pair.start_shop()
+    saved = await pair.back_up_shop()
     hub = await pair.start_hub()
 
     def answer() -> list[tuple[object, ...]]:
@@ -66,10 +50,7 @@ async def test_a_restored_shop_gets_its_answer_again(
     before = duplicates.get()
 
     # The shop comes back from the backup, the command pending again, and sends it on connecting.
-    await pair.stop_shop()
-    for leftover in ("-wal", "-shm"):
-        pair.shop_db.with_name(pair.shop_db.name + leftover).unlink(missing_ok=True)
-    shutil.copyfile(saved, pair.shop_db)
+    await pair.put_back_shop(saved)
     assert answer()[0][0] == "pending"
     caplog.set_level(logging.INFO, logger="hub.sync_link")
     await pair.start_shop(resend_after_s=0.2)  # resends while the answer is on its way too
@@ -150,20 +131,14 @@ async def test_a_shop_restored_from_its_backup_gets_back_the_orders_it_lost(
     first = await place()
     await pair.settled()
     await wait_until(lambda: acked_to_the_end(pair), 30, "everything acknowledged")
-    await pair.stop_shop()
-    saved = pair.folder / "shop-backup.db"
-    await asyncio.to_thread(copy_database, str(pair.shop_db), str(saved))
-    await pair.start_shop()
+    saved = await pair.back_up_shop()
     second = await place()
     await pair.hub_api("POST", f"/api/orders/{first}/transition", {"to": "ready"})
     await wait_until(lambda: _shop_orders(pair).get(first) == "ready", 30, "ready at the shop")
     await pair.settled()
     await wait_until(lambda: acked_to_the_end(pair), 30, "everything acknowledged")
 
-    await pair.stop_shop()
-    for leftover in ("-wal", "-shm"):
-        pair.shop_db.with_name(pair.shop_db.name + leftover).unlink(missing_ok=True)
-    shutil.copyfile(saved, pair.shop_db)
+    await pair.put_back_shop(saved)
     assert _shop_orders(pair) == {first: "accepted"}
     await pair.start_shop()
     await wait_until(lambda: _shop_orders(pair) == {first: "ready", second: "accepted"}, 30,
@@ -187,19 +162,13 @@ async def test_a_shop_restored_from_its_backup_gets_back_its_members(pair: SyncP
     await opt("m-1")
     await wait_until(lambda: "m-1" in members.keys(), 30, "m-1's key at the store")
     await wait_until(lambda: acked_to_the_end(pair), 30, "everything acknowledged")
-    await pair.stop_shop()
-    saved = pair.folder / "shop-backup.db"
-    await asyncio.to_thread(copy_database, str(pair.shop_db), str(saved))
-    await pair.start_shop()
+    saved = await pair.back_up_shop()
     key = (await opt("m-2"))["beacon_key"]
     await opt("m-1", "opt-out")
     await wait_until(lambda: set(members.keys()) == {"m-2"}, 30, "the store's keys")
     await wait_until(lambda: acked_to_the_end(pair), 30, "everything acknowledged")
 
-    await pair.stop_shop()
-    for leftover in ("-wal", "-shm"):
-        pair.shop_db.with_name(pair.shop_db.name + leftover).unlink(missing_ok=True)
-    shutil.copyfile(saved, pair.shop_db)
+    await pair.put_back_shop(saved)
     await pair.start_shop()
 
     def consents() -> list[tuple[Any, ...]]:

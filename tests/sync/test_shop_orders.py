@@ -4,7 +4,6 @@ Exchanges go through ``exchange``, so each is also checked against docs/shop-ope
 from __future__ import annotations
 
 import asyncio
-import shutil
 import sqlite3
 from pathlib import Path
 from typing import Any
@@ -25,7 +24,6 @@ from tests.sync.conftest import (
     shop_config,
     wait_until,
 )
-from tests.sync.test_repeated_commands import copy_database
 from tests.sync.test_restore import acked_to_the_end
 from tests.sync.test_shop_api import exchange
 from tests.sync.test_shop_rewind import order_event
@@ -79,10 +77,7 @@ async def test_a_retry_after_the_shop_lost_its_key_names_the_same_order(
     takes the same id with the same contents once."""
     await pair.settled()
     await wait_until(lambda: acked_to_the_end(pair), 30, "everything acknowledged")
-    await pair.stop_shop()
-    saved = pair.folder / "shop-backup.db"
-    await asyncio.to_thread(copy_database, str(pair.shop_db), str(saved))
-    await pair.start_shop()
+    saved = await pair.back_up_shop()
     key = {"Idempotency-Key": "5c0a7e2e-8f7e-4d0b-a7a9-6f8e1d2c3b4a"}
     status, first, _ = await exchange(pair, "POST", "/api/orders", _order(), headers=key)
     assert status == 202
@@ -95,12 +90,9 @@ async def test_a_retry_after_the_shop_lost_its_key_names_the_same_order(
     await pair.settled()
     await wait_until(lambda: acked_to_the_end(pair), 30, "everything acknowledged")
 
-    await pair.stop_shop()
+    await pair.put_back_shop(saved)
     if not store_online:
         await pair.stop_hub()
-    for leftover in ("-wal", "-shm"):
-        pair.shop_db.with_name(pair.shop_db.name + leftover).unlink(missing_ok=True)
-    shutil.copyfile(saved, pair.shop_db)
     await pair.start_shop()
     assert shop_state() is None or store_online  # the backup never had it
     if store_online:
