@@ -2,7 +2,8 @@
 
 A backup uses SQLite's backup API, so the hub keeps serving while it runs and the copy is a
 consistent snapshot. A restore puts a backup back in place (keeping the replaced file) and records
-when it happened (``store_meta.restored_at``). Every start of the hub begins a new sync epoch that
+when it happened (``store_meta.restored_at``), and where the restored history ends
+(``sync_state.restored_at_seq``, until the shop acknowledges a run after it). Every start of the hub begins a new sync epoch that
 is above any earlier one even when the database is older (the epoch is time-based, and a restore
 keeps the replaced database's epoch as its floor for a clock that is behind), so the shop
 sees the rewind, forgets what it applied beyond the restored sequence and rebuilds its view from
@@ -190,6 +191,11 @@ def restore(backup_file: Path, database: Path, now: float | None = None) -> Path
             # behind: the shop takes a run older than one it knows for a stale message.
             conn.execute("UPDATE sync_state SET value = max(CAST(value AS INTEGER), ?) "
                          "WHERE key = 'epoch'", (_epoch(database),))
+            # Where the restored history ends, until the shop acknowledges a run after it: a
+            # run begun before then (the hub restarted again) says it took over only this much.
+            conn.execute("INSERT INTO sync_state (key, value) SELECT 'restored_at_seq', "
+                         "CAST(value AS INTEGER) FROM store_meta WHERE key = 'last_seq' "
+                         "ON CONFLICT (key) DO UPDATE SET value = excluded.value")
             conn.commit()
         finally:
             conn.close()

@@ -81,7 +81,10 @@ class HubStoreLink:
         last = conn.execute("SELECT CAST(value AS INTEGER) FROM store_meta "
                             "WHERE key = 'last_seq'").fetchone()[0]
         acked = conn.execute("SELECT value FROM sync_state WHERE key = 'acked_seq'").fetchone()[0]
-        return Position(last_seq=int(last), acked_seq=int(acked))
+        restored = conn.execute("SELECT value FROM sync_state WHERE key = 'restored_at_seq'"
+                                ).fetchone()
+        return Position(last_seq=int(last), acked_seq=int(acked),
+                        restored_at=None if restored is None else int(restored[0]))
 
     async def outbox_after(self, seq: int, limit: int) -> list[OutboxRow]:
         rows = await self.db.read(self._outbox_after, seq, limit)
@@ -103,6 +106,9 @@ class HubStoreLink:
             acked = max(_state(tx, "acked_seq"), min(seq, int(last)))
             tx.execute("DELETE FROM outbox WHERE seq <= ?", (acked,))
             tx.execute("UPDATE sync_state SET value = ? WHERE key = 'acked_seq'", (acked,))
+            # The shop acknowledges this run (the agent records no other run's acks): it has
+            # heard the restore and set the lost history aside; later runs inherit it all.
+            tx.execute("DELETE FROM sync_state WHERE key = 'restored_at_seq'")
         return acked
 
     async def stock_since(self, seq: int | None) -> list[StockLevel]:

@@ -162,7 +162,7 @@ class SyncAgent:
         self.epoch = await self.link.begin_epoch(self.clock())
         position = await self.link.position()
         self.acked, self._last_seq = position.acked_seq, position.last_seq
-        self._inherited = position.last_seq
+        self._inherited = position.inherited
         self._sendable = position.last_seq
         self.cursor = self._chain = self.acked
         self._tasks = [  # the connection first: stop() ends it last, after the goodbye
@@ -419,7 +419,7 @@ class SyncAgent:
             log.warning("the shop acknowledges run %s, newer than this run %s (is the clock "
                         "behind?): starting a run above it", seen, self.epoch)
             self.epoch = await self.link.begin_epoch(self.clock(), above=seen)
-            self._inherited = (await self.link.position()).last_seq
+            self._inherited = (await self.link.position()).inherited
             self._overtaken_failures.succeeded()
             self._rewind()
             session = self.client.session

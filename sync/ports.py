@@ -27,10 +27,21 @@ class OutboxRow:
 
 @dataclass(frozen=True)
 class Position:
-    """How far the store's sequence has got and how much of it the shop has acknowledged."""
+    """How far the store's sequence has got and how much of it the shop has acknowledged.
+
+    ``restored_at`` is the last seq of the backup the store was restored from, until the shop
+    has acknowledged a run since (None otherwise): a run that begins before then, the restored
+    hub restarted again, still inherits only that much of the history the shop holds."""
 
     last_seq: int
     acked_seq: int
+    restored_at: int | None = None
+
+    @property
+    def inherited(self) -> int:
+        """The history a run beginning now takes over, as its birth says (``inherited_seq``)."""
+        return self.last_seq if self.restored_at is None else min(self.last_seq,
+                                                                  self.restored_at)
 
 
 @dataclass(frozen=True)
