@@ -2,12 +2,13 @@
 
 A backup uses SQLite's backup API, so the hub keeps serving while it runs and the copy is a
 consistent snapshot. A restore puts a backup back in place (keeping the replaced file) and records
-when it happened (``store_meta.restored_at``), and where the restored history ends
-(``sync_state.restored_at_seq``, until the shop acknowledges a run after it). Every start of the hub begins a new sync epoch that
-is above any earlier one even when the database is older (the epoch is time-based, and a restore
-keeps the replaced database's epoch as its floor for a clock that is behind), so the shop
-sees the rewind, forgets what it applied beyond the restored sequence and rebuilds its view from
-the store's snapshots instead of mistaking new sequence numbers for old ones.
+when it happened (``store_meta.restored_at``) and where the restored history ends
+(``sync_state.restored_at_seq``, until the shop acknowledges a run after it). Every start of the
+hub begins a new sync epoch that is above any earlier one even when the database is older (the
+epoch is time-based, and a restore keeps the replaced database's epoch as its floor for a clock
+that is behind), so the shop sees the rewind, forgets what it applied beyond the restored
+sequence and rebuilds its view from the store's snapshots instead of mistaking new sequence
+numbers for old ones.
 """
 
 from __future__ import annotations
