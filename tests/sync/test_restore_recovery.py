@@ -21,6 +21,7 @@ from sync import messages
 from sync.envelope import new_id
 from sync.ports import CommandIn
 from tests.sync.conftest import SyncPair, wait_until
+from tests.sync.test_restore import acked_to_the_end
 
 SALES = [{"sku": "OAT-1", "qty": 1, "reason": "sale", "ref": f"till-1:B{i}"} for i in range(3)]
 
@@ -223,6 +224,13 @@ async def test_what_the_restored_hub_did_before_the_shop_was_heard_stays_counted
     [answer] = await db.read(db.query, "SELECT ref, reason FROM sync_inbox WHERE type = ?",
                              (messages.STORE_RECOVER,))
     assert answer["reason"] is None and answer["ref"].endswith(" 0 skipped"), answer
+    # once the shop acknowledges this run, later runs take over the whole history again
+    await wait_until(lambda: acked_to_the_end(pair), 30, "everything acknowledged")
+    assert await db.read(db.query, "SELECT value FROM sync_state WHERE key = "
+                                   "'restored_at_seq'") == []
+    assert pair.hub.services.sync is not None
+    position = await pair.hub.services.sync.link.position()
+    assert position.inherited == position.last_seq
 
 
 async def test_what_the_store_cannot_take_is_skipped_with_a_note_not_the_batch(
