@@ -27,10 +27,13 @@ def test_workers_take_ports_from_separate_slices_each_at_most_once(
 def test_a_port_something_listens_on_is_not_handed_out(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("PYTEST_XDIST_WORKER", raising=False)
     monkeypatch.delenv("PYTEST_XDIST_WORKER_COUNT", raising=False)
+    monkeypatch.setattr(ports, "_handed_out", set())
     with socket.socket() as server:
-        server.bind(("127.0.0.1", ports.FIRST_PORT))
+        server.bind(("127.0.0.1", 0))
         server.listen()
-        monkeypatch.setattr(ports, "_handed_out", set(range(ports.FIRST_PORT + 1,
-                                                             ports.END_PORT)))
+        taken = server.getsockname()[1]
+        # a slice of one port, the one just taken
+        monkeypatch.setattr(ports, "FIRST_PORT", taken)
+        monkeypatch.setattr(ports, "END_PORT", taken + 1)
         with pytest.raises(RuntimeError, match="no free TCP port left"):
             ports.free_port()
