@@ -179,3 +179,18 @@ def out_of_reading_order(order: list[dict[str, Any]]) -> list[str]:
             wrong.append(f"{a['what']} ({a['x']:.0f}, {a['y']:.0f}) then {b['what']} "
                          f"({b['x']:.0f}, {b['y']:.0f})")
     return wrong
+
+
+#: kiosk.js moves the bar after the search where this matches (kiosk.css's upright layout).
+UPRIGHT_QUERY = "(orientation: portrait) and (min-height: 1500px)"
+
+
+def turn(page: Page, size: dict[str, int]) -> None:
+    """Show the page at ``size`` and wait until kiosk.js has put the bar where the screen
+    wants it: the media query's change event comes a moment after the resize, and a page
+    measured before it had the bar of the last screen (seen on a busy machine)."""
+    page.set_viewport_size(size)
+    page.wait_for_function(
+        f"() => matchMedia({UPRIGHT_QUERY!r}).matches === Boolean(document.getElementById("
+        "'main').compareDocumentPosition(document.querySelector('.bar')) & "
+        "Node.DOCUMENT_POSITION_FOLLOWING)")

@@ -12,25 +12,10 @@ import numpy as np
 import pytest
 from playwright.sync_api import Page, expect
 
-from tests.ui.checks import assert_accessible, focus_order, out_of_reading_order
+from tests.ui.checks import assert_accessible, focus_order, out_of_reading_order, turn
 from tests.ui.conftest import choose_language
 
 UPRIGHT = {"width": 1080, "height": 1920}
-#: kiosk.js moves the bar after the search where this matches (kiosk.css's upright layout).
-UPRIGHT_QUERY = "(orientation: portrait) and (min-height: 1500px)"
-
-
-def turn(page: Page, size: dict[str, int]) -> None:
-    """Show the page at ``size`` and wait until kiosk.js has put the bar where the screen
-    wants it: the media query's change event comes a moment after the resize, and a page
-    measured before it had the bar of the last screen (seen on a busy machine)."""
-    page.set_viewport_size(size)
-    page.wait_for_function(
-        f"() => matchMedia({UPRIGHT_QUERY!r}).matches === Boolean(document.getElementById("
-        "'main').compareDocumentPosition(document.querySelector('.bar')) & "
-        "Node.DOCUMENT_POSITION_FOLLOWING)")
-
-
 MODES = ("#mode-photo", "#mode-voice", "#mode-text")
 #: Below this share of the screen's height a customer in a wheelchair, or a short one, reaches
 #: on a floor-standing kiosk (its top edge is about 1.9 m up).

@@ -18,6 +18,7 @@ from tests.ui.checks import (
     contrast,
     edge_contrast,
     low_contrast_buttons,
+    turn,
     weak_focus_rings,
 )
 from tests.ui.conftest import choose_language
@@ -75,7 +76,7 @@ def test_the_kiosk_stays_readable_in_every_scheme(kiosk_page: Page, name: str) -
     results, "did you mean", "not in this store", voice, photo, the language list and larger
     text; every word, button and focus ring is checked on each."""
     page = kiosk_page
-    page.set_viewport_size({"width": 1080, "height": 1920})
+    turn(page, {"width": 1080, "height": 1920})
     emulate(page, name)
     dark = SCHEMES[name][0] == "dark"
     paper = page.locator("html").evaluate(_LUMINANCE_JS)
