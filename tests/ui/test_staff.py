@@ -10,7 +10,7 @@ from datetime import datetime
 from zoneinfo import ZoneInfo
 
 import pytest
-from playwright.sync_api import Browser, Page, Route, expect
+from playwright.sync_api import APIResponse, Browser, Page, Route, expect
 
 from beacons.presence import MemberView, PresenceEvent
 from hub.members import MemberIn
@@ -761,6 +761,40 @@ def test_staff_record_a_count_and_the_hub_works_out_the_difference(
     record_count(staff_page, counted, "counted again")
     expect(staff_page.locator("#movement-result")).to_have_text(
         f"Counted {counted}: the same as the hub had; nothing recorded.")
+
+
+def test_a_reload_answered_after_a_live_change_does_not_undo_it(
+        staff_page: Page, ui_hub: UiHub) -> None:
+    """Why: a sale that took stock below zero reached the page by the live feed while the
+    page's list of stock was still on its way (signing in loads it as the feed connects; slow
+    on a busy hub), and the older list, arriving after, took the product off "Count these"."""
+    page = staff_page
+    page.get_by_role("link", name="Stock").click()
+    held: list[tuple[Route, APIResponse]] = []
+    page.route("**/api/stock", lambda route: held.append((route, route.fetch())))
+    page.evaluate("() => import('/static/js/staff-stock.js')"
+                  ".then((stock) => { window.reloaded = stock.reload(); })")
+    for _ in range(200):  # Playwright runs the route's handler while the page is waited on
+        if held:
+            break
+        page.wait_for_timeout(50)
+    assert len(held) == 1  # the list as it was before the sale, held back
+    _, level = ui_hub.call("GET", "/api/stock/GS-002")
+    status, _ = ui_hub.call("POST", "/api/stock/movements", {
+        "sku": "GS-002", "qty": level["on_hand"] + 1, "reason": "sale", "ref": "ui-till:late"})
+    assert status == 201
+    listed = page.get_by_role("region", name="Count these: stock below zero")
+    entry = listed.get_by_role("button", name=re.compile(r"\(GS-002, shelf .*\): -"))
+    expect(entry).to_be_visible()
+    route, answer = held[0]
+    route.fulfill(response=answer)
+    page.evaluate("() => window.reloaded")  # the older list applied
+    page.unroute("**/api/stock")
+    expect(entry).to_be_visible()
+    status, _ = ui_hub.call("POST", "/api/stock/counts", {
+        "sku": "GS-002", "counted": level["on_hand"], "ref": "ui-count:late"})
+    assert status == 201
+    expect(entry).to_be_hidden()
 
 
 def test_stock_below_zero_is_listed_to_count_and_goes_once_counted(

@@ -27,6 +27,9 @@ const history = document.getElementById("movement-rows");
 const negative = document.getElementById("stock-negative");
 const negativeList = document.getElementById("negative-list");
 const below = new Map(); // sku -> level of the products whose available stock is below zero
+// sku -> seq of the newest level shown: the live feed's change may come before a reload's
+// answer taken before it, which then must not undo it (a sale below zero vanished from the list)
+const newest = new Map();
 
 let current = null; // the product shown
 let ref = null;
@@ -97,9 +100,17 @@ function unitsMoved(m) {
   return (m.qty > 0 ? "+" : "") + m.qty;
 }
 
+// Whether ``level`` is as new as any level of its product shown since the last reload began.
+function isNewest(level) {
+  if ((newest.get(level.sku) ?? -1) > level.seq) return false;
+  newest.set(level.sku, level.seq);
+  return true;
+}
+
 // A stock level from the live feed or a lookup: shown when it is the current product's.
 export function onStock(level) {
-  noteBelowZero(level);
+  if (!isNewest(level)) return;
+  if (setBelow(level)) showBelowZero();
   if (current === null || level.sku !== current.sku) return;
   document.getElementById("level-on-hand").textContent = level.on_hand;
   document.getElementById("level-reserved").textContent = level.reserved;
@@ -109,10 +120,13 @@ export function onStock(level) {
 // Products whose available stock went below zero (a sale recorded more than the hub had, or
 // orders hold more than is there), listed to be counted: a sale was "flagged for review" with
 // nowhere on the page to review it, and the online shop went on showing what was not there.
-function noteBelowZero(level) {
-  if (level.available < 0) below.set(level.sku, level);
-  else if (!below.delete(level.sku)) return;
-  showBelowZero();
+// Returns whether the list changes.
+function setBelow(level) {
+  if (level.available < 0) {
+    below.set(level.sku, level);
+    return true;
+  }
+  return below.delete(level.sku);
 }
 
 function showBelowZero() {
@@ -135,9 +149,11 @@ function showBelowZero() {
 }
 
 export async function reload() {
+  newest.clear(); // a hub restored from a backup numbers its rows from lower seqs again
   const { stock } = await staffApi("/api/stock");
-  below.clear();
-  for (const level of stock) if (level.available < 0) below.set(level.sku, level);
+  const listed = new Set(stock.map((level) => level.sku));
+  for (const sku of below.keys()) if (!listed.has(sku)) below.delete(sku);
+  for (const level of stock) if (isNewest(level)) setBelow(level);
   showBelowZero();
   if (current !== null) {
     onStock(await staffApi(`/api/stock/${encodeURIComponent(current.sku)}`));
