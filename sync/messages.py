@@ -149,9 +149,10 @@ class StoreState(msgspec.Struct, kw_only=True, omit_defaults=True):
     #: reads it holds back commands larger than it, and tells the store its own in its acks.
     max_payload_bytes: PayloadLimit | None = None
     #: The store's last seq when this run began: the history it took over (hubs from before it
-    #: leave it out). A shop with more of the store's history than ``last_seq`` (a restore)
-    #: keeps only events up to it, and this run's own: the restored hub may have written others
-    #: at the numbers after it before the shop heard it.
+    #: leave it out); after a restore, until the shop acknowledges a run since, where the
+    #: restored history ends. A shop with more of the store's history than ``last_seq`` (a
+    #: restore) keeps only events up to it, and this run's own: the restored hub may have
+    #: written others at the numbers after it before the shop heard it.
     inherited_seq: Seq | None = None
 
 
